@@ -1,0 +1,37 @@
+//! The README's quick start: one convolution on the GPU, checked against the CPU reference.
+
+use ndarray::Array4;
+use wgconv::{conv2d, cpu, Conv2dParams, Gpu, GpuTensor, Padding, Tolerance};
+
+fn main() -> wgconv::Result<()> {
+    let gpu = Gpu::new()?; // WGCONV_ADAPTER=<name substring> picks an adapter
+    println!("{}", gpu.adapter_info().name);
+
+    let x =
+        Array4::<f32>::from_shape_fn((2, 3, 32, 32), |(n, c, h, w)| (n + c + h * w) as f32 / 1e3);
+    let w =
+        Array4::<f32>::from_shape_fn((8, 3, 3, 3), |(o, c, i, j)| (o + c + i + j) as f32 / 10.0);
+    let params = Conv2dParams::default()
+        .with_stride(2)
+        .with_padding(Padding::Same);
+
+    // Tensors stay on the GPU between ops; only `read` waits for the device.
+    let y = conv2d(
+        &GpuTensor::upload(&gpu, x.view())?,
+        &GpuTensor::upload(&gpu, w.view())?,
+        None,
+        &params,
+    )?;
+    let y = y.read()?;
+
+    // The CPU reference takes the same parameters; `compare` reports the worst error.
+    let reference = cpu::conv2d(x.view(), w.view(), None, &params)?;
+    let report = wgconv::compare(
+        y.view(),
+        reference.view(),
+        Tolerance::for_reduction(3 * 3 * 3),
+    );
+    assert!(report.passed(), "{report}");
+    println!("output {:?}, {report}", y.dim());
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The `wgconv` command-line tool; with no arguments it runs the main job (adapter, seed example,
+//! GPU-vs-CPU table).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ndarray::{array, s, Array4};
+use wgconv::{compare, conv2d, cpu, Conv2dParams, Gpu, GpuTensor, Padding, Tolerance};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => match main_job() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wgconv: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("wgconv: unknown argument {other:?}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+const USAGE: &str = "usage: wgconv\n\nWith no arguments: print the adapter in use, run the CS231n \
+example (seed 004) on the GPU and the CPU, then compare GPU and CPU on a few convolution shapes.\n\
+Environment: WGCONV_ADAPTER=<name substring> picks an adapter, WGPU_BACKEND=vulkan|gl|... the \
+backends searched.";
+
+fn main_job() -> wgconv::Result<()> {
+    let gpu = Gpu::new()?;
+    let info = gpu.adapter_info();
+    println!(
+        "adapter: {} ({:?}, {:?}, driver {} {})",
+        info.name, info.backend, info.device_type, info.driver, info.driver_info
+    );
+    println!("chosen:  {}", gpu.selection_reason());
+    println!();
+    seed_example(&gpu)?;
+    println!();
+    shape_table(&gpu)
+}
+
+/// Seed 004: the CS231n 7x7x3 input (zero border included), two 3x3x3 filters, bias [1, 0],
+/// stride 2; TensorFlow prints `[[6,4,3],[13,7,4],[10,9,5]]` and `[[-1,-3,1],[0,6,2],[1,-3,12]]`.
+fn seed_example(gpu: &Gpu) -> wgconv::Result<()> {
+    // The seed's own text, NHWC slices x[:, :, c] and HWIO slices w[:, :, c_in, c_out].
+    let x_planes = [
+        "0 0 0 0 0 0 0;0 0 1 0 1 0 0;0 2 1 0 1 2 0;0 0 2 0 0 1 0;0 2 0 1 0 0 0;0 0 0 1 2 2 0;0 0 0 0 0 0 0",
+        "0 0 0 0 0 0 0;0 1 0 0 1 1 0;0 0 2 2 1 1 0;0 2 1 2 1 0 0;0 2 1 1 2 2 0;0 1 2 0 2 2 0;0 0 0 0 0 0 0",
+        "0 0 0 0 0 0 0;0 2 1 1 1 1 0;0 2 2 1 2 1 0;0 1 1 0 2 2 0;0 2 1 2 2 0 0;0 1 2 2 0 0 0;0 0 0 0 0 0 0",
+    ];
+    let w_slices = [
+        [
+            "0 0 1;-1 1 1;0 1 0",
+            "1 1 1;0 1 1;0 1 0",
+            "-1 0 0;-1 1 1;0 -1 0",
+        ],
+        [
+            "0 0 0;1 1 -1;-1 1 1",
+            "0 1 -1;1 1 -1;-1 1 -1",
+            "1 1 0;-1 -1 0;0 -1 1",
+        ],
+    ];
+    let mut x = Array4::<f32>::zeros((1, 3, 7, 7));
+    for (c, text) in x_planes.iter().enumerate() {
+        fill_plane(x.slice_mut(s![0, c, .., ..]), text);
+    }
+    let mut w = Array4::<f32>::zeros((2, 3, 3, 3));
+    for (o, per_input) in w_slices.iter().enumerate() {
+        for (c, text) in per_input.iter().enumerate() {
+            fill_plane(w.slice_mut(s![o, c, .., ..]), text);
+        }
+    }
+    let b = array![1.0f32, 0.0];
+    let p = Conv2dParams::default().with_stride(2);
+    let on_gpu = conv2d(
+        &GpuTensor::upload(gpu, x.view())?,
+        &GpuTensor::upload(gpu, w.view())?,
+        Some(&GpuTensor::upload_1d(gpu, b.view())?),
+        &p,
+    )?
+    .read()?;
+    let on_cpu = cpu::conv2d(x.view(), w.view(), Some(b.view()), &p)?;
+    println!("seed 004 (CS231n 7x7x3, two 3x3 filters, bias [1, 0], stride 2):");
+    for oc in 0..2 {
+        println!("  filter {oc}  gpu {}", rows(&on_gpu, oc));
+        println!("            cpu {}", rows(&on_cpu, oc));
+    }
+    let tensorflow = array![
+        [[6.0f32, 4., 3.], [13., 7., 4.], [10., 9., 5.]],
+        [[-1., -3., 1.], [0., 6., 2.], [1., -3., 12.]]
+    ];
+    let matches = on_gpu.slice(s![0, .., .., ..]) == tensorflow && on_gpu == on_cpu;
+    println!("  gpu == cpu == TensorFlow's printed output: {matches}");
+    Ok(())
+}
+
+/// Fills a 2-D slice from numpy's `np.mat` text: rows separated by `;`, values by spaces.
+fn fill_plane(mut plane: ndarray::ArrayViewMut2<f32>, text: &str) {
+    for (i, row) in text.split(';').enumerate() {
+        for (j, v) in row.split_whitespace().enumerate() {
+            plane[[i, j]] = v.parse().expect("seed text holds numbers");
+        }
+    }
+}
+
+fn rows(y: &Array4<f32>, oc: usize) -> String {
+    let plane = y.slice(s![0, oc, .., ..]);
+    let rows: Vec<String> = plane
+        .rows()
+        .into_iter()
+        .map(|r| {
+            format!(
+                "[{}]",
+                r.iter()
+                    .map(|v| format!("{v:>3}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+        .collect();
+    format!("[{}]", rows.join(", "))
+}
+
+struct Shape {
+    name: &'static str,
+    input: [usize; 4],
+    weight: [usize; 4],
+    params: Conv2dParams,
+}
+
+fn shape_table(gpu: &Gpu) -> wgconv::Result<()> {
+    let shapes = [
+        Shape {
+            name: "resnet stem 7x7 s2",
+            input: [1, 3, 224, 224],
+            weight: [64, 3, 7, 7],
+            params: Conv2dParams::default()
+                .with_stride(2)
+                .with_padding(Padding::uniform(3)),
+        },
+        Shape {
+            name: "3x3 64ch 56x56",
+            input: [1, 64, 56, 56],
+            weight: [64, 64, 3, 3],
+            params: Conv2dParams::default().with_padding(Padding::uniform(1)),
+        },
+        Shape {
+            name: "3x3 s2 128ch 28x28",
+            input: [1, 128, 28, 28],
+            weight: [128, 128, 3, 3],
+            params: Conv2dParams::default()
+                .with_stride(2)
+                .with_padding(Padding::uniform(1)),
+        },
+        Shape {
+            name: "1x1 256->1024 14x14",
+            input: [1, 256, 14, 14],
+            weight: [1024, 256, 1, 1],
+            params: Conv2dParams::default(),
+        },
+        Shape {
+            name: "depthwise 3x3 128ch",
+            input: [1, 128, 56, 56],
+            weight: [128, 1, 3, 3],
+            params: Conv2dParams::default()
+                .with_groups(128)
+                .with_padding(Padding::Same),
+        },
+    ];
+    println!(
+        "{:<22} {:>10} {:>10} {:>11} {:>11} {:>11} {:>8}",
+        "shape (batch 1)", "max abs", "max rel", "gpu ms", "cpu im2col", "cpu loops", "gpu/cpu"
+    );
+    let mut seed = 1u32;
+    let mut next = move || {
+        // xorshift32: deterministic inputs in [-1, 1) without a dependency.
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
+    };
+    for shape in &shapes {
+        let x = Array4::from_shape_simple_fn(shape.input, &mut next);
+        let w = Array4::from_shape_simple_fn(shape.weight, &mut next);
+        let g = shape
+            .params
+            .geometry("main", shape.input, shape.weight, None)?;
+        let xt = GpuTensor::upload(gpu, x.view())?;
+        let wt = GpuTensor::upload(gpu, w.view())?;
+        let mut gpu_out = None;
+        let gpu_time = median_time(5, || {
+            gpu_out = Some(conv2d(&xt, &wt, None, &shape.params)?.read()?);
+            Ok(())
+        })?;
+        let im2col_time = median_time(3, || {
+            cpu::conv2d_im2col(x.view(), w.view(), None, &shape.params).map(drop)
+        })?;
+        let start = Instant::now();
+        let reference = cpu::conv2d(x.view(), w.view(), None, &shape.params)?;
+        let loops_time = start.elapsed();
+        let gpu_out = gpu_out.expect("median_time runs at least once");
+        let report = compare(
+            gpu_out.view(),
+            reference.view(),
+            Tolerance::for_reduction(g.reduction_len()),
+        );
+        println!(
+            "{:<22} {:>10.2e} {:>10.2e} {:>11.3} {:>11.3} {:>11.3} {:>8.2}{}",
+            shape.name,
+            report.max_abs_err,
+            report.max_rel_err,
+            ms(gpu_time),
+            ms(im2col_time),
+            ms(loops_time),
+            im2col_time.as_secs_f64() / gpu_time.as_secs_f64(),
+            if report.passed() { "" } else { "  MISMATCH" }
+        );
+    }
+    println!("gpu ms: conv2d plus readback, median of 5 after upload; gpu/cpu: im2col time over gpu time");
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median_time(runs: usize, mut f: impl FnMut() -> wgconv::Result<()>) -> wgconv::Result<Duration> {
+    f()?; // warm-up: pipeline creation, first-touch allocation
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        f()?;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    Ok(times[runs / 2])
+}

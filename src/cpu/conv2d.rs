@@ -1,0 +1,133 @@
+//! conv2d on the CPU: plain loops with f64 accumulation, and im2col + matrix product.
+
+use ndarray::{s, Array2, Array4, ArrayView1, ArrayView3, ArrayView4, Axis};
+
+use super::shape4;
+use crate::error::Result;
+use crate::params::{AxisGeometry, Conv2dGeometry, Conv2dParams};
+
+const OP: &str = "cpu::conv2d";
+
+/// The reference convolution (cross-correlation, NCHW input, OIHW weights): for every output
+/// element, the sum over its window in f64, then the bias, rounded once to f32.
+pub fn conv2d(
+    input: ArrayView4<f32>,
+    weight: ArrayView4<f32>,
+    bias: Option<ArrayView1<f32>>,
+    params: &Conv2dParams,
+) -> Result<Array4<f32>> {
+    let g = params.geometry(OP, shape4(&input), shape4(&weight), bias.map(|b| b.len()))?;
+    let cin_pg = g.in_channels_per_group();
+    let cout_pg = g.out_channels_per_group();
+    let mut output = Array4::<f32>::zeros(g.output_shape());
+    for n in 0..g.batch {
+        for oc in 0..g.out_channels {
+            let group = oc / cout_pg;
+            for oy in 0..g.h.output {
+                for ox in 0..g.w.output {
+                    let mut sum = 0.0f64;
+                    for ci in 0..cin_pg {
+                        let c = group * cin_pg + ci;
+                        for ky in 0..g.h.kernel {
+                            let Some(iy) = input_coord(&g.h, oy, ky) else {
+                                continue;
+                            };
+                            for kx in 0..g.w.kernel {
+                                let Some(ix) = input_coord(&g.w, ox, kx) else {
+                                    continue;
+                                };
+                                sum += f64::from(input[[n, c, iy, ix]])
+                                    * f64::from(weight[[oc, ci, ky, kx]]);
+                            }
+                        }
+                    }
+                    if let Some(b) = bias {
+                        sum += f64::from(b[oc]);
+                    }
+                    output[[n, oc, oy, ox]] = sum as f32;
+                }
+            }
+        }
+    }
+    Ok(output)
+}
+
+/// The input coordinate that tap `k` of output position `o` reads, or `None` in the padding.
+fn input_coord(axis: &AxisGeometry, o: usize, k: usize) -> Option<usize> {
+    let padded = o * axis.stride + k * axis.dilation;
+    let i = padded.checked_sub(axis.pad_before)?;
+    (i < axis.input).then_some(i)
+}
+
+/// The same convolution as one matrix product per (sample, group): the input windows are
+/// unrolled into the columns of a `(C_in/groups * kh * kw, OH * OW)` matrix (im2col) and the
+/// group's weights, viewed as `(C_out/groups, C_in/groups * kh * kw)`, multiply it. f32
+/// accumulation through `ndarray`'s matrix product: this is the CPU baseline for benchmarks.
+pub fn conv2d_im2col(
+    input: ArrayView4<f32>,
+    weight: ArrayView4<f32>,
+    bias: Option<ArrayView1<f32>>,
+    params: &Conv2dParams,
+) -> Result<Array4<f32>> {
+    let g = params.geometry(OP, shape4(&input), shape4(&weight), bias.map(|b| b.len()))?;
+    let cin_pg = g.in_channels_per_group();
+    let cout_pg = g.out_channels_per_group();
+    let rows = g.reduction_len();
+    let pixels = g.h.output * g.w.output;
+    let weight = weight.as_standard_layout();
+    let mut output = Array4::<f32>::zeros(g.output_shape());
+    let mut columns = Array2::<f32>::zeros((rows, pixels));
+    for n in 0..g.batch {
+        for group in 0..g.groups {
+            let sample = input.slice(s![n, group * cin_pg..(group + 1) * cin_pg, .., ..]);
+            fill_columns(&g, sample, &mut columns);
+            let kernels = weight
+                .slice(s![group * cout_pg..(group + 1) * cout_pg, .., .., ..])
+                .into_shape_with_order((cout_pg, rows))
+                .expect("a standard-layout slice over the outer axis is contiguous");
+            let product = kernels.dot(&columns);
+            let mut out = output.slice_mut(s![n, group * cout_pg..(group + 1) * cout_pg, .., ..]);
+            for (mut plane, row) in out.axis_iter_mut(Axis(0)).zip(product.rows()) {
+                let row = row
+                    .into_shape_with_order((g.h.output, g.w.output))
+                    .expect("a matrix row holds exactly one output plane");
+                plane.assign(&row);
+            }
+        }
+    }
+    if let Some(b) = bias {
+        for (oc, mut channel) in output.axis_iter_mut(Axis(1)).enumerate() {
+            channel += b[oc];
+        }
+    }
+    Ok(output)
+}
+
+/// im2col for one sample and one group: row `(ci, ky, kx)`, column `(oy, ox)` holds the input
+/// value that tap reads, or 0 in the padding.
+fn fill_columns(g: &Conv2dGeometry, sample: ArrayView3<f32>, columns: &mut Array2<f32>) {
+    let mut row = 0;
+    for plane in sample.outer_iter() {
+        for ky in 0..g.h.kernel {
+            for kx in 0..g.w.kernel {
+                let mut dst = columns.row_mut(row);
+                let dst = dst
+                    .as_slice_mut()
+                    .expect("rows of a standard-layout matrix are contiguous");
+                for oy in 0..g.h.output {
+                    let iy = input_coord(&g.h, oy, ky);
+                    let out_row = &mut dst[oy * g.w.output..(oy + 1) * g.w.output];
+                    match iy {
+                        None => out_row.fill(0.0),
+                        Some(iy) => {
+                            for (ox, v) in out_row.iter_mut().enumerate() {
+                                *v = input_coord(&g.w, ox, kx).map_or(0.0, |ix| plane[[iy, ix]]);
+                            }
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The crate's one error type: every fallible call returns `wgconv::Result`.
+
+/// Everything that can go wrong in wgconv, with enough detail to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No GPU adapter could be found (or none matched `WGCONV_ADAPTER`).
+    #[error(
+        "no GPU adapter: {reason}. wgconv needs a Vulkan, Metal, DX12 or GL driver; on a machine \
+         without a GPU install Mesa's software Vulkan driver (Debian/Ubuntu: \
+         `apt-get install mesa-vulkan-drivers`)"
+    )]
+    NoAdapter { reason: String },
+
+    /// A shape or parameter is invalid for the op; `what` names the argument and the numbers.
+    #[error("{op}: {what}")]
+    InvalidArgument { op: &'static str, what: String },
+
+    /// The work is valid but exceeds a numeric or device limit (u32 indexing, buffer binding size).
+    #[error("{op}: too large: {what}")]
+    TooLarge { op: &'static str, what: String },
+
+    /// wgpu reported a validation error, an out-of-memory condition or an internal error.
+    #[error("{op}: GPU error: {message}")]
+    Device { op: &'static str, message: String },
+
+    /// The device was lost; create a new `Gpu`.
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+
+    /// Two tensors or a tensor and a context belong to different `Gpu`s.
+    #[error("{op}: tensors belong to different Gpu contexts")]
+    ContextMismatch { op: &'static str },
+}
+
+/// `std::result::Result` with wgconv's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Shorthand for building an [`Error::InvalidArgument`].
+pub(crate) fn invalid(op: &'static str, what: impl Into<String>) -> Error {
+    Error::InvalidArgument {
+        op,
+        what: what.into(),
+    }
+}
+
+/// Shorthand for building an [`Error::TooLarge`].
+pub(crate) fn too_large(op: &'static str, what: impl Into<String>) -> Error {
+    Error::TooLarge {
+        op,
+        what: what.into(),
+    }
+}

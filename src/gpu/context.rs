@@ -1,0 +1,372 @@
+//! The GPU context: adapter choice, a device with the adapter's real limits, error capture.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::pipelines::Pipelines;
+
+/// Environment variable that picks an adapter by a substring of its name (case-insensitive).
+pub const ADAPTER_ENV: &str = "WGCONV_ADAPTER";
+
+/// A wgpu device and queue with wgconv's compiled kernels. Cheap to clone: clones share the
+/// device, the pipeline cache and the error state.
+#[derive(Clone)]
+pub struct Gpu {
+    pub(crate) inner: Arc<GpuInner>,
+}
+
+pub(crate) struct GpuInner {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub selection: String,
+    pub pipelines: Pipelines,
+    /// Bound in place of an absent optional buffer (a conv2d without bias).
+    pub placeholder: wgpu::Buffer,
+    /// Set by the device-lost callback.
+    pub lost: Arc<Mutex<Option<String>>>,
+    /// Errors that escaped every error scope, drained by the next call.
+    pub uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("adapter", &self.inner.info.name)
+            .field("backend", &self.inner.info.backend)
+            .field("device_type", &self.inner.info.device_type)
+            .finish()
+    }
+}
+
+impl Gpu {
+    /// Picks an adapter and creates a device, blocking until done.
+    ///
+    /// `WGPU_BACKEND` (e.g. `vulkan`, `gl`) limits the backends searched and
+    /// `WGCONV_ADAPTER=<substring>` picks an adapter by name; otherwise the most capable adapter
+    /// wins (discrete, then integrated, virtual, CPU), preferring native backends over GL.
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// [`Gpu::new`] without blocking.
+    pub async fn new_async() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let adapters = instance.enumerate_adapters(backends).await;
+        let wanted = std::env::var(ADAPTER_ENV).ok().filter(|s| !s.is_empty());
+        let (adapter, selection) = choose_adapter(adapters, wanted.as_deref())?;
+        Self::from_adapter(adapter, selection).await
+    }
+
+    /// Creates the device on a given adapter, requesting all of the adapter's limits.
+    pub async fn from_adapter(adapter: wgpu::Adapter, selection: String) -> Result<Self> {
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgconv"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Device {
+                op: "Gpu::new",
+                message: format!("request_device failed: {e}"),
+            })?;
+        Ok(Self::from_wgpu(
+            device,
+            queue,
+            adapter.get_info(),
+            selection,
+        ))
+    }
+
+    /// Wraps a device and queue the caller created (for example to share them with a renderer).
+    pub fn from_wgpu(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        selection: String,
+    ) -> Self {
+        let lost = Arc::new(Mutex::new(None));
+        let lost_in_callback = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            *lost_in_callback.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(format!("{reason:?}: {message}"));
+        });
+        // Errors outside our scopes must never reach wgpu's default handler, which panics.
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string());
+        }));
+        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgconv placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let limits = device.limits();
+        Gpu {
+            inner: Arc::new(GpuInner {
+                device,
+                queue,
+                info,
+                limits,
+                selection,
+                pipelines: Pipelines::default(),
+                placeholder,
+                lost,
+                uncaptured,
+            }),
+        }
+    }
+
+    /// Name, backend, device type and driver of the adapter in use.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// Why this adapter was chosen.
+    pub fn selection_reason(&self) -> &str {
+        &self.inner.selection
+    }
+
+    /// The device's limits (the adapter's own, not wgpu's defaults).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// The underlying wgpu device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The underlying wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// Every adapter wgpu can see with the current `WGPU_BACKEND`.
+    pub fn available_adapters() -> Vec<wgpu::AdapterInfo> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        pollster::block_on(instance.enumerate_adapters(backends))
+            .iter()
+            .map(|a| a.get_info())
+            .collect()
+    }
+
+    /// True when both handles share one device.
+    pub(crate) fn same_as(&self, other: &Gpu) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Runs `f`, which creates resources and submits work, inside wgpu error scopes, so that a
+    /// validation or out-of-memory error becomes `Err` instead of a panic. Popping a scope does
+    /// not wait for the GPU.
+    pub(crate) fn capture<T>(&self, op: &'static str, f: impl FnOnce() -> T) -> Result<T> {
+        self.check_healthy(op)?;
+        let device = &self.inner.device;
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let errors = [
+            pollster::block_on(validation.pop()),
+            pollster::block_on(oom.pop()),
+            pollster::block_on(internal.pop()),
+        ];
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(Error::Device {
+                op,
+                message: e.to_string(),
+            });
+        }
+        self.check_healthy(op)?;
+        Ok(value)
+    }
+
+    /// `Err` if the device is lost or an error escaped the error scopes since the last call.
+    pub(crate) fn check_healthy(&self, op: &'static str) -> Result<()> {
+        if let Some(reason) = self
+            .inner
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(Error::DeviceLost(reason));
+        }
+        let escaped: Vec<String> = std::mem::take(
+            &mut *self
+                .inner
+                .uncaptured
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        if !escaped.is_empty() {
+            return Err(Error::Device {
+                op,
+                message: escaped.join("; "),
+            });
+        }
+        Ok(())
+    }
+
+    /// Blocks until every op submitted so far has finished on the device (for timing; reads
+    /// synchronise on their own).
+    pub fn synchronize(&self) -> Result<()> {
+        self.wait("Gpu::synchronize")
+    }
+
+    /// Blocks until all submitted work is done.
+    pub(crate) fn wait(&self, op: &'static str) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device {
+                op,
+                message: format!("waiting for the GPU failed: {e}"),
+            })?;
+        self.check_healthy(op)
+    }
+}
+
+/// Ranks adapters: a real GPU beats a software one, and a native backend beats GL.
+fn adapter_rank(device_type: wgpu::DeviceType, backend: wgpu::Backend) -> (u8, u8) {
+    let device = match device_type {
+        wgpu::DeviceType::DiscreteGpu => 4,
+        wgpu::DeviceType::IntegratedGpu => 3,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 1,
+        wgpu::DeviceType::Other => 0,
+    };
+    let backend = match backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 2,
+        wgpu::Backend::Gl => 1,
+        _ => 0,
+    };
+    (device, backend)
+}
+
+fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+}
+
+/// Picks the adapter named by `wanted`, or the best ranked one, and says why.
+fn choose_adapter(
+    adapters: Vec<wgpu::Adapter>,
+    wanted: Option<&str>,
+) -> Result<(wgpu::Adapter, String)> {
+    let seen: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
+    if let Some(wanted) = wanted {
+        let needle = wanted.to_lowercase();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+            .map(|a| (a, format!("{ADAPTER_ENV}={wanted:?} matched its name")))
+            .ok_or_else(|| Error::NoAdapter {
+                reason: format!(
+                    "{ADAPTER_ENV}={wanted:?} matches none of the adapters found: [{}]",
+                    seen.join(", ")
+                ),
+            });
+    }
+    let best = adapters
+        .into_iter()
+        .enumerate()
+        .max_by_key(|(i, a)| {
+            let info = a.get_info();
+            (
+                adapter_rank(info.device_type, info.backend),
+                std::cmp::Reverse(*i),
+            )
+        })
+        .map(|(_, a)| a);
+    match best {
+        Some(a) => {
+            let reason = if seen.len() == 1 {
+                "the only adapter found".to_string()
+            } else {
+                format!(
+                    "ranked first of [{}] (discrete > integrated > virtual > CPU; native \
+                     backends over GL)",
+                    seen.join(", ")
+                )
+            };
+            Ok((a, reason))
+        }
+        None => Err(Error::NoAdapter {
+            reason: format!(
+                "wgpu found no adapter for backends {:?} (WGPU_BACKEND={:?})",
+                wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+                std::env::var("WGPU_BACKEND").unwrap_or_default()
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_gpu() -> Option<Gpu> {
+        match Gpu::new() {
+            Ok(g) => Some(g),
+            Err(e)
+                if std::env::var_os("CI").is_none()
+                    && std::env::var_os("WGCONV_SKIP_GPU_TESTS").is_some() =>
+            {
+                eprintln!("SKIPPED (no GPU): {e}");
+                None
+            }
+            Err(e) => panic!("GPU tests need an adapter: {e}"),
+        }
+    }
+
+    /// A buffer that is both mappable for reading and a storage buffer is a wgpu validation
+    /// error; inside `capture` it must come back as `Err`, not a panic.
+    fn invalid_buffer(gpu: &Gpu) -> wgpu::Buffer {
+        gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    }
+
+    #[test]
+    fn validation_errors_become_err() {
+        let Some(gpu) = test_gpu() else { return };
+        let e = gpu.capture("test op", || invalid_buffer(&gpu)).unwrap_err();
+        assert!(matches!(e, Error::Device { op: "test op", .. }), "{e:?}");
+        // The device stays usable afterwards.
+        gpu.capture("test op", || ()).unwrap();
+    }
+
+    #[test]
+    fn errors_outside_scopes_are_reported_by_the_next_call() {
+        let Some(gpu) = test_gpu() else { return };
+        let _ = invalid_buffer(&gpu);
+        let e = gpu.check_healthy("next op").unwrap_err();
+        assert!(matches!(e, Error::Device { op: "next op", .. }), "{e:?}");
+        gpu.check_healthy("next op").unwrap();
+    }
+
+    #[test]
+    fn ranking_prefers_real_gpus_and_native_backends() {
+        let lavapipe = adapter_rank(wgpu::DeviceType::Cpu, wgpu::Backend::Vulkan);
+        let llvmpipe_gl = adapter_rank(wgpu::DeviceType::Cpu, wgpu::Backend::Gl);
+        let discrete = adapter_rank(wgpu::DeviceType::DiscreteGpu, wgpu::Backend::Vulkan);
+        assert!(discrete > lavapipe && lavapipe > llvmpipe_gl);
+    }
+}

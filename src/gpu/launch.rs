@@ -1,0 +1,107 @@
+//! Encoding one kernel dispatch: uniforms, bind group, compute pass, submit. Never waits.
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{invalid, too_large, Error, Result};
+use crate::gpu::dispatch::DispatchGrid;
+use crate::gpu::pipelines::CompiledKernel;
+use crate::gpu::{Gpu, GpuTensor};
+
+/// Records and submits one dispatch of `kernel` with `uniforms` at binding 0 and `buffers` at
+/// bindings 1.. in order. Must run inside [`Gpu::capture`] so that errors become `Err`.
+pub(crate) fn submit(
+    gpu: &Gpu,
+    kernel: &CompiledKernel,
+    label: &str,
+    uniforms: &[u8],
+    buffers: &[&wgpu::Buffer],
+    grid: DispatchGrid,
+) {
+    let device = &gpu.inner.device;
+    let uniform_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: uniforms,
+        usage: wgpu::BufferUsages::UNIFORM,
+    });
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: uniform_buffer.as_entire_binding(),
+    }];
+    entries.extend(
+        buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.as_entire_binding(),
+            }),
+    );
+    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &kernel.layout,
+        entries: &entries,
+    });
+    let mut encoder =
+        device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        let [x, y, z] = grid.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+    gpu.inner.queue.submit([encoder.finish()]);
+}
+
+/// `Err` unless every tensor lives on `gpu`.
+pub(crate) fn check_same_gpu(gpu: &Gpu, op: &'static str, tensors: &[&GpuTensor]) -> Result<()> {
+    if tensors.iter().all(|t| t.gpu().same_as(gpu)) {
+        Ok(())
+    } else {
+        Err(Error::ContextMismatch { op })
+    }
+}
+
+/// The shape of a tensor that must be 4-D.
+pub(crate) fn dims4(op: &'static str, name: &str, t: &GpuTensor) -> Result<[usize; 4]> {
+    t.dims4()
+        .ok_or_else(|| invalid(op, format!("{name} must be 4-D, got shape {:?}", t.shape())))
+}
+
+/// The length of a tensor that must be 1-D.
+pub(crate) fn len1(op: &'static str, name: &str, t: &GpuTensor) -> Result<usize> {
+    match t.shape() {
+        [len] => Ok(*len),
+        other => Err(invalid(
+            op,
+            format!("{name} must be 1-D, got shape {other:?}"),
+        )),
+    }
+}
+
+/// `Err` if a tensor of `shape` cannot be bound as one storage buffer on this device.
+pub(crate) fn check_binding(
+    gpu: &Gpu,
+    op: &'static str,
+    name: &str,
+    shape: &[usize],
+) -> Result<()> {
+    let bytes = shape
+        .iter()
+        .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64))
+        .unwrap_or(u64::MAX);
+    let max = gpu.limits().max_storage_buffer_binding_size;
+    if bytes > max {
+        return Err(too_large(
+            op,
+            format!(
+                "{name} of shape {shape:?} is {bytes} bytes, above the device's \
+                 max_storage_buffer_binding_size of {max} bytes"
+            ),
+        ));
+    }
+    Ok(())
+}

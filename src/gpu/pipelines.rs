@@ -1,0 +1,169 @@
+//! Shader sources, kernels and the pipeline cache: each pipeline is built once per `Gpu`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// One `.wgsl` file in `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    Conv2d,
+}
+
+impl Shader {
+    /// Every shader file the crate ships.
+    pub const ALL: &'static [Shader] = &[Shader::Conv2d];
+
+    /// File name under `shaders/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Shader::Conv2d => "conv2d.wgsl",
+        }
+    }
+
+    /// WGSL source, compiled into the crate.
+    pub fn source(self) -> &'static str {
+        match self {
+            Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+        }
+    }
+}
+
+/// How a kernel sees one binding of bind group 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    Uniform,
+    ReadOnly,
+    ReadWrite,
+}
+
+/// One compute entry point the host dispatches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Direct convolution, each invocation a tile of output channels at one output pixel.
+    Conv2dForward,
+}
+
+impl Kernel {
+    /// Every kernel the host uses.
+    pub const ALL: &'static [Kernel] = &[Kernel::Conv2dForward];
+
+    pub fn shader(self) -> Shader {
+        match self {
+            Kernel::Conv2dForward => Shader::Conv2d,
+        }
+    }
+
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            Kernel::Conv2dForward => "conv2d_forward",
+        }
+    }
+
+    /// The bindings of group 0 in binding order.
+    pub fn bindings(self) -> &'static [Binding] {
+        use Binding::*;
+        match self {
+            // uniforms, input, weight, bias, output
+            Kernel::Conv2dForward => &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite],
+        }
+    }
+}
+
+/// A compiled kernel and the layout its bind groups must follow.
+pub(crate) struct CompiledKernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// Shader modules and pipelines, created on first use and kept for the life of the `Gpu`.
+#[derive(Default)]
+pub(crate) struct Pipelines {
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    kernels: Mutex<HashMap<Kernel, Arc<CompiledKernel>>>,
+}
+
+impl Pipelines {
+    /// The compiled kernel, building it (and its shader module) on first use. Compilation errors
+    /// are captured by the caller's error scope.
+    pub fn get(&self, device: &wgpu::Device, kernel: Kernel) -> Result<Arc<CompiledKernel>> {
+        let mut kernels = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = kernels.get(&kernel) {
+            return Ok(Arc::clone(k));
+        }
+        let module = {
+            let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            modules
+                .entry(kernel.shader())
+                .or_insert_with(|| {
+                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(kernel.shader().file_name()),
+                        source: wgpu::ShaderSource::Wgsl(kernel.shader().source().into()),
+                    })
+                })
+                .clone()
+        };
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+            .bindings()
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match b {
+                    Binding::Uniform => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    Binding::ReadOnly | Binding::ReadWrite => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: *b == Binding::ReadOnly,
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(kernel.entry_point()),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry_point()),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry_point()),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry_point()),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let compiled = Arc::new(CompiledKernel { pipeline, layout });
+        kernels.insert(kernel, Arc::clone(&compiled));
+        Ok(compiled)
+    }
+}
+
+/// Builds a kernel inside error scopes, so a shader or layout error is an `Err`.
+pub(crate) fn compiled(
+    gpu: &crate::Gpu,
+    op: &'static str,
+    kernel: Kernel,
+) -> Result<Arc<CompiledKernel>> {
+    gpu.capture(op, || gpu.inner.pipelines.get(&gpu.inner.device, kernel))
+        .and_then(|r| r)
+        .map_err(|e| match e {
+            Error::Device { op, message } => Error::Device {
+                op,
+                message: format!("building kernel {}: {message}", kernel.entry_point()),
+            },
+            other => other,
+        })
+}

@@ -1,0 +1,34 @@
+//! Rust twins of the shaders' uniform structs, with their field layout exposed for a test.
+
+/// Declares a `#[repr(C)]` all-`u32` uniform struct and `FIELDS`, its field names and byte
+/// offsets, which `tests/shaders.rs` compares with the WGSL struct of the same name.
+macro_rules! uniform_struct {
+    ($(#[$meta:meta])* pub struct $name:ident { $($field:ident),* $(,)? }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name {
+            $(pub $field: u32),*
+        }
+
+        impl $name {
+            /// Field names and byte offsets, in declaration order.
+            pub const FIELDS: &'static [(&'static str, usize)] =
+                &[$((stringify!($field), std::mem::offset_of!($name, $field))),*];
+            /// Name of the WGSL struct this mirrors.
+            pub const WGSL_NAME: &'static str = stringify!($name);
+        }
+    };
+}
+
+uniform_struct! {
+    /// Mirrors `Conv2dUniforms` in `shaders/conv2d.wgsl`.
+    pub struct Conv2dUniforms {
+        batch, in_channels, in_h, in_w,
+        out_channels, kernel_h, kernel_w, groups,
+        stride_h, stride_w, dilation_h, dilation_w,
+        pad_top, pad_left, out_h, out_w,
+        in_channels_per_group, out_channels_per_group, channel_tiles_per_group, has_bias,
+        invocations, _pad0, _pad1, _pad2,
+    }
+}

@@ -1,0 +1,35 @@
+//! wgconv: 2-D convolution and max pooling as WGSL compute shaders on wgpu, checked against a
+//! CPU reference written on ndarray.
+//!
+//! ```no_run
+//! use ndarray::Array4;
+//! use wgconv::{conv2d, Conv2dParams, Gpu, GpuTensor, Padding};
+//!
+//! # fn main() -> wgconv::Result<()> {
+//! let gpu = Gpu::new()?;
+//! let x = Array4::<f32>::ones((1, 3, 8, 8));
+//! let w = Array4::<f32>::ones((4, 3, 3, 3));
+//! let params = Conv2dParams::default().with_padding(Padding::Same);
+//! let y = conv2d(&GpuTensor::upload(&gpu, x.view())?, &GpuTensor::upload(&gpu, w.view())?, None, &params)?;
+//! assert_eq!(y.read()?.dim(), (1, 4, 8, 8));
+//! # Ok(()) }
+//! ```
+//!
+//! Conventions follow PyTorch: NCHW input, OIHW weights, cross-correlation (no kernel flip) and
+//! `out = floor((in + pad_before + pad_after - dilation*(k-1) - 1)/stride) + 1` per axis.
+
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod params;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use gpu::{conv2d, Gpu, GpuTensor};
+pub use params::{Conv2dGeometry, Conv2dParams, Padding};
+pub use verify::{compare, Comparison, Tolerance};
+
+/// Compiles the README's Rust code blocks as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,458 @@
+//! Parameter types and ALL output-size arithmetic, shared by the GPU and CPU paths.
+//!
+//! Every op validates its arguments here, once, before any buffer is created. The output size of
+//! one spatial axis follows PyTorch:
+//! `out = floor((in + pad_before + pad_after - dilation*(k-1) - 1) / stride) + 1`.
+
+use crate::error::{invalid, too_large, Result};
+
+/// Largest element count a tensor may have: shaders index buffers with `u32`.
+pub const MAX_ELEMENTS: u64 = u32::MAX as u64;
+/// Largest padded extent of one axis: shaders compute padded coordinates in `i32`.
+pub const MAX_PADDED_EXTENT: u64 = i32::MAX as u64;
+
+/// How the input is padded with zeros before the window slides over it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// No padding (TensorFlow's `VALID`, PyTorch's `padding=0`).
+    Valid,
+    /// Pad so that `out = ceil(in / stride)` (TensorFlow's `SAME`): for any stride, dilation and
+    /// kernel size the total padding is split in two with the odd extra pixel going after
+    /// (bottom/right), exactly as TensorFlow does.
+    Same,
+    /// Explicit zero padding per side.
+    Explicit {
+        top: usize,
+        bottom: usize,
+        left: usize,
+        right: usize,
+    },
+}
+
+impl Padding {
+    /// The same padding on all four sides (PyTorch's `padding=p`).
+    pub fn uniform(p: usize) -> Self {
+        Self::symmetric(p, p)
+    }
+
+    /// `ph` above and below, `pw` left and right (PyTorch's `padding=(ph, pw)`).
+    pub fn symmetric(ph: usize, pw: usize) -> Self {
+        Padding::Explicit {
+            top: ph,
+            bottom: ph,
+            left: pw,
+            right: pw,
+        }
+    }
+
+    /// Each side on its own, in the order top, bottom, left, right.
+    pub fn explicit(top: usize, bottom: usize, left: usize, right: usize) -> Self {
+        Padding::Explicit {
+            top,
+            bottom,
+            left,
+            right,
+        }
+    }
+}
+
+/// Parameters of a 2-D convolution, PyTorch's full set. `Default` is stride 1, no padding,
+/// dilation 1, one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Step of the window, `[height, width]`.
+    pub stride: [usize; 2],
+    /// Zero padding of the input.
+    pub padding: Padding,
+    /// Spacing between kernel taps, `[height, width]`.
+    pub dilation: [usize; 2],
+    /// Number of channel groups; `groups == C_in == C_out` is depthwise.
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Self {
+            stride: [1, 1],
+            padding: Padding::Valid,
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dParams {
+    /// Same stride on both axes.
+    pub fn with_stride(self, s: usize) -> Self {
+        self.with_stride_hw(s, s)
+    }
+    /// Stride per axis.
+    pub fn with_stride_hw(mut self, sh: usize, sw: usize) -> Self {
+        self.stride = [sh, sw];
+        self
+    }
+    /// Padding of the input.
+    pub fn with_padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+    /// Same dilation on both axes.
+    pub fn with_dilation(self, d: usize) -> Self {
+        self.with_dilation_hw(d, d)
+    }
+    /// Dilation per axis.
+    pub fn with_dilation_hw(mut self, dh: usize, dw: usize) -> Self {
+        self.dilation = [dh, dw];
+        self
+    }
+    /// Number of groups.
+    pub fn with_groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// Validates the shapes against these parameters and resolves every size of the call.
+    ///
+    /// `input` is `[N, C_in, H, W]`, `weight` is `[C_out, C_in / groups, kh, kw]`, `bias_len` is
+    /// the length of the bias if there is one. `op` names the caller in error messages.
+    pub fn geometry(
+        &self,
+        op: &'static str,
+        input: [usize; 4],
+        weight: [usize; 4],
+        bias_len: Option<usize>,
+    ) -> Result<Conv2dGeometry> {
+        check_no_zero_dim(op, "input", &input, "[N, C, H, W]")?;
+        check_no_zero_dim(op, "weight", &weight, "[C_out, C_in/groups, kh, kw]")?;
+        let [batch, in_channels, in_h, in_w] = input;
+        let [out_channels, weight_in_channels, kernel_h, kernel_w] = weight;
+        let groups = self.groups;
+        if groups == 0 {
+            return Err(invalid(op, "groups must be at least 1, got 0"));
+        }
+        if weight_in_channels.checked_mul(groups) != Some(in_channels) {
+            return Err(invalid(
+                op,
+                format!(
+                    "input channels ({in_channels}) must equal groups ({groups}) x weight \
+                     in-channels ({weight_in_channels})"
+                ),
+            ));
+        }
+        if out_channels % groups != 0 {
+            return Err(invalid(
+                op,
+                format!(
+                    "weight out-channels ({out_channels}) must be divisible by groups ({groups})"
+                ),
+            ));
+        }
+        if let Some(len) = bias_len {
+            if len != out_channels {
+                return Err(invalid(
+                    op,
+                    format!(
+                        "bias has {len} elements but the weight has {out_channels} output channels"
+                    ),
+                ));
+            }
+        }
+        check_positive_pair(op, "stride", self.stride)?;
+        check_positive_pair(op, "dilation", self.dilation)?;
+
+        let (pads_h, pads_w) = match self.padding {
+            Padding::Valid => ((0, 0), (0, 0)),
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            } => ((top, bottom), (left, right)),
+            Padding::Same => (
+                same_padding(
+                    op,
+                    "height",
+                    in_h,
+                    kernel_h,
+                    self.stride[0],
+                    self.dilation[0],
+                )?,
+                same_padding(
+                    op,
+                    "width",
+                    in_w,
+                    kernel_w,
+                    self.stride[1],
+                    self.dilation[1],
+                )?,
+            ),
+        };
+        let h = AxisGeometry::resolve(
+            op,
+            "height",
+            in_h,
+            kernel_h,
+            self.stride[0],
+            self.dilation[0],
+            pads_h,
+        )?;
+        let w = AxisGeometry::resolve(
+            op,
+            "width",
+            in_w,
+            kernel_w,
+            self.stride[1],
+            self.dilation[1],
+            pads_w,
+        )?;
+        let geometry = Conv2dGeometry {
+            batch,
+            in_channels,
+            out_channels,
+            groups,
+            h,
+            w,
+        };
+        check_element_count(op, "input", &geometry.input_shape())?;
+        check_element_count(op, "weight", &geometry.weight_shape())?;
+        check_element_count(op, "output", &geometry.output_shape())?;
+        Ok(geometry)
+    }
+}
+
+/// The resolved sizes of one spatial axis of a windowed op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AxisGeometry {
+    pub input: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    pub pad_before: usize,
+    pub pad_after: usize,
+    pub output: usize,
+}
+
+impl AxisGeometry {
+    /// Applies the output-size formula to one axis, rejecting a window larger than the padded
+    /// input and sizes the shaders cannot index.
+    pub fn resolve(
+        op: &'static str,
+        axis: &str,
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        (pad_before, pad_after): (usize, usize),
+    ) -> Result<Self> {
+        let effective = effective_kernel(op, axis, kernel, dilation)?;
+        let padded = (input as u64)
+            .checked_add(pad_before as u64)
+            .and_then(|v| v.checked_add(pad_after as u64))
+            .filter(|&v| v <= MAX_PADDED_EXTENT)
+            .ok_or_else(|| {
+                too_large(
+                    op,
+                    format!(
+                        "padded input {axis} {input} + {pad_before} + {pad_after} exceeds \
+                         {MAX_PADDED_EXTENT}"
+                    ),
+                )
+            })?;
+        if effective > padded {
+            return Err(invalid(
+                op,
+                format!(
+                    "effective kernel {axis} {effective} (kernel {kernel}, dilation {dilation}) \
+                     exceeds padded input {axis} {padded} (input {input} + padding {pad_before} \
+                     + {pad_after})"
+                ),
+            ));
+        }
+        let output = ((padded - effective) / stride as u64 + 1) as usize;
+        Ok(Self {
+            input,
+            kernel,
+            stride,
+            dilation,
+            pad_before,
+            pad_after,
+            output,
+        })
+    }
+
+    /// `dilation * (kernel - 1) + 1`: the span of input one window covers.
+    pub fn effective_kernel(&self) -> usize {
+        self.dilation * (self.kernel - 1) + 1
+    }
+}
+
+/// `dilation * (kernel - 1) + 1`, checked.
+fn effective_kernel(op: &'static str, axis: &str, kernel: usize, dilation: usize) -> Result<u64> {
+    (kernel as u64 - 1)
+        .checked_mul(dilation as u64)
+        .and_then(|v| v.checked_add(1))
+        .filter(|&v| v <= MAX_PADDED_EXTENT)
+        .ok_or_else(|| {
+            too_large(
+                op,
+                format!("effective kernel {axis} (kernel {kernel}, dilation {dilation}) overflows"),
+            )
+        })
+}
+
+/// TensorFlow's `SAME` padding of one axis: `out = ceil(in / stride)`, total padding split with
+/// the odd pixel after.
+pub fn same_padding(
+    op: &'static str,
+    axis: &str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> Result<(usize, usize)> {
+    if stride == 0 {
+        return Err(invalid(
+            op,
+            format!("stride {axis} must be at least 1, got 0"),
+        ));
+    }
+    let effective = effective_kernel(op, axis, kernel, dilation)?;
+    let input = input as u64;
+    let stride = stride as u64;
+    let output = input.div_ceil(stride);
+    let needed = (output - 1)
+        .checked_mul(stride)
+        .and_then(|v| v.checked_add(effective))
+        .ok_or_else(|| too_large(op, format!("SAME padding of {axis} overflows")))?;
+    let total = needed.saturating_sub(input);
+    let before = total / 2;
+    Ok((before as usize, (total - before) as usize))
+}
+
+/// All sizes of one conv2d call, resolved and validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub groups: usize,
+    /// The height axis: input, kernel, stride, dilation, padding, output.
+    pub h: AxisGeometry,
+    /// The width axis.
+    pub w: AxisGeometry,
+}
+
+impl Conv2dGeometry {
+    pub fn in_channels_per_group(&self) -> usize {
+        self.in_channels / self.groups
+    }
+    pub fn out_channels_per_group(&self) -> usize {
+        self.out_channels / self.groups
+    }
+    /// Terms summed into one output element: `C_in/groups * kh * kw`.
+    pub fn reduction_len(&self) -> usize {
+        self.in_channels_per_group() * self.h.kernel * self.w.kernel
+    }
+    /// `[N, C_in, H, W]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.batch, self.in_channels, self.h.input, self.w.input]
+    }
+    /// `[C_out, C_in/groups, kh, kw]`.
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [
+            self.out_channels,
+            self.in_channels_per_group(),
+            self.h.kernel,
+            self.w.kernel,
+        ]
+    }
+    /// `[N, C_out, OH, OW]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.batch, self.out_channels, self.h.output, self.w.output]
+    }
+    /// Multiply-adds counted twice: `2 * N * C_out * OH * OW * C_in/groups * kh * kw`.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.batch * self.out_channels * self.h.output * self.w.output) as f64
+            * self.reduction_len() as f64
+    }
+}
+
+fn check_no_zero_dim(op: &'static str, name: &str, shape: &[usize], dims: &str) -> Result<()> {
+    if shape.contains(&0) {
+        return Err(invalid(
+            op,
+            format!("{name} shape {dims} = {shape:?} has a zero-sized dimension"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_positive_pair(op: &'static str, name: &str, pair: [usize; 2]) -> Result<()> {
+    if pair.contains(&0) {
+        return Err(invalid(
+            op,
+            format!("{name} must be at least 1 on both axes, got {pair:?} ([height, width])"),
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects a tensor whose flat index would not fit in `u32`.
+pub(crate) fn check_element_count(op: &'static str, name: &str, shape: &[usize]) -> Result<()> {
+    let count = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+    match count {
+        Some(c) if c <= MAX_ELEMENTS => Ok(()),
+        _ => Err(too_large(
+            op,
+            format!(
+                "{name} shape {shape:?} has more than {MAX_ELEMENTS} elements, the most a u32 \
+                 flat index can address"
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pytorch_formula_with_asymmetric_padding() {
+        let a = AxisGeometry::resolve("t", "height", 10, 3, 2, 2, (1, 2)).unwrap();
+        // floor((10 + 1 + 2 - 2*2 - 1) / 2) + 1 = floor(8 / 2) + 1 = 5
+        assert_eq!(a.output, 5);
+    }
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        // in 5, k 2, s 1: out 5, total pad 1 -> (0, 1): the odd pixel goes after.
+        assert_eq!(same_padding("t", "h", 5, 2, 1, 1).unwrap(), (0, 1));
+        // in 7, k 3, s 2: out 4, needed (4-1)*2+3 = 9, total 2 -> (1, 1).
+        assert_eq!(same_padding("t", "h", 7, 3, 2, 1).unwrap(), (1, 1));
+        // in 6, k 3, s 2: out 3, needed 7, total 1 -> (0, 1).
+        assert_eq!(same_padding("t", "h", 6, 3, 2, 1).unwrap(), (0, 1));
+        // in 4, k 3, dilation 2 (effective 5), s 1: total 4 -> (2, 2).
+        assert_eq!(same_padding("t", "h", 4, 3, 1, 2).unwrap(), (2, 2));
+        // stride larger than the kernel: in 10, k 1, s 4: out 3, needed 9 -> no padding.
+        assert_eq!(same_padding("t", "h", 10, 1, 4, 1).unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn same_gives_ceil_of_input_over_stride() {
+        for input in 1..20 {
+            for kernel in 1..6 {
+                for stride in 1..5 {
+                    for dilation in 1..3 {
+                        let pads = same_padding("t", "h", input, kernel, stride, dilation).unwrap();
+                        let a =
+                            AxisGeometry::resolve("t", "h", input, kernel, stride, dilation, pads)
+                                .unwrap();
+                        assert_eq!(a.output, input.div_ceil(stride));
+                    }
+                }
+            }
+        }
+    }
+}

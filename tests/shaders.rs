@@ -1,0 +1,120 @@
+//! Every `.wgsl` file parses and validates with naga, has the entry points the host dispatches,
+//! and declares uniform structs laid out exactly like their Rust twins.
+
+use std::path::Path;
+
+use wgconv::gpu::dispatch::WORKGROUP_SIZE;
+use wgconv::gpu::pipelines::{Kernel, Shader};
+use wgconv::gpu::uniforms::Conv2dUniforms;
+
+fn parse_and_validate(source: &str, file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(source)));
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(source)));
+    (module, info)
+}
+
+#[test]
+fn every_wgsl_file_validates_and_is_known_to_the_host() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".wgsl"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut known: Vec<String> = Shader::ALL
+        .iter()
+        .map(|s| s.file_name().to_string())
+        .collect();
+    known.sort();
+    assert_eq!(files, known, "shaders/ and Shader::ALL disagree");
+    for file in &files {
+        let on_disk = std::fs::read_to_string(dir.join(file)).unwrap();
+        parse_and_validate(&on_disk, file);
+    }
+    // The compiled-in sources are the files on disk.
+    for shader in Shader::ALL {
+        let on_disk = std::fs::read_to_string(dir.join(shader.file_name())).unwrap();
+        assert_eq!(shader.source(), on_disk);
+    }
+}
+
+#[test]
+fn every_kernel_entry_point_exists_with_the_host_workgroup_size() {
+    for kernel in Kernel::ALL {
+        let shader = kernel.shader();
+        let (module, _) = parse_and_validate(shader.source(), shader.file_name());
+        let entry = module
+            .entry_points
+            .iter()
+            .find(|e| e.name == kernel.entry_point())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} has no entry point {}",
+                    shader.file_name(),
+                    kernel.entry_point()
+                )
+            });
+        assert_eq!(entry.stage, naga::ShaderStage::Compute);
+        assert_eq!(
+            entry.workgroup_size,
+            [WORKGROUP_SIZE, 1, 1],
+            "{}",
+            kernel.entry_point()
+        );
+    }
+}
+
+/// Field names, offsets and total size of a WGSL struct.
+fn wgsl_struct(module: &naga::Module, name: &str) -> (Vec<(String, usize)>, usize) {
+    let ty = module
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no struct {name}"))
+        .1;
+    match &ty.inner {
+        naga::TypeInner::Struct { members, span } => (
+            members
+                .iter()
+                .map(|m| (m.name.clone().unwrap(), m.offset as usize))
+                .collect(),
+            *span as usize,
+        ),
+        other => panic!("{name} is not a struct: {other:?}"),
+    }
+}
+
+fn assert_mirrors(shader: Shader, name: &str, fields: &[(&str, usize)], size: usize) {
+    let (module, _) = parse_and_validate(shader.source(), shader.file_name());
+    let (wgsl_fields, wgsl_size) = wgsl_struct(&module, name);
+    let rust_fields: Vec<(String, usize)> =
+        fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+    assert_eq!(
+        wgsl_fields, rust_fields,
+        "{name}: field names or offsets differ"
+    );
+    assert_eq!(wgsl_size, size, "{name}: sizes differ");
+    assert_eq!(
+        size % 16,
+        0,
+        "{name}: uniform buffers need a size that is a multiple of 16"
+    );
+}
+
+#[test]
+fn uniform_structs_mirror_their_rust_twins() {
+    assert_mirrors(
+        Shader::Conv2d,
+        Conv2dUniforms::WGSL_NAME,
+        Conv2dUniforms::FIELDS,
+        std::mem::size_of::<Conv2dUniforms>(),
+    );
+}
