@@ -1,11 +1,13 @@
-// conv2d kernels: NCHW input, OIHW weights, cross-correlation, PyTorch padding semantics.
+// conv2d kernels: NCHW activations, OIHW weights, cross-correlation, PyTorch padding semantics.
 //
-// Work mapping of `conv2d_forward`: one invocation computes OC_TILE output channels of one group
-// at one output pixel, so each input value it loads feeds OC_TILE multiply-adds. Invocations are
-// numbered with the output column fastest, then the row, the channel tile and the sample, so the
-// lanes of a workgroup read neighbouring input columns while their weight loads are uniform.
-// The host folds the 1-D range of invocations into a 3-D grid of 64-wide workgroups to stay
-// under the per-dimension dispatch limit; `invocation_index` undoes the folding.
+// Every entry point shares one bind group layout: the uniforms, three read-only arrays `src_a`,
+// `src_b`, `src_c` and one writable array `dst`; each entry point's comment says what they hold.
+// The host folds a 1-D range of invocations into a 3-D grid of 64-wide workgroups to stay under
+// the per-dimension dispatch limit; `invocation_index` undoes the folding. Invocations are
+// numbered with the fastest-varying spatial or tap index first, so the lanes of a workgroup touch
+// neighbouring memory while loads that depend only on the channel tile are uniform.
+// No kernel uses atomics: every output element is written by exactly one invocation, in a fixed
+// order, so results are bitwise reproducible from run to run.
 
 struct Conv2dUniforms {
     batch: u32,
@@ -29,24 +31,59 @@ struct Conv2dUniforms {
     channel_tiles_per_group: u32,
     has_bias: u32,
     invocations: u32,
+    rows_per_block: u32,
+    blocks: u32,
+    reduce_len: u32,
+    phase_gcd_h: u32,
+    phase_gcd_w: u32,
+    phase_step_h: u32,
+    phase_step_w: u32,
+    phase_inv_h: u32,
+    phase_inv_w: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: Conv2dUniforms;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(1) var<storage, read> src_a: array<f32>;
+@group(0) @binding(2) var<storage, read> src_b: array<f32>;
+@group(0) @binding(3) var<storage, read> src_c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
 const WORKGROUP_SIZE: u32 = 64u;
-const OC_TILE: u32 = 4u;
+// Channels per invocation in the tiled kernels (FORWARD_CHANNEL_TILE on the host).
+const TILE: u32 = 4u;
 
 fn invocation_index(wg: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
     return ((wg.z * groups.y + wg.y) * groups.x + wg.x) * WORKGROUP_SIZE + local;
 }
 
+// Offsets of the TILE members of a channel tile with `live` real members, `stride` apart; members
+// past the end repeat the last live one so that their loads stay in bounds (results discarded).
+fn tile_offsets(live: u32, stride: u32) -> vec4<u32> {
+    return vec4<u32>(0u, min(1u, live - 1u), min(2u, live - 1u), min(3u, live - 1u)) * stride;
+}
+
+fn gather4_b(base: u32, offsets: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(src_b[base + offsets.x], src_b[base + offsets.y], src_b[base + offsets.z], src_b[base + offsets.w]);
+}
+
+fn gather4_c(base: u32, live: u32) -> vec4<f32> {
+    let o = tile_offsets(live, 1u);
+    return vec4<f32>(src_c[base + o.x], src_c[base + o.y], src_c[base + o.z], src_c[base + o.w]);
+}
+
+fn store4(base: u32, stride: u32, live: u32, values: vec4<f32>) {
+    dst[base] = values.x;
+    if (live > 1u) { dst[base + stride] = values.y; }
+    if (live > 2u) { dst[base + 2u * stride] = values.z; }
+    if (live > 3u) { dst[base + 3u * stride] = values.w; }
+}
+
+// Forward. src_a = input [N, C_in, H, W], src_b = weight [C_out, C_in/g, kh, kw],
+// src_c = bias [C_out] (if has_bias), dst = output [N, C_out, OH, OW].
+// One invocation: TILE output channels of one group at one output pixel, so each input value
+// loaded feeds TILE multiply-adds.
 @compute @workgroup_size(64)
 fn conv2d_forward(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -65,16 +102,11 @@ fn conv2d_forward(
     let tile = rest % tiles;
     let n = rest / tiles;
     let g = tile / u.channel_tiles_per_group;
-    let first_in_group = (tile % u.channel_tiles_per_group) * OC_TILE;
+    let first_in_group = (tile % u.channel_tiles_per_group) * TILE;
     let oc0 = g * u.out_channels_per_group + first_in_group;
-    // Channels of the tile past the end of the group repeat the last live one: their loads stay
-    // in bounds and their results are never written.
-    let live = min(OC_TILE, u.out_channels_per_group - first_in_group);
+    let live = min(TILE, u.out_channels_per_group - first_in_group);
     let taps = u.kernel_h * u.kernel_w;
-    let weights_per_channel = u.in_channels_per_group * taps;
-    let w1 = min(1u, live - 1u) * weights_per_channel;
-    let w2 = min(2u, live - 1u) * weights_per_channel;
-    let w3 = min(3u, live - 1u) * weights_per_channel;
+    let w_offsets = tile_offsets(live, u.in_channels_per_group * taps);
 
     let iy0 = i32(oy * u.stride_h) - i32(u.pad_top);
     let ix0 = i32(ox * u.stride_w) - i32(u.pad_left);
@@ -94,23 +126,195 @@ fn conv2d_forward(
                 if (ix < 0 || ix >= i32(u.in_w)) {
                     continue;
                 }
-                let x = input[row + u32(ix)];
-                let wi = w_row + kx;
-                acc += x * vec4<f32>(weight[wi], weight[wi + w1], weight[wi + w2], weight[wi + w3]);
+                acc += src_a[row + u32(ix)] * gather4_b(w_row + kx, w_offsets);
             }
         }
     }
     if (u.has_bias != 0u) {
-        acc += vec4<f32>(
-            bias[oc0],
-            bias[oc0 + min(1u, live - 1u)],
-            bias[oc0 + min(2u, live - 1u)],
-            bias[oc0 + min(3u, live - 1u)],
-        );
+        acc += gather4_c(oc0, live);
     }
     let plane_size = u.out_h * u.out_w;
-    let out0 = (n * u.out_channels + oc0) * plane_size + oy * u.out_w + ox;
-    for (var j = 0u; j < live; j++) {
-        output[out0 + j * plane_size] = acc[j];
+    store4((n * u.out_channels + oc0) * plane_size + oy * u.out_w + ox, plane_size, live, acc);
+}
+
+// Input gradient, gather form; also the transposed convolution.
+// src_a = grad_output [N, C_out, OH, OW], src_b = weight [C_out, C_in/g, kh, kw],
+// src_c = bias [C_in] (transposed convolution only), dst = grad_input [N, C_in, H, W].
+// One invocation: TILE input channels of one group at one input pixel. A tap ky reaches this
+// pixel only if ky*dilation = iy + pad (mod stride); those ky form the progression
+// ky0, ky0 + step, ... with step = stride/gcd(stride, dilation), and ky0 comes from the modular
+// inverse the host precomputes, so taps of other stride phases cost nothing.
+@compute @workgroup_size(64)
+fn conv2d_backward_input(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
     }
+    let ix = index % u.in_w;
+    var rest = index / u.in_w;
+    let iy = rest % u.in_h;
+    rest = rest / u.in_h;
+    let tiles = u.groups * u.channel_tiles_per_group;
+    let tile = rest % tiles;
+    let n = rest / tiles;
+    let g = tile / u.channel_tiles_per_group;
+    let first_in_group = (tile % u.channel_tiles_per_group) * TILE;
+    let c0 = g * u.in_channels_per_group + first_in_group;
+    let live = min(TILE, u.in_channels_per_group - first_in_group);
+    let taps = u.kernel_h * u.kernel_w;
+    // Weights of the TILE input channels are `taps` apart within one output channel's filter.
+    let w_offsets = tile_offsets(live, taps);
+    let out_plane = u.out_h * u.out_w;
+
+    var acc = vec4<f32>(0.0);
+    let ty = iy + u.pad_top;
+    let tx = ix + u.pad_left;
+    if (ty % u.phase_gcd_h == 0u && tx % u.phase_gcd_w == 0u) {
+        let ky0 = ((ty / u.phase_gcd_h) % u.phase_step_h) * u.phase_inv_h % u.phase_step_h;
+        let kx0 = ((tx / u.phase_gcd_w) % u.phase_step_w) * u.phase_inv_w % u.phase_step_w;
+        for (var ky = ky0; ky < u.kernel_h; ky += u.phase_step_h) {
+            if (ky * u.dilation_h > ty) {
+                break;
+            }
+            let oy = (ty - ky * u.dilation_h) / u.stride_h;
+            if (oy >= u.out_h) {
+                continue;
+            }
+            for (var kx = kx0; kx < u.kernel_w; kx += u.phase_step_w) {
+                if (kx * u.dilation_w > tx) {
+                    break;
+                }
+                let ox = (tx - kx * u.dilation_w) / u.stride_w;
+                if (ox >= u.out_w) {
+                    continue;
+                }
+                let dy0 = (n * u.out_channels + g * u.out_channels_per_group) * out_plane + oy * u.out_w + ox;
+                let w0 = (g * u.out_channels_per_group * u.in_channels_per_group + first_in_group) * taps + ky * u.kernel_w + kx;
+                let w_step = u.in_channels_per_group * taps;
+                for (var oc = 0u; oc < u.out_channels_per_group; oc++) {
+                    acc += src_a[dy0 + oc * out_plane] * gather4_b(w0 + oc * w_step, w_offsets);
+                }
+            }
+        }
+    }
+    if (u.has_bias != 0u) {
+        acc += gather4_c(c0, live);
+    }
+    let in_plane = u.in_h * u.in_w;
+    store4((n * u.in_channels + c0) * in_plane + iy * u.in_w + ix, in_plane, live, acc);
+}
+
+// Weight gradient, pass 1 of a blocked reduction over the N*OH rows of grad_output.
+// src_a = input [N, C_in, H, W], src_b = grad_output [N, C_out, OH, OW],
+// dst = partial sums [blocks, C_out, C_in/g, kh, kw].
+// One invocation: TILE output channels at one (input channel, ky, kx) over one block of
+// `rows_per_block` rows (n, oy), each row summed over ox in order.
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_partial(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
+    }
+    let kx = index % u.kernel_w;
+    var rest = index / u.kernel_w;
+    let ky = rest % u.kernel_h;
+    rest = rest / u.kernel_h;
+    let ci = rest % u.in_channels_per_group;
+    rest = rest / u.in_channels_per_group;
+    let tiles = u.groups * u.channel_tiles_per_group;
+    let tile = rest % tiles;
+    let block = rest / tiles;
+    let g = tile / u.channel_tiles_per_group;
+    let first_in_group = (tile % u.channel_tiles_per_group) * TILE;
+    let oc0 = g * u.out_channels_per_group + first_in_group;
+    let live = min(TILE, u.out_channels_per_group - first_in_group);
+    let c = g * u.in_channels_per_group + ci;
+    let out_plane = u.out_h * u.out_w;
+    let dy_offsets = tile_offsets(live, out_plane);
+
+    // Output columns whose tap kx lands inside the input: ox in [ox_lo, ox_hi).
+    let shift_x = i32(kx * u.dilation_w) - i32(u.pad_left);
+    let ox_lo = u32(max(0, (-shift_x + i32(u.stride_w) - 1) / i32(u.stride_w)));
+    let span_x = i32(u.in_w) - 1 - shift_x;
+    let ox_hi = select(0u, min(u.out_w, u32(span_x / i32(u.stride_w)) + 1u), span_x >= 0);
+    let shift_y = i32(ky * u.dilation_h) - i32(u.pad_top);
+
+    let rows = u.batch * u.out_h;
+    let row_begin = block * u.rows_per_block;
+    let row_end = min(rows, row_begin + u.rows_per_block);
+    var acc = vec4<f32>(0.0);
+    for (var r = row_begin; r < row_end; r++) {
+        let n = r / u.out_h;
+        let oy = r % u.out_h;
+        let iy = i32(oy * u.stride_h) + shift_y;
+        if (iy < 0 || iy >= i32(u.in_h)) {
+            continue;
+        }
+        let x_row = ((n * u.in_channels + c) * u.in_h + u32(iy)) * u.in_w;
+        let dy_row = (n * u.out_channels + oc0) * out_plane + oy * u.out_w;
+        for (var ox = ox_lo; ox < ox_hi; ox++) {
+            let ix = u32(i32(ox * u.stride_w) + shift_x);
+            acc += src_a[x_row + ix] * gather4_b(dy_row + ox, dy_offsets);
+        }
+    }
+    let taps = u.kernel_h * u.kernel_w;
+    let weights_per_channel = u.in_channels_per_group * taps;
+    let w_index = (oc0 * u.in_channels_per_group + ci) * taps + ky * u.kernel_w + kx;
+    store4(block * u.reduce_len + w_index, weights_per_channel, live, acc);
+}
+
+// Bias gradient, pass 1: src_b = grad_output [N, C_out, OH, OW], dst = partial sums
+// [blocks, C_out]. One invocation: one channel over one block of rows (n, oy).
+@compute @workgroup_size(64)
+fn conv2d_backward_bias_partial(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
+    }
+    let oc = index % u.out_channels;
+    let block = index / u.out_channels;
+    let rows = u.batch * u.out_h;
+    let row_begin = block * u.rows_per_block;
+    let row_end = min(rows, row_begin + u.rows_per_block);
+    var acc = 0.0;
+    for (var r = row_begin; r < row_end; r++) {
+        let n = r / u.out_h;
+        let oy = r % u.out_h;
+        let row = ((n * u.out_channels + oc) * u.out_h + oy) * u.out_w;
+        for (var ox = 0u; ox < u.out_w; ox++) {
+            acc += src_b[row + ox];
+        }
+    }
+    dst[block * u.reduce_len + oc] = acc;
+}
+
+// Pass 2 of the blocked reductions: src_a = partial sums [blocks, reduce_len],
+// dst = result [reduce_len]. One invocation per result element adds its partials in block order.
+@compute @workgroup_size(64)
+fn reduce_partials(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
+    }
+    var acc = 0.0;
+    for (var b = 0u; b < u.blocks; b++) {
+        acc += src_a[b * u.reduce_len + index];
+    }
+    dst[index] = acc;
 }

@@ -21,12 +21,17 @@
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod grads;
 pub mod params;
 pub mod verify;
 
 pub use error::{Error, Result};
-pub use gpu::{conv2d, Gpu, GpuTensor};
-pub use params::{Conv2dGeometry, Conv2dParams, Padding};
+pub use gpu::{
+    conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    conv_transpose2d, Gpu, GpuTensor,
+};
+pub use grads::{Conv2dGrads, GradSelection};
+pub use params::{Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Padding};
 pub use verify::{compare, Comparison, Tolerance};
 
 /// Compiles the README's Rust code blocks as doctests.

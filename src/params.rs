@@ -220,6 +220,233 @@ impl Conv2dParams {
     }
 }
 
+impl Conv2dParams {
+    /// [`Conv2dParams::geometry`] for a gradient call, which also checks that `grad_output` has
+    /// exactly the forward output's shape.
+    pub fn backward_geometry(
+        &self,
+        op: &'static str,
+        input: [usize; 4],
+        weight: [usize; 4],
+        grad_output: [usize; 4],
+    ) -> Result<Conv2dGeometry> {
+        let g = self.geometry(op, input, weight, None)?;
+        if grad_output != g.output_shape() {
+            return Err(invalid(
+                op,
+                format!(
+                    "grad_output shape {grad_output:?} must equal the forward output shape {:?} \
+                     (input {input:?}, weight {weight:?})",
+                    g.output_shape()
+                ),
+            ));
+        }
+        Ok(g)
+    }
+}
+
+/// Parameters of a transposed convolution (PyTorch's `ConvTranspose2d`): the gradient of a
+/// conv2d with respect to its input, applied to a given tensor. Weights are
+/// `[C_in, C_out / groups, kh, kw]`. `padding` removes rows and columns from the full output
+/// (only `Valid` and `Explicit` make sense; `Same` is rejected as PyTorch does);
+/// `output_padding` adds rows and columns at the bottom and right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2dParams {
+    pub stride: [usize; 2],
+    pub padding: Padding,
+    pub output_padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl Default for ConvTranspose2dParams {
+    fn default() -> Self {
+        Self {
+            stride: [1, 1],
+            padding: Padding::Valid,
+            output_padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+impl ConvTranspose2dParams {
+    /// Same stride on both axes.
+    pub fn with_stride(mut self, s: usize) -> Self {
+        self.stride = [s, s];
+        self
+    }
+    /// Padding removed from the output.
+    pub fn with_padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+    /// Same output padding on both axes.
+    pub fn with_output_padding(mut self, p: usize) -> Self {
+        self.output_padding = [p, p];
+        self
+    }
+    /// Same dilation on both axes.
+    pub fn with_dilation(mut self, d: usize) -> Self {
+        self.dilation = [d, d];
+        self
+    }
+    /// Number of groups.
+    pub fn with_groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// Validates a transposed convolution and returns the geometry of the conv2d whose input
+    /// gradient it is: that conv's input is this op's output `[N, C_out, H_out, W_out]` with
+    /// `H_out = (H - 1)*stride - pad_top - pad_bottom + dilation*(kh - 1) + output_padding + 1`,
+    /// and that conv's output is this op's input.
+    pub fn geometry(
+        &self,
+        op: &'static str,
+        input: [usize; 4],
+        weight: [usize; 4],
+        bias_len: Option<usize>,
+    ) -> Result<Conv2dGeometry> {
+        check_no_zero_dim(op, "input", &input, "[N, C_in, H, W]")?;
+        check_no_zero_dim(op, "weight", &weight, "[C_in, C_out/groups, kh, kw]")?;
+        let [batch, in_channels, in_h, in_w] = input;
+        let [weight_in, out_per_group, kernel_h, kernel_w] = weight;
+        let groups = self.groups;
+        if groups == 0 {
+            return Err(invalid(op, "groups must be at least 1, got 0"));
+        }
+        if weight_in != in_channels {
+            return Err(invalid(
+                op,
+                format!(
+                    "weight dimension 0 ({weight_in}) must equal input channels ({in_channels})"
+                ),
+            ));
+        }
+        if in_channels % groups != 0 {
+            return Err(invalid(
+                op,
+                format!("input channels ({in_channels}) must be divisible by groups ({groups})"),
+            ));
+        }
+        let out_channels = out_per_group.checked_mul(groups).ok_or_else(|| {
+            too_large(
+                op,
+                format!("output channels {out_per_group} x {groups} overflow"),
+            )
+        })?;
+        if let Some(len) = bias_len {
+            if len != out_channels {
+                return Err(invalid(
+                    op,
+                    format!(
+                        "bias has {len} elements but the op has {out_channels} output channels"
+                    ),
+                ));
+            }
+        }
+        check_positive_pair(op, "stride", self.stride)?;
+        check_positive_pair(op, "dilation", self.dilation)?;
+        let (pads_h, pads_w) = match self.padding {
+            Padding::Valid => ((0, 0), (0, 0)),
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            } => ((top, bottom), (left, right)),
+            Padding::Same => {
+                return Err(invalid(
+                    op,
+                    "Padding::Same is not defined for a transposed convolution; give explicit \
+                     padding",
+                ))
+            }
+        };
+        let axis = |name: &str, i: usize, input: usize, kernel: usize, pads: (usize, usize)| {
+            transposed_axis(
+                op,
+                name,
+                input,
+                kernel,
+                self.stride[i],
+                self.dilation[i],
+                pads,
+                self.output_padding[i],
+            )
+        };
+        let h = axis("height", 0, in_h, kernel_h, pads_h)?;
+        let w = axis("width", 1, in_w, kernel_w, pads_w)?;
+        // In conv2d terms the roles swap: conv input = this output, conv output = this input.
+        let geometry = Conv2dGeometry {
+            batch,
+            in_channels: out_channels,
+            out_channels: in_channels,
+            groups,
+            h,
+            w,
+        };
+        check_element_count(op, "input", &input)?;
+        check_element_count(op, "weight", &weight)?;
+        check_element_count(op, "output", &geometry.input_shape())?;
+        Ok(geometry)
+    }
+}
+
+/// One axis of a transposed convolution, expressed as the conv2d axis whose input gradient it
+/// is: `input` is the transposed op's output size and `output` its input size.
+#[allow(clippy::too_many_arguments)]
+fn transposed_axis(
+    op: &'static str,
+    axis: &str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    (pad_before, pad_after): (usize, usize),
+    output_padding: usize,
+) -> Result<AxisGeometry> {
+    if output_padding >= stride && output_padding >= dilation {
+        return Err(invalid(
+            op,
+            format!(
+                "output_padding {axis} ({output_padding}) must be smaller than the stride \
+                 ({stride}) or the dilation ({dilation})"
+            ),
+        ));
+    }
+    let effective = effective_kernel(op, axis, kernel, dilation)?;
+    let full = (input as u64 - 1)
+        .checked_mul(stride as u64)
+        .and_then(|v| v.checked_add(effective))
+        .and_then(|v| v.checked_add(output_padding as u64))
+        .filter(|&v| v <= MAX_PADDED_EXTENT)
+        .ok_or_else(|| too_large(op, format!("output {axis} overflows")))?;
+    let cropped = full
+        .checked_sub(pad_before as u64 + pad_after as u64)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| {
+            invalid(
+                op,
+                format!(
+                    "padding {axis} {pad_before} + {pad_after} removes the whole output \
+                     ({full} before padding)"
+                ),
+            )
+        })?;
+    Ok(AxisGeometry {
+        input: cropped as usize,
+        kernel,
+        stride,
+        dilation,
+        pad_before,
+        pad_after,
+        output: input,
+    })
+}
+
 /// The resolved sizes of one spatial axis of a windowed op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AxisGeometry {

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ndarray::{array, s, Array4};
-use wgconv::{compare, conv2d, cpu, Conv2dParams, Gpu, GpuTensor, Padding, Tolerance};
+use wgconv::{
+    compare, conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, cpu,
+    Conv2dParams, Gpu, GpuTensor, GradSelection, Padding, Tolerance,
+};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -176,8 +179,15 @@ fn shape_table(gpu: &Gpu) -> wgconv::Result<()> {
         },
     ];
     println!(
-        "{:<22} {:>10} {:>10} {:>11} {:>11} {:>11} {:>8}",
-        "shape (batch 1)", "max abs", "max rel", "gpu ms", "cpu im2col", "cpu loops", "gpu/cpu"
+        "{:<22} {:<8} {:>9} {:>9} {:>10} {:>11} {:>10} {:>8}",
+        "shape (batch 1)",
+        "op",
+        "max abs",
+        "max rel",
+        "gpu ms",
+        "cpu im2col",
+        "cpu loops",
+        "gpu/cpu"
     );
     let mut seed = 1u32;
     let mut next = move || {
@@ -187,59 +197,152 @@ fn shape_table(gpu: &Gpu) -> wgconv::Result<()> {
         seed ^= seed << 5;
         (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
     };
+    let mut all_passed = true;
     for shape in &shapes {
+        let p = &shape.params;
+        let g = p.geometry("main", shape.input, shape.weight, None)?;
         let x = Array4::from_shape_simple_fn(shape.input, &mut next);
         let w = Array4::from_shape_simple_fn(shape.weight, &mut next);
-        let g = shape
-            .params
-            .geometry("main", shape.input, shape.weight, None)?;
-        let xt = GpuTensor::upload(gpu, x.view())?;
-        let wt = GpuTensor::upload(gpu, w.view())?;
-        let mut gpu_out = None;
-        let gpu_time = median_time(5, || {
-            gpu_out = Some(conv2d(&xt, &wt, None, &shape.params)?.read()?);
-            Ok(())
-        })?;
-        let im2col_time = median_time(3, || {
-            cpu::conv2d_im2col(x.view(), w.view(), None, &shape.params).map(drop)
-        })?;
-        let start = Instant::now();
-        let reference = cpu::conv2d(x.view(), w.view(), None, &shape.params)?;
-        let loops_time = start.elapsed();
-        let gpu_out = gpu_out.expect("median_time runs at least once");
-        let report = compare(
-            gpu_out.view(),
-            reference.view(),
-            Tolerance::for_reduction(g.reduction_len()),
+        let dy = Array4::from_shape_simple_fn(g.output_shape(), &mut next);
+        let (xt, wt, dyt) = (
+            GpuTensor::upload(gpu, x.view())?,
+            GpuTensor::upload(gpu, w.view())?,
+            GpuTensor::upload(gpu, dy.view())?,
         );
-        println!(
-            "{:<22} {:>10.2e} {:>10.2e} {:>11.3} {:>11.3} {:>11.3} {:>8.2}{}",
-            shape.name,
-            report.max_abs_err,
-            report.max_rel_err,
-            ms(gpu_time),
-            ms(im2col_time),
-            ms(loops_time),
-            im2col_time.as_secs_f64() / gpu_time.as_secs_f64(),
-            if report.passed() { "" } else { "  MISMATCH" }
-        );
+        let forward = Row {
+            name: "forward",
+            gpu: timed(3, || conv2d(&xt, &wt, None, p)?.read())?,
+            im2col: timed(3, || cpu::conv2d_im2col(x.view(), w.view(), None, p))?.1,
+            reference: timed(0, || cpu::conv2d(x.view(), w.view(), None, p))?,
+            tolerance: Tolerance::for_reduction(g.reduction_len()),
+        };
+        let im2col_grads = timed(3, || {
+            cpu::conv2d_backward_im2col(x.view(), w.view(), dy.view(), p, GradSelection::ALL)
+        })?
+        .1;
+        let dx = Row {
+            name: "dx",
+            gpu: timed(3, || {
+                conv2d_backward_input(shape.input, &wt, &dyt, p)?.read()
+            })?,
+            im2col: im2col_grads,
+            reference: timed(0, || {
+                cpu::conv2d_backward_input(shape.input, w.view(), dy.view(), p)
+            })?,
+            tolerance: Tolerance::for_reduction(
+                g.out_channels_per_group() * g.h.kernel * g.w.kernel,
+            ),
+        };
+        let dw = Row {
+            name: "dw",
+            gpu: timed(3, || {
+                conv2d_backward_weight(&xt, shape.weight, &dyt, p)?.read()
+            })?,
+            im2col: im2col_grads,
+            reference: timed(0, || {
+                cpu::conv2d_backward_weight(x.view(), shape.weight, dy.view(), p)
+            })?,
+            tolerance: Tolerance::for_reduction(g.batch * g.h.output * g.w.output),
+        };
+        let db = {
+            let (gpu_db, gpu_time) = timed(3, || conv2d_backward_bias(&dyt)?.read_1d())?;
+            let (cpu_db, cpu_time) = timed(0, || cpu::conv2d_backward_bias(dy.view()))?;
+            let report = compare(
+                gpu_db.view(),
+                cpu_db.view(),
+                Tolerance::for_reduction(g.batch * g.h.output * g.w.output),
+            );
+            (report, gpu_time, cpu_time)
+        };
+        for (i, row) in [forward, dx, dw].into_iter().enumerate() {
+            let report = compare(row.gpu.0.view(), row.reference.0.view(), row.tolerance);
+            all_passed &= report.passed();
+            print_row(
+                if i == 0 { shape.name } else { "" },
+                row.name,
+                &report,
+                row.gpu.1,
+                Some(row.im2col),
+                row.reference.1,
+            );
+        }
+        all_passed &= db.0.passed();
+        print_row("", "db", &db.0, db.1, None, db.2);
     }
-    println!("gpu ms: conv2d plus readback, median of 5 after upload; gpu/cpu: im2col time over gpu time");
+    println!(
+        "gpu ms: op plus readback, median of 3 after upload. cpu im2col: the matrix-product path \
+         (dx and dw rows: all three gradients together). gpu/cpu: cpu im2col time over gpu time."
+    );
+    if !all_passed {
+        return Err(wgconv::Error::Device {
+            op: "main job",
+            message: "a GPU result is outside the verification tolerance (rows marked MISMATCH)"
+                .into(),
+        });
+    }
     Ok(())
+}
+
+/// One op of one shape: the GPU result and time, the im2col time and the reference.
+struct Row {
+    name: &'static str,
+    gpu: (Array4<f32>, Duration),
+    im2col: Duration,
+    reference: (Array4<f32>, Duration),
+    tolerance: Tolerance,
+}
+
+fn print_row(
+    shape: &str,
+    op: &str,
+    report: &wgconv::Comparison,
+    gpu: Duration,
+    im2col: Option<Duration>,
+    loops: Duration,
+) {
+    let (im2col_ms, ratio) = match im2col {
+        Some(t) => (
+            format!("{:.3}", ms(t)),
+            format!("{:.2}", t.as_secs_f64() / gpu.as_secs_f64()),
+        ),
+        None => ("-".into(), "-".into()),
+    };
+    println!(
+        "{:<22} {:<8} {:>9.2e} {:>9.2e} {:>10.3} {:>11} {:>10.3} {:>8}{}",
+        shape,
+        op,
+        report.max_abs_err,
+        report.max_rel_err,
+        ms(gpu),
+        im2col_ms,
+        ms(loops),
+        ratio,
+        if report.passed() { "" } else { "  MISMATCH" }
+    );
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn median_time(runs: usize, mut f: impl FnMut() -> wgconv::Result<()>) -> wgconv::Result<Duration> {
-    f()?; // warm-up: pipeline creation, first-touch allocation
+/// Runs `f` once to warm up, then `runs` more times, and returns the last result with the
+/// median time (`runs == 0`: one timed run, no warm-up).
+fn timed<T>(
+    runs: usize,
+    mut f: impl FnMut() -> wgconv::Result<T>,
+) -> wgconv::Result<(T, Duration)> {
+    if runs == 0 {
+        let start = Instant::now();
+        let value = f()?;
+        return Ok((value, start.elapsed()));
+    }
+    let mut last = f()?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
-        f()?;
+        last = f()?;
         times.push(start.elapsed());
     }
     times.sort();
-    Ok(times[runs / 2])
+    Ok((last, times[runs / 2]))
 }

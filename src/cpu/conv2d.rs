@@ -16,10 +16,53 @@ pub fn conv2d(
     bias: Option<ArrayView1<f32>>,
     params: &Conv2dParams,
 ) -> Result<Array4<f32>> {
+    conv2d_loops(input, weight, bias, params)
+}
+
+/// [`conv2d`] on f64 data, for finite-difference checks that need more precision than f32.
+pub fn conv2d_f64(
+    input: ArrayView4<f64>,
+    weight: ArrayView4<f64>,
+    bias: Option<ArrayView1<f64>>,
+    params: &Conv2dParams,
+) -> Result<Array4<f64>> {
+    conv2d_loops(input, weight, bias, params)
+}
+
+/// An element type of the reference loops; they accumulate in f64 whatever it is.
+pub trait Real: Copy + Default {
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Real for f32 {
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Real for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+fn conv2d_loops<T: Real>(
+    input: ArrayView4<T>,
+    weight: ArrayView4<T>,
+    bias: Option<ArrayView1<T>>,
+    params: &Conv2dParams,
+) -> Result<Array4<T>> {
     let g = params.geometry(OP, shape4(&input), shape4(&weight), bias.map(|b| b.len()))?;
     let cin_pg = g.in_channels_per_group();
     let cout_pg = g.out_channels_per_group();
-    let mut output = Array4::<f32>::zeros(g.output_shape());
+    let mut output = Array4::<T>::default(g.output_shape());
     for n in 0..g.batch {
         for oc in 0..g.out_channels {
             let group = oc / cout_pg;
@@ -36,15 +79,15 @@ pub fn conv2d(
                                 let Some(ix) = input_coord(&g.w, ox, kx) else {
                                     continue;
                                 };
-                                sum += f64::from(input[[n, c, iy, ix]])
-                                    * f64::from(weight[[oc, ci, ky, kx]]);
+                                sum += input[[n, c, iy, ix]].to_f64()
+                                    * weight[[oc, ci, ky, kx]].to_f64();
                             }
                         }
                     }
                     if let Some(b) = bias {
-                        sum += f64::from(b[oc]);
+                        sum += b[oc].to_f64();
                     }
-                    output[[n, oc, oy, ox]] = sum as f32;
+                    output[[n, oc, oy, ox]] = T::from_f64(sum);
                 }
             }
         }
@@ -53,7 +96,7 @@ pub fn conv2d(
 }
 
 /// The input coordinate that tap `k` of output position `o` reads, or `None` in the padding.
-fn input_coord(axis: &AxisGeometry, o: usize, k: usize) -> Option<usize> {
+pub(super) fn input_coord(axis: &AxisGeometry, o: usize, k: usize) -> Option<usize> {
     let padded = o * axis.stride + k * axis.dilation;
     let i = padded.checked_sub(axis.pad_before)?;
     (i < axis.input).then_some(i)
@@ -105,7 +148,7 @@ pub fn conv2d_im2col(
 
 /// im2col for one sample and one group: row `(ci, ky, kx)`, column `(oy, ox)` holds the input
 /// value that tap reads, or 0 in the padding.
-fn fill_columns(g: &Conv2dGeometry, sample: ArrayView3<f32>, columns: &mut Array2<f32>) {
+pub(super) fn fill_columns(g: &Conv2dGeometry, sample: ArrayView3<f32>, columns: &mut Array2<f32>) {
     let mut row = 0;
     for plane in sample.outer_iter() {
         for ky in 0..g.h.kernel {

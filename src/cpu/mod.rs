@@ -5,13 +5,18 @@
 //! [`crate::params`] code, so both paths accept and reject exactly the same calls.
 
 mod conv2d;
+mod conv2d_backward;
 
-pub use conv2d::{conv2d, conv2d_im2col};
+pub use conv2d::{conv2d, conv2d_f64, conv2d_im2col, Real};
+pub use conv2d_backward::{
+    conv2d_backward, conv2d_backward_bias, conv2d_backward_im2col, conv2d_backward_input,
+    conv2d_backward_weight, conv_transpose2d,
+};
 
 use ndarray::ArrayView4;
 
 /// The shape of a 4-D view as an array.
-pub(crate) fn shape4(view: &ArrayView4<f32>) -> [usize; 4] {
+pub(crate) fn shape4<T>(view: &ArrayView4<T>) -> [usize; 4] {
     let d = view.dim();
     [d.0, d.1, d.2, d.3]
 }

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_same_gpu, dims4, len1, submit};
+use crate::gpu::launch::{check_binding, check_same_gpu, dims4, len1, submit, Dispatch};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::GpuTensor;
@@ -46,16 +46,19 @@ pub fn conv2d(
         let bias_buffer = bias.map_or(&gpu.inner.placeholder, |b| b.buffer());
         submit(
             gpu,
-            &kernel,
-            Kernel::Conv2dForward.entry_point(),
-            bytemuck::bytes_of(&uniforms),
-            &[
-                input.buffer(),
-                weight.buffer(),
-                bias_buffer,
-                output.buffer(),
-            ],
-            grid,
+            OP,
+            &[Dispatch {
+                kernel: &kernel,
+                label: Kernel::Conv2dForward.entry_point(),
+                uniforms: bytemuck::bytes_of(&uniforms),
+                buffers: vec![
+                    input.buffer(),
+                    weight.buffer(),
+                    bias_buffer,
+                    output.buffer(),
+                ],
+                grid,
+            }],
         );
         Ok(output)
     })?
@@ -70,6 +73,16 @@ pub fn forward_grid(g: &Conv2dGeometry, max_per_dimension: u32) -> Result<Dispat
 }
 
 fn forward_uniforms(g: &Conv2dGeometry, has_bias: bool, invocations: u32) -> Conv2dUniforms {
+    Conv2dUniforms {
+        channel_tiles_per_group: g.out_channels_per_group().div_ceil(FORWARD_CHANNEL_TILE) as u32,
+        has_bias: u32::from(has_bias),
+        invocations,
+        ..geometry_uniforms(g)
+    }
+}
+
+/// The fields every conv2d-family kernel reads, straight from the geometry.
+pub(crate) fn geometry_uniforms(g: &Conv2dGeometry) -> Conv2dUniforms {
     // Geometry validation bounds every size by u32::MAX elements, so these casts are exact.
     let u = |v: usize| v as u32;
     Conv2dUniforms {
@@ -91,9 +104,6 @@ fn forward_uniforms(g: &Conv2dGeometry, has_bias: bool, invocations: u32) -> Con
         out_w: u(g.w.output),
         in_channels_per_group: u(g.in_channels_per_group()),
         out_channels_per_group: u(g.out_channels_per_group()),
-        channel_tiles_per_group: u(g.out_channels_per_group().div_ceil(FORWARD_CHANNEL_TILE)),
-        has_bias: u32::from(has_bias),
-        invocations,
         ..Default::default()
     }
 }

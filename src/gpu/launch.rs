@@ -7,40 +7,48 @@ use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::pipelines::CompiledKernel;
 use crate::gpu::{Gpu, GpuTensor};
 
-/// Records and submits one dispatch of `kernel` with `uniforms` at binding 0 and `buffers` at
-/// bindings 1.. in order. Must run inside [`Gpu::capture`] so that errors become `Err`.
-pub(crate) fn submit(
-    gpu: &Gpu,
-    kernel: &CompiledKernel,
-    label: &str,
-    uniforms: &[u8],
-    buffers: &[&wgpu::Buffer],
-    grid: DispatchGrid,
-) {
+/// One kernel dispatch: `uniforms` at binding 0 and `buffers` at bindings 1.. in order.
+pub(crate) struct Dispatch<'a> {
+    pub kernel: &'a CompiledKernel,
+    pub label: &'static str,
+    pub uniforms: &'a [u8],
+    pub buffers: Vec<&'a wgpu::Buffer>,
+    pub grid: DispatchGrid,
+}
+
+/// Records `dispatches` in order into one command buffer and submits it; the GPU runs them in
+/// order (a later dispatch sees an earlier one's writes). Never waits. Must run inside
+/// [`Gpu::capture`] so that errors become `Err`.
+pub(crate) fn submit(gpu: &Gpu, label: &str, dispatches: &[Dispatch<'_>]) {
     let device = &gpu.inner.device;
-    let uniform_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(label),
-        contents: uniforms,
-        usage: wgpu::BufferUsages::UNIFORM,
-    });
-    let mut entries = vec![wgpu::BindGroupEntry {
-        binding: 0,
-        resource: uniform_buffer.as_entire_binding(),
-    }];
-    entries.extend(
-        buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.as_entire_binding(),
-            }),
-    );
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &kernel.layout,
-        entries: &entries,
-    });
+    let bind_groups: Vec<wgpu::BindGroup> = dispatches
+        .iter()
+        .map(|d| {
+            let uniform_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(d.label),
+                contents: d.uniforms,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform_buffer.as_entire_binding(),
+            }];
+            entries.extend(
+                d.buffers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: b.as_entire_binding(),
+                    }),
+            );
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(d.label),
+                layout: &d.kernel.layout,
+                entries: &entries,
+            })
+        })
+        .collect();
     let mut encoder =
         device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
     {
@@ -48,10 +56,12 @@ pub(crate) fn submit(
             label: Some(label),
             timestamp_writes: None,
         });
-        pass.set_pipeline(&kernel.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        let [x, y, z] = grid.workgroups;
-        pass.dispatch_workgroups(x, y, z);
+        for (d, bind_group) in dispatches.iter().zip(&bind_groups) {
+            pass.set_pipeline(&d.kernel.pipeline);
+            pass.set_bind_group(0, bind_group, &[]);
+            let [x, y, z] = d.grid.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
     }
     gpu.inner.queue.submit([encoder.finish()]);
 }

@@ -2,6 +2,7 @@
 
 mod context;
 pub mod conv2d;
+pub mod conv2d_backward;
 pub mod dispatch;
 mod launch;
 pub mod pipelines;
@@ -10,4 +11,8 @@ pub mod uniforms;
 
 pub use context::{Gpu, ADAPTER_ENV};
 pub use conv2d::conv2d;
+pub use conv2d_backward::{
+    conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    conv_transpose2d,
+};
 pub use tensor::GpuTensor;

@@ -43,30 +43,53 @@ pub enum Binding {
 pub enum Kernel {
     /// Direct convolution, each invocation a tile of output channels at one output pixel.
     Conv2dForward,
+    /// Input gradient (and transposed convolution) in gather form, stride phases skipped.
+    Conv2dBackwardInput,
+    /// Weight gradient, pass 1: partial sums per block of output rows.
+    Conv2dBackwardWeightPartial,
+    /// Bias gradient, pass 1: partial sums per block of output rows.
+    Conv2dBackwardBiasPartial,
+    /// Pass 2 of the blocked reductions: partials added in block order.
+    ReducePartials,
 }
 
 impl Kernel {
     /// Every kernel the host uses.
-    pub const ALL: &'static [Kernel] = &[Kernel::Conv2dForward];
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::Conv2dForward,
+        Kernel::Conv2dBackwardInput,
+        Kernel::Conv2dBackwardWeightPartial,
+        Kernel::Conv2dBackwardBiasPartial,
+        Kernel::ReducePartials,
+    ];
 
     pub fn shader(self) -> Shader {
         match self {
-            Kernel::Conv2dForward => Shader::Conv2d,
+            Kernel::Conv2dForward
+            | Kernel::Conv2dBackwardInput
+            | Kernel::Conv2dBackwardWeightPartial
+            | Kernel::Conv2dBackwardBiasPartial
+            | Kernel::ReducePartials => Shader::Conv2d,
         }
     }
 
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::Conv2dForward => "conv2d_forward",
+            Kernel::Conv2dBackwardInput => "conv2d_backward_input",
+            Kernel::Conv2dBackwardWeightPartial => "conv2d_backward_weight_partial",
+            Kernel::Conv2dBackwardBiasPartial => "conv2d_backward_bias_partial",
+            Kernel::ReducePartials => "reduce_partials",
         }
     }
 
-    /// The bindings of group 0 in binding order.
+    /// The bindings of group 0 in binding order. Every kernel of a shader file shares its
+    /// file's layout, so one bind group shape serves all of them.
     pub fn bindings(self) -> &'static [Binding] {
         use Binding::*;
-        match self {
-            // uniforms, input, weight, bias, output
-            Kernel::Conv2dForward => &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite],
+        match self.shader() {
+            // uniforms, src_a, src_b, src_c, dst
+            Shader::Conv2d => &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite],
         }
     }
 }

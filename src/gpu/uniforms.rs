@@ -29,6 +29,8 @@ uniform_struct! {
         stride_h, stride_w, dilation_h, dilation_w,
         pad_top, pad_left, out_h, out_w,
         in_channels_per_group, out_channels_per_group, channel_tiles_per_group, has_bias,
-        invocations, _pad0, _pad1, _pad2,
+        invocations, rows_per_block, blocks, reduce_len,
+        phase_gcd_h, phase_gcd_w, phase_step_h, phase_step_w,
+        phase_inv_h, phase_inv_w, _pad0, _pad1,
     }
 }

@@ -1,0 +1,258 @@
+//! conv2d gradients and conv_transpose2d on the CPU: f64 reference loops, and an im2col/col2im
+//! baseline (the matrix form of seed 002, with `np.add.at` as a scatter loop).
+
+use ndarray::{s, Array1, Array2, Array4, ArrayView1, ArrayView4, Axis};
+
+use super::conv2d::{fill_columns, input_coord};
+use super::shape4;
+use crate::error::{invalid, Result};
+use crate::grads::{Conv2dGrads, GradSelection};
+use crate::params::{AxisGeometry, Conv2dGeometry, Conv2dParams, ConvTranspose2dParams};
+
+/// The output position that tap `k` of an axis maps input coordinate `i` to, if any:
+/// `o * stride + k * dilation = i + pad_before` with `0 <= o < output`.
+fn output_coord(axis: &AxisGeometry, i: usize, k: usize) -> Option<usize> {
+    let shifted = (i + axis.pad_before).checked_sub(k * axis.dilation)?;
+    if shifted % axis.stride != 0 {
+        return None;
+    }
+    let o = shifted / axis.stride;
+    (o < axis.output).then_some(o)
+}
+
+/// Gradient with respect to the input, in gather form: each input element sums
+/// `weight * grad_output` over every (output channel, tap) whose window covers it.
+pub fn conv2d_backward_input(
+    input_shape: [usize; 4],
+    weight: ArrayView4<f32>,
+    grad_output: ArrayView4<f32>,
+    params: &Conv2dParams,
+) -> Result<Array4<f32>> {
+    const OP: &str = "cpu::conv2d_backward_input";
+    let g = params.backward_geometry(OP, input_shape, shape4(&weight), shape4(&grad_output))?;
+    Ok(backward_input_loops(&g, weight, grad_output, None))
+}
+
+/// The dx loops shared by the gradient and conv_transpose2d (which adds a bias).
+fn backward_input_loops(
+    g: &Conv2dGeometry,
+    weight: ArrayView4<f32>,
+    grad_output: ArrayView4<f32>,
+    bias: Option<ArrayView1<f32>>,
+) -> Array4<f32> {
+    let cin_pg = g.in_channels_per_group();
+    let cout_pg = g.out_channels_per_group();
+    let mut dx = Array4::<f32>::zeros(g.input_shape());
+    for n in 0..g.batch {
+        for c in 0..g.in_channels {
+            let group = c / cin_pg;
+            let ci = c % cin_pg;
+            for iy in 0..g.h.input {
+                for ix in 0..g.w.input {
+                    let mut sum = bias.map_or(0.0, |b| f64::from(b[c]));
+                    for oc in group * cout_pg..(group + 1) * cout_pg {
+                        for ky in 0..g.h.kernel {
+                            let Some(oy) = output_coord(&g.h, iy, ky) else {
+                                continue;
+                            };
+                            for kx in 0..g.w.kernel {
+                                let Some(ox) = output_coord(&g.w, ix, kx) else {
+                                    continue;
+                                };
+                                sum += f64::from(weight[[oc, ci, ky, kx]])
+                                    * f64::from(grad_output[[n, oc, oy, ox]]);
+                            }
+                        }
+                    }
+                    dx[[n, c, iy, ix]] = sum as f32;
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// Gradient with respect to the weights: each weight sums `input * grad_output` over every
+/// sample and output position, in f64.
+pub fn conv2d_backward_weight(
+    input: ArrayView4<f32>,
+    weight_shape: [usize; 4],
+    grad_output: ArrayView4<f32>,
+    params: &Conv2dParams,
+) -> Result<Array4<f32>> {
+    const OP: &str = "cpu::conv2d_backward_weight";
+    let g = params.backward_geometry(OP, shape4(&input), weight_shape, shape4(&grad_output))?;
+    let cin_pg = g.in_channels_per_group();
+    let cout_pg = g.out_channels_per_group();
+    let mut dw = Array4::<f32>::zeros(g.weight_shape());
+    for oc in 0..g.out_channels {
+        let group = oc / cout_pg;
+        for ci in 0..cin_pg {
+            let c = group * cin_pg + ci;
+            for ky in 0..g.h.kernel {
+                for kx in 0..g.w.kernel {
+                    let mut sum = 0.0f64;
+                    for n in 0..g.batch {
+                        for oy in 0..g.h.output {
+                            let Some(iy) = input_coord(&g.h, oy, ky) else {
+                                continue;
+                            };
+                            for ox in 0..g.w.output {
+                                let Some(ix) = input_coord(&g.w, ox, kx) else {
+                                    continue;
+                                };
+                                sum += f64::from(input[[n, c, iy, ix]])
+                                    * f64::from(grad_output[[n, oc, oy, ox]]);
+                            }
+                        }
+                    }
+                    dw[[oc, ci, ky, kx]] = sum as f32;
+                }
+            }
+        }
+    }
+    Ok(dw)
+}
+
+/// Gradient with respect to the bias: `grad_output` summed over N, OH and OW, in f64.
+pub fn conv2d_backward_bias(grad_output: ArrayView4<f32>) -> Result<Array1<f32>> {
+    const OP: &str = "cpu::conv2d_backward_bias";
+    let shape = shape4(&grad_output);
+    if shape.contains(&0) {
+        return Err(invalid(
+            OP,
+            format!("grad_output shape {shape:?} has a zero-sized dimension"),
+        ));
+    }
+    Ok(grad_output
+        .axis_iter(Axis(1))
+        .map(|channel| channel.iter().map(|&v| f64::from(v)).sum::<f64>() as f32)
+        .collect())
+}
+
+/// The requested subset of `(dx, dw, db)`.
+pub fn conv2d_backward(
+    input: ArrayView4<f32>,
+    weight: ArrayView4<f32>,
+    grad_output: ArrayView4<f32>,
+    params: &Conv2dParams,
+    which: GradSelection,
+) -> Result<Conv2dGrads<Array4<f32>, Array1<f32>>> {
+    const OP: &str = "cpu::conv2d_backward";
+    params.backward_geometry(OP, shape4(&input), shape4(&weight), shape4(&grad_output))?;
+    Ok(Conv2dGrads {
+        input: which
+            .input
+            .then(|| conv2d_backward_input(shape4(&input), weight, grad_output, params))
+            .transpose()?,
+        weight: which
+            .weight
+            .then(|| conv2d_backward_weight(input, shape4(&weight), grad_output, params))
+            .transpose()?,
+        bias: which
+            .bias
+            .then(|| conv2d_backward_bias(grad_output))
+            .transpose()?,
+    })
+}
+
+/// Transposed convolution (PyTorch's `conv_transpose2d`): the input gradient of the matching
+/// conv2d applied to `input`, plus an optional bias of length C_out.
+pub fn conv_transpose2d(
+    input: ArrayView4<f32>,
+    weight: ArrayView4<f32>,
+    bias: Option<ArrayView1<f32>>,
+    params: &ConvTranspose2dParams,
+) -> Result<Array4<f32>> {
+    const OP: &str = "cpu::conv_transpose2d";
+    let g = params.geometry(OP, shape4(&input), shape4(&weight), bias.map(|b| b.len()))?;
+    Ok(backward_input_loops(&g, weight, input, bias))
+}
+
+/// All three gradients through matrix products, as seed 002 computes them:
+/// `dw = dY · colsᵀ`, `dcols = Wᵀ · dY` scattered back into the input with an `np.add.at`-style
+/// loop (col2im), `db = Σ dY`. f32 accumulation: the CPU baseline for benchmarks.
+pub fn conv2d_backward_im2col(
+    input: ArrayView4<f32>,
+    weight: ArrayView4<f32>,
+    grad_output: ArrayView4<f32>,
+    params: &Conv2dParams,
+    which: GradSelection,
+) -> Result<Conv2dGrads<Array4<f32>, Array1<f32>>> {
+    const OP: &str = "cpu::conv2d_backward_im2col";
+    let g = params.backward_geometry(OP, shape4(&input), shape4(&weight), shape4(&grad_output))?;
+    let cin_pg = g.in_channels_per_group();
+    let cout_pg = g.out_channels_per_group();
+    let rows = g.reduction_len();
+    let pixels = g.h.output * g.w.output;
+    let weight = weight.as_standard_layout();
+    let grad_output = grad_output.as_standard_layout();
+    let mut dx = which.input.then(|| Array4::<f32>::zeros(g.input_shape()));
+    let mut dw = which
+        .weight
+        .then(|| Array2::<f32>::zeros((g.out_channels, rows)));
+    let mut columns = Array2::<f32>::zeros((rows, pixels));
+    for n in 0..g.batch {
+        for group in 0..g.groups {
+            let channels_in = group * cin_pg..(group + 1) * cin_pg;
+            let channels_out = group * cout_pg..(group + 1) * cout_pg;
+            let dy = grad_output
+                .slice(s![n, channels_out.clone(), .., ..])
+                .into_shape_with_order((cout_pg, pixels))
+                .expect("a standard-layout sample slice is contiguous");
+            if let Some(dw) = dw.as_mut() {
+                fill_columns(
+                    &g,
+                    input.slice(s![n, channels_in.clone(), .., ..]),
+                    &mut columns,
+                );
+                let mut block = dw.slice_mut(s![channels_out.clone(), ..]);
+                block += &dy.dot(&columns.t());
+            }
+            if let Some(dx) = dx.as_mut() {
+                let kernels = weight
+                    .slice(s![channels_out, .., .., ..])
+                    .into_shape_with_order((cout_pg, rows))
+                    .expect("a standard-layout slice over the outer axis is contiguous");
+                let dcols = kernels.t().dot(&dy);
+                scatter_columns(&g, &dcols, dx.slice_mut(s![n, channels_in, .., ..]));
+            }
+        }
+    }
+    Ok(Conv2dGrads {
+        input: dx,
+        weight: dw.map(|dw| {
+            dw.into_shape_with_order(g.weight_shape())
+                .expect("dw rows are OIHW in order")
+        }),
+        bias: which.bias.then(|| {
+            grad_output
+                .axis_iter(Axis(1))
+                .map(|channel| channel.sum())
+                .collect()
+        }),
+    })
+}
+
+/// col2im: adds column `(oy, ox)` of row `(ci, ky, kx)` back into the input position that tap
+/// read, the inverse of `fill_columns` (numpy's `np.add.at`).
+fn scatter_columns(g: &Conv2dGeometry, dcols: &Array2<f32>, mut dx: ndarray::ArrayViewMut3<f32>) {
+    let mut row = 0;
+    for ci in 0..g.in_channels_per_group() {
+        for ky in 0..g.h.kernel {
+            for kx in 0..g.w.kernel {
+                for oy in 0..g.h.output {
+                    let Some(iy) = input_coord(&g.h, oy, ky) else {
+                        continue;
+                    };
+                    for ox in 0..g.w.output {
+                        if let Some(ix) = input_coord(&g.w, ox, kx) {
+                            dx[[ci, iy, ix]] += dcols[[row, oy * g.w.output + ox]];
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}

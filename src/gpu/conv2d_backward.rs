@@ -1,0 +1,556 @@
+//! Host side of the conv2d gradients and conv_transpose2d: plan every dispatch (validating all
+//! arguments and sizes) before encoding anything, then submit them together.
+
+use crate::error::{too_large, Result};
+use crate::gpu::conv2d::{geometry_uniforms, FORWARD_CHANNEL_TILE};
+use crate::gpu::dispatch::DispatchGrid;
+use crate::gpu::launch::{check_binding, check_same_gpu, dims4, len1, submit, Dispatch};
+use std::sync::Arc;
+
+use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel};
+use crate::gpu::uniforms::Conv2dUniforms;
+use crate::gpu::{Gpu, GpuTensor};
+use crate::grads::{Conv2dGrads, GradSelection};
+use crate::params::{Conv2dGeometry, Conv2dParams, ConvTranspose2dParams};
+
+/// Channels per invocation in the gradient kernels (`TILE` in the shader).
+const CHANNEL_TILE: usize = FORWARD_CHANNEL_TILE;
+/// Most terms one block of a blocked reduction sums before its partial is written: bounds the
+/// f32 error of each partial and keeps blocks short.
+pub const BLOCK_TERMS: usize = 1024;
+/// Fewest pass-1 invocations a blocked reduction aims for, so that every core of the device has
+/// work even when there are few outputs (a 3-channel bias, a tiny filter bank).
+pub const MIN_PARALLEL_INVOCATIONS: usize = 16 * 1024;
+
+/// How a blocked reduction over the `rows` rows (n, oy) of grad_output is cut into blocks.
+/// Depends only on the shape and the device's binding limit, so it is the same on every run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReductionPlan {
+    pub rows_per_block: usize,
+    pub blocks: usize,
+}
+
+impl ReductionPlan {
+    /// `rows` rows of `row_len` terms, `pass1_per_block` pass-1 invocations per block, and
+    /// `partials_per_block` partial sums written per block.
+    pub fn new(
+        rows: usize,
+        row_len: usize,
+        pass1_per_block: usize,
+        partials_per_block: usize,
+        max_binding_bytes: u64,
+    ) -> Self {
+        let mut rows_per_block = (BLOCK_TERMS / row_len.max(1)).clamp(1, rows);
+        let wanted_blocks = MIN_PARALLEL_INVOCATIONS.div_ceil(pass1_per_block.max(1));
+        if rows.div_ceil(rows_per_block) < wanted_blocks {
+            rows_per_block = rows.div_ceil(wanted_blocks).max(1);
+        }
+        let max_blocks = (max_binding_bytes / 4 / partials_per_block.max(1) as u64).max(1);
+        if rows.div_ceil(rows_per_block) as u64 > max_blocks {
+            rows_per_block = rows.div_ceil(max_blocks as usize);
+        }
+        Self {
+            rows_per_block,
+            blocks: rows.div_ceil(rows_per_block),
+        }
+    }
+}
+
+/// One planned dispatch, still without buffers.
+struct Planned {
+    kernel: Kernel,
+    uniforms: Conv2dUniforms,
+    grid: DispatchGrid,
+}
+
+fn grid(gpu: &Gpu, op: &'static str, invocations: usize) -> Result<DispatchGrid> {
+    DispatchGrid::for_invocations(
+        op,
+        invocations as u64,
+        gpu.limits().max_compute_workgroups_per_dimension,
+    )
+}
+
+/// `(gcd, step, inverse)` for one axis of the stride-phase skipping in the dx kernel: taps `k`
+/// with `k * dilation = t (mod stride)` are `k0 + j * step` with `step = stride / gcd` and
+/// `k0 = (t / gcd) * inverse (mod step)`.
+fn stride_phase(op: &'static str, stride: usize, dilation: usize) -> Result<(u32, u32, u32)> {
+    let gcd = gcd(stride, dilation);
+    let step = stride / gcd;
+    // The shader multiplies two residues below `step` in u32.
+    if step > 65_536 {
+        return Err(too_large(
+            op,
+            format!("stride {stride} with dilation {dilation}: the input-gradient kernel supports a stride phase of at most 65536"),
+        ));
+    }
+    let inverse = modular_inverse(dilation / gcd, step);
+    Ok((gcd as u32, step as u32, inverse as u32))
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// `x` with `a * x = 1 (mod m)` for coprime `a` and `m` (0 when `m == 1`).
+fn modular_inverse(a: usize, m: usize) -> usize {
+    if m == 1 {
+        return 0;
+    }
+    let (mut old_r, mut r) = (a as i64 % m as i64, m as i64);
+    let (mut old_s, mut s) = (1i64, 0i64);
+    while r != 0 {
+        let q = old_r / r;
+        (old_r, r) = (r, old_r - q * r);
+        (old_s, s) = (s, old_s - q * s);
+    }
+    old_s.rem_euclid(m as i64) as usize
+}
+
+fn plan_input(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry, has_bias: bool) -> Result<Planned> {
+    let tiles = g.in_channels_per_group().div_ceil(CHANNEL_TILE);
+    let invocations = g.batch * g.groups * tiles * g.h.input * g.w.input;
+    let grid = grid(gpu, op, invocations)?;
+    let (gcd_h, step_h, inv_h) = stride_phase(op, g.h.stride, g.h.dilation)?;
+    let (gcd_w, step_w, inv_w) = stride_phase(op, g.w.stride, g.w.dilation)?;
+    Ok(Planned {
+        kernel: Kernel::Conv2dBackwardInput,
+        uniforms: Conv2dUniforms {
+            channel_tiles_per_group: tiles as u32,
+            has_bias: u32::from(has_bias),
+            invocations: grid.invocations,
+            phase_gcd_h: gcd_h,
+            phase_gcd_w: gcd_w,
+            phase_step_h: step_h,
+            phase_step_w: step_w,
+            phase_inv_h: inv_h,
+            phase_inv_w: inv_w,
+            ..geometry_uniforms(g)
+        },
+        grid,
+    })
+}
+
+/// Pass 1 and pass 2 of a blocked reduction, and the partial buffer's length.
+fn plan_reduction(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    kernel: Kernel,
+    pass1_per_block: usize,
+    reduce_len: usize,
+    tiles: usize,
+) -> Result<(Planned, Planned, usize)> {
+    let plan = ReductionPlan::new(
+        g.batch * g.h.output,
+        g.w.output,
+        pass1_per_block,
+        reduce_len,
+        gpu.limits().max_storage_buffer_binding_size,
+    );
+    let partial_len = plan.blocks * reduce_len;
+    check_binding(gpu, op, "partial sums", &[plan.blocks, reduce_len])?;
+    let base = Conv2dUniforms {
+        channel_tiles_per_group: tiles as u32,
+        rows_per_block: plan.rows_per_block as u32,
+        blocks: plan.blocks as u32,
+        reduce_len: reduce_len as u32,
+        ..geometry_uniforms(g)
+    };
+    let pass1_grid = grid(gpu, op, plan.blocks * pass1_per_block)?;
+    let pass2_grid = grid(gpu, op, reduce_len)?;
+    Ok((
+        Planned {
+            kernel,
+            uniforms: Conv2dUniforms {
+                invocations: pass1_grid.invocations,
+                ..base
+            },
+            grid: pass1_grid,
+        },
+        Planned {
+            kernel: Kernel::ReducePartials,
+            uniforms: Conv2dUniforms {
+                invocations: pass2_grid.invocations,
+                ..base
+            },
+            grid: pass2_grid,
+        },
+        partial_len,
+    ))
+}
+
+fn plan_weight(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+) -> Result<(Planned, Planned, usize)> {
+    let tiles = g.out_channels_per_group().div_ceil(CHANNEL_TILE);
+    let taps = g.h.kernel * g.w.kernel;
+    plan_reduction(
+        gpu,
+        op,
+        g,
+        Kernel::Conv2dBackwardWeightPartial,
+        g.groups * tiles * g.in_channels_per_group() * taps,
+        g.out_channels * g.in_channels_per_group() * taps,
+        tiles,
+    )
+}
+
+fn plan_bias(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<(Planned, Planned, usize)> {
+    plan_reduction(
+        gpu,
+        op,
+        g,
+        Kernel::Conv2dBackwardBiasPartial,
+        g.out_channels,
+        g.out_channels,
+        1,
+    )
+}
+
+fn dispatch<'a>(
+    p: &'a Planned,
+    kernel: &'a CompiledKernel,
+    buffers: Vec<&'a wgpu::Buffer>,
+) -> Dispatch<'a> {
+    Dispatch {
+        kernel,
+        label: p.kernel.entry_point(),
+        uniforms: bytemuck::bytes_of(&p.uniforms),
+        buffers,
+        grid: p.grid,
+    }
+}
+
+/// A blocked reduction ready to encode: both passes, their kernels and the partials' length.
+struct Reduction {
+    partial: Planned,
+    reduce: Planned,
+    partial_len: usize,
+    kernels: [Arc<CompiledKernel>; 2],
+}
+
+impl Reduction {
+    fn new(
+        gpu: &Gpu,
+        op: &'static str,
+        (partial, reduce, partial_len): (Planned, Planned, usize),
+    ) -> Result<Self> {
+        let kernels = [
+            compiled(gpu, op, partial.kernel)?,
+            compiled(gpu, op, reduce.kernel)?,
+        ];
+        Ok(Self {
+            partial,
+            reduce,
+            partial_len,
+            kernels,
+        })
+    }
+}
+
+/// Every conv2d gradient entry point lands here. Shapes come from tensors where the caller has
+/// them and from explicit shapes otherwise; all validation and planning happens before the
+/// first buffer is created.
+#[allow(clippy::too_many_arguments)]
+fn backward(
+    op: &'static str,
+    input_shape: [usize; 4],
+    input: Option<&GpuTensor>,
+    weight_shape: Option<[usize; 4]>,
+    weight: Option<&GpuTensor>,
+    grad_output: &GpuTensor,
+    params: &Conv2dParams,
+    which: GradSelection,
+) -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
+    let gpu = grad_output.gpu();
+    let tensors: Vec<&GpuTensor> = [input, weight].into_iter().flatten().collect();
+    check_same_gpu(gpu, op, &tensors)?;
+    let weight_shape = match (weight_shape, weight) {
+        (Some(s), _) => s,
+        (None, Some(w)) => dims4(op, "weight", w)?,
+        (None, None) => unreachable!("callers pass a weight or its shape"),
+    };
+    let g = params.backward_geometry(
+        op,
+        input_shape,
+        weight_shape,
+        dims4(op, "grad_output", grad_output)?,
+    )?;
+    check_binding(gpu, op, "input", &g.input_shape())?;
+    check_binding(gpu, op, "weight", &g.weight_shape())?;
+    check_binding(gpu, op, "grad_output", &g.output_shape())?;
+
+    let dx_plan = which
+        .input
+        .then(|| -> Result<_> {
+            let p = plan_input(gpu, op, &g, false)?;
+            let k = compiled(gpu, op, p.kernel)?;
+            Ok((p, k))
+        })
+        .transpose()?;
+    let dw_plan = which
+        .weight
+        .then(|| Reduction::new(gpu, op, plan_weight(gpu, op, &g)?))
+        .transpose()?;
+    let db_plan = which
+        .bias
+        .then(|| Reduction::new(gpu, op, plan_bias(gpu, op, &g)?))
+        .transpose()?;
+
+    gpu.capture(op, || -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
+        let ph = &gpu.inner.placeholder;
+        let dy = grad_output.buffer();
+        let dx = dx_plan
+            .as_ref()
+            .map(|_| GpuTensor::uninit(gpu, op, &g.input_shape()))
+            .transpose()?;
+        let dw = dw_plan
+            .as_ref()
+            .map(|r| -> Result<_> {
+                Ok((
+                    GpuTensor::uninit(gpu, op, &[r.partial_len])?,
+                    GpuTensor::uninit(gpu, op, &g.weight_shape())?,
+                ))
+            })
+            .transpose()?;
+        let db = db_plan
+            .as_ref()
+            .map(|r| -> Result<_> {
+                Ok((
+                    GpuTensor::uninit(gpu, op, &[r.partial_len])?,
+                    GpuTensor::uninit(gpu, op, &[g.out_channels])?,
+                ))
+            })
+            .transpose()?;
+        {
+            let mut dispatches = Vec::new();
+            if let (Some((p, k)), Some(dx)) = (&dx_plan, &dx) {
+                let w = weight.expect("dx needs the weight tensor").buffer();
+                dispatches.push(dispatch(p, k, vec![dy, w, ph, dx.buffer()]));
+            }
+            if let (Some(r), Some((partials, dw))) = (&dw_plan, &dw) {
+                let x = input.expect("dw needs the input tensor").buffer();
+                dispatches.push(dispatch(
+                    &r.partial,
+                    &r.kernels[0],
+                    vec![x, dy, ph, partials.buffer()],
+                ));
+                dispatches.push(dispatch(
+                    &r.reduce,
+                    &r.kernels[1],
+                    vec![partials.buffer(), ph, ph, dw.buffer()],
+                ));
+            }
+            if let (Some(r), Some((partials, db))) = (&db_plan, &db) {
+                dispatches.push(dispatch(
+                    &r.partial,
+                    &r.kernels[0],
+                    vec![ph, dy, ph, partials.buffer()],
+                ));
+                dispatches.push(dispatch(
+                    &r.reduce,
+                    &r.kernels[1],
+                    vec![partials.buffer(), ph, ph, db.buffer()],
+                ));
+            }
+            submit(gpu, op, &dispatches);
+        }
+        // wgpu keeps the partial buffers alive until the submitted work is done.
+        Ok(Conv2dGrads {
+            input: dx,
+            weight: dw.map(|(_, dw)| dw),
+            bias: db.map(|(_, db)| db),
+        })
+    })?
+}
+
+/// The gradients of conv2d selected by `which`, from the forward `input` and `weight` and the
+/// upstream gradient `grad_output` (same `params` as the forward call). All requested gradients
+/// are encoded in one submit; nothing waits.
+pub fn conv2d_backward(
+    input: &GpuTensor,
+    weight: &GpuTensor,
+    grad_output: &GpuTensor,
+    params: &Conv2dParams,
+    which: GradSelection,
+) -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
+    const OP: &str = "conv2d_backward";
+    backward(
+        OP,
+        dims4(OP, "input", input)?,
+        Some(input),
+        None,
+        Some(weight),
+        grad_output,
+        params,
+        which,
+    )
+}
+
+/// Gradient of conv2d with respect to its input (PyTorch's `conv2d_input`): `input_shape` is the
+/// forward input's `[N, C_in, H, W]`.
+pub fn conv2d_backward_input(
+    input_shape: [usize; 4],
+    weight: &GpuTensor,
+    grad_output: &GpuTensor,
+    params: &Conv2dParams,
+) -> Result<GpuTensor> {
+    let grads = backward(
+        "conv2d_backward_input",
+        input_shape,
+        None,
+        None,
+        Some(weight),
+        grad_output,
+        params,
+        GradSelection::INPUT,
+    )?;
+    Ok(grads.input.expect("requested"))
+}
+
+/// Gradient of conv2d with respect to its weights (PyTorch's `conv2d_weight`): `weight_shape` is
+/// `[C_out, C_in/groups, kh, kw]`.
+pub fn conv2d_backward_weight(
+    input: &GpuTensor,
+    weight_shape: [usize; 4],
+    grad_output: &GpuTensor,
+    params: &Conv2dParams,
+) -> Result<GpuTensor> {
+    const OP: &str = "conv2d_backward_weight";
+    let grads = backward(
+        OP,
+        dims4(OP, "input", input)?,
+        Some(input),
+        Some(weight_shape),
+        None,
+        grad_output,
+        params,
+        GradSelection::WEIGHT,
+    )?;
+    Ok(grads.weight.expect("requested"))
+}
+
+/// Gradient of conv2d with respect to its bias: `grad_output` summed over N, OH and OW, with the
+/// same blocked reduction as the weight gradient.
+pub fn conv2d_backward_bias(grad_output: &GpuTensor) -> Result<GpuTensor> {
+    const OP: &str = "conv2d_backward_bias";
+    let [n, c, h, w] = dims4(OP, "grad_output", grad_output)?;
+    // Any conv whose output has grad_output's shape will do; a depthwise 1x1 one keeps it.
+    let weight_shape = [c, 1, 1, 1];
+    let params = Conv2dParams::default().with_groups(c);
+    params.geometry(OP, [n, c, h, w], weight_shape, None)?;
+    let grads = backward(
+        OP,
+        [n, c, h, w],
+        None,
+        Some(weight_shape),
+        None,
+        grad_output,
+        &params,
+        GradSelection::BIAS,
+    )?;
+    Ok(grads.bias.expect("requested"))
+}
+
+/// Transposed convolution (PyTorch's `conv_transpose2d`): `input` `[N, C_in, H, W]`, `weight`
+/// `[C_in, C_out/groups, kh, kw]`, optional `bias` of length C_out. It runs the input-gradient
+/// kernel of the matching conv2d on `input`.
+pub fn conv_transpose2d(
+    input: &GpuTensor,
+    weight: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    params: &ConvTranspose2dParams,
+) -> Result<GpuTensor> {
+    const OP: &str = "conv_transpose2d";
+    let gpu = input.gpu();
+    check_same_gpu(gpu, OP, &[input, weight])?;
+    if let Some(b) = bias {
+        check_same_gpu(gpu, OP, &[b])?;
+    }
+    let bias_len = bias.map(|b| len1(OP, "bias", b)).transpose()?;
+    let g = params.geometry(
+        OP,
+        dims4(OP, "input", input)?,
+        dims4(OP, "weight", weight)?,
+        bias_len,
+    )?;
+    check_binding(gpu, OP, "input", &g.output_shape())?;
+    check_binding(gpu, OP, "weight", &g.weight_shape())?;
+    check_binding(gpu, OP, "output", &g.input_shape())?;
+    let plan = plan_input(gpu, OP, &g, bias.is_some())?;
+    let kernel = compiled(gpu, OP, plan.kernel)?;
+    gpu.capture(OP, || -> Result<GpuTensor> {
+        let output = GpuTensor::uninit(gpu, OP, &g.input_shape())?;
+        let b = bias.map_or(&gpu.inner.placeholder, |b| b.buffer());
+        submit(
+            gpu,
+            OP,
+            &[dispatch(
+                &plan,
+                &kernel,
+                vec![input.buffer(), weight.buffer(), b, output.buffer()],
+            )],
+        );
+        Ok(output)
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modular_inverse_inverts() {
+        for m in 1..40usize {
+            for a in 1..40usize {
+                if gcd(a, m) == 1 {
+                    let x = modular_inverse(a, m);
+                    assert!(x < m.max(1));
+                    assert_eq!((a * x) % m, 1 % m, "a {a} m {m}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stride_phase_lists_exactly_the_contributing_taps() {
+        for stride in 1..7 {
+            for dilation in 1..7 {
+                let (gcd, step, inv) = stride_phase("t", stride, dilation).unwrap();
+                let (gcd, step, inv) = (gcd as usize, step as usize, inv as usize);
+                for t in 0..50usize {
+                    let expected: Vec<usize> = (0..20)
+                        .filter(|k| (t + 1000 * stride - k * dilation) % stride == 0)
+                        .collect();
+                    let got: Vec<usize> = if t % gcd != 0 {
+                        vec![]
+                    } else {
+                        let k0 = ((t / gcd) % step) * inv % step;
+                        (k0..20).step_by(step).collect()
+                    };
+                    assert_eq!(got, expected, "stride {stride} dilation {dilation} t {t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reduction_plan_bounds_blocks_and_keeps_cores_busy() {
+        // 64x64x3x3 weights at batch 8, 56x56: many outputs, blocks of at most BLOCK_TERMS terms.
+        let p = ReductionPlan::new(8 * 56, 56, 16 * 64 * 9, 64 * 64 * 9, 128 << 20);
+        assert!(p.rows_per_block * 56 <= BLOCK_TERMS);
+        assert_eq!(p.blocks, (8 * 56usize).div_ceil(p.rows_per_block));
+        // A 3-channel bias: few outputs, so many one-row blocks.
+        let p = ReductionPlan::new(8 * 56, 56, 3, 3, 128 << 20);
+        assert_eq!(p.rows_per_block, 1);
+        // A tiny binding limit forces bigger blocks.
+        let p = ReductionPlan::new(1000, 1, 100, 100, 4 * 100 * 10);
+        assert!(p.blocks <= 10);
+    }
+}

@@ -1,0 +1,48 @@
+//! Which conv2d gradients to compute, and the container they come back in.
+
+/// A subset of the three conv2d gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GradSelection {
+    /// dx, the gradient with respect to the input.
+    pub input: bool,
+    /// dw, the gradient with respect to the weights.
+    pub weight: bool,
+    /// db, the gradient with respect to the bias.
+    pub bias: bool,
+}
+
+impl GradSelection {
+    /// dx, dw and db.
+    pub const ALL: Self = Self {
+        input: true,
+        weight: true,
+        bias: true,
+    };
+    /// dx only.
+    pub const INPUT: Self = Self {
+        input: true,
+        weight: false,
+        bias: false,
+    };
+    /// dw only.
+    pub const WEIGHT: Self = Self {
+        input: false,
+        weight: true,
+        bias: false,
+    };
+    /// db only.
+    pub const BIAS: Self = Self {
+        input: false,
+        weight: false,
+        bias: true,
+    };
+}
+
+/// The gradients a backward call computed; `None` where not requested. `T4` holds 4-D tensors
+/// (dx, dw) and `T1` the 1-D bias gradient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv2dGrads<T4, T1> {
+    pub input: Option<T4>,
+    pub weight: Option<T4>,
+    pub bias: Option<T1>,
+}
