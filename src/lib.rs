@@ -28,10 +28,12 @@ pub mod verify;
 pub use error::{Error, Result};
 pub use gpu::{
     conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
-    conv_transpose2d, Gpu, GpuTensor,
+    conv_transpose2d, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Gpu, GpuTensor,
 };
 pub use grads::{Conv2dGrads, GradSelection};
-pub use params::{Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Padding};
+pub use params::{
+    Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Padding, Pool2dGeometry, Pool2dParams,
+};
 pub use verify::{compare, Comparison, Tolerance};
 
 /// Compiles the README's Rust code blocks as doctests.

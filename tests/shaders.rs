@@ -5,7 +5,7 @@ use std::path::Path;
 
 use wgconv::gpu::dispatch::WORKGROUP_SIZE;
 use wgconv::gpu::pipelines::{Kernel, Shader};
-use wgconv::gpu::uniforms::Conv2dUniforms;
+use wgconv::gpu::uniforms::{Conv2dUniforms, Pool2dUniforms};
 
 fn parse_and_validate(source: &str, file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
@@ -116,5 +116,11 @@ fn uniform_structs_mirror_their_rust_twins() {
         Conv2dUniforms::WGSL_NAME,
         Conv2dUniforms::FIELDS,
         std::mem::size_of::<Conv2dUniforms>(),
+    );
+    assert_mirrors(
+        Shader::MaxPool2d,
+        Pool2dUniforms::WGSL_NAME,
+        Pool2dUniforms::FIELDS,
+        std::mem::size_of::<Pool2dUniforms>(),
     );
 }

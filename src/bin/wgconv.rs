@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use ndarray::{array, s, Array4};
 use wgconv::{
     compare, conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, cpu,
-    Conv2dParams, Gpu, GpuTensor, GradSelection, Padding, Tolerance,
+    max_pool2d_backward, max_pool2d_with_indices, Conv2dParams, Gpu, GpuTensor, GradSelection,
+    Padding, Pool2dParams, Tolerance,
 };
 
 fn main() -> ExitCode {
@@ -47,7 +48,90 @@ fn main_job() -> wgconv::Result<()> {
     println!();
     seed_example(&gpu)?;
     println!();
-    shape_table(&gpu)
+    shape_table(&gpu)?;
+    println!();
+    pool_table(&gpu)
+}
+
+/// Max pooling, forward (values and indices, compared exactly) and backward, GPU against the
+/// CPU reference loops.
+fn pool_table(gpu: &Gpu) -> wgconv::Result<()> {
+    let cases = [
+        (
+            "3x3 s2 p1, 64ch 112x112",
+            [1, 64, 112, 112],
+            Pool2dParams::new(3, 3).with_stride(2).with_padding(1),
+        ),
+        (
+            "2x2 s2, 64ch 56x56",
+            [1, 64, 56, 56],
+            Pool2dParams::new(2, 2),
+        ),
+    ];
+    println!(
+        "{:<26} {:<9} {:>14} {:>10} {:>10} {:>8}",
+        "max pooling (batch 1)", "op", "result", "gpu ms", "cpu ms", "gpu/cpu"
+    );
+    let mut all_passed = true;
+    for (name, shape, p) in cases {
+        let x = Array4::from_shape_fn(shape, |(_, c, h, w)| {
+            ((c * 7919 + h * 104_729 + w * 1_299_709) % 1000) as f32 / 100.0 - 5.0
+        });
+        let g = p.geometry("main", shape)?;
+        let dy = Array4::from_shape_fn(g.output_shape(), |(_, c, h, w)| {
+            ((c + h * 3 + w * 5) % 17) as f32 / 8.0 - 1.0
+        });
+        let xt = GpuTensor::upload(gpu, x.view())?;
+        let ((gpu_values, gpu_indices), gpu_forward) = timed(3, || {
+            let (v, i) = max_pool2d_with_indices(&xt, &p)?;
+            Ok((v.read()?, i.read_indices()?))
+        })?;
+        let ((values, indices), cpu_forward) =
+            timed(0, || cpu::max_pool2d_with_indices(x.view(), &p))?;
+        let exact = gpu_values == values && gpu_indices == indices;
+        all_passed &= exact;
+        let (_, gpu_index_tensor) = max_pool2d_with_indices(&xt, &p)?;
+        let dyt = GpuTensor::upload(gpu, dy.view())?;
+        let (gpu_dx, gpu_backward) = timed(3, || {
+            max_pool2d_backward(&dyt, &gpu_index_tensor, shape, &p)?.read()
+        })?;
+        let (dx, cpu_backward) = timed(0, || {
+            cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p)
+        })?;
+        let report = compare(gpu_dx.view(), dx.view(), Tolerance::for_reduction(4));
+        all_passed &= report.passed();
+        let ratio = |cpu: Duration, gpu: Duration| cpu.as_secs_f64() / gpu.as_secs_f64();
+        println!(
+            "{:<26} {:<9} {:>14} {:>10.3} {:>10.3} {:>8.2}",
+            name,
+            "forward",
+            if exact { "exact" } else { "MISMATCH" },
+            ms(gpu_forward),
+            ms(cpu_forward),
+            ratio(cpu_forward, gpu_forward)
+        );
+        println!(
+            "{:<26} {:<9} {:>14} {:>10.3} {:>10.3} {:>8.2}",
+            "",
+            "backward",
+            if report.passed() {
+                format!("{:.1e} abs", report.max_abs_err)
+            } else {
+                "MISMATCH".into()
+            },
+            ms(gpu_backward),
+            ms(cpu_backward),
+            ratio(cpu_backward, gpu_backward)
+        );
+    }
+    println!("forward: values and indices equal bit for bit; cpu ms: the reference loops");
+    if !all_passed {
+        return Err(wgconv::Error::Device {
+            op: "main job",
+            message: "a GPU pooling result differs from the reference".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Seed 004: the CS231n 7x7x3 input (zero border included), two 3x3x3 filters, bias [1, 0],

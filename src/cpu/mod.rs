@@ -6,12 +6,15 @@
 
 mod conv2d;
 mod conv2d_backward;
+mod max_pool2d;
 
 pub use conv2d::{conv2d, conv2d_f64, conv2d_im2col, Real};
 pub use conv2d_backward::{
     conv2d_backward, conv2d_backward_bias, conv2d_backward_im2col, conv2d_backward_input,
     conv2d_backward_weight, conv_transpose2d,
 };
+pub(crate) use max_pool2d::check_pool_shapes;
+pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices};
 
 use ndarray::ArrayView4;
 

@@ -22,8 +22,11 @@ pub(crate) struct GpuInner {
     pub limits: wgpu::Limits,
     pub selection: String,
     pub pipelines: Pipelines,
-    /// Bound in place of an absent optional buffer (a conv2d without bias).
+    /// Bound in place of an absent optional read-only buffer (a conv2d without bias).
     pub placeholder: wgpu::Buffer,
+    /// Bound in place of an output a kernel does not write (pooling without indices); separate
+    /// from `placeholder` because one buffer may not be read-only and writable in one dispatch.
+    pub placeholder_rw: wgpu::Buffer,
     /// Set by the device-lost callback.
     pub lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope, drained by the next call.
@@ -107,12 +110,16 @@ impl Gpu {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(e.to_string());
         }));
-        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wgconv placeholder"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let placeholder_buffer = |label| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let placeholder = placeholder_buffer("wgconv placeholder");
+        let placeholder_rw = placeholder_buffer("wgconv placeholder (write)");
         let limits = device.limits();
         Gpu {
             inner: Arc::new(GpuInner {
@@ -123,6 +130,7 @@ impl Gpu {
                 selection,
                 pipelines: Pipelines::default(),
                 placeholder,
+                placeholder_rw,
                 lost,
                 uncaptured,
             }),

@@ -77,12 +77,14 @@ pub(crate) fn check_same_gpu(gpu: &Gpu, op: &'static str, tensors: &[&GpuTensor]
 
 /// The shape of a tensor that must be 4-D.
 pub(crate) fn dims4(op: &'static str, name: &str, t: &GpuTensor) -> Result<[usize; 4]> {
+    t.expect_values(op)?;
     t.dims4()
         .ok_or_else(|| invalid(op, format!("{name} must be 4-D, got shape {:?}", t.shape())))
 }
 
 /// The length of a tensor that must be 1-D.
 pub(crate) fn len1(op: &'static str, name: &str, t: &GpuTensor) -> Result<usize> {
+    t.expect_values(op)?;
     match t.shape() {
         [len] => Ok(*len),
         other => Err(invalid(

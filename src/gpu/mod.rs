@@ -5,6 +5,7 @@ pub mod conv2d;
 pub mod conv2d_backward;
 pub mod dispatch;
 mod launch;
+pub mod max_pool2d;
 pub mod pipelines;
 mod tensor;
 pub mod uniforms;
@@ -15,4 +16,5 @@ pub use conv2d_backward::{
     conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     conv_transpose2d,
 };
-pub use tensor::GpuTensor;
+pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices};
+pub use tensor::{Contents, GpuTensor, IndexOrigin};

@@ -9,16 +9,18 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     Conv2d,
+    MaxPool2d,
 }
 
 impl Shader {
     /// Every shader file the crate ships.
-    pub const ALL: &'static [Shader] = &[Shader::Conv2d];
+    pub const ALL: &'static [Shader] = &[Shader::Conv2d, Shader::MaxPool2d];
 
     /// File name under `shaders/`.
     pub fn file_name(self) -> &'static str {
         match self {
             Shader::Conv2d => "conv2d.wgsl",
+            Shader::MaxPool2d => "max_pool2d.wgsl",
         }
     }
 
@@ -26,6 +28,7 @@ impl Shader {
     pub fn source(self) -> &'static str {
         match self {
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+            Shader::MaxPool2d => include_str!("../../shaders/max_pool2d.wgsl"),
         }
     }
 }
@@ -51,6 +54,12 @@ pub enum Kernel {
     Conv2dBackwardBiasPartial,
     /// Pass 2 of the blocked reductions: partials added in block order.
     ReducePartials,
+    /// Max pooling, values only (inference).
+    MaxPool2dForward,
+    /// Max pooling, values and argmax indices.
+    MaxPool2dForwardWithIndices,
+    /// Max pooling backward, gather form.
+    MaxPool2dBackward,
 }
 
 impl Kernel {
@@ -61,6 +70,9 @@ impl Kernel {
         Kernel::Conv2dBackwardWeightPartial,
         Kernel::Conv2dBackwardBiasPartial,
         Kernel::ReducePartials,
+        Kernel::MaxPool2dForward,
+        Kernel::MaxPool2dForwardWithIndices,
+        Kernel::MaxPool2dBackward,
     ];
 
     pub fn shader(self) -> Shader {
@@ -70,6 +82,9 @@ impl Kernel {
             | Kernel::Conv2dBackwardWeightPartial
             | Kernel::Conv2dBackwardBiasPartial
             | Kernel::ReducePartials => Shader::Conv2d,
+            Kernel::MaxPool2dForward
+            | Kernel::MaxPool2dForwardWithIndices
+            | Kernel::MaxPool2dBackward => Shader::MaxPool2d,
         }
     }
 
@@ -80,6 +95,9 @@ impl Kernel {
             Kernel::Conv2dBackwardWeightPartial => "conv2d_backward_weight_partial",
             Kernel::Conv2dBackwardBiasPartial => "conv2d_backward_bias_partial",
             Kernel::ReducePartials => "reduce_partials",
+            Kernel::MaxPool2dForward => "max_pool2d_forward",
+            Kernel::MaxPool2dForwardWithIndices => "max_pool2d_forward_with_indices",
+            Kernel::MaxPool2dBackward => "max_pool2d_backward",
         }
     }
 
@@ -90,6 +108,8 @@ impl Kernel {
         match self.shader() {
             // uniforms, src_a, src_b, src_c, dst
             Shader::Conv2d => &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite],
+            // uniforms, src, src_indices, dst, dst_indices
+            Shader::MaxPool2d => &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite],
         }
     }
 }

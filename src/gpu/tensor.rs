@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use ndarray::{Array1, Array4, ArrayD, ArrayView, ArrayView1, ArrayView4, Dimension, IxDyn};
 
+use crate::params::Pool2dParams;
+
 use crate::error::{invalid, too_large, Error, Result};
 use crate::gpu::Gpu;
 
@@ -15,6 +17,30 @@ pub struct GpuTensor {
     gpu: Gpu,
     buffer: Arc<wgpu::Buffer>,
     shape: Vec<usize>,
+    contents: Contents,
+}
+
+/// What a tensor's buffer holds.
+#[derive(Clone, Debug)]
+pub enum Contents {
+    /// f32 values.
+    Values,
+    /// Max-pooling argmax indices (`h * W + w` within each plane), stored as u32.
+    Indices(IndexOrigin),
+}
+
+/// Where pooling indices came from, which decides how a backward pass may trust them.
+#[derive(Clone, Debug)]
+pub enum IndexOrigin {
+    /// Written by wgconv's max pooling of an input of this shape with these parameters: every
+    /// index lies inside its own window by construction.
+    Pooled {
+        input_shape: [usize; 4],
+        params: Pool2dParams,
+    },
+    /// Uploaded by the caller (from PyTorch, say). A host copy is kept so that each index can
+    /// be checked against its window before any backward pass reads it.
+    Uploaded(Arc<Array4<u32>>),
 }
 
 /// Receives the result of mapping a readback buffer.
@@ -26,23 +52,46 @@ const F32_BYTES: u64 = std::mem::size_of::<f32>() as u64;
 impl GpuTensor {
     /// Uploads a 4-D array (contiguous or not; a strided view is copied into row-major order).
     pub fn upload(gpu: &Gpu, data: ArrayView4<f32>) -> Result<Self> {
-        Self::upload_view(gpu, data)
+        Self::upload_view(gpu, data, "GpuTensor::upload")
     }
 
     /// Uploads a 1-D array, for example a bias.
     pub fn upload_1d(gpu: &Gpu, data: ArrayView1<f32>) -> Result<Self> {
-        Self::upload_view(gpu, data)
+        Self::upload_view(gpu, data, "GpuTensor::upload")
     }
 
-    fn upload_view<D: Dimension>(gpu: &Gpu, data: ArrayView<f32, D>) -> Result<Self> {
-        const OP: &str = "GpuTensor::upload";
+    /// Uploads max-pooling indices in PyTorch's form (int64, `h * W + w` within each plane).
+    /// Negative values or values past `u32::MAX` are rejected here; a backward pass later checks
+    /// each index against its window.
+    pub fn upload_indices(gpu: &Gpu, indices: ArrayView4<i64>) -> Result<Self> {
+        const OP: &str = "GpuTensor::upload_indices";
+        let mut narrowed = Array4::<u32>::zeros(indices.dim());
+        for ((pos, &v), slot) in indices.indexed_iter().zip(narrowed.iter_mut()) {
+            *slot = u32::try_from(v).map_err(|_| {
+                invalid(
+                    OP,
+                    format!("index {v} at {pos:?} is outside 0..={}", u32::MAX),
+                )
+            })?;
+        }
+        let narrowed = Arc::new(narrowed);
+        let mut tensor = Self::upload_view(gpu, narrowed.view(), OP)?;
+        tensor.contents = Contents::Indices(IndexOrigin::Uploaded(narrowed));
+        Ok(tensor)
+    }
+
+    fn upload_view<T: bytemuck::Pod, D: Dimension>(
+        gpu: &Gpu,
+        data: ArrayView<T, D>,
+        op: &'static str,
+    ) -> Result<Self> {
         let shape = data.shape().to_vec();
-        let bytes = Self::checked_bytes(gpu, OP, &shape)?;
+        let bytes = Self::checked_bytes(gpu, op, &shape)?;
         let contiguous = data.as_standard_layout();
         let values = contiguous
             .as_slice()
             .expect("as_standard_layout returns a contiguous array");
-        let buffer = gpu.capture(OP, || {
+        let buffer = gpu.capture(op, || {
             let buffer = gpu.inner.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgconv tensor"),
                 size: bytes,
@@ -59,13 +108,14 @@ impl GpuTensor {
                 })
         })?;
         let buffer = buffer.map_err(|e| Error::Device {
-            op: OP,
+            op,
             message: format!("mapping a new buffer failed: {e}"),
         })?;
         Ok(Self {
             gpu: gpu.clone(),
             buffer: Arc::new(buffer),
             shape,
+            contents: Contents::Values,
         })
     }
 
@@ -82,7 +132,25 @@ impl GpuTensor {
             gpu: gpu.clone(),
             buffer: Arc::new(buffer),
             shape: shape.to_vec(),
+            contents: Contents::Values,
         })
+    }
+
+    /// An uninitialised tensor of pooling indices written by a pooling kernel.
+    pub(crate) fn uninit_indices(
+        gpu: &Gpu,
+        op: &'static str,
+        shape: &[usize],
+        origin: IndexOrigin,
+    ) -> Result<Self> {
+        let mut t = Self::uninit(gpu, op, shape)?;
+        t.contents = Contents::Indices(origin);
+        Ok(t)
+    }
+
+    /// What the buffer holds.
+    pub fn contents(&self) -> &Contents {
+        &self.contents
     }
 
     fn usage() -> wgpu::BufferUsages {
@@ -148,13 +216,35 @@ impl GpuTensor {
 
     /// Waits for every op writing this tensor and copies it into a 4-D array.
     pub fn read(&self) -> Result<Array4<f32>> {
+        self.expect_values("GpuTensor::read")?;
         let values = self.read_values()?;
         self.shape_as_array4(values)
+    }
+
+    /// Reads pooling indices as PyTorch's int64.
+    pub fn read_indices(&self) -> Result<Array4<i64>> {
+        const OP: &str = "GpuTensor::read_indices";
+        if !matches!(self.contents, Contents::Indices(_)) {
+            return Err(invalid(OP, "tensor holds f32 values, not pooling indices"));
+        }
+        let raw: Vec<u32> = self.read_values()?;
+        self.shape_as_array4(raw.into_iter().map(i64::from).collect())
+    }
+
+    /// `Err` unless the tensor holds f32 values.
+    pub(crate) fn expect_values(&self, op: &'static str) -> Result<()> {
+        match self.contents {
+            Contents::Values => Ok(()),
+            Contents::Indices(_) => {
+                Err(invalid(op, "tensor holds pooling indices, not f32 values"))
+            }
+        }
     }
 
     /// [`GpuTensor::read`] without blocking the calling thread: a helper thread waits on the
     /// device while the returned future is pending.
     pub async fn read_async(&self) -> Result<Array4<f32>> {
+        self.expect_values("GpuTensor::read_async")?;
         let values = self.read_values_async().await?;
         self.shape_as_array4(values)
     }
@@ -167,17 +257,19 @@ impl GpuTensor {
                 format!("tensor has shape {:?}, not one dimension", self.shape),
             ));
         }
-        Ok(Array1::from(self.read_values()?))
+        self.expect_values("GpuTensor::read_1d")?;
+        Ok(Array1::from(self.read_values::<f32>()?))
     }
 
     /// Reads a tensor of any rank.
     pub fn read_dyn(&self) -> Result<ArrayD<f32>> {
+        self.expect_values("GpuTensor::read_dyn")?;
         let values = self.read_values()?;
         ArrayD::from_shape_vec(IxDyn(&self.shape), values)
             .map_err(|e| invalid("GpuTensor::read_dyn", e.to_string()))
     }
 
-    fn shape_as_array4(&self, values: Vec<f32>) -> Result<Array4<f32>> {
+    fn shape_as_array4<T>(&self, values: Vec<T>) -> Result<Array4<T>> {
         let dims = self.dims4().ok_or_else(|| {
             invalid(
                 "GpuTensor::read",
@@ -216,11 +308,11 @@ impl GpuTensor {
         Ok((staging, receiver))
     }
 
-    fn finish_readback(
+    fn finish_readback<T: bytemuck::Pod>(
         op: &'static str,
         staging: wgpu::Buffer,
         mapped: Option<Result<(), wgpu::BufferAsyncError>>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<T>> {
         match mapped {
             Some(Ok(())) => {}
             Some(Err(e)) => {
@@ -244,13 +336,13 @@ impl GpuTensor {
                     op,
                     message: format!("reading the mapped buffer failed: {e}"),
                 })?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            bytemuck::cast_slice::<u8, T>(&view).to_vec()
         };
         staging.unmap();
         Ok(values)
     }
 
-    fn read_values(&self) -> Result<Vec<f32>> {
+    fn read_values<T: bytemuck::Pod>(&self) -> Result<Vec<T>> {
         const OP: &str = "GpuTensor::read";
         let (staging, receiver) = self.start_readback(OP)?;
         self.gpu.wait(OP)?;

@@ -34,3 +34,13 @@ uniform_struct! {
         phase_inv_h, phase_inv_w, _pad0, _pad1,
     }
 }
+
+uniform_struct! {
+    /// Mirrors `Pool2dUniforms` in `shaders/max_pool2d.wgsl`.
+    pub struct Pool2dUniforms {
+        batch, channels, in_h, in_w,
+        out_h, out_w, kernel_h, kernel_w,
+        stride_h, stride_w, pad_h, pad_w,
+        dilation_h, dilation_w, invocations, _pad0,
+    }
+}

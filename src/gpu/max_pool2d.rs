@@ -1,0 +1,188 @@
+//! Host side of the max-pooling kernels: validation, index provenance checks, dispatch.
+
+use crate::error::{invalid, Result};
+use crate::gpu::dispatch::DispatchGrid;
+use crate::gpu::launch::{check_binding, check_same_gpu, dims4, submit, Dispatch};
+use crate::gpu::pipelines::{compiled, Kernel};
+use crate::gpu::tensor::{Contents, IndexOrigin};
+use crate::gpu::uniforms::Pool2dUniforms;
+use crate::gpu::{Gpu, GpuTensor};
+use crate::params::{Pool2dGeometry, Pool2dParams};
+
+fn uniforms(g: &Pool2dGeometry, invocations: u32) -> Pool2dUniforms {
+    // Geometry validation bounds every size by u32::MAX elements, so these casts are exact.
+    let u = |v: usize| v as u32;
+    Pool2dUniforms {
+        batch: u(g.batch),
+        channels: u(g.channels),
+        in_h: u(g.h.input),
+        in_w: u(g.w.input),
+        out_h: u(g.h.output),
+        out_w: u(g.w.output),
+        kernel_h: u(g.h.kernel),
+        kernel_w: u(g.w.kernel),
+        stride_h: u(g.h.stride),
+        stride_w: u(g.w.stride),
+        pad_h: u(g.h.pad_before),
+        pad_w: u(g.w.pad_before),
+        dilation_h: u(g.h.dilation),
+        dilation_w: u(g.w.dilation),
+        invocations,
+        _pad0: 0,
+    }
+}
+
+fn grid(gpu: &Gpu, op: &'static str, shape: [usize; 4]) -> Result<DispatchGrid> {
+    DispatchGrid::for_invocations(
+        op,
+        shape.iter().product::<usize>() as u64,
+        gpu.limits().max_compute_workgroups_per_dimension,
+    )
+}
+
+/// Max pooling for inference: the pooled values only (no index buffer is written).
+pub fn max_pool2d(input: &GpuTensor, params: &Pool2dParams) -> Result<GpuTensor> {
+    Ok(forward(input, params, false)?.0)
+}
+
+/// Max pooling for training: the pooled values and the argmax indices `h * W + w` within each
+/// (n, c) plane, PyTorch's form (read them with [`GpuTensor::read_indices`]).
+pub fn max_pool2d_with_indices(
+    input: &GpuTensor,
+    params: &Pool2dParams,
+) -> Result<(GpuTensor, GpuTensor)> {
+    let (values, indices) = forward(input, params, true)?;
+    Ok((values, indices.expect("requested")))
+}
+
+fn forward(
+    input: &GpuTensor,
+    params: &Pool2dParams,
+    with_indices: bool,
+) -> Result<(GpuTensor, Option<GpuTensor>)> {
+    const OP: &str = "max_pool2d";
+    let gpu = input.gpu();
+    let g = params.geometry(OP, dims4(OP, "input", input)?)?;
+    check_binding(gpu, OP, "input", &g.input_shape())?;
+    check_binding(gpu, OP, "output", &g.output_shape())?;
+    let grid = grid(gpu, OP, g.output_shape())?;
+    let uniforms = uniforms(&g, grid.invocations);
+    let kernel_id = if with_indices {
+        Kernel::MaxPool2dForwardWithIndices
+    } else {
+        Kernel::MaxPool2dForward
+    };
+    let kernel = compiled(gpu, OP, kernel_id)?;
+    gpu.capture(OP, || -> Result<(GpuTensor, Option<GpuTensor>)> {
+        let values = GpuTensor::uninit(gpu, OP, &g.output_shape())?;
+        let indices = with_indices
+            .then(|| {
+                GpuTensor::uninit_indices(
+                    gpu,
+                    OP,
+                    &g.output_shape(),
+                    IndexOrigin::Pooled {
+                        input_shape: g.input_shape(),
+                        params: *params,
+                    },
+                )
+            })
+            .transpose()?;
+        let index_buffer = indices
+            .as_ref()
+            .map_or(&gpu.inner.placeholder_rw, |t| t.buffer());
+        submit(
+            gpu,
+            OP,
+            &[Dispatch {
+                kernel: &kernel,
+                label: kernel_id.entry_point(),
+                uniforms: bytemuck::bytes_of(&uniforms),
+                buffers: vec![
+                    input.buffer(),
+                    &gpu.inner.placeholder,
+                    values.buffer(),
+                    index_buffer,
+                ],
+                grid,
+            }],
+        );
+        Ok((values, indices))
+    })?
+}
+
+/// Routes `grad_output` back through `indices` to an input of `input_shape`: each input
+/// element sums the gradients of the windows that chose it, in a fixed order (bitwise
+/// reproducible, no atomics).
+///
+/// `indices` must come from [`max_pool2d_with_indices`] with the same input shape and params,
+/// or from [`GpuTensor::upload_indices`] (PyTorch's indices, say); uploaded indices are checked
+/// on the host against their windows before anything is dispatched, so an out-of-range index is
+/// an `Err`, never an out-of-bounds access.
+pub fn max_pool2d_backward(
+    grad_output: &GpuTensor,
+    indices: &GpuTensor,
+    input_shape: [usize; 4],
+    params: &Pool2dParams,
+) -> Result<GpuTensor> {
+    const OP: &str = "max_pool2d_backward";
+    let gpu = grad_output.gpu();
+    check_same_gpu(gpu, OP, &[indices])?;
+    let g = params.geometry(OP, input_shape)?;
+    let index_shape = indices.dims4().ok_or_else(|| {
+        invalid(
+            OP,
+            format!("indices must be 4-D, got shape {:?}", indices.shape()),
+        )
+    })?;
+    crate::cpu::check_pool_shapes(OP, &g, dims4(OP, "grad_output", grad_output)?, index_shape)?;
+    match indices.contents() {
+        Contents::Values => {
+            return Err(invalid(OP, "indices tensor holds f32 values; pass the indices from max_pool2d_with_indices or GpuTensor::upload_indices"))
+        }
+        Contents::Indices(IndexOrigin::Pooled {
+            input_shape: pooled_shape,
+            params: pooled_params,
+        }) => {
+            if *pooled_shape != input_shape || pooled_params != params {
+                return Err(invalid(
+                    OP,
+                    format!(
+                        "indices come from pooling an input of shape {pooled_shape:?} with \
+                         {pooled_params:?}, not {input_shape:?} with {params:?}"
+                    ),
+                ));
+            }
+        }
+        Contents::Indices(IndexOrigin::Uploaded(host)) => {
+            for ((n, c, oh, ow), &index) in host.indexed_iter() {
+                g.check_index(OP, [n, c, oh, ow], i64::from(index))?;
+            }
+        }
+    }
+    check_binding(gpu, OP, "grad_input", &g.input_shape())?;
+    check_binding(gpu, OP, "grad_output", &g.output_shape())?;
+    let grid = grid(gpu, OP, g.input_shape())?;
+    let uniforms = uniforms(&g, grid.invocations);
+    let kernel = compiled(gpu, OP, Kernel::MaxPool2dBackward)?;
+    gpu.capture(OP, || -> Result<GpuTensor> {
+        let dx = GpuTensor::uninit(gpu, OP, &g.input_shape())?;
+        submit(
+            gpu,
+            OP,
+            &[Dispatch {
+                kernel: &kernel,
+                label: Kernel::MaxPool2dBackward.entry_point(),
+                uniforms: bytemuck::bytes_of(&uniforms),
+                buffers: vec![
+                    grad_output.buffer(),
+                    indices.buffer(),
+                    dx.buffer(),
+                    &gpu.inner.placeholder_rw,
+                ],
+                grid,
+            }],
+        );
+        Ok(dx)
+    })?
+}
