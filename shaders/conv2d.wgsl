@@ -1,11 +1,16 @@
-// conv2d kernels: NCHW activations, OIHW weights, cross-correlation, PyTorch padding semantics.
+// conv2d kernels: cross-correlation (or true convolution), PyTorch padding semantics, any layout.
+//
+// Tensors are addressed through element strides in the uniforms, so one kernel serves NCHW/OIHW
+// and NHWC/HWIO without a transpose. A true convolution reads the weights through a base offset
+// at the last tap and negated spatial strides: u32 arithmetic wraps, so `base + k * (0 - s)` is
+// `base - k * s` exactly.
 //
 // Every entry point shares one bind group layout: the uniforms, three read-only arrays `src_a`,
 // `src_b`, `src_c` and one writable array `dst`; each entry point's comment says what they hold.
 // The host folds a 1-D range of invocations into a 3-D grid of 64-wide workgroups to stay under
 // the per-dimension dispatch limit; `invocation_index` undoes the folding. Invocations are
-// numbered with the fastest-varying spatial or tap index first, so the lanes of a workgroup touch
-// neighbouring memory while loads that depend only on the channel tile are uniform.
+// numbered with the fastest-varying spatial or tap index first, so loads that depend only on the
+// channel tile are uniform across neighbouring lanes.
 // No kernel uses atomics: every output element is written by exactly one invocation, in a fixed
 // order, so results are bitwise reproducible from run to run.
 
@@ -40,8 +45,25 @@ struct Conv2dUniforms {
     phase_step_w: u32,
     phase_inv_h: u32,
     phase_inv_w: u32,
+    // 0 none, 1 ReLU, 2 sigmoid, 3 tanh, 4 leaky ReLU (slope in activation_slope, f32 bits).
+    activation: u32,
+    activation_slope: u32,
+    in_stride_n: u32,
+    in_stride_c: u32,
+    in_stride_h: u32,
+    in_stride_w: u32,
+    out_stride_n: u32,
+    out_stride_c: u32,
+    out_stride_h: u32,
+    out_stride_w: u32,
+    w_stride_o: u32,
+    w_stride_i: u32,
+    w_stride_h: u32,
+    w_stride_w: u32,
+    w_base: u32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: Conv2dUniforms;
@@ -80,10 +102,32 @@ fn store4(base: u32, stride: u32, live: u32, values: vec4<f32>) {
     if (live > 3u) { dst[base + 3u * stride] = values.w; }
 }
 
-// Forward. src_a = input [N, C_in, H, W], src_b = weight [C_out, C_in/g, kh, kw],
-// src_c = bias [C_out] (if has_bias), dst = output [N, C_out, OH, OW].
+// The fused epilogue's activation.
+fn activate(v: vec4<f32>) -> vec4<f32> {
+    switch u.activation {
+        case 1u: {
+            return max(v, vec4<f32>(0.0));
+        }
+        case 2u: {
+            return 1.0 / (1.0 + exp(-v));
+        }
+        case 3u: {
+            // tanh(15) rounds to 1 in f32; clamping keeps exp-based implementations finite.
+            return tanh(clamp(v, vec4<f32>(-15.0), vec4<f32>(15.0)));
+        }
+        case 4u: {
+            let slope = bitcast<f32>(u.activation_slope);
+            return select(v * slope, v, v > vec4<f32>(0.0));
+        }
+        default: {
+            return v;
+        }
+    }
+}
+
+// Forward. src_a = input, src_b = weight, src_c = bias [C_out] (if has_bias), dst = output.
 // One invocation: TILE output channels of one group at one output pixel, so each input value
-// loaded feeds TILE multiply-adds.
+// loaded feeds TILE multiply-adds; then bias and activation, fused.
 @compute @workgroup_size(64)
 fn conv2d_forward(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -105,45 +149,45 @@ fn conv2d_forward(
     let first_in_group = (tile % u.channel_tiles_per_group) * TILE;
     let oc0 = g * u.out_channels_per_group + first_in_group;
     let live = min(TILE, u.out_channels_per_group - first_in_group);
-    let taps = u.kernel_h * u.kernel_w;
-    let w_offsets = tile_offsets(live, u.in_channels_per_group * taps);
+    let w_offsets = tile_offsets(live, u.w_stride_o);
 
     let iy0 = i32(oy * u.stride_h) - i32(u.pad_top);
     let ix0 = i32(ox * u.stride_w) - i32(u.pad_left);
+    let x_group = n * u.in_stride_n + g * u.in_channels_per_group * u.in_stride_c;
+    let w_tile = u.w_base + oc0 * u.w_stride_o;
     var acc = vec4<f32>(0.0);
     for (var ci = 0u; ci < u.in_channels_per_group; ci++) {
-        let plane = (n * u.in_channels + g * u.in_channels_per_group + ci) * u.in_h;
-        let w_base = (oc0 * u.in_channels_per_group + ci) * taps;
+        let x_channel = x_group + ci * u.in_stride_c;
+        let w_channel = w_tile + ci * u.w_stride_i;
         for (var ky = 0u; ky < u.kernel_h; ky++) {
             let iy = iy0 + i32(ky * u.dilation_h);
             if (iy < 0 || iy >= i32(u.in_h)) {
                 continue;
             }
-            let row = (plane + u32(iy)) * u.in_w;
-            let w_row = w_base + ky * u.kernel_w;
+            let x_row = x_channel + u32(iy) * u.in_stride_h;
+            let w_row = w_channel + ky * u.w_stride_h;
             for (var kx = 0u; kx < u.kernel_w; kx++) {
                 let ix = ix0 + i32(kx * u.dilation_w);
                 if (ix < 0 || ix >= i32(u.in_w)) {
                     continue;
                 }
-                acc += src_a[row + u32(ix)] * gather4_b(w_row + kx, w_offsets);
+                acc += src_a[x_row + u32(ix) * u.in_stride_w] * gather4_b(w_row + kx * u.w_stride_w, w_offsets);
             }
         }
     }
     if (u.has_bias != 0u) {
         acc += gather4_c(oc0, live);
     }
-    let plane_size = u.out_h * u.out_w;
-    store4((n * u.out_channels + oc0) * plane_size + oy * u.out_w + ox, plane_size, live, acc);
+    let out = n * u.out_stride_n + oc0 * u.out_stride_c + oy * u.out_stride_h + ox * u.out_stride_w;
+    store4(out, u.out_stride_c, live, activate(acc));
 }
 
 // Input gradient, gather form; also the transposed convolution.
-// src_a = grad_output [N, C_out, OH, OW], src_b = weight [C_out, C_in/g, kh, kw],
-// src_c = bias [C_in] (transposed convolution only), dst = grad_input [N, C_in, H, W].
-// One invocation: TILE input channels of one group at one input pixel. A tap ky reaches this
-// pixel only if ky*dilation = iy + pad (mod stride); those ky form the progression
-// ky0, ky0 + step, ... with step = stride/gcd(stride, dilation), and ky0 comes from the modular
-// inverse the host precomputes, so taps of other stride phases cost nothing.
+// src_a = grad_output, src_b = weight, src_c = bias [C_in] (transposed convolution only),
+// dst = grad_input. One invocation: TILE input channels of one group at one input pixel. A tap
+// ky reaches this pixel only if ky*dilation = iy + pad (mod stride); those ky form the
+// progression ky0, ky0 + step, ... with step = stride/gcd(stride, dilation), and ky0 comes from
+// the modular inverse the host precomputes, so taps of other stride phases cost nothing.
 @compute @workgroup_size(64)
 fn conv2d_backward_input(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -165,10 +209,7 @@ fn conv2d_backward_input(
     let first_in_group = (tile % u.channel_tiles_per_group) * TILE;
     let c0 = g * u.in_channels_per_group + first_in_group;
     let live = min(TILE, u.in_channels_per_group - first_in_group);
-    let taps = u.kernel_h * u.kernel_w;
-    // Weights of the TILE input channels are `taps` apart within one output channel's filter.
-    let w_offsets = tile_offsets(live, taps);
-    let out_plane = u.out_h * u.out_w;
+    let w_offsets = tile_offsets(live, u.w_stride_i);
 
     var acc = vec4<f32>(0.0);
     let ty = iy + u.pad_top;
@@ -176,6 +217,8 @@ fn conv2d_backward_input(
     if (ty % u.phase_gcd_h == 0u && tx % u.phase_gcd_w == 0u) {
         let ky0 = ((ty / u.phase_gcd_h) % u.phase_step_h) * u.phase_inv_h % u.phase_step_h;
         let kx0 = ((tx / u.phase_gcd_w) % u.phase_step_w) * u.phase_inv_w % u.phase_step_w;
+        let dy_group = n * u.out_stride_n + g * u.out_channels_per_group * u.out_stride_c;
+        let w_group = u.w_base + g * u.out_channels_per_group * u.w_stride_o + first_in_group * u.w_stride_i;
         for (var ky = ky0; ky < u.kernel_h; ky += u.phase_step_h) {
             if (ky * u.dilation_h > ty) {
                 break;
@@ -192,11 +235,10 @@ fn conv2d_backward_input(
                 if (ox >= u.out_w) {
                     continue;
                 }
-                let dy0 = (n * u.out_channels + g * u.out_channels_per_group) * out_plane + oy * u.out_w + ox;
-                let w0 = (g * u.out_channels_per_group * u.in_channels_per_group + first_in_group) * taps + ky * u.kernel_w + kx;
-                let w_step = u.in_channels_per_group * taps;
+                let dy_tap = dy_group + oy * u.out_stride_h + ox * u.out_stride_w;
+                let w_tap = w_group + ky * u.w_stride_h + kx * u.w_stride_w;
                 for (var oc = 0u; oc < u.out_channels_per_group; oc++) {
-                    acc += src_a[dy0 + oc * out_plane] * gather4_b(w0 + oc * w_step, w_offsets);
+                    acc += src_a[dy_tap + oc * u.out_stride_c] * gather4_b(w_tap + oc * u.w_stride_o, w_offsets);
                 }
             }
         }
@@ -204,13 +246,13 @@ fn conv2d_backward_input(
     if (u.has_bias != 0u) {
         acc += gather4_c(c0, live);
     }
-    let in_plane = u.in_h * u.in_w;
-    store4((n * u.in_channels + c0) * in_plane + iy * u.in_w + ix, in_plane, live, acc);
+    let out = n * u.in_stride_n + c0 * u.in_stride_c + iy * u.in_stride_h + ix * u.in_stride_w;
+    store4(out, u.in_stride_c, live, acc);
 }
 
 // Weight gradient, pass 1 of a blocked reduction over the N*OH rows of grad_output.
-// src_a = input [N, C_in, H, W], src_b = grad_output [N, C_out, OH, OW],
-// dst = partial sums [blocks, C_out, C_in/g, kh, kw].
+// src_a = input, src_b = grad_output, dst = partial sums [blocks, weight elements], each block's
+// partials laid out like the weight itself.
 // One invocation: TILE output channels at one (input channel, ky, kx) over one block of
 // `rows_per_block` rows (n, oy), each row summed over ox in order.
 @compute @workgroup_size(64)
@@ -237,8 +279,7 @@ fn conv2d_backward_weight_partial(
     let oc0 = g * u.out_channels_per_group + first_in_group;
     let live = min(TILE, u.out_channels_per_group - first_in_group);
     let c = g * u.in_channels_per_group + ci;
-    let out_plane = u.out_h * u.out_w;
-    let dy_offsets = tile_offsets(live, out_plane);
+    let dy_offsets = tile_offsets(live, u.out_stride_c);
 
     // Output columns whose tap kx lands inside the input: ox in [ox_lo, ox_hi).
     let shift_x = i32(kx * u.dilation_w) - i32(u.pad_left);
@@ -258,21 +299,19 @@ fn conv2d_backward_weight_partial(
         if (iy < 0 || iy >= i32(u.in_h)) {
             continue;
         }
-        let x_row = ((n * u.in_channels + c) * u.in_h + u32(iy)) * u.in_w;
-        let dy_row = (n * u.out_channels + oc0) * out_plane + oy * u.out_w;
+        let x_row = n * u.in_stride_n + c * u.in_stride_c + u32(iy) * u.in_stride_h;
+        let dy_row = n * u.out_stride_n + oc0 * u.out_stride_c + oy * u.out_stride_h;
         for (var ox = ox_lo; ox < ox_hi; ox++) {
             let ix = u32(i32(ox * u.stride_w) + shift_x);
-            acc += src_a[x_row + ix] * gather4_b(dy_row + ox, dy_offsets);
+            acc += src_a[x_row + ix * u.in_stride_w] * gather4_b(dy_row + ox * u.out_stride_w, dy_offsets);
         }
     }
-    let taps = u.kernel_h * u.kernel_w;
-    let weights_per_channel = u.in_channels_per_group * taps;
-    let w_index = (oc0 * u.in_channels_per_group + ci) * taps + ky * u.kernel_w + kx;
-    store4(block * u.reduce_len + w_index, weights_per_channel, live, acc);
+    let w_index = u.w_base + oc0 * u.w_stride_o + ci * u.w_stride_i + ky * u.w_stride_h + kx * u.w_stride_w;
+    store4(block * u.reduce_len + w_index, u.w_stride_o, live, acc);
 }
 
-// Bias gradient, pass 1: src_b = grad_output [N, C_out, OH, OW], dst = partial sums
-// [blocks, C_out]. One invocation: one channel over one block of rows (n, oy).
+// Bias gradient, pass 1: src_b = grad_output, dst = partial sums [blocks, C_out].
+// One invocation: one channel over one block of rows (n, oy).
 @compute @workgroup_size(64)
 fn conv2d_backward_bias_partial(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -292,9 +331,9 @@ fn conv2d_backward_bias_partial(
     for (var r = row_begin; r < row_end; r++) {
         let n = r / u.out_h;
         let oy = r % u.out_h;
-        let row = ((n * u.out_channels + oc) * u.out_h + oy) * u.out_w;
+        let row = n * u.out_stride_n + oc * u.out_stride_c + oy * u.out_stride_h;
         for (var ox = 0u; ox < u.out_w; ox++) {
-            acc += src_b[row + ox];
+            acc += src_b[row + ox * u.out_stride_w];
         }
     }
     dst[block * u.reduce_len + oc] = acc;

@@ -1,4 +1,5 @@
-// Max pooling kernels: NCHW, padding acts as -inf, PyTorch's tie and NaN rules.
+// Max pooling kernels: any layout (tensors addressed through element strides), padding acts as
+// -inf, PyTorch's tie and NaN rules, PyTorch's or TensorFlow's index flattening.
 //
 // Bindings shared by every entry point: `src` (f32, read), `src_indices` (u32, read), `dst`
 // (f32, write), `dst_indices` (u32, write); each entry point's comment says which it uses.
@@ -22,7 +23,16 @@ struct Pool2dUniforms {
     dilation_h: u32,
     dilation_w: u32,
     invocations: u32,
-    _pad0: u32,
+    // 0: PyTorch, h * W + w within each (n, c) plane; 1: TensorFlow, (h * W + w) * C + c.
+    index_style: u32,
+    in_stride_n: u32,
+    in_stride_c: u32,
+    in_stride_h: u32,
+    in_stride_w: u32,
+    out_stride_n: u32,
+    out_stride_c: u32,
+    out_stride_h: u32,
+    out_stride_w: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: Pool2dUniforms;
@@ -55,18 +65,25 @@ fn first_tap(start: i32, dilation: u32) -> u32 {
     return (u32(-start) + dilation - 1u) / dilation;
 }
 
-// The maximum of output (oh, ow)'s window in the plane starting at `plane`, and its index
-// h * W + w. A value replaces the best when it is greater (the first maximum wins a tie) or
+fn flat_index(c: u32, h: u32, w: u32) -> u32 {
+    if (u.index_style == 1u) {
+        return (h * u.in_w + w) * u.channels + c;
+    }
+    return h * u.in_w + w;
+}
+
+// The maximum of output (oh, ow)'s window in the plane of (n, c), and its flattened index. A value replaces the best when it is greater (the first maximum wins a tie) or
 // when it is NaN (a NaN wins; the last NaN in scan order gives the index), PyTorch's rule. The
 // index starts at the first tap at or after 0 on each axis: what a window of -inf values
 // returns, and (with -inf) what a window wholly in the padding returns, as PyTorch does.
-fn window_max(plane: u32, oh: u32, ow: u32) -> WindowMax {
+fn window_max(n: u32, c: u32, oh: u32, ow: u32) -> WindowMax {
+    let plane = n * u.in_stride_n + c * u.in_stride_c;
     let h0 = i32(oh * u.stride_h) - i32(u.pad_h);
     let w0 = i32(ow * u.stride_w) - i32(u.pad_w);
     let ky0 = first_tap(h0, u.dilation_h);
     let kx0 = first_tap(w0, u.dilation_w);
     var best = bitcast<f32>(0xff800000u);
-    var best_index = u32(h0 + i32(ky0 * u.dilation_h)) * u.in_w + u32(w0 + i32(kx0 * u.dilation_w));
+    var best_index = flat_index(c, u32(h0 + i32(ky0 * u.dilation_h)), u32(w0 + i32(kx0 * u.dilation_w)));
     var saw_nan = false;
     for (var ky = ky0; ky < u.kernel_h; ky++) {
         let ih = u32(h0 + i32(ky * u.dilation_h));
@@ -78,11 +95,11 @@ fn window_max(plane: u32, oh: u32, ow: u32) -> WindowMax {
             if (iw >= u.in_w) {
                 break;
             }
-            let v = src[plane + ih * u.in_w + iw];
+            let v = src[plane + ih * u.in_stride_h + iw * u.in_stride_w];
             let nan = is_nan(v);
             if (nan || (!saw_nan && v > best)) {
                 best = v;
-                best_index = ih * u.in_w + iw;
+                best_index = flat_index(c, ih, iw);
                 saw_nan = saw_nan || nan;
             }
         }
@@ -102,10 +119,13 @@ fn max_pool2d_forward(
         return;
     }
     let ow = index % u.out_w;
-    let rest = index / u.out_w;
+    var rest = index / u.out_w;
     let oh = rest % u.out_h;
-    let plane = rest / u.out_h;
-    dst[index] = window_max(plane * u.in_h * u.in_w, oh, ow).value;
+    rest = rest / u.out_h;
+    let c = rest % u.channels;
+    let n = rest / u.channels;
+    let out = n * u.out_stride_n + c * u.out_stride_c + oh * u.out_stride_h + ow * u.out_stride_w;
+    dst[out] = window_max(n, c, oh, ow).value;
 }
 
 // Training forward: as above, plus dst_indices = argmax indices [N, C, OH, OW].
@@ -120,12 +140,15 @@ fn max_pool2d_forward_with_indices(
         return;
     }
     let ow = index % u.out_w;
-    let rest = index / u.out_w;
+    var rest = index / u.out_w;
     let oh = rest % u.out_h;
-    let plane = rest / u.out_h;
-    let m = window_max(plane * u.in_h * u.in_w, oh, ow);
-    dst[index] = m.value;
-    dst_indices[index] = m.index;
+    rest = rest / u.out_h;
+    let c = rest % u.channels;
+    let n = rest / u.channels;
+    let out = n * u.out_stride_n + c * u.out_stride_c + oh * u.out_stride_h + ow * u.out_stride_w;
+    let m = window_max(n, c, oh, ow);
+    dst[out] = m.value;
+    dst_indices[out] = m.index;
 }
 
 // Backward, gather form: src = grad_output [N, C, OH, OW], src_indices = indices [N, C, OH, OW],
@@ -144,10 +167,12 @@ fn max_pool2d_backward(
         return;
     }
     let iw = index % u.in_w;
-    let rest = index / u.in_w;
+    var rest = index / u.in_w;
     let ih = rest % u.in_h;
-    let plane = rest / u.in_h;
-    let me = ih * u.in_w + iw;
+    rest = rest / u.in_h;
+    let c = rest % u.channels;
+    let n = rest / u.channels;
+    let me = flat_index(c, ih, iw);
     // Windows covering row ih: start = oh*stride - pad <= ih <= start + (kernel-1)*dilation.
     let reach_h = (u.kernel_h - 1u) * u.dilation_h;
     let reach_w = (u.kernel_w - 1u) * u.dilation_w;
@@ -157,7 +182,7 @@ fn max_pool2d_backward(
     let oh_hi = min(u.out_h, top / u.stride_h + 1u);
     let ow_lo = select(0u, (left - reach_w + u.stride_w - 1u) / u.stride_w, left > reach_w);
     let ow_hi = min(u.out_w, left / u.stride_w + 1u);
-    let out_plane = plane * u.out_h * u.out_w;
+    let out_plane = n * u.out_stride_n + c * u.out_stride_c;
     var acc = 0.0;
     for (var oh = oh_lo; oh < oh_hi; oh++) {
         if ((top - oh * u.stride_h) % u.dilation_h != 0u) {
@@ -167,11 +192,11 @@ fn max_pool2d_backward(
             if ((left - ow * u.stride_w) % u.dilation_w != 0u) {
                 continue;
             }
-            let o = out_plane + oh * u.out_w + ow;
+            let o = out_plane + oh * u.out_stride_h + ow * u.out_stride_w;
             if (src_indices[o] == me) {
                 acc += src[o];
             }
         }
     }
-    dst[index] = acc;
+    dst[n * u.in_stride_n + c * u.in_stride_c + ih * u.in_stride_h + iw * u.in_stride_w] = acc;
 }

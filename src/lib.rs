@@ -18,6 +18,7 @@
 //! Conventions follow PyTorch: NCHW input, OIHW weights, cross-correlation (no kernel flip) and
 //! `out = floor((in + pad_before + pad_after - dilation*(k-1) - 1)/stride) + 1` per axis.
 
+pub mod activation;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
@@ -25,14 +26,17 @@ pub mod grads;
 pub mod params;
 pub mod verify;
 
+pub use activation::{Activation, SavedTensor};
 pub use error::{Error, Result};
 pub use gpu::{
-    conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
-    conv_transpose2d, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Gpu, GpuTensor,
+    activation_backward, conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
+    conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, max_pool2d,
+    max_pool2d_backward, max_pool2d_with_indices, Gpu, GpuTensor,
 };
 pub use grads::{Conv2dGrads, GradSelection};
 pub use params::{
-    Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Padding, Pool2dGeometry, Pool2dParams,
+    Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, IndexStyle, Layout, Padding,
+    Pool2dGeometry, Pool2dParams,
 };
 pub use verify::{compare, Comparison, Tolerance};
 

@@ -56,6 +56,108 @@ impl Padding {
     }
 }
 
+/// Memory order of activations and weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// PyTorch: activations `[N, C, H, W]`, weights `[C_out, C_in/groups, kh, kw]` (OIHW).
+    #[default]
+    Nchw,
+    /// TensorFlow/Keras: activations `[N, H, W, C]`, weights `[kh, kw, C_in/groups, C_out]`
+    /// (HWIO).
+    Nhwc,
+}
+
+impl Layout {
+    /// Where `(n, c, h, w)` sit among an activation's dimensions.
+    const fn activation_axes(self) -> [usize; 4] {
+        match self {
+            Layout::Nchw => [0, 1, 2, 3],
+            Layout::Nhwc => [0, 3, 1, 2],
+        }
+    }
+
+    /// Where `(o, i, kh, kw)` sit among a weight's dimensions.
+    const fn weight_axes(self) -> [usize; 4] {
+        match self {
+            Layout::Nchw => [0, 1, 2, 3],
+            Layout::Nhwc => [3, 2, 0, 1],
+        }
+    }
+
+    /// `[n, c, h, w]` of an activation of this layout's shape.
+    pub fn logical_activation(self, shape: [usize; 4]) -> [usize; 4] {
+        self.activation_axes().map(|axis| shape[axis])
+    }
+
+    /// The shape in this layout of an activation with sizes `[n, c, h, w]`.
+    pub fn activation_shape(self, [n, c, h, w]: [usize; 4]) -> [usize; 4] {
+        let mut shape = [0; 4];
+        for (axis, size) in self.activation_axes().into_iter().zip([n, c, h, w]) {
+            shape[axis] = size;
+        }
+        shape
+    }
+
+    /// `[o, i, kh, kw]` of a weight of this layout's shape.
+    pub fn logical_weight(self, shape: [usize; 4]) -> [usize; 4] {
+        self.weight_axes().map(|axis| shape[axis])
+    }
+
+    /// The shape in this layout of a weight with sizes `[o, i, kh, kw]`.
+    pub fn weight_shape(self, [o, i, kh, kw]: [usize; 4]) -> [usize; 4] {
+        let mut shape = [0; 4];
+        for (axis, size) in self.weight_axes().into_iter().zip([o, i, kh, kw]) {
+            shape[axis] = size;
+        }
+        shape
+    }
+
+    /// Element strides of `(n, c, h, w)` for a row-major activation of sizes `[n, c, h, w]`.
+    pub fn activation_strides(self, logical: [usize; 4]) -> [usize; 4] {
+        logical_strides(self.activation_shape(logical), self.activation_axes())
+    }
+
+    /// Element strides of `(o, i, kh, kw)` for a row-major weight of sizes `[o, i, kh, kw]`.
+    pub fn weight_strides(self, logical: [usize; 4]) -> [usize; 4] {
+        logical_strides(self.weight_shape(logical), self.weight_axes())
+    }
+
+    /// Axis permutation that turns an array of this layout into `[n, c, h, w]` order.
+    pub fn activation_permutation(self) -> [usize; 4] {
+        self.activation_axes()
+    }
+
+    /// Axis permutation that turns a weight of this layout into `[o, i, kh, kw]` order.
+    pub fn weight_permutation(self) -> [usize; 4] {
+        self.weight_axes()
+    }
+
+    /// Names of the dimensions, for messages.
+    pub fn activation_dims(self) -> &'static str {
+        match self {
+            Layout::Nchw => "[N, C, H, W]",
+            Layout::Nhwc => "[N, H, W, C]",
+        }
+    }
+
+    /// Names of a weight's dimensions, for messages.
+    pub fn weight_dims(self) -> &'static str {
+        match self {
+            Layout::Nchw => "[C_out, C_in/groups, kh, kw]",
+            Layout::Nhwc => "[kh, kw, C_in/groups, C_out]",
+        }
+    }
+}
+
+/// Row-major strides of `physical`, reordered to the logical axes `axes` picks.
+fn logical_strides(physical: [usize; 4], axes: [usize; 4]) -> [usize; 4] {
+    let mut strides = [1; 4];
+    for i in (0..3).rev() {
+        strides[i] = strides[i + 1] * physical[i + 1];
+    }
+    axes.map(|axis| strides[axis])
+}
+
 /// Parameters of a 2-D convolution, PyTorch's full set. `Default` is stride 1, no padding,
 /// dilation 1, one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +170,11 @@ pub struct Conv2dParams {
     pub dilation: [usize; 2],
     /// Number of channel groups; `groups == C_in == C_out` is depthwise.
     pub groups: usize,
+    /// Memory order of the activations and weights.
+    pub layout: Layout,
+    /// True convolution: the kernel is flipped in both spatial axes (scipy's `convolve`);
+    /// `false` is the cross-correlation deep-learning libraries call convolution.
+    pub flip: bool,
 }
 
 impl Default for Conv2dParams {
@@ -77,6 +184,8 @@ impl Default for Conv2dParams {
             padding: Padding::Valid,
             dilation: [1, 1],
             groups: 1,
+            layout: Layout::Nchw,
+            flip: false,
         }
     }
 }
@@ -110,11 +219,22 @@ impl Conv2dParams {
         self.groups = groups;
         self
     }
+    /// Memory order of activations and weights.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+    /// True convolution (flipped kernel) instead of cross-correlation.
+    pub fn with_flip(mut self, flip: bool) -> Self {
+        self.flip = flip;
+        self
+    }
 
     /// Validates the shapes against these parameters and resolves every size of the call.
     ///
-    /// `input` is `[N, C_in, H, W]`, `weight` is `[C_out, C_in / groups, kh, kw]`, `bias_len` is
-    /// the length of the bias if there is one. `op` names the caller in error messages.
+    /// `input` and `weight` are shapes in `self.layout` (`[N, C_in, H, W]` and
+    /// `[C_out, C_in / groups, kh, kw]` for NCHW), `bias_len` is the length of the bias if there
+    /// is one. `op` names the caller in error messages.
     pub fn geometry(
         &self,
         op: &'static str,
@@ -122,10 +242,11 @@ impl Conv2dParams {
         weight: [usize; 4],
         bias_len: Option<usize>,
     ) -> Result<Conv2dGeometry> {
-        check_no_zero_dim(op, "input", &input, "[N, C, H, W]")?;
-        check_no_zero_dim(op, "weight", &weight, "[C_out, C_in/groups, kh, kw]")?;
-        let [batch, in_channels, in_h, in_w] = input;
-        let [out_channels, weight_in_channels, kernel_h, kernel_w] = weight;
+        let layout = self.layout;
+        check_no_zero_dim(op, "input", &input, layout.activation_dims())?;
+        check_no_zero_dim(op, "weight", &weight, layout.weight_dims())?;
+        let [batch, in_channels, in_h, in_w] = layout.logical_activation(input);
+        let [out_channels, weight_in_channels, kernel_h, kernel_w] = layout.logical_weight(weight);
         let groups = self.groups;
         if groups == 0 {
             return Err(invalid(op, "groups must be at least 1, got 0"));
@@ -212,6 +333,8 @@ impl Conv2dParams {
             groups,
             h,
             w,
+            layout,
+            flip: self.flip,
         };
         check_element_count(op, "input", &geometry.input_shape())?;
         check_element_count(op, "weight", &geometry.weight_shape())?;
@@ -257,6 +380,11 @@ pub struct ConvTranspose2dParams {
     pub output_padding: [usize; 2],
     pub dilation: [usize; 2],
     pub groups: usize,
+    /// Memory order of activations and weights (NHWC pairs with `[kh, kw, C_out/groups, C_in]`,
+    /// TensorFlow's `conv2d_transpose` filter order).
+    pub layout: Layout,
+    /// Flip the kernel in both spatial axes.
+    pub flip: bool,
 }
 
 impl Default for ConvTranspose2dParams {
@@ -267,6 +395,8 @@ impl Default for ConvTranspose2dParams {
             output_padding: [0, 0],
             dilation: [1, 1],
             groups: 1,
+            layout: Layout::Nchw,
+            flip: false,
         }
     }
 }
@@ -297,6 +427,11 @@ impl ConvTranspose2dParams {
         self.groups = groups;
         self
     }
+    /// Memory order of activations and weights.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
 
     /// Validates a transposed convolution and returns the geometry of the conv2d whose input
     /// gradient it is: that conv's input is this op's output `[N, C_out, H_out, W_out]` with
@@ -309,10 +444,11 @@ impl ConvTranspose2dParams {
         weight: [usize; 4],
         bias_len: Option<usize>,
     ) -> Result<Conv2dGeometry> {
-        check_no_zero_dim(op, "input", &input, "[N, C_in, H, W]")?;
-        check_no_zero_dim(op, "weight", &weight, "[C_in, C_out/groups, kh, kw]")?;
-        let [batch, in_channels, in_h, in_w] = input;
-        let [weight_in, out_per_group, kernel_h, kernel_w] = weight;
+        let layout = self.layout;
+        check_no_zero_dim(op, "input", &input, layout.activation_dims())?;
+        check_no_zero_dim(op, "weight", &weight, layout.weight_dims())?;
+        let [batch, in_channels, in_h, in_w] = layout.logical_activation(input);
+        let [weight_in, out_per_group, kernel_h, kernel_w] = layout.logical_weight(weight);
         let groups = self.groups;
         if groups == 0 {
             return Err(invalid(op, "groups must be at least 1, got 0"));
@@ -387,6 +523,8 @@ impl ConvTranspose2dParams {
             groups,
             h,
             w,
+            layout,
+            flip: self.flip,
         };
         check_element_count(op, "input", &input)?;
         check_element_count(op, "weight", &weight)?;
@@ -462,6 +600,21 @@ pub struct Pool2dParams {
     /// Round the output size up instead of down (a last window that would start in the right
     /// padding is still dropped).
     pub ceil_mode: bool,
+    /// Memory order of input and output.
+    pub layout: Layout,
+    /// How argmax indices are flattened.
+    pub index_style: IndexStyle,
+}
+
+/// How max pooling flattens an argmax position into an index.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IndexStyle {
+    /// PyTorch: `h * W + w` within each (n, c) plane, in either layout.
+    #[default]
+    PyTorch,
+    /// TensorFlow's `MaxPoolWithArgmax` (`include_batch_in_index=False`):
+    /// `(h * W + w) * C + c` within each sample. NHWC only.
+    TensorFlow,
 }
 
 impl Pool2dParams {
@@ -473,6 +626,8 @@ impl Pool2dParams {
             padding: [0, 0],
             dilation: [1, 1],
             ceil_mode: false,
+            layout: Layout::Nchw,
+            index_style: IndexStyle::PyTorch,
         }
     }
     /// Same stride on both axes.
@@ -503,14 +658,31 @@ impl Pool2dParams {
         self.ceil_mode = ceil_mode;
         self
     }
+    /// Memory order of input and output.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+    /// How argmax indices are flattened.
+    pub fn with_index_style(mut self, style: IndexStyle) -> Self {
+        self.index_style = style;
+        self
+    }
 
-    /// Validates an `[N, C, H, W]` input against these parameters and resolves every size.
+    /// Validates an input (shape in `self.layout`) against these parameters and resolves every
+    /// size.
     pub fn geometry(&self, op: &'static str, input: [usize; 4]) -> Result<Pool2dGeometry> {
-        check_no_zero_dim(op, "input", &input, "[N, C, H, W]")?;
+        check_no_zero_dim(op, "input", &input, self.layout.activation_dims())?;
         check_positive_pair(op, "kernel", self.kernel)?;
         check_positive_pair(op, "stride", self.stride)?;
         check_positive_pair(op, "dilation", self.dilation)?;
-        let [batch, channels, in_h, in_w] = input;
+        if self.index_style == IndexStyle::TensorFlow && self.layout != Layout::Nhwc {
+            return Err(invalid(
+                op,
+                "TensorFlow-style indices ((h * W + w) * C + c) are defined for the NHWC layout only",
+            ));
+        }
+        let [batch, channels, in_h, in_w] = self.layout.logical_activation(input);
         let h = pool_axis(
             op,
             "height",
@@ -536,6 +708,8 @@ impl Pool2dParams {
             channels,
             h,
             w,
+            layout: self.layout,
+            index_style: self.index_style,
         };
         check_element_count(op, "input", &geometry.input_shape())?;
         check_element_count(op, "output", &geometry.output_shape())?;
@@ -610,20 +784,40 @@ pub struct Pool2dGeometry {
     pub channels: usize,
     pub h: AxisGeometry,
     pub w: AxisGeometry,
+    pub layout: Layout,
+    pub index_style: IndexStyle,
 }
 
 impl Pool2dGeometry {
-    /// `[N, C, H, W]`.
+    /// The input's shape in the layout.
     pub fn input_shape(&self) -> [usize; 4] {
+        self.layout.activation_shape(self.input_sizes())
+    }
+    /// The output's shape in the layout.
+    pub fn output_shape(&self) -> [usize; 4] {
+        self.layout.activation_shape(self.output_sizes())
+    }
+    /// `[N, C, H, W]` whatever the layout.
+    pub fn input_sizes(&self) -> [usize; 4] {
         [self.batch, self.channels, self.h.input, self.w.input]
     }
-    /// `[N, C, OH, OW]`.
-    pub fn output_shape(&self) -> [usize; 4] {
+    /// `[N, C, OH, OW]` whatever the layout.
+    pub fn output_sizes(&self) -> [usize; 4] {
         [self.batch, self.channels, self.h.output, self.w.output]
     }
-    /// Elements of one input plane: indices are `h * W + w` below this.
-    pub fn plane_len(&self) -> usize {
-        self.h.input * self.w.input
+    /// Number of distinct index values: indices lie in `0..index_range()`.
+    pub fn index_range(&self) -> usize {
+        match self.index_style {
+            IndexStyle::PyTorch => self.h.input * self.w.input,
+            IndexStyle::TensorFlow => self.h.input * self.w.input * self.channels,
+        }
+    }
+    /// The index of input position `(c, h, w)` in this geometry's style.
+    pub fn flat_index(&self, c: usize, h: usize, w: usize) -> usize {
+        match self.index_style {
+            IndexStyle::PyTorch => h * self.w.input + w,
+            IndexStyle::TensorFlow => (h * self.w.input + w) * self.channels + c,
+        }
     }
     /// Bytes a forward pass must move at least: the input once, the output once.
     pub fn forward_bytes(&self, with_indices: bool) -> f64 {
@@ -640,12 +834,12 @@ impl Pool2dGeometry {
 }
 
 impl Pool2dGeometry {
-    /// `Err` unless `index`, found at output position `[n, c, oh, ow]`, names an input position
-    /// `h * W + w` of its plane that is a tap of that output's window: the only indices a max
-    /// pooling of this geometry can produce.
+    /// `Err` unless `index`, found at output position `at = [n, c, oh, ow]` (sizes order, any
+    /// layout), names an input position of its own channel that is a tap of that output's
+    /// window: the only indices a max pooling of this geometry can produce.
     pub fn check_index(&self, op: &'static str, at: [usize; 4], index: i64) -> Result<()> {
         if !self.window_has_taps(at[2], at[3]) {
-            let expected = self.first_tap_index(at[2], at[3]) as i64;
+            let expected = self.first_tap_index(at[1], at[2], at[3]) as i64;
             if index != expected {
                 return Err(invalid(
                     op,
@@ -658,17 +852,37 @@ impl Pool2dGeometry {
             }
             return Ok(());
         }
-        let plane = self.plane_len() as i64;
-        if !(0..plane).contains(&index) {
+        let range = self.index_range() as i64;
+        if !(0..range).contains(&index) {
+            let channels = match self.index_style {
+                IndexStyle::TensorFlow => format!(" x C {}", self.channels),
+                IndexStyle::PyTorch => String::new(),
+            };
             return Err(invalid(
                 op,
                 format!(
-                    "index {index} at {at:?} is outside the input plane 0..{plane} (H {} x W {})",
+                    "index {index} at {at:?} is outside 0..{range} (H {} x W {}{channels})",
                     self.h.input, self.w.input
                 ),
             ));
         }
-        let (ih, iw) = (index as usize / self.w.input, index as usize % self.w.input);
+        let (position, channel) = match self.index_style {
+            IndexStyle::PyTorch => (index as usize, at[1]),
+            IndexStyle::TensorFlow => (
+                index as usize / self.channels,
+                index as usize % self.channels,
+            ),
+        };
+        if channel != at[1] {
+            return Err(invalid(
+                op,
+                format!(
+                    "index {index} at {at:?} names channel {channel}, not the output's channel {}",
+                    at[1]
+                ),
+            ));
+        }
+        let (ih, iw) = (position / self.w.input, position % self.w.input);
         if !self.window_contains(at[2], at[3], ih, iw) {
             return Err(invalid(
                 op,
@@ -690,11 +904,12 @@ impl Pool2dGeometry {
         first_tap(&self.h, oh) < self.h.input && first_tap(&self.w, ow) < self.w.input
     }
 
-    /// PyTorch's starting index for the window of output `(oh, ow)`: row and column of the
-    /// first tap at or after 0 on each axis, `h * W + w`. It is the index returned for a window
-    /// of -inf values, and for a window with no tap inside the input (then past its data).
-    pub fn first_tap_index(&self, oh: usize, ow: usize) -> usize {
-        first_tap(&self.h, oh) * self.w.input + first_tap(&self.w, ow)
+    /// PyTorch's starting index for the window of output `(oh, ow)` in channel `c`: row and
+    /// column of the first tap at or after 0 on each axis, flattened in this geometry's style.
+    /// It is the index returned for a window of -inf values, and for a window with no tap inside
+    /// the input (then past its data).
+    pub fn first_tap_index(&self, c: usize, oh: usize, ow: usize) -> usize {
+        self.flat_index(c, first_tap(&self.h, oh), first_tap(&self.w, ow))
     }
 }
 
@@ -836,6 +1051,10 @@ pub struct Conv2dGeometry {
     pub h: AxisGeometry,
     /// The width axis.
     pub w: AxisGeometry,
+    /// Memory order of the tensors; the shape methods return shapes in it.
+    pub layout: Layout,
+    /// Whether the kernel is flipped (true convolution).
+    pub flip: bool,
 }
 
 impl Conv2dGeometry {
@@ -849,12 +1068,24 @@ impl Conv2dGeometry {
     pub fn reduction_len(&self) -> usize {
         self.in_channels_per_group() * self.h.kernel * self.w.kernel
     }
-    /// `[N, C_in, H, W]`.
+    /// The input's shape in the layout (`[N, C_in, H, W]` for NCHW).
     pub fn input_shape(&self) -> [usize; 4] {
+        self.layout.activation_shape(self.input_sizes())
+    }
+    /// The weight's shape in the layout (`[C_out, C_in/groups, kh, kw]` for NCHW).
+    pub fn weight_shape(&self) -> [usize; 4] {
+        self.layout.weight_shape(self.weight_sizes())
+    }
+    /// The output's shape in the layout (`[N, C_out, OH, OW]` for NCHW).
+    pub fn output_shape(&self) -> [usize; 4] {
+        self.layout.activation_shape(self.output_sizes())
+    }
+    /// `[N, C_in, H, W]` whatever the layout.
+    pub fn input_sizes(&self) -> [usize; 4] {
         [self.batch, self.in_channels, self.h.input, self.w.input]
     }
-    /// `[C_out, C_in/groups, kh, kw]`.
-    pub fn weight_shape(&self) -> [usize; 4] {
+    /// `[C_out, C_in/groups, kh, kw]` whatever the layout.
+    pub fn weight_sizes(&self) -> [usize; 4] {
         [
             self.out_channels,
             self.in_channels_per_group(),
@@ -862,8 +1093,8 @@ impl Conv2dGeometry {
             self.w.kernel,
         ]
     }
-    /// `[N, C_out, OH, OW]`.
-    pub fn output_shape(&self) -> [usize; 4] {
+    /// `[N, C_out, OH, OW]` whatever the layout.
+    pub fn output_sizes(&self) -> [usize; 4] {
         [self.batch, self.out_channels, self.h.output, self.w.output]
     }
     /// Multiply-adds counted twice: `2 * N * C_out * OH * OW * C_in/groups * kh * kw`.

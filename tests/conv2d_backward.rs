@@ -8,7 +8,7 @@ use ndarray::{Array1, Array4, Axis};
 use wgconv::{
     compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     conv_transpose2d, cpu, Conv2dParams, ConvTranspose2dParams, Error, GpuTensor, GradSelection,
-    Padding, Tolerance,
+    Layout, Padding, Tolerance,
 };
 
 fn cases_per_flavour() -> usize {
@@ -381,7 +381,7 @@ fn single_gradient_functions_agree_with_the_combined_call() {
     let all = conv2d_backward(&xt, &wt, &dyt, &p, GradSelection::ALL).unwrap();
     let dx = conv2d_backward_input([2, 4, 9, 9], &wt, &dyt, &p).unwrap();
     let dw = conv2d_backward_weight(&xt, [6, 2, 3, 3], &dyt, &p).unwrap();
-    let db = conv2d_backward_bias(&dyt).unwrap();
+    let db = conv2d_backward_bias(&dyt, Layout::Nchw).unwrap();
     assert_eq!(dx.read().unwrap(), all.input.unwrap().read().unwrap());
     assert_eq!(dw.read().unwrap(), all.weight.unwrap().read().unwrap());
     assert_eq!(db.read_1d().unwrap(), all.bias.unwrap().read_1d().unwrap());
@@ -538,6 +538,7 @@ fn conv_transpose2d_matches_pytorch_definition_on_cpu_and_gpu() {
             output_padding,
             dilation,
             groups,
+            ..Default::default()
         };
         let input = [rng.range(1, 2), cin, rng.range(1, 7), rng.range(1, 7)];
         let weight = [cin, cout_pg, kh, kw];

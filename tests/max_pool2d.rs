@@ -7,7 +7,7 @@ use common::Rng;
 use ndarray::{array, s, Array4};
 use wgconv::{
     compare, cpu, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Error, GpuTensor,
-    Pool2dParams, Tolerance,
+    Layout, Pool2dParams, Tolerance,
 };
 
 /// Values and indices from the CPU reference and, when there is an adapter, from both GPU
@@ -239,6 +239,7 @@ fn random_params(rng: &mut Rng) -> Pool2dParams {
             dilation: [rng.range(1, 2), rng.range(1, 2)],
             padding: [rng.range(0, 2), rng.range(0, 2)],
             ceil_mode: rng.chance(50),
+            ..Pool2dParams::new(1, 1)
         };
         let input = [1, 1, 30, 30];
         if p.geometry("t", input).is_ok() {
@@ -408,7 +409,7 @@ fn uploaded_indices_are_checked() {
     let e = cpu::max_pool2d_backward(dy.view(), out_of_range.view(), shape, &p).unwrap_err();
     assert!(
         e.to_string()
-            .contains("index 36 at [0, 1, 2, 2] is outside the input plane 0..36"),
+            .contains("index 36 at [0, 1, 2, 2] is outside 0..36 (H 6 x W 6)"),
         "{e}"
     );
     let mut outside_window = indices.clone();
@@ -421,7 +422,7 @@ fn uploaded_indices_are_checked() {
 
     let Some(gpu) = common::gpu() else { return };
     let dyt = GpuTensor::upload(gpu, dy.view()).unwrap();
-    let uploaded = GpuTensor::upload_indices(gpu, indices.view()).unwrap();
+    let uploaded = GpuTensor::upload_indices(gpu, indices.view(), Layout::Nchw).unwrap();
     assert_eq!(uploaded.read_indices().unwrap(), indices);
     let got = max_pool2d_backward(&dyt, &uploaded, shape, &p)
         .unwrap()
@@ -430,7 +431,7 @@ fn uploaded_indices_are_checked() {
     assert!(compare(got.view(), want.view(), Tolerance::for_reduction(1)).passed());
 
     for bad in [&out_of_range, &outside_window] {
-        let t = GpuTensor::upload_indices(gpu, bad.view()).unwrap();
+        let t = GpuTensor::upload_indices(gpu, bad.view(), Layout::Nchw).unwrap();
         let e = max_pool2d_backward(&dyt, &t, shape, &p).unwrap_err();
         assert!(
             matches!(
@@ -445,7 +446,7 @@ fn uploaded_indices_are_checked() {
     }
     let mut negative = indices.clone();
     negative[[0, 0, 1, 1]] = -1;
-    let e = GpuTensor::upload_indices(gpu, negative.view()).unwrap_err();
+    let e = GpuTensor::upload_indices(gpu, negative.view(), Layout::Nchw).unwrap_err();
     assert!(e.to_string().contains("index -1 at (0, 0, 1, 1)"), "{e}");
 
     // Indices from a different pooling, or a values tensor, are refused too.
@@ -530,7 +531,7 @@ fn a_window_wholly_in_the_padding_returns_minus_infinity() {
         let dyt = GpuTensor::upload(gpu, dy.view()).unwrap();
         let (_, own) =
             max_pool2d_with_indices(&GpuTensor::upload(gpu, x.view()).unwrap(), &p).unwrap();
-        let uploaded = GpuTensor::upload_indices(gpu, i.view()).unwrap();
+        let uploaded = GpuTensor::upload_indices(gpu, i.view(), Layout::Nchw).unwrap();
         for indices in [&own, &uploaded] {
             let got = max_pool2d_backward(&dyt, indices, [1, 1, 1, 3], &p)
                 .unwrap()

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use wgconv::gpu::dispatch::WORKGROUP_SIZE;
 use wgconv::gpu::pipelines::{Kernel, Shader};
-use wgconv::gpu::uniforms::{Conv2dUniforms, Pool2dUniforms};
+use wgconv::gpu::uniforms::{ActivationUniforms, Conv2dUniforms, Pool2dUniforms};
 
 fn parse_and_validate(source: &str, file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
@@ -122,5 +122,11 @@ fn uniform_structs_mirror_their_rust_twins() {
         Pool2dUniforms::WGSL_NAME,
         Pool2dUniforms::FIELDS,
         std::mem::size_of::<Pool2dUniforms>(),
+    );
+    assert_mirrors(
+        Shader::Activation,
+        ActivationUniforms::WGSL_NAME,
+        ActivationUniforms::FIELDS,
+        std::mem::size_of::<ActivationUniforms>(),
     );
 }

@@ -8,7 +8,7 @@ use ndarray::{array, s, Array4};
 use wgconv::{
     compare, conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, cpu,
     max_pool2d_backward, max_pool2d_with_indices, Conv2dParams, Gpu, GpuTensor, GradSelection,
-    Padding, Pool2dParams, Tolerance,
+    Layout, Padding, Pool2dParams, Tolerance,
 };
 
 fn main() -> ExitCode {
@@ -329,8 +329,10 @@ fn shape_table(gpu: &Gpu) -> wgconv::Result<()> {
             tolerance: Tolerance::for_reduction(g.batch * g.h.output * g.w.output),
         };
         let db = {
-            let (gpu_db, gpu_time) = timed(3, || conv2d_backward_bias(&dyt)?.read_1d())?;
-            let (cpu_db, cpu_time) = timed(0, || cpu::conv2d_backward_bias(dy.view()))?;
+            let (gpu_db, gpu_time) =
+                timed(3, || conv2d_backward_bias(&dyt, Layout::Nchw)?.read_1d())?;
+            let (cpu_db, cpu_time) =
+                timed(0, || cpu::conv2d_backward_bias(dy.view(), Layout::Nchw))?;
             let report = compare(
                 gpu_db.view(),
                 cpu_db.view(),

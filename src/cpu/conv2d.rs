@@ -2,7 +2,8 @@
 
 use ndarray::{s, Array2, Array4, ArrayView1, ArrayView3, ArrayView4, Axis};
 
-use super::shape4;
+use super::{nchw, nchw_mut, new_activation, oihw, shape4};
+use crate::activation::Activation;
 use crate::error::Result;
 use crate::params::{AxisGeometry, Conv2dGeometry, Conv2dParams};
 
@@ -16,7 +17,19 @@ pub fn conv2d(
     bias: Option<ArrayView1<f32>>,
     params: &Conv2dParams,
 ) -> Result<Array4<f32>> {
-    conv2d_loops(input, weight, bias, params)
+    conv2d_loops(input, weight, bias, params, Activation::None)
+}
+
+/// [`conv2d`] followed by `activation`, applied in f64 before the single rounding to f32: the
+/// reference for the GPU's fused epilogue.
+pub fn conv2d_with_activation(
+    input: ArrayView4<f32>,
+    weight: ArrayView4<f32>,
+    bias: Option<ArrayView1<f32>>,
+    params: &Conv2dParams,
+    activation: Activation,
+) -> Result<Array4<f32>> {
+    conv2d_loops(input, weight, bias, params, activation)
 }
 
 /// [`conv2d`] on f64 data, for finite-difference checks that need more precision than f32.
@@ -26,7 +39,7 @@ pub fn conv2d_f64(
     bias: Option<ArrayView1<f64>>,
     params: &Conv2dParams,
 ) -> Result<Array4<f64>> {
-    conv2d_loops(input, weight, bias, params)
+    conv2d_loops(input, weight, bias, params, Activation::None)
 }
 
 /// An element type of the reference loops; they accumulate in f64 whatever it is.
@@ -58,11 +71,15 @@ fn conv2d_loops<T: Real>(
     weight: ArrayView4<T>,
     bias: Option<ArrayView1<T>>,
     params: &Conv2dParams,
+    activation: Activation,
 ) -> Result<Array4<T>> {
     let g = params.geometry(OP, shape4(&input), shape4(&weight), bias.map(|b| b.len()))?;
+    let input = nchw(input, g.layout);
+    let weight = oihw(weight, g.layout, g.flip);
     let cin_pg = g.in_channels_per_group();
     let cout_pg = g.out_channels_per_group();
-    let mut output = Array4::<T>::default(g.output_shape());
+    let mut stored = new_activation::<T>(g.output_sizes(), g.layout);
+    let mut output = nchw_mut(&mut stored, g.layout);
     for n in 0..g.batch {
         for oc in 0..g.out_channels {
             let group = oc / cout_pg;
@@ -87,12 +104,12 @@ fn conv2d_loops<T: Real>(
                     if let Some(b) = bias {
                         sum += b[oc].to_f64();
                     }
-                    output[[n, oc, oy, ox]] = T::from_f64(sum);
+                    output[[n, oc, oy, ox]] = T::from_f64(activation.apply(sum));
                 }
             }
         }
     }
-    Ok(output)
+    Ok(stored)
 }
 
 /// The input coordinate that tap `k` of output position `o` reads, or `None` in the padding.
@@ -113,12 +130,15 @@ pub fn conv2d_im2col(
     params: &Conv2dParams,
 ) -> Result<Array4<f32>> {
     let g = params.geometry(OP, shape4(&input), shape4(&weight), bias.map(|b| b.len()))?;
+    let input = nchw(input, g.layout);
+    let weight = oihw(weight, g.layout, g.flip);
     let cin_pg = g.in_channels_per_group();
     let cout_pg = g.out_channels_per_group();
     let rows = g.reduction_len();
     let pixels = g.h.output * g.w.output;
     let weight = weight.as_standard_layout();
-    let mut output = Array4::<f32>::zeros(g.output_shape());
+    let mut stored = new_activation::<f32>(g.output_sizes(), g.layout);
+    let mut output = nchw_mut(&mut stored, g.layout);
     let mut columns = Array2::<f32>::zeros((rows, pixels));
     for n in 0..g.batch {
         for group in 0..g.groups {
@@ -143,7 +163,7 @@ pub fn conv2d_im2col(
             channel += b[oc];
         }
     }
-    Ok(output)
+    Ok(stored)
 }
 
 /// im2col for one sample and one group: row `(ci, ky, kx)`, column `(oy, ox)` holds the input

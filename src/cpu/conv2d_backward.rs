@@ -4,10 +4,10 @@
 use ndarray::{s, Array1, Array2, Array4, ArrayView1, ArrayView4, Axis};
 
 use super::conv2d::{fill_columns, input_coord};
-use super::shape4;
+use super::{nchw, nchw_mut, new_activation, oihw, shape4};
 use crate::error::{invalid, Result};
 use crate::grads::{Conv2dGrads, GradSelection};
-use crate::params::{AxisGeometry, Conv2dGeometry, Conv2dParams, ConvTranspose2dParams};
+use crate::params::{AxisGeometry, Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Layout};
 
 /// The output position that tap `k` of an axis maps input coordinate `i` to, if any:
 /// `o * stride + k * dilation = i + pad_before` with `0 <= o < output`.
@@ -40,9 +40,12 @@ fn backward_input_loops(
     grad_output: ArrayView4<f32>,
     bias: Option<ArrayView1<f32>>,
 ) -> Array4<f32> {
+    let weight = oihw(weight, g.layout, g.flip);
+    let grad_output = nchw(grad_output, g.layout);
     let cin_pg = g.in_channels_per_group();
     let cout_pg = g.out_channels_per_group();
-    let mut dx = Array4::<f32>::zeros(g.input_shape());
+    let mut stored = new_activation::<f32>(g.input_sizes(), g.layout);
+    let mut dx = nchw_mut(&mut stored, g.layout);
     for n in 0..g.batch {
         for c in 0..g.in_channels {
             let group = c / cin_pg;
@@ -69,7 +72,7 @@ fn backward_input_loops(
             }
         }
     }
-    dx
+    stored
 }
 
 /// Gradient with respect to the weights: each weight sums `input * grad_output` over every
@@ -82,9 +85,13 @@ pub fn conv2d_backward_weight(
 ) -> Result<Array4<f32>> {
     const OP: &str = "cpu::conv2d_backward_weight";
     let g = params.backward_geometry(OP, shape4(&input), weight_shape, shape4(&grad_output))?;
+    let input = nchw(input, g.layout);
+    let grad_output = nchw(grad_output, g.layout);
     let cin_pg = g.in_channels_per_group();
     let cout_pg = g.out_channels_per_group();
-    let mut dw = Array4::<f32>::zeros(g.weight_shape());
+    let mut stored = Array4::<f32>::zeros(g.weight_shape());
+    // Written through the same (permuted, maybe flipped) view the forward reads weights through.
+    let mut dw = oihw_mut(&mut stored, g.layout, g.flip);
     for oc in 0..g.out_channels {
         let group = oc / cout_pg;
         for ci in 0..cin_pg {
@@ -111,11 +118,22 @@ pub fn conv2d_backward_weight(
             }
         }
     }
-    Ok(dw)
+    Ok(stored)
 }
 
-/// Gradient with respect to the bias: `grad_output` summed over N, OH and OW, in f64.
-pub fn conv2d_backward_bias(grad_output: ArrayView4<f32>) -> Result<Array1<f32>> {
+/// The mutable twin of [`super::oihw`].
+fn oihw_mut(w: &mut Array4<f32>, layout: Layout, flip: bool) -> ndarray::ArrayViewMut4<'_, f32> {
+    let mut v = w.view_mut().permuted_axes(layout.weight_permutation());
+    if flip {
+        v.invert_axis(Axis(2));
+        v.invert_axis(Axis(3));
+    }
+    v
+}
+
+/// Gradient with respect to the bias: `grad_output` (stored in `layout`) summed over N, OH and
+/// OW, in f64.
+pub fn conv2d_backward_bias(grad_output: ArrayView4<f32>, layout: Layout) -> Result<Array1<f32>> {
     const OP: &str = "cpu::conv2d_backward_bias";
     let shape = shape4(&grad_output);
     if shape.contains(&0) {
@@ -124,7 +142,7 @@ pub fn conv2d_backward_bias(grad_output: ArrayView4<f32>) -> Result<Array1<f32>>
             format!("grad_output shape {shape:?} has a zero-sized dimension"),
         ));
     }
-    Ok(grad_output
+    Ok(nchw(grad_output, layout)
         .axis_iter(Axis(1))
         .map(|channel| channel.iter().map(|&v| f64::from(v)).sum::<f64>() as f32)
         .collect())
@@ -151,7 +169,7 @@ pub fn conv2d_backward(
             .transpose()?,
         bias: which
             .bias
-            .then(|| conv2d_backward_bias(grad_output))
+            .then(|| conv2d_backward_bias(grad_output, params.layout))
             .transpose()?,
     })
 }
@@ -181,13 +199,21 @@ pub fn conv2d_backward_im2col(
 ) -> Result<Conv2dGrads<Array4<f32>, Array1<f32>>> {
     const OP: &str = "cpu::conv2d_backward_im2col";
     let g = params.backward_geometry(OP, shape4(&input), shape4(&weight), shape4(&grad_output))?;
+    let input = nchw(input, g.layout);
     let cin_pg = g.in_channels_per_group();
     let cout_pg = g.out_channels_per_group();
     let rows = g.reduction_len();
     let pixels = g.h.output * g.w.output;
-    let weight = weight.as_standard_layout();
-    let grad_output = grad_output.as_standard_layout();
-    let mut dx = which.input.then(|| Array4::<f32>::zeros(g.input_shape()));
+    let weight = oihw(weight, g.layout, g.flip)
+        .as_standard_layout()
+        .into_owned();
+    let grad_output = nchw(grad_output, g.layout)
+        .as_standard_layout()
+        .into_owned();
+    let mut dx_stored = which
+        .input
+        .then(|| new_activation::<f32>(g.input_sizes(), g.layout));
+    let mut dx = dx_stored.as_mut().map(|a| nchw_mut(a, g.layout));
     let mut dw = which
         .weight
         .then(|| Array2::<f32>::zeros((g.out_channels, rows)));
@@ -220,10 +246,14 @@ pub fn conv2d_backward_im2col(
         }
     }
     Ok(Conv2dGrads {
-        input: dx,
+        input: dx_stored,
         weight: dw.map(|dw| {
-            dw.into_shape_with_order(g.weight_shape())
-                .expect("dw rows are OIHW in order")
+            let oihw_dw = dw
+                .into_shape_with_order(g.weight_sizes())
+                .expect("dw rows are OIHW in order");
+            let mut stored = Array4::<f32>::zeros(g.weight_shape());
+            oihw_mut(&mut stored, g.layout, g.flip).assign(&oihw_dw);
+            stored
         }),
         bias: which.bias.then(|| {
             grad_output

@@ -2,9 +2,9 @@
 
 use ndarray::{Array4, ArrayView4};
 
-use super::shape4;
+use super::{nchw, nchw_mut, new_activation, shape4};
 use crate::error::{invalid, Result};
-use crate::params::{AxisGeometry, Pool2dGeometry, Pool2dParams};
+use crate::params::{AxisGeometry, IndexStyle, Pool2dGeometry, Pool2dParams};
 
 /// The input coordinates of an axis's window taps that fall inside the input (padding is -inf,
 /// so taps outside are simply skipped).
@@ -16,13 +16,14 @@ fn taps(axis: &AxisGeometry, o: usize) -> impl Iterator<Item = usize> + '_ {
     })
 }
 
-/// One window's maximum and its index `h * W + w`, PyTorch's rule: scan the window row by row,
+/// One window's maximum and its index (flattened in the geometry's style), PyTorch's rule:
+/// `input` is in `[n, c, h, w]` order. Scan the window row by row,
 /// take a value when it is greater than the best so far (so the first maximum wins a tie) or
 /// when it is NaN (so a NaN wins, and the last NaN in scan order gives the index). The index
 /// starts at the window's first tap at or after 0 on each axis, which is what a window of -inf
 /// values returns, and what a window wholly in the padding returns with the value -inf.
 fn window_max(
-    plane: &ArrayView4<f32>,
+    input: &ArrayView4<f32>,
     n: usize,
     c: usize,
     g: &Pool2dGeometry,
@@ -30,33 +31,37 @@ fn window_max(
     ow: usize,
 ) -> (f32, i64) {
     let mut best = f32::NEG_INFINITY;
-    let mut index = g.first_tap_index(oh, ow);
+    let mut index = g.first_tap_index(c, oh, ow);
     for ih in taps(&g.h, oh) {
         for iw in taps(&g.w, ow) {
-            let v = plane[[n, c, ih, iw]];
+            let v = input[[n, c, ih, iw]];
             if v > best || v.is_nan() {
                 best = v;
-                index = ih * g.w.input + iw;
+                index = g.flat_index(c, ih, iw);
             }
         }
     }
     (best, index as i64)
 }
 
-/// Max pooling (NCHW), values only.
+/// Max pooling (NCHW, or NHWC with `params.layout`), values only.
 pub fn max_pool2d(input: ArrayView4<f32>, params: &Pool2dParams) -> Result<Array4<f32>> {
     Ok(max_pool2d_with_indices(input, params)?.0)
 }
 
-/// Max pooling (NCHW), values and the argmax indices `h * W + w` within each (n, c) plane, as
-/// PyTorch returns them (int64).
+/// Max pooling, values and the argmax indices (int64): `h * W + w` within each (n, c) plane as
+/// PyTorch returns them, or TensorFlow's flattening when `params.index_style` asks for it.
+/// Both outputs are in `params.layout`.
 pub fn max_pool2d_with_indices(
     input: ArrayView4<f32>,
     params: &Pool2dParams,
 ) -> Result<(Array4<f32>, Array4<i64>)> {
     let g = params.geometry("cpu::max_pool2d", shape4(&input))?;
-    let mut values = Array4::<f32>::zeros(g.output_shape());
-    let mut indices = Array4::<i64>::zeros(g.output_shape());
+    let input = nchw(input, g.layout);
+    let mut values_stored = new_activation::<f32>(g.output_sizes(), g.layout);
+    let mut indices_stored = new_activation::<i64>(g.output_sizes(), g.layout);
+    let mut values = nchw_mut(&mut values_stored, g.layout);
+    let mut indices = nchw_mut(&mut indices_stored, g.layout);
     for n in 0..g.batch {
         for c in 0..g.channels {
             for oh in 0..g.h.output {
@@ -68,7 +73,7 @@ pub fn max_pool2d_with_indices(
             }
         }
     }
-    Ok((values, indices))
+    Ok((values_stored, indices_stored))
 }
 
 /// Routes `grad_output` back through `indices`: each input element receives the sum (in f64) of
@@ -84,16 +89,23 @@ pub fn max_pool2d_backward(
     const OP: &str = "cpu::max_pool2d_backward";
     let g = params.geometry(OP, input_shape)?;
     check_pool_shapes(OP, &g, shape4(&grad_output), shape4(&indices))?;
-    let mut dx = Array4::<f64>::zeros(input_shape);
+    let grad_output = nchw(grad_output, g.layout);
+    let indices = nchw(indices, g.layout);
+    let mut stored = new_activation::<f64>(g.input_sizes(), g.layout);
+    let mut dx = nchw_mut(&mut stored, g.layout);
     for ((n, c, oh, ow), &index) in indices.indexed_iter() {
         g.check_index(OP, [n, c, oh, ow], index)?;
         if !g.window_has_taps(oh, ow) {
             continue;
         }
-        let i = index as usize;
-        dx[[n, c, i / g.w.input, i % g.w.input]] += f64::from(grad_output[[n, c, oh, ow]]);
+        let position = match g.index_style {
+            IndexStyle::PyTorch => index as usize,
+            IndexStyle::TensorFlow => index as usize / g.channels,
+        };
+        dx[[n, c, position / g.w.input, position % g.w.input]] +=
+            f64::from(grad_output[[n, c, oh, ow]]);
     }
-    Ok(dx.mapv(|v| v as f32))
+    Ok(stored.mapv(|v| v as f32))
 }
 
 /// `Err` unless grad_output and indices both have the pooling's output shape.

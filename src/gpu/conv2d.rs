@@ -1,5 +1,6 @@
 //! Host side of the conv2d kernels: validation, uniforms, dispatch.
 
+use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_same_gpu, dims4, len1, submit, Dispatch};
@@ -13,7 +14,8 @@ const OP: &str = "conv2d";
 /// Output channels each `conv2d_forward` invocation computes (`OC_TILE` in the shader).
 pub const FORWARD_CHANNEL_TILE: usize = 4;
 
-/// 2-D convolution on the GPU: NCHW `input`, OIHW `weight`, optional `bias` of length C_out.
+/// 2-D convolution on the GPU: `input` and `weight` in `params.layout` (NCHW/OIHW or
+/// NHWC/HWIO), optional `bias` of length C_out.
 ///
 /// Validates everything before touching the GPU, then enqueues the kernel and returns the
 /// output tensor without waiting.
@@ -23,26 +25,39 @@ pub fn conv2d(
     bias: Option<&GpuTensor>,
     params: &Conv2dParams,
 ) -> Result<GpuTensor> {
+    conv2d_with_activation(input, weight, bias, params, Activation::None)
+}
+
+/// [`conv2d`] with a fused epilogue: bias, then `activation`, applied in the same kernel before
+/// the output is written.
+pub fn conv2d_with_activation(
+    input: &GpuTensor,
+    weight: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    params: &Conv2dParams,
+    activation: Activation,
+) -> Result<GpuTensor> {
     let gpu = input.gpu();
     check_same_gpu(gpu, OP, &[input, weight])?;
     if let Some(b) = bias {
         check_same_gpu(gpu, OP, &[b])?;
     }
     let bias_len = bias.map(|b| len1(OP, "bias", b)).transpose()?;
+    let layout = params.layout;
     let g = params.geometry(
         OP,
-        dims4(OP, "input", input)?,
-        dims4(OP, "weight", weight)?,
+        dims4(OP, "input", input, layout)?,
+        dims4(OP, "weight", weight, layout)?,
         bias_len,
     )?;
     check_binding(gpu, OP, "input", &g.input_shape())?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
     check_binding(gpu, OP, "output", &g.output_shape())?;
     let grid = forward_grid(&g, gpu.limits().max_compute_workgroups_per_dimension)?;
-    let uniforms = forward_uniforms(&g, bias.is_some(), grid.invocations);
+    let uniforms = forward_uniforms(&g, bias.is_some(), activation, grid.invocations);
     let kernel = compiled(gpu, OP, Kernel::Conv2dForward)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
-        let output = GpuTensor::uninit(gpu, OP, &g.output_shape())?;
+        let output = GpuTensor::uninit(gpu, OP, &g.output_shape(), layout)?;
         let bias_buffer = bias.map_or(&gpu.inner.placeholder, |b| b.buffer());
         submit(
             gpu,
@@ -72,11 +87,19 @@ pub fn forward_grid(g: &Conv2dGeometry, max_per_dimension: u32) -> Result<Dispat
     DispatchGrid::for_invocations(OP, invocations, max_per_dimension)
 }
 
-fn forward_uniforms(g: &Conv2dGeometry, has_bias: bool, invocations: u32) -> Conv2dUniforms {
+fn forward_uniforms(
+    g: &Conv2dGeometry,
+    has_bias: bool,
+    activation: Activation,
+    invocations: u32,
+) -> Conv2dUniforms {
+    let (activation, activation_slope) = activation.code();
     Conv2dUniforms {
         channel_tiles_per_group: g.out_channels_per_group().div_ceil(FORWARD_CHANNEL_TILE) as u32,
         has_bias: u32::from(has_bias),
         invocations,
+        activation,
+        activation_slope,
         ..geometry_uniforms(g)
     }
 }
@@ -85,6 +108,20 @@ fn forward_uniforms(g: &Conv2dGeometry, has_bias: bool, invocations: u32) -> Con
 pub(crate) fn geometry_uniforms(g: &Conv2dGeometry) -> Conv2dUniforms {
     // Geometry validation bounds every size by u32::MAX elements, so these casts are exact.
     let u = |v: usize| v as u32;
+    let input_strides = g.layout.activation_strides(g.input_sizes());
+    let output_strides = g.layout.activation_strides(g.output_sizes());
+    let weight_strides = g.layout.weight_strides(g.weight_sizes());
+    // A true convolution reads tap (ky, kx) at (kh-1-ky, kw-1-kx): start at the last tap and
+    // step back. The shaders' u32 arithmetic wraps, so a negated stride steps back exactly.
+    let (w_base, w_stride_h, w_stride_w) = if g.flip {
+        (
+            (g.h.kernel - 1) * weight_strides[2] + (g.w.kernel - 1) * weight_strides[3],
+            u(weight_strides[2]).wrapping_neg(),
+            u(weight_strides[3]).wrapping_neg(),
+        )
+    } else {
+        (0, u(weight_strides[2]), u(weight_strides[3]))
+    };
     Conv2dUniforms {
         batch: u(g.batch),
         in_channels: u(g.in_channels),
@@ -104,6 +141,19 @@ pub(crate) fn geometry_uniforms(g: &Conv2dGeometry) -> Conv2dUniforms {
         out_w: u(g.w.output),
         in_channels_per_group: u(g.in_channels_per_group()),
         out_channels_per_group: u(g.out_channels_per_group()),
+        in_stride_n: u(input_strides[0]),
+        in_stride_c: u(input_strides[1]),
+        in_stride_h: u(input_strides[2]),
+        in_stride_w: u(input_strides[3]),
+        out_stride_n: u(output_strides[0]),
+        out_stride_c: u(output_strides[1]),
+        out_stride_h: u(output_strides[2]),
+        out_stride_w: u(output_strides[3]),
+        w_stride_o: u(weight_strides[0]),
+        w_stride_i: u(weight_strides[1]),
+        w_stride_h,
+        w_stride_w,
+        w_base: u(w_base),
         ..Default::default()
     }
 }

@@ -11,7 +11,7 @@ use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel};
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::grads::{Conv2dGrads, GradSelection};
-use crate::params::{Conv2dGeometry, Conv2dParams, ConvTranspose2dParams};
+use crate::params::{Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Layout};
 
 /// Channels per invocation in the gradient kernels (`TILE` in the shader).
 const CHANNEL_TILE: usize = FORWARD_CHANNEL_TILE;
@@ -271,16 +271,22 @@ fn backward(
     let gpu = grad_output.gpu();
     let tensors: Vec<&GpuTensor> = [input, weight].into_iter().flatten().collect();
     check_same_gpu(gpu, op, &tensors)?;
+    for (name, t) in [("input", input), ("weight", weight)] {
+        if let Some(t) = t {
+            dims4(op, name, t, params.layout)?;
+        }
+    }
+    let layout = params.layout;
     let weight_shape = match (weight_shape, weight) {
         (Some(s), _) => s,
-        (None, Some(w)) => dims4(op, "weight", w)?,
+        (None, Some(w)) => dims4(op, "weight", w, params.layout)?,
         (None, None) => unreachable!("callers pass a weight or its shape"),
     };
     let g = params.backward_geometry(
         op,
         input_shape,
         weight_shape,
-        dims4(op, "grad_output", grad_output)?,
+        dims4(op, "grad_output", grad_output, params.layout)?,
     )?;
     check_binding(gpu, op, "input", &g.input_shape())?;
     check_binding(gpu, op, "weight", &g.weight_shape())?;
@@ -308,14 +314,14 @@ fn backward(
         let dy = grad_output.buffer();
         let dx = dx_plan
             .as_ref()
-            .map(|_| GpuTensor::uninit(gpu, op, &g.input_shape()))
+            .map(|_| GpuTensor::uninit(gpu, op, &g.input_shape(), layout))
             .transpose()?;
         let dw = dw_plan
             .as_ref()
             .map(|r| -> Result<_> {
                 Ok((
-                    GpuTensor::uninit(gpu, op, &[r.partial_len])?,
-                    GpuTensor::uninit(gpu, op, &g.weight_shape())?,
+                    GpuTensor::uninit(gpu, op, &[r.partial_len], layout)?,
+                    GpuTensor::uninit(gpu, op, &g.weight_shape(), layout)?,
                 ))
             })
             .transpose()?;
@@ -323,8 +329,8 @@ fn backward(
             .as_ref()
             .map(|r| -> Result<_> {
                 Ok((
-                    GpuTensor::uninit(gpu, op, &[r.partial_len])?,
-                    GpuTensor::uninit(gpu, op, &[g.out_channels])?,
+                    GpuTensor::uninit(gpu, op, &[r.partial_len], layout)?,
+                    GpuTensor::uninit(gpu, op, &[g.out_channels], layout)?,
                 ))
             })
             .transpose()?;
@@ -383,7 +389,7 @@ pub fn conv2d_backward(
     const OP: &str = "conv2d_backward";
     backward(
         OP,
-        dims4(OP, "input", input)?,
+        dims4(OP, "input", input, params.layout)?,
         Some(input),
         None,
         Some(weight),
@@ -425,7 +431,7 @@ pub fn conv2d_backward_weight(
     const OP: &str = "conv2d_backward_weight";
     let grads = backward(
         OP,
-        dims4(OP, "input", input)?,
+        dims4(OP, "input", input, params.layout)?,
         Some(input),
         Some(weight_shape),
         None,
@@ -436,18 +442,19 @@ pub fn conv2d_backward_weight(
     Ok(grads.weight.expect("requested"))
 }
 
-/// Gradient of conv2d with respect to its bias: `grad_output` summed over N, OH and OW, with the
-/// same blocked reduction as the weight gradient.
-pub fn conv2d_backward_bias(grad_output: &GpuTensor) -> Result<GpuTensor> {
+/// Gradient of conv2d with respect to its bias: `grad_output` (stored in `layout`) summed over
+/// N, OH and OW, with the same blocked reduction as the weight gradient.
+pub fn conv2d_backward_bias(grad_output: &GpuTensor, layout: Layout) -> Result<GpuTensor> {
     const OP: &str = "conv2d_backward_bias";
-    let [n, c, h, w] = dims4(OP, "grad_output", grad_output)?;
+    let shape = dims4(OP, "grad_output", grad_output, layout)?;
+    let [_, c, _, _] = layout.logical_activation(shape);
     // Any conv whose output has grad_output's shape will do; a depthwise 1x1 one keeps it.
-    let weight_shape = [c, 1, 1, 1];
-    let params = Conv2dParams::default().with_groups(c);
-    params.geometry(OP, [n, c, h, w], weight_shape, None)?;
+    let weight_shape = layout.weight_shape([c, 1, 1, 1]);
+    let params = Conv2dParams::default().with_groups(c).with_layout(layout);
+    params.geometry(OP, shape, weight_shape, None)?;
     let grads = backward(
         OP,
-        [n, c, h, w],
+        shape,
         None,
         Some(weight_shape),
         None,
@@ -474,10 +481,11 @@ pub fn conv_transpose2d(
         check_same_gpu(gpu, OP, &[b])?;
     }
     let bias_len = bias.map(|b| len1(OP, "bias", b)).transpose()?;
+    let layout = params.layout;
     let g = params.geometry(
         OP,
-        dims4(OP, "input", input)?,
-        dims4(OP, "weight", weight)?,
+        dims4(OP, "input", input, layout)?,
+        dims4(OP, "weight", weight, layout)?,
         bias_len,
     )?;
     check_binding(gpu, OP, "input", &g.output_shape())?;
@@ -486,7 +494,7 @@ pub fn conv_transpose2d(
     let plan = plan_input(gpu, OP, &g, bias.is_some())?;
     let kernel = compiled(gpu, OP, plan.kernel)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
-        let output = GpuTensor::uninit(gpu, OP, &g.input_shape())?;
+        let output = GpuTensor::uninit(gpu, OP, &g.input_shape(), layout)?;
         let b = bias.map_or(&gpu.inner.placeholder, |b| b.buffer());
         submit(
             gpu,

@@ -6,6 +6,7 @@ use crate::error::{invalid, too_large, Error, Result};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::pipelines::CompiledKernel;
 use crate::gpu::{Gpu, GpuTensor};
+use crate::params::Layout;
 
 /// One kernel dispatch: `uniforms` at binding 0 and `buffers` at bindings 1.. in order.
 pub(crate) struct Dispatch<'a> {
@@ -75,11 +76,36 @@ pub(crate) fn check_same_gpu(gpu: &Gpu, op: &'static str, tensors: &[&GpuTensor]
     }
 }
 
-/// The shape of a tensor that must be 4-D.
-pub(crate) fn dims4(op: &'static str, name: &str, t: &GpuTensor) -> Result<[usize; 4]> {
+/// The shape of a tensor that must hold 4-D f32 values in `layout`.
+pub(crate) fn dims4(
+    op: &'static str,
+    name: &str,
+    t: &GpuTensor,
+    layout: Layout,
+) -> Result<[usize; 4]> {
     t.expect_values(op)?;
+    check_layout(op, name, t, layout)?;
     t.dims4()
         .ok_or_else(|| invalid(op, format!("{name} must be 4-D, got shape {:?}", t.shape())))
+}
+
+/// `Err` unless a 4-D tensor is stored in the layout the call's parameters name.
+pub(crate) fn check_layout(
+    op: &'static str,
+    name: &str,
+    t: &GpuTensor,
+    layout: Layout,
+) -> Result<()> {
+    if t.layout() != layout {
+        return Err(invalid(
+            op,
+            format!(
+                "{name} is stored as {:?} but the parameters say {layout:?}: mixed layouts in one call",
+                t.layout()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The length of a tensor that must be 1-D.

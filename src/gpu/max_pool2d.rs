@@ -2,16 +2,18 @@
 
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_same_gpu, dims4, submit, Dispatch};
+use crate::gpu::launch::{check_binding, check_layout, check_same_gpu, dims4, submit, Dispatch};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::tensor::{Contents, IndexOrigin};
 use crate::gpu::uniforms::Pool2dUniforms;
 use crate::gpu::{Gpu, GpuTensor};
-use crate::params::{Pool2dGeometry, Pool2dParams};
+use crate::params::{IndexStyle, Pool2dGeometry, Pool2dParams};
 
 fn uniforms(g: &Pool2dGeometry, invocations: u32) -> Pool2dUniforms {
     // Geometry validation bounds every size by u32::MAX elements, so these casts are exact.
     let u = |v: usize| v as u32;
+    let input_strides = g.layout.activation_strides(g.input_sizes());
+    let output_strides = g.layout.activation_strides(g.output_sizes());
     Pool2dUniforms {
         batch: u(g.batch),
         channels: u(g.channels),
@@ -28,7 +30,18 @@ fn uniforms(g: &Pool2dGeometry, invocations: u32) -> Pool2dUniforms {
         dilation_h: u(g.h.dilation),
         dilation_w: u(g.w.dilation),
         invocations,
-        _pad0: 0,
+        index_style: match g.index_style {
+            IndexStyle::PyTorch => 0,
+            IndexStyle::TensorFlow => 1,
+        },
+        in_stride_n: u(input_strides[0]),
+        in_stride_c: u(input_strides[1]),
+        in_stride_h: u(input_strides[2]),
+        in_stride_w: u(input_strides[3]),
+        out_stride_n: u(output_strides[0]),
+        out_stride_c: u(output_strides[1]),
+        out_stride_h: u(output_strides[2]),
+        out_stride_w: u(output_strides[3]),
     }
 }
 
@@ -45,8 +58,10 @@ pub fn max_pool2d(input: &GpuTensor, params: &Pool2dParams) -> Result<GpuTensor>
     Ok(forward(input, params, false)?.0)
 }
 
-/// Max pooling for training: the pooled values and the argmax indices `h * W + w` within each
-/// (n, c) plane, PyTorch's form (read them with [`GpuTensor::read_indices`]).
+/// Max pooling for training: the pooled values and the argmax indices, `h * W + w` within each
+/// (n, c) plane as PyTorch returns them, or TensorFlow's `(h * W + w) * C + c` when
+/// `params.index_style` asks (read them with [`GpuTensor::read_indices`]). Both outputs are in
+/// `params.layout`.
 pub fn max_pool2d_with_indices(
     input: &GpuTensor,
     params: &Pool2dParams,
@@ -62,7 +77,8 @@ fn forward(
 ) -> Result<(GpuTensor, Option<GpuTensor>)> {
     const OP: &str = "max_pool2d";
     let gpu = input.gpu();
-    let g = params.geometry(OP, dims4(OP, "input", input)?)?;
+    let layout = params.layout;
+    let g = params.geometry(OP, dims4(OP, "input", input, layout)?)?;
     check_binding(gpu, OP, "input", &g.input_shape())?;
     check_binding(gpu, OP, "output", &g.output_shape())?;
     let grid = grid(gpu, OP, g.output_shape())?;
@@ -74,13 +90,14 @@ fn forward(
     };
     let kernel = compiled(gpu, OP, kernel_id)?;
     gpu.capture(OP, || -> Result<(GpuTensor, Option<GpuTensor>)> {
-        let values = GpuTensor::uninit(gpu, OP, &g.output_shape())?;
+        let values = GpuTensor::uninit(gpu, OP, &g.output_shape(), layout)?;
         let indices = with_indices
             .then(|| {
                 GpuTensor::uninit_indices(
                     gpu,
                     OP,
                     &g.output_shape(),
+                    layout,
                     IndexOrigin::Pooled {
                         input_shape: g.input_shape(),
                         params: *params,
@@ -135,7 +152,13 @@ pub fn max_pool2d_backward(
             format!("indices must be 4-D, got shape {:?}", indices.shape()),
         )
     })?;
-    crate::cpu::check_pool_shapes(OP, &g, dims4(OP, "grad_output", grad_output)?, index_shape)?;
+    check_layout(OP, "indices", indices, params.layout)?;
+    crate::cpu::check_pool_shapes(
+        OP,
+        &g,
+        dims4(OP, "grad_output", grad_output, params.layout)?,
+        index_shape,
+    )?;
     match indices.contents() {
         Contents::Values => {
             return Err(invalid(OP, "indices tensor holds f32 values; pass the indices from max_pool2d_with_indices or GpuTensor::upload_indices"))
@@ -155,7 +178,8 @@ pub fn max_pool2d_backward(
             }
         }
         Contents::Indices(IndexOrigin::Uploaded(host)) => {
-            for ((n, c, oh, ow), &index) in host.indexed_iter() {
+            let logical = host.view().permuted_axes(g.layout.activation_permutation());
+            for ((n, c, oh, ow), &index) in logical.indexed_iter() {
                 g.check_index(OP, [n, c, oh, ow], i64::from(index))?;
             }
         }
@@ -166,7 +190,7 @@ pub fn max_pool2d_backward(
     let uniforms = uniforms(&g, grid.invocations);
     let kernel = compiled(gpu, OP, Kernel::MaxPool2dBackward)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
-        let dx = GpuTensor::uninit(gpu, OP, &g.input_shape())?;
+        let dx = GpuTensor::uninit(gpu, OP, &g.input_shape(), params.layout)?;
         submit(
             gpu,
             OP,

@@ -1,5 +1,6 @@
 //! The GPU path: context, tensors, pipelines and the host side of each kernel family.
 
+pub mod activation;
 mod context;
 pub mod conv2d;
 pub mod conv2d_backward;
@@ -10,8 +11,9 @@ pub mod pipelines;
 mod tensor;
 pub mod uniforms;
 
+pub use activation::activation_backward;
 pub use context::{Gpu, ADAPTER_ENV};
-pub use conv2d::conv2d;
+pub use conv2d::{conv2d, conv2d_with_activation};
 pub use conv2d_backward::{
     conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     conv_transpose2d,

@@ -10,17 +10,19 @@ use crate::error::{Error, Result};
 pub enum Shader {
     Conv2d,
     MaxPool2d,
+    Activation,
 }
 
 impl Shader {
     /// Every shader file the crate ships.
-    pub const ALL: &'static [Shader] = &[Shader::Conv2d, Shader::MaxPool2d];
+    pub const ALL: &'static [Shader] = &[Shader::Conv2d, Shader::MaxPool2d, Shader::Activation];
 
     /// File name under `shaders/`.
     pub fn file_name(self) -> &'static str {
         match self {
             Shader::Conv2d => "conv2d.wgsl",
             Shader::MaxPool2d => "max_pool2d.wgsl",
+            Shader::Activation => "activation.wgsl",
         }
     }
 
@@ -29,6 +31,7 @@ impl Shader {
         match self {
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
             Shader::MaxPool2d => include_str!("../../shaders/max_pool2d.wgsl"),
+            Shader::Activation => include_str!("../../shaders/activation.wgsl"),
         }
     }
 }
@@ -60,6 +63,8 @@ pub enum Kernel {
     MaxPool2dForwardWithIndices,
     /// Max pooling backward, gather form.
     MaxPool2dBackward,
+    /// Elementwise activation backward.
+    ActivationBackward,
 }
 
 impl Kernel {
@@ -73,6 +78,7 @@ impl Kernel {
         Kernel::MaxPool2dForward,
         Kernel::MaxPool2dForwardWithIndices,
         Kernel::MaxPool2dBackward,
+        Kernel::ActivationBackward,
     ];
 
     pub fn shader(self) -> Shader {
@@ -85,6 +91,7 @@ impl Kernel {
             Kernel::MaxPool2dForward
             | Kernel::MaxPool2dForwardWithIndices
             | Kernel::MaxPool2dBackward => Shader::MaxPool2d,
+            Kernel::ActivationBackward => Shader::Activation,
         }
     }
 
@@ -98,6 +105,7 @@ impl Kernel {
             Kernel::MaxPool2dForward => "max_pool2d_forward",
             Kernel::MaxPool2dForwardWithIndices => "max_pool2d_forward_with_indices",
             Kernel::MaxPool2dBackward => "max_pool2d_backward",
+            Kernel::ActivationBackward => "activation_backward",
         }
     }
 
@@ -110,6 +118,8 @@ impl Kernel {
             Shader::Conv2d => &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite],
             // uniforms, src, src_indices, dst, dst_indices
             Shader::MaxPool2d => &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite],
+            // uniforms, grad_output, saved, grad_input
+            Shader::Activation => &[Uniform, ReadOnly, ReadOnly, ReadWrite],
         }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ndarray::{Array1, Array4, ArrayD, ArrayView, ArrayView1, ArrayView4, Dimension, IxDyn};
 
-use crate::params::Pool2dParams;
+use crate::params::{Layout, Pool2dParams};
 
 use crate::error::{invalid, too_large, Error, Result};
 use crate::gpu::Gpu;
@@ -18,6 +18,7 @@ pub struct GpuTensor {
     buffer: Arc<wgpu::Buffer>,
     shape: Vec<usize>,
     contents: Contents,
+    layout: Layout,
 }
 
 /// What a tensor's buffer holds.
@@ -50,9 +51,18 @@ type MapReceiver =
 const F32_BYTES: u64 = std::mem::size_of::<f32>() as u64;
 
 impl GpuTensor {
-    /// Uploads a 4-D array (contiguous or not; a strided view is copied into row-major order).
+    /// Uploads a 4-D array in NCHW (activations) or OIHW (weights) order, contiguous or not; a
+    /// strided view is copied into row-major order.
     pub fn upload(gpu: &Gpu, data: ArrayView4<f32>) -> Result<Self> {
         Self::upload_view(gpu, data, "GpuTensor::upload")
+    }
+
+    /// Uploads a 4-D array stored in `layout`: NHWC activations or HWIO weights for
+    /// `Layout::Nhwc`. Ops check that every tensor's layout matches their parameters.
+    pub fn upload_with_layout(gpu: &Gpu, data: ArrayView4<f32>, layout: Layout) -> Result<Self> {
+        let mut t = Self::upload_view(gpu, data, "GpuTensor::upload")?;
+        t.layout = layout;
+        Ok(t)
     }
 
     /// Uploads a 1-D array, for example a bias.
@@ -60,10 +70,10 @@ impl GpuTensor {
         Self::upload_view(gpu, data, "GpuTensor::upload")
     }
 
-    /// Uploads max-pooling indices in PyTorch's form (int64, `h * W + w` within each plane).
-    /// Negative values or values past `u32::MAX` are rejected here; a backward pass later checks
-    /// each index against its window.
-    pub fn upload_indices(gpu: &Gpu, indices: ArrayView4<i64>) -> Result<Self> {
+    /// Uploads max-pooling indices (int64, in the flattening of the pooling's `index_style`)
+    /// stored in `layout`. Negative values or values past `u32::MAX` are rejected here; a
+    /// backward pass later checks each index against its window.
+    pub fn upload_indices(gpu: &Gpu, indices: ArrayView4<i64>, layout: Layout) -> Result<Self> {
         const OP: &str = "GpuTensor::upload_indices";
         let mut narrowed = Array4::<u32>::zeros(indices.dim());
         for ((pos, &v), slot) in indices.indexed_iter().zip(narrowed.iter_mut()) {
@@ -77,6 +87,7 @@ impl GpuTensor {
         let narrowed = Arc::new(narrowed);
         let mut tensor = Self::upload_view(gpu, narrowed.view(), OP)?;
         tensor.contents = Contents::Indices(IndexOrigin::Uploaded(narrowed));
+        tensor.layout = layout;
         Ok(tensor)
     }
 
@@ -116,11 +127,17 @@ impl GpuTensor {
             buffer: Arc::new(buffer),
             shape,
             contents: Contents::Values,
+            layout: Layout::Nchw,
         })
     }
 
     /// An uninitialised tensor for an op's output. The caller's error scope covers it.
-    pub(crate) fn uninit(gpu: &Gpu, op: &'static str, shape: &[usize]) -> Result<Self> {
+    pub(crate) fn uninit(
+        gpu: &Gpu,
+        op: &'static str,
+        shape: &[usize],
+        layout: Layout,
+    ) -> Result<Self> {
         let bytes = Self::checked_bytes(gpu, op, shape)?;
         let buffer = gpu.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgconv tensor"),
@@ -133,6 +150,7 @@ impl GpuTensor {
             buffer: Arc::new(buffer),
             shape: shape.to_vec(),
             contents: Contents::Values,
+            layout,
         })
     }
 
@@ -141,9 +159,10 @@ impl GpuTensor {
         gpu: &Gpu,
         op: &'static str,
         shape: &[usize],
+        layout: Layout,
         origin: IndexOrigin,
     ) -> Result<Self> {
-        let mut t = Self::uninit(gpu, op, shape)?;
+        let mut t = Self::uninit(gpu, op, shape, layout)?;
         t.contents = Contents::Indices(origin);
         Ok(t)
     }
@@ -151,6 +170,11 @@ impl GpuTensor {
     /// What the buffer holds.
     pub fn contents(&self) -> &Contents {
         &self.contents
+    }
+
+    /// The memory order of a 4-D tensor (meaningless for 1-D ones).
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     fn usage() -> wgpu::BufferUsages {

@@ -31,7 +31,11 @@ uniform_struct! {
         in_channels_per_group, out_channels_per_group, channel_tiles_per_group, has_bias,
         invocations, rows_per_block, blocks, reduce_len,
         phase_gcd_h, phase_gcd_w, phase_step_h, phase_step_w,
-        phase_inv_h, phase_inv_w, _pad0, _pad1,
+        phase_inv_h, phase_inv_w, activation, activation_slope,
+        in_stride_n, in_stride_c, in_stride_h, in_stride_w,
+        out_stride_n, out_stride_c, out_stride_h, out_stride_w,
+        w_stride_o, w_stride_i, w_stride_h, w_stride_w,
+        w_base, _pad0, _pad1, _pad2,
     }
 }
 
@@ -41,6 +45,16 @@ uniform_struct! {
         batch, channels, in_h, in_w,
         out_h, out_w, kernel_h, kernel_w,
         stride_h, stride_w, pad_h, pad_w,
-        dilation_h, dilation_w, invocations, _pad0,
+        dilation_h, dilation_w, invocations, index_style,
+        in_stride_n, in_stride_c, in_stride_h, in_stride_w,
+        out_stride_n, out_stride_c, out_stride_h, out_stride_w,
+    }
+}
+
+uniform_struct! {
+    /// Mirrors `ActivationUniforms` in `shaders/activation.wgsl`.
+    pub struct ActivationUniforms {
+        len, activation, activation_slope, saved_is_output,
+        invocations, _pad0, _pad1, _pad2,
     }
 }

@@ -195,6 +195,7 @@ fn draw(rng: &mut Rng, flavour: Flavour) -> ConvCase {
             padding,
             dilation,
             groups,
+            ..Default::default()
         },
     }
 }
