@@ -21,9 +21,12 @@
 pub mod activation;
 pub mod cpu;
 pub mod error;
+pub mod flags;
 pub mod gpu;
 pub mod grads;
+pub mod npy;
 pub mod params;
+pub mod sweep;
 pub mod verify;
 
 pub use activation::{Activation, SavedTensor};

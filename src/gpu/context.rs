@@ -31,6 +31,8 @@ pub(crate) struct GpuInner {
     pub lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope, drained by the next call.
     pub uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Kernel timing for benchmarks.
+    pub profiler: Mutex<crate::gpu::profiler::Profiler>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -67,10 +69,12 @@ impl Gpu {
     /// Creates the device on a given adapter, requesting all of the adapter's limits.
     pub async fn from_adapter(adapter: wgpu::Adapter, selection: String) -> Result<Self> {
         let limits = adapter.limits();
+        // Timestamps are only used when a benchmark asks for them, but must be requested now.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgconv"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -133,6 +137,7 @@ impl Gpu {
                 placeholder_rw,
                 lost,
                 uncaptured,
+                profiler: Mutex::default(),
             }),
         }
     }

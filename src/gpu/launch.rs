@@ -5,6 +5,7 @@ use wgpu::util::DeviceExt;
 use crate::error::{invalid, too_large, Error, Result};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::pipelines::CompiledKernel;
+use crate::gpu::profiler::PassTimer;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::Layout;
 
@@ -52,10 +53,15 @@ pub(crate) fn submit(gpu: &Gpu, label: &str, dispatches: &[Dispatch<'_>]) {
         .collect();
     let mut encoder =
         device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+    let timer = PassTimer::new(gpu);
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(label),
-            timestamp_writes: None,
+            timestamp_writes: timer.as_ref().map(|t| wgpu::ComputePassTimestampWrites {
+                query_set: &t.query_set,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
+            }),
         });
         for (d, bind_group) in dispatches.iter().zip(&bind_groups) {
             pass.set_pipeline(&d.kernel.pipeline);
@@ -63,6 +69,9 @@ pub(crate) fn submit(gpu: &Gpu, label: &str, dispatches: &[Dispatch<'_>]) {
             let [x, y, z] = d.grid.workgroups;
             pass.dispatch_workgroups(x, y, z);
         }
+    }
+    if let Some(timer) = timer {
+        timer.resolve(gpu, &mut encoder);
     }
     gpu.inner.queue.submit([encoder.finish()]);
 }

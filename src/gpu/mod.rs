@@ -8,6 +8,7 @@ pub mod dispatch;
 mod launch;
 pub mod max_pool2d;
 pub mod pipelines;
+mod profiler;
 mod tensor;
 pub mod uniforms;
 

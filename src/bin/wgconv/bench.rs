@@ -1,0 +1,470 @@
+//! `wgconv bench`: GPU kernel time (timestamp queries), GPU wall time and the CPU baseline per
+//! layer of a suite, forward and backward.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use ndarray::Array4;
+use wgconv::{cpu, Conv2dParams, Gpu, GpuTensor, GradSelection, Padding, Pool2dParams};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+pub enum Suite {
+    Resnet50,
+    Vgg,
+    Mobilenet,
+    Pool,
+    /// Small shapes of every kind, for a quick look (the main job's table).
+    Smoke,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "resnet50")]
+    suite: Suite,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Timed repetitions; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Write the rows as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Draw GFLOP/s per layer, GPU against CPU, as SVG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+/// One layer of a suite.
+pub enum Layer {
+    Conv {
+        name: &'static str,
+        input: [usize; 4],
+        weight: [usize; 4],
+        params: Conv2dParams,
+    },
+    Pool {
+        name: &'static str,
+        input: [usize; 4],
+        params: Pool2dParams,
+    },
+}
+
+pub fn layers(suite: Suite, batch: usize) -> Vec<Layer> {
+    let conv = |name, c_in, hw, c_out, k, stride, pad, groups: usize| Layer::Conv {
+        name,
+        input: [batch, c_in, hw, hw],
+        weight: [c_out, c_in / groups, k, k],
+        params: Conv2dParams::default()
+            .with_stride(stride)
+            .with_padding(Padding::uniform(pad))
+            .with_groups(groups),
+    };
+    match suite {
+        Suite::Resnet50 => vec![
+            conv("stem 7x7 s2 3->64 224", 3, 224, 64, 7, 2, 3, 1),
+            conv("3x3 64 56", 64, 56, 64, 3, 1, 1, 1),
+            conv("3x3 128 28", 128, 28, 128, 3, 1, 1, 1),
+            conv("3x3 256 14", 256, 14, 256, 3, 1, 1, 1),
+            conv("3x3 512 7", 512, 7, 512, 3, 1, 1, 1),
+            conv("1x1 expand 64->256 56", 64, 56, 256, 1, 1, 0, 1),
+            conv("3x3 s2 128 56->28", 128, 56, 128, 3, 2, 1, 1),
+            conv("1x1 s2 down 256->512 56", 256, 56, 512, 1, 2, 0, 1),
+        ],
+        Suite::Vgg => vec![
+            conv("3x3 64 224", 64, 224, 64, 3, 1, 1, 1),
+            conv("3x3 128 112", 128, 112, 128, 3, 1, 1, 1),
+        ],
+        Suite::Mobilenet => vec![
+            conv("dw 3x3 32 112", 32, 112, 32, 3, 1, 1, 32),
+            conv("dw 3x3 s2 64 112", 64, 112, 64, 3, 2, 1, 64),
+            conv("dw 3x3 128 56", 128, 56, 128, 3, 1, 1, 128),
+            conv("dw 3x3 512 14", 512, 14, 512, 3, 1, 1, 512),
+        ],
+        Suite::Pool => vec![
+            Layer::Pool {
+                name: "3x3 s2 p1 64 112",
+                input: [batch, 64, 112, 112],
+                params: Pool2dParams::new(3, 3).with_stride(2).with_padding(1),
+            },
+            Layer::Pool {
+                name: "2x2 s2 64 56",
+                input: [batch, 64, 56, 56],
+                params: Pool2dParams::new(2, 2),
+            },
+        ],
+        Suite::Smoke => vec![
+            conv("3x3 16 32", 16, 32, 16, 3, 1, 1, 1),
+            conv("1x1 32->64 16", 32, 16, 64, 1, 1, 0, 1),
+            conv("dw 3x3 s2 32 32", 32, 32, 32, 3, 2, 1, 32),
+            Layer::Pool {
+                name: "3x3 s2 p1 16 32",
+                input: [batch, 16, 32, 32],
+                params: Pool2dParams::new(3, 3).with_stride(2).with_padding(1),
+            },
+        ],
+    }
+}
+
+/// One measured row.
+pub struct Row {
+    pub layer: String,
+    pub op: &'static str,
+    /// Median GPU time from timestamp queries, if the device has them.
+    pub kernel: Option<Duration>,
+    /// Median wall time of upload, op and readback.
+    pub wall: Duration,
+    /// Median CPU baseline time (im2col path; reference loops for pooling).
+    pub cpu: Duration,
+    /// FLOPs (convolutions) or bytes moved (pooling) of one run.
+    pub work: f64,
+    pub is_bytes: bool,
+}
+
+impl Row {
+    fn rate(&self, t: Duration) -> f64 {
+        self.work / t.as_secs_f64() / 1e9
+    }
+    fn gpu_time(&self) -> Duration {
+        self.kernel.unwrap_or(self.wall)
+    }
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn filled(shape: [usize; 4], salt: u32) -> Array4<f32> {
+    let mut state = 0x2545_f491u32 ^ salt;
+    Array4::from_shape_simple_fn(shape, || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state as f32 / u32::MAX as f32 - 0.5
+    })
+}
+
+/// Times `op` (which uploads, runs and reads back) `repeat` times after a warm-up: median kernel
+/// time from timestamps and median wall time.
+fn time_gpu(
+    gpu: &Gpu,
+    repeat: usize,
+    mut op: impl FnMut() -> wgconv::Result<()>,
+) -> wgconv::Result<(Option<Duration>, Duration)> {
+    op()?;
+    let mut kernel = Vec::new();
+    let mut wall = Vec::new();
+    for _ in 0..repeat {
+        gpu.start_kernel_timing();
+        let start = Instant::now();
+        op()?;
+        wall.push(start.elapsed());
+        if let Some(k) = gpu.stop_kernel_timing()? {
+            kernel.push(k);
+        }
+    }
+    Ok(((!kernel.is_empty()).then(|| median(kernel)), median(wall)))
+}
+
+fn time_cpu<T>(
+    repeat: usize,
+    mut op: impl FnMut() -> wgconv::Result<T>,
+) -> wgconv::Result<Duration> {
+    let mut times = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let start = Instant::now();
+        op()?;
+        times.push(start.elapsed());
+    }
+    Ok(median(times))
+}
+
+/// Measures every layer of a suite, forward and backward.
+pub fn measure(
+    gpu: &Gpu,
+    layers: &[Layer],
+    repeat: usize,
+    progress: bool,
+) -> wgconv::Result<Vec<Row>> {
+    let bar = progress.then(|| {
+        let bar = indicatif::ProgressBar::new(layers.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:<28} [{bar:30}] {pos}/{len} {elapsed}")
+                .expect("valid template"),
+        );
+        bar
+    });
+    let mut rows = Vec::new();
+    for layer in layers {
+        match layer {
+            Layer::Conv {
+                name,
+                input,
+                weight,
+                params,
+            } => {
+                if let Some(bar) = &bar {
+                    bar.set_message(*name);
+                }
+                let p = params;
+                let g = p.geometry("bench", *input, *weight, None)?;
+                let (x, w, dy) = (
+                    filled(*input, 1),
+                    filled(*weight, 2),
+                    filled(g.output_shape(), 3),
+                );
+                let flops = g.flops();
+                let forward = time_gpu(gpu, repeat, || {
+                    let y = wgconv::conv2d(
+                        &GpuTensor::upload(gpu, x.view())?,
+                        &GpuTensor::upload(gpu, w.view())?,
+                        None,
+                        p,
+                    )?;
+                    y.read().map(drop)
+                })?;
+                let cpu_forward =
+                    time_cpu(repeat, || cpu::conv2d_im2col(x.view(), w.view(), None, p))?;
+                rows.push(Row {
+                    layer: name.to_string(),
+                    op: "forward",
+                    kernel: forward.0,
+                    wall: forward.1,
+                    cpu: cpu_forward,
+                    work: flops,
+                    is_bytes: false,
+                });
+                let cpu_backward = time_cpu(repeat, || {
+                    cpu::conv2d_backward_im2col(
+                        x.view(),
+                        w.view(),
+                        dy.view(),
+                        p,
+                        GradSelection {
+                            input: true,
+                            weight: true,
+                            bias: false,
+                        },
+                    )
+                })?;
+                for (op, which) in [("dx", GradSelection::INPUT), ("dw", GradSelection::WEIGHT)] {
+                    let t = time_gpu(gpu, repeat, || {
+                        let grads = wgconv::conv2d_backward(
+                            &GpuTensor::upload(gpu, x.view())?,
+                            &GpuTensor::upload(gpu, w.view())?,
+                            &GpuTensor::upload(gpu, dy.view())?,
+                            p,
+                            which,
+                        )?;
+                        match (grads.input, grads.weight) {
+                            (Some(t), _) | (None, Some(t)) => t.read().map(drop),
+                            (None, None) => Ok(()),
+                        }
+                    })?;
+                    // The im2col baseline computes dx and dw together; each row gets half.
+                    rows.push(Row {
+                        layer: String::new(),
+                        op,
+                        kernel: t.0,
+                        wall: t.1,
+                        cpu: cpu_backward / 2,
+                        work: flops,
+                        is_bytes: false,
+                    });
+                }
+            }
+            Layer::Pool {
+                name,
+                input,
+                params,
+            } => {
+                if let Some(bar) = &bar {
+                    bar.set_message(*name);
+                }
+                let g = params.geometry("bench", *input)?;
+                let x = filled(*input, 4);
+                let dy = filled(g.output_shape(), 5);
+                let forward = time_gpu(gpu, repeat, || {
+                    let (v, i) = wgconv::max_pool2d_with_indices(
+                        &GpuTensor::upload(gpu, x.view())?,
+                        params,
+                    )?;
+                    v.read()?;
+                    i.read_indices().map(drop)
+                })?;
+                let cpu_forward =
+                    time_cpu(repeat, || cpu::max_pool2d_with_indices(x.view(), params))?;
+                rows.push(Row {
+                    layer: name.to_string(),
+                    op: "forward",
+                    kernel: forward.0,
+                    wall: forward.1,
+                    cpu: cpu_forward,
+                    work: g.forward_bytes(true),
+                    is_bytes: true,
+                });
+                let xt = GpuTensor::upload(gpu, x.view())?;
+                let (_, indices) = wgconv::max_pool2d_with_indices(&xt, params)?;
+                let cpu_indices = cpu::max_pool2d_with_indices(x.view(), params)?.1;
+                let backward = time_gpu(gpu, repeat, || {
+                    wgconv::max_pool2d_backward(
+                        &GpuTensor::upload(gpu, dy.view())?,
+                        &indices,
+                        *input,
+                        params,
+                    )?
+                    .read()
+                    .map(drop)
+                })?;
+                let cpu_backward = time_cpu(repeat, || {
+                    cpu::max_pool2d_backward(dy.view(), cpu_indices.view(), *input, params)
+                })?;
+                // Backward reads dy and the indices and writes dx.
+                let bytes = g.forward_bytes(true);
+                rows.push(Row {
+                    layer: String::new(),
+                    op: "backward",
+                    kernel: backward.0,
+                    wall: backward.1,
+                    cpu: cpu_backward,
+                    work: bytes,
+                    is_bytes: true,
+                });
+            }
+        }
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(rows)
+}
+
+pub fn print_rows(rows: &[Row]) {
+    println!(
+        "{:<26} {:<8} {:>11} {:>11} {:>11} {:>10} {:>10} {:>8}",
+        "layer", "op", "kernel ms", "wall ms", "cpu ms", "gpu rate", "cpu rate", "gpu/cpu"
+    );
+    for r in rows {
+        let unit = if r.is_bytes { "GB/s" } else { "GFLOP/s" };
+        println!(
+            "{:<26} {:<8} {:>11} {:>11.3} {:>11.3} {:>10.2} {:>10.2} {:>8.2}  {unit}",
+            r.layer,
+            r.op,
+            r.kernel
+                .map_or("n/a".into(), |k| format!("{:.3}", k.as_secs_f64() * 1e3)),
+            r.wall.as_secs_f64() * 1e3,
+            r.cpu.as_secs_f64() * 1e3,
+            r.rate(r.gpu_time()),
+            r.rate(r.cpu),
+            r.cpu.as_secs_f64() / r.gpu_time().as_secs_f64(),
+        );
+    }
+    println!("gpu rate from kernel time (timestamps; wall time where the device has none); wall: upload + op + readback; cpu: im2col path (dx/dw share one im2col backward), pooling: reference loops");
+}
+
+pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
+    let gpu = Gpu::new()?;
+    println!(
+        "adapter: {} ({:?}), suite {:?}, batch {}, median of {}",
+        gpu.adapter_info().name,
+        gpu.adapter_info().backend,
+        args.suite,
+        args.batch,
+        args.repeat
+    );
+    let rows = measure(
+        &gpu,
+        &layers(args.suite, args.batch),
+        args.repeat.max(1),
+        std::io::stderr().is_terminal(),
+    )?;
+    print_rows(&rows);
+    let mut layer = String::new();
+    let named: Vec<(String, &Row)> = rows
+        .iter()
+        .map(|r| {
+            if !r.layer.is_empty() {
+                layer = r.layer.clone();
+            }
+            (layer.clone(), r)
+        })
+        .collect();
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "adapter": gpu.adapter_info().name,
+            "suite": format!("{:?}", args.suite),
+            "batch": args.batch,
+            "repeat": args.repeat,
+            "rows": named.iter().map(|(layer, r)| serde_json::json!({
+                "layer": layer,
+                "op": r.op,
+                "kernel_ms": r.kernel.map(|k| k.as_secs_f64() * 1e3),
+                "wall_ms": r.wall.as_secs_f64() * 1e3,
+                "cpu_ms": r.cpu.as_secs_f64() * 1e3,
+                "gpu_rate": r.rate(r.gpu_time()),
+                "cpu_rate": r.rate(r.cpu),
+                "unit": if r.is_bytes { "GB/s" } else { "GFLOP/s" },
+            })).collect::<Vec<_>>(),
+        });
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).expect("JSON values serialise"),
+        )
+        .map_err(|e| wgconv::Error::InvalidArgument {
+            op: "wgconv bench",
+            what: format!("cannot write {}: {e}", path.display()),
+        })?;
+    }
+    if let Some(path) = &args.plot {
+        plot(path, &named).map_err(|e| wgconv::Error::InvalidArgument {
+            op: "wgconv bench",
+            what: format!("cannot draw {}: {e}", path.display()),
+        })?;
+    }
+    Ok(())
+}
+
+/// Bars of GPU and CPU rate per (layer, op).
+fn plot(path: &std::path::Path, rows: &[(String, &Row)]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let height = 60 + 28 * rows.len() as u32;
+    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max = rows
+        .iter()
+        .map(|(_, r)| r.rate(r.gpu_time()).max(r.rate(r.cpu)))
+        .fold(1e-9, f64::max);
+    let label_width: i32 = 260;
+    let scale = f64::from(900 - label_width - 40) / max;
+    root.draw(&Text::new(
+        "GPU (blue) vs CPU (grey): GFLOP/s, or GB/s for pooling",
+        (10, 10),
+        ("sans-serif", 16),
+    ))?;
+    for (i, (layer, r)) in rows.iter().enumerate() {
+        let y = 40 + 28 * i as i32;
+        root.draw(&Text::new(
+            format!("{layer} {}", r.op),
+            (10, y + 4),
+            ("sans-serif", 12),
+        ))?;
+        let gpu_w = (r.rate(r.gpu_time()) * scale) as i32;
+        let cpu_w = (r.rate(r.cpu) * scale) as i32;
+        let x0 = label_width;
+        root.draw(&Rectangle::new(
+            [(x0, y), (x0 + gpu_w.max(1), y + 11)],
+            BLUE.filled(),
+        ))?;
+        root.draw(&Rectangle::new(
+            [(x0, y + 12), (x0 + cpu_w.max(1), y + 23)],
+            RGBColor(150, 150, 150).filled(),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,468 @@
+//! The `wgconv` command line: each subcommand on small inputs, .npy round trips, error paths.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ndarray::{array, Array4, ArrayD, IxDyn};
+use wgconv::npy::{self, NpyArray};
+use wgconv::{cpu, Conv2dParams, GradSelection, Layout, Padding, Pool2dParams};
+
+fn wgconv(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgconv"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgconv-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn save(path: &Path, a: &Array4<f32>) -> String {
+    npy::write_atomically(path, &npy::to_bytes_f32(a.view().into_dyn())).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn load_f32(path: &Path) -> ArrayD<f32> {
+    match npy::read(path).unwrap() {
+        NpyArray::F32(a) => a,
+        NpyArray::I64(_) => panic!("expected float32"),
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The devices a run test covers: the CPU always, the GPU when there is an adapter.
+fn devices() -> Vec<&'static str> {
+    let mut d = vec!["--cpu"];
+    if common::gpu().is_some() {
+        d.push("--gpu");
+    }
+    d
+}
+
+#[test]
+fn run_conv2d_reproduces_seed_004_in_nhwc() {
+    let dir = scratch("seed004");
+    let mut x = Array4::<f32>::zeros((1, 7, 7, 3));
+    let planes = [
+        [
+            [0, 1, 0, 1, 0],
+            [2, 1, 0, 1, 2],
+            [0, 2, 0, 0, 1],
+            [2, 0, 1, 0, 0],
+            [0, 0, 1, 2, 2],
+        ],
+        [
+            [1, 0, 0, 1, 1],
+            [0, 2, 2, 1, 1],
+            [2, 1, 2, 1, 0],
+            [2, 1, 1, 2, 2],
+            [1, 2, 0, 2, 2],
+        ],
+        [
+            [2, 1, 1, 1, 1],
+            [2, 2, 1, 2, 1],
+            [1, 1, 0, 2, 2],
+            [2, 1, 2, 2, 0],
+            [1, 2, 2, 0, 0],
+        ],
+    ];
+    for (c, plane) in planes.iter().enumerate() {
+        for (i, row) in plane.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                x[[0, i + 1, j + 1, c]] = v as f32;
+            }
+        }
+    }
+    let w_oihw = array![
+        [
+            [[0., 0., 1.], [-1., 1., 1.], [0., 1., 0.]],
+            [[1., 1., 1.], [0., 1., 1.], [0., 1., 0.]],
+            [[-1., 0., 0.], [-1., 1., 1.], [0., -1., 0.]]
+        ],
+        [
+            [[0., 0., 0.], [1., 1., -1.], [-1., 1., 1.]],
+            [[0., 1., -1.], [1., 1., -1.], [-1., 1., -1.]],
+            [[1., 1., 0.], [-1., -1., 0.], [0., -1., 1.]]
+        ]
+    ];
+    let w = w_oihw
+        .view()
+        .permuted_axes([2, 3, 1, 0])
+        .as_standard_layout()
+        .into_owned();
+    let (xp, wp, bp) = (dir.join("x.npy"), dir.join("w.npy"), dir.join("b.npy"));
+    save(&xp, &x);
+    save(&wp, &w);
+    npy::write_atomically(
+        &bp,
+        &npy::to_bytes_f32(array![1.0f32, 0.0].into_dyn().view()),
+    )
+    .unwrap();
+    for device in devices() {
+        let out = dir.join(format!("y{device}.npy"));
+        let o = wgconv(&[
+            "run",
+            "conv2d",
+            device,
+            "--input",
+            xp.to_str().unwrap(),
+            "--weight",
+            wp.to_str().unwrap(),
+            "--bias",
+            bp.to_str().unwrap(),
+            "--stride",
+            "2",
+            "--padding",
+            "valid",
+            "--layout",
+            "nhwc",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{device}: {}", stderr(&o));
+        let y = load_f32(&out);
+        assert_eq!(y.shape(), &[1, 3, 3, 2]);
+        let o0: Vec<f32> = (0..9).map(|i| y[[0, i / 3, i % 3, 0]]).collect();
+        let o1: Vec<f32> = (0..9).map(|i| y[[0, i / 3, i % 3, 1]]).collect();
+        assert_eq!(o0, vec![6., 4., 3., 13., 7., 4., 10., 9., 5.], "{device}");
+        assert_eq!(o1, vec![-1., -3., 1., 0., 6., 2., 1., -3., 12.], "{device}");
+    }
+}
+
+#[test]
+fn run_backward_transpose_and_pooling_match_the_library() {
+    let dir = scratch("ops");
+    let mut rng = common::Rng::new(71);
+    let p = Conv2dParams::default()
+        .with_stride(2)
+        .with_padding(Padding::uniform(1))
+        .with_groups(2);
+    let x = rng.array4([2, 4, 9, 9]);
+    let w = rng.array4([6, 2, 3, 3]);
+    let dy = rng.array4([2, 6, 5, 5]);
+    let (xp, wp, dyp) = (
+        save(&dir.join("x.npy"), &x),
+        save(&dir.join("w.npy"), &w),
+        save(&dir.join("dy.npy"), &dy),
+    );
+    let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+    for device in devices() {
+        let (dx, dw, db) = (dir.join("dx.npy"), dir.join("dw.npy"), dir.join("db.npy"));
+        let o = wgconv(&[
+            "run",
+            "conv2d-backward",
+            device,
+            "--input",
+            &xp,
+            "--weight",
+            &wp,
+            "--grad-output",
+            &dyp,
+            "--stride",
+            "2",
+            "--padding",
+            "1",
+            "--groups",
+            "2",
+            "--grad-input",
+            dx.to_str().unwrap(),
+            "--grad-weight",
+            dw.to_str().unwrap(),
+            "--grad-bias",
+            db.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{device}: {}", stderr(&o));
+        let tol = wgconv::Tolerance::for_reduction(2 * 25);
+        assert!(wgconv::compare(
+            load_f32(&dx).view(),
+            want.input.as_ref().unwrap().view().into_dyn(),
+            tol
+        )
+        .passed());
+        assert!(wgconv::compare(
+            load_f32(&dw).view(),
+            want.weight.as_ref().unwrap().view().into_dyn(),
+            tol
+        )
+        .passed());
+        assert!(wgconv::compare(
+            load_f32(&db).view(),
+            want.bias.as_ref().unwrap().view().into_dyn(),
+            tol
+        )
+        .passed());
+
+        // conv-transpose2d of dy with the same weights is the input gradient (plus no bias).
+        let t = dir.join("t.npy");
+        let o = wgconv(&[
+            "run",
+            "conv-transpose2d",
+            device,
+            "--input",
+            &dyp,
+            "--weight",
+            &wp,
+            "--stride",
+            "2",
+            "--padding",
+            "1",
+            "--groups",
+            "2",
+            "--output-padding",
+            "0",
+            "--output",
+            t.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{device}: {}", stderr(&o));
+        assert!(wgconv::compare(
+            load_f32(&t).view(),
+            want.input.as_ref().unwrap().view().into_dyn(),
+            tol
+        )
+        .passed());
+
+        // Pooling, forward with int64 indices, then backward through them.
+        let pool = Pool2dParams::new(3, 3)
+            .with_stride(2)
+            .with_padding(1)
+            .with_ceil_mode(true);
+        let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &pool).unwrap();
+        let (y, i) = (dir.join("pool.npy"), dir.join("idx.npy"));
+        let o = wgconv(&[
+            "run",
+            "max-pool2d",
+            device,
+            "--input",
+            &xp,
+            "--kernel",
+            "3",
+            "--stride",
+            "2",
+            "--padding",
+            "1",
+            "--ceil-mode",
+            "--output",
+            y.to_str().unwrap(),
+            "--indices",
+            i.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{device}: {}", stderr(&o));
+        assert_eq!(load_f32(&y), values.clone().into_dyn());
+        let NpyArray::I64(read_indices) = npy::read(&i).unwrap() else {
+            panic!("indices must be int64")
+        };
+        assert_eq!(read_indices, indices.clone().into_dyn());
+        let pdy = save(&dir.join("pdy.npy"), &values.mapv(|v| v * 0.5));
+        let pdx = dir.join("pdx.npy");
+        let o = wgconv(&[
+            "run",
+            "max-pool2d-backward",
+            device,
+            "--grad-output",
+            &pdy,
+            "--indices",
+            i.to_str().unwrap(),
+            "--input-shape",
+            "2,4,9,9",
+            "--kernel",
+            "3",
+            "--stride",
+            "2",
+            "--padding",
+            "1",
+            "--ceil-mode",
+            "--output",
+            pdx.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{device}: {}", stderr(&o));
+        let want_pdx = cpu::max_pool2d_backward(
+            values.mapv(|v| v * 0.5).view(),
+            indices.view(),
+            [2, 4, 9, 9],
+            &pool,
+        )
+        .unwrap();
+        assert!(wgconv::compare(
+            load_f32(&pdx).view(),
+            want_pdx.view().into_dyn(),
+            wgconv::Tolerance::for_reduction(4)
+        )
+        .passed());
+    }
+    let _ = Layout::Nchw;
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors_with_exit_code_2_and_no_output() {
+    let dir = scratch("errors");
+    let x = save(&dir.join("x.npy"), &Array4::<f32>::ones((1, 1, 4, 4)));
+    let w = save(&dir.join("w.npy"), &Array4::<f32>::ones((1, 1, 5, 5)));
+    let garbage = dir.join("garbage.npy");
+    std::fs::write(&garbage, b"this is not numpy").unwrap();
+    let ints = dir.join("ints.npy");
+    npy::write_atomically(
+        &ints,
+        &npy::to_bytes_i64(ArrayD::from_elem(IxDyn(&[1, 1, 4, 4]), 1i64).view()),
+    )
+    .unwrap();
+    let three_d = dir.join("3d.npy");
+    npy::write_atomically(
+        &three_d,
+        &npy::to_bytes_f32(ArrayD::from_elem(IxDyn(&[1, 4, 4]), 1.0f32).view()),
+    )
+    .unwrap();
+    let out = dir.join("out.npy");
+    let o = out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "run",
+                "conv2d",
+                "--cpu",
+                "--input",
+                garbage.to_str().unwrap(),
+                "--weight",
+                &w,
+                "--output",
+                o,
+            ],
+            "magic",
+        ),
+        (
+            vec![
+                "run",
+                "conv2d",
+                "--cpu",
+                "--input",
+                ints.to_str().unwrap(),
+                "--weight",
+                &w,
+                "--output",
+                o,
+            ],
+            "must be float32, found int64",
+        ),
+        (
+            vec![
+                "run",
+                "conv2d",
+                "--cpu",
+                "--input",
+                three_d.to_str().unwrap(),
+                "--weight",
+                &w,
+                "--output",
+                o,
+            ],
+            "must have 4 dimensions",
+        ),
+        (
+            vec![
+                "run", "conv2d", "--cpu", "--input", &x, "--weight", &w, "--output", o,
+            ],
+            "effective kernel height 5",
+        ),
+        (
+            vec![
+                "run", "conv2d", "--cpu", "--input", &x, "--weight", &w, "--stride", "1,2,3",
+                "--output", o,
+            ],
+            "expected 1 or 2 values",
+        ),
+        (
+            vec!["run", "conv2d", "--cpu", "--input", &x, "--output", o],
+            "--weight is required",
+        ),
+        (
+            vec!["run", "conv2d", "--cpu", "--bogus-flag"],
+            "--bogus-flag",
+        ),
+        (vec!["run", "not-an-op"], "not-an-op"),
+    ];
+    for (args, needle) in cases {
+        let result = wgconv(&args);
+        let err = stderr(&result);
+        assert_eq!(result.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(
+            err.starts_with("wgconv: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+        assert!(!out.exists(), "{args:?} left an output file");
+    }
+    // Nothing temporary is left behind either.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn info_check_and_bench_run() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("subcommands");
+    let o = wgconv(&["info"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("chosen:") && text.contains("max_storage_buffer_binding_size"),
+        "{text}"
+    );
+
+    let json = dir.join("check.json");
+    let o = wgconv(&[
+        "check",
+        "--op",
+        "conv2d-backward-weight",
+        "--cases",
+        "6",
+        "--seed",
+        "9",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["ops"][0]["op"], "conv2d-backward-weight");
+    assert_eq!(report["ops"][0]["cases"], 6);
+    assert_eq!(report["ops"][0]["failures"], 0);
+
+    let (json, svg) = (dir.join("bench.json"), dir.join("bench.svg"));
+    let o = wgconv(&[
+        "bench",
+        "--suite",
+        "smoke",
+        "--repeat",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 11, "3 conv layers x 3 ops + 1 pool layer x 2");
+    assert!(rows
+        .iter()
+        .all(|r| r["wall_ms"].as_f64().unwrap() > 0.0 && r["cpu_ms"].as_f64().unwrap() > 0.0));
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}
