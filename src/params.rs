@@ -54,6 +54,40 @@ impl Padding {
             right,
         }
     }
+
+    /// `((top, bottom), (left, right))` when the padding does not depend on the input size;
+    /// `None` for `Same`.
+    pub fn fixed_pairs(self) -> Option<((usize, usize), (usize, usize))> {
+        match self {
+            Padding::Valid => Some(((0, 0), (0, 0))),
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            } => Some(((top, bottom), (left, right))),
+            Padding::Same => None,
+        }
+    }
+}
+
+/// `Err` unless there is at least one group.
+fn check_groups(op: &'static str, groups: usize) -> Result<()> {
+    if groups == 0 {
+        return Err(invalid(op, "groups must be at least 1, got 0"));
+    }
+    Ok(())
+}
+
+/// `Err` unless a bias, if given, has one value per output channel.
+fn check_bias(op: &'static str, bias_len: Option<usize>, out_channels: usize, what: &str) -> Result<()> {
+    match bias_len {
+        Some(len) if len != out_channels => Err(invalid(
+            op,
+            format!("bias has {len} elements but {what} has {out_channels} output channels"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Memory order of activations and weights.
@@ -248,9 +282,7 @@ impl Conv2dParams {
         let [batch, in_channels, in_h, in_w] = layout.logical_activation(input);
         let [out_channels, weight_in_channels, kernel_h, kernel_w] = layout.logical_weight(weight);
         let groups = self.groups;
-        if groups == 0 {
-            return Err(invalid(op, "groups must be at least 1, got 0"));
-        }
+        check_groups(op, groups)?;
         if weight_in_channels.checked_mul(groups) != Some(in_channels) {
             return Err(invalid(
                 op,
@@ -268,44 +300,15 @@ impl Conv2dParams {
                 ),
             ));
         }
-        if let Some(len) = bias_len {
-            if len != out_channels {
-                return Err(invalid(
-                    op,
-                    format!(
-                        "bias has {len} elements but the weight has {out_channels} output channels"
-                    ),
-                ));
-            }
-        }
+        check_bias(op, bias_len, out_channels, "the weight")?;
         check_positive_pair(op, "stride", self.stride)?;
         check_positive_pair(op, "dilation", self.dilation)?;
 
-        let (pads_h, pads_w) = match self.padding {
-            Padding::Valid => ((0, 0), (0, 0)),
-            Padding::Explicit {
-                top,
-                bottom,
-                left,
-                right,
-            } => ((top, bottom), (left, right)),
-            Padding::Same => (
-                same_padding(
-                    op,
-                    "height",
-                    in_h,
-                    kernel_h,
-                    self.stride[0],
-                    self.dilation[0],
-                )?,
-                same_padding(
-                    op,
-                    "width",
-                    in_w,
-                    kernel_w,
-                    self.stride[1],
-                    self.dilation[1],
-                )?,
+        let (pads_h, pads_w) = match self.padding.fixed_pairs() {
+            Some(pairs) => pairs,
+            None => (
+                same_padding(op, "height", in_h, kernel_h, self.stride[0], self.dilation[0])?,
+                same_padding(op, "width", in_w, kernel_w, self.stride[1], self.dilation[1])?,
             ),
         };
         let h = AxisGeometry::resolve(
@@ -450,9 +453,7 @@ impl ConvTranspose2dParams {
         let [batch, in_channels, in_h, in_w] = layout.logical_activation(input);
         let [weight_in, out_per_group, kernel_h, kernel_w] = layout.logical_weight(weight);
         let groups = self.groups;
-        if groups == 0 {
-            return Err(invalid(op, "groups must be at least 1, got 0"));
-        }
+        check_groups(op, groups)?;
         if weight_in != in_channels {
             return Err(invalid(
                 op,
@@ -473,34 +474,15 @@ impl ConvTranspose2dParams {
                 format!("output channels {out_per_group} x {groups} overflow"),
             )
         })?;
-        if let Some(len) = bias_len {
-            if len != out_channels {
-                return Err(invalid(
-                    op,
-                    format!(
-                        "bias has {len} elements but the op has {out_channels} output channels"
-                    ),
-                ));
-            }
-        }
+        check_bias(op, bias_len, out_channels, "the op")?;
         check_positive_pair(op, "stride", self.stride)?;
         check_positive_pair(op, "dilation", self.dilation)?;
-        let (pads_h, pads_w) = match self.padding {
-            Padding::Valid => ((0, 0), (0, 0)),
-            Padding::Explicit {
-                top,
-                bottom,
-                left,
-                right,
-            } => ((top, bottom), (left, right)),
-            Padding::Same => {
-                return Err(invalid(
-                    op,
-                    "Padding::Same is not defined for a transposed convolution; give explicit \
-                     padding",
-                ))
-            }
-        };
+        let (pads_h, pads_w) = self.padding.fixed_pairs().ok_or_else(|| {
+            invalid(
+                op,
+                "Padding::Same is not defined for a transposed convolution; give explicit padding",
+            )
+        })?;
         let axis = |name: &str, i: usize, input: usize, kernel: usize, pads: (usize, usize)| {
             transposed_axis(
                 op,

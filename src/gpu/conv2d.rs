@@ -3,7 +3,7 @@
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_same_gpu, dims4, len1, submit, Dispatch};
+use crate::gpu::launch::{check_binding, conv_operands, submit, Dispatch};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::GpuTensor;
@@ -38,18 +38,9 @@ pub fn conv2d_with_activation(
     activation: Activation,
 ) -> Result<GpuTensor> {
     let gpu = input.gpu();
-    check_same_gpu(gpu, OP, &[input, weight])?;
-    if let Some(b) = bias {
-        check_same_gpu(gpu, OP, &[b])?;
-    }
-    let bias_len = bias.map(|b| len1(OP, "bias", b)).transpose()?;
     let layout = params.layout;
-    let g = params.geometry(
-        OP,
-        dims4(OP, "input", input, layout)?,
-        dims4(OP, "weight", weight, layout)?,
-        bias_len,
-    )?;
+    let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
+    let g = params.geometry(OP, input_shape, weight_shape, bias_len)?;
     check_binding(gpu, OP, "input", &g.input_shape())?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
     check_binding(gpu, OP, "output", &g.output_shape())?;

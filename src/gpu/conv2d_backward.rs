@@ -4,7 +4,7 @@
 use crate::error::{too_large, Result};
 use crate::gpu::conv2d::{geometry_uniforms, FORWARD_CHANNEL_TILE};
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_same_gpu, dims4, len1, submit, Dispatch};
+use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, submit, Dispatch};
 use std::sync::Arc;
 
 use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel};
@@ -476,18 +476,9 @@ pub fn conv_transpose2d(
 ) -> Result<GpuTensor> {
     const OP: &str = "conv_transpose2d";
     let gpu = input.gpu();
-    check_same_gpu(gpu, OP, &[input, weight])?;
-    if let Some(b) = bias {
-        check_same_gpu(gpu, OP, &[b])?;
-    }
-    let bias_len = bias.map(|b| len1(OP, "bias", b)).transpose()?;
     let layout = params.layout;
-    let g = params.geometry(
-        OP,
-        dims4(OP, "input", input, layout)?,
-        dims4(OP, "weight", weight, layout)?,
-        bias_len,
-    )?;
+    let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
+    let g = params.geometry(OP, input_shape, weight_shape, bias_len)?;
     check_binding(gpu, OP, "input", &g.output_shape())?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
     check_binding(gpu, OP, "output", &g.input_shape())?;

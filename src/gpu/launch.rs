@@ -98,6 +98,27 @@ pub(crate) fn dims4(
         .ok_or_else(|| invalid(op, format!("{name} must be 4-D, got shape {:?}", t.shape())))
 }
 
+/// The checks every convolution-like op makes of its operands: one GPU, the layout the
+/// parameters name, 4-D input and weight, a 1-D bias. Returns the two shapes and the bias length.
+pub(crate) fn conv_operands(
+    op: &'static str,
+    input: &GpuTensor,
+    weight: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    layout: Layout,
+) -> Result<([usize; 4], [usize; 4], Option<usize>)> {
+    let gpu = input.gpu();
+    check_same_gpu(gpu, op, &[input, weight])?;
+    if let Some(b) = bias {
+        check_same_gpu(gpu, op, &[b])?;
+    }
+    Ok((
+        dims4(op, "input", input, layout)?,
+        dims4(op, "weight", weight, layout)?,
+        bias.map(|b| len1(op, "bias", b)).transpose()?,
+    ))
+}
+
 /// `Err` unless a 4-D tensor is stored in the layout the call's parameters name.
 pub(crate) fn check_layout(
     op: &'static str,
