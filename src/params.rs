@@ -80,7 +80,12 @@ fn check_groups(op: &'static str, groups: usize) -> Result<()> {
 }
 
 /// `Err` unless a bias, if given, has one value per output channel.
-fn check_bias(op: &'static str, bias_len: Option<usize>, out_channels: usize, what: &str) -> Result<()> {
+fn check_bias(
+    op: &'static str,
+    bias_len: Option<usize>,
+    out_channels: usize,
+    what: &str,
+) -> Result<()> {
     match bias_len {
         Some(len) if len != out_channels => Err(invalid(
             op,
@@ -307,8 +312,22 @@ impl Conv2dParams {
         let (pads_h, pads_w) = match self.padding.fixed_pairs() {
             Some(pairs) => pairs,
             None => (
-                same_padding(op, "height", in_h, kernel_h, self.stride[0], self.dilation[0])?,
-                same_padding(op, "width", in_w, kernel_w, self.stride[1], self.dilation[1])?,
+                same_padding(
+                    op,
+                    "height",
+                    in_h,
+                    kernel_h,
+                    self.stride[0],
+                    self.dilation[0],
+                )?,
+                same_padding(
+                    op,
+                    "width",
+                    in_w,
+                    kernel_w,
+                    self.stride[1],
+                    self.dilation[1],
+                )?,
             ),
         };
         let h = AxisGeometry::resolve(
