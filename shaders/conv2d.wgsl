@@ -75,6 +75,8 @@ struct Conv2dUniforms {
 const WORKGROUP_SIZE: u32 = 64u;
 // Channels per invocation in the tiled kernels (FORWARD_CHANNEL_TILE on the host).
 const TILE: u32 = 4u;
+// Output columns per forward invocation (FORWARD_COLUMN_TILE on the host).
+const OW_TILE: u32 = 4u;
 
 fn invocation_index(wg: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
     return ((wg.z * groups.y + wg.y) * groups.x + wg.x) * WORKGROUP_SIZE + local;
@@ -126,8 +128,10 @@ fn activate(v: vec4<f32>) -> vec4<f32> {
 }
 
 // Forward. src_a = input, src_b = weight, src_c = bias [C_out] (if has_bias), dst = output.
-// One invocation: TILE output channels of one group at one output pixel, so each input value
-// loaded feeds TILE multiply-adds; then bias and activation, fused.
+// One invocation: a register tile of TILE output channels (of one group) by OW_TILE
+// neighbouring output columns, so each tap loads TILE weights and OW_TILE inputs for
+// TILE * OW_TILE multiply-adds; then bias and activation, fused. Loads dominate on lavapipe,
+// which runs loads inside loops lane by lane.
 @compute @workgroup_size(64)
 fn conv2d_forward(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -138,8 +142,9 @@ fn conv2d_forward(
     if (index >= u.invocations) {
         return;
     }
-    let ox = index % u.out_w;
-    var rest = index / u.out_w;
+    let ox_tiles = (u.out_w + OW_TILE - 1u) / OW_TILE;
+    let ox0 = (index % ox_tiles) * OW_TILE;
+    var rest = index / ox_tiles;
     let oy = rest % u.out_h;
     rest = rest / u.out_h;
     let tiles = u.groups * u.channel_tiles_per_group;
@@ -149,13 +154,18 @@ fn conv2d_forward(
     let first_in_group = (tile % u.channel_tiles_per_group) * TILE;
     let oc0 = g * u.out_channels_per_group + first_in_group;
     let live = min(TILE, u.out_channels_per_group - first_in_group);
+    let columns = min(OW_TILE, u.out_w - ox0);
     let w_offsets = tile_offsets(live, u.w_stride_o);
 
     let iy0 = i32(oy * u.stride_h) - i32(u.pad_top);
-    let ix0 = i32(ox * u.stride_w) - i32(u.pad_left);
+    let ix0 = i32(ox0 * u.stride_w) - i32(u.pad_left);
+    let sw = i32(u.stride_w);
     let x_group = n * u.in_stride_n + g * u.in_channels_per_group * u.in_stride_c;
     let w_tile = u.w_base + oc0 * u.w_stride_o;
-    var acc = vec4<f32>(0.0);
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var ci = 0u; ci < u.in_channels_per_group; ci++) {
         let x_channel = x_group + ci * u.in_stride_c;
         let w_channel = w_tile + ci * u.w_stride_i;
@@ -168,18 +178,32 @@ fn conv2d_forward(
             let w_row = w_channel + ky * u.w_stride_h;
             for (var kx = 0u; kx < u.kernel_w; kx++) {
                 let ix = ix0 + i32(kx * u.dilation_w);
-                if (ix < 0 || ix >= i32(u.in_w)) {
-                    continue;
-                }
-                acc += src_a[x_row + u32(ix) * u.in_stride_w] * gather4_b(w_row + kx * u.w_stride_w, w_offsets);
+                let w4 = gather4_b(w_row + kx * u.w_stride_w, w_offsets);
+                acc0 += input_or_zero(x_row, ix, true) * w4;
+                acc1 += input_or_zero(x_row, ix + sw, columns > 1u) * w4;
+                acc2 += input_or_zero(x_row, ix + 2 * sw, columns > 2u) * w4;
+                acc3 += input_or_zero(x_row, ix + 3 * sw, columns > 3u) * w4;
             }
         }
     }
+    var bias = vec4<f32>(0.0);
     if (u.has_bias != 0u) {
-        acc += gather4_c(oc0, live);
+        bias = gather4_c(oc0, live);
     }
-    let out = n * u.out_stride_n + oc0 * u.out_stride_c + oy * u.out_stride_h + ox * u.out_stride_w;
-    store4(out, u.out_stride_c, live, activate(acc));
+    let out = n * u.out_stride_n + oc0 * u.out_stride_c + oy * u.out_stride_h + ox0 * u.out_stride_w;
+    store4(out, u.out_stride_c, live, activate(acc0 + bias));
+    if (columns > 1u) { store4(out + u.out_stride_w, u.out_stride_c, live, activate(acc1 + bias)); }
+    if (columns > 2u) { store4(out + 2u * u.out_stride_w, u.out_stride_c, live, activate(acc2 + bias)); }
+    if (columns > 3u) { store4(out + 3u * u.out_stride_w, u.out_stride_c, live, activate(acc3 + bias)); }
+}
+
+// One input value of the row starting at `x_row`, or 0 in the padding or for a tile column
+// past the end of the output.
+fn input_or_zero(x_row: u32, ix: i32, column_live: bool) -> f32 {
+    if (!column_live || ix < 0 || ix >= i32(u.in_w)) {
+        return 0.0;
+    }
+    return src_a[x_row + u32(ix) * u.in_stride_w];
 }
 
 // Input gradient, gather form; also the transposed convolution.

@@ -58,12 +58,12 @@ fn gpu_matches_reference_on_random_parameter_sets() {
     assert!(checked >= 200, "only {checked} cases");
 }
 
-/// The weights are all-ones 1x1 kernels over a 2100x2100 image: 4.41M invocations, which need
-/// more than 65535 workgroups of 64 and therefore a folded dispatch grid.
+/// A 1x1 kernel over a 4200x4200 image: 4200 rows x 1050 column tiles = 4.41M invocations,
+/// which need more than 65535 workgroups of 64 and therefore a folded dispatch grid.
 #[test]
 fn dispatch_beyond_65535_workgroups_is_folded_and_correct() {
     let Some(gpu) = common::gpu() else { return };
-    let side = 2100;
+    let side = 4200;
     let mut rng = Rng::new(7);
     let x = rng.array4([1, 1, side, side]);
     let w = Array4::from_elem((1, 1, 1, 1), 0.5f32);

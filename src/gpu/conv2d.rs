@@ -11,8 +11,10 @@ use crate::params::{Conv2dGeometry, Conv2dParams};
 
 const OP: &str = "conv2d";
 
-/// Output channels each `conv2d_forward` invocation computes (`OC_TILE` in the shader).
+/// Output channels each `conv2d_forward` invocation computes (`TILE` in the shader).
 pub const FORWARD_CHANNEL_TILE: usize = 4;
+/// Neighbouring output columns each `conv2d_forward` invocation computes (`OW_TILE`).
+pub const FORWARD_COLUMN_TILE: usize = 4;
 
 /// 2-D convolution on the GPU: `input` and `weight` in `params.layout` (NCHW/OIHW or
 /// NHWC/HWIO), optional `bias` of length C_out.
@@ -70,11 +72,12 @@ pub fn conv2d_with_activation(
     })?
 }
 
-/// The dispatch of `conv2d_forward` for a geometry: one invocation per output pixel and tile of
-/// [`FORWARD_CHANNEL_TILE`] channels within a group.
+/// The dispatch of `conv2d_forward` for a geometry: one invocation per tile of
+/// [`FORWARD_CHANNEL_TILE`] channels within a group by [`FORWARD_COLUMN_TILE`] output columns.
 pub fn forward_grid(g: &Conv2dGeometry, max_per_dimension: u32) -> Result<DispatchGrid> {
     let tiles = g.out_channels_per_group().div_ceil(FORWARD_CHANNEL_TILE);
-    let invocations = (g.batch * g.groups * tiles) as u64 * (g.h.output * g.w.output) as u64;
+    let column_tiles = g.w.output.div_ceil(FORWARD_COLUMN_TILE);
+    let invocations = (g.batch * g.groups * tiles) as u64 * (g.h.output * column_tiles) as u64;
     DispatchGrid::for_invocations(OP, invocations, max_per_dimension)
 }
 
