@@ -107,6 +107,27 @@ fn window_max(n: u32, c: u32, oh: u32, ow: u32) -> WindowMax {
     return WindowMax(best, best_index);
 }
 
+struct OutputPosition {
+    n: u32,
+    c: u32,
+    oh: u32,
+    ow: u32,
+    // Element offset of (n, c, oh, ow) in the output (and the index output), any layout.
+    offset: u32,
+}
+
+// The output element a forward invocation owns: invocations are numbered with ow fastest.
+fn output_position(index: u32) -> OutputPosition {
+    let ow = index % u.out_w;
+    var rest = index / u.out_w;
+    let oh = rest % u.out_h;
+    rest = rest / u.out_h;
+    let c = rest % u.channels;
+    let n = rest / u.channels;
+    let offset = n * u.out_stride_n + c * u.out_stride_c + oh * u.out_stride_h + ow * u.out_stride_w;
+    return OutputPosition(n, c, oh, ow, offset);
+}
+
 // Inference forward: src = input [N, C, H, W], dst = output [N, C, OH, OW]; no indices written.
 @compute @workgroup_size(64)
 fn max_pool2d_forward(
@@ -118,14 +139,8 @@ fn max_pool2d_forward(
     if (index >= u.invocations) {
         return;
     }
-    let ow = index % u.out_w;
-    var rest = index / u.out_w;
-    let oh = rest % u.out_h;
-    rest = rest / u.out_h;
-    let c = rest % u.channels;
-    let n = rest / u.channels;
-    let out = n * u.out_stride_n + c * u.out_stride_c + oh * u.out_stride_h + ow * u.out_stride_w;
-    dst[out] = window_max(n, c, oh, ow).value;
+    let o = output_position(index);
+    dst[o.offset] = window_max(o.n, o.c, o.oh, o.ow).value;
 }
 
 // Training forward: as above, plus dst_indices = argmax indices [N, C, OH, OW].
@@ -139,16 +154,10 @@ fn max_pool2d_forward_with_indices(
     if (index >= u.invocations) {
         return;
     }
-    let ow = index % u.out_w;
-    var rest = index / u.out_w;
-    let oh = rest % u.out_h;
-    rest = rest / u.out_h;
-    let c = rest % u.channels;
-    let n = rest / u.channels;
-    let out = n * u.out_stride_n + c * u.out_stride_c + oh * u.out_stride_h + ow * u.out_stride_w;
-    let m = window_max(n, c, oh, ow);
-    dst[out] = m.value;
-    dst_indices[out] = m.index;
+    let o = output_position(index);
+    let m = window_max(o.n, o.c, o.oh, o.ow);
+    dst[o.offset] = m.value;
+    dst_indices[o.offset] = m.index;
 }
 
 // Backward, gather form: src = grad_output [N, C, OH, OW], src_indices = indices [N, C, OH, OW],

@@ -170,23 +170,40 @@ fn upload(gpu: &Gpu, a: &Array4<f32>, layout: Layout) -> wgconv::Result<GpuTenso
     GpuTensor::upload_with_layout(gpu, a.view(), layout)
 }
 
+/// What conv2d and conv-transpose2d read: input, weight, optional bias, and the output path.
+struct ConvOperands<'a> {
+    x: Array4<f32>,
+    w: Array4<f32>,
+    b: Option<Array1<f32>>,
+    output: &'a Path,
+}
+
+impl<'a> ConvOperands<'a> {
+    fn read(args: &'a RunArgs) -> wgconv::Result<Self> {
+        Ok(Self {
+            x: read_f32::<Ix4>(required(&args.input, "input")?, "input")?,
+            w: read_f32::<Ix4>(required(&args.weight, "weight")?, "weight")?,
+            b: args
+                .bias
+                .as_deref()
+                .map(|path| read_f32::<Ix1>(path, "bias"))
+                .transpose()?,
+            output: required(&args.output, "output")?,
+        })
+    }
+}
+
+fn upload_bias(gpu: &Gpu, b: Option<&Array1<f32>>) -> wgconv::Result<Option<GpuTensor>> {
+    b.map(|b| GpuTensor::upload_1d(gpu, b.view())).transpose()
+}
+
 fn conv2d(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv::Result<Vec<Out>> {
     let p = conv_params(args, layout)?;
-    let x: Array4<f32> = read_f32::<Ix4>(required(&args.input, "input")?, "input")?;
-    let w: Array4<f32> = read_f32::<Ix4>(required(&args.weight, "weight")?, "weight")?;
-    let b: Option<Array1<f32>> = args
-        .bias
-        .as_deref()
-        .map(|path| read_f32::<Ix1>(path, "bias"))
-        .transpose()?;
-    let output = required(&args.output, "output")?;
+    let ConvOperands { x, w, b, output } = ConvOperands::read(args)?;
     let y = match gpu {
         None => cpu::conv2d(x.view(), w.view(), b.as_ref().map(|b| b.view()), &p)?,
         Some(gpu) => {
-            let bt = b
-                .as_ref()
-                .map(|b| GpuTensor::upload_1d(gpu, b.view()))
-                .transpose()?;
+            let bt = upload_bias(gpu, b.as_ref())?;
             wgconv::conv2d(
                 &upload(gpu, &x, layout)?,
                 &upload(gpu, &w, layout)?,
@@ -264,21 +281,11 @@ fn conv_transpose2d(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv
     if let Some(s) = &args.output_padding {
         p.output_padding = flags::pair("output-padding", s)?;
     }
-    let x: Array4<f32> = read_f32::<Ix4>(required(&args.input, "input")?, "input")?;
-    let w: Array4<f32> = read_f32::<Ix4>(required(&args.weight, "weight")?, "weight")?;
-    let b: Option<Array1<f32>> = args
-        .bias
-        .as_deref()
-        .map(|path| read_f32::<Ix1>(path, "bias"))
-        .transpose()?;
-    let output = required(&args.output, "output")?;
+    let ConvOperands { x, w, b, output } = ConvOperands::read(args)?;
     let y = match gpu {
         None => cpu::conv_transpose2d(x.view(), w.view(), b.as_ref().map(|b| b.view()), &p)?,
         Some(gpu) => {
-            let bt = b
-                .as_ref()
-                .map(|b| GpuTensor::upload_1d(gpu, b.view()))
-                .transpose()?;
+            let bt = upload_bias(gpu, b.as_ref())?;
             wgconv::conv_transpose2d(
                 &upload(gpu, &x, layout)?,
                 &upload(gpu, &w, layout)?,
