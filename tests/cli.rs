@@ -466,3 +466,51 @@ fn info_check_and_bench_run() {
         .all(|r| r["wall_ms"].as_f64().unwrap() > 0.0 && r["cpu_ms"].as_f64().unwrap() > 0.0));
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 }
+
+#[test]
+fn bench_explains_the_planner_and_forces_a_variant() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let o = wgconv(&["bench", "--suite", "smoke", "--repeat", "1", "--explain"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("kernel variants on this device:"), "{text}");
+    // Depthwise layers have one channel per group: the portable kernel, with the reason.
+    let depthwise = text
+        .lines()
+        .find(|l| l.starts_with("dw 3x3 s2 32 32") && l.contains("forward"))
+        .unwrap_or_else(|| panic!("no depthwise line in\n{text}"));
+    assert!(
+        depthwise.contains("direct") && depthwise.contains("1 channels per group"),
+        "{depthwise}"
+    );
+
+    let o = wgconv(&[
+        "bench",
+        "--suite",
+        "smoke",
+        "--repeat",
+        "1",
+        "--explain",
+        "--variant",
+        "direct",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let planned: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("forward ") || l.contains("dx ") || l.contains("dw "))
+        .filter(|l| l.contains("forced"))
+        .collect();
+    assert_eq!(
+        planned.len(),
+        9,
+        "3 conv layers x 3 passes, all forced:\n{text}"
+    );
+    assert!(planned.iter().all(|l| l.contains("direct")), "{text}");
+
+    let o = wgconv(&["bench", "--suite", "smoke", "--variant", "fastest"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown variant"), "{}", stderr(&o));
+}

@@ -5,17 +5,24 @@ use std::path::Path;
 
 use wgconv::gpu::dispatch::WORKGROUP_SIZE;
 use wgconv::gpu::pipelines::{Kernel, Shader};
-use wgconv::gpu::uniforms::{ActivationUniforms, Conv2dUniforms, Pool2dUniforms};
+use wgconv::gpu::uniforms::{ActivationUniforms, Conv2dUniforms, GemmConvUniforms, Pool2dUniforms};
 
 fn parse_and_validate(source: &str, file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(source)));
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(source)));
+    // A file may use subgroup operations only if the host requests SUBGROUP before building
+    // it; every other file must validate with no optional capability at all.
+    let needs_subgroups = Shader::ALL
+        .iter()
+        .any(|s| s.file_name() == file && s.required_features().contains(wgpu::Features::SUBGROUP));
+    let capabilities = if needs_subgroups {
+        naga::valid::Capabilities::SUBGROUP
+    } else {
+        naga::valid::Capabilities::default()
+    };
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(source)));
     (module, info)
 }
 
@@ -112,6 +119,12 @@ fn assert_mirrors(shader: Shader, name: &str, fields: &[(&str, usize)], size: us
 #[test]
 fn uniform_structs_mirror_their_rust_twins() {
     assert_mirrors(
+        Shader::Conv2dSubgroup,
+        GemmConvUniforms::WGSL_NAME,
+        GemmConvUniforms::FIELDS,
+        std::mem::size_of::<GemmConvUniforms>(),
+    );
+    assert_mirrors(
         Shader::Conv2d,
         Conv2dUniforms::WGSL_NAME,
         Conv2dUniforms::FIELDS,
@@ -128,5 +141,19 @@ fn uniform_structs_mirror_their_rust_twins() {
         ActivationUniforms::WGSL_NAME,
         ActivationUniforms::FIELDS,
         std::mem::size_of::<ActivationUniforms>(),
+    );
+}
+
+#[test]
+fn only_the_subgroup_file_needs_subgroups() {
+    let module = naga::front::wgsl::parse_str(Shader::Conv2dSubgroup.source()).unwrap();
+    let without = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module);
+    assert!(
+        without.is_err(),
+        "conv2d_subgroup.wgsl validates without SUBGROUP: drop its required feature"
     );
 }

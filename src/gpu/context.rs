@@ -8,6 +8,10 @@ use crate::gpu::pipelines::Pipelines;
 /// Environment variable that picks an adapter by a substring of its name (case-insensitive).
 pub const ADAPTER_ENV: &str = "WGCONV_ADAPTER";
 
+/// Environment variable that forces a conv2d kernel variant by name (`direct`, `subgroup8`)
+/// on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
+pub const VARIANT_ENV: &str = "WGCONV_CONV_VARIANT";
+
 /// A wgpu device and queue with wgconv's compiled kernels. Cheap to clone: clones share the
 /// device, the pipeline cache and the error state.
 #[derive(Clone)]
@@ -33,6 +37,8 @@ pub(crate) struct GpuInner {
     pub uncaptured: Arc<Mutex<Vec<String>>>,
     /// Kernel timing for benchmarks.
     pub profiler: Mutex<crate::gpu::profiler::Profiler>,
+    /// A conv2d kernel variant every call must use, overriding the planner (tests, `--variant`).
+    pub forced_variant: Mutex<Option<crate::gpu::planner::ConvVariant>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -69,8 +75,10 @@ impl Gpu {
     /// Creates the device on a given adapter, requesting all of the adapter's limits.
     pub async fn from_adapter(adapter: wgpu::Adapter, selection: String) -> Result<Self> {
         let limits = adapter.limits();
-        // Timestamps are only used when a benchmark asks for them, but must be requested now.
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Timestamps are only used when a benchmark asks for them, but must be requested now;
+        // subgroups let the planner pick the kernels that share loads across SIMD lanes.
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgconv"),
@@ -138,6 +146,11 @@ impl Gpu {
                 lost,
                 uncaptured,
                 profiler: Mutex::default(),
+                forced_variant: Mutex::new(
+                    std::env::var(VARIANT_ENV)
+                        .ok()
+                        .and_then(|name| crate::gpu::planner::ConvVariant::from_name(&name)),
+                ),
             }),
         }
     }
@@ -155,6 +168,26 @@ impl Gpu {
     /// The device's limits (the adapter's own, not wgpu's defaults).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
+    }
+
+    /// Makes every conv2d-family call on this device (and its clones) use `variant` instead
+    /// of the planner's pick; `None` gives the choice back to the planner. A call whose forced
+    /// variant this device cannot run returns `Err`.
+    pub fn force_conv_variant(&self, variant: Option<crate::gpu::planner::ConvVariant>) {
+        *self
+            .inner
+            .forced_variant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = variant;
+    }
+
+    /// The variant set by [`Gpu::force_conv_variant`], if any.
+    pub fn forced_conv_variant(&self) -> Option<crate::gpu::planner::ConvVariant> {
+        *self
+            .inner
+            .forced_variant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The underlying wgpu device.

@@ -2,9 +2,11 @@
 
 use crate::activation::Activation;
 use crate::error::Result;
+use crate::gpu::conv2d_gemm;
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, conv_operands, submit, Dispatch};
 use crate::gpu::pipelines::{compiled, Kernel};
+use crate::gpu::planner::{self, ConvPass, ConvVariant};
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::GpuTensor;
 use crate::params::{Conv2dGeometry, Conv2dParams};
@@ -46,9 +48,28 @@ pub fn conv2d_with_activation(
     check_binding(gpu, OP, "input", &g.input_shape())?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
     check_binding(gpu, OP, "output", &g.output_shape())?;
-    let grid = forward_grid(&g, gpu.limits().max_compute_workgroups_per_dimension)?;
-    let uniforms = forward_uniforms(&g, bias.is_some(), activation, grid.invocations);
-    let kernel = compiled(gpu, OP, Kernel::Conv2dForward)?;
+    let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
+    let choice = planner::choose(gpu, OP, ConvPass::Forward, &g)?;
+    let (kernel_id, uniforms, grid) = match choice.variant {
+        ConvVariant::Direct => {
+            let grid = forward_grid(&g, max_per_dimension)?;
+            let uniforms = forward_uniforms(&g, bias.is_some(), activation, grid.invocations);
+            (
+                Kernel::Conv2dForward,
+                bytemuck::bytes_of(&uniforms).to_vec(),
+                grid,
+            )
+        }
+        ConvVariant::Subgroup8 => {
+            let d = conv2d_gemm::forward(OP, &g, bias.is_some(), activation, max_per_dimension)?;
+            (
+                Kernel::Conv2dGemmSubgroup8,
+                bytemuck::bytes_of(&d.uniforms).to_vec(),
+                d.grid,
+            )
+        }
+    };
+    let kernel = compiled(gpu, OP, kernel_id)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, OP, &g.output_shape(), layout)?;
         let bias_buffer = bias.map_or(&gpu.inner.placeholder, |b| b.buffer());
@@ -57,8 +78,8 @@ pub fn conv2d_with_activation(
             OP,
             &[Dispatch {
                 kernel: &kernel,
-                label: Kernel::Conv2dForward.entry_point(),
-                uniforms: bytemuck::bytes_of(&uniforms),
+                label: kernel_id.entry_point(),
+                uniforms: &uniforms,
                 buffers: vec![
                     input.buffer(),
                     weight.buffer(),

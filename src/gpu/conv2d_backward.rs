@@ -3,8 +3,10 @@
 
 use crate::error::{too_large, Result};
 use crate::gpu::conv2d::{geometry_uniforms, FORWARD_CHANNEL_TILE};
+use crate::gpu::conv2d_gemm::{self, gcd, modular_inverse, SUBGROUP_CHANNELS, SUBGROUP_COLUMNS};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, submit, Dispatch};
+use crate::gpu::planner::{self, ConvPass, ConvVariant};
 use std::sync::Arc;
 
 use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel};
@@ -59,8 +61,18 @@ impl ReductionPlan {
 /// One planned dispatch, still without buffers.
 struct Planned {
     kernel: Kernel,
-    uniforms: Conv2dUniforms,
+    uniforms: Vec<u8>,
     grid: DispatchGrid,
+}
+
+impl Planned {
+    fn new<U: bytemuck::Pod>(kernel: Kernel, uniforms: &U, grid: DispatchGrid) -> Self {
+        Self {
+            kernel,
+            uniforms: bytemuck::bytes_of(uniforms).to_vec(),
+            grid,
+        }
+    }
 }
 
 fn grid(gpu: &Gpu, op: &'static str, invocations: usize) -> Result<DispatchGrid> {
@@ -88,37 +100,44 @@ fn stride_phase(op: &'static str, stride: usize, dilation: usize) -> Result<(u32
     Ok((gcd as u32, step as u32, inverse as u32))
 }
 
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
+/// The input-gradient dispatches of the variant the planner picks: one for the direct kernel,
+/// one per stride phase for the GEMM kernel.
+fn plan_input(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    has_bias: bool,
+) -> Result<(Vec<Planned>, Arc<CompiledKernel>)> {
+    let choice = planner::choose(gpu, op, ConvPass::InputGrad, g)?;
+    let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
+    let plans = match choice.variant {
+        ConvVariant::Direct => vec![plan_input_direct(gpu, op, g, has_bias)?],
+        ConvVariant::Subgroup8 => conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?
+            .iter()
+            .map(|d| Planned::new(Kernel::Conv2dGemmSubgroup8, &d.uniforms, d.grid))
+            .collect(),
+    };
+    let kernel = match plans.first() {
+        Some(p) => p.kernel,
+        None => Kernel::Conv2dBackwardInput,
+    };
+    Ok((plans, compiled(gpu, op, kernel)?))
 }
 
-/// `x` with `a * x = 1 (mod m)` for coprime `a` and `m` (0 when `m == 1`).
-fn modular_inverse(a: usize, m: usize) -> usize {
-    if m == 1 {
-        return 0;
-    }
-    let (mut old_r, mut r) = (a as i64 % m as i64, m as i64);
-    let (mut old_s, mut s) = (1i64, 0i64);
-    while r != 0 {
-        let q = old_r / r;
-        (old_r, r) = (r, old_r - q * r);
-        (old_s, s) = (s, old_s - q * s);
-    }
-    old_s.rem_euclid(m as i64) as usize
-}
-
-fn plan_input(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry, has_bias: bool) -> Result<Planned> {
+fn plan_input_direct(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    has_bias: bool,
+) -> Result<Planned> {
     let tiles = g.in_channels_per_group().div_ceil(CHANNEL_TILE);
     let invocations = g.batch * g.groups * tiles * g.h.input * g.w.input;
     let grid = grid(gpu, op, invocations)?;
     let (gcd_h, step_h, inv_h) = stride_phase(op, g.h.stride, g.h.dilation)?;
     let (gcd_w, step_w, inv_w) = stride_phase(op, g.w.stride, g.w.dilation)?;
-    Ok(Planned {
-        kernel: Kernel::Conv2dBackwardInput,
-        uniforms: Conv2dUniforms {
+    Ok(Planned::new(
+        Kernel::Conv2dBackwardInput,
+        &Conv2dUniforms {
             channel_tiles_per_group: tiles as u32,
             has_bias: u32::from(has_bias),
             invocations: grid.invocations,
@@ -131,7 +150,7 @@ fn plan_input(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry, has_bias: bool) -
             ..geometry_uniforms(g)
         },
         grid,
-    })
+    ))
 }
 
 /// Pass 1 and pass 2 of a blocked reduction, and the partial buffer's length.
@@ -162,23 +181,36 @@ fn plan_reduction(
     };
     let pass1_grid = grid(gpu, op, plan.blocks * pass1_per_block)?;
     let pass2_grid = grid(gpu, op, reduce_len)?;
-    Ok((
-        Planned {
+    let pass1 = match kernel {
+        Kernel::Conv2dWeightGradSubgroup8 => {
+            let d = conv2d_gemm::weight_grad_partial(
+                op,
+                g,
+                plan.rows_per_block,
+                plan.blocks,
+                gpu.limits().max_compute_workgroups_per_dimension,
+            )?;
+            Planned::new(kernel, &d.uniforms, d.grid)
+        }
+        _ => Planned::new(
             kernel,
-            uniforms: Conv2dUniforms {
+            &Conv2dUniforms {
                 invocations: pass1_grid.invocations,
                 ..base
             },
-            grid: pass1_grid,
-        },
-        Planned {
-            kernel: Kernel::ReducePartials,
-            uniforms: Conv2dUniforms {
+            pass1_grid,
+        ),
+    };
+    Ok((
+        pass1,
+        Planned::new(
+            Kernel::ReducePartials,
+            &Conv2dUniforms {
                 invocations: pass2_grid.invocations,
                 ..base
             },
-            grid: pass2_grid,
-        },
+            pass2_grid,
+        ),
         partial_len,
     ))
 }
@@ -188,17 +220,35 @@ fn plan_weight(
     op: &'static str,
     g: &Conv2dGeometry,
 ) -> Result<(Planned, Planned, usize)> {
-    let tiles = g.out_channels_per_group().div_ceil(CHANNEL_TILE);
     let taps = g.h.kernel * g.w.kernel;
-    plan_reduction(
-        gpu,
-        op,
-        g,
-        Kernel::Conv2dBackwardWeightPartial,
-        g.groups * tiles * g.in_channels_per_group() * taps,
-        g.out_channels * g.in_channels_per_group() * taps,
-        tiles,
-    )
+    let reduce_len = g.out_channels * g.in_channels_per_group() * taps;
+    match planner::choose(gpu, op, ConvPass::WeightGrad, g)?.variant {
+        ConvVariant::Direct => {
+            let tiles = g.out_channels_per_group().div_ceil(CHANNEL_TILE);
+            plan_reduction(
+                gpu,
+                op,
+                g,
+                Kernel::Conv2dBackwardWeightPartial,
+                g.groups * tiles * g.in_channels_per_group() * taps,
+                reduce_len,
+                tiles,
+            )
+        }
+        ConvVariant::Subgroup8 => {
+            let tiles = g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS);
+            let column_blocks = (g.in_channels_per_group() * taps).div_ceil(SUBGROUP_COLUMNS);
+            plan_reduction(
+                gpu,
+                op,
+                g,
+                Kernel::Conv2dWeightGradSubgroup8,
+                g.groups * tiles * column_blocks * SUBGROUP_COLUMNS,
+                reduce_len,
+                tiles,
+            )
+        }
+    }
 }
 
 fn plan_bias(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<(Planned, Planned, usize)> {
@@ -221,7 +271,7 @@ fn dispatch<'a>(
     Dispatch {
         kernel,
         label: p.kernel.entry_point(),
-        uniforms: bytemuck::bytes_of(&p.uniforms),
+        uniforms: &p.uniforms,
         buffers,
         grid: p.grid,
     }
@@ -294,11 +344,7 @@ fn backward(
 
     let dx_plan = which
         .input
-        .then(|| -> Result<_> {
-            let p = plan_input(gpu, op, &g, false)?;
-            let k = compiled(gpu, op, p.kernel)?;
-            Ok((p, k))
-        })
+        .then(|| plan_input(gpu, op, &g, false))
         .transpose()?;
     let dw_plan = which
         .weight
@@ -336,9 +382,11 @@ fn backward(
             .transpose()?;
         {
             let mut dispatches = Vec::new();
-            if let (Some((p, k)), Some(dx)) = (&dx_plan, &dx) {
+            if let (Some((plans, k)), Some(dx)) = (&dx_plan, &dx) {
                 let w = weight.expect("dx needs the weight tensor").buffer();
-                dispatches.push(dispatch(p, k, vec![dy, w, ph, dx.buffer()]));
+                for p in plans {
+                    dispatches.push(dispatch(p, k, vec![dy, w, ph, dx.buffer()]));
+                }
             }
             if let (Some(r), Some((partials, dw))) = (&dw_plan, &dw) {
                 let x = input.expect("dw needs the input tensor").buffer();
@@ -482,20 +530,21 @@ pub fn conv_transpose2d(
     check_binding(gpu, OP, "input", &g.output_shape())?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
     check_binding(gpu, OP, "output", &g.input_shape())?;
-    let plan = plan_input(gpu, OP, &g, bias.is_some())?;
-    let kernel = compiled(gpu, OP, plan.kernel)?;
+    let (plans, kernel) = plan_input(gpu, OP, &g, bias.is_some())?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, OP, &g.input_shape(), layout)?;
         let b = bias.map_or(&gpu.inner.placeholder, |b| b.buffer());
-        submit(
-            gpu,
-            OP,
-            &[dispatch(
-                &plan,
-                &kernel,
-                vec![input.buffer(), weight.buffer(), b, output.buffer()],
-            )],
-        );
+        let dispatches: Vec<Dispatch> = plans
+            .iter()
+            .map(|p| {
+                dispatch(
+                    p,
+                    &kernel,
+                    vec![input.buffer(), weight.buffer(), b, output.buffer()],
+                )
+            })
+            .collect();
+        submit(gpu, OP, &dispatches);
         Ok(output)
     })?
 }
@@ -503,19 +552,6 @@ pub fn conv_transpose2d(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn modular_inverse_inverts() {
-        for m in 1..40usize {
-            for a in 1..40usize {
-                if gcd(a, m) == 1 {
-                    let x = modular_inverse(a, m);
-                    assert!(x < m.max(1));
-                    assert_eq!((a * x) % m, 1 % m, "a {a} m {m}");
-                }
-            }
-        }
-    }
 
     #[test]
     fn stride_phase_lists_exactly_the_contributing_taps() {

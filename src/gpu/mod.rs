@@ -4,10 +4,12 @@ pub mod activation;
 mod context;
 pub mod conv2d;
 pub mod conv2d_backward;
+pub mod conv2d_gemm;
 pub mod dispatch;
 mod launch;
 pub mod max_pool2d;
 pub mod pipelines;
+pub mod planner;
 mod profiler;
 mod tensor;
 pub mod uniforms;
@@ -20,4 +22,5 @@ pub use conv2d_backward::{
     conv_transpose2d,
 };
 pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices};
+pub use planner::{ConvPass, ConvVariant};
 pub use tensor::{Contents, GpuTensor, IndexOrigin};

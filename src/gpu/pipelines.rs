@@ -9,18 +9,34 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     Conv2d,
+    /// Kernels that need the SUBGROUP feature with 8-wide subgroups.
+    Conv2dSubgroup,
     MaxPool2d,
     Activation,
 }
 
 impl Shader {
     /// Every shader file the crate ships.
-    pub const ALL: &'static [Shader] = &[Shader::Conv2d, Shader::MaxPool2d, Shader::Activation];
+    pub const ALL: &'static [Shader] = &[
+        Shader::Conv2d,
+        Shader::Conv2dSubgroup,
+        Shader::MaxPool2d,
+        Shader::Activation,
+    ];
+
+    /// Device features a module of this file needs.
+    pub fn required_features(self) -> wgpu::Features {
+        match self {
+            Shader::Conv2dSubgroup => wgpu::Features::SUBGROUP,
+            _ => wgpu::Features::empty(),
+        }
+    }
 
     /// File name under `shaders/`.
     pub fn file_name(self) -> &'static str {
         match self {
             Shader::Conv2d => "conv2d.wgsl",
+            Shader::Conv2dSubgroup => "conv2d_subgroup.wgsl",
             Shader::MaxPool2d => "max_pool2d.wgsl",
             Shader::Activation => "activation.wgsl",
         }
@@ -30,6 +46,7 @@ impl Shader {
     pub fn source(self) -> &'static str {
         match self {
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+            Shader::Conv2dSubgroup => include_str!("../../shaders/conv2d_subgroup.wgsl"),
             Shader::MaxPool2d => include_str!("../../shaders/max_pool2d.wgsl"),
             Shader::Activation => include_str!("../../shaders/activation.wgsl"),
         }
@@ -55,6 +72,11 @@ pub enum Kernel {
     Conv2dBackwardWeightPartial,
     /// Bias gradient, pass 1: partial sums per block of output rows.
     Conv2dBackwardBiasPartial,
+    /// Gather convolution (forward, or input gradient per stride phase) as an implicit GEMM,
+    /// 8 pixels x 16 channels per 8-wide subgroup, loads shared by subgroup broadcast.
+    Conv2dGemmSubgroup8,
+    /// Weight gradient, pass 1, as a split-K GEMM over 8-wide subgroups.
+    Conv2dWeightGradSubgroup8,
     /// Pass 2 of the blocked reductions: partials added in block order.
     ReducePartials,
     /// Max pooling, values only (inference).
@@ -75,6 +97,8 @@ impl Kernel {
         Kernel::Conv2dBackwardWeightPartial,
         Kernel::Conv2dBackwardBiasPartial,
         Kernel::ReducePartials,
+        Kernel::Conv2dGemmSubgroup8,
+        Kernel::Conv2dWeightGradSubgroup8,
         Kernel::MaxPool2dForward,
         Kernel::MaxPool2dForwardWithIndices,
         Kernel::MaxPool2dBackward,
@@ -88,6 +112,9 @@ impl Kernel {
             | Kernel::Conv2dBackwardWeightPartial
             | Kernel::Conv2dBackwardBiasPartial
             | Kernel::ReducePartials => Shader::Conv2d,
+            Kernel::Conv2dGemmSubgroup8 | Kernel::Conv2dWeightGradSubgroup8 => {
+                Shader::Conv2dSubgroup
+            }
             Kernel::MaxPool2dForward
             | Kernel::MaxPool2dForwardWithIndices
             | Kernel::MaxPool2dBackward => Shader::MaxPool2d,
@@ -102,6 +129,8 @@ impl Kernel {
             Kernel::Conv2dBackwardWeightPartial => "conv2d_backward_weight_partial",
             Kernel::Conv2dBackwardBiasPartial => "conv2d_backward_bias_partial",
             Kernel::ReducePartials => "reduce_partials",
+            Kernel::Conv2dGemmSubgroup8 => "conv2d_gemm_subgroup8",
+            Kernel::Conv2dWeightGradSubgroup8 => "conv2d_weight_grad_subgroup8",
             Kernel::MaxPool2dForward => "max_pool2d_forward",
             Kernel::MaxPool2dForwardWithIndices => "max_pool2d_forward_with_indices",
             Kernel::MaxPool2dBackward => "max_pool2d_backward",
@@ -115,7 +144,9 @@ impl Kernel {
         use Binding::*;
         match self.shader() {
             // uniforms, src_a, src_b, src_c, dst
-            Shader::Conv2d => &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite],
+            Shader::Conv2d | Shader::Conv2dSubgroup => {
+                &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
+            }
             // uniforms, src, src_indices, dst, dst_indices
             Shader::MaxPool2d => &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite],
             // uniforms, grad_output, saved, grad_input
@@ -210,6 +241,16 @@ pub(crate) fn compiled(
     op: &'static str,
     kernel: Kernel,
 ) -> Result<Arc<CompiledKernel>> {
+    let missing = kernel.shader().required_features() - gpu.device().features();
+    if !missing.is_empty() {
+        return Err(crate::error::invalid(
+            op,
+            format!(
+                "kernel {} needs device features {missing:?}, which this device does not have",
+                kernel.entry_point()
+            ),
+        ));
+    }
     gpu.capture(op, || gpu.inner.pipelines.get(&gpu.inner.device, kernel))
         .and_then(|r| r)
         .map_err(|e| match e {

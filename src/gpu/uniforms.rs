@@ -40,6 +40,26 @@ uniform_struct! {
 }
 
 uniform_struct! {
+    /// Mirrors `GemmConvUniforms` in `shaders/conv2d_subgroup.wgsl` and `shaders/conv2d_gemm.wgsl`:
+    /// the gather-convolution description shared by the forward, input-gradient and
+    /// weight-gradient GEMM kernels (see `gpu::conv2d_gemm`). Signed fields carry i32 bits.
+    pub struct GemmConvUniforms {
+        pixels, grid_h, grid_w, groups,
+        channels_per_group, reduce_per_group, channel_tiles_per_group, column_blocks,
+        taps_h, taps_w, src_h, src_w,
+        src_step_h, src_step_w, src_off_h, src_off_w,
+        tap_step_h, tap_step_w, dst_step_h, dst_step_w,
+        dst_off_h, dst_off_w, has_bias, activation,
+        activation_slope, invocations, rows_per_block, blocks,
+        reduce_len, _pad0, _pad1, _pad2,
+        src_stride_n, src_stride_c, src_stride_h, src_stride_w,
+        dst_stride_n, dst_stride_c, dst_stride_h, dst_stride_w,
+        w_base, w_stride_m, w_stride_g, w_stride_r,
+        w_tap_h, w_tap_w, _pad3, _pad4,
+    }
+}
+
+uniform_struct! {
     /// Mirrors `Pool2dUniforms` in `shaders/max_pool2d.wgsl`.
     pub struct Pool2dUniforms {
         batch, channels, in_h, in_w,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use ndarray::Array4;
+use wgconv::gpu::planner::{self, ConvPass, ConvVariant};
 use wgconv::{cpu, Conv2dParams, Gpu, GpuTensor, GradSelection, Padding, Pool2dParams};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -34,6 +35,54 @@ pub struct BenchArgs {
     /// Draw GFLOP/s per layer, GPU against CPU, as SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Print which kernel variant the planner picks for each conv layer and pass, and why.
+    #[arg(long)]
+    explain: bool,
+    /// Force one conv2d kernel variant (as `WGCONV_CONV_VARIANT` does) instead of the planner's.
+    #[arg(long, value_parser = parse_variant)]
+    variant: Option<ConvVariant>,
+}
+
+fn parse_variant(name: &str) -> Result<ConvVariant, String> {
+    ConvVariant::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = ConvVariant::ALL.iter().map(|v| v.name()).collect();
+        format!("unknown variant {name:?}; known: {}", names.join(", "))
+    })
+}
+
+/// The planner's choice for every pass of every conv layer, with the reasons, and which
+/// variants this device can run at all.
+fn explain(gpu: &Gpu, layers: &[Layer]) -> wgconv::Result<()> {
+    println!("kernel variants on this device:");
+    for v in ConvVariant::ALL {
+        match v.available(gpu) {
+            Ok(()) => println!("  {:<10} available", v.name()),
+            Err(why) => println!("  {:<10} unavailable: {why}", v.name()),
+        }
+    }
+    println!("{:<26} {:<8} {:<10} why", "layer", "pass", "variant");
+    for layer in layers {
+        if let Layer::Conv {
+            name,
+            input,
+            weight,
+            params,
+        } = layer
+        {
+            let g = params.geometry("bench", *input, *weight, None)?;
+            for pass in [ConvPass::Forward, ConvPass::InputGrad, ConvPass::WeightGrad] {
+                let c = planner::choose(gpu, "bench", pass, &g)?;
+                let label = if pass == ConvPass::Forward { *name } else { "" };
+                println!(
+                    "{label:<26} {:<8} {:<10} {}",
+                    pass.name(),
+                    c.variant.name(),
+                    c.reason
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One layer of a suite.
@@ -369,6 +418,12 @@ pub fn print_rows(rows: &[Row]) {
 
 pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
     let gpu = Gpu::new()?;
+    if args.variant.is_some() {
+        gpu.force_conv_variant(args.variant);
+    }
+    if args.explain {
+        explain(&gpu, &layers(args.suite, args.batch))?;
+    }
     println!(
         "adapter: {} ({:?}), suite {:?}, batch {}, median of {}",
         gpu.adapter_info().name,

@@ -1,0 +1,327 @@
+// conv2d kernels that share loaded values across the lanes of an 8-wide subgroup (lavapipe).
+//
+// Needs the SUBGROUP feature and a subgroup size of exactly 8; the planner only picks these
+// kernels where the adapter reports 8..=8. On lavapipe a workgroup's x dimension runs as 8-wide
+// SIMD and every load inside a loop is executed lane by lane, even when all lanes want the same
+// address. So instead of every lane loading the same weight, each lane loads a *different*
+// value and the others read it with `subgroupBroadcast`, which is a register shuffle there.
+//
+// Both kernels compute a tile of 8 "columns" by 16 "channels" per subgroup: lane l loads the
+// column value of column l and the two channel values of channels 2l and 2l+1 at each step of
+// the reduction, broadcasts its column value to the other lanes, and accumulates the 8 x 2
+// products that belong to it (16 accumulators: a full AVX2 register file, no spills).
+//
+// `conv2d_gemm_subgroup8` is a gather convolution written generally enough to serve the
+// forward pass and the input gradient: destination pixel (n, gy, gx) sits at
+// (gy * dst_step + dst_off) in `dst`, its source taps at (gy * src_step + src_off +
+// t * tap_step) in `src_a` for t in 0..taps, and tap t reads weight tap `w_base + t * w_tap`.
+// The forward pass uses steps (stride, -pad, dilation); the input gradient runs once per stride
+// phase with steps that visit only the taps of that phase. Channels of a destination pixel
+// are the GEMM's M, source channels times taps its K.
+//
+// `conv2d_weight_grad_subgroup8` is pass 1 of the weight gradient as a split-K GEMM: columns
+// are (source channel, ky, kx), channels are output channels, and K is the pixels of one block
+// of rows (n, oy), summed in a fixed order; pass 2 (`reduce_partials` in conv2d.wgsl) adds the
+// blocks in block order, so results are bitwise reproducible.
+//
+// Signed quantities (offsets, steps) travel as i32 bits in u32 fields.
+
+struct GemmConvUniforms {
+    pixels: u32,
+    grid_h: u32,
+    grid_w: u32,
+    groups: u32,
+    channels_per_group: u32,
+    reduce_per_group: u32,
+    channel_tiles_per_group: u32,
+    column_blocks: u32,
+    taps_h: u32,
+    taps_w: u32,
+    src_h: u32,
+    src_w: u32,
+    src_step_h: u32,
+    src_step_w: u32,
+    src_off_h: u32,
+    src_off_w: u32,
+    tap_step_h: u32,
+    tap_step_w: u32,
+    dst_step_h: u32,
+    dst_step_w: u32,
+    dst_off_h: u32,
+    dst_off_w: u32,
+    has_bias: u32,
+    activation: u32,
+    activation_slope: u32,
+    invocations: u32,
+    rows_per_block: u32,
+    blocks: u32,
+    reduce_len: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    src_stride_n: u32,
+    src_stride_c: u32,
+    src_stride_h: u32,
+    src_stride_w: u32,
+    dst_stride_n: u32,
+    dst_stride_c: u32,
+    dst_stride_h: u32,
+    dst_stride_w: u32,
+    w_base: u32,
+    w_stride_m: u32,
+    w_stride_g: u32,
+    w_stride_r: u32,
+    w_tap_h: u32,
+    w_tap_w: u32,
+    _pad3: u32,
+    _pad4: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: GemmConvUniforms;
+@group(0) @binding(1) var<storage, read> src_a: array<f32>;
+@group(0) @binding(2) var<storage, read> src_b: array<f32>;
+@group(0) @binding(3) var<storage, read> src_c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+
+const WORKGROUP_SIZE: u32 = 64u;
+// Lanes per subgroup, and columns per subgroup tile.
+const LANES: u32 = 8u;
+// Channels per subgroup tile: two per lane.
+const TILE_CHANNELS: u32 = 16u;
+
+fn workgroup_index(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return (wg.z * groups.y + wg.y) * groups.x + wg.x;
+}
+
+fn activate(v: vec2<f32>) -> vec2<f32> {
+    switch u.activation {
+        case 1u: {
+            return max(v, vec2<f32>(0.0));
+        }
+        case 2u: {
+            return 1.0 / (1.0 + exp(-v));
+        }
+        case 3u: {
+            return tanh(clamp(v, vec2<f32>(-15.0), vec2<f32>(15.0)));
+        }
+        case 4u: {
+            let slope = bitcast<f32>(u.activation_slope);
+            return select(v * slope, v, v > vec2<f32>(0.0));
+        }
+        default: {
+            return v;
+        }
+    }
+}
+
+// Writes one destination pixel's two channels (m, m + 1) of this lane, with bias and
+// activation; channels past the group's end and pixels past the end are skipped.
+fn store_gemm_pair(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: vec2<f32>) {
+    if (!pixel_live || m >= u.channels_per_group) {
+        return;
+    }
+    let c = g * u.channels_per_group + m;
+    var bias = vec2<f32>(0.0);
+    if (u.has_bias != 0u) {
+        bias = vec2<f32>(src_c[c], src_c[min(c + 1u, g * u.channels_per_group + u.channels_per_group - 1u)]);
+    }
+    let out = activate(v + bias);
+    let at = dst_pixel + c * u.dst_stride_c;
+    dst[at] = out.x;
+    if (m + 1u < u.channels_per_group) {
+        dst[at + u.dst_stride_c] = out.y;
+    }
+}
+
+// The (r, ty, tx) counters of the next reduction step.
+fn next_k(kc: vec3<u32>) -> vec3<u32> {
+    let wrap_x = kc.z + 1u == u.taps_w;
+    let wrap_y = wrap_x && kc.y + 1u == u.taps_h;
+    return vec3<u32>(kc.x + u32(wrap_y), select(kc.y + u32(wrap_x), 0u, wrap_y), select(kc.z + 1u, 0u, wrap_x));
+}
+
+// src_a = source activations, src_b = weight, src_c = bias (if has_bias), dst = destination.
+// Subgroup s of the dispatch takes column block s % column_blocks (8 destination pixels of the
+// flattened (n, gy, gx) range), then channel tile and group. Tail lanes clamp their pixel and
+// channels so that every lane keeps broadcasting (subgroup operations need all lanes), and
+// skip their stores.
+@compute @workgroup_size(64)
+fn conv2d_gemm_subgroup8(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let block = sg % u.column_blocks;
+    let rest = sg / u.column_blocks;
+    let tile = rest % u.channel_tiles_per_group;
+    let g = rest / u.channel_tiles_per_group;
+
+    let pixel = block * LANES + lane;
+    let p = min(pixel, u.pixels - 1u);
+    let gx = p % u.grid_w;
+    let gyn = p / u.grid_w;
+    let gy = gyn % u.grid_h;
+    let n = gyn / u.grid_h;
+    let m = tile * TILE_CHANNELS + 2u * lane;
+    let last = u.channels_per_group - 1u;
+    let w0 = u.w_base + g * u.w_stride_g + min(m, last) * u.w_stride_m;
+    let w1 = u.w_base + g * u.w_stride_g + min(m + 1u, last) * u.w_stride_m;
+
+    let sy0 = i32(gy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h);
+    let sx0 = i32(gx) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w);
+    let tsy = bitcast<i32>(u.tap_step_h);
+    let tsx = bitcast<i32>(u.tap_step_w);
+    let src_pixel = n * u.src_stride_n + g * u.reduce_per_group * u.src_stride_c;
+
+    var a0 = vec2<f32>(0.0);
+    var a1 = vec2<f32>(0.0);
+    var a2 = vec2<f32>(0.0);
+    var a3 = vec2<f32>(0.0);
+    var a4 = vec2<f32>(0.0);
+    var a5 = vec2<f32>(0.0);
+    var a6 = vec2<f32>(0.0);
+    var a7 = vec2<f32>(0.0);
+    // One flat loop over K = (r, ty, tx) with the counters stepped by selects: lavapipe pays
+    // tens of cycles per loop iteration, which nested loops (1x1 layers above all) would pay
+    // once per tap. (Two steps per iteration measured slower.)
+    var kc = vec3<u32>(0u);
+    let k_len = u.reduce_per_group * u.taps_h * u.taps_w;
+    for (var k = 0u; k < k_len; k++) {
+        let iy = sy0 + i32(kc.y) * tsy;
+        let ix = sx0 + i32(kc.z) * tsx;
+        let ok = iy >= 0 && iy < i32(u.src_h) && ix >= 0 && ix < i32(u.src_w);
+        let src_channel = src_pixel + kc.x * u.src_stride_c;
+        let at = src_channel + u32(iy) * u.src_stride_h + u32(ix) * u.src_stride_w;
+        let x = select(0.0, src_a[select(src_channel, at, ok)], ok);
+        let wt = kc.x * u.w_stride_r + kc.y * u.w_tap_h + kc.z * u.w_tap_w;
+        let w = vec2<f32>(src_b[w0 + wt], src_b[w1 + wt]);
+        a0 += subgroupBroadcast(x, 0u) * w;
+        a1 += subgroupBroadcast(x, 1u) * w;
+        a2 += subgroupBroadcast(x, 2u) * w;
+        a3 += subgroupBroadcast(x, 3u) * w;
+        a4 += subgroupBroadcast(x, 4u) * w;
+        a5 += subgroupBroadcast(x, 5u) * w;
+        a6 += subgroupBroadcast(x, 6u) * w;
+        a7 += subgroupBroadcast(x, 7u) * w;
+        kc = next_k(kc);
+    }
+
+    let dy = gy * u.dst_step_h + u.dst_off_h;
+    let dx = gx * u.dst_step_w + u.dst_off_w;
+    let dst_pixel = n * u.dst_stride_n + dy * u.dst_stride_h + dx * u.dst_stride_w;
+    let base = block * LANES;
+    store_gemm_pair(base < u.pixels, subgroupBroadcast(dst_pixel, 0u), g, m, a0);
+    store_gemm_pair(base + 1u < u.pixels, subgroupBroadcast(dst_pixel, 1u), g, m, a1);
+    store_gemm_pair(base + 2u < u.pixels, subgroupBroadcast(dst_pixel, 2u), g, m, a2);
+    store_gemm_pair(base + 3u < u.pixels, subgroupBroadcast(dst_pixel, 3u), g, m, a3);
+    store_gemm_pair(base + 4u < u.pixels, subgroupBroadcast(dst_pixel, 4u), g, m, a4);
+    store_gemm_pair(base + 5u < u.pixels, subgroupBroadcast(dst_pixel, 5u), g, m, a5);
+    store_gemm_pair(base + 6u < u.pixels, subgroupBroadcast(dst_pixel, 6u), g, m, a6);
+    store_gemm_pair(base + 7u < u.pixels, subgroupBroadcast(dst_pixel, 7u), g, m, a7);
+}
+
+// Writes one column's partial sums for this lane's two output channels (m, m + 1).
+fn store_weight_pair(column_live: bool, w_column: u32, block: u32, g: u32, m: u32, v: vec2<f32>) {
+    if (!column_live || m >= u.channels_per_group) {
+        return;
+    }
+    let at = block * u.reduce_len + u.w_base + g * u.w_stride_g + m * u.w_stride_m + w_column;
+    dst[at] = v.x;
+    if (m + 1u < u.channels_per_group) {
+        dst[at + u.w_stride_m] = v.y;
+    }
+}
+
+// Weight gradient, pass 1. src_a = forward input, src_b = grad_output (laid out with the dst_*
+// strides and the grid_h x grid_w output grid), dst = partial sums [blocks, reduce_len] in the
+// weight's own layout. Subgroup s takes column block s % column_blocks (8 of the
+// reduce_per_group * taps columns), then channel tile, group and row block; each lane loads
+// its column's input value and its two channels' grad_output values per output pixel.
+@compute @workgroup_size(64)
+fn conv2d_weight_grad_subgroup8(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let cblock = sg % u.column_blocks;
+    var rest = sg / u.column_blocks;
+    let tile = rest % u.channel_tiles_per_group;
+    rest = rest / u.channel_tiles_per_group;
+    let g = rest % u.groups;
+    let block = rest / u.groups;
+
+    let taps = u.taps_h * u.taps_w;
+    let columns = u.reduce_per_group * taps;
+    let column = cblock * LANES + lane;
+    let col = min(column, columns - 1u);
+    let r = col / taps;
+    let ty = (col % taps) / u.taps_w;
+    let tx = col % u.taps_w;
+    let m = tile * TILE_CHANNELS + 2u * lane;
+    let last = u.channels_per_group - 1u;
+    let dy_c0 = (g * u.channels_per_group + min(m, last)) * u.dst_stride_c;
+    let dy_c1 = (g * u.channels_per_group + min(m + 1u, last)) * u.dst_stride_c;
+
+    let shift_y = i32(ty) * bitcast<i32>(u.tap_step_h) + bitcast<i32>(u.src_off_h);
+    let shift_x = i32(tx) * bitcast<i32>(u.tap_step_w) + bitcast<i32>(u.src_off_w);
+    let sy = bitcast<i32>(u.src_step_h);
+    let sx = bitcast<i32>(u.src_step_w);
+    let src_channel_base = (g * u.reduce_per_group + r) * u.src_stride_c;
+
+    let rows = u.pixels / u.grid_w;
+    let row_begin = block * u.rows_per_block;
+    let row_end = min(rows, row_begin + u.rows_per_block);
+    var a0 = vec2<f32>(0.0);
+    var a1 = vec2<f32>(0.0);
+    var a2 = vec2<f32>(0.0);
+    var a3 = vec2<f32>(0.0);
+    var a4 = vec2<f32>(0.0);
+    var a5 = vec2<f32>(0.0);
+    var a6 = vec2<f32>(0.0);
+    var a7 = vec2<f32>(0.0);
+    for (var row = row_begin; row < row_end; row++) {
+        let n = row / u.grid_h;
+        let oy = row % u.grid_h;
+        let iy = i32(oy) * sy + shift_y;
+        let row_ok = iy >= 0 && iy < i32(u.src_h);
+        let src_channel = n * u.src_stride_n + src_channel_base;
+        let src_row = src_channel + u32(iy) * u.src_stride_h;
+        let dy_row = n * u.dst_stride_n + oy * u.dst_stride_h;
+        for (var ox = 0u; ox < u.grid_w; ox++) {
+            let ix = i32(ox) * sx + shift_x;
+            let ok = row_ok && ix >= 0 && ix < i32(u.src_w);
+            let x = select(0.0, src_a[select(src_channel, src_row + u32(ix) * u.src_stride_w, ok)], ok);
+            let dy_at = dy_row + ox * u.dst_stride_w;
+            let d = vec2<f32>(src_b[dy_at + dy_c0], src_b[dy_at + dy_c1]);
+            a0 += subgroupBroadcast(x, 0u) * d;
+            a1 += subgroupBroadcast(x, 1u) * d;
+            a2 += subgroupBroadcast(x, 2u) * d;
+            a3 += subgroupBroadcast(x, 3u) * d;
+            a4 += subgroupBroadcast(x, 4u) * d;
+            a5 += subgroupBroadcast(x, 5u) * d;
+            a6 += subgroupBroadcast(x, 6u) * d;
+            a7 += subgroupBroadcast(x, 7u) * d;
+        }
+    }
+
+    let w_column = r * u.w_stride_r + ty * u.w_tap_h + tx * u.w_tap_w;
+    let base = cblock * LANES;
+    store_weight_pair(base < columns, subgroupBroadcast(w_column, 0u), block, g, m, a0);
+    store_weight_pair(base + 1u < columns, subgroupBroadcast(w_column, 1u), block, g, m, a1);
+    store_weight_pair(base + 2u < columns, subgroupBroadcast(w_column, 2u), block, g, m, a2);
+    store_weight_pair(base + 3u < columns, subgroupBroadcast(w_column, 3u), block, g, m, a3);
+    store_weight_pair(base + 4u < columns, subgroupBroadcast(w_column, 4u), block, g, m, a4);
+    store_weight_pair(base + 5u < columns, subgroupBroadcast(w_column, 5u), block, g, m, a5);
+    store_weight_pair(base + 6u < columns, subgroupBroadcast(w_column, 6u), block, g, m, a6);
+    store_weight_pair(base + 7u < columns, subgroupBroadcast(w_column, 7u), block, g, m, a7);
+}

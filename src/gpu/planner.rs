@@ -1,0 +1,139 @@
+//! Chooses a kernel variant for each conv2d pass from the shape, the parameters and the adapter,
+//! and says why.
+
+use crate::error::{invalid, Result};
+use crate::gpu::Gpu;
+use crate::params::Conv2dGeometry;
+
+/// A family of conv2d kernels. Every variant computes every pass of every parameter set; they
+/// differ only in how work maps to invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvVariant {
+    /// Register-tiled direct convolution (`conv2d_forward`, `conv2d_backward_input`,
+    /// `conv2d_backward_weight_partial`): 4 channels x 4 columns per invocation, portable.
+    Direct,
+    /// Implicit GEMM over 8-wide subgroups (`conv2d_gemm_subgroup8`,
+    /// `conv2d_weight_grad_subgroup8`): each lane loads distinct values and shares them by
+    /// subgroup broadcast. Needs SUBGROUP and a subgroup size of exactly 8 (lavapipe on AVX2).
+    Subgroup8,
+}
+
+impl ConvVariant {
+    /// Every variant, in the order `--explain` lists them.
+    pub const ALL: &'static [ConvVariant] = &[ConvVariant::Direct, ConvVariant::Subgroup8];
+
+    /// The name the CLI and the tuning cache use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvVariant::Direct => "direct",
+            ConvVariant::Subgroup8 => "subgroup8",
+        }
+    }
+
+    /// The variant called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.name() == name)
+    }
+
+    /// `Ok` when this device can run the variant, else why not.
+    pub fn available(self, gpu: &Gpu) -> std::result::Result<(), String> {
+        match self {
+            ConvVariant::Direct => Ok(()),
+            ConvVariant::Subgroup8 => {
+                if !gpu.device().features().contains(wgpu::Features::SUBGROUP) {
+                    return Err("the device lacks the SUBGROUP feature".into());
+                }
+                let info = gpu.adapter_info();
+                if (info.subgroup_min_size, info.subgroup_max_size) != (8, 8) {
+                    return Err(format!(
+                        "subgroup size is {}..={}, the kernel needs exactly 8",
+                        info.subgroup_min_size, info.subgroup_max_size
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The passes of a convolution, each planned on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvPass {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+impl ConvPass {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvPass::Forward => "forward",
+            ConvPass::InputGrad => "dx",
+            ConvPass::WeightGrad => "dw",
+        }
+    }
+
+    /// Channels a tile of this pass spans: the GEMM's M within one group.
+    fn tile_channels(self, g: &Conv2dGeometry) -> usize {
+        match self {
+            ConvPass::Forward | ConvPass::WeightGrad => g.out_channels_per_group(),
+            ConvPass::InputGrad => g.in_channels_per_group(),
+        }
+    }
+}
+
+/// A planner decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub pass: ConvPass,
+    pub variant: ConvVariant,
+    pub reason: String,
+}
+
+/// Fewest channels per group for which the subgroup kernels' 16-channel tiles beat the direct
+/// kernel's 4-channel tiles: below this most of each tile's lanes would compute padding.
+pub const SUBGROUP_MIN_CHANNELS: usize = 8;
+
+/// The variant for one pass of `g` on `gpu`: the forced variant if one is set (an `Err` if the
+/// device cannot run it), else the planner's pick.
+pub fn choose(gpu: &Gpu, op: &'static str, pass: ConvPass, g: &Conv2dGeometry) -> Result<Choice> {
+    if let Some(forced) = gpu.forced_conv_variant() {
+        forced.available(gpu).map_err(|why| {
+            invalid(
+                op,
+                format!("forced variant {} cannot run here: {why}", forced.name()),
+            )
+        })?;
+        return Ok(Choice {
+            pass,
+            variant: forced,
+            reason: "forced by Gpu::force_conv_variant".into(),
+        });
+    }
+    Ok(plan(gpu, pass, g))
+}
+
+/// The planner's own pick, ignoring any forced variant.
+pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
+    let channels = pass.tile_channels(g);
+    let (variant, reason) = match ConvVariant::Subgroup8.available(gpu) {
+        Err(why) => (ConvVariant::Direct, format!("subgroup8 unavailable: {why}")),
+        Ok(()) if channels < SUBGROUP_MIN_CHANNELS => (
+            ConvVariant::Direct,
+            format!(
+                "{channels} channels per group: a 16-channel subgroup tile would be mostly idle"
+            ),
+        ),
+        Ok(()) => (
+            ConvVariant::Subgroup8,
+            format!(
+                "8-wide subgroups: sharing loads by broadcast, {channels} channels per group fill 16-channel tiles"
+            ),
+        ),
+    };
+    Choice {
+        pass,
+        variant,
+        reason,
+    }
+}

@@ -1,0 +1,313 @@
+//! Every conv2d kernel variant, forced in turn, against the CPU reference on the random
+//! parameter sweeps (forward with bias and activation, dx, dw, db, conv_transpose2d, both
+//! layouts, flip), at the unchanged tolerance; and the planner's choices and refusals.
+
+mod common;
+
+use common::{random_case, Flavour, Rng};
+use wgconv::gpu::planner::{self, ConvPass, ConvVariant};
+use wgconv::{
+    compare, conv2d_backward, conv2d_with_activation, conv_transpose2d, cpu, Activation,
+    Conv2dParams, ConvTranspose2dParams, Error, Gpu, GpuTensor, GradSelection, Layout, Padding,
+    Tolerance,
+};
+
+fn cases_per_flavour() -> usize {
+    std::env::var("WGCONV_SWEEP_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
+
+/// A device of its own with `variant` forced (the shared one must keep the planner's choice).
+/// `None`, said out loud, only where the adapter cannot run the variant; lavapipe must run
+/// every variant, so there a refusal fails the test.
+fn gpu_forcing(variant: ConvVariant) -> Option<Gpu> {
+    common::gpu()?;
+    let gpu = Gpu::new().expect("a second device on the adapter");
+    if let Err(why) = variant.available(&gpu) {
+        assert!(
+            !gpu.adapter_info().name.contains("llvmpipe"),
+            "lavapipe must run {}: {why}",
+            variant.name()
+        );
+        eprintln!(
+            "NOT RUN: {} on {}: {why}",
+            variant.name(),
+            gpu.adapter_info().name
+        );
+        return None;
+    }
+    gpu.force_conv_variant(Some(variant));
+    Some(gpu)
+}
+
+fn upload(gpu: &Gpu, a: &ndarray::Array4<f32>, layout: Layout) -> GpuTensor {
+    GpuTensor::upload_with_layout(gpu, a.view(), layout).unwrap()
+}
+
+fn sweep(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let gpu = &gpu;
+    let mut rng = Rng::new(seed);
+    let mut checked = 0;
+    for flavour in Flavour::ALL {
+        for i in 0..cases_per_flavour() {
+            let case = random_case(&mut rng, flavour);
+            let layout = if i % 2 == 1 {
+                Layout::Nhwc
+            } else {
+                Layout::Nchw
+            };
+            let p = case.params.with_layout(layout).with_flip(i % 3 == 2);
+            let input = layout.activation_shape(case.input);
+            let weight = layout.weight_shape(case.weight);
+            let g = p.geometry("t", input, weight, None).unwrap();
+            let x = rng.array4(input);
+            let w = rng.array4(weight);
+            let b = rng.array1(g.out_channels);
+            let what = |pass: &str| {
+                format!(
+                    "{} {flavour:?} case {i} {pass}: {p:?} input {input:?} weight {weight:?}",
+                    variant.name()
+                )
+            };
+
+            let activation = [Activation::None, Activation::Relu, Activation::Tanh][i % 3];
+            let want =
+                cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), &p, activation)
+                    .unwrap();
+            let bt = GpuTensor::upload_1d(gpu, b.view()).unwrap();
+            let got = conv2d_with_activation(
+                &upload(gpu, &x, layout),
+                &upload(gpu, &w, layout),
+                Some(&bt),
+                &p,
+                activation,
+            )
+            .unwrap()
+            .read()
+            .unwrap();
+            let r = compare(
+                got.view(),
+                want.view(),
+                Tolerance::for_reduction(g.reduction_len()),
+            );
+            assert!(r.passed(), "{}\n{r}", what("forward"));
+
+            let dy = rng.array4(g.output_shape());
+            let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL)
+                .unwrap();
+            let got = conv2d_backward(
+                &upload(gpu, &x, layout),
+                &upload(gpu, &w, layout),
+                &upload(gpu, &dy, layout),
+                &p,
+                GradSelection::ALL,
+            )
+            .unwrap();
+            let dx_len = g.out_channels_per_group() * g.h.kernel * g.w.kernel;
+            let dw_len = g.batch * g.h.output * g.w.output;
+            let r = compare(
+                got.input.unwrap().read().unwrap().view(),
+                want.input.unwrap().view(),
+                Tolerance::for_reduction(dx_len),
+            );
+            assert!(r.passed(), "{}\n{r}", what("dx"));
+            let r = compare(
+                got.weight.unwrap().read().unwrap().view(),
+                want.weight.unwrap().view(),
+                Tolerance::for_reduction(dw_len),
+            );
+            assert!(r.passed(), "{}\n{r}", what("dw"));
+            let r = compare(
+                got.bias.unwrap().read_1d().unwrap().view(),
+                want.bias.unwrap().view(),
+                Tolerance::for_reduction(dw_len),
+            );
+            assert!(r.passed(), "{}\n{r}", what("db"));
+
+            // The transposed convolution reads the conv's geometry backwards.
+            let tp = ConvTranspose2dParams {
+                stride: p.stride,
+                padding: match p.padding {
+                    Padding::Same => Padding::Valid,
+                    other => other,
+                },
+                output_padding: [0, 0],
+                dilation: p.dilation,
+                groups: p.groups,
+                layout,
+                flip: p.flip,
+            };
+            if let Ok(tg) = tp.geometry("t", g.output_shape(), weight, Some(g.in_channels)) {
+                let tb = rng.array1(g.in_channels);
+                let want =
+                    cpu::conv_transpose2d(dy.view(), w.view(), Some(tb.view()), &tp).unwrap();
+                let got = conv_transpose2d(
+                    &upload(gpu, &dy, layout),
+                    &upload(gpu, &w, layout),
+                    Some(&GpuTensor::upload_1d(gpu, tb.view()).unwrap()),
+                    &tp,
+                )
+                .unwrap()
+                .read()
+                .unwrap();
+                let len = tg.out_channels_per_group() * tg.h.kernel * tg.w.kernel;
+                let r = compare(got.view(), want.view(), Tolerance::for_reduction(len));
+                assert!(r.passed(), "{}\n{r}", what("conv_transpose2d"));
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, Flavour::ALL.len() * cases_per_flavour());
+}
+
+#[test]
+fn direct_variant_matches_reference_on_random_parameter_sets() {
+    sweep(ConvVariant::Direct, 0x7a71_0001);
+}
+
+#[test]
+fn subgroup8_variant_matches_reference_on_random_parameter_sets() {
+    sweep(ConvVariant::Subgroup8, 0x7a71_0002);
+}
+
+/// Shapes whose tails exercise the subgroup tiles' masking: channel counts around 16, pixel
+/// counts around 8, strides that leave phases without taps, and many groups.
+#[test]
+fn subgroup8_variant_handles_tile_tails_and_empty_phases() {
+    let Some(gpu) = gpu_forcing(ConvVariant::Subgroup8) else {
+        return;
+    };
+    let mut rng = Rng::new(0x7a71_0003);
+    let cases: &[([usize; 4], [usize; 4], Conv2dParams)] = &[
+        ([1, 17, 3, 3], [15, 17, 1, 1], Conv2dParams::default()),
+        (
+            [2, 16, 4, 5],
+            [33, 16, 3, 3],
+            Conv2dParams::default().with_padding(Padding::uniform(1)),
+        ),
+        (
+            [1, 24, 9, 7],
+            [24, 8, 2, 2],
+            Conv2dParams::default().with_groups(3).with_stride(3),
+        ),
+        (
+            [1, 8, 11, 11],
+            [9, 8, 1, 1],
+            Conv2dParams::default().with_stride(4),
+        ),
+        (
+            [3, 20, 6, 6],
+            [40, 10, 3, 3],
+            Conv2dParams::default()
+                .with_groups(2)
+                .with_dilation(2)
+                .with_stride(2)
+                .with_padding(Padding::uniform(2)),
+        ),
+    ];
+    for (input, weight, p) in cases {
+        let g = p.geometry("t", *input, *weight, None).unwrap();
+        let x = rng.array4(*input);
+        let w = rng.array4(*weight);
+        let dy = rng.array4(g.output_shape());
+        let want =
+            cpu::conv2d_backward(x.view(), w.view(), dy.view(), p, GradSelection::ALL).unwrap();
+        let got = conv2d_backward(
+            &upload(&gpu, &x, Layout::Nchw),
+            &upload(&gpu, &w, Layout::Nchw),
+            &upload(&gpu, &dy, Layout::Nchw),
+            p,
+            GradSelection::ALL,
+        )
+        .unwrap();
+        let dx_len = g.out_channels_per_group() * g.h.kernel * g.w.kernel;
+        let r = compare(
+            got.input.unwrap().read().unwrap().view(),
+            want.input.unwrap().view(),
+            Tolerance::for_reduction(dx_len),
+        );
+        assert!(r.passed(), "dx {input:?} {weight:?} {p:?}\n{r}");
+        let r = compare(
+            got.weight.unwrap().read().unwrap().view(),
+            want.weight.unwrap().view(),
+            Tolerance::for_reduction(g.batch * g.h.output * g.w.output),
+        );
+        assert!(r.passed(), "dw {input:?} {weight:?} {p:?}\n{r}");
+        let want = cpu::conv2d(x.view(), w.view(), None, p).unwrap();
+        let got = wgconv::conv2d(
+            &upload(&gpu, &x, Layout::Nchw),
+            &upload(&gpu, &w, Layout::Nchw),
+            None,
+            p,
+        )
+        .unwrap()
+        .read()
+        .unwrap();
+        let r = compare(
+            got.view(),
+            want.view(),
+            Tolerance::for_reduction(g.reduction_len()),
+        );
+        assert!(r.passed(), "forward {input:?} {weight:?} {p:?}\n{r}");
+    }
+}
+
+#[test]
+fn planner_explains_its_choice_and_falls_back_without_subgroups() {
+    let Some(gpu) = common::gpu() else { return };
+    let wide = Conv2dParams::default()
+        .geometry("t", [8, 64, 56, 56], [64, 64, 3, 3], None)
+        .unwrap();
+    let depthwise = Conv2dParams::default()
+        .with_groups(32)
+        .geometry("t", [1, 32, 8, 8], [32, 1, 3, 3], None)
+        .unwrap();
+    for pass in [ConvPass::Forward, ConvPass::InputGrad, ConvPass::WeightGrad] {
+        let choice = planner::plan(gpu, pass, &wide);
+        match ConvVariant::Subgroup8.available(gpu) {
+            Ok(()) => assert_eq!(choice.variant, ConvVariant::Subgroup8, "{choice:?}"),
+            Err(why) => {
+                assert_eq!(choice.variant, ConvVariant::Direct);
+                assert!(choice.reason.contains(&why), "{choice:?}");
+            }
+        }
+        assert!(!choice.reason.is_empty());
+        // One channel per group would leave 15 of 16 tile channels idle.
+        let choice = planner::plan(gpu, pass, &depthwise);
+        assert_eq!(choice.variant, ConvVariant::Direct, "{choice:?}");
+        assert!(choice.reason.contains("1 channels per group"), "{choice:?}");
+    }
+}
+
+#[test]
+fn forcing_a_variant_the_device_cannot_run_is_an_error_not_a_panic() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let gpu = Gpu::new().unwrap();
+    let x = ndarray::Array4::<f32>::zeros((1, 16, 4, 4));
+    let w = ndarray::Array4::<f32>::zeros((16, 16, 1, 1));
+    gpu.force_conv_variant(Some(ConvVariant::Subgroup8));
+    let result = wgconv::conv2d(
+        &upload(&gpu, &x, Layout::Nchw),
+        &upload(&gpu, &w, Layout::Nchw),
+        None,
+        &Conv2dParams::default(),
+    );
+    match ConvVariant::Subgroup8.available(&gpu) {
+        Ok(()) => assert!(result.is_ok()),
+        Err(_) => match result {
+            Err(Error::InvalidArgument { what, .. }) => {
+                assert!(what.contains("subgroup8"), "{what}")
+            }
+            other => panic!("expected an error naming the variant, got {other:?}"),
+        },
+    }
+    gpu.force_conv_variant(None);
+    assert_eq!(gpu.forced_conv_variant(), None);
+}
