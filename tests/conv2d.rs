@@ -8,20 +8,13 @@ use wgconv::gpu::conv2d::forward_grid;
 use wgconv::{compare, conv2d, cpu, Conv2dParams, GpuTensor, Padding, Tolerance};
 
 /// Cases per flavour; 10 flavours. `WGCONV_SWEEP_CASES` raises it for a longer local run.
-fn cases_per_flavour() -> usize {
-    std::env::var("WGCONV_SWEEP_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
-}
-
 #[test]
 fn gpu_matches_reference_on_random_parameter_sets() {
     let Some(gpu) = common::gpu() else { return };
     let mut rng = Rng::new(0x5eed_0002);
     let mut checked = 0;
     for flavour in Flavour::ALL {
-        for i in 0..cases_per_flavour() {
+        for i in 0..common::cases_per_flavour(24) {
             let case = random_case(&mut rng, flavour);
             let x = rng.array4(case.input);
             let w = rng.array4(case.weight);

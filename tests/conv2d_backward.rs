@@ -11,13 +11,6 @@ use wgconv::{
     Layout, Padding, Tolerance,
 };
 
-fn cases_per_flavour() -> usize {
-    std::env::var("WGCONV_SWEEP_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
-}
-
 /// `Σ dy ⊙ conv2d(x, w, b)` in f64: the scalar whose gradients the backward pass computes.
 fn loss(
     x: &Array4<f64>,
@@ -296,7 +289,7 @@ fn gpu_gradients_match_reference_on_random_parameter_sets() {
     let mut rng = Rng::new(0x5eed_0003);
     let mut checked = 0;
     for flavour in Flavour::ALL {
-        for i in 0..cases_per_flavour() {
+        for i in 0..common::cases_per_flavour(24) {
             let case = random_case(&mut rng, flavour);
             let p = case.params;
             let x = rng.array4(case.input);
@@ -338,7 +331,7 @@ fn gpu_gradients_match_reference_on_random_parameter_sets() {
 fn im2col_backward_matches_reference_on_random_parameter_sets() {
     let mut rng = Rng::new(0x5eed_0003);
     for flavour in Flavour::ALL {
-        for i in 0..cases_per_flavour() {
+        for i in 0..common::cases_per_flavour(24) {
             let case = random_case(&mut rng, flavour);
             let p = case.params;
             let x = rng.array4(case.input);

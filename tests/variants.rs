@@ -12,13 +12,6 @@ use wgconv::{
     Tolerance,
 };
 
-fn cases_per_flavour() -> usize {
-    std::env::var("WGCONV_SWEEP_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12)
-}
-
 /// A device of its own with `variant` forced (the shared one must keep the planner's choice).
 /// `None`, said out loud, only where the adapter cannot run the variant; lavapipe must run
 /// every variant, so there a refusal fails the test.
@@ -54,7 +47,7 @@ fn sweep(variant: ConvVariant, seed: u64) {
     let mut rng = Rng::new(seed);
     let mut checked = 0;
     for flavour in Flavour::ALL {
-        for i in 0..cases_per_flavour() {
+        for i in 0..common::cases_per_flavour(12) {
             let case = random_case(&mut rng, flavour);
             let layout = if i % 2 == 1 {
                 Layout::Nhwc
@@ -162,7 +155,7 @@ fn sweep(variant: ConvVariant, seed: u64) {
             checked += 1;
         }
     }
-    assert_eq!(checked, Flavour::ALL.len() * cases_per_flavour());
+    assert_eq!(checked, Flavour::ALL.len() * common::cases_per_flavour(12));
 }
 
 #[test]

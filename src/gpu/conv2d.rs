@@ -125,18 +125,7 @@ pub(crate) fn geometry_uniforms(g: &Conv2dGeometry) -> Conv2dUniforms {
     let u = |v: usize| v as u32;
     let input_strides = g.layout.activation_strides(g.input_sizes());
     let output_strides = g.layout.activation_strides(g.output_sizes());
-    let weight_strides = g.layout.weight_strides(g.weight_sizes());
-    // A true convolution reads tap (ky, kx) at (kh-1-ky, kw-1-kx): start at the last tap and
-    // step back. The shaders' u32 arithmetic wraps, so a negated stride steps back exactly.
-    let (w_base, w_stride_h, w_stride_w) = if g.flip {
-        (
-            (g.h.kernel - 1) * weight_strides[2] + (g.w.kernel - 1) * weight_strides[3],
-            u(weight_strides[2]).wrapping_neg(),
-            u(weight_strides[3]).wrapping_neg(),
-        )
-    } else {
-        (0, u(weight_strides[2]), u(weight_strides[3]))
-    };
+    let w = weight_view(g);
     Conv2dUniforms {
         batch: u(g.batch),
         in_channels: u(g.in_channels),
@@ -164,11 +153,43 @@ pub(crate) fn geometry_uniforms(g: &Conv2dGeometry) -> Conv2dUniforms {
         out_stride_c: u(output_strides[1]),
         out_stride_h: u(output_strides[2]),
         out_stride_w: u(output_strides[3]),
-        w_stride_o: u(weight_strides[0]),
-        w_stride_i: u(weight_strides[1]),
-        w_stride_h,
-        w_stride_w,
-        w_base: u(w_base),
+        w_stride_o: w.stride_o,
+        w_stride_i: w.stride_i,
+        w_stride_h: w.stride_h,
+        w_stride_w: w.stride_w,
+        w_base: w.base,
         ..Default::default()
+    }
+}
+
+/// The weight tensor's strides as the kernels step through it, with the flip folded in.
+pub(crate) struct WeightView {
+    pub base: u32,
+    pub stride_o: u32,
+    pub stride_i: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+}
+
+pub(crate) fn weight_view(g: &Conv2dGeometry) -> WeightView {
+    let s = g.layout.weight_strides(g.weight_sizes());
+    let u = |v: usize| v as u32;
+    // A true convolution reads tap (ky, kx) at (kh-1-ky, kw-1-kx): start at the last tap and
+    // step back. The shaders' u32 arithmetic wraps, so a negated stride steps back exactly.
+    let (base, stride_h, stride_w) = if g.flip {
+        (
+            u((g.h.kernel - 1) * s[2] + (g.w.kernel - 1) * s[3]),
+            u(s[2]).wrapping_neg(),
+            u(s[3]).wrapping_neg(),
+        )
+    } else {
+        (0, u(s[2]), u(s[3]))
+    };
+    WeightView {
+        base,
+        stride_o: u(s[0]),
+        stride_i: u(s[1]),
+        stride_h,
+        stride_w,
     }
 }

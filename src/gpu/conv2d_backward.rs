@@ -3,7 +3,7 @@
 
 use crate::error::{too_large, Result};
 use crate::gpu::conv2d::{geometry_uniforms, FORWARD_CHANNEL_TILE};
-use crate::gpu::conv2d_gemm::{self, gcd, modular_inverse, SUBGROUP_CHANNELS, SUBGROUP_COLUMNS};
+use crate::gpu::conv2d_gemm::{self, gcd, modular_inverse, SUBGROUP_COLUMNS};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, submit, Dispatch};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
@@ -108,18 +108,20 @@ fn plan_input(
     g: &Conv2dGeometry,
     has_bias: bool,
 ) -> Result<(Vec<Planned>, Arc<CompiledKernel>)> {
-    let choice = planner::choose(gpu, op, ConvPass::InputGrad, g)?;
     let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
-    let plans = match choice.variant {
-        ConvVariant::Direct => vec![plan_input_direct(gpu, op, g, has_bias)?],
-        ConvVariant::Subgroup8 => conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?
-            .iter()
-            .map(|d| Planned::new(Kernel::Conv2dGemmSubgroup8, &d.uniforms, d.grid))
-            .collect(),
-    };
-    let kernel = match plans.first() {
-        Some(p) => p.kernel,
-        None => Kernel::Conv2dBackwardInput,
+    let (kernel, plans) = match planner::choose(gpu, op, ConvPass::InputGrad, g)?.variant {
+        ConvVariant::Direct => (
+            Kernel::Conv2dBackwardInput,
+            vec![plan_input_direct(gpu, op, g, has_bias)?],
+        ),
+        ConvVariant::Subgroup8 => {
+            let kernel = Kernel::Conv2dGemmSubgroup8;
+            let plans = conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?
+                .iter()
+                .map(|d| Planned::new(kernel, &d.uniforms, d.grid))
+                .collect();
+            (kernel, plans)
+        }
     };
     Ok((plans, compiled(gpu, op, kernel)?))
 }
@@ -153,7 +155,9 @@ fn plan_input_direct(
     ))
 }
 
-/// Pass 1 and pass 2 of a blocked reduction, and the partial buffer's length.
+/// Pass 1 and pass 2 of a blocked reduction, and the partial buffer's length. Pass 1 runs
+/// `kernel` with the uniforms `pass1_uniforms` makes from the plan and from the reduction's
+/// shared uniforms (whose `invocations` match the pass-1 grid).
 fn plan_reduction(
     gpu: &Gpu,
     op: &'static str,
@@ -161,7 +165,7 @@ fn plan_reduction(
     kernel: Kernel,
     pass1_per_block: usize,
     reduce_len: usize,
-    tiles: usize,
+    pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
 ) -> Result<(Planned, Planned, usize)> {
     let plan = ReductionPlan::new(
         g.batch * g.h.output,
@@ -173,7 +177,6 @@ fn plan_reduction(
     let partial_len = plan.blocks * reduce_len;
     check_binding(gpu, op, "partial sums", &[plan.blocks, reduce_len])?;
     let base = Conv2dUniforms {
-        channel_tiles_per_group: tiles as u32,
         rows_per_block: plan.rows_per_block as u32,
         blocks: plan.blocks as u32,
         reduce_len: reduce_len as u32,
@@ -181,25 +184,16 @@ fn plan_reduction(
     };
     let pass1_grid = grid(gpu, op, plan.blocks * pass1_per_block)?;
     let pass2_grid = grid(gpu, op, reduce_len)?;
-    let pass1 = match kernel {
-        Kernel::Conv2dWeightGradSubgroup8 => {
-            let d = conv2d_gemm::weight_grad_partial(
-                op,
-                g,
-                plan.rows_per_block,
-                plan.blocks,
-                gpu.limits().max_compute_workgroups_per_dimension,
-            )?;
-            Planned::new(kernel, &d.uniforms, d.grid)
-        }
-        _ => Planned::new(
-            kernel,
-            &Conv2dUniforms {
+    let pass1 = Planned {
+        kernel,
+        uniforms: pass1_uniforms(
+            &plan,
+            Conv2dUniforms {
                 invocations: pass1_grid.invocations,
                 ..base
             },
-            pass1_grid,
         ),
+        grid: pass1_grid,
     };
     Ok((
         pass1,
@@ -232,22 +226,38 @@ fn plan_weight(
                 Kernel::Conv2dBackwardWeightPartial,
                 g.groups * tiles * g.in_channels_per_group() * taps,
                 reduce_len,
-                tiles,
+                direct_uniforms(tiles),
             )
         }
-        ConvVariant::Subgroup8 => {
-            let tiles = g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS);
-            let column_blocks = (g.in_channels_per_group() * taps).div_ceil(SUBGROUP_COLUMNS);
-            plan_reduction(
-                gpu,
-                op,
-                g,
-                Kernel::Conv2dWeightGradSubgroup8,
-                g.groups * tiles * column_blocks * SUBGROUP_COLUMNS,
-                reduce_len,
-                tiles,
-            )
-        }
+        ConvVariant::Subgroup8 => plan_reduction(
+            gpu,
+            op,
+            g,
+            Kernel::Conv2dWeightGradSubgroup8,
+            conv2d_gemm::weight_grad_subgroups_per_block(g) * SUBGROUP_COLUMNS,
+            reduce_len,
+            |plan, direct| {
+                let u = conv2d_gemm::weight_grad_partial(
+                    g,
+                    plan.rows_per_block,
+                    plan.blocks,
+                    direct.invocations,
+                );
+                bytemuck::bytes_of(&u).to_vec()
+            },
+        ),
+    }
+}
+
+/// Pass-1 uniforms of the direct reduction kernels: the shared ones with `tiles` channel tiles
+/// per group.
+fn direct_uniforms(tiles: usize) -> impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8> {
+    move |_, u| {
+        bytemuck::bytes_of(&Conv2dUniforms {
+            channel_tiles_per_group: tiles as u32,
+            ..u
+        })
+        .to_vec()
     }
 }
 
@@ -259,7 +269,7 @@ fn plan_bias(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<(Planned
         Kernel::Conv2dBackwardBiasPartial,
         g.out_channels,
         g.out_channels,
-        1,
+        direct_uniforms(1),
     )
 }
 

@@ -3,6 +3,7 @@
 
 use crate::activation::Activation;
 use crate::error::Result;
+use crate::gpu::conv2d::weight_view;
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::uniforms::GemmConvUniforms;
 use crate::params::Conv2dGeometry;
@@ -24,40 +25,6 @@ fn signed(v: i64) -> u32 {
     (v as i32) as u32
 }
 
-/// The weight fields, strides and flip as the forward pass sees them; `m` indexes output
-/// channels and `r` input channels within a group.
-struct WeightView {
-    base: u32,
-    stride_o: u32,
-    stride_i: u32,
-    stride_h: u32,
-    stride_w: u32,
-}
-
-fn weight_view(g: &Conv2dGeometry) -> WeightView {
-    let s = g.layout.weight_strides(g.weight_sizes());
-    let u = |v: usize| v as u32;
-    // A true convolution reads tap (ky, kx) at (kh-1-ky, kw-1-kx): start at the last tap and
-    // step back; the shaders' u32 arithmetic wraps, so a negated stride steps back exactly.
-    if g.flip {
-        WeightView {
-            base: u((g.h.kernel - 1) * s[2] + (g.w.kernel - 1) * s[3]),
-            stride_o: u(s[0]),
-            stride_i: u(s[1]),
-            stride_h: u(s[2]).wrapping_neg(),
-            stride_w: u(s[3]).wrapping_neg(),
-        }
-    } else {
-        WeightView {
-            base: 0,
-            stride_o: u(s[0]),
-            stride_i: u(s[1]),
-            stride_h: u(s[2]),
-            stride_w: u(s[3]),
-        }
-    }
-}
-
 fn grid(op: &'static str, subgroups: usize, max_per_dimension: u32) -> Result<DispatchGrid> {
     DispatchGrid::for_invocations(
         op,
@@ -66,8 +33,53 @@ fn grid(op: &'static str, subgroups: usize, max_per_dimension: u32) -> Result<Di
     )
 }
 
-/// The forward pass: pixels are output pixels, channels output channels, K input channels by
-/// taps.
+/// The fields the forward pass and the weight gradient share: the forward convolution read
+/// as a gather, with output pixels as destination pixels, output channels as channels and input
+/// channels by taps as K.
+fn forward_view(g: &Conv2dGeometry) -> GemmConvUniforms {
+    let u = |v: usize| v as u32;
+    let src = g.layout.activation_strides(g.input_sizes());
+    let dst = g.layout.activation_strides(g.output_sizes());
+    let w = weight_view(g);
+    GemmConvUniforms {
+        pixels: u(g.batch * g.h.output * g.w.output),
+        grid_h: u(g.h.output),
+        grid_w: u(g.w.output),
+        groups: u(g.groups),
+        channels_per_group: u(g.out_channels_per_group()),
+        reduce_per_group: u(g.in_channels_per_group()),
+        channel_tiles_per_group: u(g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS)),
+        taps_h: u(g.h.kernel),
+        taps_w: u(g.w.kernel),
+        src_h: u(g.h.input),
+        src_w: u(g.w.input),
+        src_step_h: u(g.h.stride),
+        src_step_w: u(g.w.stride),
+        src_off_h: signed(-(g.h.pad_before as i64)),
+        src_off_w: signed(-(g.w.pad_before as i64)),
+        tap_step_h: u(g.h.dilation),
+        tap_step_w: u(g.w.dilation),
+        dst_step_h: 1,
+        dst_step_w: 1,
+        src_stride_n: u(src[0]),
+        src_stride_c: u(src[1]),
+        src_stride_h: u(src[2]),
+        src_stride_w: u(src[3]),
+        dst_stride_n: u(dst[0]),
+        dst_stride_c: u(dst[1]),
+        dst_stride_h: u(dst[2]),
+        dst_stride_w: u(dst[3]),
+        w_base: w.base,
+        w_stride_m: w.stride_o,
+        w_stride_g: u(g.out_channels_per_group()).wrapping_mul(w.stride_o),
+        w_stride_r: w.stride_i,
+        w_tap_h: w.stride_h,
+        w_tap_w: w.stride_w,
+        ..Default::default()
+    }
+}
+
+/// The forward pass.
 pub fn forward(
     op: &'static str,
     g: &Conv2dGeometry,
@@ -75,58 +87,19 @@ pub fn forward(
     activation: Activation,
     max_per_dimension: u32,
 ) -> Result<GemmDispatch> {
-    let u = |v: usize| v as u32;
-    let pixels = g.batch * g.h.output * g.w.output;
-    let tiles = g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS);
-    let column_blocks = pixels.div_ceil(SUBGROUP_COLUMNS);
-    let grid = grid(op, column_blocks * tiles * g.groups, max_per_dimension)?;
-    let src = g.layout.activation_strides(g.input_sizes());
-    let dst = g.layout.activation_strides(g.output_sizes());
-    let w = weight_view(g);
+    let view = forward_view(g);
+    let column_blocks = (view.pixels as usize).div_ceil(SUBGROUP_COLUMNS);
+    let subgroups = column_blocks * view.channel_tiles_per_group as usize * g.groups;
+    let grid = grid(op, subgroups, max_per_dimension)?;
     let (activation, activation_slope) = activation.code();
     Ok(GemmDispatch {
         uniforms: GemmConvUniforms {
-            pixels: u(pixels),
-            grid_h: u(g.h.output),
-            grid_w: u(g.w.output),
-            groups: u(g.groups),
-            channels_per_group: u(g.out_channels_per_group()),
-            reduce_per_group: u(g.in_channels_per_group()),
-            channel_tiles_per_group: u(tiles),
-            column_blocks: u(column_blocks),
-            taps_h: u(g.h.kernel),
-            taps_w: u(g.w.kernel),
-            src_h: u(g.h.input),
-            src_w: u(g.w.input),
-            src_step_h: u(g.h.stride),
-            src_step_w: u(g.w.stride),
-            src_off_h: signed(-(g.h.pad_before as i64)),
-            src_off_w: signed(-(g.w.pad_before as i64)),
-            tap_step_h: u(g.h.dilation),
-            tap_step_w: u(g.w.dilation),
-            dst_step_h: 1,
-            dst_step_w: 1,
-            dst_off_h: 0,
-            dst_off_w: 0,
+            column_blocks: column_blocks as u32,
             has_bias: u32::from(has_bias),
             activation,
             activation_slope,
             invocations: grid.invocations,
-            src_stride_n: u(src[0]),
-            src_stride_c: u(src[1]),
-            src_stride_h: u(src[2]),
-            src_stride_w: u(src[3]),
-            dst_stride_n: u(dst[0]),
-            dst_stride_c: u(dst[1]),
-            dst_stride_h: u(dst[2]),
-            dst_stride_w: u(dst[3]),
-            w_base: w.base,
-            w_stride_m: w.stride_o,
-            w_stride_g: u(g.out_channels_per_group()).wrapping_mul(w.stride_o),
-            w_stride_r: w.stride_i,
-            w_tap_h: w.stride_h,
-            w_tap_w: w.stride_w,
-            ..Default::default()
+            ..view
         },
         grid,
     })
@@ -304,69 +277,32 @@ pub fn input_grad(
     Ok(dispatches)
 }
 
-/// Pass 1 of the weight gradient: partial sums of `blocks` blocks of `rows_per_block` rows
-/// (n, oy) each, written as `[blocks, weight elements]` in the weight's layout.
+/// Subgroups of pass 1 of the weight gradient for one block of rows.
+pub fn weight_grad_subgroups_per_block(g: &Conv2dGeometry) -> usize {
+    let columns = g.in_channels_per_group() * g.h.kernel * g.w.kernel;
+    g.groups
+        * g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS)
+        * columns.div_ceil(SUBGROUP_COLUMNS)
+}
+
+/// Uniforms of pass 1 of the weight gradient: partial sums of `blocks` blocks of
+/// `rows_per_block` rows (n, oy) each, written as `[blocks, weight elements]` in the weight's
+/// layout, over `invocations` invocations (the grid the reduction plan made).
 pub fn weight_grad_partial(
-    op: &'static str,
     g: &Conv2dGeometry,
     rows_per_block: usize,
     blocks: usize,
-    max_per_dimension: u32,
-) -> Result<GemmDispatch> {
-    let u = |v: usize| v as u32;
-    let tiles = g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS);
+    invocations: u32,
+) -> GemmConvUniforms {
     let columns = g.in_channels_per_group() * g.h.kernel * g.w.kernel;
-    let column_blocks = columns.div_ceil(SUBGROUP_COLUMNS);
-    let grid = grid(
-        op,
-        blocks * g.groups * tiles * column_blocks,
-        max_per_dimension,
-    )?;
-    let src = g.layout.activation_strides(g.input_sizes());
-    let dy = g.layout.activation_strides(g.output_sizes());
-    let w = weight_view(g);
-    Ok(GemmDispatch {
-        uniforms: GemmConvUniforms {
-            pixels: u(g.batch * g.h.output * g.w.output),
-            grid_h: u(g.h.output),
-            grid_w: u(g.w.output),
-            groups: u(g.groups),
-            channels_per_group: u(g.out_channels_per_group()),
-            reduce_per_group: u(g.in_channels_per_group()),
-            channel_tiles_per_group: u(tiles),
-            column_blocks: u(column_blocks),
-            taps_h: u(g.h.kernel),
-            taps_w: u(g.w.kernel),
-            src_h: u(g.h.input),
-            src_w: u(g.w.input),
-            src_step_h: u(g.h.stride),
-            src_step_w: u(g.w.stride),
-            src_off_h: signed(-(g.h.pad_before as i64)),
-            src_off_w: signed(-(g.w.pad_before as i64)),
-            tap_step_h: u(g.h.dilation),
-            tap_step_w: u(g.w.dilation),
-            invocations: grid.invocations,
-            rows_per_block: u(rows_per_block),
-            blocks: u(blocks),
-            reduce_len: u(g.out_channels * columns),
-            src_stride_n: u(src[0]),
-            src_stride_c: u(src[1]),
-            src_stride_h: u(src[2]),
-            src_stride_w: u(src[3]),
-            dst_stride_n: u(dy[0]),
-            dst_stride_c: u(dy[1]),
-            dst_stride_h: u(dy[2]),
-            dst_stride_w: u(dy[3]),
-            w_base: w.base,
-            w_stride_m: w.stride_o,
-            w_stride_g: u(g.out_channels_per_group()).wrapping_mul(w.stride_o),
-            w_stride_r: w.stride_i,
-            w_tap_h: w.stride_h,
-            w_tap_w: w.stride_w,
-            ..Default::default()
-        },
-        grid,
-    })
+    GemmConvUniforms {
+        column_blocks: columns.div_ceil(SUBGROUP_COLUMNS) as u32,
+        invocations,
+        rows_per_block: rows_per_block as u32,
+        blocks: blocks as u32,
+        reduce_len: (g.out_channels * columns) as u32,
+        ..forward_view(g)
+    }
 }
 
 #[cfg(test)]

@@ -28,3 +28,11 @@ pub fn gpu() -> Option<&'static Gpu> {
         }
     }
 }
+
+/// Random parameter sets per flavour in a sweep: `WGCONV_SWEEP_CASES`, else `default`.
+pub fn cases_per_flavour(default: usize) -> usize {
+    std::env::var("WGCONV_SWEEP_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
