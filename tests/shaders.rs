@@ -118,12 +118,19 @@ fn assert_mirrors(shader: Shader, name: &str, fields: &[(&str, usize)], size: us
 
 #[test]
 fn uniform_structs_mirror_their_rust_twins() {
-    assert_mirrors(
+    // Three files declare the GEMM uniforms; WGSL has no includes, so each copy is checked.
+    for shader in [
         Shader::Conv2dSubgroup,
-        GemmConvUniforms::WGSL_NAME,
-        GemmConvUniforms::FIELDS,
-        std::mem::size_of::<GemmConvUniforms>(),
-    );
+        Shader::Conv2dPack,
+        Shader::Conv2dPacked,
+    ] {
+        assert_mirrors(
+            shader,
+            GemmConvUniforms::WGSL_NAME,
+            GemmConvUniforms::FIELDS,
+            std::mem::size_of::<GemmConvUniforms>(),
+        );
+    }
     assert_mirrors(
         Shader::Conv2d,
         Conv2dUniforms::WGSL_NAME,
@@ -144,16 +151,27 @@ fn uniform_structs_mirror_their_rust_twins() {
     );
 }
 
+/// A file that declares SUBGROUP really needs it (else the planner would withhold kernels from
+/// devices that could run them); files that don't are checked without it by every test above.
 #[test]
-fn only_the_subgroup_file_needs_subgroups() {
-    let module = naga::front::wgsl::parse_str(Shader::Conv2dSubgroup.source()).unwrap();
-    let without = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
-    )
-    .validate(&module);
-    assert!(
-        without.is_err(),
-        "conv2d_subgroup.wgsl validates without SUBGROUP: drop its required feature"
-    );
+fn files_that_require_subgroups_need_them() {
+    for shader in Shader::ALL {
+        if !shader
+            .required_features()
+            .contains(wgpu::Features::SUBGROUP)
+        {
+            continue;
+        }
+        let module = naga::front::wgsl::parse_str(shader.source()).unwrap();
+        let without = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module);
+        assert!(
+            without.is_err(),
+            "{} validates without SUBGROUP: drop its required feature",
+            shader.file_name()
+        );
+    }
 }

@@ -2,13 +2,14 @@
 
 use crate::activation::Activation;
 use crate::error::Result;
-use crate::gpu::conv2d_gemm;
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, conv_operands, submit, Dispatch};
-use crate::gpu::pipelines::{compiled, Kernel};
+use crate::gpu::launch::{check_binding, conv_operands, submit};
+use crate::gpu::pipelines::Kernel;
+use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::GpuTensor;
+use crate::gpu::{conv2d_gemm, conv2d_packed};
 use crate::params::{Conv2dGeometry, Conv2dParams};
 
 const OP: &str = "conv2d";
@@ -50,45 +51,45 @@ pub fn conv2d_with_activation(
     check_binding(gpu, OP, "output", &g.output_shape())?;
     let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
     let choice = planner::choose(gpu, OP, ConvPass::Forward, &g)?;
-    let (kernel_id, uniforms, grid) = match choice.variant {
+    let has_bias = bias.is_some();
+    let standard = vec![
+        Operand::Input,
+        Operand::Weight,
+        Operand::Bias,
+        Operand::Output,
+    ];
+    let plan = match choice.variant {
         ConvVariant::Direct => {
             let grid = forward_grid(&g, max_per_dimension)?;
-            let uniforms = forward_uniforms(&g, bias.is_some(), activation, grid.invocations);
-            (
-                Kernel::Conv2dForward,
-                bytemuck::bytes_of(&uniforms).to_vec(),
-                grid,
-            )
+            let uniforms = forward_uniforms(&g, has_bias, activation, grid.invocations);
+            Plan::single(Step::new(Kernel::Conv2dForward, &uniforms, grid, standard))
         }
         ConvVariant::Subgroup8 => {
-            let d = conv2d_gemm::forward(OP, &g, bias.is_some(), activation, max_per_dimension)?;
-            (
+            let d = conv2d_gemm::forward(OP, &g, has_bias, activation, max_per_dimension)?;
+            Plan::single(Step::new(
                 Kernel::Conv2dGemmSubgroup8,
-                bytemuck::bytes_of(&d.uniforms).to_vec(),
+                &d.uniforms,
                 d.grid,
-            )
+                standard,
+            ))
+        }
+        ConvVariant::Packed8 => {
+            conv2d_packed::forward(OP, &g, has_bias, activation, max_per_dimension)?
         }
     };
-    let kernel = compiled(gpu, OP, kernel_id)?;
+    let plan = ReadyPlan::new(gpu, OP, plan)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, OP, &g.output_shape(), layout)?;
-        let bias_buffer = bias.map_or(&gpu.inner.placeholder, |b| b.buffer());
-        submit(
-            gpu,
-            OP,
-            &[Dispatch {
-                kernel: &kernel,
-                label: kernel_id.entry_point(),
-                uniforms: &uniforms,
-                buffers: vec![
-                    input.buffer(),
-                    weight.buffer(),
-                    bias_buffer,
-                    output.buffer(),
-                ],
-                grid,
-            }],
-        );
+        let scratch = plan.scratch(gpu, OP)?;
+        let placeholder = &gpu.inner.placeholder;
+        let dispatches = plan.dispatches(&scratch, |operand| match operand {
+            Operand::Input => input.buffer(),
+            Operand::Weight => weight.buffer(),
+            Operand::Bias => bias.map_or(placeholder, |b| b.buffer()),
+            Operand::Output => output.buffer(),
+            _ => placeholder,
+        });
+        submit(gpu, OP, &dispatches);
         Ok(output)
     })?
 }

@@ -4,12 +4,12 @@
 use crate::error::{too_large, Result};
 use crate::gpu::conv2d::{geometry_uniforms, FORWARD_CHANNEL_TILE};
 use crate::gpu::conv2d_gemm::{self, gcd, modular_inverse, SUBGROUP_COLUMNS};
+use crate::gpu::conv2d_packed;
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, submit, Dispatch};
+use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, submit};
+use crate::gpu::pipelines::Kernel;
+use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
-use std::sync::Arc;
-
-use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel};
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::grads::{Conv2dGrads, GradSelection};
@@ -58,23 +58,6 @@ impl ReductionPlan {
     }
 }
 
-/// One planned dispatch, still without buffers.
-struct Planned {
-    kernel: Kernel,
-    uniforms: Vec<u8>,
-    grid: DispatchGrid,
-}
-
-impl Planned {
-    fn new<U: bytemuck::Pod>(kernel: Kernel, uniforms: &U, grid: DispatchGrid) -> Self {
-        Self {
-            kernel,
-            uniforms: bytemuck::bytes_of(uniforms).to_vec(),
-            grid,
-        }
-    }
-}
-
 fn grid(gpu: &Gpu, op: &'static str, invocations: usize) -> Result<DispatchGrid> {
     DispatchGrid::for_invocations(
         op,
@@ -101,29 +84,39 @@ fn stride_phase(op: &'static str, stride: usize, dilation: usize) -> Result<(u32
 }
 
 /// The input-gradient dispatches of the variant the planner picks: one for the direct kernel,
-/// one per stride phase for the GEMM kernel.
-fn plan_input(
-    gpu: &Gpu,
-    op: &'static str,
-    g: &Conv2dGeometry,
-    has_bias: bool,
-) -> Result<(Vec<Planned>, Arc<CompiledKernel>)> {
+/// one per stride phase for the GEMM kernels (after the repacking, for packed8).
+fn plan_input(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry, has_bias: bool) -> Result<Plan> {
     let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
-    let (kernel, plans) = match planner::choose(gpu, op, ConvPass::InputGrad, g)?.variant {
-        ConvVariant::Direct => (
-            Kernel::Conv2dBackwardInput,
-            vec![plan_input_direct(gpu, op, g, has_bias)?],
-        ),
-        ConvVariant::Subgroup8 => {
-            let kernel = Kernel::Conv2dGemmSubgroup8;
-            let plans = conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?
-                .iter()
-                .map(|d| Planned::new(kernel, &d.uniforms, d.grid))
-                .collect();
-            (kernel, plans)
-        }
-    };
-    Ok((plans, compiled(gpu, op, kernel)?))
+    Ok(
+        match planner::choose(gpu, op, ConvPass::InputGrad, g)?.variant {
+            ConvVariant::Direct => Plan::single(plan_input_direct(gpu, op, g, has_bias)?),
+            ConvVariant::Subgroup8 => Plan {
+                steps: conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?
+                    .iter()
+                    .map(|d| {
+                        Step::new(
+                            Kernel::Conv2dGemmSubgroup8,
+                            &d.uniforms,
+                            d.grid,
+                            gather_operands(),
+                        )
+                    })
+                    .collect(),
+                scratch: Vec::new(),
+            },
+            ConvVariant::Packed8 => conv2d_packed::input_grad(op, g, has_bias, max_per_dimension)?,
+        },
+    )
+}
+
+/// Operands of the unpacked input-gradient kernels.
+fn gather_operands() -> Vec<Operand> {
+    vec![
+        Operand::GradOutput,
+        Operand::Weight,
+        Operand::Bias,
+        Operand::Output,
+    ]
 }
 
 fn plan_input_direct(
@@ -131,13 +124,13 @@ fn plan_input_direct(
     op: &'static str,
     g: &Conv2dGeometry,
     has_bias: bool,
-) -> Result<Planned> {
+) -> Result<Step> {
     let tiles = g.in_channels_per_group().div_ceil(CHANNEL_TILE);
     let invocations = g.batch * g.groups * tiles * g.h.input * g.w.input;
     let grid = grid(gpu, op, invocations)?;
     let (gcd_h, step_h, inv_h) = stride_phase(op, g.h.stride, g.h.dilation)?;
     let (gcd_w, step_w, inv_w) = stride_phase(op, g.w.stride, g.w.dilation)?;
-    Ok(Planned::new(
+    Ok(Step::new(
         Kernel::Conv2dBackwardInput,
         &Conv2dUniforms {
             channel_tiles_per_group: tiles as u32,
@@ -152,21 +145,26 @@ fn plan_input_direct(
             ..geometry_uniforms(g)
         },
         grid,
+        gather_operands(),
     ))
 }
 
-/// Pass 1 and pass 2 of a blocked reduction, and the partial buffer's length. Pass 1 runs
-/// `kernel` with the uniforms `pass1_uniforms` makes from the plan and from the reduction's
-/// shared uniforms (whose `invocations` match the pass-1 grid).
+/// A blocked reduction: the `prelude` steps, then pass 1 (`kernel` on `pass1_operands`, whose
+/// `Output` is the partial sums, with the uniforms `pass1_uniforms` makes from the reduction
+/// plan and the shared uniforms, whose `invocations` match the pass-1 grid), then pass 2
+/// adding the partials in block order into the step's `Output`.
+#[allow(clippy::too_many_arguments)]
 fn plan_reduction(
     gpu: &Gpu,
     op: &'static str,
     g: &Conv2dGeometry,
+    mut prelude: Plan,
     kernel: Kernel,
+    pass1_operands: Vec<Operand>,
     pass1_per_block: usize,
     reduce_len: usize,
     pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
-) -> Result<(Planned, Planned, usize)> {
+) -> Result<Plan> {
     let plan = ReductionPlan::new(
         g.batch * g.h.output,
         g.w.output,
@@ -174,8 +172,8 @@ fn plan_reduction(
         reduce_len,
         gpu.limits().max_storage_buffer_binding_size,
     );
-    let partial_len = plan.blocks * reduce_len;
     check_binding(gpu, op, "partial sums", &[plan.blocks, reduce_len])?;
+    let partials = Operand::Scratch(prelude.add_scratch(plan.blocks * reduce_len));
     let base = Conv2dUniforms {
         rows_per_block: plan.rows_per_block as u32,
         blocks: plan.blocks as u32,
@@ -184,7 +182,7 @@ fn plan_reduction(
     };
     let pass1_grid = grid(gpu, op, plan.blocks * pass1_per_block)?;
     let pass2_grid = grid(gpu, op, reduce_len)?;
-    let pass1 = Planned {
+    prelude.steps.push(Step {
         kernel,
         uniforms: pass1_uniforms(
             &plan,
@@ -194,28 +192,33 @@ fn plan_reduction(
             },
         ),
         grid: pass1_grid,
-    };
-    Ok((
-        pass1,
-        Planned::new(
-            Kernel::ReducePartials,
-            &Conv2dUniforms {
-                invocations: pass2_grid.invocations,
-                ..base
-            },
-            pass2_grid,
-        ),
-        partial_len,
-    ))
+        operands: pass1_operands
+            .into_iter()
+            .map(|o| if o == Operand::Output { partials } else { o })
+            .collect(),
+    });
+    prelude.steps.push(Step::new(
+        Kernel::ReducePartials,
+        &Conv2dUniforms {
+            invocations: pass2_grid.invocations,
+            ..base
+        },
+        pass2_grid,
+        vec![partials, Operand::Unused, Operand::Unused, Operand::Output],
+    ));
+    Ok(prelude)
 }
 
-fn plan_weight(
-    gpu: &Gpu,
-    op: &'static str,
-    g: &Conv2dGeometry,
-) -> Result<(Planned, Planned, usize)> {
+fn plan_weight(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> {
     let taps = g.h.kernel * g.w.kernel;
     let reduce_len = g.out_channels * g.in_channels_per_group() * taps;
+    let unpacked = vec![
+        Operand::Input,
+        Operand::GradOutput,
+        Operand::Unused,
+        Operand::Output,
+    ];
+    let subgroup_invocations = conv2d_gemm::weight_grad_subgroups_per_block(g) * SUBGROUP_COLUMNS;
     match planner::choose(gpu, op, ConvPass::WeightGrad, g)?.variant {
         ConvVariant::Direct => {
             let tiles = g.out_channels_per_group().div_ceil(CHANNEL_TILE);
@@ -223,7 +226,9 @@ fn plan_weight(
                 gpu,
                 op,
                 g,
+                Plan::default(),
                 Kernel::Conv2dBackwardWeightPartial,
+                unpacked,
                 g.groups * tiles * g.in_channels_per_group() * taps,
                 reduce_len,
                 direct_uniforms(tiles),
@@ -233,8 +238,10 @@ fn plan_weight(
             gpu,
             op,
             g,
+            Plan::default(),
             Kernel::Conv2dWeightGradSubgroup8,
-            conv2d_gemm::weight_grad_subgroups_per_block(g) * SUBGROUP_COLUMNS,
+            unpacked,
+            subgroup_invocations,
             reduce_len,
             |plan, direct| {
                 let u = conv2d_gemm::weight_grad_partial(
@@ -246,6 +253,34 @@ fn plan_weight(
                 bytemuck::bytes_of(&u).to_vec()
             },
         ),
+        ConvVariant::Packed8 => {
+            let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
+            let packing = conv2d_packed::weight_grad_packing(op, g, max_per_dimension)?;
+            plan_reduction(
+                gpu,
+                op,
+                g,
+                packing,
+                Kernel::Conv2dWeightGradPacked8,
+                vec![
+                    Operand::Scratch(0),
+                    Operand::Scratch(1),
+                    Operand::Unused,
+                    Operand::Output,
+                ],
+                conv2d_packed::weight_grad_subgroups_per_block(g) * SUBGROUP_COLUMNS,
+                reduce_len,
+                |plan, direct| {
+                    let u = conv2d_packed::weight_grad_partial(
+                        g,
+                        plan.rows_per_block,
+                        plan.blocks,
+                        direct.invocations,
+                    );
+                    bytemuck::bytes_of(&u).to_vec()
+                },
+            )
+        }
     }
 }
 
@@ -261,57 +296,23 @@ fn direct_uniforms(tiles: usize) -> impl FnOnce(&ReductionPlan, Conv2dUniforms) 
     }
 }
 
-fn plan_bias(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<(Planned, Planned, usize)> {
+fn plan_bias(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> {
     plan_reduction(
         gpu,
         op,
         g,
+        Plan::default(),
         Kernel::Conv2dBackwardBiasPartial,
+        vec![
+            Operand::Unused,
+            Operand::GradOutput,
+            Operand::Unused,
+            Operand::Output,
+        ],
         g.out_channels,
         g.out_channels,
         direct_uniforms(1),
     )
-}
-
-fn dispatch<'a>(
-    p: &'a Planned,
-    kernel: &'a CompiledKernel,
-    buffers: Vec<&'a wgpu::Buffer>,
-) -> Dispatch<'a> {
-    Dispatch {
-        kernel,
-        label: p.kernel.entry_point(),
-        uniforms: &p.uniforms,
-        buffers,
-        grid: p.grid,
-    }
-}
-
-/// A blocked reduction ready to encode: both passes, their kernels and the partials' length.
-struct Reduction {
-    partial: Planned,
-    reduce: Planned,
-    partial_len: usize,
-    kernels: [Arc<CompiledKernel>; 2],
-}
-
-impl Reduction {
-    fn new(
-        gpu: &Gpu,
-        op: &'static str,
-        (partial, reduce, partial_len): (Planned, Planned, usize),
-    ) -> Result<Self> {
-        let kernels = [
-            compiled(gpu, op, partial.kernel)?,
-            compiled(gpu, op, reduce.kernel)?,
-        ];
-        Ok(Self {
-            partial,
-            reduce,
-            partial_len,
-            kernels,
-        })
-    }
 }
 
 /// Every conv2d gradient entry point lands here. Shapes come from tensors where the caller has
@@ -352,84 +353,58 @@ fn backward(
     check_binding(gpu, op, "weight", &g.weight_shape())?;
     check_binding(gpu, op, "grad_output", &g.output_shape())?;
 
+    let ready = |plan: Result<Plan>| ReadyPlan::new(gpu, op, plan?);
     let dx_plan = which
         .input
-        .then(|| plan_input(gpu, op, &g, false))
+        .then(|| ready(plan_input(gpu, op, &g, false)))
         .transpose()?;
     let dw_plan = which
         .weight
-        .then(|| Reduction::new(gpu, op, plan_weight(gpu, op, &g)?))
+        .then(|| ready(plan_weight(gpu, op, &g)))
         .transpose()?;
     let db_plan = which
         .bias
-        .then(|| Reduction::new(gpu, op, plan_bias(gpu, op, &g)?))
+        .then(|| ready(plan_bias(gpu, op, &g)))
         .transpose()?;
 
     gpu.capture(op, || -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
-        let ph = &gpu.inner.placeholder;
+        let placeholder = &gpu.inner.placeholder;
         let dy = grad_output.buffer();
-        let dx = dx_plan
-            .as_ref()
-            .map(|_| GpuTensor::uninit(gpu, op, &g.input_shape(), layout))
-            .transpose()?;
-        let dw = dw_plan
-            .as_ref()
-            .map(|r| -> Result<_> {
-                Ok((
-                    GpuTensor::uninit(gpu, op, &[r.partial_len], layout)?,
-                    GpuTensor::uninit(gpu, op, &g.weight_shape(), layout)?,
-                ))
-            })
-            .transpose()?;
-        let db = db_plan
-            .as_ref()
-            .map(|r| -> Result<_> {
-                Ok((
-                    GpuTensor::uninit(gpu, op, &[r.partial_len], layout)?,
-                    GpuTensor::uninit(gpu, op, &[g.out_channels], layout)?,
-                ))
-            })
-            .transpose()?;
-        {
-            let mut dispatches = Vec::new();
-            if let (Some((plans, k)), Some(dx)) = (&dx_plan, &dx) {
-                let w = weight.expect("dx needs the weight tensor").buffer();
-                for p in plans {
-                    dispatches.push(dispatch(p, k, vec![dy, w, ph, dx.buffer()]));
-                }
+        let outputs = [
+            (&dx_plan, g.input_shape().to_vec()),
+            (&dw_plan, g.weight_shape().to_vec()),
+            (&db_plan, vec![g.out_channels]),
+        ]
+        .map(|(plan, shape)| {
+            plan.as_ref()
+                .map(|p| -> Result<_> {
+                    Ok((
+                        GpuTensor::uninit(gpu, op, &shape, layout)?,
+                        p.scratch(gpu, op)?,
+                    ))
+                })
+                .transpose()
+        });
+        let [dx, dw, db] = outputs;
+        let (dx, dw, db) = (dx?, dw?, db?);
+        let mut dispatches = Vec::new();
+        for (plan, out) in [(&dx_plan, &dx), (&dw_plan, &dw), (&db_plan, &db)] {
+            if let (Some(plan), Some((output, scratch))) = (plan, out) {
+                dispatches.extend(plan.dispatches(scratch, |operand| match operand {
+                    Operand::Input => input.expect("dw needs the input tensor").buffer(),
+                    Operand::Weight => weight.expect("dx needs the weight tensor").buffer(),
+                    Operand::GradOutput => dy,
+                    Operand::Output => output.buffer(),
+                    _ => placeholder,
+                }));
             }
-            if let (Some(r), Some((partials, dw))) = (&dw_plan, &dw) {
-                let x = input.expect("dw needs the input tensor").buffer();
-                dispatches.push(dispatch(
-                    &r.partial,
-                    &r.kernels[0],
-                    vec![x, dy, ph, partials.buffer()],
-                ));
-                dispatches.push(dispatch(
-                    &r.reduce,
-                    &r.kernels[1],
-                    vec![partials.buffer(), ph, ph, dw.buffer()],
-                ));
-            }
-            if let (Some(r), Some((partials, db))) = (&db_plan, &db) {
-                dispatches.push(dispatch(
-                    &r.partial,
-                    &r.kernels[0],
-                    vec![ph, dy, ph, partials.buffer()],
-                ));
-                dispatches.push(dispatch(
-                    &r.reduce,
-                    &r.kernels[1],
-                    vec![partials.buffer(), ph, ph, db.buffer()],
-                ));
-            }
-            submit(gpu, op, &dispatches);
         }
-        // wgpu keeps the partial buffers alive until the submitted work is done.
+        submit(gpu, op, &dispatches);
+        // wgpu keeps the scratch buffers alive until the submitted work is done.
         Ok(Conv2dGrads {
-            input: dx,
-            weight: dw.map(|(_, dw)| dw),
-            bias: db.map(|(_, db)| db),
+            input: dx.map(|(t, _)| t),
+            weight: dw.map(|(t, _)| t),
+            bias: db.map(|(t, _)| t),
         })
     })?
 }
@@ -540,20 +515,18 @@ pub fn conv_transpose2d(
     check_binding(gpu, OP, "input", &g.output_shape())?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
     check_binding(gpu, OP, "output", &g.input_shape())?;
-    let (plans, kernel) = plan_input(gpu, OP, &g, bias.is_some())?;
+    let plan = ReadyPlan::new(gpu, OP, plan_input(gpu, OP, &g, bias.is_some())?)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, OP, &g.input_shape(), layout)?;
-        let b = bias.map_or(&gpu.inner.placeholder, |b| b.buffer());
-        let dispatches: Vec<Dispatch> = plans
-            .iter()
-            .map(|p| {
-                dispatch(
-                    p,
-                    &kernel,
-                    vec![input.buffer(), weight.buffer(), b, output.buffer()],
-                )
-            })
-            .collect();
+        let scratch = plan.scratch(gpu, OP)?;
+        let placeholder = &gpu.inner.placeholder;
+        let dispatches = plan.dispatches(&scratch, |operand| match operand {
+            Operand::GradOutput => input.buffer(),
+            Operand::Weight => weight.buffer(),
+            Operand::Bias => bias.map_or(placeholder, |b| b.buffer()),
+            Operand::Output => output.buffer(),
+            _ => placeholder,
+        });
         submit(gpu, OP, &dispatches);
         Ok(output)
     })?

@@ -36,7 +36,7 @@ fn grid(op: &'static str, subgroups: usize, max_per_dimension: u32) -> Result<Di
 /// The fields the forward pass and the weight gradient share: the forward convolution read
 /// as a gather, with output pixels as destination pixels, output channels as channels and input
 /// channels by taps as K.
-fn forward_view(g: &Conv2dGeometry) -> GemmConvUniforms {
+pub(crate) fn forward_view(g: &Conv2dGeometry) -> GemmConvUniforms {
     let u = |v: usize| v as u32;
     let src = g.layout.activation_strides(g.input_sizes());
     let dst = g.layout.activation_strides(g.output_sizes());

@@ -11,6 +11,11 @@ pub enum Shader {
     Conv2d,
     /// Kernels that need the SUBGROUP feature with 8-wide subgroups.
     Conv2dSubgroup,
+    /// Repacking of conv2d operands into zero-padded vec4 tensors.
+    Conv2dPack,
+    /// The vec4 implicit-GEMM kernels on repacked operands; like `Conv2dSubgroup`, they need
+    /// SUBGROUP with 8-wide subgroups.
+    Conv2dPacked,
     MaxPool2d,
     Activation,
 }
@@ -20,6 +25,8 @@ impl Shader {
     pub const ALL: &'static [Shader] = &[
         Shader::Conv2d,
         Shader::Conv2dSubgroup,
+        Shader::Conv2dPack,
+        Shader::Conv2dPacked,
         Shader::MaxPool2d,
         Shader::Activation,
     ];
@@ -27,7 +34,7 @@ impl Shader {
     /// Device features a module of this file needs.
     pub fn required_features(self) -> wgpu::Features {
         match self {
-            Shader::Conv2dSubgroup => wgpu::Features::SUBGROUP,
+            Shader::Conv2dSubgroup | Shader::Conv2dPacked => wgpu::Features::SUBGROUP,
             _ => wgpu::Features::empty(),
         }
     }
@@ -37,6 +44,8 @@ impl Shader {
         match self {
             Shader::Conv2d => "conv2d.wgsl",
             Shader::Conv2dSubgroup => "conv2d_subgroup.wgsl",
+            Shader::Conv2dPack => "conv2d_pack.wgsl",
+            Shader::Conv2dPacked => "conv2d_packed.wgsl",
             Shader::MaxPool2d => "max_pool2d.wgsl",
             Shader::Activation => "activation.wgsl",
         }
@@ -47,6 +56,8 @@ impl Shader {
         match self {
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
             Shader::Conv2dSubgroup => include_str!("../../shaders/conv2d_subgroup.wgsl"),
+            Shader::Conv2dPack => include_str!("../../shaders/conv2d_pack.wgsl"),
+            Shader::Conv2dPacked => include_str!("../../shaders/conv2d_packed.wgsl"),
             Shader::MaxPool2d => include_str!("../../shaders/max_pool2d.wgsl"),
             Shader::Activation => include_str!("../../shaders/activation.wgsl"),
         }
@@ -77,6 +88,17 @@ pub enum Kernel {
     Conv2dGemmSubgroup8,
     /// Weight gradient, pass 1, as a split-K GEMM over 8-wide subgroups.
     Conv2dWeightGradSubgroup8,
+    /// Activations repacked channel-innermost as zero-padded vec4s (packed8 GEMM source).
+    PackSourceVec4,
+    /// Weights repacked reduction-major as vec4s (packed8 GEMM weights).
+    PackWeightVec4,
+    /// Rows of grad_output or im2col of the input as vec4s along output pixels (packed8 dw).
+    PackRowsVec4,
+    /// Gather convolution as an implicit GEMM on packed vec4 operands, 8 pixels x 16 channels
+    /// per 8-wide subgroup.
+    Conv2dGemmPacked8,
+    /// Weight gradient, pass 1, as a split-K GEMM on packed vec4 rows.
+    Conv2dWeightGradPacked8,
     /// Pass 2 of the blocked reductions: partials added in block order.
     ReducePartials,
     /// Max pooling, values only (inference).
@@ -99,6 +121,11 @@ impl Kernel {
         Kernel::ReducePartials,
         Kernel::Conv2dGemmSubgroup8,
         Kernel::Conv2dWeightGradSubgroup8,
+        Kernel::PackSourceVec4,
+        Kernel::PackWeightVec4,
+        Kernel::PackRowsVec4,
+        Kernel::Conv2dGemmPacked8,
+        Kernel::Conv2dWeightGradPacked8,
         Kernel::MaxPool2dForward,
         Kernel::MaxPool2dForwardWithIndices,
         Kernel::MaxPool2dBackward,
@@ -115,6 +142,10 @@ impl Kernel {
             Kernel::Conv2dGemmSubgroup8 | Kernel::Conv2dWeightGradSubgroup8 => {
                 Shader::Conv2dSubgroup
             }
+            Kernel::PackSourceVec4 | Kernel::PackWeightVec4 | Kernel::PackRowsVec4 => {
+                Shader::Conv2dPack
+            }
+            Kernel::Conv2dGemmPacked8 | Kernel::Conv2dWeightGradPacked8 => Shader::Conv2dPacked,
             Kernel::MaxPool2dForward
             | Kernel::MaxPool2dForwardWithIndices
             | Kernel::MaxPool2dBackward => Shader::MaxPool2d,
@@ -131,6 +162,11 @@ impl Kernel {
             Kernel::ReducePartials => "reduce_partials",
             Kernel::Conv2dGemmSubgroup8 => "conv2d_gemm_subgroup8",
             Kernel::Conv2dWeightGradSubgroup8 => "conv2d_weight_grad_subgroup8",
+            Kernel::PackSourceVec4 => "pack_source_vec4",
+            Kernel::PackWeightVec4 => "pack_weight_vec4",
+            Kernel::PackRowsVec4 => "pack_rows_vec4",
+            Kernel::Conv2dGemmPacked8 => "conv2d_gemm_packed8",
+            Kernel::Conv2dWeightGradPacked8 => "conv2d_weight_grad_packed8",
             Kernel::MaxPool2dForward => "max_pool2d_forward",
             Kernel::MaxPool2dForwardWithIndices => "max_pool2d_forward_with_indices",
             Kernel::MaxPool2dBackward => "max_pool2d_backward",
@@ -143,10 +179,12 @@ impl Kernel {
     pub fn bindings(self) -> &'static [Binding] {
         use Binding::*;
         match self.shader() {
-            // uniforms, src_a, src_b, src_c, dst
-            Shader::Conv2d | Shader::Conv2dSubgroup => {
+            // uniforms, src_a, src_b, src_c, dst (packed: packed_a, packed_b, bias, dst)
+            Shader::Conv2d | Shader::Conv2dSubgroup | Shader::Conv2dPacked => {
                 &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
             }
+            // uniforms, src, dst
+            Shader::Conv2dPack => &[Uniform, ReadOnly, ReadWrite],
             // uniforms, src, src_indices, dst, dst_indices
             Shader::MaxPool2d => &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite],
             // uniforms, grad_output, saved, grad_input

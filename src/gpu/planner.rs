@@ -2,7 +2,7 @@
 //! and says why.
 
 use crate::error::{invalid, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{conv2d_packed, Gpu};
 use crate::params::Conv2dGeometry;
 
 /// A family of conv2d kernels. Every variant computes every pass of every parameter set; they
@@ -16,17 +16,27 @@ pub enum ConvVariant {
     /// `conv2d_weight_grad_subgroup8`): each lane loads distinct values and shares them by
     /// subgroup broadcast. Needs SUBGROUP and a subgroup size of exactly 8 (lavapipe on AVX2).
     Subgroup8,
+    /// The subgroup8 scheme on operands repacked as zero-padded vec4s along the reduction
+    /// (`pack_*_vec4`, then `conv2d_gemm_packed8` or `conv2d_weight_grad_packed8`): four
+    /// reduction terms per load and loop step, no bounds checks, at the price of scratch
+    /// memory and one repacking pass per operand. Same device needs as subgroup8.
+    Packed8,
 }
 
 impl ConvVariant {
     /// Every variant, in the order `--explain` lists them.
-    pub const ALL: &'static [ConvVariant] = &[ConvVariant::Direct, ConvVariant::Subgroup8];
+    pub const ALL: &'static [ConvVariant] = &[
+        ConvVariant::Direct,
+        ConvVariant::Subgroup8,
+        ConvVariant::Packed8,
+    ];
 
     /// The name the CLI and the tuning cache use.
     pub fn name(self) -> &'static str {
         match self {
             ConvVariant::Direct => "direct",
             ConvVariant::Subgroup8 => "subgroup8",
+            ConvVariant::Packed8 => "packed8",
         }
     }
 
@@ -39,7 +49,7 @@ impl ConvVariant {
     pub fn available(self, gpu: &Gpu) -> std::result::Result<(), String> {
         match self {
             ConvVariant::Direct => Ok(()),
-            ConvVariant::Subgroup8 => {
+            ConvVariant::Subgroup8 | ConvVariant::Packed8 => {
                 if !gpu.device().features().contains(wgpu::Features::SUBGROUP) {
                     return Err("the device lacks the SUBGROUP feature".into());
                 }
@@ -124,12 +134,24 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                 "{channels} channels per group: a 16-channel subgroup tile would be mostly idle"
             ),
         ),
-        Ok(()) => (
-            ConvVariant::Subgroup8,
-            format!(
-                "8-wide subgroups: sharing loads by broadcast, {channels} channels per group fill 16-channel tiles"
-            ),
-        ),
+        Ok(()) => {
+            let max = gpu.limits().max_storage_buffer_binding_size;
+            match conv2d_packed::scratch_plan(pass, g) {
+                Ok(p) if p.largest_scratch_bytes() <= max => (
+                    ConvVariant::Packed8,
+                    format!(
+                        "8-wide subgroups, {channels} channels per group: vec4 loads of operands repacked into {} KiB of scratch",
+                        p.scratch_bytes().div_ceil(1024)
+                    ),
+                ),
+                _ => (
+                    ConvVariant::Subgroup8,
+                    format!(
+                        "8-wide subgroups, {channels} channels per group; packed8's scratch would not fit one {max}-byte binding"
+                    ),
+                ),
+            }
+        }
     };
     Choice {
         pass,

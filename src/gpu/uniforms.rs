@@ -40,9 +40,10 @@ uniform_struct! {
 }
 
 uniform_struct! {
-    /// Mirrors `GemmConvUniforms` in `shaders/conv2d_subgroup.wgsl` and `shaders/conv2d_gemm.wgsl`:
-    /// the gather-convolution description shared by the forward, input-gradient and
-    /// weight-gradient GEMM kernels (see `gpu::conv2d_gemm`). Signed fields carry i32 bits.
+    /// Mirrors `GemmConvUniforms` in `shaders/conv2d_subgroup.wgsl`, `shaders/conv2d_pack.wgsl`
+    /// and `shaders/conv2d_packed.wgsl`: the gather-convolution description shared by the
+    /// forward, input-gradient and weight-gradient GEMM kernels and their repacking kernels
+    /// (see `gpu::conv2d_gemm` and `gpu::conv2d_packed`). Signed fields carry i32 bits.
     pub struct GemmConvUniforms {
         pixels, grid_h, grid_w, groups,
         channels_per_group, reduce_per_group, channel_tiles_per_group, column_blocks,
@@ -51,11 +52,13 @@ uniform_struct! {
         tap_step_h, tap_step_w, dst_step_h, dst_step_w,
         dst_off_h, dst_off_w, has_bias, activation,
         activation_slope, invocations, rows_per_block, blocks,
-        reduce_len, _pad0, _pad1, _pad2,
+        reduce_len, batch, packed_h, packed_w,
         src_stride_n, src_stride_c, src_stride_h, src_stride_w,
         dst_stride_n, dst_stride_c, dst_stride_h, dst_stride_w,
         w_base, w_stride_m, w_stride_g, w_stride_r,
-        w_tap_h, w_tap_w, _pad3, _pad4,
+        w_tap_h, w_tap_w, pack_off_h, pack_off_w,
+        reduce4, m_pad, packed_w_base, k_vec,
+        ow4, _pad0, _pad1, _pad2,
     }
 }
 

@@ -1,0 +1,191 @@
+// Repacking for the vec4 implicit-GEMM kernels of conv2d_packed.wgsl: each kernel gathers a
+// strided f32 tensor (any layout, flips included, through the strides in the uniforms) into a
+// zero-padded array of vec4 whose four components run along the GEMM's reduction axis. The
+// GEMM's inner loop then needs no bounds checks and gets four reduction terms per load, which
+// is what pays on lavapipe, where every load inside a loop runs lane by lane.
+//
+// One invocation writes one vec4. Signed quantities travel as i32 bits in u32 fields.
+
+struct GemmConvUniforms {
+    pixels: u32,
+    grid_h: u32,
+    grid_w: u32,
+    groups: u32,
+    channels_per_group: u32,
+    reduce_per_group: u32,
+    channel_tiles_per_group: u32,
+    column_blocks: u32,
+    taps_h: u32,
+    taps_w: u32,
+    src_h: u32,
+    src_w: u32,
+    src_step_h: u32,
+    src_step_w: u32,
+    src_off_h: u32,
+    src_off_w: u32,
+    tap_step_h: u32,
+    tap_step_w: u32,
+    dst_step_h: u32,
+    dst_step_w: u32,
+    dst_off_h: u32,
+    dst_off_w: u32,
+    has_bias: u32,
+    activation: u32,
+    activation_slope: u32,
+    invocations: u32,
+    rows_per_block: u32,
+    blocks: u32,
+    reduce_len: u32,
+    batch: u32,
+    packed_h: u32,
+    packed_w: u32,
+    src_stride_n: u32,
+    src_stride_c: u32,
+    src_stride_h: u32,
+    src_stride_w: u32,
+    dst_stride_n: u32,
+    dst_stride_c: u32,
+    dst_stride_h: u32,
+    dst_stride_w: u32,
+    w_base: u32,
+    w_stride_m: u32,
+    w_stride_g: u32,
+    w_stride_r: u32,
+    w_tap_h: u32,
+    w_tap_w: u32,
+    pack_off_h: u32,
+    pack_off_w: u32,
+    reduce4: u32,
+    m_pad: u32,
+    packed_w_base: u32,
+    k_vec: u32,
+    ow4: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: GemmConvUniforms;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+
+const WORKGROUP_SIZE: u32 = 64u;
+
+fn invocation_index(wg: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
+    return ((wg.z * groups.y + wg.y) * groups.x + wg.x) * WORKGROUP_SIZE + local;
+}
+
+// Activations, channel-innermost and zero-padded:
+// dst[(((g * batch + n) * packed_h + y) * packed_w + x) * reduce4 + r4] holds channels
+// 4 * r4 .. 4 * r4 + 3 of group g at source pixel (y + pack_off_h, x + pack_off_w); pixels
+// outside the source and channels past reduce_per_group are zero.
+@compute @workgroup_size(64)
+fn pack_source_vec4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i >= u.invocations) {
+        return;
+    }
+    let r4 = i % u.reduce4;
+    var rest = i / u.reduce4;
+    let x = rest % u.packed_w;
+    rest = rest / u.packed_w;
+    let y = rest % u.packed_h;
+    rest = rest / u.packed_h;
+    let n = rest % u.batch;
+    let g = rest / u.batch;
+    let sy = i32(y) + bitcast<i32>(u.pack_off_h);
+    let sx = i32(x) + bitcast<i32>(u.pack_off_w);
+    var v = vec4<f32>(0.0);
+    if (sy >= 0 && sy < i32(u.src_h) && sx >= 0 && sx < i32(u.src_w)) {
+        let pixel = n * u.src_stride_n + u32(sy) * u.src_stride_h + u32(sx) * u.src_stride_w;
+        let r0 = 4u * r4;
+        for (var c = 0u; c < 4u; c++) {
+            if (r0 + c < u.reduce_per_group) {
+                v[c] = src[pixel + (g * u.reduce_per_group + r0 + c) * u.src_stride_c];
+            }
+        }
+    }
+    dst[i] = v;
+}
+
+// Weights as the GEMM's A operand, reduction-major:
+// dst[packed_w_base + ((g * taps + t) * reduce4 + r4) * m_pad + m] holds the weights of
+// channel m at tap t = ty * taps_w + tx for reduction channels 4 * r4 .. 4 * r4 + 3, read
+// through the weight view (w_base and the w_* strides, flips and stride phases included);
+// channels past channels_per_group and reduction channels past reduce_per_group are zero.
+@compute @workgroup_size(64)
+fn pack_weight_vec4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i >= u.invocations) {
+        return;
+    }
+    let m = i % u.m_pad;
+    var rest = i / u.m_pad;
+    let r4 = rest % u.reduce4;
+    rest = rest / u.reduce4;
+    let taps = u.taps_h * u.taps_w;
+    let t = rest % taps;
+    let g = rest / taps;
+    var v = vec4<f32>(0.0);
+    if (m < u.channels_per_group) {
+        let at = u.w_base + g * u.w_stride_g + m * u.w_stride_m + (t / u.taps_w) * u.w_tap_h + (t % u.taps_w) * u.w_tap_w;
+        let r0 = 4u * r4;
+        for (var c = 0u; c < 4u; c++) {
+            if (r0 + c < u.reduce_per_group) {
+                v[c] = src[at + (r0 + c) * u.w_stride_r];
+            }
+        }
+    }
+    dst[u.packed_w_base + i] = v;
+}
+
+// Rows of a GEMM whose reduction runs over output pixels (the weight gradient), pixel-major:
+// dst[(((g * reduce_per_group * taps + row) * batch + n) * grid_h + oy) * ow4 + ox4] holds, for
+// row = r * taps + t, the source value that output pixels (n, oy, 4 * ox4 .. 4 * ox4 + 3) meet
+// at tap t of channel r: source pixel (oy * src_step + src_off + ty * tap_step, same in x).
+// With one tap and unit steps it copies grad_output; with the forward's taps it is im2col.
+// Output columns past grid_w and pixels outside the source are zero.
+@compute @workgroup_size(64)
+fn pack_rows_vec4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i >= u.invocations) {
+        return;
+    }
+    let ox4 = i % u.ow4;
+    var rest = i / u.ow4;
+    let oy = rest % u.grid_h;
+    rest = rest / u.grid_h;
+    let n = rest % u.batch;
+    rest = rest / u.batch;
+    let taps = u.taps_h * u.taps_w;
+    let t = rest % taps;
+    rest = rest / taps;
+    let r = rest % u.reduce_per_group;
+    let g = rest / u.reduce_per_group;
+    let sy = i32(oy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) + i32(t / u.taps_w) * bitcast<i32>(u.tap_step_h);
+    var v = vec4<f32>(0.0);
+    if (sy >= 0 && sy < i32(u.src_h)) {
+        let row = n * u.src_stride_n + (g * u.reduce_per_group + r) * u.src_stride_c + u32(sy) * u.src_stride_h;
+        let sx0 = bitcast<i32>(u.src_off_w) + i32(t % u.taps_w) * bitcast<i32>(u.tap_step_w);
+        for (var c = 0u; c < 4u; c++) {
+            let ox = 4u * ox4 + c;
+            let sx = i32(ox) * bitcast<i32>(u.src_step_w) + sx0;
+            if (ox < u.grid_w && sx >= 0 && sx < i32(u.src_w)) {
+                v[c] = src[row + u32(sx) * u.src_stride_w];
+            }
+        }
+    }
+    dst[i] = v;
+}

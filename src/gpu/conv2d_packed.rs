@@ -1,0 +1,345 @@
+//! Plans of the packed8 conv2d variant: repack the operands as zero-padded vec4 tensors, then run
+//! the vec4 implicit GEMM (`shaders/conv2d_pack.wgsl`, `shaders/conv2d_packed.wgsl`).
+
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::gpu::conv2d_gemm::{self, GemmDispatch, SUBGROUP_CHANNELS, SUBGROUP_COLUMNS};
+use crate::gpu::dispatch::DispatchGrid;
+use crate::gpu::pipelines::Kernel;
+use crate::gpu::plan::{Operand, Plan, Step};
+use crate::gpu::planner::ConvPass;
+use crate::gpu::uniforms::GemmConvUniforms;
+use crate::params::Conv2dGeometry;
+
+/// Destination pixels (or weight-gradient columns) per subgroup tile of the packed GEMM
+/// kernels (`COLUMNS` in the shader): two per lane, which halves the weight loads per
+/// multiply-add against one per lane.
+pub const PACKED_COLUMNS: usize = 16;
+
+/// The i32 in a u32 field.
+fn signed_of(v: u32) -> i64 {
+    i64::from(v as i32)
+}
+
+/// i32 bits in a u32 field. Geometry validation keeps every padded extent below i32::MAX.
+fn signed(v: i64) -> u32 {
+    (v as i32) as u32
+}
+
+/// The source rows (or columns) a gather reads, `lo..=hi`, over destination positions
+/// `0..grid` and taps `0..taps`; `None` when it reads nothing.
+fn read_range(grid: u32, step: u32, off: u32, taps: u32, tap_step: u32) -> Option<(i64, i64)> {
+    if grid == 0 || taps == 0 {
+        return None;
+    }
+    let span = |count: u32, step: u32| {
+        let last = i64::from(count - 1) * signed_of(step);
+        (last.min(0), last.max(0))
+    };
+    let (g_lo, g_hi) = span(grid, step);
+    let (t_lo, t_hi) = span(taps, tap_step);
+    let off = signed_of(off);
+    Some((off + g_lo + t_lo, off + g_hi + t_hi))
+}
+
+fn grid(op: &'static str, invocations: usize, max_per_dimension: u32) -> Result<DispatchGrid> {
+    DispatchGrid::for_invocations(op, invocations as u64, max_per_dimension)
+}
+
+fn reduce4(u: &GemmConvUniforms) -> u32 {
+    u.reduce_per_group.div_ceil(4)
+}
+
+/// Adds the repacking of `source` as the packed source every dispatch of `gemms` reads
+/// (padded to the union of their reads), sets their pack fields, and returns its scratch index.
+fn pack_source(
+    plan: &mut Plan,
+    op: &'static str,
+    source: Operand,
+    batch: usize,
+    gemms: &mut [GemmConvUniforms],
+    max_per_dimension: u32,
+) -> Result<usize> {
+    let union = |ranges: &mut dyn Iterator<Item = Option<(i64, i64)>>| {
+        ranges
+            .flatten()
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+            .unwrap_or((0, 0))
+    };
+    let (lo_h, hi_h) = union(
+        &mut gemms
+            .iter()
+            .map(|u| read_range(u.grid_h, u.src_step_h, u.src_off_h, u.taps_h, u.tap_step_h)),
+    );
+    let (lo_w, hi_w) = union(
+        &mut gemms
+            .iter()
+            .map(|u| read_range(u.grid_w, u.src_step_w, u.src_off_w, u.taps_w, u.tap_step_w)),
+    );
+    let packed_h = (hi_h - lo_h + 1) as usize;
+    let packed_w = (hi_w - lo_w + 1) as usize;
+    let first = gemms[0];
+    let vec4s = first.groups as usize * batch * packed_h * packed_w * reduce4(&first) as usize;
+    let scratch = plan.add_scratch(4 * vec4s);
+    for u in gemms.iter_mut() {
+        u.batch = batch as u32;
+        u.packed_h = packed_h as u32;
+        u.packed_w = packed_w as u32;
+        u.pack_off_h = signed(lo_h);
+        u.pack_off_w = signed(lo_w);
+        u.reduce4 = reduce4(u);
+    }
+    let grid = grid(op, vec4s, max_per_dimension)?;
+    plan.steps.push(Step::new(
+        Kernel::PackSourceVec4,
+        &GemmConvUniforms {
+            invocations: grid.invocations,
+            ..gemms[0]
+        },
+        grid,
+        vec![source, Operand::Scratch(scratch)],
+    ));
+    Ok(scratch)
+}
+
+/// Adds the repacking of the weights each dispatch of `gemms` reads (through its own weight
+/// view) into one scratch buffer, one region per dispatch, and returns its index.
+fn pack_weights(
+    plan: &mut Plan,
+    op: &'static str,
+    gemms: &mut [GemmConvUniforms],
+    max_per_dimension: u32,
+) -> Result<usize> {
+    let scratch = plan.scratch.len();
+    let mut total = 0usize;
+    for u in gemms.iter_mut() {
+        u.m_pad = u.channel_tiles_per_group * SUBGROUP_CHANNELS as u32;
+        u.reduce4 = reduce4(u);
+        u.packed_w_base = total as u32;
+        let vec4s = u.groups as usize
+            * (u.taps_h * u.taps_w) as usize
+            * u.reduce4 as usize
+            * u.m_pad as usize;
+        if vec4s == 0 {
+            continue;
+        }
+        total += vec4s;
+        let grid = grid(op, vec4s, max_per_dimension)?;
+        plan.steps.push(Step::new(
+            Kernel::PackWeightVec4,
+            &GemmConvUniforms {
+                invocations: grid.invocations,
+                ..*u
+            },
+            grid,
+            vec![Operand::Weight, Operand::Scratch(scratch)],
+        ));
+    }
+    plan.add_scratch(4 * total);
+    Ok(scratch)
+}
+
+/// Appends the GEMM dispatches of `gemms` reading the packed source and weights.
+fn push_gemms(
+    plan: &mut Plan,
+    op: &'static str,
+    uniforms: &[GemmConvUniforms],
+    source: usize,
+    weights: usize,
+    max_per_dimension: u32,
+) -> Result<()> {
+    for u in uniforms {
+        let column_blocks = (u.pixels as usize).div_ceil(PACKED_COLUMNS);
+        let subgroups = column_blocks * (u.channel_tiles_per_group * u.groups) as usize;
+        let grid = grid(op, subgroups * SUBGROUP_COLUMNS, max_per_dimension)?;
+        let u = GemmConvUniforms {
+            column_blocks: column_blocks as u32,
+            invocations: grid.invocations,
+            ..*u
+        };
+        plan.steps.push(Step::new(
+            Kernel::Conv2dGemmPacked8,
+            &u,
+            grid,
+            vec![
+                Operand::Scratch(source),
+                Operand::Scratch(weights),
+                Operand::Bias,
+                Operand::Output,
+            ],
+        ));
+    }
+    Ok(())
+}
+
+/// The forward pass: pack the input and the weights, then one GEMM dispatch.
+pub fn forward(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    has_bias: bool,
+    activation: Activation,
+    max_per_dimension: u32,
+) -> Result<Plan> {
+    let gemms = [conv2d_gemm::forward(
+        op,
+        g,
+        has_bias,
+        activation,
+        max_per_dimension,
+    )?];
+    gather_plan(op, g.batch, Operand::Input, &gemms, max_per_dimension)
+}
+
+/// The input gradient (and conv_transpose2d): pack grad_output once, padded for every stride
+/// phase, pack each phase's taps of the weights, then one GEMM dispatch per phase.
+pub fn input_grad(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    has_bias: bool,
+    max_per_dimension: u32,
+) -> Result<Plan> {
+    let gemms = conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?;
+    gather_plan(op, g.batch, Operand::GradOutput, &gemms, max_per_dimension)
+}
+
+fn gather_plan(
+    op: &'static str,
+    batch: usize,
+    source: Operand,
+    gemms: &[GemmDispatch],
+    max_per_dimension: u32,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    if gemms.is_empty() {
+        return Ok(plan);
+    }
+    let mut uniforms: Vec<GemmConvUniforms> = gemms.iter().map(|d| d.uniforms).collect();
+    let packed_source = pack_source(
+        &mut plan,
+        op,
+        source,
+        batch,
+        &mut uniforms,
+        max_per_dimension,
+    )?;
+    let packed_weights = pack_weights(&mut plan, op, &mut uniforms, max_per_dimension)?;
+    push_gemms(
+        &mut plan,
+        op,
+        &uniforms,
+        packed_source,
+        packed_weights,
+        max_per_dimension,
+    )?;
+    Ok(plan)
+}
+
+/// Output columns of the weight gradient's packed rows, in vec4s.
+fn row_vec4s(g: &Conv2dGeometry) -> usize {
+    g.w.output.div_ceil(4)
+}
+
+/// The repacking before the weight gradient's pass 1: grad_output as rows [g][m][pixels] in
+/// scratch 0 and the input as im2col rows [g][(r, ty, tx)][pixels] in scratch 1, pixels padded
+/// to whole vec4s per output row.
+pub fn weight_grad_packing(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    max_per_dimension: u32,
+) -> Result<Plan> {
+    let view = conv2d_gemm::forward_view(g);
+    let ow4 = row_vec4s(g);
+    let pixels4 = g.batch * g.h.output * ow4;
+    let mut plan = Plan::default();
+    let base = GemmConvUniforms {
+        batch: g.batch as u32,
+        ow4: ow4 as u32,
+        ..view
+    };
+    let grad_output = GemmConvUniforms {
+        reduce_per_group: view.channels_per_group,
+        taps_h: 1,
+        taps_w: 1,
+        src_h: view.grid_h,
+        src_w: view.grid_w,
+        src_step_h: 1,
+        src_step_w: 1,
+        src_off_h: 0,
+        src_off_w: 0,
+        tap_step_h: 0,
+        tap_step_w: 0,
+        src_stride_n: view.dst_stride_n,
+        src_stride_c: view.dst_stride_c,
+        src_stride_h: view.dst_stride_h,
+        src_stride_w: view.dst_stride_w,
+        ..base
+    };
+    for (u, source) in [(grad_output, Operand::GradOutput), (base, Operand::Input)] {
+        let rows = (u.groups * u.reduce_per_group * u.taps_h * u.taps_w) as usize;
+        let vec4s = rows * pixels4;
+        let scratch = plan.add_scratch(4 * vec4s);
+        let grid = grid(op, vec4s, max_per_dimension)?;
+        plan.steps.push(Step::new(
+            Kernel::PackRowsVec4,
+            &GemmConvUniforms {
+                invocations: grid.invocations,
+                ..u
+            },
+            grid,
+            vec![source, Operand::Scratch(scratch)],
+        ));
+    }
+    Ok(plan)
+}
+
+/// Subgroups of the weight gradient's pass 1 for one block of rows: 16 channels by
+/// [`PACKED_COLUMNS`] columns (r, ty, tx) each.
+pub fn weight_grad_subgroups_per_block(g: &Conv2dGeometry) -> usize {
+    let columns = g.in_channels_per_group() * g.h.kernel * g.w.kernel;
+    g.groups
+        * g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS)
+        * columns.div_ceil(PACKED_COLUMNS)
+}
+
+/// Uniforms of the weight gradient's pass 1 on the packed rows: blocks of `rows_per_block`
+/// output rows (n, oy), each `ow4` vec4s long.
+pub fn weight_grad_partial(
+    g: &Conv2dGeometry,
+    rows_per_block: usize,
+    blocks: usize,
+    invocations: u32,
+) -> GemmConvUniforms {
+    let ow4 = row_vec4s(g);
+    GemmConvUniforms {
+        batch: g.batch as u32,
+        ow4: ow4 as u32,
+        k_vec: (g.batch * g.h.output * ow4) as u32,
+        column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
+            .div_ceil(PACKED_COLUMNS) as u32,
+        ..conv2d_gemm::weight_grad_partial(g, rows_per_block, blocks, invocations)
+    }
+}
+
+/// The scratch memory the packed variant plans for one pass (what the planner weighs).
+pub fn scratch_plan(pass: ConvPass, g: &Conv2dGeometry) -> Result<Plan> {
+    const OP: &str = "planner";
+    match pass {
+        ConvPass::Forward => forward(OP, g, false, Activation::None, u32::MAX),
+        ConvPass::InputGrad => input_grad(OP, g, false, u32::MAX),
+        ConvPass::WeightGrad => weight_grad_packing(OP, g, u32::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_range_covers_negative_steps() {
+        // Forward: 4 outputs at stride 2 from -1, 3 taps at dilation 1: rows -1..=7.
+        assert_eq!(read_range(4, 2, signed(-1), 3, 1), Some((-1, 7)));
+        // Input-gradient phase: 5 positions at step 1 from 1, 2 taps stepping -1: rows 0..=5.
+        assert_eq!(read_range(5, 1, 1, 2, signed(-1)), Some((0, 5)));
+        assert_eq!(read_range(5, 1, 1, 0, 0), None);
+    }
+}

@@ -1,0 +1,148 @@
+//! Planned dispatches whose buffers are named by role, resolved once a call's tensors exist, so
+//! that every check and size computation happens before anything is allocated or encoded.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::gpu::dispatch::DispatchGrid;
+use crate::gpu::launch::{check_binding, Dispatch};
+use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel};
+use crate::gpu::{Gpu, GpuTensor};
+use crate::params::Layout;
+
+/// Which buffer a planned dispatch binds at one slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// The forward input (conv2d, and the weight gradient's im2col).
+    Input,
+    /// grad_output (the source of the input gradient), or conv_transpose2d's input.
+    GradOutput,
+    Weight,
+    /// The bias, or the read-only placeholder where there is none.
+    Bias,
+    /// The read-only placeholder for a slot the kernel does not read.
+    Unused,
+    /// What the step writes for the caller: the result, or a reduction's partial sums.
+    Output,
+    /// Scratch buffer `i` of the plan.
+    Scratch(usize),
+}
+
+/// One dispatch: a kernel, its uniforms, its grid and its buffers by role (bindings 1..).
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub kernel: Kernel,
+    pub uniforms: Vec<u8>,
+    pub grid: DispatchGrid,
+    pub operands: Vec<Operand>,
+}
+
+impl Step {
+    pub fn new<U: bytemuck::Pod>(
+        kernel: Kernel,
+        uniforms: &U,
+        grid: DispatchGrid,
+        operands: Vec<Operand>,
+    ) -> Self {
+        Self {
+            kernel,
+            uniforms: bytemuck::bytes_of(uniforms).to_vec(),
+            grid,
+            operands,
+        }
+    }
+}
+
+/// Steps in order, and the length in f32 of each scratch buffer they share.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub scratch: Vec<usize>,
+}
+
+impl Plan {
+    pub fn single(step: Step) -> Self {
+        Self {
+            steps: vec![step],
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Adds a scratch buffer of `floats` f32 (at least one vec4) and returns its index.
+    pub fn add_scratch(&mut self, floats: usize) -> usize {
+        self.scratch.push(floats.max(4));
+        self.scratch.len() - 1
+    }
+
+    /// Bytes of scratch memory the plan allocates.
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch.iter().map(|&n| n as u64 * 4).sum()
+    }
+
+    /// Bytes of the largest scratch buffer, which must fit one storage binding.
+    pub fn largest_scratch_bytes(&self) -> u64 {
+        self.scratch
+            .iter()
+            .map(|&n| n as u64 * 4)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// A plan made ready to encode: checked against the device, its kernels compiled.
+pub(crate) struct ReadyPlan {
+    plan: Plan,
+    kernels: Vec<Arc<CompiledKernel>>,
+}
+
+impl ReadyPlan {
+    /// Checks every scratch buffer against the binding limit and compiles every kernel.
+    pub fn new(gpu: &Gpu, op: &'static str, plan: Plan) -> Result<Self> {
+        for &floats in &plan.scratch {
+            check_binding(gpu, op, "packed scratch", &[floats])?;
+        }
+        let kernels = plan
+            .steps
+            .iter()
+            .map(|s| compiled(gpu, op, s.kernel))
+            .collect::<Result<_>>()?;
+        Ok(Self { plan, kernels })
+    }
+
+    /// Allocates the scratch buffers. Call inside [`Gpu::capture`].
+    pub fn scratch(&self, gpu: &Gpu, op: &'static str) -> Result<Vec<GpuTensor>> {
+        self.plan
+            .scratch
+            .iter()
+            .map(|&floats| GpuTensor::uninit(gpu, op, &[floats], Layout::Nchw))
+            .collect()
+    }
+
+    /// The dispatches, with scratch operands bound to `scratch` and every other operand to
+    /// what `resolve` gives.
+    pub fn dispatches<'a>(
+        &'a self,
+        scratch: &'a [GpuTensor],
+        resolve: impl Fn(Operand) -> &'a wgpu::Buffer,
+    ) -> Vec<Dispatch<'a>> {
+        self.plan
+            .steps
+            .iter()
+            .zip(&self.kernels)
+            .map(|(step, kernel)| Dispatch {
+                kernel,
+                label: step.kernel.entry_point(),
+                uniforms: &step.uniforms,
+                buffers: step
+                    .operands
+                    .iter()
+                    .map(|&o| match o {
+                        Operand::Scratch(i) => scratch[i].buffer(),
+                        other => resolve(other),
+                    })
+                    .collect(),
+                grid: step.grid,
+            })
+            .collect()
+    }
+}
