@@ -513,4 +513,28 @@ fn bench_explains_the_planner_and_forces_a_variant() {
     let o = wgconv(&["bench", "--suite", "smoke", "--variant", "fastest"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("unknown variant"), "{}", stderr(&o));
+
+    // --tune times every pass of every layer once and says so; a second run reads the cache.
+    let cache = std::env::temp_dir().join(format!("wgconv-cli-tune-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&cache);
+    let tune = |expect: &str| {
+        let o = wgconv(&[
+            "bench",
+            "--suite",
+            "smoke",
+            "--repeat",
+            "1",
+            "--explain",
+            "--tune",
+            "--tune-cache",
+            cache.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let tuned = text.lines().filter(|l| l.contains(expect)).count();
+        assert_eq!(tuned, 9, "3 conv layers x 3 passes {expect}:\n{text}");
+    };
+    tune("tuned now");
+    tune("tuned earlier");
+    let _ = std::fs::remove_file(&cache);
 }

@@ -328,3 +328,73 @@ fn forcing_a_variant_the_device_cannot_run_is_an_error_not_a_panic() {
     gpu.force_conv_variant(None);
     assert_eq!(gpu.forced_conv_variant(), None);
 }
+
+/// Tuning times the variants on first use, writes the winner to the cache file, and a second
+/// device reads it back instead of timing again; a forced variant still wins, and a cache
+/// that is not one is an `Err` naming the file.
+#[test]
+fn tuning_times_once_caches_per_shape_and_reloads() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("wgconv-tune-test-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let p = Conv2dParams::default().with_padding(Padding::uniform(1));
+    let (input, weight) = ([1, 16, 9, 9], [16, 16, 3, 3]);
+    let g = p.geometry("t", input, weight, None).unwrap();
+
+    let gpu = Gpu::new().unwrap();
+    gpu.enable_tuning(Some(&path)).unwrap();
+    let mut rng = Rng::new(0x7a71_0006);
+    let (x, w) = (rng.array4(input), rng.array4(weight));
+    let got = wgconv::conv2d(
+        &upload(&gpu, &x, Layout::Nchw),
+        &upload(&gpu, &w, Layout::Nchw),
+        None,
+        &p,
+    )
+    .unwrap()
+    .read()
+    .unwrap();
+    let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
+    let r = compare(
+        got.view(),
+        want.view(),
+        Tolerance::for_reduction(g.reduction_len()),
+    );
+    assert!(r.passed(), "{r}");
+
+    let text = std::fs::read_to_string(&path).expect("the tuner wrote its cache");
+    let cache: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(cache["version"], 1);
+    let entries = cache["entries"].as_object().unwrap();
+    assert_eq!(entries.len(), 1, "one pass of one shape was tuned: {text}");
+    let (key, name) = entries.iter().next().unwrap();
+    assert!(
+        key.contains("|forward|") && key.contains(&gpu.adapter_info().name),
+        "{key}"
+    );
+    let tuned = ConvVariant::from_name(name.as_str().unwrap()).unwrap();
+    assert!(tuned.available(&gpu).is_ok());
+
+    let again = Gpu::new().unwrap();
+    again.enable_tuning(Some(&path)).unwrap();
+    let choice = planner::choose(&again, "t", ConvPass::Forward, &g).unwrap();
+    assert_eq!(choice.variant, tuned);
+    assert!(choice.reason.contains("tuned earlier"), "{choice:?}");
+    again.force_conv_variant(Some(ConvVariant::Direct));
+    let choice = planner::choose(&again, "t", ConvPass::Forward, &g).unwrap();
+    assert_eq!(choice.variant, ConvVariant::Direct);
+
+    std::fs::write(&path, "{\"version\": 1, \"entries\": {\"k\": \"warp9\"}}").unwrap();
+    match Gpu::new().unwrap().enable_tuning(Some(&path)) {
+        Err(Error::InvalidArgument { what, .. }) => {
+            assert!(
+                what.contains("warp9") && what.contains("wgconv-tune-test"),
+                "{what}"
+            )
+        }
+        other => panic!("expected a malformed-cache error, got {other:?}"),
+    }
+    let _ = std::fs::remove_file(&path);
+}

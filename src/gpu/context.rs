@@ -39,6 +39,8 @@ pub(crate) struct GpuInner {
     pub profiler: Mutex<crate::gpu::profiler::Profiler>,
     /// A conv2d kernel variant every call must use, overriding the planner (tests, `--variant`).
     pub forced_variant: Mutex<Option<crate::gpu::planner::ConvVariant>>,
+    /// Set by [`Gpu::enable_tuning`]: the planner then times variants on first use of a shape.
+    pub tuner: Mutex<Option<Arc<crate::gpu::tuning::Tuner>>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -151,6 +153,7 @@ impl Gpu {
                         .ok()
                         .and_then(|name| crate::gpu::planner::ConvVariant::from_name(&name)),
                 ),
+                tuner: Mutex::new(None),
             }),
         }
     }
@@ -188,6 +191,27 @@ impl Gpu {
             .forced_variant
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Turns on autotuning: from now on the first conv2d-family call of each shape and pass
+    /// times every variant this device can run and keeps the fastest, in the JSON cache at
+    /// `cache` (default: [`crate::gpu::tuning::default_cache_path`]), which later runs and
+    /// other `Gpu`s read back. A forced variant still wins over the cache. Errors if the
+    /// cache exists but cannot be read as one.
+    pub fn enable_tuning(&self, cache: Option<&std::path::Path>) -> Result<()> {
+        let path = cache.map_or_else(crate::gpu::tuning::default_cache_path, |p| p.to_path_buf());
+        let tuner = crate::gpu::tuning::Tuner::open(&path)?;
+        *self.inner.tuner.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(tuner));
+        Ok(())
+    }
+
+    /// The tuner, if [`Gpu::enable_tuning`] turned tuning on.
+    pub fn tuner(&self) -> Option<Arc<crate::gpu::tuning::Tuner>> {
+        self.inner
+            .tuner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The underlying wgpu device.

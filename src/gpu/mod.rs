@@ -14,6 +14,7 @@ pub mod plan;
 pub mod planner;
 mod profiler;
 mod tensor;
+pub mod tuning;
 pub mod uniforms;
 
 pub use activation::activation_backward;

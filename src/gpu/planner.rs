@@ -2,7 +2,7 @@
 //! and says why.
 
 use crate::error::{invalid, Result};
-use crate::gpu::{conv2d_packed, Gpu};
+use crate::gpu::{conv2d_packed, tuning, Gpu};
 use crate::params::Conv2dGeometry;
 
 /// A family of conv2d kernels. Every variant computes every pass of every parameter set; they
@@ -104,9 +104,17 @@ pub struct Choice {
 /// kernel's 4-channel tiles: below this most of each tile's lanes would compute padding.
 pub const SUBGROUP_MIN_CHANNELS: usize = 8;
 
-/// The variant for one pass of `g` on `gpu`: the forced variant if one is set (an `Err` if the
-/// device cannot run it), else the planner's pick.
+/// The variant for one pass of `g` on `gpu`: the variant the tuner is timing on this thread,
+/// else the forced variant if one is set (an `Err` if the device cannot run it), else the
+/// tuner's choice if tuning is on, else the planner's pick.
 pub fn choose(gpu: &Gpu, op: &'static str, pass: ConvPass, g: &Conv2dGeometry) -> Result<Choice> {
+    if let Some(variant) = tuning::variant_being_timed() {
+        return Ok(Choice {
+            pass,
+            variant,
+            reason: "being timed by the tuner".into(),
+        });
+    }
     if let Some(forced) = gpu.forced_conv_variant() {
         forced.available(gpu).map_err(|why| {
             invalid(
@@ -118,6 +126,14 @@ pub fn choose(gpu: &Gpu, op: &'static str, pass: ConvPass, g: &Conv2dGeometry) -
             pass,
             variant: forced,
             reason: "forced by Gpu::force_conv_variant".into(),
+        });
+    }
+    if let Some(tuner) = gpu.tuner() {
+        let (variant, reason) = tuner.choose(gpu, pass, g)?;
+        return Ok(Choice {
+            pass,
+            variant,
+            reason,
         });
     }
     Ok(plan(gpu, pass, g))

@@ -41,6 +41,14 @@ pub struct BenchArgs {
     /// Force one conv2d kernel variant (as `WGCONV_CONV_VARIANT` does) instead of the planner's.
     #[arg(long, value_parser = parse_variant)]
     variant: Option<ConvVariant>,
+    /// Autotune: time every variant on the first use of each layer and pass and keep the
+    /// fastest, cached per adapter and shape (see --tune-cache).
+    #[arg(long)]
+    tune: bool,
+    /// The tuning cache file [default: $WGCONV_TUNE_CACHE, else
+    /// $XDG_CACHE_HOME/wgconv/tune.json, else ~/.cache/wgconv/tune.json].
+    #[arg(long, requires = "tune")]
+    tune_cache: Option<PathBuf>,
 }
 
 fn parse_variant(name: &str) -> Result<ConvVariant, String> {
@@ -420,6 +428,11 @@ pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
     let gpu = Gpu::new()?;
     if args.variant.is_some() {
         gpu.force_conv_variant(args.variant);
+    }
+    if args.tune {
+        gpu.enable_tuning(args.tune_cache.as_deref())?;
+        let tuner = gpu.tuner().expect("just enabled");
+        println!("tuning cache: {}", tuner.path().display());
     }
     if args.explain {
         explain(&gpu, &layers(args.suite, args.batch))?;
