@@ -276,11 +276,14 @@ fn store_weight_pair(column_live: bool, w_column: u32, block: u32, g: u32, m: u3
 }
 
 // Weight gradient, pass 1, as a split-K GEMM whose reduction runs over output pixels in vec4s:
-// packed_a = grad_output rows [g][m][k_vec] and packed_b = im2col rows [g][(r, ty, tx)][k_vec]
-// (both from pack_rows_vec4, zero past each output row's end), dst = partial sums
-// [blocks, reduce_len] in the weight's own layout. Subgroup s takes column block
-// s % column_blocks (16 of the reduce_per_group * taps columns), then channel tile, group and
-// block of rows_per_block * ow4 vec4s, summed in order; pass 2 adds the blocks in block order.
+// packed_a = grad_output rows [g][m][k_vec], k = (n, oy, ox4), and packed_b = the input as
+// rows [g][(r, tx)][n][y][ox4] of packed_h padded rows each (both from pack_rows_vec4, zero
+// past each output row's end), dst = partial sums [blocks, reduce_len] in the weight's own
+// layout. Column (r, ty, tx) reads row (r, tx) from padded row oy * stride + ty * dilation,
+// so its offset steps by one vec4 along a row and jumps at the ends of rows and images.
+// Subgroup s takes column block s % column_blocks (16 of the reduce_per_group * taps
+// columns), then channel tile, group and block of rows_per_block output rows, summed in
+// order; pass 2 adds the blocks in block order.
 @compute @workgroup_size(64)
 fn conv2d_weight_grad_packed8(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -308,12 +311,19 @@ fn conv2d_weight_grad_packed8(
     let last = u.channels_per_group - 1u;
     let a_row0 = (g * u.channels_per_group + min(m, last)) * u.k_vec;
     let a_row1 = (g * u.channels_per_group + min(m + 1u, last)) * u.k_vec;
-    let lo_row = (g * columns + col_lo) * u.k_vec;
-    let hi_row = (g * columns + col_hi) * u.k_vec;
+    let lo_row = input_row(g, col_lo);
+    let hi_row = input_row(g, col_hi) - lo_row;
 
     let per_block = u.rows_per_block * u.ow4;
     let k_begin = block * per_block;
     let k_end = min(u.k_vec, k_begin + per_block);
+    // Where this block starts in a padded image: output row (n, oy), column 0.
+    let first_row = block * u.rows_per_block;
+    var oy = first_row % u.grid_h;
+    var ox4 = 0u;
+    var at = lo_row + ((first_row / u.grid_h) * u.packed_h + oy * u.src_step_h) * u.ow4;
+    let jump_row = (i32(u.src_step_h) - 1) * i32(u.ow4);
+    let jump_image = (i32(u.packed_h) - i32(u.grid_h * u.src_step_h)) * i32(u.ow4);
     var a0 = vec2<f32>(0.0);
     var a1 = vec2<f32>(0.0);
     var a2 = vec2<f32>(0.0);
@@ -331,8 +341,8 @@ fn conv2d_weight_grad_packed8(
     var b6 = vec2<f32>(0.0);
     var b7 = vec2<f32>(0.0);
     for (var k = k_begin; k < k_end; k++) {
-        let x = packed_b[lo_row + k];
-        let y = packed_b[hi_row + k];
+        let x = packed_b[at];
+        let y = packed_b[at + hi_row];
         let da = packed_a[a_row0 + k];
         let db = packed_a[a_row1 + k];
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), da, db);
@@ -351,6 +361,11 @@ fn conv2d_weight_grad_packed8(
         b5 = accumulate(b5, subgroupBroadcast(y, 5u), da, db);
         b6 = accumulate(b6, subgroupBroadcast(y, 6u), da, db);
         b7 = accumulate(b7, subgroupBroadcast(y, 7u), da, db);
+        let wrap_x = ox4 + 1u == u.ow4;
+        let wrap_y = wrap_x && oy + 1u == u.grid_h;
+        ox4 = select(ox4 + 1u, 0u, wrap_x);
+        oy = select(oy + u32(wrap_x), 0u, wrap_y);
+        at = u32(i32(at) + 1 + select(0, jump_row, wrap_x) + select(0, jump_image, wrap_y));
     }
 
     let lo_column = weight_column(col_lo);
@@ -371,6 +386,15 @@ fn conv2d_weight_grad_packed8(
     store_weight_pair(base + 13u < columns, subgroupBroadcast(hi_column, 5u), block, g, m, b5);
     store_weight_pair(base + 14u < columns, subgroupBroadcast(hi_column, 6u), block, g, m, b6);
     store_weight_pair(base + 15u < columns, subgroupBroadcast(hi_column, 7u), block, g, m, b7);
+}
+
+// Where column col = (r, ty, tx) of group g starts in the packed input: row (r, tx), padded
+// row ty * dilation of image 0.
+fn input_row(g: u32, col: u32) -> u32 {
+    let taps = u.taps_h * u.taps_w;
+    let r = col / taps;
+    let row = (g * u.reduce_per_group + r) * u.taps_w + col % u.taps_w;
+    return (row * u.batch * u.packed_h + ((col % taps) / u.taps_w) * u.tap_step_h) * u.ow4;
 }
 
 // Where column col = (r, ty, tx) of the weight gradient sits in the weight's layout.

@@ -239,9 +239,17 @@ fn row_vec4s(g: &Conv2dGeometry) -> usize {
     g.w.output.div_ceil(4)
 }
 
-/// The repacking before the weight gradient's pass 1: grad_output as rows [g][m][pixels] in
-/// scratch 0 and the input as im2col rows [g][(r, ty, tx)][pixels] in scratch 1, pixels padded
-/// to whole vec4s per output row.
+/// Source rows of the weight gradient's packed input: the padded height every tap row reads.
+fn padded_rows(g: &Conv2dGeometry) -> usize {
+    (g.h.output - 1) * g.h.stride + (g.h.kernel - 1) * g.h.dilation + 1
+}
+
+/// The repacking before the weight gradient's pass 1: grad_output as rows [g][m][n][oy][ox]
+/// in scratch 0, and the input in scratch 1 as rows [g][(r, tx)][n][y][ox] holding input
+/// (y - pad_top, ox * stride + tx * dilation - pad_left) for every padded row y: im2col
+/// along x only, so the kernel taps (ty) step down rows of it instead of needing copies of
+/// their own (3x less packing than full im2col for a 3x3 kernel). Output columns are
+/// padded to whole vec4s per row.
 pub fn weight_grad_packing(
     op: &'static str,
     g: &Conv2dGeometry,
@@ -249,7 +257,6 @@ pub fn weight_grad_packing(
 ) -> Result<Plan> {
     let view = conv2d_gemm::forward_view(g);
     let ow4 = row_vec4s(g);
-    let pixels4 = g.batch * g.h.output * ow4;
     let mut plan = Plan::default();
     let base = GemmConvUniforms {
         batch: g.batch as u32,
@@ -274,9 +281,16 @@ pub fn weight_grad_packing(
         src_stride_w: view.dst_stride_w,
         ..base
     };
-    for (u, source) in [(grad_output, Operand::GradOutput), (base, Operand::Input)] {
+    let input = GemmConvUniforms {
+        taps_h: 1,
+        grid_h: padded_rows(g) as u32,
+        src_step_h: 1,
+        tap_step_h: 0,
+        ..base
+    };
+    for (u, source) in [(grad_output, Operand::GradOutput), (input, Operand::Input)] {
         let rows = (u.groups * u.reduce_per_group * u.taps_h * u.taps_w) as usize;
-        let vec4s = rows * pixels4;
+        let vec4s = rows * (u.batch * u.grid_h * u.ow4) as usize;
         let scratch = plan.add_scratch(4 * vec4s);
         let grid = grid(op, vec4s, max_per_dimension)?;
         plan.steps.push(Step::new(
@@ -314,6 +328,7 @@ pub fn weight_grad_partial(
         batch: g.batch as u32,
         ow4: ow4 as u32,
         k_vec: (g.batch * g.h.output * ow4) as u32,
+        packed_h: padded_rows(g) as u32,
         column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
             .div_ceil(PACKED_COLUMNS) as u32,
         ..conv2d_gemm::weight_grad_partial(g, rows_per_block, blocks, invocations)

@@ -101,7 +101,8 @@ pub struct Choice {
 }
 
 /// Fewest channels per group for which the subgroup kernels' 16-channel tiles beat the direct
-/// kernel's 4-channel tiles: below this most of each tile's lanes would compute padding.
+/// kernel's 4-channel tiles: below this on both sides (depthwise layers) most of each tile's
+/// lanes would compute padding.
 pub const SUBGROUP_MIN_CHANNELS: usize = 8;
 
 /// The variant for one pass of `g` on `gpu`: the variant the tuner is timing on this thread,
@@ -142,32 +143,43 @@ pub fn choose(gpu: &Gpu, op: &'static str, pass: ConvPass, g: &Conv2dGeometry) -
 /// The planner's own pick, ignoring any forced variant.
 pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
     let channels = pass.tile_channels(g);
+    let (cin, cout) = (g.in_channels_per_group(), g.out_channels_per_group());
+    let fits_packed = || {
+        conv2d_packed::scratch_plan(pass, g)
+            .ok()
+            .filter(|p| p.largest_scratch_bytes() <= gpu.limits().max_storage_buffer_binding_size)
+    };
     let (variant, reason) = match ConvVariant::Subgroup8.available(gpu) {
         Err(why) => (ConvVariant::Direct, format!("subgroup8 unavailable: {why}")),
-        Ok(()) if channels < SUBGROUP_MIN_CHANNELS => (
+        Ok(()) if cin.max(cout) < SUBGROUP_MIN_CHANNELS => (
             ConvVariant::Direct,
             format!(
-                "{channels} channels per group: a 16-channel subgroup tile would be mostly idle"
+                "{channels} channels per group ({cin} in, {cout} out): 16-channel subgroup tiles would be mostly idle"
             ),
         ),
-        Ok(()) => {
-            let max = gpu.limits().max_storage_buffer_binding_size;
-            match conv2d_packed::scratch_plan(pass, g) {
-                Ok(p) if p.largest_scratch_bytes() <= max => (
-                    ConvVariant::Packed8,
-                    format!(
-                        "8-wide subgroups, {channels} channels per group: vec4 loads of operands repacked into {} KiB of scratch",
-                        p.scratch_bytes().div_ceil(1024)
-                    ),
+        Ok(()) => match fits_packed() {
+            // Even a tile with few live channels (a 3-channel stem's dx) wins: the long
+            // reduction over the other side's channels runs four terms per load.
+            Some(p) => (
+                ConvVariant::Packed8,
+                format!(
+                    "8-wide subgroups, {cin} in / {cout} out channels per group: vec4 loads of operands repacked into {} KiB of scratch",
+                    p.scratch_bytes().div_ceil(1024)
                 ),
-                _ => (
-                    ConvVariant::Subgroup8,
-                    format!(
-                        "8-wide subgroups, {channels} channels per group; packed8's scratch would not fit one {max}-byte binding"
-                    ),
+            ),
+            None if channels >= SUBGROUP_MIN_CHANNELS => (
+                ConvVariant::Subgroup8,
+                format!(
+                    "8-wide subgroups, {channels} channels per group; packed8's scratch would not fit one binding"
                 ),
-            }
-        }
+            ),
+            None => (
+                ConvVariant::Direct,
+                format!(
+                    "{channels} channels per group and packed8's scratch would not fit one binding"
+                ),
+            ),
+        },
     };
     Choice {
         pass,
