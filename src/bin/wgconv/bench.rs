@@ -177,6 +177,9 @@ pub struct Row {
     /// FLOPs (convolutions) or bytes moved (pooling) of one run.
     pub work: f64,
     pub is_bytes: bool,
+    /// Pooling: median time of a plain device copy (`copy_buffer_to_buffer`) of the same
+    /// bytes, the floor a memory-bound kernel is measured against.
+    pub copy: Option<Duration>,
 }
 
 impl Row {
@@ -238,6 +241,22 @@ fn time_cpu<T>(
     Ok(median(times))
 }
 
+/// Median wall time of copying `bytes` bytes between two device buffers, synchronised.
+fn time_device_copy(gpu: &Gpu, bytes: f64, repeat: usize) -> wgconv::Result<Duration> {
+    let floats = (bytes / 4.0).ceil() as usize;
+    let zeros = ndarray::Array1::<f32>::zeros(floats);
+    let src = GpuTensor::upload_1d(gpu, zeros.view())?;
+    let dst = GpuTensor::upload_1d(gpu, zeros.view())?;
+    let copy = || {
+        let mut encoder = gpu.device().create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, floats as u64 * 4);
+        gpu.queue().submit([encoder.finish()]);
+        gpu.synchronize()
+    };
+    copy()?;
+    time_cpu(repeat, copy)
+}
+
 /// Measures every layer of a suite, forward and backward.
 pub fn measure(
     gpu: &Gpu,
@@ -292,6 +311,7 @@ pub fn measure(
                     cpu: cpu_forward,
                     work: flops,
                     is_bytes: false,
+                    copy: None,
                 });
                 let cpu_backward = time_cpu(repeat, || {
                     cpu::conv2d_backward_im2col(
@@ -329,6 +349,7 @@ pub fn measure(
                         cpu: cpu_backward / 2,
                         work: flops,
                         is_bytes: false,
+                        copy: None,
                     });
                 }
             }
@@ -341,6 +362,7 @@ pub fn measure(
                     bar.set_message(*name);
                 }
                 let g = params.geometry("bench", *input)?;
+                let copy = time_device_copy(gpu, g.forward_bytes(true), repeat)?;
                 let x = filled(*input, 4);
                 let dy = filled(g.output_shape(), 5);
                 let forward = time_gpu(gpu, repeat, || {
@@ -361,6 +383,7 @@ pub fn measure(
                     cpu: cpu_forward,
                     work: g.forward_bytes(true),
                     is_bytes: true,
+                    copy: Some(copy),
                 });
                 let xt = GpuTensor::upload(gpu, x.view())?;
                 let (_, indices) = wgconv::max_pool2d_with_indices(&xt, params)?;
@@ -388,6 +411,7 @@ pub fn measure(
                     cpu: cpu_backward,
                     work: bytes,
                     is_bytes: true,
+                    copy: Some(copy),
                 });
             }
         }
@@ -419,6 +443,22 @@ pub fn print_rows(rows: &[Row]) {
             r.rate(r.gpu_time()),
             r.rate(r.cpu),
             r.cpu.as_secs_f64() / r.gpu_time().as_secs_f64(),
+        );
+    }
+    let mut layer = "";
+    for r in rows {
+        if !r.layer.is_empty() {
+            layer = &r.layer;
+        }
+        let Some(copy) = r.copy else { continue };
+        let copy = copy.as_secs_f64();
+        println!(
+            "{:<26} {:<8} {:.3} ms for a device copy of the same {:.1} MB: {:.2}x a copy",
+            layer,
+            r.op,
+            copy * 1e3,
+            r.work / 1e6,
+            r.gpu_time().as_secs_f64() / copy
         );
     }
     println!("gpu rate from kernel time (timestamps; wall time where the device has none); wall: upload + op + readback; cpu: im2col path (dx/dw share one im2col backward), pooling: reference loops");
@@ -477,6 +517,7 @@ pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
                 "gpu_rate": r.rate(r.gpu_time()),
                 "cpu_rate": r.rate(r.cpu),
                 "unit": if r.is_bytes { "GB/s" } else { "GFLOP/s" },
+                "device_copy_ms": r.copy.map(|c| c.as_secs_f64() * 1e3),
             })).collect::<Vec<_>>(),
         });
         std::fs::write(
