@@ -174,6 +174,16 @@ fn packed8_variant_matches_reference_on_random_parameter_sets() {
 }
 
 #[test]
+fn tiled_variant_matches_reference_on_random_parameter_sets() {
+    sweep(ConvVariant::Tiled, 0x7a71_0007);
+}
+
+#[test]
+fn tiled_variant_handles_tile_tails_and_empty_phases() {
+    tile_tails(ConvVariant::Tiled, 0x7a71_0008);
+}
+
+#[test]
 fn subgroup8_variant_handles_tile_tails_and_empty_phases() {
     tile_tails(ConvVariant::Subgroup8, 0x7a71_0003);
 }
@@ -217,6 +227,13 @@ fn tile_tails(variant: ConvVariant, seed: u64) {
                 .with_dilation(2)
                 .with_stride(2)
                 .with_padding(Padding::uniform(2)),
+        ),
+        // More than one 64-channel tile and 32-pixel block of the tiled variant, and more
+        // than one 4-vec4 chunk of reduction with a partial last one.
+        (
+            [1, 9, 7, 6],
+            [70, 9, 3, 3],
+            Conv2dParams::default().with_padding(Padding::uniform(1)),
         ),
         (
             [2, 5, 7, 9],

@@ -73,9 +73,14 @@ pub fn conv2d_with_activation(
                 standard,
             ))
         }
-        ConvVariant::Packed8 => {
-            conv2d_packed::forward(OP, &g, has_bias, activation, max_per_dimension)?
-        }
+        ConvVariant::Packed8 | ConvVariant::Tiled => conv2d_packed::forward(
+            OP,
+            choice.variant.packed_tiling().expect("a packed variant"),
+            &g,
+            has_bias,
+            activation,
+            max_per_dimension,
+        )?,
     };
     let plan = ReadyPlan::new(gpu, OP, plan)?;
     gpu.capture(OP, || -> Result<GpuTensor> {

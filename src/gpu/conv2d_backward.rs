@@ -87,26 +87,31 @@ fn stride_phase(op: &'static str, stride: usize, dilation: usize) -> Result<(u32
 /// one per stride phase for the GEMM kernels (after the repacking, for packed8).
 fn plan_input(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry, has_bias: bool) -> Result<Plan> {
     let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
-    Ok(
-        match planner::choose(gpu, op, ConvPass::InputGrad, g)?.variant {
-            ConvVariant::Direct => Plan::single(plan_input_direct(gpu, op, g, has_bias)?),
-            ConvVariant::Subgroup8 => Plan {
-                steps: conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?
-                    .iter()
-                    .map(|d| {
-                        Step::new(
-                            Kernel::Conv2dGemmSubgroup8,
-                            &d.uniforms,
-                            d.grid,
-                            gather_operands(),
-                        )
-                    })
-                    .collect(),
-                scratch: Vec::new(),
-            },
-            ConvVariant::Packed8 => conv2d_packed::input_grad(op, g, has_bias, max_per_dimension)?,
+    let variant = planner::choose(gpu, op, ConvPass::InputGrad, g)?.variant;
+    Ok(match variant {
+        ConvVariant::Direct => Plan::single(plan_input_direct(gpu, op, g, has_bias)?),
+        ConvVariant::Subgroup8 => Plan {
+            steps: conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?
+                .iter()
+                .map(|d| {
+                    Step::new(
+                        Kernel::Conv2dGemmSubgroup8,
+                        &d.uniforms,
+                        d.grid,
+                        gather_operands(),
+                    )
+                })
+                .collect(),
+            scratch: Vec::new(),
         },
-    )
+        ConvVariant::Packed8 | ConvVariant::Tiled => conv2d_packed::input_grad(
+            op,
+            variant.packed_tiling().expect("a packed variant"),
+            g,
+            has_bias,
+            max_per_dimension,
+        )?,
+    })
 }
 
 /// Operands of the unpacked input-gradient kernels.
@@ -253,25 +258,28 @@ fn plan_weight(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> 
                 bytemuck::bytes_of(&u).to_vec()
             },
         ),
-        ConvVariant::Packed8 => {
+        variant @ (ConvVariant::Packed8 | ConvVariant::Tiled) => {
+            let tiling = variant.packed_tiling().expect("a packed variant");
             let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
             let packing = conv2d_packed::weight_grad_packing(op, g, max_per_dimension)?;
+            let (kernel, per_block) = conv2d_packed::weight_grad_pass1(tiling, g);
             plan_reduction(
                 gpu,
                 op,
                 g,
                 packing,
-                Kernel::Conv2dWeightGradPacked8,
+                kernel,
                 vec![
                     Operand::Scratch(0),
                     Operand::Scratch(1),
                     Operand::Unused,
                     Operand::Output,
                 ],
-                conv2d_packed::weight_grad_subgroups_per_block(g) * SUBGROUP_COLUMNS,
+                per_block,
                 reduce_len,
                 |plan, direct| {
                     let u = conv2d_packed::weight_grad_partial(
+                        tiling,
                         g,
                         plan.rows_per_block,
                         plan.blocks,

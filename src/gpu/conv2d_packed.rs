@@ -16,6 +16,30 @@ use crate::params::Conv2dGeometry;
 /// multiply-add against one per lane.
 pub const PACKED_COLUMNS: usize = 16;
 
+/// How the GEMM over packed operands maps work to invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiling {
+    /// `conv2d_gemm_packed8`: 16 pixels x 16 channels per 8-wide subgroup (lavapipe).
+    Subgroup8,
+    /// `conv2d_gemm_tiled`: 32 pixels x 64 channels per workgroup through workgroup memory
+    /// (real GPUs; portable).
+    Workgroup,
+}
+
+impl Tiling {
+    /// Channels per tile, which the packed weights are padded to.
+    fn channels(self) -> usize {
+        match self {
+            Tiling::Subgroup8 => SUBGROUP_CHANNELS,
+            Tiling::Workgroup => TILED_CHANNELS,
+        }
+    }
+}
+
+/// Destination pixels and channels per workgroup of `conv2d_gemm_tiled`.
+pub const TILED_PIXELS: usize = 32;
+pub const TILED_CHANNELS: usize = 64;
+
 /// The i32 in a u32 field.
 fn signed_of(v: u32) -> i64 {
     i64::from(v as i32)
@@ -102,28 +126,35 @@ fn pack_source(
     Ok(scratch)
 }
 
+/// vec4s of one dispatch's packed weights: [groups][taps][reduce4][m_pad].
+fn weight_vec4s(u: &GemmConvUniforms) -> usize {
+    u.groups as usize * (u.taps_h * u.taps_w) as usize * u.reduce4 as usize * u.m_pad as usize
+}
+
 /// Adds the repacking of the weights each dispatch of `gemms` reads (through its own weight
 /// view) into one scratch buffer, one region per dispatch, and returns its index.
 fn pack_weights(
     plan: &mut Plan,
     op: &'static str,
+    tiling: Tiling,
     gemms: &mut [GemmConvUniforms],
     max_per_dimension: u32,
 ) -> Result<usize> {
-    let scratch = plan.scratch.len();
     let mut total = 0usize;
     for u in gemms.iter_mut() {
-        u.m_pad = u.channel_tiles_per_group * SUBGROUP_CHANNELS as u32;
+        u.channel_tiles_per_group = u.channels_per_group.div_ceil(tiling.channels() as u32);
+        u.m_pad = u.channel_tiles_per_group * tiling.channels() as u32;
         u.reduce4 = reduce4(u);
         u.packed_w_base = total as u32;
-        let vec4s = u.groups as usize
-            * (u.taps_h * u.taps_w) as usize
-            * u.reduce4 as usize
-            * u.m_pad as usize;
+        total += weight_vec4s(u);
+    }
+    let scratch = plan.add_scratch(4 * total);
+    for u in gemms.iter() {
+        let vec4s = weight_vec4s(u);
+        // A stride phase without taps reads no weights.
         if vec4s == 0 {
             continue;
         }
-        total += vec4s;
         let grid = grid(op, vec4s, max_per_dimension)?;
         plan.steps.push(Step::new(
             Kernel::PackWeightVec4,
@@ -135,7 +166,6 @@ fn pack_weights(
             vec![Operand::Weight, Operand::Scratch(scratch)],
         ));
     }
-    plan.add_scratch(4 * total);
     Ok(scratch)
 }
 
@@ -143,22 +173,28 @@ fn pack_weights(
 fn push_gemms(
     plan: &mut Plan,
     op: &'static str,
+    tiling: Tiling,
     uniforms: &[GemmConvUniforms],
     source: usize,
     weights: usize,
     max_per_dimension: u32,
 ) -> Result<()> {
     for u in uniforms {
-        let column_blocks = (u.pixels as usize).div_ceil(PACKED_COLUMNS);
-        let subgroups = column_blocks * (u.channel_tiles_per_group * u.groups) as usize;
-        let grid = grid(op, subgroups * SUBGROUP_COLUMNS, max_per_dimension)?;
+        // Subgroups of 8 invocations, or workgroups of 64.
+        let (kernel, columns, invocations_per_tile) = match tiling {
+            Tiling::Subgroup8 => (Kernel::Conv2dGemmPacked8, PACKED_COLUMNS, SUBGROUP_COLUMNS),
+            Tiling::Workgroup => (Kernel::Conv2dGemmTiled, TILED_PIXELS, 64),
+        };
+        let column_blocks = (u.pixels as usize).div_ceil(columns);
+        let tiles = column_blocks * (u.channel_tiles_per_group * u.groups) as usize;
+        let grid = grid(op, tiles * invocations_per_tile, max_per_dimension)?;
         let u = GemmConvUniforms {
             column_blocks: column_blocks as u32,
             invocations: grid.invocations,
             ..*u
         };
         plan.steps.push(Step::new(
-            Kernel::Conv2dGemmPacked8,
+            kernel,
             &u,
             grid,
             vec![
@@ -175,6 +211,7 @@ fn push_gemms(
 /// The forward pass: pack the input and the weights, then one GEMM dispatch.
 pub fn forward(
     op: &'static str,
+    tiling: Tiling,
     g: &Conv2dGeometry,
     has_bias: bool,
     activation: Activation,
@@ -187,23 +224,39 @@ pub fn forward(
         activation,
         max_per_dimension,
     )?];
-    gather_plan(op, g.batch, Operand::Input, &gemms, max_per_dimension)
+    gather_plan(
+        op,
+        tiling,
+        g.batch,
+        Operand::Input,
+        &gemms,
+        max_per_dimension,
+    )
 }
 
 /// The input gradient (and conv_transpose2d): pack grad_output once, padded for every stride
 /// phase, pack each phase's taps of the weights, then one GEMM dispatch per phase.
 pub fn input_grad(
     op: &'static str,
+    tiling: Tiling,
     g: &Conv2dGeometry,
     has_bias: bool,
     max_per_dimension: u32,
 ) -> Result<Plan> {
     let gemms = conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?;
-    gather_plan(op, g.batch, Operand::GradOutput, &gemms, max_per_dimension)
+    gather_plan(
+        op,
+        tiling,
+        g.batch,
+        Operand::GradOutput,
+        &gemms,
+        max_per_dimension,
+    )
 }
 
 fn gather_plan(
     op: &'static str,
+    tiling: Tiling,
     batch: usize,
     source: Operand,
     gemms: &[GemmDispatch],
@@ -222,10 +275,11 @@ fn gather_plan(
         &mut uniforms,
         max_per_dimension,
     )?;
-    let packed_weights = pack_weights(&mut plan, op, &mut uniforms, max_per_dimension)?;
+    let packed_weights = pack_weights(&mut plan, op, tiling, &mut uniforms, max_per_dimension)?;
     push_gemms(
         &mut plan,
         op,
+        tiling,
         &uniforms,
         packed_source,
         packed_weights,
@@ -306,31 +360,47 @@ pub fn weight_grad_packing(
     Ok(plan)
 }
 
-/// Subgroups of the weight gradient's pass 1 for one block of rows: 16 channels by
-/// [`PACKED_COLUMNS`] columns (r, ty, tx) each.
-pub fn weight_grad_subgroups_per_block(g: &Conv2dGeometry) -> usize {
+/// The weight gradient's pass-1 kernel and its invocations per block of rows: tiles of
+/// `tiling`'s channels by its columns (r, ty, tx), 8 invocations (a subgroup) or 64 (a
+/// workgroup) each.
+pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) {
+    let (kernel, columns_per_tile, invocations) = match tiling {
+        Tiling::Subgroup8 => (
+            Kernel::Conv2dWeightGradPacked8,
+            PACKED_COLUMNS,
+            SUBGROUP_COLUMNS,
+        ),
+        Tiling::Workgroup => (Kernel::Conv2dWeightGradTiled, TILED_PIXELS, 64),
+    };
     let columns = g.in_channels_per_group() * g.h.kernel * g.w.kernel;
-    g.groups
-        * g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS)
-        * columns.div_ceil(PACKED_COLUMNS)
+    let tiles = g.groups
+        * g.out_channels_per_group().div_ceil(tiling.channels())
+        * columns.div_ceil(columns_per_tile);
+    (kernel, tiles * invocations)
 }
 
 /// Uniforms of the weight gradient's pass 1 on the packed rows: blocks of `rows_per_block`
 /// output rows (n, oy), each `ow4` vec4s long.
 pub fn weight_grad_partial(
+    tiling: Tiling,
     g: &Conv2dGeometry,
     rows_per_block: usize,
     blocks: usize,
     invocations: u32,
 ) -> GemmConvUniforms {
     let ow4 = row_vec4s(g);
+    let columns_per_tile = match tiling {
+        Tiling::Subgroup8 => PACKED_COLUMNS,
+        Tiling::Workgroup => TILED_PIXELS,
+    };
     GemmConvUniforms {
         batch: g.batch as u32,
         ow4: ow4 as u32,
         k_vec: (g.batch * g.h.output * ow4) as u32,
         packed_h: padded_rows(g) as u32,
         column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
-            .div_ceil(PACKED_COLUMNS) as u32,
+            .div_ceil(columns_per_tile) as u32,
+        channel_tiles_per_group: g.out_channels_per_group().div_ceil(tiling.channels()) as u32,
         ..conv2d_gemm::weight_grad_partial(g, rows_per_block, blocks, invocations)
     }
 }
@@ -338,9 +408,10 @@ pub fn weight_grad_partial(
 /// The scratch memory the packed variant plans for one pass (what the planner weighs).
 pub fn scratch_plan(pass: ConvPass, g: &Conv2dGeometry) -> Result<Plan> {
     const OP: &str = "planner";
+    let tiling = Tiling::Subgroup8;
     match pass {
-        ConvPass::Forward => forward(OP, g, false, Activation::None, u32::MAX),
-        ConvPass::InputGrad => input_grad(OP, g, false, u32::MAX),
+        ConvPass::Forward => forward(OP, tiling, g, false, Activation::None, u32::MAX),
+        ConvPass::InputGrad => input_grad(OP, tiling, g, false, u32::MAX),
         ConvPass::WeightGrad => weight_grad_packing(OP, g, u32::MAX),
     }
 }

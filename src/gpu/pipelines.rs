@@ -16,6 +16,8 @@ pub enum Shader {
     /// The vec4 implicit-GEMM kernels on repacked operands; like `Conv2dSubgroup`, they need
     /// SUBGROUP with 8-wide subgroups.
     Conv2dPacked,
+    /// Implicit GEMM with workgroup-memory tiles on repacked operands (real GPUs; portable).
+    Conv2dTiled,
     MaxPool2d,
     Activation,
 }
@@ -27,6 +29,7 @@ impl Shader {
         Shader::Conv2dSubgroup,
         Shader::Conv2dPack,
         Shader::Conv2dPacked,
+        Shader::Conv2dTiled,
         Shader::MaxPool2d,
         Shader::Activation,
     ];
@@ -46,6 +49,7 @@ impl Shader {
             Shader::Conv2dSubgroup => "conv2d_subgroup.wgsl",
             Shader::Conv2dPack => "conv2d_pack.wgsl",
             Shader::Conv2dPacked => "conv2d_packed.wgsl",
+            Shader::Conv2dTiled => "conv2d_tiled.wgsl",
             Shader::MaxPool2d => "max_pool2d.wgsl",
             Shader::Activation => "activation.wgsl",
         }
@@ -58,6 +62,7 @@ impl Shader {
             Shader::Conv2dSubgroup => include_str!("../../shaders/conv2d_subgroup.wgsl"),
             Shader::Conv2dPack => include_str!("../../shaders/conv2d_pack.wgsl"),
             Shader::Conv2dPacked => include_str!("../../shaders/conv2d_packed.wgsl"),
+            Shader::Conv2dTiled => include_str!("../../shaders/conv2d_tiled.wgsl"),
             Shader::MaxPool2d => include_str!("../../shaders/max_pool2d.wgsl"),
             Shader::Activation => include_str!("../../shaders/activation.wgsl"),
         }
@@ -99,6 +104,11 @@ pub enum Kernel {
     Conv2dGemmPacked8,
     /// Weight gradient, pass 1, as a split-K GEMM on packed vec4 rows.
     Conv2dWeightGradPacked8,
+    /// Gather convolution as an implicit GEMM on packed operands, 32 pixels x 64 channels per
+    /// workgroup through workgroup memory.
+    Conv2dGemmTiled,
+    /// Weight gradient, pass 1, as a split-K GEMM on packed rows with workgroup-memory tiles.
+    Conv2dWeightGradTiled,
     /// Pass 2 of the blocked reductions: partials added in block order.
     ReducePartials,
     /// Max pooling, values only (inference).
@@ -126,6 +136,8 @@ impl Kernel {
         Kernel::PackRowsVec4,
         Kernel::Conv2dGemmPacked8,
         Kernel::Conv2dWeightGradPacked8,
+        Kernel::Conv2dGemmTiled,
+        Kernel::Conv2dWeightGradTiled,
         Kernel::MaxPool2dForward,
         Kernel::MaxPool2dForwardWithIndices,
         Kernel::MaxPool2dBackward,
@@ -146,6 +158,7 @@ impl Kernel {
                 Shader::Conv2dPack
             }
             Kernel::Conv2dGemmPacked8 | Kernel::Conv2dWeightGradPacked8 => Shader::Conv2dPacked,
+            Kernel::Conv2dGemmTiled | Kernel::Conv2dWeightGradTiled => Shader::Conv2dTiled,
             Kernel::MaxPool2dForward
             | Kernel::MaxPool2dForwardWithIndices
             | Kernel::MaxPool2dBackward => Shader::MaxPool2d,
@@ -167,6 +180,8 @@ impl Kernel {
             Kernel::PackRowsVec4 => "pack_rows_vec4",
             Kernel::Conv2dGemmPacked8 => "conv2d_gemm_packed8",
             Kernel::Conv2dWeightGradPacked8 => "conv2d_weight_grad_packed8",
+            Kernel::Conv2dGemmTiled => "conv2d_gemm_tiled",
+            Kernel::Conv2dWeightGradTiled => "conv2d_weight_grad_tiled",
             Kernel::MaxPool2dForward => "max_pool2d_forward",
             Kernel::MaxPool2dForwardWithIndices => "max_pool2d_forward_with_indices",
             Kernel::MaxPool2dBackward => "max_pool2d_backward",
@@ -180,9 +195,10 @@ impl Kernel {
         use Binding::*;
         match self.shader() {
             // uniforms, src_a, src_b, src_c, dst (packed: packed_a, packed_b, bias, dst)
-            Shader::Conv2d | Shader::Conv2dSubgroup | Shader::Conv2dPacked => {
-                &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
-            }
+            Shader::Conv2d
+            | Shader::Conv2dSubgroup
+            | Shader::Conv2dPacked
+            | Shader::Conv2dTiled => &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite],
             // uniforms, src, dst
             Shader::Conv2dPack => &[Uniform, ReadOnly, ReadWrite],
             // uniforms, src, src_indices, dst, dst_indices

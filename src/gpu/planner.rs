@@ -21,6 +21,11 @@ pub enum ConvVariant {
     /// reduction terms per load and loop step, no bounds checks, at the price of scratch
     /// memory and one repacking pass per operand. Same device needs as subgroup8.
     Packed8,
+    /// Implicit GEMM with workgroup-memory tiles (`conv2d_gemm_tiled`,
+    /// `conv2d_weight_grad_tiled`) on the operands packed8 repacks: 32 pixels x 64 channels
+    /// per workgroup of 64, each operand read from device memory once per tile. Written for
+    /// real GPUs, where workgroup memory is fast and loads are coalesced; portable.
+    Tiled,
 }
 
 impl ConvVariant {
@@ -29,7 +34,17 @@ impl ConvVariant {
         ConvVariant::Direct,
         ConvVariant::Subgroup8,
         ConvVariant::Packed8,
+        ConvVariant::Tiled,
     ];
+
+    /// How the packed variants tile their GEMM; `None` for the unpacked ones.
+    pub fn packed_tiling(self) -> Option<conv2d_packed::Tiling> {
+        match self {
+            ConvVariant::Packed8 => Some(conv2d_packed::Tiling::Subgroup8),
+            ConvVariant::Tiled => Some(conv2d_packed::Tiling::Workgroup),
+            ConvVariant::Direct | ConvVariant::Subgroup8 => None,
+        }
+    }
 
     /// The name the CLI and the tuning cache use.
     pub fn name(self) -> &'static str {
@@ -37,6 +52,7 @@ impl ConvVariant {
             ConvVariant::Direct => "direct",
             ConvVariant::Subgroup8 => "subgroup8",
             ConvVariant::Packed8 => "packed8",
+            ConvVariant::Tiled => "tiled",
         }
     }
 
@@ -48,7 +64,7 @@ impl ConvVariant {
     /// `Ok` when this device can run the variant, else why not.
     pub fn available(self, gpu: &Gpu) -> std::result::Result<(), String> {
         match self {
-            ConvVariant::Direct => Ok(()),
+            ConvVariant::Direct | ConvVariant::Tiled => Ok(()),
             ConvVariant::Subgroup8 | ConvVariant::Packed8 => {
                 if !gpu.device().features().contains(wgpu::Features::SUBGROUP) {
                     return Err("the device lacks the SUBGROUP feature".into());
@@ -149,7 +165,18 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
             .ok()
             .filter(|p| p.largest_scratch_bytes() <= gpu.limits().max_storage_buffer_binding_size)
     };
+    let real_gpu = matches!(
+        gpu.adapter_info().device_type,
+        wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
+    );
     let (variant, reason) = match ConvVariant::Subgroup8.available(gpu) {
+        _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && fits_packed().is_some() => (
+            ConvVariant::Tiled,
+            format!(
+                "a {:?} GPU: workgroup-memory tiles of 32 pixels x 64 channels, {cin} in / {cout} out channels per group",
+                gpu.adapter_info().device_type
+            ),
+        ),
         Err(why) => (ConvVariant::Direct, format!("subgroup8 unavailable: {why}")),
         Ok(()) if cin.max(cout) < SUBGROUP_MIN_CHANNELS => (
             ConvVariant::Direct,
