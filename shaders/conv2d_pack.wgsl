@@ -99,17 +99,21 @@ fn pack_source_vec4(
     let g = rest / u.batch;
     let sy = i32(y) + bitcast<i32>(u.pack_off_h);
     let sx = i32(x) + bitcast<i32>(u.pack_off_w);
-    var v = vec4<f32>(0.0);
-    if (sy >= 0 && sy < i32(u.src_h) && sx >= 0 && sx < i32(u.src_w)) {
-        let pixel = n * u.src_stride_n + u32(sy) * u.src_stride_h + u32(sx) * u.src_stride_w;
-        let r0 = 4u * r4;
-        for (var c = 0u; c < 4u; c++) {
-            if (r0 + c < u.reduce_per_group) {
-                v[c] = src[pixel + (g * u.reduce_per_group + r0 + c) * u.src_stride_c];
-            }
-        }
-    }
-    dst[i] = v;
+    // Four unconditional loads from clamped addresses, then selects: lavapipe runs each load
+    // lane by lane, and loads under a branch or in a loop pay for the mask handling too.
+    let inside = sy >= 0 && sy < i32(u.src_h) && sx >= 0 && sx < i32(u.src_w);
+    let pixel = n * u.src_stride_n + u32(clamp(sy, 0, i32(u.src_h) - 1)) * u.src_stride_h + u32(clamp(sx, 0, i32(u.src_w) - 1)) * u.src_stride_w;
+    let r0 = 4u * r4;
+    let last = u.reduce_per_group - 1u;
+    let channel = g * u.reduce_per_group;
+    let v = vec4<f32>(
+        src[pixel + (channel + min(r0, last)) * u.src_stride_c],
+        src[pixel + (channel + min(r0 + 1u, last)) * u.src_stride_c],
+        src[pixel + (channel + min(r0 + 2u, last)) * u.src_stride_c],
+        src[pixel + (channel + min(r0 + 3u, last)) * u.src_stride_c],
+    );
+    let live = vec4<bool>(inside) & (vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(u.reduce_per_group));
+    dst[i] = select(vec4<f32>(0.0), v, live);
 }
 
 // Weights as the GEMM's A operand, reduction-major:
@@ -175,17 +179,12 @@ fn pack_rows_vec4(
     let r = rest % u.reduce_per_group;
     let g = rest / u.reduce_per_group;
     let sy = i32(oy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) + i32(t / u.taps_w) * bitcast<i32>(u.tap_step_h);
-    var v = vec4<f32>(0.0);
-    if (sy >= 0 && sy < i32(u.src_h)) {
-        let row = n * u.src_stride_n + (g * u.reduce_per_group + r) * u.src_stride_c + u32(sy) * u.src_stride_h;
-        let sx0 = bitcast<i32>(u.src_off_w) + i32(t % u.taps_w) * bitcast<i32>(u.tap_step_w);
-        for (var c = 0u; c < 4u; c++) {
-            let ox = 4u * ox4 + c;
-            let sx = i32(ox) * bitcast<i32>(u.src_step_w) + sx0;
-            if (ox < u.grid_w && sx >= 0 && sx < i32(u.src_w)) {
-                v[c] = src[row + u32(sx) * u.src_stride_w];
-            }
-        }
-    }
-    dst[i] = v;
+    let row = n * u.src_stride_n + (g * u.reduce_per_group + r) * u.src_stride_c + u32(clamp(sy, 0, i32(u.src_h) - 1)) * u.src_stride_h;
+    let ox = vec4<i32>(4 * i32(ox4)) + vec4<i32>(0, 1, 2, 3);
+    let sx = ox * bitcast<i32>(u.src_step_w) + vec4<i32>(bitcast<i32>(u.src_off_w) + i32(t % u.taps_w) * bitcast<i32>(u.tap_step_w));
+    // Unconditional loads from clamped addresses, then selects (see pack_source_vec4).
+    let at = vec4<u32>(clamp(sx, vec4<i32>(0), vec4<i32>(i32(u.src_w) - 1))) * u.src_stride_w + vec4<u32>(row);
+    let v = vec4<f32>(src[at.x], src[at.y], src[at.z], src[at.w]);
+    let live = vec4<bool>(sy >= 0 && sy < i32(u.src_h)) & (ox < vec4<i32>(i32(u.grid_w))) & (sx >= vec4<i32>(0)) & (sx < vec4<i32>(i32(u.src_w)));
+    dst[i] = select(vec4<f32>(0.0), v, live);
 }
