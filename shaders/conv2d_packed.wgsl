@@ -119,6 +119,19 @@ fn accumulate(acc: vec2<f32>, x: vec4<f32>, a: vec4<f32>, b: vec4<f32>) -> vec2<
     return fma(vec2<f32>(x.w), vec2<f32>(a.w, b.w), s);
 }
 
+// `accumulate` with each of the four terms kept only where `live` says so.
+fn accumulate_masked(acc: vec2<f32>, x: vec4<f32>, a: vec4<f32>, b: vec4<f32>, live: vec4<bool>) -> vec2<f32> {
+    var s = select(acc, fma(vec2<f32>(x.x), vec2<f32>(a.x, b.x), acc), live.x);
+    s = select(s, fma(vec2<f32>(x.y), vec2<f32>(a.y, b.y), s), live.y);
+    s = select(s, fma(vec2<f32>(x.z), vec2<f32>(a.z, b.z), s), live.z);
+    return select(s, fma(vec2<f32>(x.w), vec2<f32>(a.w, b.w), s), live.w);
+}
+
+// Whether any component is infinite or NaN, by its bits (WGSL may assume floats are finite).
+fn non_finite(v: vec4<f32>) -> bool {
+    return any((bitcast<vec4<u32>>(v) & vec4<u32>(0x7f800000u)) == vec4<u32>(0x7f800000u));
+}
+
 // Writes one destination pixel's two channels (m, m + 1) of this lane, with bias and
 // activation; channels past the group's end and pixels past the end are skipped.
 fn store_pair(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: vec2<f32>) {
@@ -167,7 +180,8 @@ fn conv2d_gemm_packed8(
     let hi = source_offset(g, min(base + LANES + lane, u.pixels - 1u)) - lo;
     var at = lo;
     let taps = u.taps_h * u.taps_w;
-    var wk = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m;
+    let w_start = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m;
+    var wk = w_start;
     let r4 = i32(u.reduce4);
     let jump_x = bitcast<i32>(u.tap_step_w) * r4 - r4;
     let jump_y = bitcast<i32>(u.tap_step_h) * i32(u.packed_w) * r4 - i32(u.taps_w) * bitcast<i32>(u.tap_step_w) * r4;
@@ -190,12 +204,14 @@ fn conv2d_gemm_packed8(
     var b7 = vec2<f32>(0.0);
     var rc = 0u;
     var tx = 0u;
+    var weights_non_finite = false;
     let k_len = taps * u.reduce4;
     for (var k = 0u; k < k_len; k++) {
         let x = packed_a[u32(at)];
         let y = packed_a[u32(at + hi)];
         let wa = packed_b[wk];
         let wb = packed_b[wk + 1u];
+        weights_non_finite = weights_non_finite || non_finite(wa) || non_finite(wb);
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), wa, wb);
         a1 = accumulate(a1, subgroupBroadcast(x, 1u), wa, wb);
         a2 = accumulate(a2, subgroupBroadcast(x, 2u), wa, wb);
@@ -218,6 +234,46 @@ fn conv2d_gemm_packed8(
         rc = select(rc + 1u, 0u, wrap_r);
         tx = select(tx + u32(wrap_r), 0u, wrap_x);
         at += 1 + select(0, jump_x, wrap_r) + select(0, jump_y, wrap_x);
+    }
+    // The zero padding turned an infinite or NaN weight meeting it into NaN, where the
+    // reference skips the tap: redo such a tile (rare) with the padding's terms masked out.
+    if (subgroupAny(weights_non_finite)) {
+        var acc = array<vec2<f32>, 16>();
+        let pos_lo = source_position(min(base + lane, u.pixels - 1u));
+        let pos_hi = source_position(min(base + LANES + lane, u.pixels - 1u));
+        for (var k = 0u; k < k_len; k++) {
+            let t = k / u.reduce4;
+            let tap = vec2<i32>(i32(t / u.taps_w) * bitcast<i32>(u.tap_step_h), i32(t % u.taps_w) * bitcast<i32>(u.tap_step_w));
+            let at = lo + (tap.x * i32(u.packed_w) + tap.y) * i32(u.reduce4) + i32(k % u.reduce4);
+            let x = packed_a[u32(at)];
+            let y = packed_a[u32(at + hi)];
+            let wa = packed_b[w_start + k * u.m_pad];
+            let wb = packed_b[w_start + k * u.m_pad + 1u];
+            let live_lo = subgroupBallot(inside_source(pos_lo + tap)).x;
+            let live_hi = subgroupBallot(inside_source(pos_hi + tap)).x;
+            for (var j = 0u; j < LANES; j++) {
+                let l = vec4<bool>(((live_lo >> j) & 1u) != 0u);
+                let h = vec4<bool>(((live_hi >> j) & 1u) != 0u);
+                acc[j] = accumulate_masked(acc[j], subgroupShuffle(x, j), wa, wb, l);
+                acc[j + LANES] = accumulate_masked(acc[j + LANES], subgroupShuffle(y, j), wa, wb, h);
+            }
+        }
+        a0 = acc[0];
+        a1 = acc[1];
+        a2 = acc[2];
+        a3 = acc[3];
+        a4 = acc[4];
+        a5 = acc[5];
+        a6 = acc[6];
+        a7 = acc[7];
+        b0 = acc[8];
+        b1 = acc[9];
+        b2 = acc[10];
+        b3 = acc[11];
+        b4 = acc[12];
+        b5 = acc[13];
+        b6 = acc[14];
+        b7 = acc[15];
     }
 
     let lo_pixel = destination_offset(min(base + lane, u.pixels - 1u));
@@ -250,6 +306,20 @@ fn source_offset(g: u32, p: u32) -> i32 {
     let py = i32(gy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) - bitcast<i32>(u.pack_off_h);
     let px = i32(gx) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w) - bitcast<i32>(u.pack_off_w);
     return ((i32((g * u.batch + n) * u.packed_h) + py) * i32(u.packed_w) + px) * i32(u.reduce4);
+}
+
+// The source position (row, column) of tap (0, 0) of destination pixel p.
+fn source_position(p: u32) -> vec2<i32> {
+    let gx = p % u.grid_w;
+    let gy = (p / u.grid_w) % u.grid_h;
+    return vec2<i32>(
+        i32(gy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h),
+        i32(gx) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w),
+    );
+}
+
+fn inside_source(pos: vec2<i32>) -> bool {
+    return pos.x >= 0 && pos.x < i32(u.src_h) && pos.y >= 0 && pos.y < i32(u.src_w);
 }
 
 // Where destination pixel p starts in dst (channel 0).
@@ -340,11 +410,13 @@ fn conv2d_weight_grad_packed8(
     var b5 = vec2<f32>(0.0);
     var b6 = vec2<f32>(0.0);
     var b7 = vec2<f32>(0.0);
+    var grads_non_finite = false;
     for (var k = k_begin; k < k_end; k++) {
         let x = packed_b[at];
         let y = packed_b[at + hi_row];
         let da = packed_a[a_row0 + k];
         let db = packed_a[a_row1 + k];
+        grads_non_finite = grads_non_finite || non_finite(da) || non_finite(db);
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), da, db);
         a1 = accumulate(a1, subgroupBroadcast(x, 1u), da, db);
         a2 = accumulate(a2, subgroupBroadcast(x, 2u), da, db);
@@ -366,6 +438,44 @@ fn conv2d_weight_grad_packed8(
         ox4 = select(ox4 + 1u, 0u, wrap_x);
         oy = select(oy + u32(wrap_x), 0u, wrap_y);
         at = u32(i32(at) + 1 + select(0, jump_row, wrap_x) + select(0, jump_image, wrap_y));
+    }
+    // As in conv2d_gemm_packed8: an infinite or NaN grad_output meeting the input's zero
+    // padding gave NaN where the reference skips the term; redo such a tile with it masked.
+    if (subgroupAny(grads_non_finite)) {
+        var acc = array<vec2<f32>, 16>();
+        let at_lo = lo_row + ((first_row / u.grid_h) * u.packed_h + (first_row % u.grid_h) * u.src_step_h) * u.ow4;
+        for (var k = k_begin; k < k_end; k++) {
+            let row = k / u.ow4;
+            let at = at_lo + pixel_step(row, k % u.ow4) - pixel_step(first_row, 0u);
+            let x = packed_b[at];
+            let y = packed_b[at + hi_row];
+            let da = packed_a[a_row0 + k];
+            let db = packed_a[a_row1 + k];
+            let live_lo = input_live(col_lo, row % u.grid_h, k % u.ow4);
+            let live_hi = input_live(col_hi, row % u.grid_h, k % u.ow4);
+            for (var j = 0u; j < LANES; j++) {
+                let l = (vec4<u32>(subgroupShuffle(live_lo, j)) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
+                let h = (vec4<u32>(subgroupShuffle(live_hi, j)) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
+                acc[j] = accumulate_masked(acc[j], subgroupShuffle(x, j), da, db, l);
+                acc[j + LANES] = accumulate_masked(acc[j + LANES], subgroupShuffle(y, j), da, db, h);
+            }
+        }
+        a0 = acc[0];
+        a1 = acc[1];
+        a2 = acc[2];
+        a3 = acc[3];
+        a4 = acc[4];
+        a5 = acc[5];
+        a6 = acc[6];
+        a7 = acc[7];
+        b0 = acc[8];
+        b1 = acc[9];
+        b2 = acc[10];
+        b3 = acc[11];
+        b4 = acc[12];
+        b5 = acc[13];
+        b6 = acc[14];
+        b7 = acc[15];
     }
 
     let lo_column = weight_column(col_lo);
@@ -395,6 +505,26 @@ fn input_row(g: u32, col: u32) -> u32 {
     let r = col / taps;
     let row = (g * u.reduce_per_group + r) * u.taps_w + col % u.taps_w;
     return (row * u.batch * u.packed_h + ((col % taps) / u.taps_w) * u.tap_step_h) * u.ow4;
+}
+
+// The packed-input offset of output row `row` (n, oy), vec4 `ox4`, from image 0 row 0.
+fn pixel_step(row: u32, ox4: u32) -> u32 {
+    return ((row / u.grid_h) * u.packed_h + (row % u.grid_h) * u.src_step_h) * u.ow4 + ox4;
+}
+
+// Bit c set where output pixel (oy, 4 ox4 + c) meets the input (not its padding, nor past the
+// row's end) at column col = (r, ty, tx).
+fn input_live(col: u32, oy: u32, ox4: u32) -> u32 {
+    let taps = u.taps_h * u.taps_w;
+    let iy = i32(oy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) + i32((col % taps) / u.taps_w) * bitcast<i32>(u.tap_step_h);
+    var bits = 0u;
+    for (var c = 0u; c < 4u; c++) {
+        let ox = 4u * ox4 + c;
+        let ix = i32(ox) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w) + i32(col % u.taps_w) * bitcast<i32>(u.tap_step_w);
+        let live = ox < u.grid_w && iy >= 0 && iy < i32(u.src_h) && ix >= 0 && ix < i32(u.src_w);
+        bits |= select(0u, 1u << c, live);
+    }
+    return bits;
 }
 
 // Where column col = (r, ty, tx) of the weight gradient sits in the weight's layout.

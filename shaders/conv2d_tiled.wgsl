@@ -85,6 +85,10 @@ const CHUNK: u32 = 4u;
 // [CHUNK][TILE_CHANNELS].
 var<workgroup> source_tile: array<vec4<f32>, 128>;
 var<workgroup> weight_tile: array<vec4<f32>, 256>;
+// Which components of each source_tile entry meet the source rather than its zero padding
+// (bit c for component c): terms in the padding are skipped, not multiplied by zero, so an
+// infinite or NaN operand meeting the padding adds nothing, as in the CPU reference.
+var<workgroup> source_live: array<u32, 128>;
 
 fn activate(v: f32) -> f32 {
     switch u.activation {
@@ -126,6 +130,16 @@ fn reduction_offset(k: u32) -> i32 {
     return row * i32(u.reduce4) + i32(k % u.reduce4);
 }
 
+// The source position (row, column) of tap (0, 0) of destination pixel p.
+fn source_position(p: u32) -> vec2<i32> {
+    let gx = p % u.grid_w;
+    let gy = (p / u.grid_w) % u.grid_h;
+    return vec2<i32>(
+        i32(gy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h),
+        i32(gx) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w),
+    );
+}
+
 // Where destination pixel p starts in dst (channel 0).
 fn destination_offset(p: u32) -> u32 {
     let gx = p % u.grid_w;
@@ -161,6 +175,7 @@ fn conv2d_gemm_tiled(
     // t % 32, and weight vec4s (chunk rows 0..3) of channel t.
     let staged_pixel = min(block * TILE_PIXELS + t % TILE_PIXELS, u.pixels - 1u);
     let staged_source = source_offset(g, staged_pixel);
+    let staged_position = source_position(staged_pixel);
     let staged_row = t / TILE_PIXELS;
     let weight_base = u.packed_w_base + g * k_len * u.m_pad + tile * TILE_CHANNELS + t;
 
@@ -171,10 +186,18 @@ fn conv2d_gemm_tiled(
         for (var r = staged_row; r < CHUNK; r += 2u) {
             let k = k0 + r;
             var v = vec4<f32>(0.0);
+            var live = false;
             if (k < k_len) {
                 v = packed_a[u32(staged_source + reduction_offset(k))];
+                let tap = k / u.reduce4;
+                let pos = staged_position + vec2<i32>(
+                    i32(tap / u.taps_w) * bitcast<i32>(u.tap_step_h),
+                    i32(tap % u.taps_w) * bitcast<i32>(u.tap_step_w),
+                );
+                live = pos.x >= 0 && pos.x < i32(u.src_h) && pos.y >= 0 && pos.y < i32(u.src_w);
             }
             source_tile[r * TILE_PIXELS + t % TILE_PIXELS] = v;
+            source_live[r * TILE_PIXELS + t % TILE_PIXELS] = select(0u, 15u, live);
         }
         for (var r = 0u; r < CHUNK; r++) {
             let k = k0 + r;
@@ -192,8 +215,10 @@ fn conv2d_gemm_tiled(
             }
             for (var i = 0u; i < 4u; i++) {
                 let a = source_tile[r * TILE_PIXELS + tp * 4u + i];
+                let bits = vec4<u32>(source_live[r * TILE_PIXELS + tp * 4u + i]);
+                let live = (bits & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
                 for (var j = 0u; j < 8u; j++) {
-                    acc[i][j] += dot(a, b[j]);
+                    acc[i][j] += dot(select(vec4<f32>(0.0), a * b[j], live), vec4<f32>(1.0));
                 }
             }
         }
@@ -227,6 +252,21 @@ fn input_row(g: u32, col: u32) -> u32 {
     let r = col / taps;
     let row = (g * u.reduce_per_group + r) * u.taps_w + col % u.taps_w;
     return (row * u.batch * u.packed_h + ((col % taps) / u.taps_w) * u.tap_step_h) * u.ow4;
+}
+
+// Bit c set where output pixel (oy, 4 ox4 + c) meets the input (not its padding, nor past the
+// row's end) at column col = (r, ty, tx).
+fn input_live(col: u32, oy: u32, ox4: u32) -> u32 {
+    let taps = u.taps_h * u.taps_w;
+    let iy = i32(oy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) + i32((col % taps) / u.taps_w) * bitcast<i32>(u.tap_step_h);
+    var bits = 0u;
+    for (var c = 0u; c < 4u; c++) {
+        let ox = 4u * ox4 + c;
+        let ix = i32(ox) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w) + i32(col % u.taps_w) * bitcast<i32>(u.tap_step_w);
+        let live = ox < u.grid_w && iy >= 0 && iy < i32(u.src_h) && ix >= 0 && ix < i32(u.src_w);
+        bits |= select(0u, 1u << c, live);
+    }
+    return bits;
 }
 
 // The offset of reduction vec4 k = (n, oy, ox4) within a row of the packed input.
@@ -264,7 +304,8 @@ fn conv2d_weight_grad_tiled(
     let k_end = min(u.k_vec, k_begin + u.rows_per_block * u.ow4);
     // What this invocation stages: input vec4s (chunk rows t / 32 and t / 32 + 2) of column
     // t % 32, and grad_output vec4s (chunk rows 0..3) of channel t.
-    let staged_column = input_row(g, min(cblock * TILE_PIXELS + t % TILE_PIXELS, columns - 1u));
+    let staged_col = min(cblock * TILE_PIXELS + t % TILE_PIXELS, columns - 1u);
+    let staged_column = input_row(g, staged_col);
     let staged_row = t / TILE_PIXELS;
     let staged_m = tile * TILE_CHANNELS + t;
     let staged_channel = (g * u.channels_per_group + min(staged_m, u.channels_per_group - 1u)) * u.k_vec;
@@ -276,10 +317,13 @@ fn conv2d_weight_grad_tiled(
         for (var r = staged_row; r < CHUNK; r += 2u) {
             let k = k0 + r;
             var v = vec4<f32>(0.0);
+            var live = 0u;
             if (k < k_end) {
                 v = packed_b[staged_column + pixel_offset(k)];
+                live = input_live(staged_col, (k / u.ow4) % u.grid_h, k % u.ow4);
             }
             source_tile[r * TILE_PIXELS + t % TILE_PIXELS] = v;
+            source_live[r * TILE_PIXELS + t % TILE_PIXELS] = live;
         }
         for (var r = 0u; r < CHUNK; r++) {
             let k = k0 + r;
@@ -297,8 +341,10 @@ fn conv2d_weight_grad_tiled(
             }
             for (var i = 0u; i < 4u; i++) {
                 let a = source_tile[r * TILE_PIXELS + tp * 4u + i];
+                let bits = vec4<u32>(source_live[r * TILE_PIXELS + tp * 4u + i]);
+                let live = (bits & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
                 for (var j = 0u; j < 8u; j++) {
-                    acc[i][j] += dot(a, b[j]);
+                    acc[i][j] += dot(select(vec4<f32>(0.0), a * b[j], live), vec4<f32>(1.0));
                 }
             }
         }

