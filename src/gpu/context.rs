@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::Pipelines;
+use crate::gpu::pool::{BufferPool, PoolStats, PooledBuffer};
 
 /// Environment variable that picks an adapter by a substring of its name (case-insensitive).
 pub const ADAPTER_ENV: &str = "WGCONV_ADAPTER";
@@ -35,6 +36,8 @@ pub(crate) struct GpuInner {
     pub lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope, drained by the next call.
     pub uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Recycled buffers and the allocation counters (see `gpu::pool`).
+    pub pool: Arc<BufferPool>,
     /// Kernel timing for benchmarks.
     pub profiler: Mutex<crate::gpu::profiler::Profiler>,
     /// A conv2d kernel variant every call must use, overriding the planner (tests, `--variant`).
@@ -143,6 +146,7 @@ impl Gpu {
                 pipelines: Pipelines::default(),
                 placeholder,
                 placeholder_rw,
+                pool: BufferPool::new(),
                 lost,
                 uncaptured,
                 profiler: Mutex::default(),
@@ -188,6 +192,54 @@ impl Gpu {
             .forced_variant
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many buffers this `Gpu` has created on the device so far (tensors, temporaries,
+    /// uniforms, readback staging, timers; not the two 16-byte placeholders made with it).
+    /// Buffers are pooled, so repeating a call with the same shapes adds nothing.
+    pub fn buffer_allocations(&self) -> u64 {
+        self.inner.pool.stats().allocations
+    }
+
+    /// Allocations, reuses and what the buffer pool holds now.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner.pool.stats()
+    }
+
+    /// Frees every buffer waiting in the pool (buffers in use are unaffected).
+    pub fn clear_buffer_pool(&self) {
+        self.inner.pool.clear(None);
+    }
+
+    /// Frees the pooled buffers and keeps at most `bytes` of free buffers from now on (default
+    /// [`crate::gpu::pool::DEFAULT_POOL_LIMIT_BYTES`]); 0 turns pooling off.
+    pub fn set_buffer_pool_limit(&self, bytes: u64) {
+        self.inner.pool.clear(Some(bytes));
+    }
+
+    /// A buffer of at least `bytes` with `usage`, from the pool or newly created; an
+    /// allocation failure is an `Err` naming `op`.
+    pub(crate) fn take_buffer(
+        &self,
+        op: &'static str,
+        label: &'static str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<PooledBuffer> {
+        let limits = &self.inner.limits;
+        // The size class may round up, but never past what the buffer will be bound as.
+        let max = if usage.contains(wgpu::BufferUsages::UNIFORM) {
+            limits.max_uniform_buffer_binding_size
+        } else if usage.contains(wgpu::BufferUsages::STORAGE) {
+            limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size)
+        } else {
+            limits.max_buffer_size
+        };
+        self.inner
+            .pool
+            .take(&self.inner.device, op, label, bytes, max.max(bytes), usage)
     }
 
     /// The underlying wgpu device.

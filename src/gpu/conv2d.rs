@@ -88,7 +88,7 @@ pub fn conv2d_with_activation(
                 ],
                 grid,
             }],
-        );
+        )?;
         Ok(output)
     })?
 }

@@ -423,7 +423,7 @@ fn backward(
                     vec![partials.buffer(), ph, ph, db.buffer()],
                 ));
             }
-            submit(gpu, op, &dispatches);
+            submit(gpu, op, &dispatches)?;
         }
         // wgpu keeps the partial buffers alive until the submitted work is done.
         Ok(Conv2dGrads {
@@ -554,7 +554,7 @@ pub fn conv_transpose2d(
                 )
             })
             .collect();
-        submit(gpu, OP, &dispatches);
+        submit(gpu, OP, &dispatches)?;
         Ok(output)
     })?
 }
