@@ -284,17 +284,39 @@ impl Gpu {
             pollster::block_on(internal.pop()),
         ];
         if let Some(e) = errors.into_iter().flatten().next() {
-            return Err(Error::Device {
-                op,
-                message: e.to_string(),
-            });
+            // A lost device explains any error (an invalid buffer, say), but wgpu reports a
+            // destroyed device through its callback only once the queue is idle: let the queue
+            // drain first. Errors are rare, so this wait costs nothing on the normal path.
+            let _ = device.poll(wgpu::PollType::wait_indefinitely());
+            self.check_healthy(op)?;
+            return Err(device_error(op, e));
         }
         self.check_healthy(op)?;
         Ok(value)
     }
 
+    /// True once the device is lost (destroyed, reset, out of memory fatally): every call on
+    /// this `Gpu` fails from then on, and a new `Gpu` is needed.
+    pub fn is_lost(&self) -> bool {
+        self.poll_lost();
+        self.inner
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Lets wgpu run its device-lost callback if the device has been lost: after
+    /// `Device::destroy` the callback only fires from a poll once the queue is idle.
+    /// Non-blocking.
+    fn poll_lost(&self) {
+        // A poll error means the device is gone; the callback has then said so.
+        let _ = self.inner.device.poll(wgpu::PollType::Poll);
+    }
+
     /// `Err` if the device is lost or an error escaped the error scopes since the last call.
     pub(crate) fn check_healthy(&self, op: &'static str) -> Result<()> {
+        self.poll_lost();
         if let Some(reason) = self
             .inner
             .lost
@@ -302,7 +324,7 @@ impl Gpu {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
         {
-            return Err(Error::DeviceLost(reason));
+            return Err(Error::DeviceLost { op, reason });
         }
         let escaped: Vec<String> = std::mem::take(
             &mut *self
@@ -331,11 +353,29 @@ impl Gpu {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Device {
-                op,
-                message: format!("waiting for the GPU failed: {e}"),
+            .map_err(|e| {
+                // A lost device is the likelier story, and the more useful error.
+                self.check_healthy(op).err().unwrap_or(Error::Device {
+                    op,
+                    message: format!("waiting for the GPU failed: {e}"),
+                })
             })?;
         self.check_healthy(op)
+    }
+}
+
+/// The crate's error for a wgpu error caught in an error scope: out-of-memory apart, since the
+/// device survives it and the caller can act on it.
+pub(crate) fn device_error(op: &'static str, e: wgpu::Error) -> Error {
+    match e {
+        wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory {
+            op,
+            message: e.to_string(),
+        },
+        other => Error::Device {
+            op,
+            message: other.to_string(),
+        },
     }
 }
 
@@ -458,6 +498,22 @@ mod tests {
         let e = gpu.check_healthy("next op").unwrap_err();
         assert!(matches!(e, Error::Device { op: "next op", .. }), "{e:?}");
         gpu.check_healthy("next op").unwrap();
+    }
+
+    #[test]
+    fn out_of_memory_is_its_own_error() {
+        let oom = wgpu::Error::OutOfMemory {
+            source: Box::new(std::io::Error::other("no memory")),
+        };
+        let e = device_error("conv2d", oom);
+        assert!(
+            matches!(e, Error::OutOfMemory { op: "conv2d", .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("conv2d: out of GPU memory"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Free buffers kept at most, in bytes, summed over the pool; a buffer returned beyond this is
 /// freed. Large enough for a VGG layer's activations at batch 16 to stay pooled between calls.
@@ -143,13 +143,17 @@ impl BufferPool {
         ];
         lock(&self.stats).allocations += 1;
         if let Some(e) = errors.into_iter().flatten().next() {
-            let kind = match e {
-                wgpu::Error::OutOfMemory { .. } => "out of device memory",
-                _ => "buffer creation failed",
-            };
-            return Err(Error::Device {
-                op,
-                message: format!("{kind} allocating {size} bytes ({label}): {e}"),
+            let e = crate::gpu::context::device_error(op, e);
+            return Err(match e {
+                crate::Error::OutOfMemory { op, message } => crate::Error::OutOfMemory {
+                    op,
+                    message: format!("allocating {size} bytes ({label}): {message}"),
+                },
+                crate::Error::Device { op, message } => crate::Error::Device {
+                    op,
+                    message: format!("allocating {size} bytes ({label}): {message}"),
+                },
+                other => other,
             });
         }
         Ok(buffer)
