@@ -27,6 +27,12 @@ fn invocation_index(wg: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
     return ((wg.z * groups.y + wg.y) * groups.x + wg.x) * WORKGROUP_SIZE + local;
 }
 
+// NaN by its bits: WGSL lets an implementation assume floats are never NaN, and `clamp` may
+// turn a NaN into a bound, so the forward recomputed from a NaN pre-activation must keep it.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 @compute @workgroup_size(64)
 fn activation_backward(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -47,14 +53,14 @@ fn activation_backward(
         case 2u: {
             var y = v;
             if (u.saved_is_output == 0u) {
-                y = 1.0 / (1.0 + exp(-v));
+                y = select(1.0 / (1.0 + exp(-v)), v, is_nan(v));
             }
             dx = dy * (y * (1.0 - y));
         }
         case 3u: {
             var y = v;
             if (u.saved_is_output == 0u) {
-                y = tanh(clamp(v, -15.0, 15.0));
+                y = select(tanh(clamp(v, -15.0, 15.0)), v, is_nan(v));
             }
             dx = dy * (1.0 - y * y);
         }

@@ -104,27 +104,34 @@ fn store4(base: u32, stride: u32, live: u32, values: vec4<f32>) {
     if (live > 3u) { dst[base + 3u * stride] = values.w; }
 }
 
-// The fused epilogue's activation.
+// WGSL lets an implementation assume floats are never NaN (and `max`, `clamp` may drop a NaN
+// operand), so NaN is recognised by its bits.
+fn is_nan4(v: vec4<f32>) -> vec4<bool> {
+    return (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
+
+// The fused epilogue's activation. A NaN stays NaN, as in PyTorch: `max(NaN, 0)` and
+// `clamp(NaN, ..)` may return a bound, so a NaN input is passed through explicitly.
 fn activate(v: vec4<f32>) -> vec4<f32> {
+    var out = v;
     switch u.activation {
         case 1u: {
-            return max(v, vec4<f32>(0.0));
+            out = max(v, vec4<f32>(0.0));
         }
         case 2u: {
-            return 1.0 / (1.0 + exp(-v));
+            out = 1.0 / (1.0 + exp(-v));
         }
         case 3u: {
             // tanh(15) rounds to 1 in f32; clamping keeps exp-based implementations finite.
-            return tanh(clamp(v, vec4<f32>(-15.0), vec4<f32>(15.0)));
+            out = tanh(clamp(v, vec4<f32>(-15.0), vec4<f32>(15.0)));
         }
         case 4u: {
             let slope = bitcast<f32>(u.activation_slope);
-            return select(v * slope, v, v > vec4<f32>(0.0));
+            out = select(v * slope, v, v > vec4<f32>(0.0));
         }
-        default: {
-            return v;
-        }
+        default: {}
     }
+    return select(out, v, is_nan4(v));
 }
 
 // Forward. src_a = input, src_b = weight, src_c = bias [C_out] (if has_bias), dst = output.
@@ -179,10 +186,10 @@ fn conv2d_forward(
             for (var kx = 0u; kx < u.kernel_w; kx++) {
                 let ix = ix0 + i32(kx * u.dilation_w);
                 let w4 = gather4_b(w_row + kx * u.w_stride_w, w_offsets);
-                acc0 += input_or_zero(x_row, ix, true) * w4;
-                acc1 += input_or_zero(x_row, ix + sw, columns > 1u) * w4;
-                acc2 += input_or_zero(x_row, ix + 2 * sw, columns > 2u) * w4;
-                acc3 += input_or_zero(x_row, ix + 3 * sw, columns > 3u) * w4;
+                acc0 += tap_product(x_row, ix, true, w4);
+                acc1 += tap_product(x_row, ix + sw, columns > 1u, w4);
+                acc2 += tap_product(x_row, ix + 2 * sw, columns > 2u, w4);
+                acc3 += tap_product(x_row, ix + 3 * sw, columns > 3u, w4);
             }
         }
     }
@@ -197,13 +204,15 @@ fn conv2d_forward(
     if (columns > 3u) { store4(out + 3u * u.out_stride_w, u.out_stride_c, live, activate(acc3 + bias)); }
 }
 
-// One input value of the row starting at `x_row`, or 0 in the padding or for a tile column
-// past the end of the output.
-fn input_or_zero(x_row: u32, ix: i32, column_live: bool) -> f32 {
+// One tap's products `x * w4`, or 0 in the padding or for a tile column past the end of the
+// output. A tap in the padding contributes no term at all (rather than `0 * w`), so an infinite
+// or NaN weight meeting the padding adds nothing, as in the CPU reference (see README, NaN and
+// infinity).
+fn tap_product(x_row: u32, ix: i32, column_live: bool, w4: vec4<f32>) -> vec4<f32> {
     if (!column_live || ix < 0 || ix >= i32(u.in_w)) {
-        return 0.0;
+        return vec4<f32>(0.0);
     }
-    return src_a[x_row + u32(ix) * u.in_stride_w];
+    return src_a[x_row + u32(ix) * u.in_stride_w] * w4;
 }
 
 // Input gradient, gather form; also the transposed convolution.

@@ -89,25 +89,31 @@ fn workgroup_index(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
     return (wg.z * groups.y + wg.y) * groups.x + wg.x;
 }
 
+// NaN by its bits: WGSL lets an implementation assume floats are never NaN.
+fn is_nan2(v: vec2<f32>) -> vec2<bool> {
+    return (bitcast<vec2<u32>>(v) & vec2<u32>(0x7fffffffu)) > vec2<u32>(0x7f800000u);
+}
+
+// As `activate` in conv2d.wgsl: a NaN input stays NaN whatever `max` and `clamp` do with it.
 fn activate(v: vec2<f32>) -> vec2<f32> {
+    var out = v;
     switch u.activation {
         case 1u: {
-            return max(v, vec2<f32>(0.0));
+            out = max(v, vec2<f32>(0.0));
         }
         case 2u: {
-            return 1.0 / (1.0 + exp(-v));
+            out = 1.0 / (1.0 + exp(-v));
         }
         case 3u: {
-            return tanh(clamp(v, vec2<f32>(-15.0), vec2<f32>(15.0)));
+            out = tanh(clamp(v, vec2<f32>(-15.0), vec2<f32>(15.0)));
         }
         case 4u: {
             let slope = bitcast<f32>(u.activation_slope);
-            return select(v * slope, v, v > vec2<f32>(0.0));
+            out = select(v * slope, v, v > vec2<f32>(0.0));
         }
-        default: {
-            return v;
-        }
+        default: {}
     }
+    return select(out, v, is_nan2(v));
 }
 
 // acc (this lane's two channels at one column) plus the four reduction terms of column

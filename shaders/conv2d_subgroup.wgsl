@@ -101,25 +101,38 @@ fn workgroup_index(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
     return (wg.z * groups.y + wg.y) * groups.x + wg.x;
 }
 
+// NaN by its bits: WGSL lets an implementation assume floats are never NaN.
+fn is_nan2(v: vec2<f32>) -> vec2<bool> {
+    return (bitcast<vec2<u32>>(v) & vec2<u32>(0x7fffffffu)) > vec2<u32>(0x7f800000u);
+}
+
+// As `activate` in conv2d.wgsl: a NaN input stays NaN whatever `max` and `clamp` do with it.
 fn activate(v: vec2<f32>) -> vec2<f32> {
+    var out = v;
     switch u.activation {
         case 1u: {
-            return max(v, vec2<f32>(0.0));
+            out = max(v, vec2<f32>(0.0));
         }
         case 2u: {
-            return 1.0 / (1.0 + exp(-v));
+            out = 1.0 / (1.0 + exp(-v));
         }
         case 3u: {
-            return tanh(clamp(v, vec2<f32>(-15.0), vec2<f32>(15.0)));
+            out = tanh(clamp(v, vec2<f32>(-15.0), vec2<f32>(15.0)));
         }
         case 4u: {
             let slope = bitcast<f32>(u.activation_slope);
-            return select(v * slope, v, v > vec2<f32>(0.0));
+            out = select(v * slope, v, v > vec2<f32>(0.0));
         }
-        default: {
-            return v;
-        }
+        default: {}
     }
+    return select(out, v, is_nan2(v));
+}
+
+// `sum + b * w` when bit `lane` of `live` is set, else `sum`: a column whose source lies in the
+// padding (or outside the grad_output) contributes no term, not `0 * w`, so an infinite or NaN
+// operand meeting the padding adds nothing, as in the CPU reference and the direct kernels.
+fn add_if_live(sum: vec2<f32>, b: f32, w: vec2<f32>, live: u32, lane: u32) -> vec2<f32> {
+    return select(sum, sum + b * w, ((live >> lane) & 1u) != 0u);
 }
 
 // Writes one destination pixel's two channels (m, m + 1) of this lane, with bias and
@@ -208,14 +221,15 @@ fn conv2d_gemm_subgroup8(
         let x = select(0.0, src_a[select(src_channel, at, ok)], ok);
         let wt = kc.x * u.w_stride_r + kc.y * u.w_tap_h + kc.z * u.w_tap_w;
         let w = vec2<f32>(src_b[w0 + wt], src_b[w1 + wt]);
-        a0 += subgroupBroadcast(x, 0u) * w;
-        a1 += subgroupBroadcast(x, 1u) * w;
-        a2 += subgroupBroadcast(x, 2u) * w;
-        a3 += subgroupBroadcast(x, 3u) * w;
-        a4 += subgroupBroadcast(x, 4u) * w;
-        a5 += subgroupBroadcast(x, 5u) * w;
-        a6 += subgroupBroadcast(x, 6u) * w;
-        a7 += subgroupBroadcast(x, 7u) * w;
+        let live = subgroupBallot(ok).x;
+        a0 = add_if_live(a0, subgroupBroadcast(x, 0u), w, live, 0u);
+        a1 = add_if_live(a1, subgroupBroadcast(x, 1u), w, live, 1u);
+        a2 = add_if_live(a2, subgroupBroadcast(x, 2u), w, live, 2u);
+        a3 = add_if_live(a3, subgroupBroadcast(x, 3u), w, live, 3u);
+        a4 = add_if_live(a4, subgroupBroadcast(x, 4u), w, live, 4u);
+        a5 = add_if_live(a5, subgroupBroadcast(x, 5u), w, live, 5u);
+        a6 = add_if_live(a6, subgroupBroadcast(x, 6u), w, live, 6u);
+        a7 = add_if_live(a7, subgroupBroadcast(x, 7u), w, live, 7u);
         kc = next_k(kc);
     }
 
@@ -311,14 +325,15 @@ fn conv2d_weight_grad_subgroup8(
             let x = select(0.0, src_a[select(src_channel, src_row + u32(ix) * u.src_stride_w, ok)], ok);
             let dy_at = dy_row + ox * u.dst_stride_w;
             let d = vec2<f32>(src_b[dy_at + dy_c0], src_b[dy_at + dy_c1]);
-            a0 += subgroupBroadcast(x, 0u) * d;
-            a1 += subgroupBroadcast(x, 1u) * d;
-            a2 += subgroupBroadcast(x, 2u) * d;
-            a3 += subgroupBroadcast(x, 3u) * d;
-            a4 += subgroupBroadcast(x, 4u) * d;
-            a5 += subgroupBroadcast(x, 5u) * d;
-            a6 += subgroupBroadcast(x, 6u) * d;
-            a7 += subgroupBroadcast(x, 7u) * d;
+            let live = subgroupBallot(ok).x;
+            a0 = add_if_live(a0, subgroupBroadcast(x, 0u), d, live, 0u);
+            a1 = add_if_live(a1, subgroupBroadcast(x, 1u), d, live, 1u);
+            a2 = add_if_live(a2, subgroupBroadcast(x, 2u), d, live, 2u);
+            a3 = add_if_live(a3, subgroupBroadcast(x, 3u), d, live, 3u);
+            a4 = add_if_live(a4, subgroupBroadcast(x, 4u), d, live, 4u);
+            a5 = add_if_live(a5, subgroupBroadcast(x, 5u), d, live, 5u);
+            a6 = add_if_live(a6, subgroupBroadcast(x, 6u), d, live, 6u);
+            a7 = add_if_live(a7, subgroupBroadcast(x, 7u), d, live, 7u);
         }
     }
 

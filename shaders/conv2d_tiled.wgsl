@@ -90,24 +90,26 @@ var<workgroup> weight_tile: array<vec4<f32>, 256>;
 // infinite or NaN operand meeting the padding adds nothing, as in the CPU reference.
 var<workgroup> source_live: array<u32, 128>;
 
+// As `activate` in conv2d.wgsl, for one value: a NaN input stays NaN whatever `max` and
+// `clamp` do with it (NaN recognised by its bits: WGSL may assume floats are never NaN).
 fn activate(v: f32) -> f32 {
+    var out = v;
     switch u.activation {
         case 1u: {
-            return max(v, 0.0);
+            out = max(v, 0.0);
         }
         case 2u: {
-            return 1.0 / (1.0 + exp(-v));
+            out = 1.0 / (1.0 + exp(-v));
         }
         case 3u: {
-            return tanh(clamp(v, -15.0, 15.0));
+            out = tanh(clamp(v, -15.0, 15.0));
         }
         case 4u: {
-            return select(v * bitcast<f32>(u.activation_slope), v, v > 0.0);
+            out = select(v * bitcast<f32>(u.activation_slope), v, v > 0.0);
         }
-        default: {
-            return v;
-        }
+        default: {}
     }
+    return select(out, v, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u);
 }
 
 // The packed-source offset (in vec4s) of tap (0, 0) of destination pixel p.

@@ -19,13 +19,19 @@ pub enum Error {
     #[error("{op}: too large: {what}")]
     TooLarge { op: &'static str, what: String },
 
-    /// wgpu reported a validation error, an out-of-memory condition or an internal error.
+    /// wgpu reported a validation error or an internal error.
     #[error("{op}: GPU error: {message}")]
     Device { op: &'static str, message: String },
 
-    /// The device was lost; create a new `Gpu`.
-    #[error("GPU device lost: {0}")]
-    DeviceLost(String),
+    /// The device could not allocate memory for the call. The `Gpu` stays usable: free tensors
+    /// (and [`crate::Gpu::clear_buffer_pool`]) or use smaller work.
+    #[error("{op}: out of GPU memory: {message}")]
+    OutOfMemory { op: &'static str, message: String },
+
+    /// The device was lost (destroyed, reset, or the driver gave up): every later call on this
+    /// `Gpu` and its tensors returns this error. Create a new `Gpu` and upload again.
+    #[error("{op}: GPU device lost ({reason}); create a new Gpu")]
+    DeviceLost { op: &'static str, reason: String },
 
     /// Two tensors or a tensor and a context belong to different `Gpu`s.
     #[error("{op}: tensors belong to different Gpu contexts")]

@@ -564,7 +564,8 @@ fn transposed_axis(
         .filter(|&v| v <= MAX_PADDED_EXTENT)
         .ok_or_else(|| too_large(op, format!("output {axis} overflows")))?;
     let cropped = full
-        .checked_sub(pad_before as u64 + pad_after as u64)
+        // Saturating: two hostile paddings must give this error, not an overflow.
+        .checked_sub((pad_before as u64).saturating_add(pad_after as u64))
         .filter(|&v| v > 0)
         .ok_or_else(|| {
             invalid(
@@ -583,7 +584,8 @@ fn transposed_axis(
         pad_before,
         pad_after,
         output: input,
-    })
+    }
+    .normalized())
 }
 
 /// Parameters of 2-D max pooling, PyTorch's set. Padding is per axis (both sides alike) and
@@ -740,7 +742,7 @@ fn pool_axis(
             ),
         ));
     }
-    let padded = input as u64 + 2 * pad as u64;
+    let padded = (pad as u64).saturating_mul(2).saturating_add(input as u64);
     if padded > MAX_PADDED_EXTENT {
         return Err(too_large(
             op,
@@ -775,7 +777,8 @@ fn pool_axis(
         pad_before: pad,
         pad_after: pad,
         output: output as usize,
-    })
+    }
+    .normalized())
 }
 
 /// All sizes of one max-pooling call, resolved and validated.
@@ -989,7 +992,22 @@ impl AxisGeometry {
             pad_before,
             pad_after,
             output,
-        })
+        }
+        .normalized())
+    }
+
+    /// The same axis with its stride at most the padded extent and the dilation of a one-tap
+    /// kernel set to 1. Neither changes any result: a stride past the padded extent leaves one
+    /// output position (only position 0 is ever multiplied by it), and a single tap is never
+    /// spaced. It keeps `usize::MAX` and the like out of the kernels' u32/i32 arithmetic, where
+    /// a truncated stride gave wrong input gradients.
+    fn normalized(mut self) -> Self {
+        let padded = self.input + self.pad_before + self.pad_after;
+        self.stride = self.stride.min(padded.max(1));
+        if self.kernel == 1 {
+            self.dilation = 1;
+        }
+        self
     }
 
     /// `dilation * (kernel - 1) + 1`: the span of input one window covers.

@@ -464,6 +464,12 @@ fn info_check_and_bench_run() {
     assert!(rows
         .iter()
         .all(|r| r["wall_ms"].as_f64().unwrap() > 0.0 && r["cpu_ms"].as_f64().unwrap() > 0.0));
+    // The pool serves every timed repeat: the warm-up call allocates, the repeats do not.
+    assert!(
+        rows.iter().all(|r| r["allocations_repeats"] == 0),
+        "{rows:?}"
+    );
+    assert!(report["pool"]["reuses"].as_u64().unwrap() > 0);
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 }
 

@@ -434,7 +434,6 @@ fn tuning_times_once_caches_per_shape_and_reloads() {
 #[test]
 fn every_variant_skips_padding_taps_of_infinite_operands() {
     for &variant in ConvVariant::ALL {
-        if variant == ConvVariant::Subgroup8 { continue; } // TEMP
         let Some(gpu) = gpu_forcing(variant) else {
             continue;
         };

@@ -65,7 +65,7 @@ pub fn activation_backward(
                 buffers: vec![grad_output.buffer(), saved_tensor.buffer(), dx.buffer()],
                 grid,
             }],
-        );
+        )?;
         Ok(dx)
     })?
 }

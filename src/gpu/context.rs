@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::Pipelines;
+use crate::gpu::pool::{BufferPool, PoolStats, PooledBuffer};
 
 /// Environment variable that picks an adapter by a substring of its name (case-insensitive).
 pub const ADAPTER_ENV: &str = "WGCONV_ADAPTER";
@@ -35,6 +36,8 @@ pub(crate) struct GpuInner {
     pub lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope, drained by the next call.
     pub uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Recycled buffers and the allocation counters (see `gpu::pool`).
+    pub pool: Arc<BufferPool>,
     /// Kernel timing for benchmarks.
     pub profiler: Mutex<crate::gpu::profiler::Profiler>,
     /// A conv2d kernel variant every call must use, overriding the planner (tests, `--variant`).
@@ -145,6 +148,7 @@ impl Gpu {
                 pipelines: Pipelines::default(),
                 placeholder,
                 placeholder_rw,
+                pool: BufferPool::new(),
                 lost,
                 uncaptured,
                 profiler: Mutex::default(),
@@ -214,6 +218,54 @@ impl Gpu {
             .clone()
     }
 
+    /// How many buffers this `Gpu` has created on the device so far (tensors, temporaries,
+    /// uniforms, readback staging, timers; not the two 16-byte placeholders made with it).
+    /// Buffers are pooled, so repeating a call with the same shapes adds nothing.
+    pub fn buffer_allocations(&self) -> u64 {
+        self.inner.pool.stats().allocations
+    }
+
+    /// Allocations, reuses and what the buffer pool holds now.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner.pool.stats()
+    }
+
+    /// Frees every buffer waiting in the pool (buffers in use are unaffected).
+    pub fn clear_buffer_pool(&self) {
+        self.inner.pool.clear(None);
+    }
+
+    /// Frees the pooled buffers and keeps at most `bytes` of free buffers from now on (default
+    /// [`crate::gpu::pool::DEFAULT_POOL_LIMIT_BYTES`]); 0 turns pooling off.
+    pub fn set_buffer_pool_limit(&self, bytes: u64) {
+        self.inner.pool.clear(Some(bytes));
+    }
+
+    /// A buffer of at least `bytes` with `usage`, from the pool or newly created; an
+    /// allocation failure is an `Err` naming `op`.
+    pub(crate) fn take_buffer(
+        &self,
+        op: &'static str,
+        label: &'static str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<PooledBuffer> {
+        let limits = &self.inner.limits;
+        // The size class may round up, but never past what the buffer will be bound as.
+        let max = if usage.contains(wgpu::BufferUsages::UNIFORM) {
+            limits.max_uniform_buffer_binding_size
+        } else if usage.contains(wgpu::BufferUsages::STORAGE) {
+            limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size)
+        } else {
+            limits.max_buffer_size
+        };
+        self.inner
+            .pool
+            .take(&self.inner.device, op, label, bytes, max.max(bytes), usage)
+    }
+
     /// The underlying wgpu device.
     pub fn device(&self) -> &wgpu::Device {
         &self.inner.device
@@ -256,17 +308,39 @@ impl Gpu {
             pollster::block_on(internal.pop()),
         ];
         if let Some(e) = errors.into_iter().flatten().next() {
-            return Err(Error::Device {
-                op,
-                message: e.to_string(),
-            });
+            // A lost device explains any error (an invalid buffer, say), but wgpu reports a
+            // destroyed device through its callback only once the queue is idle: let the queue
+            // drain first. Errors are rare, so this wait costs nothing on the normal path.
+            let _ = device.poll(wgpu::PollType::wait_indefinitely());
+            self.check_healthy(op)?;
+            return Err(device_error(op, e));
         }
         self.check_healthy(op)?;
         Ok(value)
     }
 
+    /// True once the device is lost (destroyed, reset, out of memory fatally): every call on
+    /// this `Gpu` fails from then on, and a new `Gpu` is needed.
+    pub fn is_lost(&self) -> bool {
+        self.poll_lost();
+        self.inner
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Lets wgpu run its device-lost callback if the device has been lost: after
+    /// `Device::destroy` the callback only fires from a poll once the queue is idle.
+    /// Non-blocking.
+    fn poll_lost(&self) {
+        // A poll error means the device is gone; the callback has then said so.
+        let _ = self.inner.device.poll(wgpu::PollType::Poll);
+    }
+
     /// `Err` if the device is lost or an error escaped the error scopes since the last call.
     pub(crate) fn check_healthy(&self, op: &'static str) -> Result<()> {
+        self.poll_lost();
         if let Some(reason) = self
             .inner
             .lost
@@ -274,7 +348,7 @@ impl Gpu {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
         {
-            return Err(Error::DeviceLost(reason));
+            return Err(Error::DeviceLost { op, reason });
         }
         let escaped: Vec<String> = std::mem::take(
             &mut *self
@@ -303,11 +377,29 @@ impl Gpu {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Device {
-                op,
-                message: format!("waiting for the GPU failed: {e}"),
+            .map_err(|e| {
+                // A lost device is the likelier story, and the more useful error.
+                self.check_healthy(op).err().unwrap_or(Error::Device {
+                    op,
+                    message: format!("waiting for the GPU failed: {e}"),
+                })
             })?;
         self.check_healthy(op)
+    }
+}
+
+/// The crate's error for a wgpu error caught in an error scope: out-of-memory apart, since the
+/// device survives it and the caller can act on it.
+pub(crate) fn device_error(op: &'static str, e: wgpu::Error) -> Error {
+    match e {
+        wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory {
+            op,
+            message: e.to_string(),
+        },
+        other => Error::Device {
+            op,
+            message: other.to_string(),
+        },
     }
 }
 
@@ -430,6 +522,22 @@ mod tests {
         let e = gpu.check_healthy("next op").unwrap_err();
         assert!(matches!(e, Error::Device { op: "next op", .. }), "{e:?}");
         gpu.check_healthy("next op").unwrap();
+    }
+
+    #[test]
+    fn out_of_memory_is_its_own_error() {
+        let oom = wgpu::Error::OutOfMemory {
+            source: Box::new(std::io::Error::other("no memory")),
+        };
+        let e = device_error("conv2d", oom);
+        assert!(
+            matches!(e, Error::OutOfMemory { op: "conv2d", .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("conv2d: out of GPU memory"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub fn conv2d_with_activation(
             Operand::Output => output.buffer(),
             _ => placeholder,
         });
-        submit(gpu, OP, &dispatches);
+        submit(gpu, OP, &dispatches)?;
         Ok(output)
     })?
 }

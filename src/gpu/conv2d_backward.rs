@@ -407,7 +407,7 @@ fn backward(
                 }));
             }
         }
-        submit(gpu, op, &dispatches);
+        submit(gpu, op, &dispatches)?;
         // wgpu keeps the scratch buffers alive until the submitted work is done.
         Ok(Conv2dGrads {
             input: dx.map(|(t, _)| t),
@@ -535,7 +535,7 @@ pub fn conv_transpose2d(
             Operand::Output => output.buffer(),
             _ => placeholder,
         });
-        submit(gpu, OP, &dispatches);
+        submit(gpu, OP, &dispatches)?;
         Ok(output)
     })?
 }

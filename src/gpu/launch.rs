@@ -1,7 +1,5 @@
 //! Encoding one kernel dispatch: uniforms, bind group, compute pass, submit. Never waits.
 
-use wgpu::util::DeviceExt;
-
 use crate::error::{invalid, too_large, Error, Result};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::pipelines::CompiledKernel;
@@ -21,16 +19,29 @@ pub(crate) struct Dispatch<'a> {
 /// Records `dispatches` in order into one command buffer and submits it; the GPU runs them in
 /// order (a later dispatch sees an earlier one's writes). Never waits. Must run inside
 /// [`Gpu::capture`] so that errors become `Err`.
-pub(crate) fn submit(gpu: &Gpu, label: &str, dispatches: &[Dispatch<'_>]) {
+///
+/// Uniform buffers come from the pool and are filled by `queue.write_buffer`, which wgpu runs
+/// before this submission and after every earlier one; they go back to the pool once the
+/// submission is recorded (see `gpu::pool` for why reuse by a later submission is safe).
+pub(crate) fn submit(gpu: &Gpu, label: &'static str, dispatches: &[Dispatch<'_>]) -> Result<()> {
     let device = &gpu.inner.device;
-    let bind_groups: Vec<wgpu::BindGroup> = dispatches
+    let uniform_buffers = dispatches
         .iter()
         .map(|d| {
-            let uniform_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(d.label),
-                contents: d.uniforms,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+            let buffer = gpu.take_buffer(
+                label,
+                "wgconv uniforms",
+                d.uniforms.len() as u64,
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            )?;
+            gpu.inner.queue.write_buffer(&buffer, 0, d.uniforms);
+            Ok(buffer)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bind_groups: Vec<wgpu::BindGroup> = dispatches
+        .iter()
+        .zip(&uniform_buffers)
+        .map(|(d, uniform_buffer)| {
             let mut entries = vec![wgpu::BindGroupEntry {
                 binding: 0,
                 resource: uniform_buffer.as_entire_binding(),
@@ -53,7 +64,7 @@ pub(crate) fn submit(gpu: &Gpu, label: &str, dispatches: &[Dispatch<'_>]) {
         .collect();
     let mut encoder =
         device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-    let timer = PassTimer::new(gpu);
+    let timer = PassTimer::new(gpu, label)?;
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(label),
@@ -70,10 +81,11 @@ pub(crate) fn submit(gpu: &Gpu, label: &str, dispatches: &[Dispatch<'_>]) {
             pass.dispatch_workgroups(x, y, z);
         }
     }
-    if let Some(timer) = timer {
-        timer.resolve(gpu, &mut encoder);
-    }
+    // The resolve buffer, like the uniforms, must stay out of the pool until submitted.
+    let resolve = timer.map(|timer| timer.resolve(gpu, &mut encoder));
     gpu.inner.queue.submit([encoder.finish()]);
+    drop((uniform_buffers, resolve));
+    Ok(())
 }
 
 /// `Err` unless every tensor lives on `gpu`.

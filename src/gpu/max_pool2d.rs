@@ -123,7 +123,7 @@ fn forward(
                 ],
                 grid,
             }],
-        );
+        )?;
         Ok((values, indices))
     })?
 }
@@ -206,7 +206,7 @@ pub fn max_pool2d_backward(
                 ],
                 grid,
             }],
-        );
+        )?;
         Ok(dx)
     })?
 }

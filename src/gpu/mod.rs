@@ -12,6 +12,7 @@ pub mod max_pool2d;
 pub mod pipelines;
 pub mod plan;
 pub mod planner;
+pub mod pool;
 mod profiler;
 mod tensor;
 pub mod tuning;
@@ -26,4 +27,5 @@ pub use conv2d_backward::{
 };
 pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices};
 pub use planner::{ConvPass, ConvVariant};
+pub use pool::{PoolStats, PooledBuffer};
 pub use tensor::{Contents, GpuTensor, IndexOrigin};

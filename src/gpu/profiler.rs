@@ -4,25 +4,26 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::gpu::pool::PooledBuffer;
 use crate::gpu::Gpu;
 
 /// Readback buffers of the passes timed since the profiler was started.
 #[derive(Default)]
 pub(crate) struct Profiler {
     pub active: bool,
-    pub pending: Vec<wgpu::Buffer>,
+    pub pending: Vec<PooledBuffer>,
 }
 
 /// The query set and resolve buffers of one timed pass.
 pub(crate) struct PassTimer {
     pub query_set: wgpu::QuerySet,
-    resolve: wgpu::Buffer,
-    readback: wgpu::Buffer,
+    resolve: PooledBuffer,
+    readback: PooledBuffer,
 }
 
 impl PassTimer {
     /// A timer for the next pass, if timing is on and the device supports it.
-    pub fn new(gpu: &Gpu) -> Option<Self> {
+    pub fn new(gpu: &Gpu, op: &'static str) -> Result<Option<Self>> {
         let on = gpu
             .inner
             .profiler
@@ -30,30 +31,26 @@ impl PassTimer {
             .unwrap_or_else(|p| p.into_inner())
             .active;
         if !on || !gpu.timestamps_supported() {
-            return None;
+            return Ok(None);
         }
-        let device = &gpu.inner.device;
-        let buffer = |usage| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("wgconv timestamps"),
-                size: 16,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
-        Some(Self {
-            query_set: device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("wgconv pass timer"),
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            }),
-            resolve: buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
-            readback: buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
-        })
+        let buffer = |usage| gpu.take_buffer(op, "wgconv timestamps", 16, usage);
+        Ok(Some(Self {
+            query_set: gpu
+                .inner
+                .device
+                .create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("wgconv pass timer"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2,
+                }),
+            resolve: buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC)?,
+            readback: buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)?,
+        }))
     }
 
     /// Records the copy of both timestamps after the pass; the readback joins the pending list.
-    pub fn resolve(self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) {
+    /// Returns the resolve buffer, which the caller keeps until the encoder is submitted.
+    pub fn resolve(self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) -> PooledBuffer {
         encoder.resolve_query_set(&self.query_set, 0..2, &self.resolve, 0);
         encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.readback, 0, 16);
         gpu.inner
@@ -62,6 +59,7 @@ impl PassTimer {
             .unwrap_or_else(|p| p.into_inner())
             .pending
             .push(self.readback);
+        self.resolve
     }
 }
 
@@ -101,15 +99,17 @@ impl Gpu {
         if !self.timestamps_supported() {
             return Ok(None);
         }
-        for buffer in &pending {
-            buffer.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        let mut pending = pending;
+        for buffer in &mut pending {
+            buffer.set_mapping(true);
+            buffer.slice(..16).map_async(wgpu::MapMode::Read, |_| {});
         }
         self.wait(OP)?;
         let period = f64::from(self.inner.queue.get_timestamp_period());
         let mut total_ns = 0.0;
         for buffer in &pending {
             let view = buffer
-                .slice(..)
+                .slice(..16)
                 .get_mapped_range()
                 .map_err(|e| Error::Device {
                     op: OP,
@@ -117,6 +117,10 @@ impl Gpu {
                 })?;
             let t: &[u64] = bytemuck::cast_slice(&view);
             total_ns += t[1].saturating_sub(t[0]) as f64 * period;
+        }
+        for buffer in &mut pending {
+            buffer.unmap();
+            buffer.set_mapping(false);
         }
         Ok(Some(Duration::from_secs_f64(total_ns * 1e-9)))
     }

@@ -7,6 +7,7 @@ use ndarray::{Array1, Array4, ArrayD, ArrayView, ArrayView1, ArrayView4, Dimensi
 use crate::params::{Layout, Pool2dParams};
 
 use crate::error::{invalid, too_large, Error, Result};
+use crate::gpu::pool::PooledBuffer;
 use crate::gpu::Gpu;
 
 /// A tensor living in GPU memory: a storage buffer holding `f32` values in row-major order of
@@ -15,7 +16,10 @@ use crate::gpu::Gpu;
 #[derive(Clone, Debug)]
 pub struct GpuTensor {
     gpu: Gpu,
-    buffer: Arc<wgpu::Buffer>,
+    /// Pooled: may be larger than `bytes` (its size class); goes back to the pool on drop.
+    buffer: Arc<PooledBuffer>,
+    /// The bytes the tensor's values occupy at the start of `buffer`.
+    bytes: u64,
     shape: Vec<usize>,
     contents: Contents,
     layout: Layout,
@@ -102,29 +106,21 @@ impl GpuTensor {
         let values = contiguous
             .as_slice()
             .expect("as_standard_layout returns a contiguous array");
-        let buffer = gpu.capture(op, || {
-            let buffer = gpu.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("wgconv tensor"),
-                size: bytes,
-                usage: Self::usage(),
-                mapped_at_creation: true,
-            });
-            buffer
-                .slice(..)
-                .get_mapped_range_mut()
-                .map(|mut view| view.copy_from_slice(bytemuck::cast_slice(values)))
-                .map(|()| {
-                    buffer.unmap();
-                    buffer
-                })
-        })?;
-        let buffer = buffer.map_err(|e| Error::Device {
-            op,
-            message: format!("mapping a new buffer failed: {e}"),
-        })?;
+        // A pooled buffer may still be read by submitted work, so it is filled by a queue write,
+        // which wgpu orders after that work (see `gpu::pool`), never by mapping.
+        let buffer = gpu
+            .capture(op, || -> Result<PooledBuffer> {
+                let buffer = gpu.take_buffer(op, "wgconv tensor", bytes, Self::usage())?;
+                gpu.inner
+                    .queue
+                    .write_buffer(&buffer, 0, bytemuck::cast_slice(values));
+                Ok(buffer)
+            })
+            .and_then(|r| r)?;
         Ok(Self {
             gpu: gpu.clone(),
             buffer: Arc::new(buffer),
+            bytes,
             shape,
             contents: Contents::Values,
             layout: Layout::Nchw,
@@ -139,15 +135,11 @@ impl GpuTensor {
         layout: Layout,
     ) -> Result<Self> {
         let bytes = Self::checked_bytes(gpu, op, shape)?;
-        let buffer = gpu.inner.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wgconv tensor"),
-            size: bytes,
-            usage: Self::usage(),
-            mapped_at_creation: false,
-        });
+        let buffer = gpu.take_buffer(op, "wgconv tensor", bytes, Self::usage())?;
         Ok(Self {
             gpu: gpu.clone(),
             buffer: Arc::new(buffer),
+            bytes,
             shape: shape.to_vec(),
             contents: Contents::Values,
             layout,
@@ -181,7 +173,7 @@ impl GpuTensor {
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
     }
 
-    /// Size in bytes, rejecting empty tensors and buffers the device cannot create.
+    /// Size in bytes of the values, rejecting empty tensors and buffers the device cannot create.
     fn checked_bytes(gpu: &Gpu, op: &'static str, shape: &[usize]) -> Result<u64> {
         if shape.contains(&0) {
             return Err(invalid(
@@ -223,9 +215,9 @@ impl GpuTensor {
         self.len() == 0
     }
 
-    /// Size of the buffer in bytes.
+    /// Size of the values in bytes (the pooled buffer may be a little larger).
     pub fn byte_size(&self) -> u64 {
-        self.buffer.size()
+        self.bytes
     }
 
     /// The context this tensor lives on.
@@ -233,7 +225,9 @@ impl GpuTensor {
         &self.gpu
     }
 
-    /// The storage buffer, for callers that bind it in their own pipelines.
+    /// The storage buffer, for callers that bind it in their own pipelines; its values fill the
+    /// first [`GpuTensor::byte_size`] bytes. It is pooled: keep the tensor alive until commands
+    /// using the buffer are submitted, or the pool may hand it to another tensor first.
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
@@ -304,37 +298,44 @@ impl GpuTensor {
     }
 
     /// Copies the buffer into a mappable staging buffer and starts mapping it.
-    fn start_readback(&self, op: &'static str) -> Result<(wgpu::Buffer, MapReceiver)> {
+    fn start_readback(&self, op: &'static str) -> Result<(PooledBuffer, MapReceiver)> {
         let gpu = &self.gpu;
-        let size = self.buffer.size();
+        let size = self.bytes;
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        let staging = gpu.capture(op, || {
-            let staging = gpu.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("wgconv readback"),
-                size,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut encoder =
-                gpu.inner
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("wgconv readback"),
+        let staging = gpu
+            .capture(op, || -> Result<PooledBuffer> {
+                let mut staging = gpu.take_buffer(
+                    op,
+                    "wgconv readback",
+                    size,
+                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                )?;
+                let mut encoder =
+                    gpu.inner
+                        .device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                            label: Some("wgconv readback"),
+                        });
+                encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+                gpu.inner.queue.submit([encoder.finish()]);
+                // Until unmapped, the staging buffer must not go back to the pool.
+                staging.set_mapping(true);
+                staging
+                    .slice(..size)
+                    .map_async(wgpu::MapMode::Read, move |r| {
+                        // A closed channel means the reader gave up; nothing to report to.
+                        let _ = sender.send(r);
                     });
-            encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
-            gpu.inner.queue.submit([encoder.finish()]);
-            staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                // A closed channel means the reader gave up; nothing to report to.
-                let _ = sender.send(r);
-            });
-            staging
-        })?;
+                Ok(staging)
+            })
+            .and_then(|r| r)?;
         Ok((staging, receiver))
     }
 
     fn finish_readback<T: bytemuck::Pod>(
         op: &'static str,
-        staging: wgpu::Buffer,
+        mut staging: PooledBuffer,
+        size: u64,
         mapped: Option<Result<(), wgpu::BufferAsyncError>>,
     ) -> Result<Vec<T>> {
         match mapped {
@@ -354,7 +355,7 @@ impl GpuTensor {
         }
         let values = {
             let view = staging
-                .slice(..)
+                .slice(..size)
                 .get_mapped_range()
                 .map_err(|e| Error::Device {
                     op,
@@ -363,6 +364,7 @@ impl GpuTensor {
             bytemuck::cast_slice::<u8, T>(&view).to_vec()
         };
         staging.unmap();
+        staging.set_mapping(false);
         Ok(values)
     }
 
@@ -371,7 +373,7 @@ impl GpuTensor {
         let (staging, receiver) = self.start_readback(OP)?;
         self.gpu.wait(OP)?;
         let mapped = pollster::block_on(receiver.receive());
-        Self::finish_readback(OP, staging, mapped)
+        Self::finish_readback(OP, staging, self.bytes, mapped)
     }
 
     async fn read_values_async(&self) -> Result<Vec<f32>> {
@@ -386,6 +388,6 @@ impl GpuTensor {
             op: OP,
             message: "the device polling thread panicked".into(),
         })??;
-        Self::finish_readback(OP, staging, mapped)
+        Self::finish_readback(OP, staging, self.bytes, mapped)
     }
 }

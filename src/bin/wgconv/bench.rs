@@ -180,6 +180,9 @@ pub struct Row {
     /// Pooling: median time of a plain device copy (`copy_buffer_to_buffer`) of the same
     /// bytes, the floor a memory-bound kernel is measured against.
     pub copy: Option<Duration>,
+    /// Buffers created by the warm-up call, and by all timed repeats together (0 when the
+    /// pool serves every repeat).
+    pub allocations: (u64, u64),
 }
 
 impl Row {
@@ -206,14 +209,27 @@ fn filled(shape: [usize; 4], salt: u32) -> Array4<f32> {
     })
 }
 
+/// What [`time_gpu`] measured.
+struct GpuTiming {
+    kernel: Option<Duration>,
+    wall: Duration,
+    /// Buffers created by the warm-up call and by the timed repeats (see [`Row::allocations`]).
+    allocations: (u64, u64),
+}
+
 /// Times `op` (which uploads, runs and reads back) `repeat` times after a warm-up: median kernel
-/// time from timestamps and median wall time.
+/// time from timestamps and median wall time, and the buffers each phase created.
 fn time_gpu(
     gpu: &Gpu,
     repeat: usize,
     mut op: impl FnMut() -> wgconv::Result<()>,
-) -> wgconv::Result<(Option<Duration>, Duration)> {
+) -> wgconv::Result<GpuTiming> {
+    let before = gpu.buffer_allocations();
+    // Timed like the repeats, so that the timers' buffers are pooled by the warm-up too.
+    gpu.start_kernel_timing();
     op()?;
+    gpu.stop_kernel_timing()?;
+    let after_warm_up = gpu.buffer_allocations();
     let mut kernel = Vec::new();
     let mut wall = Vec::new();
     for _ in 0..repeat {
@@ -225,7 +241,14 @@ fn time_gpu(
             kernel.push(k);
         }
     }
-    Ok(((!kernel.is_empty()).then(|| median(kernel)), median(wall)))
+    Ok(GpuTiming {
+        kernel: (!kernel.is_empty()).then(|| median(kernel)),
+        wall: median(wall),
+        allocations: (
+            after_warm_up - before,
+            gpu.buffer_allocations() - after_warm_up,
+        ),
+    })
 }
 
 fn time_cpu<T>(
@@ -306,8 +329,9 @@ pub fn measure(
                 rows.push(Row {
                     layer: name.to_string(),
                     op: "forward",
-                    kernel: forward.0,
-                    wall: forward.1,
+                    kernel: forward.kernel,
+                    wall: forward.wall,
+                    allocations: forward.allocations,
                     cpu: cpu_forward,
                     work: flops,
                     is_bytes: false,
@@ -344,8 +368,9 @@ pub fn measure(
                     rows.push(Row {
                         layer: String::new(),
                         op,
-                        kernel: t.0,
-                        wall: t.1,
+                        kernel: t.kernel,
+                        wall: t.wall,
+                        allocations: t.allocations,
                         cpu: cpu_backward / 2,
                         work: flops,
                         is_bytes: false,
@@ -378,8 +403,9 @@ pub fn measure(
                 rows.push(Row {
                     layer: name.to_string(),
                     op: "forward",
-                    kernel: forward.0,
-                    wall: forward.1,
+                    kernel: forward.kernel,
+                    wall: forward.wall,
+                    allocations: forward.allocations,
                     cpu: cpu_forward,
                     work: g.forward_bytes(true),
                     is_bytes: true,
@@ -406,8 +432,9 @@ pub fn measure(
                 rows.push(Row {
                     layer: String::new(),
                     op: "backward",
-                    kernel: backward.0,
-                    wall: backward.1,
+                    kernel: backward.kernel,
+                    wall: backward.wall,
+                    allocations: backward.allocations,
                     cpu: cpu_backward,
                     work: bytes,
                     is_bytes: true,
@@ -427,13 +454,21 @@ pub fn measure(
 
 pub fn print_rows(rows: &[Row]) {
     println!(
-        "{:<26} {:<8} {:>11} {:>11} {:>11} {:>10} {:>10} {:>8}",
-        "layer", "op", "kernel ms", "wall ms", "cpu ms", "gpu rate", "cpu rate", "gpu/cpu"
+        "{:<26} {:<8} {:>11} {:>11} {:>11} {:>10} {:>10} {:>8} {:>13}",
+        "layer",
+        "op",
+        "kernel ms",
+        "wall ms",
+        "cpu ms",
+        "gpu rate",
+        "cpu rate",
+        "gpu/cpu",
+        "allocs 1st/rep"
     );
     for r in rows {
         let unit = if r.is_bytes { "GB/s" } else { "GFLOP/s" };
         println!(
-            "{:<26} {:<8} {:>11} {:>11.3} {:>11.3} {:>10.2} {:>10.2} {:>8.2}  {unit}",
+            "{:<26} {:<8} {:>11} {:>11.3} {:>11.3} {:>10.2} {:>10.2} {:>8.2} {:>13}  {unit}",
             r.layer,
             r.op,
             r.kernel
@@ -443,6 +478,7 @@ pub fn print_rows(rows: &[Row]) {
             r.rate(r.gpu_time()),
             r.rate(r.cpu),
             r.cpu.as_secs_f64() / r.gpu_time().as_secs_f64(),
+            format!("{}/{}", r.allocations.0, r.allocations.1),
         );
     }
     let mut layer = "";
@@ -461,6 +497,11 @@ pub fn print_rows(rows: &[Row]) {
             r.gpu_time().as_secs_f64() / copy
         );
     }
+    let first: u64 = rows.iter().map(|r| r.allocations.0).sum();
+    let repeats: u64 = rows.iter().map(|r| r.allocations.1).sum();
+    println!(
+        "buffer allocations: {first} in warm-up calls, {repeats} in timed repeats (pooled buffers are reused)"
+    );
     println!("gpu rate from kernel time (timestamps; wall time where the device has none); wall: upload + op + readback; cpu: im2col path (dx/dw share one im2col backward), pooling: reference loops");
 }
 
@@ -518,7 +559,13 @@ pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
                 "cpu_rate": r.rate(r.cpu),
                 "unit": if r.is_bytes { "GB/s" } else { "GFLOP/s" },
                 "device_copy_ms": r.copy.map(|c| c.as_secs_f64() * 1e3),
+                "allocations_first_call": r.allocations.0,
+                "allocations_repeats": r.allocations.1,
             })).collect::<Vec<_>>(),
+            "pool": {
+                "allocations": gpu.pool_stats().allocations,
+                "reuses": gpu.pool_stats().reuses,
+            },
         });
         std::fs::write(
             path,

@@ -1,0 +1,251 @@
+//! The buffer pool: wgpu buffers recycled by size class and usage, so repeated calls allocate nothing new.
+//!
+//! Every buffer wgconv creates (tensors, reduction temporaries, uniforms, readback staging,
+//! timestamp resolves) comes from [`BufferPool::take`] as a [`PooledBuffer`], which goes back to
+//! the pool's free list when its last handle drops instead of being freed.
+//!
+//! Why handing a buffer out again is safe while the GPU may still be using it:
+//! - A buffer returns only when its last handle drops. Every op records *and submits* its
+//!   commands within one call, holding its tensors (borrowed inputs, new outputs, temporaries)
+//!   until after `queue.submit`, so a returned buffer is never referenced by an encoder that is
+//!   still to be submitted; at most by submitted work that may still be running.
+//! - Its next owner touches it only through the same queue: `queue.write_buffer` (uploads,
+//!   uniforms), which wgpu executes after every earlier submission and before the next one, or
+//!   commands in a later submission. Submissions on one queue execute in order, and wgpu-core
+//!   tracks each buffer's usage across submissions and records the barrier from the old use
+//!   (a read, say) to the new one (a write) itself: the same guarantee a program relies on when
+//!   it rewrites, with `write_buffer`, a buffer an earlier submission reads. So the new writes
+//!   cannot overtake the old reads (no write-after-read hazard) and the old writes are visible
+//!   or overwritten in order.
+//! - A buffer that is mapped or has a map pending (a readback abandoned halfway, a failed map)
+//!   is freed, not pooled: a pending map would make its next use a validation error.
+//! - A buffer whose creation failed (out of memory, a validation error) never becomes a
+//!   `PooledBuffer`: `take` creates inside its own error scopes and returns `Err`.
+//!
+//! Callers that bind [`crate::GpuTensor::buffer`] in their own commands must keep the tensor
+//! alive until those commands are submitted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::Result;
+
+/// Free buffers kept at most, in bytes, summed over the pool; a buffer returned beyond this is
+/// freed. Large enough for a VGG layer's activations at batch 16 to stay pooled between calls.
+pub const DEFAULT_POOL_LIMIT_BYTES: u64 = 1 << 30;
+
+/// Sizes are rounded up to this multiple, so tensors of nearly equal size share a class.
+const SIZE_QUANTUM: u64 = 256;
+
+/// What the pool has done so far (see [`crate::Gpu::pool_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Buffers created on the device (`create_buffer` calls), over the `Gpu`'s life.
+    pub allocations: u64,
+    /// Requests served from the free list instead.
+    pub reuses: u64,
+    /// Buffers waiting in the free list now.
+    pub free_buffers: usize,
+    /// Their total size in bytes.
+    pub free_bytes: u64,
+}
+
+#[derive(Default)]
+struct Free {
+    lists: HashMap<(u64, wgpu::BufferUsages), Vec<wgpu::Buffer>>,
+    bytes: u64,
+    buffers: usize,
+}
+
+/// Free buffers by (size class, usage), and counters.
+pub(crate) struct BufferPool {
+    free: Mutex<Free>,
+    stats: Mutex<PoolStats>,
+    limit_bytes: Mutex<u64>,
+}
+
+impl BufferPool {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            free: Mutex::default(),
+            stats: Mutex::default(),
+            limit_bytes: Mutex::new(DEFAULT_POOL_LIMIT_BYTES),
+        })
+    }
+
+    /// The size class of a request of `bytes`: rounded up to [`SIZE_QUANTUM`] unless that would
+    /// pass `max` (the most one buffer or binding may hold), then exact.
+    pub fn size_class(bytes: u64, max: u64) -> u64 {
+        let rounded = bytes.max(1).div_ceil(SIZE_QUANTUM) * SIZE_QUANTUM;
+        if rounded <= max {
+            rounded
+        } else {
+            bytes
+        }
+    }
+
+    /// A buffer of at least `bytes` (its size class, capped by `max`) with exactly `usage`:
+    /// from the free list, or created inside error scopes so that an out-of-memory or
+    /// validation error is an `Err` naming `op`.
+    pub fn take(
+        self: &Arc<Self>,
+        device: &wgpu::Device,
+        op: &'static str,
+        label: &'static str,
+        bytes: u64,
+        max: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<PooledBuffer> {
+        let size = Self::size_class(bytes, max);
+        let reused = {
+            let mut free = lock(&self.free);
+            let buffer = free.lists.get_mut(&(size, usage)).and_then(Vec::pop);
+            if buffer.is_some() {
+                free.bytes -= size;
+                free.buffers -= 1;
+            }
+            buffer
+        };
+        let buffer = match reused {
+            Some(b) => {
+                lock(&self.stats).reuses += 1;
+                b
+            }
+            None => self.create(device, op, label, size, usage)?,
+        };
+        Ok(PooledBuffer {
+            buffer: Some(buffer),
+            pool: Arc::clone(self),
+            mapping: false,
+        })
+    }
+
+    /// Creates a buffer that is not pooled (the placeholders), counted like the others.
+    pub fn create(
+        &self,
+        device: &wgpu::Device,
+        op: &'static str,
+        label: &'static str,
+        size: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: false,
+        });
+        let errors = [
+            pollster::block_on(validation.pop()),
+            pollster::block_on(oom.pop()),
+        ];
+        lock(&self.stats).allocations += 1;
+        if let Some(e) = errors.into_iter().flatten().next() {
+            let e = crate::gpu::context::device_error(op, e);
+            return Err(match e {
+                crate::Error::OutOfMemory { op, message } => crate::Error::OutOfMemory {
+                    op,
+                    message: format!("allocating {size} bytes ({label}): {message}"),
+                },
+                crate::Error::Device { op, message } => crate::Error::Device {
+                    op,
+                    message: format!("allocating {size} bytes ({label}): {message}"),
+                },
+                other => other,
+            });
+        }
+        Ok(buffer)
+    }
+
+    fn give_back(&self, buffer: wgpu::Buffer) {
+        let size = buffer.size();
+        let limit = *lock(&self.limit_bytes);
+        let mut free = lock(&self.free);
+        if free.bytes + size > limit {
+            return; // freed: the pool is full
+        }
+        free.bytes += size;
+        free.buffers += 1;
+        free.lists
+            .entry((size, buffer.usage()))
+            .or_default()
+            .push(buffer);
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let free = lock(&self.free);
+        PoolStats {
+            free_buffers: free.buffers,
+            free_bytes: free.bytes,
+            ..*lock(&self.stats)
+        }
+    }
+
+    /// Frees every pooled buffer and sets how many bytes the pool may keep from now on.
+    pub fn clear(&self, limit_bytes: Option<u64>) {
+        if let Some(limit) = limit_bytes {
+            *lock(&self.limit_bytes) = limit;
+        }
+        *lock(&self.free) = Free::default();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A buffer on loan from the pool; dropping it returns the buffer (see the module docs).
+pub struct PooledBuffer {
+    buffer: Option<wgpu::Buffer>,
+    pool: Arc<BufferPool>,
+    /// Set between `map_async` and `unmap`: such a buffer is freed on drop, not pooled.
+    mapping: bool,
+}
+
+impl PooledBuffer {
+    /// Records that a mapping was requested (`true`) or the buffer was unmapped (`false`).
+    /// wgpu 30 cannot be asked for a buffer's map state, so the owner says.
+    pub(crate) fn set_mapping(&mut self, mapping: bool) {
+        self.mapping = mapping;
+    }
+}
+
+impl std::ops::Deref for PooledBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("present until drop")
+    }
+}
+
+impl std::fmt::Debug for PooledBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PooledBuffer").field(&**self).finish()
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            if self.mapping {
+                return; // freed: a pending or live mapping must not reach the next owner
+            }
+            self.pool.give_back(buffer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_round_up_but_never_past_the_limit() {
+        assert_eq!(BufferPool::size_class(4, 1 << 20), 256);
+        assert_eq!(BufferPool::size_class(256, 1 << 20), 256);
+        assert_eq!(BufferPool::size_class(260, 1 << 20), 512);
+        assert_eq!(BufferPool::size_class(1000, 1001), 1000);
+        assert_eq!(BufferPool::size_class(0, 1 << 20), 256);
+    }
+}

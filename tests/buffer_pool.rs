@@ -1,0 +1,220 @@
+//! The buffer pool: every op, run a second time with the same shapes, creates no new buffer, and its results (in reused, stale buffers) still equal the CPU reference.
+
+mod common;
+
+use ndarray::Array4;
+use wgconv::gpu::planner::ConvVariant;
+use wgconv::{
+    activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
+    conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
+    max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
+    Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
+};
+
+/// Deterministic values that differ with `seed`, so a stale buffer would show.
+fn data(shape: [usize; 4], seed: u64) -> Array4<f32> {
+    let mut rng = common::Rng::new(seed);
+    rng.array4(shape)
+}
+
+fn up(gpu: &Gpu, a: &Array4<f32>) -> GpuTensor {
+    GpuTensor::upload(gpu, a.view()).unwrap()
+}
+
+fn assert_close(what: &str, got: &Array4<f32>, want: &Array4<f32>, reduction: usize) {
+    let r = compare(got.view(), want.view(), Tolerance::for_reduction(reduction));
+    assert!(r.passed(), "{what}: {r}");
+}
+
+/// One call of an op on data from `seed`: upload, run, read back, check against the CPU
+/// reference; everything is dropped on return, as in a training loop.
+type Op = fn(&Gpu, u64);
+
+fn conv(gpu: &Gpu, seed: u64) {
+    let p = Conv2dParams::default().with_padding(Padding::uniform(1));
+    let (x, w) = (data([2, 8, 9, 9], seed), data([16, 8, 3, 3], seed + 1));
+    let b = ndarray::Array1::from_elem(16, 0.5f32);
+    let bt = GpuTensor::upload_1d(gpu, b.view()).unwrap();
+    let got = conv2d_with_activation(&up(gpu, &x), &up(gpu, &w), Some(&bt), &p, Activation::Relu)
+        .unwrap()
+        .read()
+        .unwrap();
+    let want =
+        cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), &p, Activation::Relu)
+            .unwrap();
+    assert_close("conv2d_with_activation", &got, &want, 72);
+}
+
+fn backward_all(gpu: &Gpu, seed: u64) {
+    let p = Conv2dParams::default().with_stride(2);
+    let (x, w, dy) = (
+        data([2, 8, 9, 9], seed),
+        data([16, 8, 3, 3], seed + 1),
+        data([2, 16, 4, 4], seed + 2),
+    );
+    let grads = conv2d_backward(
+        &up(gpu, &x),
+        &up(gpu, &w),
+        &up(gpu, &dy),
+        &p,
+        GradSelection::ALL,
+    )
+    .unwrap();
+    let dx = grads.input.unwrap().read().unwrap();
+    let dw = grads.weight.unwrap().read().unwrap();
+    let db = grads.bias.unwrap().read_1d().unwrap();
+    let want_dx = cpu::conv2d_backward_input([2, 8, 9, 9], w.view(), dy.view(), &p).unwrap();
+    let want_dw = cpu::conv2d_backward_weight(x.view(), [16, 8, 3, 3], dy.view(), &p).unwrap();
+    let want_db = cpu::conv2d_backward_bias(dy.view(), Layout::Nchw).unwrap();
+    assert_close("dx", &dx, &want_dx, 144);
+    assert_close("dw", &dw, &want_dw, 32);
+    let r = compare(db.view(), want_db.view(), Tolerance::for_reduction(32));
+    assert!(r.passed(), "db: {r}");
+}
+
+fn backward_each(gpu: &Gpu, seed: u64) {
+    let p = Conv2dParams::default().with_padding(Padding::Same);
+    let (x, w, dy) = (
+        data([1, 4, 7, 7], seed),
+        data([8, 4, 3, 3], seed + 1),
+        data([1, 8, 7, 7], seed + 2),
+    );
+    let dx = conv2d_backward_input([1, 4, 7, 7], &up(gpu, &w), &up(gpu, &dy), &p)
+        .unwrap()
+        .read()
+        .unwrap();
+    let dw = conv2d_backward_weight(&up(gpu, &x), [8, 4, 3, 3], &up(gpu, &dy), &p)
+        .unwrap()
+        .read()
+        .unwrap();
+    let db = conv2d_backward_bias(&up(gpu, &dy), Layout::Nchw)
+        .unwrap()
+        .read_1d()
+        .unwrap();
+    let want_dx = cpu::conv2d_backward_input([1, 4, 7, 7], w.view(), dy.view(), &p).unwrap();
+    let want_dw = cpu::conv2d_backward_weight(x.view(), [8, 4, 3, 3], dy.view(), &p).unwrap();
+    let want_db = cpu::conv2d_backward_bias(dy.view(), Layout::Nchw).unwrap();
+    assert_close("conv2d_backward_input", &dx, &want_dx, 72);
+    assert_close("conv2d_backward_weight", &dw, &want_dw, 49);
+    let r = compare(db.view(), want_db.view(), Tolerance::for_reduction(49));
+    assert!(r.passed(), "conv2d_backward_bias: {r}");
+}
+
+fn transpose(gpu: &Gpu, seed: u64) {
+    let p = ConvTranspose2dParams::default().with_stride(2);
+    let (x, w) = (data([1, 8, 5, 5], seed), data([8, 4, 3, 3], seed + 1));
+    let got = conv_transpose2d(&up(gpu, &x), &up(gpu, &w), None, &p)
+        .unwrap()
+        .read()
+        .unwrap();
+    let want = cpu::conv_transpose2d(x.view(), w.view(), None, &p).unwrap();
+    assert_close("conv_transpose2d", &got, &want, 72);
+}
+
+fn pool(gpu: &Gpu, seed: u64) {
+    let p = Pool2dParams::new(3, 3).with_stride(2).with_padding(1);
+    let x = data([2, 3, 9, 9], seed);
+    let values = max_pool2d(&up(gpu, &x), &p).unwrap().read().unwrap();
+    let (v2, indices) = max_pool2d_with_indices(&up(gpu, &x), &p).unwrap();
+    let (want, want_i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+    assert_close("max_pool2d", &values, &want, 1);
+    assert_close("max_pool2d_with_indices", &v2.read().unwrap(), &want, 1);
+    assert_eq!(indices.read_indices().unwrap(), want_i);
+    let dy = data([2, 3, 5, 5], seed + 1);
+    let dx = max_pool2d_backward(&up(gpu, &dy), &indices, [2, 3, 9, 9], &p)
+        .unwrap()
+        .read()
+        .unwrap();
+    let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), [2, 3, 9, 9], &p).unwrap();
+    assert_close("max_pool2d_backward", &dx, &want_dx, 9);
+}
+
+fn activation(gpu: &Gpu, seed: u64) {
+    let (dy, z) = (data([2, 3, 4, 5], seed), data([2, 3, 4, 5], seed + 1));
+    let a = Activation::Tanh;
+    let got = activation_backward(&up(gpu, &dy), &up(gpu, &z), a, SavedTensor::PreActivation)
+        .unwrap()
+        .read()
+        .unwrap();
+    let want =
+        cpu::activation_backward(dy.view(), z.view(), a, SavedTensor::PreActivation).unwrap();
+    assert_close("activation_backward", &got, &want, 4);
+}
+
+const OPS: &[(&str, Op)] = &[
+    ("conv2d_with_activation", conv),
+    ("conv2d_backward", backward_all),
+    ("conv2d_backward_input/weight/bias", backward_each),
+    ("conv_transpose2d", transpose),
+    ("max_pool2d (+indices, backward)", pool),
+    ("activation_backward", activation),
+];
+
+/// A device of its own (the counters must not see other tests' work), with `variant` forced.
+fn fresh_gpu(variant: Option<ConvVariant>) -> Option<Gpu> {
+    common::gpu()?;
+    let gpu = Gpu::new().unwrap();
+    if let Some(v) = variant {
+        if let Err(why) = v.available(&gpu) {
+            eprintln!("NOT RUN: {} here: {why}", v.name());
+            return None;
+        }
+        gpu.force_conv_variant(Some(v));
+    }
+    Some(gpu)
+}
+
+#[test]
+fn repeated_calls_allocate_nothing_new() {
+    for variant in [ConvVariant::Direct, ConvVariant::Subgroup8] {
+        let Some(gpu) = fresh_gpu(Some(variant)) else {
+            continue;
+        };
+        for &(name, op) in OPS {
+            op(&gpu, 1);
+            let after_first = gpu.buffer_allocations();
+            op(&gpu, 2);
+            op(&gpu, 3);
+            let stats = gpu.pool_stats();
+            assert_eq!(
+                stats.allocations,
+                after_first,
+                "{} {name}: the second and third calls created {} buffers ({stats:?})",
+                variant.name(),
+                stats.allocations - after_first
+            );
+            assert!(stats.reuses > 0, "{name}: {stats:?}");
+        }
+    }
+}
+
+#[test]
+fn a_full_pool_frees_instead_and_clearing_releases_everything() {
+    let Some(gpu) = fresh_gpu(None) else { return };
+    conv(&gpu, 1);
+    let stats = gpu.pool_stats();
+    assert!(stats.free_buffers > 0 && stats.free_bytes > 0, "{stats:?}");
+    gpu.clear_buffer_pool();
+    assert_eq!(gpu.pool_stats().free_buffers, 0);
+    // With pooling off every call allocates again, and results stay right.
+    gpu.set_buffer_pool_limit(0);
+    let before = gpu.buffer_allocations();
+    conv(&gpu, 2);
+    assert!(gpu.buffer_allocations() > before);
+    assert_eq!(gpu.pool_stats().free_bytes, 0);
+}
+
+#[test]
+fn tensors_alive_at_once_never_share_a_buffer() {
+    let Some(gpu) = fresh_gpu(None) else { return };
+    // Upload, drop, upload again: the second tensor may reuse the first's buffer, but two
+    // live tensors must hold distinct buffers with their own values.
+    let a = data([1, 2, 3, 4], 10);
+    let b = data([1, 2, 3, 4], 11);
+    drop(up(&gpu, &a));
+    let ta = up(&gpu, &a);
+    let tb = up(&gpu, &b);
+    assert_eq!(ta.read().unwrap(), a);
+    assert_eq!(tb.read().unwrap(), b);
+    assert_eq!(ta.byte_size(), 96);
+}
