@@ -133,9 +133,11 @@ fn accumulate_masked(acc: vec2<f32>, x: vec4<f32>, a: vec4<f32>, b: vec4<f32>, l
     return select(s, fma(vec2<f32>(x.w), vec2<f32>(a.w, b.w), s), live.w);
 }
 
-// Whether any component is infinite or NaN, by its bits (WGSL may assume floats are finite).
-fn non_finite(v: vec4<f32>) -> bool {
-    return any((bitcast<vec4<u32>>(v) & vec4<u32>(0x7f800000u)) == vec4<u32>(0x7f800000u));
+// The exponent fields of v: EXPONENT (all ones) marks an infinity or NaN, found by bits
+// because WGSL may assume floats are finite.
+const EXPONENT: u32 = 0x7f800000u;
+fn exponent(v: vec4<f32>) -> vec4<u32> {
+    return bitcast<vec4<u32>>(v) & vec4<u32>(EXPONENT);
 }
 
 // Writes one destination pixel's two channels (m, m + 1) of this lane, with bias and
@@ -210,14 +212,16 @@ fn conv2d_gemm_packed8(
     var b7 = vec2<f32>(0.0);
     var rc = 0u;
     var tx = 0u;
-    var weights_non_finite = false;
+    // The largest exponent field seen among this lane's weights: all ones means a
+    // non-finite weight. Kept with max, not ||, so the hot loop gets no branch.
+    var weight_exponents = vec4<u32>(0u);
     let k_len = taps * u.reduce4;
     for (var k = 0u; k < k_len; k++) {
         let x = packed_a[u32(at)];
         let y = packed_a[u32(at + hi)];
         let wa = packed_b[wk];
         let wb = packed_b[wk + 1u];
-        weights_non_finite = weights_non_finite || non_finite(wa) || non_finite(wb);
+        weight_exponents = max(weight_exponents, max(exponent(wa), exponent(wb)));
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), wa, wb);
         a1 = accumulate(a1, subgroupBroadcast(x, 1u), wa, wb);
         a2 = accumulate(a2, subgroupBroadcast(x, 2u), wa, wb);
@@ -243,7 +247,7 @@ fn conv2d_gemm_packed8(
     }
     // The zero padding turned an infinite or NaN weight meeting it into NaN, where the
     // reference skips the tap: redo such a tile (rare) with the padding's terms masked out.
-    if (subgroupAny(weights_non_finite)) {
+    if (subgroupAny(any(weight_exponents == vec4<u32>(EXPONENT)))) {
         var acc = array<vec2<f32>, 16>();
         let pos_lo = source_position(min(base + lane, u.pixels - 1u));
         let pos_hi = source_position(min(base + LANES + lane, u.pixels - 1u));
@@ -416,13 +420,13 @@ fn conv2d_weight_grad_packed8(
     var b5 = vec2<f32>(0.0);
     var b6 = vec2<f32>(0.0);
     var b7 = vec2<f32>(0.0);
-    var grads_non_finite = false;
+    var grad_exponents = vec4<u32>(0u);
     for (var k = k_begin; k < k_end; k++) {
         let x = packed_b[at];
         let y = packed_b[at + hi_row];
         let da = packed_a[a_row0 + k];
         let db = packed_a[a_row1 + k];
-        grads_non_finite = grads_non_finite || non_finite(da) || non_finite(db);
+        grad_exponents = max(grad_exponents, max(exponent(da), exponent(db)));
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), da, db);
         a1 = accumulate(a1, subgroupBroadcast(x, 1u), da, db);
         a2 = accumulate(a2, subgroupBroadcast(x, 2u), da, db);
@@ -447,7 +451,7 @@ fn conv2d_weight_grad_packed8(
     }
     // As in conv2d_gemm_packed8: an infinite or NaN grad_output meeting the input's zero
     // padding gave NaN where the reference skips the term; redo such a tile with it masked.
-    if (subgroupAny(grads_non_finite)) {
+    if (subgroupAny(any(grad_exponents == vec4<u32>(EXPONENT)))) {
         var acc = array<vec2<f32>, 16>();
         let at_lo = lo_row + ((first_row / u.grid_h) * u.packed_h + (first_row % u.grid_h) * u.src_step_h) * u.ow4;
         for (var k = k_begin; k < k_end; k++) {
