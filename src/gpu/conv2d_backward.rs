@@ -7,6 +7,7 @@ use crate::gpu::conv2d_gemm::{self, gcd, modular_inverse, SUBGROUP_COLUMNS};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, submit, Dispatch};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
+use crate::gpu::split;
 use std::sync::Arc;
 
 use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel};
@@ -537,9 +538,12 @@ pub fn conv_transpose2d(
     let layout = params.layout;
     let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
     let g = params.geometry(OP, input_shape, weight_shape, bias_len)?;
-    check_binding(gpu, OP, "input", &g.output_shape())?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
-    check_binding(gpu, OP, "output", &g.input_shape())?;
+    if split::needed(gpu, &[&g.output_shape(), &g.input_shape()]) {
+        return split::over_batch(gpu, OP, &[("input", input)], &g.input_shape(), |x| {
+            conv_transpose2d(&x[0], weight, bias, params)
+        });
+    }
     let (plans, kernel) = plan_input(gpu, OP, &g, bias.is_some())?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, OP, &g.input_shape(), layout)?;

@@ -12,6 +12,7 @@ pub mod pipelines;
 pub mod planner;
 pub mod pool;
 mod profiler;
+mod split;
 mod tensor;
 pub mod uniforms;
 
