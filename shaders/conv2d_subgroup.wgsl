@@ -135,6 +135,57 @@ fn add_if_live(sum: vec2<f32>, b: f32, w: vec2<f32>, live: u32, lane: u32) -> ve
     return select(sum, sum + b * w, ((live >> lane) & 1u) != 0u);
 }
 
+const EXPONENT_BITS: u32 = 0x7f800000u;
+
+// One lane's 8 x 2 accumulators, and the largest exponent field among the operands it
+// multiplied by broadcast values (weights, or grad_output for dw): all ones means an infinity
+// or NaN was among them.
+struct Acc8 {
+    a0: vec2<f32>,
+    a1: vec2<f32>,
+    a2: vec2<f32>,
+    a3: vec2<f32>,
+    a4: vec2<f32>,
+    a5: vec2<f32>,
+    a6: vec2<f32>,
+    a7: vec2<f32>,
+    exponents: vec2<u32>,
+}
+
+// Adds `broadcast(x, j) * w` to accumulator j for the 8 lanes j. Unmasked, a lane out of bounds
+// (x = 0 there) adds `0 * w`, which is exactly nothing unless w is infinite or NaN; masked, it
+// adds nothing at all. Masking every step costs 10-20% on lavapipe, so kernels run unmasked,
+// note the exponents seen, and run again masked only when a lane met a non-finite operand
+// (`met_non_finite`), which `masked` makes a constant at each call site.
+fn accumulate(acc: ptr<function, Acc8>, x: f32, w: vec2<f32>, ok: bool, masked: bool) {
+    (*acc).exponents = max((*acc).exponents, bitcast<vec2<u32>>(w) & vec2<u32>(EXPONENT_BITS));
+    if (masked) {
+        let live = subgroupBallot(ok).x;
+        (*acc).a0 = add_if_live((*acc).a0, subgroupBroadcast(x, 0u), w, live, 0u);
+        (*acc).a1 = add_if_live((*acc).a1, subgroupBroadcast(x, 1u), w, live, 1u);
+        (*acc).a2 = add_if_live((*acc).a2, subgroupBroadcast(x, 2u), w, live, 2u);
+        (*acc).a3 = add_if_live((*acc).a3, subgroupBroadcast(x, 3u), w, live, 3u);
+        (*acc).a4 = add_if_live((*acc).a4, subgroupBroadcast(x, 4u), w, live, 4u);
+        (*acc).a5 = add_if_live((*acc).a5, subgroupBroadcast(x, 5u), w, live, 5u);
+        (*acc).a6 = add_if_live((*acc).a6, subgroupBroadcast(x, 6u), w, live, 6u);
+        (*acc).a7 = add_if_live((*acc).a7, subgroupBroadcast(x, 7u), w, live, 7u);
+    } else {
+        (*acc).a0 += subgroupBroadcast(x, 0u) * w;
+        (*acc).a1 += subgroupBroadcast(x, 1u) * w;
+        (*acc).a2 += subgroupBroadcast(x, 2u) * w;
+        (*acc).a3 += subgroupBroadcast(x, 3u) * w;
+        (*acc).a4 += subgroupBroadcast(x, 4u) * w;
+        (*acc).a5 += subgroupBroadcast(x, 5u) * w;
+        (*acc).a6 += subgroupBroadcast(x, 6u) * w;
+        (*acc).a7 += subgroupBroadcast(x, 7u) * w;
+    }
+}
+
+// True on every lane when some lane of the subgroup multiplied an infinity or NaN.
+fn met_non_finite(acc: Acc8) -> bool {
+    return subgroupAny(any(acc.exponents == vec2<u32>(EXPONENT_BITS)));
+}
+
 // Writes one destination pixel's two channels (m, m + 1) of this lane, with bias and
 // activation; channels past the group's end and pixels past the end are skipped.
 fn store_gemm_pair(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: vec2<f32>) {
@@ -159,6 +210,32 @@ fn next_k(kc: vec3<u32>) -> vec3<u32> {
     let wrap_x = kc.z + 1u == u.taps_w;
     let wrap_y = wrap_x && kc.y + 1u == u.taps_h;
     return vec3<u32>(kc.x + u32(wrap_y), select(kc.y + u32(wrap_x), 0u, wrap_y), select(kc.z + 1u, 0u, wrap_x));
+}
+
+// The K loop of `conv2d_gemm_subgroup8` for one lane: destination pixel at source offset
+// (sy0, sx0), its channels' weights at w0 and w1.
+fn gemm_steps(masked: bool, sy0: i32, sx0: i32, src_pixel: u32, w0: u32, w1: u32) -> Acc8 {
+    let tsy = bitcast<i32>(u.tap_step_h);
+    let tsx = bitcast<i32>(u.tap_step_w);
+    var acc: Acc8;
+    // One flat loop over K = (r, ty, tx) with the counters stepped by selects: lavapipe pays
+    // tens of cycles per loop iteration, which nested loops (1x1 layers above all) would pay
+    // once per tap. (Two steps per iteration measured slower.)
+    var kc = vec3<u32>(0u);
+    let k_len = u.reduce_per_group * u.taps_h * u.taps_w;
+    for (var k = 0u; k < k_len; k++) {
+        let iy = sy0 + i32(kc.y) * tsy;
+        let ix = sx0 + i32(kc.z) * tsx;
+        let ok = iy >= 0 && iy < i32(u.src_h) && ix >= 0 && ix < i32(u.src_w);
+        let src_channel = src_pixel + kc.x * u.src_stride_c;
+        let at = src_channel + u32(iy) * u.src_stride_h + u32(ix) * u.src_stride_w;
+        let x = select(0.0, src_a[select(src_channel, at, ok)], ok);
+        let wt = kc.x * u.w_stride_r + kc.y * u.w_tap_h + kc.z * u.w_tap_w;
+        let w = vec2<f32>(src_b[w0 + wt], src_b[w1 + wt]);
+        accumulate(&acc, x, w, ok, masked);
+        kc = next_k(kc);
+    }
+    return acc;
 }
 
 // src_a = source activations, src_b = weight, src_c = bias (if has_bias), dst = destination.
@@ -195,56 +272,25 @@ fn conv2d_gemm_subgroup8(
 
     let sy0 = i32(gy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h);
     let sx0 = i32(gx) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w);
-    let tsy = bitcast<i32>(u.tap_step_h);
-    let tsx = bitcast<i32>(u.tap_step_w);
     let src_pixel = n * u.src_stride_n + g * u.reduce_per_group * u.src_stride_c;
 
-    var a0 = vec2<f32>(0.0);
-    var a1 = vec2<f32>(0.0);
-    var a2 = vec2<f32>(0.0);
-    var a3 = vec2<f32>(0.0);
-    var a4 = vec2<f32>(0.0);
-    var a5 = vec2<f32>(0.0);
-    var a6 = vec2<f32>(0.0);
-    var a7 = vec2<f32>(0.0);
-    // One flat loop over K = (r, ty, tx) with the counters stepped by selects: lavapipe pays
-    // tens of cycles per loop iteration, which nested loops (1x1 layers above all) would pay
-    // once per tap. (Two steps per iteration measured slower.)
-    var kc = vec3<u32>(0u);
-    let k_len = u.reduce_per_group * u.taps_h * u.taps_w;
-    for (var k = 0u; k < k_len; k++) {
-        let iy = sy0 + i32(kc.y) * tsy;
-        let ix = sx0 + i32(kc.z) * tsx;
-        let ok = iy >= 0 && iy < i32(u.src_h) && ix >= 0 && ix < i32(u.src_w);
-        let src_channel = src_pixel + kc.x * u.src_stride_c;
-        let at = src_channel + u32(iy) * u.src_stride_h + u32(ix) * u.src_stride_w;
-        let x = select(0.0, src_a[select(src_channel, at, ok)], ok);
-        let wt = kc.x * u.w_stride_r + kc.y * u.w_tap_h + kc.z * u.w_tap_w;
-        let w = vec2<f32>(src_b[w0 + wt], src_b[w1 + wt]);
-        let live = subgroupBallot(ok).x;
-        a0 = add_if_live(a0, subgroupBroadcast(x, 0u), w, live, 0u);
-        a1 = add_if_live(a1, subgroupBroadcast(x, 1u), w, live, 1u);
-        a2 = add_if_live(a2, subgroupBroadcast(x, 2u), w, live, 2u);
-        a3 = add_if_live(a3, subgroupBroadcast(x, 3u), w, live, 3u);
-        a4 = add_if_live(a4, subgroupBroadcast(x, 4u), w, live, 4u);
-        a5 = add_if_live(a5, subgroupBroadcast(x, 5u), w, live, 5u);
-        a6 = add_if_live(a6, subgroupBroadcast(x, 6u), w, live, 6u);
-        a7 = add_if_live(a7, subgroupBroadcast(x, 7u), w, live, 7u);
-        kc = next_k(kc);
+    var acc = gemm_steps(false, sy0, sx0, src_pixel, w0, w1);
+    if (met_non_finite(acc)) {
+        acc = gemm_steps(true, sy0, sx0, src_pixel, w0, w1);
     }
 
     let dy = gy * u.dst_step_h + u.dst_off_h;
     let dx = gx * u.dst_step_w + u.dst_off_w;
     let dst_pixel = n * u.dst_stride_n + dy * u.dst_stride_h + dx * u.dst_stride_w;
     let base = block * LANES;
-    store_gemm_pair(base < u.pixels, subgroupBroadcast(dst_pixel, 0u), g, m, a0);
-    store_gemm_pair(base + 1u < u.pixels, subgroupBroadcast(dst_pixel, 1u), g, m, a1);
-    store_gemm_pair(base + 2u < u.pixels, subgroupBroadcast(dst_pixel, 2u), g, m, a2);
-    store_gemm_pair(base + 3u < u.pixels, subgroupBroadcast(dst_pixel, 3u), g, m, a3);
-    store_gemm_pair(base + 4u < u.pixels, subgroupBroadcast(dst_pixel, 4u), g, m, a4);
-    store_gemm_pair(base + 5u < u.pixels, subgroupBroadcast(dst_pixel, 5u), g, m, a5);
-    store_gemm_pair(base + 6u < u.pixels, subgroupBroadcast(dst_pixel, 6u), g, m, a6);
-    store_gemm_pair(base + 7u < u.pixels, subgroupBroadcast(dst_pixel, 7u), g, m, a7);
+    store_gemm_pair(base < u.pixels, subgroupBroadcast(dst_pixel, 0u), g, m, acc.a0);
+    store_gemm_pair(base + 1u < u.pixels, subgroupBroadcast(dst_pixel, 1u), g, m, acc.a1);
+    store_gemm_pair(base + 2u < u.pixels, subgroupBroadcast(dst_pixel, 2u), g, m, acc.a2);
+    store_gemm_pair(base + 3u < u.pixels, subgroupBroadcast(dst_pixel, 3u), g, m, acc.a3);
+    store_gemm_pair(base + 4u < u.pixels, subgroupBroadcast(dst_pixel, 4u), g, m, acc.a4);
+    store_gemm_pair(base + 5u < u.pixels, subgroupBroadcast(dst_pixel, 5u), g, m, acc.a5);
+    store_gemm_pair(base + 6u < u.pixels, subgroupBroadcast(dst_pixel, 6u), g, m, acc.a6);
+    store_gemm_pair(base + 7u < u.pixels, subgroupBroadcast(dst_pixel, 7u), g, m, acc.a7);
 }
 
 // Writes one column's partial sums for this lane's two output channels (m, m + 1).
@@ -257,6 +303,43 @@ fn store_weight_pair(column_live: bool, w_column: u32, block: u32, g: u32, m: u3
     if (m + 1u < u.channels_per_group) {
         dst[at + u.w_stride_m] = v.y;
     }
+}
+
+// The reduction of `conv2d_weight_grad_subgroup8` for one lane over its block of rows: its
+// column's taps shifted by (shift_y, shift_x), its channels' grad_output at dy_c0 and dy_c1.
+fn weight_grad_steps(
+    masked: bool,
+    block: u32,
+    shift_y: i32,
+    shift_x: i32,
+    src_channel_base: u32,
+    dy_c0: u32,
+    dy_c1: u32,
+) -> Acc8 {
+    let sy = bitcast<i32>(u.src_step_h);
+    let sx = bitcast<i32>(u.src_step_w);
+    let rows = u.pixels / u.grid_w;
+    let row_begin = block * u.rows_per_block;
+    let row_end = min(rows, row_begin + u.rows_per_block);
+    var acc: Acc8;
+    for (var row = row_begin; row < row_end; row++) {
+        let n = row / u.grid_h;
+        let oy = row % u.grid_h;
+        let iy = i32(oy) * sy + shift_y;
+        let row_ok = iy >= 0 && iy < i32(u.src_h);
+        let src_channel = n * u.src_stride_n + src_channel_base;
+        let src_row = src_channel + u32(iy) * u.src_stride_h;
+        let dy_row = n * u.dst_stride_n + oy * u.dst_stride_h;
+        for (var ox = 0u; ox < u.grid_w; ox++) {
+            let ix = i32(ox) * sx + shift_x;
+            let ok = row_ok && ix >= 0 && ix < i32(u.src_w);
+            let x = select(0.0, src_a[select(src_channel, src_row + u32(ix) * u.src_stride_w, ok)], ok);
+            let dy_at = dy_row + ox * u.dst_stride_w;
+            let d = vec2<f32>(src_b[dy_at + dy_c0], src_b[dy_at + dy_c1]);
+            accumulate(&acc, x, d, ok, masked);
+        }
+    }
+    return acc;
 }
 
 // Weight gradient, pass 1. src_a = forward input, src_b = grad_output (laid out with the dst_*
@@ -296,55 +379,21 @@ fn conv2d_weight_grad_subgroup8(
 
     let shift_y = i32(ty) * bitcast<i32>(u.tap_step_h) + bitcast<i32>(u.src_off_h);
     let shift_x = i32(tx) * bitcast<i32>(u.tap_step_w) + bitcast<i32>(u.src_off_w);
-    let sy = bitcast<i32>(u.src_step_h);
-    let sx = bitcast<i32>(u.src_step_w);
     let src_channel_base = (g * u.reduce_per_group + r) * u.src_stride_c;
 
-    let rows = u.pixels / u.grid_w;
-    let row_begin = block * u.rows_per_block;
-    let row_end = min(rows, row_begin + u.rows_per_block);
-    var a0 = vec2<f32>(0.0);
-    var a1 = vec2<f32>(0.0);
-    var a2 = vec2<f32>(0.0);
-    var a3 = vec2<f32>(0.0);
-    var a4 = vec2<f32>(0.0);
-    var a5 = vec2<f32>(0.0);
-    var a6 = vec2<f32>(0.0);
-    var a7 = vec2<f32>(0.0);
-    for (var row = row_begin; row < row_end; row++) {
-        let n = row / u.grid_h;
-        let oy = row % u.grid_h;
-        let iy = i32(oy) * sy + shift_y;
-        let row_ok = iy >= 0 && iy < i32(u.src_h);
-        let src_channel = n * u.src_stride_n + src_channel_base;
-        let src_row = src_channel + u32(iy) * u.src_stride_h;
-        let dy_row = n * u.dst_stride_n + oy * u.dst_stride_h;
-        for (var ox = 0u; ox < u.grid_w; ox++) {
-            let ix = i32(ox) * sx + shift_x;
-            let ok = row_ok && ix >= 0 && ix < i32(u.src_w);
-            let x = select(0.0, src_a[select(src_channel, src_row + u32(ix) * u.src_stride_w, ok)], ok);
-            let dy_at = dy_row + ox * u.dst_stride_w;
-            let d = vec2<f32>(src_b[dy_at + dy_c0], src_b[dy_at + dy_c1]);
-            let live = subgroupBallot(ok).x;
-            a0 = add_if_live(a0, subgroupBroadcast(x, 0u), d, live, 0u);
-            a1 = add_if_live(a1, subgroupBroadcast(x, 1u), d, live, 1u);
-            a2 = add_if_live(a2, subgroupBroadcast(x, 2u), d, live, 2u);
-            a3 = add_if_live(a3, subgroupBroadcast(x, 3u), d, live, 3u);
-            a4 = add_if_live(a4, subgroupBroadcast(x, 4u), d, live, 4u);
-            a5 = add_if_live(a5, subgroupBroadcast(x, 5u), d, live, 5u);
-            a6 = add_if_live(a6, subgroupBroadcast(x, 6u), d, live, 6u);
-            a7 = add_if_live(a7, subgroupBroadcast(x, 7u), d, live, 7u);
-        }
+    var acc = weight_grad_steps(false, block, shift_y, shift_x, src_channel_base, dy_c0, dy_c1);
+    if (met_non_finite(acc)) {
+        acc = weight_grad_steps(true, block, shift_y, shift_x, src_channel_base, dy_c0, dy_c1);
     }
 
     let w_column = r * u.w_stride_r + ty * u.w_tap_h + tx * u.w_tap_w;
     let base = cblock * LANES;
-    store_weight_pair(base < columns, subgroupBroadcast(w_column, 0u), block, g, m, a0);
-    store_weight_pair(base + 1u < columns, subgroupBroadcast(w_column, 1u), block, g, m, a1);
-    store_weight_pair(base + 2u < columns, subgroupBroadcast(w_column, 2u), block, g, m, a2);
-    store_weight_pair(base + 3u < columns, subgroupBroadcast(w_column, 3u), block, g, m, a3);
-    store_weight_pair(base + 4u < columns, subgroupBroadcast(w_column, 4u), block, g, m, a4);
-    store_weight_pair(base + 5u < columns, subgroupBroadcast(w_column, 5u), block, g, m, a5);
-    store_weight_pair(base + 6u < columns, subgroupBroadcast(w_column, 6u), block, g, m, a6);
-    store_weight_pair(base + 7u < columns, subgroupBroadcast(w_column, 7u), block, g, m, a7);
+    store_weight_pair(base < columns, subgroupBroadcast(w_column, 0u), block, g, m, acc.a0);
+    store_weight_pair(base + 1u < columns, subgroupBroadcast(w_column, 1u), block, g, m, acc.a1);
+    store_weight_pair(base + 2u < columns, subgroupBroadcast(w_column, 2u), block, g, m, acc.a2);
+    store_weight_pair(base + 3u < columns, subgroupBroadcast(w_column, 3u), block, g, m, acc.a3);
+    store_weight_pair(base + 4u < columns, subgroupBroadcast(w_column, 4u), block, g, m, acc.a4);
+    store_weight_pair(base + 5u < columns, subgroupBroadcast(w_column, 5u), block, g, m, acc.a5);
+    store_weight_pair(base + 6u < columns, subgroupBroadcast(w_column, 6u), block, g, m, acc.a6);
+    store_weight_pair(base + 7u < columns, subgroupBroadcast(w_column, 7u), block, g, m, acc.a7);
 }

@@ -5,6 +5,7 @@ use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_same_gpu, submit, Dispatch};
 use crate::gpu::pipelines::{compiled, Kernel};
+use crate::gpu::split;
 use crate::gpu::uniforms::ActivationUniforms;
 use crate::gpu::GpuTensor;
 
@@ -36,6 +37,12 @@ pub fn activation_backward(
                 saved_tensor.layout()
             ),
         ));
+    }
+    if split::needed(gpu, &[grad_output.shape()]) && grad_output.shape().len() == 4 {
+        let inputs = [("grad_output", grad_output), ("saved", saved_tensor)];
+        return split::over_batch(gpu, OP, &inputs, grad_output.shape(), |t| {
+            activation_backward(&t[0], &t[1], activation, saved)
+        });
     }
     check_binding(gpu, OP, "grad_output", grad_output.shape())?;
     let grid = DispatchGrid::for_invocations(

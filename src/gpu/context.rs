@@ -1,5 +1,6 @@
 //! The GPU context: adapter choice, a device with the adapter's real limits, error capture.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -36,6 +37,9 @@ pub(crate) struct GpuInner {
     pub lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope, drained by the next call.
     pub uncaptured: Arc<Mutex<Vec<String>>>,
+    /// The most bytes one storage binding may hold: the device's limit, or less when set by
+    /// [`Gpu::limit_storage_binding`]. Larger tensors are split (see `gpu::split`).
+    pub binding_limit: AtomicU64,
     /// Recycled buffers and the allocation counters (see `gpu::pool`).
     pub pool: Arc<BufferPool>,
     /// Kernel timing for benchmarks.
@@ -138,6 +142,7 @@ impl Gpu {
         let placeholder = placeholder_buffer("wgconv placeholder");
         let placeholder_rw = placeholder_buffer("wgconv placeholder (write)");
         let limits = device.limits();
+        let binding_limit = AtomicU64::new(limits.max_storage_buffer_binding_size);
         Gpu {
             inner: Arc::new(GpuInner {
                 device,
@@ -149,6 +154,7 @@ impl Gpu {
                 placeholder,
                 placeholder_rw,
                 pool: BufferPool::new(),
+                binding_limit,
                 lost,
                 uncaptured,
                 profiler: Mutex::default(),
@@ -216,6 +222,21 @@ impl Gpu {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Binds at most `bytes` per storage buffer from now on (never more than the device
+    /// allows): ops whose tensors are larger split their work, as they do past the device's own
+    /// limit. For tests on small data, and to stay within WebGPU's portable 128 MiB.
+    pub fn limit_storage_binding(&self, bytes: u64) {
+        let device = self.inner.limits.max_storage_buffer_binding_size;
+        self.inner
+            .binding_limit
+            .store(bytes.clamp(4, device), Ordering::Relaxed);
+    }
+
+    /// The most bytes one storage binding holds here (see [`Gpu::limit_storage_binding`]).
+    pub fn max_storage_binding(&self) -> u64 {
+        self.inner.binding_limit.load(Ordering::Relaxed)
     }
 
     /// How many buffers this `Gpu` has created on the device so far (tensors, temporaries,

@@ -7,6 +7,7 @@ use crate::gpu::launch::{check_binding, conv_operands, submit};
 use crate::gpu::pipelines::Kernel;
 use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
+use crate::gpu::split;
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::GpuTensor;
 use crate::gpu::{conv2d_gemm, conv2d_packed};
@@ -46,9 +47,12 @@ pub fn conv2d_with_activation(
     let layout = params.layout;
     let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
     let g = params.geometry(OP, input_shape, weight_shape, bias_len)?;
-    check_binding(gpu, OP, "input", &g.input_shape())?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
-    check_binding(gpu, OP, "output", &g.output_shape())?;
+    if split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
+        return split::over_batch(gpu, OP, &[("input", input)], &g.output_shape(), |x| {
+            conv2d_with_activation(&x[0], weight, bias, params, activation)
+        });
+    }
     let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
     let choice = planner::choose(gpu, OP, ConvPass::Forward, &g)?;
     let has_bias = bias.is_some();

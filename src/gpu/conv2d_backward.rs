@@ -10,6 +10,7 @@ use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, su
 use crate::gpu::pipelines::Kernel;
 use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
+use crate::gpu::split;
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::grads::{Conv2dGrads, GradSelection};
@@ -175,7 +176,7 @@ fn plan_reduction(
         g.w.output,
         pass1_per_block,
         reduce_len,
-        gpu.limits().max_storage_buffer_binding_size,
+        gpu.max_storage_binding(),
     );
     check_binding(gpu, op, "partial sums", &[plan.blocks, reduce_len])?;
     let partials = Operand::Scratch(prelude.add_scratch(plan.blocks * reduce_len));
@@ -520,9 +521,12 @@ pub fn conv_transpose2d(
     let layout = params.layout;
     let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
     let g = params.geometry(OP, input_shape, weight_shape, bias_len)?;
-    check_binding(gpu, OP, "input", &g.output_shape())?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
-    check_binding(gpu, OP, "output", &g.input_shape())?;
+    if split::needed(gpu, &[&g.output_shape(), &g.input_shape()]) {
+        return split::over_batch(gpu, OP, &[("input", input)], &g.input_shape(), |x| {
+            conv_transpose2d(&x[0], weight, bias, params)
+        });
+    }
     let plan = ReadyPlan::new(gpu, OP, plan_input(gpu, OP, &g, bias.is_some())?)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, OP, &g.input_shape(), layout)?;

@@ -173,13 +173,14 @@ pub(crate) fn check_binding(
         .iter()
         .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64))
         .unwrap_or(u64::MAX);
-    let max = gpu.limits().max_storage_buffer_binding_size;
+    let max = gpu.max_storage_binding();
     if bytes > max {
         return Err(too_large(
             op,
             format!(
-                "{name} of shape {shape:?} is {bytes} bytes, above the device's \
-                 max_storage_buffer_binding_size of {max} bytes"
+                "{name} of shape {shape:?} is {bytes} bytes, above the storage binding limit \
+                 of {max} bytes (the device's max_storage_buffer_binding_size, or \
+                 Gpu::limit_storage_binding)"
             ),
         ));
     }

@@ -4,6 +4,7 @@ use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_layout, check_same_gpu, dims4, submit, Dispatch};
 use crate::gpu::pipelines::{compiled, Kernel};
+use crate::gpu::split;
 use crate::gpu::tensor::{Contents, IndexOrigin};
 use crate::gpu::uniforms::Pool2dUniforms;
 use crate::gpu::{Gpu, GpuTensor};
@@ -79,6 +80,13 @@ fn forward(
     let gpu = input.gpu();
     let layout = params.layout;
     let g = params.geometry(OP, dims4(OP, "input", input, layout)?)?;
+    // Values-only pooling splits over the batch; indices would need their origin rebased.
+    if !with_indices && split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
+        let values = split::over_batch(gpu, OP, &[("input", input)], &g.output_shape(), |x| {
+            Ok(forward(&x[0], params, false)?.0)
+        })?;
+        return Ok((values, None));
+    }
     check_binding(gpu, OP, "input", &g.input_shape())?;
     check_binding(gpu, OP, "output", &g.output_shape())?;
     let grid = grid(gpu, OP, g.output_shape())?;

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod planner;
 pub mod pool;
 mod profiler;
+mod split;
 mod tensor;
 pub mod tuning;
 pub mod uniforms;

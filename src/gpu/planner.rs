@@ -163,7 +163,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
     let fits_packed = || {
         conv2d_packed::scratch_plan(pass, g)
             .ok()
-            .filter(|p| p.largest_scratch_bytes() <= gpu.limits().max_storage_buffer_binding_size)
+            .filter(|p| p.largest_scratch_bytes() <= gpu.max_storage_binding())
     };
     let real_gpu = matches!(
         gpu.adapter_info().device_type,

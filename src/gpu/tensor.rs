@@ -159,6 +159,57 @@ impl GpuTensor {
         Ok(t)
     }
 
+    /// Samples `n0..n0 + nb` of a batch-major f32 tensor (NCHW or NHWC: the batch is outermost
+    /// in both), copied into a tensor of their own. Enqueued, never waits.
+    pub(crate) fn batch_slice(&self, op: &'static str, n0: usize, nb: usize) -> Result<Self> {
+        self.expect_values(op)?;
+        let per_sample = self.bytes / self.shape[0] as u64;
+        let mut shape = self.shape.clone();
+        shape[0] = nb;
+        let gpu = &self.gpu;
+        gpu.capture(op, || -> Result<Self> {
+            let chunk = Self::uninit(gpu, op, &shape, self.layout)?;
+            let mut encoder = gpu
+                .inner
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
+            encoder.copy_buffer_to_buffer(
+                &self.buffer,
+                n0 as u64 * per_sample,
+                &chunk.buffer,
+                0,
+                chunk.bytes,
+            );
+            gpu.inner.queue.submit([encoder.finish()]);
+            Ok(chunk)
+        })?
+    }
+
+    /// Copies this tensor into samples `n0..` of the batch-major `dst`. Enqueued, never waits.
+    pub(crate) fn copy_into_batch(
+        &self,
+        op: &'static str,
+        dst: &GpuTensor,
+        n0: usize,
+    ) -> Result<()> {
+        let per_sample = dst.bytes / dst.shape[0] as u64;
+        let gpu = &self.gpu;
+        gpu.capture(op, || {
+            let mut encoder = gpu
+                .inner
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
+            encoder.copy_buffer_to_buffer(
+                &self.buffer,
+                0,
+                &dst.buffer,
+                n0 as u64 * per_sample,
+                self.bytes,
+            );
+            gpu.inner.queue.submit([encoder.finish()]);
+        })
+    }
+
     /// What the buffer holds.
     pub fn contents(&self) -> &Contents {
         &self.contents

@@ -1,0 +1,250 @@
+//! Work past the storage-binding limit: with a tiny limit forced, ops split over the batch and still give the unsplit CPU reference's answer; one sample past the limit is a clear `TooLarge`.
+//!
+//! `WGCONV_BIG_TESTS=1` also runs a real case past lavapipe's 128 MiB binding limit.
+
+mod common;
+
+use ndarray::Array4;
+use wgconv::gpu::planner::ConvVariant;
+use wgconv::{
+    activation_backward, compare, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
+    Activation, Conv2dParams, ConvTranspose2dParams, Error, Gpu, GpuTensor, Layout, Padding,
+    Pool2dParams, SavedTensor, Tolerance,
+};
+
+/// Bytes one storage binding may hold in these tests: a few samples of the shapes below.
+const LIMIT: u64 = 1024;
+
+/// A device of its own with the tiny binding limit: one left to the planner, and one per
+/// unpacked conv variant forced. The packed variants' scratch (padded weights above all) does
+/// not shrink with the batch, so under a 1 KiB limit the planner passes them over and forcing
+/// one is a `TooLarge` (see `a_forced_packed_variant_whose_scratch_cannot_fit_is_too_large`).
+fn limited_gpus() -> Vec<(String, Gpu)> {
+    if common::gpu().is_none() {
+        return vec![];
+    }
+    let planner = Gpu::new().expect("a device");
+    planner.limit_storage_binding(LIMIT);
+    let mut gpus = vec![("planner".to_string(), planner)];
+    for &v in ConvVariant::ALL {
+        if v.packed_tiling().is_some() {
+            continue;
+        }
+        let gpu = Gpu::new().expect("a device");
+        if let Err(why) = v.available(&gpu) {
+            assert!(
+                !gpu.adapter_info().name.contains("llvmpipe"),
+                "lavapipe must run {}: {why}",
+                v.name()
+            );
+            eprintln!("NOT RUN: {} here: {why}", v.name());
+            continue;
+        }
+        gpu.force_conv_variant(Some(v));
+        gpu.limit_storage_binding(LIMIT);
+        gpus.push((v.name().to_string(), gpu));
+    }
+    gpus
+}
+
+#[test]
+fn a_forced_packed_variant_whose_scratch_cannot_fit_is_too_large() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let gpu = Gpu::new().expect("a device");
+    gpu.limit_storage_binding(LIMIT);
+    gpu.force_conv_variant(Some(ConvVariant::Packed8));
+    let x = data([1, 3, 7, 7], 1);
+    let w = data([4, 3, 3, 3], 2);
+    let p = Conv2dParams::default().with_padding(Padding::uniform(1));
+    match wgconv::conv2d(
+        &up(&gpu, &x, Layout::Nchw),
+        &up(&gpu, &w, Layout::Nchw),
+        None,
+        &p,
+    ) {
+        Err(Error::TooLarge { what, .. }) => assert!(what.contains("scratch"), "{what}"),
+        other => panic!("expected TooLarge naming the scratch, got {other:?}"),
+    }
+}
+
+fn data(shape: [usize; 4], seed: u64) -> Array4<f32> {
+    common::Rng::new(seed).array4(shape)
+}
+
+fn up(gpu: &Gpu, a: &Array4<f32>, layout: Layout) -> GpuTensor {
+    GpuTensor::upload_with_layout(gpu, a.view(), layout).unwrap()
+}
+
+fn assert_matches(what: &str, got: &Array4<f32>, want: &Array4<f32>, reduction: usize) {
+    let r = compare(got.view(), want.view(), Tolerance::for_reduction(reduction));
+    assert!(r.passed(), "{what}: {r}");
+}
+
+#[test]
+fn conv2d_past_the_binding_limit_splits_over_the_batch() {
+    for (variant, gpu) in limited_gpus() {
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            // 7 samples of 3x7x7 (588 bytes) in, 4x7x7 (784 bytes) out: one sample a chunk.
+            let x = data(layout.activation_shape([7, 3, 7, 7]), 1);
+            let w = data(layout.weight_shape([4, 3, 3, 3]), 2);
+            let b = ndarray::Array1::from_vec(vec![0.5f32, -0.25, 1.0, 0.0]);
+            let p = Conv2dParams::default()
+                .with_padding(Padding::uniform(1))
+                .with_layout(layout);
+            let bt = GpuTensor::upload_1d(&gpu, b.view()).unwrap();
+            let got = conv2d_with_activation(
+                &up(&gpu, &x, layout),
+                &up(&gpu, &w, layout),
+                Some(&bt),
+                &p,
+                Activation::Relu,
+            )
+            .unwrap();
+            assert!(got.byte_size() > LIMIT, "the case must need splitting");
+            let want = cpu::conv2d_with_activation(
+                x.view(),
+                w.view(),
+                Some(b.view()),
+                &p,
+                Activation::Relu,
+            )
+            .unwrap();
+            assert_matches(
+                &format!("{variant} {layout:?} conv2d"),
+                &got.read().unwrap(),
+                &want,
+                27,
+            );
+        }
+    }
+}
+
+#[test]
+fn conv_transpose2d_past_the_binding_limit_splits_over_the_batch() {
+    for (variant, gpu) in limited_gpus() {
+        let x = data([5, 4, 4, 4], 3);
+        let w = data([4, 2, 3, 3], 4);
+        let p = ConvTranspose2dParams::default().with_stride(2);
+        let got = conv_transpose2d(
+            &up(&gpu, &x, Layout::Nchw),
+            &up(&gpu, &w, Layout::Nchw),
+            None,
+            &p,
+        )
+        .unwrap();
+        assert!(got.byte_size() > LIMIT);
+        let want = cpu::conv_transpose2d(x.view(), w.view(), None, &p).unwrap();
+        assert_matches(
+            &format!("{variant} conv_transpose2d"),
+            &got.read().unwrap(),
+            &want,
+            36,
+        );
+    }
+}
+
+#[test]
+fn pooling_and_activation_backward_past_the_binding_limit_split_over_the_batch() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    let x = data([6, 2, 9, 9], 5);
+    let p = Pool2dParams::new(3, 3).with_stride(2).with_padding(1);
+    let got = max_pool2d(&up(&gpu, &x, Layout::Nchw), &p)
+        .unwrap()
+        .read()
+        .unwrap();
+    let want = cpu::max_pool2d(x.view(), &p).unwrap();
+    assert_matches("max_pool2d", &got, &want, 1);
+
+    let (dy, z) = (data([4, 3, 5, 5], 6), data([4, 3, 5, 5], 7));
+    let a = Activation::Sigmoid;
+    let got = activation_backward(
+        &up(&gpu, &dy, Layout::Nchw),
+        &up(&gpu, &z, Layout::Nchw),
+        a,
+        SavedTensor::PreActivation,
+    )
+    .unwrap()
+    .read()
+    .unwrap();
+    let want =
+        cpu::activation_backward(dy.view(), z.view(), a, SavedTensor::PreActivation).unwrap();
+    assert_matches("activation_backward", &got, &want, 8);
+}
+
+#[test]
+fn split_calls_reuse_their_chunk_buffers() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    let run = |seed| {
+        let x = data([7, 3, 7, 7], seed);
+        let w = data([4, 3, 3, 3], seed + 1);
+        let p = Conv2dParams::default().with_padding(Padding::uniform(1));
+        wgconv::conv2d(
+            &up(&gpu, &x, Layout::Nchw),
+            &up(&gpu, &w, Layout::Nchw),
+            None,
+            &p,
+        )
+        .unwrap()
+        .read()
+        .unwrap()
+    };
+    run(1);
+    let after_first = gpu.buffer_allocations();
+    run(3);
+    assert_eq!(gpu.buffer_allocations(), after_first);
+}
+
+#[test]
+fn one_sample_past_the_limit_is_too_large_and_says_why() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    // One sample of 3x16x16 floats is 3072 bytes, above the 1024-byte limit.
+    let x = data([2, 3, 16, 16], 8);
+    let w = data([2, 3, 3, 3], 9);
+    let e = wgconv::conv2d(
+        &up(&gpu, &x, Layout::Nchw),
+        &up(&gpu, &w, Layout::Nchw),
+        None,
+        &Conv2dParams::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::TooLarge { op: "conv2d", .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("one sample of input") && msg.contains("1024"),
+        "{msg}"
+    );
+}
+
+/// A 1x1 conv whose input (16 x 64 x 192 x 192 floats, 151 MB) is past lavapipe's 128 MiB
+/// binding limit, against the CPU reference. Slow and memory-hungry: `WGCONV_BIG_TESTS=1`.
+#[test]
+fn a_real_input_past_128_mib_gives_the_reference_answer() {
+    if std::env::var_os("WGCONV_BIG_TESTS").is_none() {
+        eprintln!("skipped: set WGCONV_BIG_TESTS=1 to run the >128 MiB case");
+        return;
+    }
+    let Some(gpu) = common::gpu() else { return };
+    let x = data([16, 64, 192, 192], 10);
+    let w = data([2, 64, 1, 1], 11);
+    let p = Conv2dParams::default();
+    let xt = up(gpu, &x, Layout::Nchw);
+    assert!(
+        xt.byte_size() > gpu.max_storage_binding(),
+        "{} bytes",
+        xt.byte_size()
+    );
+    let got = wgconv::conv2d(&xt, &up(gpu, &w, Layout::Nchw), None, &p)
+        .unwrap()
+        .read()
+        .unwrap();
+    let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
+    assert_matches("big conv2d", &got, &want, 64);
+}
