@@ -8,9 +8,9 @@ use ndarray::Array4;
 use wgconv::gpu::planner::ConvVariant;
 use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
-    conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d, Activation,
-    Conv2dParams, ConvTranspose2dParams, Error, Gpu, GpuTensor, GradSelection, Layout, Padding,
-    Pool2dParams, SavedTensor, Tolerance,
+    conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
+    max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
+    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
 };
 
 /// Bytes one storage binding may hold in these tests: a few samples of the shapes below.
@@ -204,6 +204,55 @@ fn pooling_and_activation_backward_past_the_binding_limit_split_over_the_batch()
     let want =
         cpu::activation_backward(dy.view(), z.view(), a, SavedTensor::PreActivation).unwrap();
     assert_matches("activation_backward", &got, &want, 8);
+}
+
+#[test]
+fn pooling_with_indices_and_its_backward_split_over_the_batch() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        let shape = layout.activation_shape([6, 2, 9, 9]);
+        let x = data(shape, 14);
+        let p = Pool2dParams::new(3, 3)
+            .with_stride(2)
+            .with_padding(1)
+            .with_layout(layout);
+        let (values, indices) = max_pool2d_with_indices(&up(&gpu, &x, layout), &p).unwrap();
+        let (want_v, want_i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+        assert_matches(
+            &format!("{layout:?} values"),
+            &values.read().unwrap(),
+            &want_v,
+            1,
+        );
+        assert_eq!(
+            indices.read_indices().unwrap(),
+            want_i,
+            "{layout:?} indices"
+        );
+        let g = p.geometry("t", shape).unwrap();
+        let dy = data(g.output_shape(), 15);
+        let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+        let dyt = up(&gpu, &dy, layout);
+        // Through the split forward's indices, and through uploaded ones.
+        let dx = max_pool2d_backward(&dyt, &indices, shape, &p).unwrap();
+        assert!(dx.byte_size() > LIMIT);
+        assert_matches(
+            &format!("{layout:?} backward"),
+            &dx.read().unwrap(),
+            &want_dx,
+            9,
+        );
+        let uploaded = GpuTensor::upload_indices(&gpu, want_i.view(), layout).unwrap();
+        let dx = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
+        assert_matches(
+            &format!("{layout:?} backward, uploaded indices"),
+            &dx.read().unwrap(),
+            &want_dx,
+            9,
+        );
+    }
 }
 
 #[test]

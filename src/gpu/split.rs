@@ -13,8 +13,11 @@
 //! The weight and bias gradients sum over the batch: each chunk's gradient is copied into a
 //! row of partial sums, which the blocked reductions' second pass adds in chunk order.
 //!
+//! Pooling indices are per sample, so their chunks are copied like values (with their origin
+//! rebased) and the assembled tensor is valid for the whole batch.
+//!
 //! Not split yet: a single sample past the limit (that needs channel or row splits with a
-//! halo), tensors past `max_buffer_size`, and pooling with indices and its backward.
+//! halo), and tensors past `max_buffer_size`.
 
 use crate::error::{too_large, Result};
 use crate::gpu::{Gpu, GpuTensor};
@@ -82,12 +85,28 @@ pub(crate) fn over_batch(
     output_shape: &[usize],
     run: impl Fn(&[GpuTensor]) -> Result<GpuTensor>,
 ) -> Result<GpuTensor> {
-    let batch = output_shape[0];
-    let samples = samples_per_chunk(gpu, op, inputs, output_shape, batch)?;
     let layout = inputs
         .first()
         .map_or(crate::Layout::Nchw, |(_, t)| t.layout());
     let output = gpu.capture(op, || GpuTensor::uninit(gpu, op, output_shape, layout))??;
+    over_batch_into(gpu, op, inputs, &[&output], |chunks| Ok(vec![run(chunks)?]))?;
+    Ok(output)
+}
+
+/// [`over_batch`] for ops with several outputs, created by the caller (batch-major, batch N):
+/// `run` returns the chunk's outputs in the same order.
+pub(crate) fn over_batch_into(
+    gpu: &Gpu,
+    op: &'static str,
+    inputs: &[(&str, &GpuTensor)],
+    outputs: &[&GpuTensor],
+    run: impl Fn(&[GpuTensor]) -> Result<Vec<GpuTensor>>,
+) -> Result<()> {
+    let batch = outputs[0].shape()[0];
+    let mut samples = batch;
+    for out in outputs {
+        samples = samples.min(samples_per_chunk(gpu, op, inputs, out.shape(), batch)?);
+    }
     let mut n0 = 0;
     while n0 < batch {
         let nb = samples.min(batch - n0);
@@ -95,10 +114,12 @@ pub(crate) fn over_batch(
             .iter()
             .map(|(_, t)| t.batch_slice(op, n0, nb))
             .collect::<Result<Vec<_>>>()?;
-        run(&chunks)?.copy_into_batch(op, &output, n0)?;
+        for (result, out) in run(&chunks)?.iter().zip(outputs) {
+            result.copy_into_batch(op, out, n0)?;
+        }
         n0 += nb;
     }
-    Ok(output)
+    Ok(())
 }
 
 /// Runs `run` on chunks of the batch of `inputs` (batch-major, batch `batch`) and returns the
