@@ -69,44 +69,6 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
-    /// Sets (or, with `None`, lifts) the most bytes of buffers this pool may have alive.
-    pub fn set_budget(&self, budget: Option<u64>) {
-        lock(&self.stats).budget = budget;
-    }
-
-    /// Room for `size` more bytes under the budget, freeing idle buffers if that makes room.
-    fn reserve(&self, op: &'static str, label: &'static str, size: u64) -> Result<()> {
-        let over = |stats: &PoolStats| {
-            stats
-                .budget
-                .filter(|&b| stats.live_bytes.saturating_add(size) > b)
-        };
-        if over(&lock(&self.stats)).is_none() {
-            return Ok(());
-        }
-        self.clear(None);
-        let stats = *lock(&self.stats);
-        match over(&stats) {
-            None => Ok(()),
-            Some(budget) => Err(Error::OutOfMemory {
-                op,
-                message: format!(
-                    "allocating {size} bytes ({label}) would pass the memory budget of {budget} \
-                     bytes, with {} bytes in use",
-                    stats.live_bytes
-                ),
-            }),
-        }
-    }
-
-    /// Records that a buffer of `size` bytes was freed.
-    fn freed(&self, size: u64) {
-        let mut stats = lock(&self.stats);
-        stats.live_bytes = stats.live_bytes.saturating_sub(size);
-    }
-}
-
-impl BufferPool {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             free: Mutex::default(),
@@ -238,6 +200,45 @@ impl BufferPool {
         }
         let idle = std::mem::take(&mut *lock(&self.free));
         self.freed(idle.bytes);
+    }
+}
+
+/// The memory budget ([`crate::Gpu::set_memory_budget`]).
+impl BufferPool {
+    /// Sets (or, with `None`, lifts) the most bytes of buffers this pool may have alive.
+    pub fn set_budget(&self, budget: Option<u64>) {
+        lock(&self.stats).budget = budget;
+    }
+
+    /// Room for `size` more bytes under the budget, freeing idle buffers if that makes room.
+    fn reserve(&self, op: &'static str, label: &'static str, size: u64) -> Result<()> {
+        let over = |stats: &PoolStats| {
+            stats
+                .budget
+                .filter(|&b| stats.live_bytes.saturating_add(size) > b)
+        };
+        if over(&lock(&self.stats)).is_none() {
+            return Ok(());
+        }
+        self.clear(None);
+        let stats = *lock(&self.stats);
+        match over(&stats) {
+            None => Ok(()),
+            Some(budget) => Err(Error::OutOfMemory {
+                op,
+                message: format!(
+                    "allocating {size} bytes ({label}) would pass the memory budget of {budget} \
+                     bytes, with {} bytes in use",
+                    stats.live_bytes
+                ),
+            }),
+        }
+    }
+
+    /// Records that a buffer of `size` bytes was freed.
+    fn freed(&self, size: u64) {
+        let mut stats = lock(&self.stats);
+        stats.live_bytes = stats.live_bytes.saturating_sub(size);
     }
 }
 
