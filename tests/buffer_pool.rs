@@ -8,7 +8,7 @@ use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
     conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
     max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
-    Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
+    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
 };
 
 /// Deterministic values that differ with `seed`, so a stale buffer would show.
@@ -166,7 +166,7 @@ fn fresh_gpu(variant: Option<ConvVariant>) -> Option<Gpu> {
 
 #[test]
 fn repeated_calls_allocate_nothing_new() {
-    for variant in [ConvVariant::Direct, ConvVariant::Subgroup8] {
+    for &variant in ConvVariant::ALL {
         let Some(gpu) = fresh_gpu(Some(variant)) else {
             continue;
         };
@@ -217,4 +217,51 @@ fn tensors_alive_at_once_never_share_a_buffer() {
     assert_eq!(ta.read().unwrap(), a);
     assert_eq!(tb.read().unwrap(), b);
     assert_eq!(ta.byte_size(), 96);
+}
+
+#[test]
+fn a_memory_budget_frees_idle_buffers_first_then_says_out_of_memory() {
+    let Some(gpu) = fresh_gpu(None) else { return };
+    conv(&gpu, 1);
+    let idle = gpu.memory_in_use();
+    assert_eq!(
+        idle,
+        gpu.pool_stats().free_bytes,
+        "everything is back in the pool"
+    );
+    // A 153,600-byte upload fits the budget, but not beside the idle buffers: only once they
+    // are freed.
+    assert!(idle > 0);
+    let gpu = gpu.with_memory_budget(153_600 + idle / 2);
+    let mid = Array4::<f32>::zeros((1, 1, 192, 200));
+    let t = GpuTensor::upload(&gpu, mid.view()).unwrap();
+    assert_eq!(
+        gpu.pool_stats().free_bytes,
+        0,
+        "idle buffers were freed to make room"
+    );
+    assert_eq!(gpu.memory_in_use(), t.byte_size());
+    // Past the budget even with nothing idle: OutOfMemory, naming the op, sizes and budget.
+    let big = Array4::<f32>::zeros((1, 2, 256, 256)); // 524,288 bytes
+    let e = GpuTensor::upload(&gpu, big.view()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::OutOfMemory {
+                op: "GpuTensor::upload",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("524288") && msg.contains("budget"), "{msg}");
+    // The device is fine, and lifting the budget lets the call through.
+    drop(t);
+    gpu.set_memory_budget(None);
+    assert_eq!(
+        GpuTensor::upload(&gpu, big.view()).unwrap().read().unwrap(),
+        big
+    );
+    conv(&gpu, 2);
 }

@@ -35,14 +35,16 @@ fn config() -> ProptestConfig {
     }
 }
 
-/// One device per conv kernel variant the adapter runs (direct first), each forcing it.
+/// One device per conv kernel variant the adapter runs (direct first), each forcing it, and a
+/// last one whose storage bindings hold only 2 KiB, so that ops split their work over the batch
+/// (or, past that, return `TooLarge`).
 fn gpus() -> &'static [Gpu] {
     static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
     GPUS.get_or_init(|| {
         if common::gpu().is_none() {
             return vec![];
         }
-        ConvVariant::ALL
+        let mut gpus: Vec<Gpu> = ConvVariant::ALL
             .iter()
             .filter_map(|&v| {
                 let gpu = Gpu::new().ok()?;
@@ -50,7 +52,12 @@ fn gpus() -> &'static [Gpu] {
                 gpu.force_conv_variant(Some(v));
                 Some(gpu)
             })
-            .collect()
+            .collect();
+        if let Ok(limited) = Gpu::new() {
+            limited.limit_storage_binding(2048);
+            gpus.push(limited);
+        }
+        gpus
     })
 }
 
@@ -256,7 +263,7 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
         (
             prop::option::weighted(0.5, prop_oneof![12 => Just(0usize), 1 => 1usize..=2]),
             activation(),
-            0usize..2,
+            0usize..3,
             any::<u64>(),
         ),
     )
@@ -632,8 +639,12 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn max_pool2d_is_reference_or_documented_err(c in pool_case(), corruption in 0usize..5) {
-        let Some(gpu) = gpu(0) else { return Ok(()) };
+    fn max_pool2d_is_reference_or_documented_err(
+        c in pool_case(),
+        corruption in 0usize..5,
+        variant in 0usize..3,
+    ) {
+        let Some(gpu) = gpu(variant) else { return Ok(()) };
         let p = &c.params;
         let x = array(c.shape, c.seed);
         let want = cpu::max_pool2d_with_indices(x.view(), p);
@@ -707,8 +718,9 @@ proptest! {
         values in prop::collection::vec((special(), special()), 36),
         activation in activation(),
         from_output in any::<bool>(),
+        variant in 0usize..3,
     ) {
-        let Some(gpu) = gpu(0) else { return Ok(()) };
+        let Some(gpu) = gpu(variant) else { return Ok(()) };
         let dims = [shape.0, shape.1, shape.2, shape.3];
         let saved_dims = if other_shape { [shape.0, shape.1, shape.3, shape.2 + 1] } else { dims };
         let dy = Array4::from_shape_fn(dims, |(a, b, c, d)| values[(a * 9 + b * 3 + c + d) % 36].0);

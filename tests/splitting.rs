@@ -7,9 +7,10 @@ mod common;
 use ndarray::Array4;
 use wgconv::gpu::planner::ConvVariant;
 use wgconv::{
-    activation_backward, compare, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
-    Activation, Conv2dParams, ConvTranspose2dParams, Error, Gpu, GpuTensor, Layout, Padding,
-    Pool2dParams, SavedTensor, Tolerance,
+    activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
+    conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
+    max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
+    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
 };
 
 /// Bytes one storage binding may hold in these tests: a few samples of the shapes below.
@@ -122,6 +123,73 @@ fn conv2d_past_the_binding_limit_splits_over_the_batch() {
 }
 
 #[test]
+fn conv2d_gradients_past_the_binding_limit_split_and_sum_over_the_batch() {
+    for (variant, gpu) in limited_gpus() {
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let (n, cin, cout) = (7, 3, 4);
+            let x = data(layout.activation_shape([n, cin, 7, 7]), 11);
+            let w = data(layout.weight_shape([cout, cin, 3, 3]), 12);
+            let dy = data(layout.activation_shape([n, cout, 4, 4]), 13);
+            let p = Conv2dParams::default()
+                .with_stride(2)
+                .with_padding(Padding::uniform(1))
+                .with_layout(layout);
+            let (xt, wt, dyt) = (
+                up(&gpu, &x, layout),
+                up(&gpu, &w, layout),
+                up(&gpu, &dy, layout),
+            );
+            assert!(xt.byte_size() > LIMIT);
+            let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL)
+                .unwrap();
+            let (want_dx, want_dw, want_db) = (
+                want.input.unwrap(),
+                want.weight.unwrap(),
+                want.bias.unwrap(),
+            );
+            let what = |g: &str| format!("{variant} {layout:?} {g}");
+            let got = conv2d_backward(&xt, &wt, &dyt, &p, GradSelection::ALL).unwrap();
+            assert_matches(
+                &what("dx"),
+                &got.input.unwrap().read().unwrap(),
+                &want_dx,
+                36,
+            );
+            assert_matches(
+                &what("dw"),
+                &got.weight.unwrap().read().unwrap(),
+                &want_dw,
+                n * 16,
+            );
+            let db = got.bias.unwrap().read_1d().unwrap();
+            let r = compare(db.view(), want_db.view(), Tolerance::for_reduction(n * 16));
+            assert!(r.passed(), "{}: {r}", what("db"));
+            // The single-gradient entry points split the same way.
+            let dx = conv2d_backward_input(xt.shape().try_into().unwrap(), &wt, &dyt, &p).unwrap();
+            assert_matches(
+                &what("conv2d_backward_input"),
+                &dx.read().unwrap(),
+                &want_dx,
+                36,
+            );
+            let dw = conv2d_backward_weight(&xt, wt.shape().try_into().unwrap(), &dyt, &p).unwrap();
+            assert_matches(
+                &what("conv2d_backward_weight"),
+                &dw.read().unwrap(),
+                &want_dw,
+                n * 16,
+            );
+            let db = conv2d_backward_bias(&dyt, layout)
+                .unwrap()
+                .read_1d()
+                .unwrap();
+            let r = compare(db.view(), want_db.view(), Tolerance::for_reduction(n * 16));
+            assert!(r.passed(), "{}: {r}", what("conv2d_backward_bias"));
+        }
+    }
+}
+
+#[test]
 fn conv_transpose2d_past_the_binding_limit_splits_over_the_batch() {
     for (variant, gpu) in limited_gpus() {
         let x = data([5, 4, 4, 4], 3);
@@ -173,6 +241,55 @@ fn pooling_and_activation_backward_past_the_binding_limit_split_over_the_batch()
     let want =
         cpu::activation_backward(dy.view(), z.view(), a, SavedTensor::PreActivation).unwrap();
     assert_matches("activation_backward", &got, &want, 8);
+}
+
+#[test]
+fn pooling_with_indices_and_its_backward_split_over_the_batch() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        let shape = layout.activation_shape([6, 2, 9, 9]);
+        let x = data(shape, 14);
+        let p = Pool2dParams::new(3, 3)
+            .with_stride(2)
+            .with_padding(1)
+            .with_layout(layout);
+        let (values, indices) = max_pool2d_with_indices(&up(&gpu, &x, layout), &p).unwrap();
+        let (want_v, want_i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+        assert_matches(
+            &format!("{layout:?} values"),
+            &values.read().unwrap(),
+            &want_v,
+            1,
+        );
+        assert_eq!(
+            indices.read_indices().unwrap(),
+            want_i,
+            "{layout:?} indices"
+        );
+        let g = p.geometry("t", shape).unwrap();
+        let dy = data(g.output_shape(), 15);
+        let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+        let dyt = up(&gpu, &dy, layout);
+        // Through the split forward's indices, and through uploaded ones.
+        let dx = max_pool2d_backward(&dyt, &indices, shape, &p).unwrap();
+        assert!(dx.byte_size() > LIMIT);
+        assert_matches(
+            &format!("{layout:?} backward"),
+            &dx.read().unwrap(),
+            &want_dx,
+            9,
+        );
+        let uploaded = GpuTensor::upload_indices(&gpu, want_i.view(), layout).unwrap();
+        let dx = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
+        assert_matches(
+            &format!("{layout:?} backward, uploaded indices"),
+            &dx.read().unwrap(),
+            &want_dx,
+            9,
+        );
+    }
 }
 
 #[test]

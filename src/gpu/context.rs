@@ -251,6 +251,26 @@ impl Gpu {
         self.inner.pool.stats()
     }
 
+    /// This `Gpu` with a memory budget: buffers it creates (tensors, temporaries, uniforms,
+    /// staging) may total at most `bytes`, idle pooled buffers included, which are freed first
+    /// when a new one would not fit. A call that would pass the budget is
+    /// `Error::OutOfMemory` (checked as buffers are created, so approximate when several
+    /// threads allocate at once).
+    pub fn with_memory_budget(self, bytes: u64) -> Self {
+        self.set_memory_budget(Some(bytes));
+        self
+    }
+
+    /// Sets the memory budget ([`Gpu::with_memory_budget`]); `None` lifts it.
+    pub fn set_memory_budget(&self, bytes: Option<u64>) {
+        self.inner.pool.set_budget(bytes);
+    }
+
+    /// Bytes of the buffers this `Gpu` has alive: in use, or waiting in the pool.
+    pub fn memory_in_use(&self) -> u64 {
+        self.inner.pool.stats().live_bytes
+    }
+
     /// Frees every buffer waiting in the pool (buffers in use are unaffected).
     pub fn clear_buffer_pool(&self) {
         self.inner.pool.clear(None);

@@ -358,9 +358,18 @@ fn backward(
         weight_shape,
         dims4(op, "grad_output", grad_output, params.layout)?,
     )?;
-    check_binding(gpu, op, "input", &g.input_shape())?;
     check_binding(gpu, op, "weight", &g.weight_shape())?;
-    check_binding(gpu, op, "grad_output", &g.output_shape())?;
+    // The input (or dx) is bound only for dx and dw; the bias gradient reads grad_output alone.
+    let input_shape = g.input_shape();
+    let output_shape = g.output_shape();
+    let bound: &[&[usize]] = if which.input || which.weight {
+        &[&input_shape, &output_shape]
+    } else {
+        &[&output_shape]
+    };
+    if split::needed(gpu, bound) {
+        return backward_split(op, &g, input, weight, grad_output, params, which);
+    }
 
     let ready = |plan: Result<Plan>| ReadyPlan::new(gpu, op, plan?);
     let dx_plan = which
@@ -416,6 +425,87 @@ fn backward(
             bias: db.map(|(t, _)| t),
         })
     })?
+}
+
+/// [`backward`] for tensors past the binding limit: each requested gradient over chunks of the
+/// batch (`gpu::split`), dx assembled from the chunks' dx, dw and db summed over the chunks.
+fn backward_split(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    input: Option<&GpuTensor>,
+    weight: Option<&GpuTensor>,
+    grad_output: &GpuTensor,
+    params: &Conv2dParams,
+    which: GradSelection,
+) -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
+    let gpu = grad_output.gpu();
+    let chunk_shape = |mut shape: [usize; 4], t: &GpuTensor| {
+        shape[0] = t.shape()[0];
+        shape
+    };
+    let one = |chunk_input: [usize; 4], x: Option<&GpuTensor>, dy: &GpuTensor, w: GradSelection| {
+        backward(
+            op,
+            chunk_input,
+            x,
+            Some(g.weight_shape()),
+            weight,
+            dy,
+            params,
+            w,
+        )
+    };
+    let input_grad = which
+        .input
+        .then(|| {
+            let inputs = [("grad_output", grad_output)];
+            split::over_batch(gpu, op, &inputs, &g.input_shape(), |c| {
+                let grads = one(
+                    chunk_shape(g.input_shape(), &c[0]),
+                    None,
+                    &c[0],
+                    GradSelection::INPUT,
+                )?;
+                Ok(grads.input.expect("requested"))
+            })
+        })
+        .transpose()?;
+    let weight_grad = which
+        .weight
+        .then(|| {
+            let x = input.expect("dw needs the input tensor");
+            let inputs = [("input", x), ("grad_output", grad_output)];
+            split::sum_over_batch(gpu, op, &inputs, g.batch, &g.weight_shape(), |c| {
+                let grads = one(
+                    c[0].dims4().expect("4-D"),
+                    Some(&c[0]),
+                    &c[1],
+                    GradSelection::WEIGHT,
+                )?;
+                Ok(grads.weight.expect("requested"))
+            })
+        })
+        .transpose()?;
+    let bias_grad = which
+        .bias
+        .then(|| {
+            let inputs = [("grad_output", grad_output)];
+            split::sum_over_batch(gpu, op, &inputs, g.batch, &[g.out_channels], |c| {
+                let grads = one(
+                    chunk_shape(g.input_shape(), &c[0]),
+                    None,
+                    &c[0],
+                    GradSelection::BIAS,
+                )?;
+                Ok(grads.bias.expect("requested"))
+            })
+        })
+        .transpose()?;
+    Ok(Conv2dGrads {
+        input: input_grad,
+        weight: weight_grad,
+        bias: bias_grad,
+    })
 }
 
 /// The gradients of conv2d selected by `which`, from the forward `input` and `weight` and the

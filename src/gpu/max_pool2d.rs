@@ -80,12 +80,26 @@ fn forward(
     let gpu = input.gpu();
     let layout = params.layout;
     let g = params.geometry(OP, dims4(OP, "input", input, layout)?)?;
-    // Values-only pooling splits over the batch; indices would need their origin rebased.
-    if !with_indices && split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
-        let values = split::over_batch(gpu, OP, &[("input", input)], &g.output_shape(), |x| {
-            Ok(forward(&x[0], params, false)?.0)
+    if split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
+        let values =
+            gpu.capture(OP, || GpuTensor::uninit(gpu, OP, &g.output_shape(), layout))??;
+        let indices = with_indices
+            .then(|| {
+                let origin = IndexOrigin::Pooled {
+                    input_shape: g.input_shape(),
+                    params: *params,
+                };
+                gpu.capture(OP, || {
+                    GpuTensor::uninit_indices(gpu, OP, &g.output_shape(), layout, origin)
+                })?
+            })
+            .transpose()?;
+        let outputs: Vec<&GpuTensor> = std::iter::once(&values).chain(indices.as_ref()).collect();
+        split::over_batch_into(gpu, OP, &[("input", input)], &outputs, |x| {
+            let (v, i) = forward(&x[0], params, with_indices)?;
+            Ok(std::iter::once(v).chain(i).collect())
         })?;
-        return Ok((values, None));
+        return Ok((values, indices));
     }
     check_binding(gpu, OP, "input", &g.input_shape())?;
     check_binding(gpu, OP, "output", &g.output_shape())?;
@@ -191,6 +205,14 @@ pub fn max_pool2d_backward(
                 g.check_index(OP, [n, c, oh, ow], i64::from(index))?;
             }
         }
+    }
+    if split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
+        let inputs = [("grad_output", grad_output), ("indices", indices)];
+        return split::over_batch(gpu, OP, &inputs, &g.input_shape(), |c| {
+            let mut chunk_input = input_shape;
+            chunk_input[0] = c[0].shape()[0];
+            max_pool2d_backward(&c[0], &c[1], chunk_input, params)
+        });
     }
     check_binding(gpu, OP, "grad_input", &g.input_shape())?;
     check_binding(gpu, OP, "grad_output", &g.output_shape())?;

@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Free buffers kept at most, in bytes, summed over the pool; a buffer returned beyond this is
 /// freed. Large enough for a VGG layer's activations at batch 16 to stay pooled between calls.
@@ -48,6 +48,10 @@ pub struct PoolStats {
     pub free_buffers: usize,
     /// Their total size in bytes.
     pub free_bytes: u64,
+    /// Bytes of all buffers created and not yet freed: in use, or waiting in the pool.
+    pub live_bytes: u64,
+    /// The memory budget, if one is set ([`crate::Gpu::set_memory_budget`]).
+    pub budget: Option<u64>,
 }
 
 #[derive(Default)]
@@ -111,7 +115,10 @@ impl BufferPool {
                 lock(&self.stats).reuses += 1;
                 b
             }
-            None => self.create(device, op, label, size, usage)?,
+            None => {
+                self.reserve(op, label, size)?;
+                self.create(device, op, label, size, usage)?
+            }
         };
         Ok(PooledBuffer {
             buffer: Some(buffer),
@@ -156,6 +163,7 @@ impl BufferPool {
                 other => other,
             });
         }
+        lock(&self.stats).live_bytes += size;
         Ok(buffer)
     }
 
@@ -164,6 +172,8 @@ impl BufferPool {
         let limit = *lock(&self.limit_bytes);
         let mut free = lock(&self.free);
         if free.bytes + size > limit {
+            drop(free);
+            self.freed(size);
             return; // freed: the pool is full
         }
         free.bytes += size;
@@ -188,7 +198,47 @@ impl BufferPool {
         if let Some(limit) = limit_bytes {
             *lock(&self.limit_bytes) = limit;
         }
-        *lock(&self.free) = Free::default();
+        let idle = std::mem::take(&mut *lock(&self.free));
+        self.freed(idle.bytes);
+    }
+}
+
+/// The memory budget ([`crate::Gpu::set_memory_budget`]).
+impl BufferPool {
+    /// Sets (or, with `None`, lifts) the most bytes of buffers this pool may have alive.
+    pub fn set_budget(&self, budget: Option<u64>) {
+        lock(&self.stats).budget = budget;
+    }
+
+    /// Room for `size` more bytes under the budget, freeing idle buffers if that makes room.
+    fn reserve(&self, op: &'static str, label: &'static str, size: u64) -> Result<()> {
+        let over = |stats: &PoolStats| {
+            stats
+                .budget
+                .filter(|&b| stats.live_bytes.saturating_add(size) > b)
+        };
+        if over(&lock(&self.stats)).is_none() {
+            return Ok(());
+        }
+        self.clear(None);
+        let stats = *lock(&self.stats);
+        match over(&stats) {
+            None => Ok(()),
+            Some(budget) => Err(Error::OutOfMemory {
+                op,
+                message: format!(
+                    "allocating {size} bytes ({label}) would pass the memory budget of {budget} \
+                     bytes, with {} bytes in use",
+                    stats.live_bytes
+                ),
+            }),
+        }
+    }
+
+    /// Records that a buffer of `size` bytes was freed.
+    fn freed(&self, size: u64) {
+        let mut stats = lock(&self.stats);
+        stats.live_bytes = stats.live_bytes.saturating_sub(size);
     }
 }
 
@@ -229,7 +279,9 @@ impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let Some(buffer) = self.buffer.take() {
             if self.mapping {
-                return; // freed: a pending or live mapping must not reach the next owner
+                // Freed: a pending or live mapping must not reach the next owner.
+                self.pool.freed(buffer.size());
+                return;
             }
             self.pool.give_back(buffer);
         }

@@ -161,14 +161,34 @@ impl GpuTensor {
 
     /// Samples `n0..n0 + nb` of a batch-major f32 tensor (NCHW or NHWC: the batch is outermost
     /// in both), copied into a tensor of their own. Enqueued, never waits.
+    /// Pooling indices stay indices: their values are per sample, so only the origin changes
+    /// (the pooled input's batch, or the matching samples of the uploaded host copy).
     pub(crate) fn batch_slice(&self, op: &'static str, n0: usize, nb: usize) -> Result<Self> {
-        self.expect_values(op)?;
         let per_sample = self.bytes / self.shape[0] as u64;
         let mut shape = self.shape.clone();
         shape[0] = nb;
+        let contents = match &self.contents {
+            Contents::Values => Contents::Values,
+            Contents::Indices(IndexOrigin::Pooled {
+                input_shape,
+                params,
+            }) => {
+                let mut input_shape = *input_shape;
+                input_shape[0] = nb;
+                Contents::Indices(IndexOrigin::Pooled {
+                    input_shape,
+                    params: *params,
+                })
+            }
+            Contents::Indices(IndexOrigin::Uploaded(host)) => {
+                let samples = host.slice(ndarray::s![n0..n0 + nb, .., .., ..]).to_owned();
+                Contents::Indices(IndexOrigin::Uploaded(Arc::new(samples)))
+            }
+        };
         let gpu = &self.gpu;
         gpu.capture(op, || -> Result<Self> {
-            let chunk = Self::uninit(gpu, op, &shape, self.layout)?;
+            let mut chunk = Self::uninit(gpu, op, &shape, self.layout)?;
+            chunk.contents = contents;
             let mut encoder = gpu
                 .inner
                 .device
