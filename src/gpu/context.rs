@@ -10,8 +10,8 @@ use crate::gpu::pool::{BufferPool, PoolStats, PooledBuffer};
 /// Environment variable that picks an adapter by a substring of its name (case-insensitive).
 pub const ADAPTER_ENV: &str = "WGCONV_ADAPTER";
 
-/// Environment variable that forces a conv2d kernel variant by name (`direct`, `subgroup8`)
-/// on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
+/// Environment variable that forces a conv2d kernel variant by name (`direct`, `subgroup8`,
+/// `packed8`, `tiled`) on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
 pub const VARIANT_ENV: &str = "WGCONV_CONV_VARIANT";
 
 /// A wgpu device and queue with wgconv's compiled kernels. Cheap to clone: clones share the
