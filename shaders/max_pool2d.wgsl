@@ -85,6 +85,15 @@ fn window_max(n: u32, c: u32, oh: u32, ow: u32) -> WindowMax {
     var best = bitcast<f32>(0xff800000u);
     var best_index = flat_index(c, u32(h0 + i32(ky0 * u.dilation_h)), u32(w0 + i32(kx0 * u.dilation_w)));
     var saw_nan = false;
+    // Windows of at most 2x2 or 3x3 (nearly all pooling) take a loop of constant length,
+    // which the compiler unrolls into straight-line code: lavapipe runs loads lane by lane and
+    // pays for loop iterations and masked branches.
+    if (u.kernel_h <= 2u && u.kernel_w <= 2u) {
+        return small_window_max(plane, c, h0, w0, best_index, 2u);
+    }
+    if (u.kernel_h <= 3u && u.kernel_w <= 3u) {
+        return small_window_max(plane, c, h0, w0, best_index, 3u);
+    }
     for (var ky = ky0; ky < u.kernel_h; ky++) {
         let ih = u32(h0 + i32(ky * u.dilation_h));
         if (ih >= u.in_h) {
@@ -103,6 +112,31 @@ fn window_max(n: u32, c: u32, oh: u32, ow: u32) -> WindowMax {
                 saw_nan = saw_nan || nan;
             }
         }
+    }
+    return WindowMax(best, best_index);
+}
+
+// window_max for windows of at most side x side taps (side a constant at each call): the
+// same taps in the same order with the same rule, every load unconditional (from a clamped
+// address) and every update a select.
+fn small_window_max(plane: u32, c: u32, h0: i32, w0: i32, first_index: u32, side: u32) -> WindowMax {
+    var best = bitcast<f32>(0xff800000u);
+    var best_index = first_index;
+    var saw_nan = false;
+    for (var t = 0u; t < side * side; t++) {
+        let ky = t / side;
+        let kx = t % side;
+        let ih = h0 + i32(ky * u.dilation_h);
+        let iw = w0 + i32(kx * u.dilation_w);
+        let live = ky < u.kernel_h && kx < u.kernel_w && ih >= 0 && ih < i32(u.in_h) && iw >= 0 && iw < i32(u.in_w);
+        let ch = u32(clamp(ih, 0, i32(u.in_h) - 1));
+        let cw = u32(clamp(iw, 0, i32(u.in_w) - 1));
+        let v = src[plane + ch * u.in_stride_h + cw * u.in_stride_w];
+        let nan = is_nan(v);
+        let take = live && (nan || (!saw_nan && v > best));
+        best = select(best, v, take);
+        best_index = select(best_index, flat_index(c, ch, cw), take);
+        saw_nan = saw_nan || (live && nan);
     }
     return WindowMax(best, best_index);
 }
