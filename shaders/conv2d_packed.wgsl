@@ -309,13 +309,9 @@ fn conv2d_gemm_packed8(
 // The packed-source offset (in vec4s) of tap (0, 0) of destination pixel p; the host padded
 // the source so that every tap of every pixel lies inside.
 fn source_offset(g: u32, p: u32) -> i32 {
-    let gx = p % u.grid_w;
-    let gyn = p / u.grid_w;
-    let gy = gyn % u.grid_h;
-    let n = gyn / u.grid_h;
-    let py = i32(gy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) - bitcast<i32>(u.pack_off_h);
-    let px = i32(gx) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w) - bitcast<i32>(u.pack_off_w);
-    return ((i32((g * u.batch + n) * u.packed_h) + py) * i32(u.packed_w) + px) * i32(u.reduce4);
+    let n = p / (u.grid_w * u.grid_h);
+    let packed = source_position(p) - vec2<i32>(bitcast<i32>(u.pack_off_h), bitcast<i32>(u.pack_off_w));
+    return ((i32((g * u.batch + n) * u.packed_h) + packed.x) * i32(u.packed_w) + packed.y) * i32(u.reduce4);
 }
 
 // The source position (row, column) of tap (0, 0) of destination pixel p.
@@ -401,7 +397,7 @@ fn conv2d_weight_grad_packed8(
     let first_row = block * u.rows_per_block;
     var oy = first_row % u.grid_h;
     var ox4 = 0u;
-    var at = lo_row + ((first_row / u.grid_h) * u.packed_h + oy * u.src_step_h) * u.ow4;
+    var at = lo_row + pixel_step(first_row, 0u);
     let jump_row = (i32(u.src_step_h) - 1) * i32(u.ow4);
     let jump_image = (i32(u.packed_h) - i32(u.grid_h * u.src_step_h)) * i32(u.ow4);
     var a0 = vec2<f32>(0.0);
@@ -453,10 +449,9 @@ fn conv2d_weight_grad_packed8(
     // padding gave NaN where the reference skips the term; redo such a tile with it masked.
     if (subgroupAny(any(grad_exponents == vec4<u32>(EXPONENT)))) {
         var acc = array<vec2<f32>, 16>();
-        let at_lo = lo_row + ((first_row / u.grid_h) * u.packed_h + (first_row % u.grid_h) * u.src_step_h) * u.ow4;
         for (var k = k_begin; k < k_end; k++) {
             let row = k / u.ow4;
-            let at = at_lo + pixel_step(row, k % u.ow4) - pixel_step(first_row, 0u);
+            let at = lo_row + pixel_step(row, k % u.ow4);
             let x = packed_b[at];
             let y = packed_b[at + hi_row];
             let da = packed_a[a_row0 + k];

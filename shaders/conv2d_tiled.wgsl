@@ -114,13 +114,9 @@ fn activate(v: f32) -> f32 {
 
 // The packed-source offset (in vec4s) of tap (0, 0) of destination pixel p.
 fn source_offset(g: u32, p: u32) -> i32 {
-    let gx = p % u.grid_w;
-    let gyn = p / u.grid_w;
-    let gy = gyn % u.grid_h;
-    let n = gyn / u.grid_h;
-    let py = i32(gy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) - bitcast<i32>(u.pack_off_h);
-    let px = i32(gx) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w) - bitcast<i32>(u.pack_off_w);
-    return ((i32((g * u.batch + n) * u.packed_h) + py) * i32(u.packed_w) + px) * i32(u.reduce4);
+    let n = p / (u.grid_w * u.grid_h);
+    let packed = source_position(p) - vec2<i32>(bitcast<i32>(u.pack_off_h), bitcast<i32>(u.pack_off_w));
+    return ((i32((g * u.batch + n) * u.packed_h) + packed.x) * i32(u.packed_w) + packed.y) * i32(u.reduce4);
 }
 
 // The offset of reduction vec4 k = (tap, r4) from a pixel's tap (0, 0).

@@ -21,7 +21,7 @@ pub struct GemmDispatch {
 }
 
 /// i32 bits in a u32 field. Geometry validation keeps every padded extent below i32::MAX.
-fn signed(v: i64) -> u32 {
+pub(crate) fn signed(v: i64) -> u32 {
     (v as i32) as u32
 }
 

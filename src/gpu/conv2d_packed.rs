@@ -3,8 +3,8 @@
 
 use crate::activation::Activation;
 use crate::error::Result;
-use crate::gpu::conv2d_gemm::{self, GemmDispatch, SUBGROUP_CHANNELS, SUBGROUP_COLUMNS};
-use crate::gpu::dispatch::DispatchGrid;
+use crate::gpu::conv2d_gemm::{self, signed, GemmDispatch, SUBGROUP_CHANNELS, SUBGROUP_COLUMNS};
+use crate::gpu::dispatch::{DispatchGrid, WORKGROUP_SIZE};
 use crate::gpu::pipelines::Kernel;
 use crate::gpu::plan::{Operand, Plan, Step};
 use crate::gpu::planner::ConvPass;
@@ -34,6 +34,30 @@ impl Tiling {
             Tiling::Workgroup => TILED_CHANNELS,
         }
     }
+
+    /// Destination pixels (weight-gradient columns) per tile.
+    fn columns(self) -> usize {
+        match self {
+            Tiling::Subgroup8 => PACKED_COLUMNS,
+            Tiling::Workgroup => TILED_PIXELS,
+        }
+    }
+
+    /// Invocations per tile: a subgroup of 8, or a workgroup of 64.
+    fn invocations(self) -> usize {
+        match self {
+            Tiling::Subgroup8 => SUBGROUP_COLUMNS,
+            Tiling::Workgroup => WORKGROUP_SIZE as usize,
+        }
+    }
+
+    /// The gather GEMM kernel and the weight-gradient pass-1 kernel.
+    fn kernels(self) -> (Kernel, Kernel) {
+        match self {
+            Tiling::Subgroup8 => (Kernel::Conv2dGemmPacked8, Kernel::Conv2dWeightGradPacked8),
+            Tiling::Workgroup => (Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled),
+        }
+    }
 }
 
 /// Destination pixels and channels per workgroup of `conv2d_gemm_tiled`.
@@ -43,11 +67,6 @@ pub const TILED_CHANNELS: usize = 64;
 /// The i32 in a u32 field.
 fn signed_of(v: u32) -> i64 {
     i64::from(v as i32)
-}
-
-/// i32 bits in a u32 field. Geometry validation keeps every padded extent below i32::MAX.
-fn signed(v: i64) -> u32 {
-    (v as i32) as u32
 }
 
 /// The source rows (or columns) a gather reads, `lo..=hi`, over destination positions
@@ -180,21 +199,16 @@ fn push_gemms(
     max_per_dimension: u32,
 ) -> Result<()> {
     for u in uniforms {
-        // Subgroups of 8 invocations, or workgroups of 64.
-        let (kernel, columns, invocations_per_tile) = match tiling {
-            Tiling::Subgroup8 => (Kernel::Conv2dGemmPacked8, PACKED_COLUMNS, SUBGROUP_COLUMNS),
-            Tiling::Workgroup => (Kernel::Conv2dGemmTiled, TILED_PIXELS, 64),
-        };
-        let column_blocks = (u.pixels as usize).div_ceil(columns);
+        let column_blocks = (u.pixels as usize).div_ceil(tiling.columns());
         let tiles = column_blocks * (u.channel_tiles_per_group * u.groups) as usize;
-        let grid = grid(op, tiles * invocations_per_tile, max_per_dimension)?;
+        let grid = grid(op, tiles * tiling.invocations(), max_per_dimension)?;
         let u = GemmConvUniforms {
             column_blocks: column_blocks as u32,
             invocations: grid.invocations,
             ..*u
         };
         plan.steps.push(Step::new(
-            kernel,
+            tiling.kernels().0,
             &u,
             grid,
             vec![
@@ -364,19 +378,11 @@ pub fn weight_grad_packing(
 /// `tiling`'s channels by its columns (r, ty, tx), 8 invocations (a subgroup) or 64 (a
 /// workgroup) each.
 pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) {
-    let (kernel, columns_per_tile, invocations) = match tiling {
-        Tiling::Subgroup8 => (
-            Kernel::Conv2dWeightGradPacked8,
-            PACKED_COLUMNS,
-            SUBGROUP_COLUMNS,
-        ),
-        Tiling::Workgroup => (Kernel::Conv2dWeightGradTiled, TILED_PIXELS, 64),
-    };
     let columns = g.in_channels_per_group() * g.h.kernel * g.w.kernel;
     let tiles = g.groups
         * g.out_channels_per_group().div_ceil(tiling.channels())
-        * columns.div_ceil(columns_per_tile);
-    (kernel, tiles * invocations)
+        * columns.div_ceil(tiling.columns());
+    (tiling.kernels().1, tiles * tiling.invocations())
 }
 
 /// Uniforms of the weight gradient's pass 1 on the packed rows: blocks of `rows_per_block`
@@ -389,17 +395,13 @@ pub fn weight_grad_partial(
     invocations: u32,
 ) -> GemmConvUniforms {
     let ow4 = row_vec4s(g);
-    let columns_per_tile = match tiling {
-        Tiling::Subgroup8 => PACKED_COLUMNS,
-        Tiling::Workgroup => TILED_PIXELS,
-    };
     GemmConvUniforms {
         batch: g.batch as u32,
         ow4: ow4 as u32,
         k_vec: (g.batch * g.h.output * ow4) as u32,
         packed_h: padded_rows(g) as u32,
         column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
-            .div_ceil(columns_per_tile) as u32,
+            .div_ceil(tiling.columns()) as u32,
         channel_tiles_per_group: g.out_channels_per_group().div_ceil(tiling.channels()) as u32,
         ..conv2d_gemm::weight_grad_partial(g, rows_per_block, blocks, invocations)
     }

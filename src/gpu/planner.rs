@@ -160,17 +160,16 @@ pub fn choose(gpu: &Gpu, op: &'static str, pass: ConvPass, g: &Conv2dGeometry) -
 pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
     let channels = pass.tile_channels(g);
     let (cin, cout) = (g.in_channels_per_group(), g.out_channels_per_group());
-    let fits_packed = || {
-        conv2d_packed::scratch_plan(pass, g)
-            .ok()
-            .filter(|p| p.largest_scratch_bytes() <= gpu.max_storage_binding())
-    };
+    // packed8's plan if its scratch fits one binding; also taken as tiled's measure.
+    let packed = conv2d_packed::scratch_plan(pass, g)
+        .ok()
+        .filter(|p| p.largest_scratch_bytes() <= gpu.max_storage_binding());
     let real_gpu = matches!(
         gpu.adapter_info().device_type,
         wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
     );
     let (variant, reason) = match ConvVariant::Subgroup8.available(gpu) {
-        _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && fits_packed().is_some() => (
+        _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && packed.is_some() => (
             ConvVariant::Tiled,
             format!(
                 "a {:?} GPU: workgroup-memory tiles of 32 pixels x 64 channels, {cin} in / {cout} out channels per group",
@@ -184,7 +183,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                 "{channels} channels per group ({cin} in, {cout} out): 16-channel subgroup tiles would be mostly idle"
             ),
         ),
-        Ok(()) => match fits_packed() {
+        Ok(()) => match packed {
             // Even a tile with few live channels (a 3-channel stem's dx) wins: the long
             // reduction over the other side's channels runs four terms per load.
             Some(p) => (
