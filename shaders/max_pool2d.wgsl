@@ -3,9 +3,12 @@
 //
 // Bindings shared by every entry point: `src` (f32, read), `src_indices` (u32, read), `dst`
 // (f32, write), `dst_indices` (u32, write); each entry point's comment says which it uses.
-// Work mapping: one invocation per output element (forward) or per input element (backward),
-// numbered with the column fastest so that neighbouring lanes touch neighbouring memory. The host
-// folds the range into a 3-D grid of 64-wide workgroups; `invocation_index` undoes it.
+// Work mapping, per-element kernels (for real GPUs, and any shape): one invocation per output
+// element (forward) or per input element (backward), numbered with the column fastest so that
+// neighbouring lanes touch neighbouring memory. The host folds the range into a 3-D grid of
+// 64-wide workgroups; `invocation_index` undoes it. The blocked kernels further down give each
+// invocation more work, for CPU adapters (lavapipe) where an invocation and a load cost far more
+// than arithmetic; each says how it maps work.
 
 struct Pool2dUniforms {
     batch: u32,
@@ -40,6 +43,11 @@ struct Pool2dUniforms {
 @group(0) @binding(2) var<storage, read> src_indices: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst_indices: array<u32>;
+// The same bindings seen as vec4s, for the quad forward kernels only (an entry point may use one
+// view of a binding, never both).
+@group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dst4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dst_indices4: array<vec4<u32>>;
 
 const WORKGROUP_SIZE: u32 = 64u;
 
@@ -66,10 +74,9 @@ fn first_tap(start: i32, dilation: u32) -> u32 {
 }
 
 fn flat_index(c: u32, h: u32, w: u32) -> u32 {
-    if (u.index_style == 1u) {
-        return (h * u.in_w + w) * u.channels + c;
-    }
-    return h * u.in_w + w;
+    // A select, not a branch: lavapipe turns even a uniform branch into masked control flow.
+    let position = h * u.in_w + w;
+    return select(position, position * u.channels + c, u.index_style == 1u);
 }
 
 // The maximum of output (oh, ow)'s window in the plane of (n, c), and its flattened index. A value replaces the best when it is greater (the first maximum wins a tie) or
@@ -242,4 +249,169 @@ fn max_pool2d_backward(
         }
     }
     dst[n * u.in_stride_n + c * u.in_stride_c + ih * u.in_stride_h + iw * u.in_stride_w] = acc;
+}
+
+// ---- Blocked kernels for CPU adapters -------------------------------------------------------
+
+// The running maximum of one window: PyTorch's rule as in `window_max`.
+struct Window {
+    best: f32,
+    index: u32,
+    saw_nan: bool,
+}
+
+fn consider(w: Window, v: f32, live: bool, index: u32) -> Window {
+    let nan = is_nan(v);
+    let take = live && (nan || (!w.saw_nan && v > w.best));
+    return Window(select(w.best, v, take), select(w.index, index, take), w.saw_nan || (live && nan));
+}
+
+// Taps kx = 0, 1, 2 of one window on input row `ih`: values t0..t2 at columns iw0..iw0 + 2
+// (iw0 >= -1, as the quad kernels' pad_w <= 1 ensures); tap 2 exists when kernel_w is 3.
+// `row_live` is false for a row outside the input or past kernel_h.
+fn consider_row(w: Window, t0: f32, t1: f32, t2: f32, iw0: i32, row_live: bool, index0: u32, step: u32) -> Window {
+    let in_w = i32(u.in_w);
+    var r = consider(w, t0, row_live && iw0 >= 0 && iw0 < in_w, index0);
+    r = consider(r, t1, row_live && iw0 + 1 < in_w, index0 + step);
+    return consider(r, t2, row_live && u.kernel_w == 3u && iw0 + 2 < in_w, index0 + 2u * step);
+}
+
+struct Quad {
+    w0: Window,
+    w1: Window,
+    w2: Window,
+    w3: Window,
+}
+
+// Row ky of the windows of quad q (see quad_max): four aligned vec4 loads from a clamped row
+// cover input columns 8q - 4 .. 8q + 11, and every tap is picked out by a constant component
+// and a select on the padding.
+fn quad_row(quad: Quad, plane: u32, c: u32, h0: i32, ky: u32, q: u32, col0: i32) -> Quad {
+    let ih = h0 + i32(ky * u.dilation_h);
+    let row_live = ky < u.kernel_h && ih >= 0 && ih < i32(u.in_h);
+    let h = u32(clamp(ih, 0, i32(u.in_h) - 1));
+    let row_vec4s = u.in_w / 4u;
+    let row = (plane * u.in_h + h) * row_vec4s;
+    let v = 2u * q;
+    let left = src4[row + max(v, 1u) - 1u];
+    let mid = src4[row + v];
+    let right = src4[row + min(v + 1u, row_vec4s - 1u)];
+    let next = src4[row + min(v + 2u, row_vec4s - 1u)];
+    // Output j's taps sit at columns 8q + 2j - pad_w + kx: with pad_w 1 each is one column
+    // left of where it is with pad_w 0. Indices are linear in the column: `step` apart.
+    let odd = u.pad_w == 1u;
+    let step = select(1u, u.channels, u.index_style == 1u);
+    let index0 = flat_index(c, h, u32(col0));
+    return Quad(
+        consider_row(quad.w0, select(mid.x, left.w, odd), select(mid.y, mid.x, odd), select(mid.z, mid.y, odd), col0, row_live, index0, step),
+        consider_row(quad.w1, select(mid.z, mid.y, odd), select(mid.w, mid.z, odd), select(right.x, mid.w, odd), col0 + 2, row_live, index0 + 2u * step, step),
+        consider_row(quad.w2, select(right.x, mid.w, odd), select(right.y, right.x, odd), select(right.z, right.y, odd), col0 + 4, row_live, index0 + 4u * step, step),
+        consider_row(quad.w3, select(right.z, right.y, odd), select(right.w, right.z, odd), select(next.x, right.w, odd), col0 + 6, row_live, index0 + 6u * step, step),
+    );
+}
+
+// Four neighbouring outputs (n, c, oh, 4q..4q+3) of a dense NCHW pooling whose windows are at
+// most 3 rows high and 2 or 3 columns wide at column stride 2, dilation 1 and left padding 0
+// or 1, with in_w and out_w multiples of 4 (the host checks all of it). Their windows span
+// input columns 8q - 1 .. 8q + 8 of each row. Straight-line code throughout (three rows, each
+// masked when outside the input or the kernel): lavapipe runs loads lane by lane, and pays
+// for loops, branches and dynamic indexing, so one vec4 load per four columns and no per-tap
+// control flow is what makes this fast there.
+fn quad_max(index: u32) -> Quad {
+    let quads = u.out_w / 4u;
+    let q = index % quads;
+    let rest = index / quads;
+    let oh = rest % u.out_h;
+    let plane = rest / u.out_h;
+    let c = plane % u.channels;
+    let h0 = i32(oh * u.stride_h) - i32(u.pad_h);
+    let col0 = i32(8u * q) - i32(u.pad_w);
+    // The index of an all -inf window: its first tap at or after 0 on each axis.
+    let first_h = u32(h0 + i32(first_tap(h0, u.dilation_h) * u.dilation_h));
+    var quad = Quad(
+        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(max(col0, 0))), false),
+        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 2)), false),
+        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 4)), false),
+        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 6)), false),
+    );
+    quad = quad_row(quad, plane, c, h0, 0u, q, col0);
+    quad = quad_row(quad, plane, c, h0, 1u, q, col0);
+    return quad_row(quad, plane, c, h0, 2u, q, col0);
+}
+
+// Inference forward, quads: src4 = input, dst4 = output, both dense NCHW; invocation i owns
+// output vec4 i (the quads tile every row, so that is also its flat position).
+@compute @workgroup_size(64)
+fn max_pool2d_forward_quads(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
+    }
+    let m = quad_max(index);
+    dst4[index] = vec4<f32>(m.w0.best, m.w1.best, m.w2.best, m.w3.best);
+}
+
+// Training forward, quads: as above, plus dst_indices4 = argmax indices.
+@compute @workgroup_size(64)
+fn max_pool2d_forward_quads_with_indices(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
+    }
+    let m = quad_max(index);
+    dst4[index] = vec4<f32>(m.w0.best, m.w1.best, m.w2.best, m.w3.best);
+    dst_indices4[index] = vec4<u32>(m.w0.index, m.w1.index, m.w2.index, m.w3.index);
+}
+
+const SCAN_WORKGROUP_SIZE: u32 = 8u;
+
+// Backward, scan form: src = grad_output, src_indices = indices, dst = grad_input, any layout.
+// One invocation per (n, c) plane (8-wide workgroups, lavapipe's SIMD width) zeroes its plane
+// of grad_input, then walks its windows in (oh, ow) order and adds each gradient at the
+// window's index: a scatter, but one that no other invocation touches, so no atomics, and
+// each element's sum runs in the CPU reference's order. The host uses it only when every
+// window has a tap inside the input (a window without one routes nowhere) and never for
+// TensorFlow indices in NCHW. An invocation's work is a plane, so this needs many planes to
+// fill the lanes; the host picks it for CPU adapters when there are.
+@compute @workgroup_size(8)
+fn max_pool2d_backward_scan(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let plane = ((wg.z * groups.y + wg.y) * groups.x + wg.x) * SCAN_WORKGROUP_SIZE + local;
+    if (plane >= u.invocations) {
+        return;
+    }
+    let c = plane % u.channels;
+    let n = plane / u.channels;
+    let in_plane = n * u.in_stride_n + c * u.in_stride_c;
+    for (var ih = 0u; ih < u.in_h; ih++) {
+        let row = in_plane + ih * u.in_stride_h;
+        for (var iw = 0u; iw < u.in_w; iw++) {
+            dst[row + iw * u.in_stride_w] = 0.0;
+        }
+    }
+    let out_plane = n * u.out_stride_n + c * u.out_stride_c;
+    // TensorFlow's index (h * W + w) * C + c is already the NHWC offset within the sample.
+    let tf = u.index_style == 1u;
+    let base = select(in_plane, n * u.in_stride_n, tf);
+    let scale = select(u.in_stride_w, 1u, tf);
+    for (var oh = 0u; oh < u.out_h; oh++) {
+        let out_row = out_plane + oh * u.out_stride_h;
+        for (var ow = 0u; ow < u.out_w; ow++) {
+            let o = out_row + ow * u.out_stride_w;
+            // Both layouts are dense, so row h starts W columns after row h - 1.
+            let at = base + src_indices[o] * scale;
+            dst[at] += src[o];
+        }
+    }
 }

@@ -908,6 +908,13 @@ impl Pool2dGeometry {
         first_tap(&self.h, oh) < self.h.input && first_tap(&self.w, ow) < self.w.input
     }
 
+    /// True when every window has a tap inside the input (false only for small inputs with
+    /// dilation, where a window can straddle the input between its taps).
+    pub fn every_window_has_taps(&self) -> bool {
+        (0..self.h.output).all(|oh| first_tap(&self.h, oh) < self.h.input)
+            && (0..self.w.output).all(|ow| first_tap(&self.w, ow) < self.w.input)
+    }
+
     /// PyTorch's starting index for the window of output `(oh, ow)` in channel `c`: row and
     /// column of the first tap at or after 0 on each axis, flattened in this geometry's style.
     /// It is the index returned for a window of -inf values, and for a window with no tap inside

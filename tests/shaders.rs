@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use wgconv::gpu::dispatch::WORKGROUP_SIZE;
 use wgconv::gpu::pipelines::{Kernel, Shader};
 use wgconv::gpu::uniforms::{ActivationUniforms, Conv2dUniforms, GemmConvUniforms, Pool2dUniforms};
 
@@ -72,7 +71,7 @@ fn every_kernel_entry_point_exists_with_the_host_workgroup_size() {
         assert_eq!(entry.stage, naga::ShaderStage::Compute);
         assert_eq!(
             entry.workgroup_size,
-            [WORKGROUP_SIZE, 1, 1],
+            [kernel.workgroup_size(), 1, 1],
             "{}",
             kernel.entry_point()
         );

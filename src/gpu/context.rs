@@ -14,6 +14,10 @@ pub const ADAPTER_ENV: &str = "WGCONV_ADAPTER";
 /// `packed8`, `tiled`) on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
 pub const VARIANT_ENV: &str = "WGCONV_CONV_VARIANT";
 
+/// Environment variable that forces a max-pooling kernel variant by name (`per-element`,
+/// `blocked`) on every `Gpu` created afterwards, as [`Gpu::force_pool_variant`] does.
+pub const POOL_VARIANT_ENV: &str = "WGCONV_POOL_VARIANT";
+
 /// A wgpu device and queue with wgconv's compiled kernels. Cheap to clone: clones share the
 /// device, the pipeline cache and the error state.
 #[derive(Clone)]
@@ -46,6 +50,8 @@ pub(crate) struct GpuInner {
     pub profiler: Mutex<crate::gpu::profiler::Profiler>,
     /// A conv2d kernel variant every call must use, overriding the planner (tests, `--variant`).
     pub forced_variant: Mutex<Option<crate::gpu::planner::ConvVariant>>,
+    /// A max-pooling kernel variant every call must use (tests, `--pool-variant`).
+    pub forced_pool_variant: Mutex<Option<crate::gpu::max_pool2d::PoolVariant>>,
     /// Set by [`Gpu::enable_tuning`]: the planner then times variants on first use of a shape.
     pub tuner: Mutex<Option<Arc<crate::gpu::tuning::Tuner>>>,
 }
@@ -163,6 +169,11 @@ impl Gpu {
                         .ok()
                         .and_then(|name| crate::gpu::planner::ConvVariant::from_name(&name)),
                 ),
+                forced_pool_variant: Mutex::new(
+                    std::env::var(POOL_VARIANT_ENV)
+                        .ok()
+                        .and_then(|name| crate::gpu::max_pool2d::PoolVariant::from_name(&name)),
+                ),
                 tuner: Mutex::new(None),
             }),
         }
@@ -199,6 +210,25 @@ impl Gpu {
         *self
             .inner
             .forced_variant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes every max-pooling call on this device (and its clones) use `variant` instead of
+    /// the choice by adapter type; `None` gives the choice back.
+    pub fn force_pool_variant(&self, variant: Option<crate::gpu::max_pool2d::PoolVariant>) {
+        *self
+            .inner
+            .forced_pool_variant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = variant;
+    }
+
+    /// The variant set by [`Gpu::force_pool_variant`], if any.
+    pub fn forced_pool_variant(&self) -> Option<crate::gpu::max_pool2d::PoolVariant> {
+        *self
+            .inner
+            .forced_pool_variant
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }

@@ -21,13 +21,26 @@ impl DispatchGrid {
         invocations: u64,
         max_per_dimension: u32,
     ) -> Result<Self> {
+        Self::for_invocations_in(op, invocations, WORKGROUP_SIZE, max_per_dimension)
+    }
+
+    /// As [`DispatchGrid::for_invocations`], for a kernel whose workgroups hold
+    /// `workgroup_size` invocations.
+    pub fn for_invocations_in(
+        op: &'static str,
+        invocations: u64,
+        workgroup_size: u32,
+        max_per_dimension: u32,
+    ) -> Result<Self> {
         let invocations_u32 = u32::try_from(invocations).map_err(|_| {
             too_large(
                 op,
                 format!("{invocations} invocations exceed the u32 index range"),
             )
         })?;
-        let total = invocations.div_ceil(u64::from(WORKGROUP_SIZE)).max(1);
+        let total = invocations
+            .div_ceil(u64::from(workgroup_size.max(1)))
+            .max(1);
         let max = u64::from(max_per_dimension.max(1));
         let y_z = total.div_ceil(max);
         let z = y_z.div_ceil(max);

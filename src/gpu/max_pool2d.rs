@@ -1,4 +1,4 @@
-//! Host side of the max-pooling kernels: validation, index provenance checks, dispatch.
+//! Host side of the max-pooling kernels: validation, index provenance checks, variant choice, dispatch.
 
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
@@ -8,7 +8,7 @@ use crate::gpu::split;
 use crate::gpu::tensor::{Contents, IndexOrigin};
 use crate::gpu::uniforms::Pool2dUniforms;
 use crate::gpu::{Gpu, GpuTensor};
-use crate::params::{IndexStyle, Pool2dGeometry, Pool2dParams};
+use crate::params::{IndexStyle, Layout, Pool2dGeometry, Pool2dParams};
 
 fn uniforms(g: &Pool2dGeometry, invocations: u32) -> Pool2dUniforms {
     // Geometry validation bounds every size by u32::MAX elements, so these casts are exact.
@@ -46,13 +46,97 @@ fn uniforms(g: &Pool2dGeometry, invocations: u32) -> Pool2dUniforms {
     }
 }
 
-fn grid(gpu: &Gpu, op: &'static str, shape: [usize; 4]) -> Result<DispatchGrid> {
+fn grid(gpu: &Gpu, op: &'static str, invocations: usize) -> Result<DispatchGrid> {
     DispatchGrid::for_invocations(
         op,
-        shape.iter().product::<usize>() as u64,
+        invocations as u64,
         gpu.limits().max_compute_workgroups_per_dimension,
     )
 }
+
+/// How the pooling kernels map work to invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolVariant {
+    /// One output (forward) or one input element (backward, a gather over the windows that
+    /// cover it) per invocation: any shape, and the most parallel, for real GPUs.
+    PerElement,
+    /// More work per invocation, for CPU adapters (lavapipe), where each invocation and each
+    /// load costs far more than arithmetic: the forward takes four outputs of a row with vec4
+    /// loads where the shape allows it (dense NCHW, windows at most 3 high and 2 or 3 wide at
+    /// column stride 2, left padding at most 1, widths multiples of 4), and the backward one
+    /// (n, c) plane per invocation, scattering in window order (unless some window has no tap
+    /// inside the input, or TensorFlow indices meet NCHW). Elsewhere it runs per element.
+    Blocked,
+}
+
+impl PoolVariant {
+    /// The name `--pool-variant` and `WGCONV_POOL_VARIANT` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolVariant::PerElement => "per-element",
+            PoolVariant::Blocked => "blocked",
+        }
+    }
+
+    /// The variant called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [PoolVariant::PerElement, PoolVariant::Blocked]
+            .into_iter()
+            .find(|v| v.name() == name)
+    }
+
+    /// The forced variant, else `Blocked` on CPU adapters and `PerElement` elsewhere; for the
+    /// backward, unforced, `PerElement` also where too few planes would fill the scan's lanes.
+    fn choose(gpu: &Gpu, g: &Pool2dGeometry, backward: bool) -> Self {
+        if let Some(forced) = gpu.forced_pool_variant() {
+            return forced;
+        }
+        match gpu.adapter_info().device_type {
+            wgpu::DeviceType::Cpu if !backward || g.batch * g.channels >= SCAN_MIN_PLANES => {
+                PoolVariant::Blocked
+            }
+            _ => PoolVariant::PerElement,
+        }
+    }
+
+    /// The forward kernel this variant runs for `g`: `Blocked` takes the quad kernels only
+    /// where the shape allows (see `quad_max` in the shader).
+    pub fn forward_kernel(self, g: &Pool2dGeometry, with_indices: bool) -> Kernel {
+        let quads = self == PoolVariant::Blocked
+            && g.layout == Layout::Nchw
+            && g.h.kernel <= 3
+            && matches!(g.w.kernel, 2 | 3)
+            && g.w.stride == 2
+            && g.w.dilation == 1
+            && g.w.pad_before <= 1
+            && g.w.input.is_multiple_of(4)
+            && g.w.output.is_multiple_of(4);
+        match (quads, with_indices) {
+            (false, false) => Kernel::MaxPool2dForward,
+            (false, true) => Kernel::MaxPool2dForwardWithIndices,
+            (true, false) => Kernel::MaxPool2dForwardQuads,
+            (true, true) => Kernel::MaxPool2dForwardQuadsWithIndices,
+        }
+    }
+
+    /// The backward kernel this variant runs for `g`: `Blocked` scans planes unless a window
+    /// has no tap inside the input (it must then route nowhere) or TensorFlow indices meet NCHW
+    /// (the scan turns an index into an offset without dividing).
+    pub fn backward_kernel(self, g: &Pool2dGeometry) -> Kernel {
+        let scan = self == PoolVariant::Blocked
+            && g.every_window_has_taps()
+            && !(g.layout == Layout::Nchw && g.index_style == IndexStyle::TensorFlow);
+        if scan {
+            Kernel::MaxPool2dBackwardScan
+        } else {
+            Kernel::MaxPool2dBackward
+        }
+    }
+}
+
+/// Below this many (n, c) planes the scan backward leaves lavapipe's lanes idle, and the
+/// gather form (one invocation per input element) is faster unless forced.
+const SCAN_MIN_PLANES: usize = 16;
 
 /// Max pooling for inference: the pooled values only (no index buffer is written).
 pub fn max_pool2d(input: &GpuTensor, params: &Pool2dParams) -> Result<GpuTensor> {
@@ -103,13 +187,14 @@ fn forward(
     }
     check_binding(gpu, OP, "input", &g.input_shape())?;
     check_binding(gpu, OP, "output", &g.output_shape())?;
-    let grid = grid(gpu, OP, g.output_shape())?;
+    let outputs = g.output_shape().iter().product::<usize>();
+    let kernel_id = PoolVariant::choose(gpu, &g, false).forward_kernel(&g, with_indices);
+    let quads = matches!(
+        kernel_id,
+        Kernel::MaxPool2dForwardQuads | Kernel::MaxPool2dForwardQuadsWithIndices
+    );
+    let grid = grid(gpu, OP, if quads { outputs / 4 } else { outputs })?;
     let uniforms = uniforms(&g, grid.invocations);
-    let kernel_id = if with_indices {
-        Kernel::MaxPool2dForwardWithIndices
-    } else {
-        Kernel::MaxPool2dForward
-    };
     let kernel = compiled(gpu, OP, kernel_id)?;
     gpu.capture(OP, || -> Result<(GpuTensor, Option<GpuTensor>)> {
         let values = GpuTensor::uninit(gpu, OP, &g.output_shape(), layout)?;
@@ -216,9 +301,19 @@ pub fn max_pool2d_backward(
     }
     check_binding(gpu, OP, "grad_input", &g.input_shape())?;
     check_binding(gpu, OP, "grad_output", &g.output_shape())?;
-    let grid = grid(gpu, OP, g.input_shape())?;
+    let kernel_id = PoolVariant::choose(gpu, &g, true).backward_kernel(&g);
+    let grid = if kernel_id == Kernel::MaxPool2dBackwardScan {
+        DispatchGrid::for_invocations_in(
+            OP,
+            (g.batch * g.channels) as u64,
+            Kernel::MaxPool2dBackwardScan.workgroup_size(),
+            gpu.limits().max_compute_workgroups_per_dimension,
+        )?
+    } else {
+        grid(gpu, OP, g.input_shape().iter().product::<usize>())?
+    };
     let uniforms = uniforms(&g, grid.invocations);
-    let kernel = compiled(gpu, OP, Kernel::MaxPool2dBackward)?;
+    let kernel = compiled(gpu, OP, kernel_id)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let dx = GpuTensor::uninit(gpu, OP, &g.input_shape(), params.layout)?;
         submit(
@@ -226,7 +321,7 @@ pub fn max_pool2d_backward(
             OP,
             &[Dispatch {
                 kernel: &kernel,
-                label: Kernel::MaxPool2dBackward.entry_point(),
+                label: kernel_id.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
                 buffers: vec![
                     grad_output.buffer(),

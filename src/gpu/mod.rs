@@ -20,13 +20,13 @@ pub mod tuning;
 pub mod uniforms;
 
 pub use activation::activation_backward;
-pub use context::{Gpu, ADAPTER_ENV};
+pub use context::{Gpu, ADAPTER_ENV, POOL_VARIANT_ENV};
 pub use conv2d::{conv2d, conv2d_with_activation};
 pub use conv2d_backward::{
     conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     conv_transpose2d,
 };
-pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices};
+pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices, PoolVariant};
 pub use planner::{ConvPass, ConvVariant};
 pub use pool::{PoolStats, PooledBuffer};
 pub use tensor::{Contents, GpuTensor, IndexOrigin};

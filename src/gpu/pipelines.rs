@@ -117,6 +117,12 @@ pub enum Kernel {
     MaxPool2dForwardWithIndices,
     /// Max pooling backward, gather form.
     MaxPool2dBackward,
+    /// Max pooling, values only, four outputs of a row per invocation (CPU adapters).
+    MaxPool2dForwardQuads,
+    /// Max pooling, values and indices, four outputs of a row per invocation (CPU adapters).
+    MaxPool2dForwardQuadsWithIndices,
+    /// Max pooling backward, one plane per invocation in window order (CPU adapters).
+    MaxPool2dBackwardScan,
     /// Elementwise activation backward.
     ActivationBackward,
 }
@@ -141,6 +147,9 @@ impl Kernel {
         Kernel::MaxPool2dForward,
         Kernel::MaxPool2dForwardWithIndices,
         Kernel::MaxPool2dBackward,
+        Kernel::MaxPool2dForwardQuads,
+        Kernel::MaxPool2dForwardQuadsWithIndices,
+        Kernel::MaxPool2dBackwardScan,
         Kernel::ActivationBackward,
     ];
 
@@ -161,7 +170,10 @@ impl Kernel {
             Kernel::Conv2dGemmTiled | Kernel::Conv2dWeightGradTiled => Shader::Conv2dTiled,
             Kernel::MaxPool2dForward
             | Kernel::MaxPool2dForwardWithIndices
-            | Kernel::MaxPool2dBackward => Shader::MaxPool2d,
+            | Kernel::MaxPool2dBackward
+            | Kernel::MaxPool2dForwardQuads
+            | Kernel::MaxPool2dForwardQuadsWithIndices
+            | Kernel::MaxPool2dBackwardScan => Shader::MaxPool2d,
             Kernel::ActivationBackward => Shader::Activation,
         }
     }
@@ -185,7 +197,19 @@ impl Kernel {
             Kernel::MaxPool2dForward => "max_pool2d_forward",
             Kernel::MaxPool2dForwardWithIndices => "max_pool2d_forward_with_indices",
             Kernel::MaxPool2dBackward => "max_pool2d_backward",
+            Kernel::MaxPool2dForwardQuads => "max_pool2d_forward_quads",
+            Kernel::MaxPool2dForwardQuadsWithIndices => "max_pool2d_forward_quads_with_indices",
+            Kernel::MaxPool2dBackwardScan => "max_pool2d_backward_scan",
             Kernel::ActivationBackward => "activation_backward",
+        }
+    }
+
+    /// Invocations per workgroup, as the entry point declares (along x): 64, except the scan
+    /// backward's 8 (one lavapipe SIMD row of planes; see the shader).
+    pub fn workgroup_size(self) -> u32 {
+        match self {
+            Kernel::MaxPool2dBackwardScan => 8,
+            _ => crate::gpu::dispatch::WORKGROUP_SIZE,
         }
     }
 

@@ -1,0 +1,179 @@
+//! Both max-pooling variants, forced in turn, against the CPU reference: exact values and
+//! indices forward, the backward through GPU and uploaded indices, both layouts and index
+//! styles, with shapes drawn so that the blocked kernels (quads forward, plane scan backward)
+//! run often and their fallbacks run too.
+
+mod common;
+
+use common::Rng;
+use ndarray::Array4;
+use wgconv::gpu::pipelines::Kernel;
+use wgconv::{
+    compare, cpu, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Gpu, GpuTensor,
+    IndexStyle, Layout, Pool2dParams, PoolVariant, Tolerance,
+};
+
+/// A device of its own with `variant` forced (the shared one keeps the default choice).
+fn gpu_forcing(variant: PoolVariant) -> Option<Gpu> {
+    common::gpu()?;
+    let gpu = Gpu::new().expect("a second device on the adapter");
+    gpu.force_pool_variant(Some(variant));
+    Some(gpu)
+}
+
+fn bits(a: &Array4<f32>) -> Vec<u32> {
+    // Every NaN compares equal to every NaN; other values bit for bit.
+    a.iter()
+        .map(|v| if v.is_nan() { u32::MAX } else { v.to_bits() })
+        .collect()
+}
+
+/// Parameters near the quad kernels' domain (column stride 2, 2 or 3 columns, padding 0 or
+/// 1), with any rows, and now and then something outside it.
+fn params_near_quads(rng: &mut Rng) -> Pool2dParams {
+    let outside = rng.chance(15);
+    // 3 columns padded by 1 and 2 by 0 keep out_w = in_w / 2, a multiple of 4 for the widths
+    // the sweep draws; the other pairs mostly fall back.
+    let (kernel_w, pad_w) = match rng.range(0, 6) {
+        0..=2 => (3, 1),
+        3 | 4 => (2, 0),
+        _ => (rng.range(2, 4), rng.range(0, 2)),
+    };
+    Pool2dParams {
+        kernel: [if rng.chance(10) { 4 } else { rng.range(1, 4) }, kernel_w],
+        stride: [rng.range(1, 4), if outside { rng.range(1, 4) } else { 2 }],
+        dilation: [rng.range(1, 3), if outside { rng.range(1, 3) } else { 1 }],
+        padding: [rng.range(0, 2), pad_w],
+        ceil_mode: rng.chance(25),
+        layout: if rng.chance(20) {
+            Layout::Nhwc
+        } else {
+            Layout::Nchw
+        },
+        index_style: if rng.chance(20) {
+            IndexStyle::TensorFlow
+        } else {
+            IndexStyle::PyTorch
+        },
+    }
+}
+
+/// Values from a small set so that ties are common, with an occasional NaN or -inf.
+fn tie_heavy(rng: &mut Rng, shape: [usize; 4]) -> Array4<f32> {
+    Array4::from_shape_simple_fn(shape, || match rng.range(0, 50) {
+        0 => f32::NAN,
+        1 => f32::NEG_INFINITY,
+        2 => f32::INFINITY,
+        k => (k % 7) as f32 - 3.0,
+    })
+}
+
+fn sweep(variant: PoolVariant) -> (usize, usize) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return (0, 0);
+    };
+    let mut rng = Rng::new(0x900d_0001 + variant as u64);
+    let (mut quads, mut scans) = (0, 0);
+    let mut checked = 0;
+    while checked < 150 {
+        let p = params_near_quads(&mut rng);
+        let width = if rng.chance(80) {
+            8 * rng.range(1, 5)
+        } else {
+            4 * rng.range(1, 9)
+        };
+        let sizes = [rng.range(1, 3), rng.range(1, 4), rng.range(1, 14), width];
+        let shape = p.layout.activation_shape(sizes);
+        let Ok(g) = p.geometry("t", shape) else {
+            continue;
+        };
+        let x = if rng.chance(50) {
+            tie_heavy(&mut rng, shape)
+        } else {
+            rng.array4(shape)
+        };
+        let case = format!("case {checked}, {}: {p:?} {shape:?}", variant.name());
+        let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+        let xt = GpuTensor::upload_with_layout(&gpu, x.view(), p.layout).unwrap();
+        let (v, i) = max_pool2d_with_indices(&xt, &p).unwrap();
+        assert_eq!(bits(&v.read().unwrap()), bits(&values), "values, {case}");
+        assert_eq!(i.read_indices().unwrap(), indices, "indices, {case}");
+        let inference = max_pool2d(&xt, &p).unwrap().read().unwrap();
+        assert_eq!(bits(&inference), bits(&values), "inference values, {case}");
+
+        let dy = rng.array4(values.dim().into());
+        let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+        let dyt = GpuTensor::upload_with_layout(&gpu, dy.view(), p.layout).unwrap();
+        let overlap = p.kernel[0].div_ceil(p.stride[0]) * p.kernel[1].div_ceil(p.stride[1]);
+        let tolerance = Tolerance::for_reduction(overlap);
+        let through_gpu = max_pool2d_backward(&dyt, &i, shape, &p).unwrap();
+        let r = compare(through_gpu.read().unwrap().view(), want.view(), tolerance);
+        assert!(r.passed(), "backward through GPU indices, {case}\n{r}");
+        let uploaded = GpuTensor::upload_indices(&gpu, indices.view(), p.layout).unwrap();
+        let through_upload = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
+        let r = compare(
+            through_upload.read().unwrap().view(),
+            want.view(),
+            tolerance,
+        );
+        assert!(r.passed(), "backward through uploaded indices, {case}\n{r}");
+
+        quads += usize::from(
+            variant.forward_kernel(&g, true) == Kernel::MaxPool2dForwardQuadsWithIndices,
+        );
+        scans += usize::from(variant.backward_kernel(&g) == Kernel::MaxPool2dBackwardScan);
+        checked += 1;
+    }
+    (quads, scans)
+}
+
+#[test]
+fn per_element_kernels_match_the_reference() {
+    let (quads, scans) = sweep(PoolVariant::PerElement);
+    assert_eq!(
+        (quads, scans),
+        (0, 0),
+        "per-element never takes a blocked kernel"
+    );
+}
+
+#[test]
+fn blocked_kernels_match_the_reference() {
+    let (quads, scans) = sweep(PoolVariant::Blocked);
+    if common::gpu().is_some() {
+        // The sweep must exercise the blocked kernels, not only their fallbacks.
+        assert!(
+            quads >= 30,
+            "only {quads} of 150 cases ran the quad forward"
+        );
+        assert!(
+            scans >= 100,
+            "only {scans} of 150 cases ran the scan backward"
+        );
+    }
+}
+
+/// The blocked kernels at a ResNet-like size (many planes, long rows), where every quad of a
+/// row and every plane's scan run together.
+#[test]
+fn blocked_kernels_match_the_reference_on_a_resnet_pooling() {
+    let Some(gpu) = gpu_forcing(PoolVariant::Blocked) else {
+        return;
+    };
+    let mut rng = Rng::new(0x900d_0002);
+    let p = Pool2dParams::new(3, 3).with_stride(2).with_padding(1);
+    let shape = [2, 24, 56, 56];
+    let x = tie_heavy(&mut rng, shape);
+    let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+    let (v, i) = max_pool2d_with_indices(&GpuTensor::upload(&gpu, x.view()).unwrap(), &p).unwrap();
+    assert_eq!(bits(&v.read().unwrap()), bits(&values));
+    assert_eq!(i.read_indices().unwrap(), indices);
+    let dy = rng.array4(values.dim().into());
+    let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+    let got = max_pool2d_backward(&GpuTensor::upload(&gpu, dy.view()).unwrap(), &i, shape, &p)
+        .unwrap()
+        .read()
+        .unwrap();
+    let r = compare(got.view(), want.view(), Tolerance::for_reduction(4));
+    assert!(r.passed(), "{r}");
+}
