@@ -87,7 +87,7 @@ impl PoolVariant {
 
     /// The forced variant, else `Blocked` on CPU adapters and `PerElement` elsewhere; for the
     /// backward, unforced, `PerElement` also where too few planes would fill the scan's lanes.
-    fn choose(gpu: &Gpu, g: &Pool2dGeometry, backward: bool) -> Self {
+    pub fn choose(gpu: &Gpu, g: &Pool2dGeometry, backward: bool) -> Self {
         if let Some(forced) = gpu.forced_pool_variant() {
             return forced;
         }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use ndarray::Array4;
 use wgconv::gpu::planner::{self, ConvPass, ConvVariant};
-use wgconv::{cpu, Conv2dParams, Gpu, GpuTensor, GradSelection, Padding, Pool2dParams};
+use wgconv::{
+    cpu, Conv2dParams, Gpu, GpuTensor, GradSelection, Padding, Pool2dParams, PoolVariant,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
 pub enum Suite {
@@ -41,6 +43,10 @@ pub struct BenchArgs {
     /// Force one conv2d kernel variant (as `WGCONV_CONV_VARIANT` does) instead of the planner's.
     #[arg(long, value_parser = parse_variant)]
     variant: Option<ConvVariant>,
+    /// Force one max-pooling kernel variant (`per-element` or `blocked`, as
+    /// `WGCONV_POOL_VARIANT` does) instead of the choice by adapter type.
+    #[arg(long, value_parser = parse_pool_variant)]
+    pool_variant: Option<PoolVariant>,
     /// Autotune: time every variant on the first use of each layer and pass and keep the
     /// fastest, cached per adapter and shape (see --tune-cache).
     #[arg(long)]
@@ -58,6 +64,12 @@ fn parse_variant(name: &str) -> Result<ConvVariant, String> {
     })
 }
 
+fn parse_pool_variant(name: &str) -> Result<PoolVariant, String> {
+    PoolVariant::from_name(name).ok_or_else(|| {
+        format!("unknown pooling variant {name:?}; known: per-element, blocked")
+    })
+}
+
 /// The planner's choice for every pass of every conv layer, with the reasons, and which
 /// variants this device can run at all.
 fn explain(gpu: &Gpu, layers: &[Layer]) -> wgconv::Result<()> {
@@ -70,6 +82,29 @@ fn explain(gpu: &Gpu, layers: &[Layer]) -> wgconv::Result<()> {
     }
     println!("{:<26} {:<8} {:<10} why", "layer", "pass", "variant");
     for layer in layers {
+        if let Layer::Pool {
+            name,
+            input,
+            params,
+        } = layer
+        {
+            let g = params.geometry("bench", *input)?;
+            let forward = PoolVariant::choose(gpu, &g, false);
+            let backward = PoolVariant::choose(gpu, &g, true);
+            println!(
+                "{name:<26} {:<8} {:<10} kernel {}",
+                "forward",
+                forward.name(),
+                forward.forward_kernel(&g, true).entry_point()
+            );
+            println!(
+                "{:<26} {:<8} {:<10} kernel {}",
+                "",
+                "backward",
+                backward.name(),
+                backward.backward_kernel(&g).entry_point()
+            );
+        }
         if let Layer::Conv {
             name,
             input,
@@ -509,6 +544,9 @@ pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
     let gpu = Gpu::new()?;
     if args.variant.is_some() {
         gpu.force_conv_variant(args.variant);
+    }
+    if args.pool_variant.is_some() {
+        gpu.force_pool_variant(args.pool_variant);
     }
     if args.tune {
         gpu.enable_tuning(args.tune_cache.as_deref())?;
