@@ -71,6 +71,10 @@ struct Conv2dUniforms {
 @group(0) @binding(2) var<storage, read> src_b: array<f32>;
 @group(0) @binding(3) var<storage, read> src_c: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+// The input and output seen as vec4s, for the depthwise quad kernel only (an entry point may use
+// one view of a binding, never both).
+@group(0) @binding(1) var<storage, read> src_a4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dst4: array<vec4<f32>>;
 
 const WORKGROUP_SIZE: u32 = 64u;
 // Channels per invocation in the tiled kernels (FORWARD_CHANNEL_TILE on the host).
@@ -389,4 +393,84 @@ fn reduce_partials(
         acc += src_a[b * u.reduce_len + index];
     }
     dst[index] = acc;
+}
+
+// Depthwise forward (one input channel per group, any channel multiplier) on dense NCHW:
+// src_a4 = input as vec4s, src_b = weight (any layout; a flip goes through w_base and the
+// strides), src_c = bias [C_out] (if has_bias), dst4 = output as vec4s. One invocation: four
+// neighbouring outputs (n, oc, oy, 4q .. 4q+3), accumulated as one vec4. The host checks the
+// shape: windows at most 3x3, column stride 1 or 2, dilation_w 1, pad_left at most 1, in_w and
+// out_w multiples of 4; rows take any stride, dilation and padding. The four windows then span
+// input columns B - 1 .. B + 8 of each row (B = 4q * stride_w), which four aligned vec4 loads
+// cover, and every tap's four inputs are a swizzle of those, picked by selects on the stride
+// and the padding. Straight-line code (three rows, each masked outside the input or the
+// kernel): on lavapipe, which runs loads lane by lane and pays for loops, this makes 12 vec4
+// loads and 9 weight loads serve 36 multiply-adds, where the direct kernel's channel tiles
+// would idle three lanes of four on a depthwise layer.
+@compute @workgroup_size(64)
+fn conv2d_depthwise_quads(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
+    }
+    let quads = u.out_w / 4u;
+    let q = index % quads;
+    var rest = index / quads;
+    let oy = rest % u.out_h;
+    rest = rest / u.out_h;
+    let oc = rest % u.out_channels;
+    let n = rest / u.out_channels;
+    let plane = n * u.in_channels + oc / u.out_channels_per_group;
+
+    // Column liveness of tap kx for the four outputs: inside the row and the kernel.
+    let stride2 = u.stride_w == 2u;
+    let first = i32(4u * q * u.stride_w) - i32(u.pad_left);
+    let cols = vec4<i32>(first) + vec4<i32>(0, 1, 2, 3) * i32(u.stride_w);
+    let in_w = vec4<i32>(i32(u.in_w));
+    let live0 = cols >= vec4<i32>(0) & cols < in_w;
+    let live1 = cols + vec4<i32>(1) < in_w & vec4<bool>(u.kernel_w > 1u);
+    let live2 = cols + vec4<i32>(2) < in_w & vec4<bool>(u.kernel_w > 2u);
+
+    // Taps past the kernel are masked; their weights are read from a real tap.
+    let w_oc = u.w_base + oc * u.w_stride_o;
+    let kw = vec3<u32>(0u, min(1u, u.kernel_w - 1u), min(2u, u.kernel_w - 1u)) * u.w_stride_w;
+    let y0 = i32(oy * u.stride_h) - i32(u.pad_top);
+    var acc = vec4<f32>(0.0);
+    for (var ky = 0u; ky < 3u; ky++) {
+        let iy = y0 + i32(ky * u.dilation_h);
+        let row_live = vec4<bool>(ky < u.kernel_h && iy >= 0 && iy < i32(u.in_h));
+        let w_row = w_oc + min(ky, u.kernel_h - 1u) * u.w_stride_h;
+        let w0 = src_b[w_row + kw.x];
+        let w1 = src_b[w_row + kw.y];
+        let w2 = src_b[w_row + kw.z];
+        let row_vec4s = u.in_w / 4u;
+        let row = (plane * u.in_h + u32(clamp(iy, 0, i32(u.in_h) - 1))) * row_vec4s;
+        let v = q * u.stride_w;
+        let left = src_a4[row + max(v, 1u) - 1u];
+        let mid = src_a4[row + v];
+        let right = src_a4[row + min(v + 1u, row_vec4s - 1u)];
+        let next = src_a4[row + min(v + 2u, row_vec4s - 1u)];
+        // e[m]: input column first + m (relative to B, one column left with pad_left 1).
+        let odd = u.pad_left == 1u;
+        let e0 = select(mid, vec4<f32>(left.w, mid.xyz), odd);
+        let e4 = select(right, vec4<f32>(mid.w, right.xyz), odd);
+        let e8 = select(next.x, right.w, odd);
+        // Output j's tap kx reads e[j * stride_w + kx].
+        let t0 = select(e0, vec4<f32>(e0.x, e0.z, e4.x, e4.z), stride2);
+        let t1 = select(vec4<f32>(e0.yzw, e4.x), vec4<f32>(e0.y, e0.w, e4.y, e4.w), stride2);
+        let t2 = select(vec4<f32>(e0.zw, e4.xy), vec4<f32>(e0.z, e4.x, e4.z, e8), stride2);
+        // A tap outside the input adds no term at all (not 0 * w), as in the CPU reference.
+        acc += select(vec4<f32>(0.0), t0 * w0, row_live & live0);
+        acc += select(vec4<f32>(0.0), t1 * w1, row_live & live1);
+        acc += select(vec4<f32>(0.0), t2 * w2, row_live & live2);
+    }
+    var bias = 0.0;
+    if (u.has_bias != 0u) {
+        bias = src_c[oc];
+    }
+    dst4[index] = activate(acc + vec4<f32>(bias));
 }

@@ -482,14 +482,22 @@ fn bench_explains_the_planner_and_forces_a_variant() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("kernel variants on this device:"), "{text}");
-    // Depthwise layers have one channel per group: the portable kernel, with the reason.
-    let depthwise = text
+    // A depthwise layer's forward takes the depthwise kernel; its stride-2 dx has none and
+    // takes the portable one; each with the reason.
+    let mut lines = text
         .lines()
-        .find(|l| l.starts_with("dw 3x3 s2 32 32") && l.contains("forward"))
+        .skip_while(|l| !(l.starts_with("dw 3x3 s2 32 32") && l.contains("forward")));
+    let forward = lines
+        .next()
         .unwrap_or_else(|| panic!("no depthwise line in\n{text}"));
     assert!(
-        depthwise.contains("direct") && depthwise.contains("1 channels per group"),
-        "{depthwise}"
+        forward.contains("depthwise") && forward.contains("vec4 loads"),
+        "{forward}"
+    );
+    let dx = lines.next().unwrap();
+    assert!(
+        dx.contains("dx") && dx.contains("direct") && dx.contains("1 channels per group"),
+        "{dx}"
     );
 
     let o = wgconv(&[

@@ -173,6 +173,13 @@ fn packed8_variant_matches_reference_on_random_parameter_sets() {
     sweep(ConvVariant::Packed8, 0x7a71_0004);
 }
 
+/// Forced on the general sweep the depthwise variant mostly falls back to the direct kernels;
+/// tests/depthwise.rs sweeps the layers its own kernel serves.
+#[test]
+fn depthwise_variant_matches_reference_on_random_parameter_sets() {
+    sweep(ConvVariant::Depthwise, 0x7a71_0005);
+}
+
 #[test]
 fn tiled_variant_matches_reference_on_random_parameter_sets() {
     sweep(ConvVariant::Tiled, 0x7a71_0007);

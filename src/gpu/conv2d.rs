@@ -10,7 +10,7 @@ use crate::gpu::planner::{self, ConvPass, ConvVariant};
 use crate::gpu::split;
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::GpuTensor;
-use crate::gpu::{conv2d_gemm, conv2d_packed};
+use crate::gpu::{conv2d_depthwise, conv2d_gemm, conv2d_packed};
 use crate::params::{Conv2dGeometry, Conv2dParams};
 
 const OP: &str = "conv2d";
@@ -63,7 +63,10 @@ pub fn conv2d_with_activation(
         Operand::Output,
     ];
     let plan = match choice.variant {
-        ConvVariant::Direct => {
+        ConvVariant::Depthwise if conv2d_depthwise::forward_fits(&g) => {
+            conv2d_depthwise::forward(OP, &g, has_bias, activation, max_per_dimension)?
+        }
+        ConvVariant::Direct | ConvVariant::Depthwise => {
             let grid = forward_grid(&g, max_per_dimension)?;
             let uniforms = forward_uniforms(&g, has_bias, activation, grid.invocations);
             Plan::single(Step::new(Kernel::Conv2dForward, &uniforms, grid, standard))

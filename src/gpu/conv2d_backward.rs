@@ -4,7 +4,6 @@
 use crate::error::{too_large, Result};
 use crate::gpu::conv2d::{geometry_uniforms, FORWARD_CHANNEL_TILE};
 use crate::gpu::conv2d_gemm::{self, gcd, modular_inverse, SUBGROUP_COLUMNS};
-use crate::gpu::conv2d_packed;
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, submit};
 use crate::gpu::pipelines::Kernel;
@@ -12,6 +11,7 @@ use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
 use crate::gpu::split;
 use crate::gpu::uniforms::Conv2dUniforms;
+use crate::gpu::{conv2d_depthwise, conv2d_packed};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::grads::{Conv2dGrads, GradSelection};
 use crate::params::{Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Layout};
@@ -89,8 +89,17 @@ fn stride_phase(op: &'static str, stride: usize, dilation: usize) -> Result<(u32
 fn plan_input(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry, has_bias: bool) -> Result<Plan> {
     let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
     let variant = planner::choose(gpu, op, ConvPass::InputGrad, g)?.variant;
+    let as_forward = conv2d_depthwise::input_grad_as_forward(g);
     Ok(match variant {
-        ConvVariant::Direct => Plan::single(plan_input_direct(gpu, op, g, has_bias)?),
+        ConvVariant::Depthwise if as_forward.is_some() => conv2d_depthwise::input_grad(
+            op,
+            &as_forward.expect("checked"),
+            has_bias,
+            max_per_dimension,
+        )?,
+        ConvVariant::Direct | ConvVariant::Depthwise => {
+            Plan::single(plan_input_direct(gpu, op, g, has_bias)?)
+        }
         ConvVariant::Subgroup8 => Plan {
             steps: conv2d_gemm::input_grad(op, g, has_bias, max_per_dimension)?
                 .iter()
@@ -226,7 +235,8 @@ fn plan_weight(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> 
     ];
     let subgroup_invocations = conv2d_gemm::weight_grad_subgroups_per_block(g) * SUBGROUP_COLUMNS;
     match planner::choose(gpu, op, ConvPass::WeightGrad, g)?.variant {
-        ConvVariant::Direct => {
+        // No depthwise weight-gradient kernel yet: the direct one serves.
+        ConvVariant::Direct | ConvVariant::Depthwise => {
             let tiles = g.out_channels_per_group().div_ceil(CHANNEL_TILE);
             plan_reduction(
                 gpu,

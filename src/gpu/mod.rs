@@ -4,6 +4,7 @@ pub mod activation;
 mod context;
 pub mod conv2d;
 pub mod conv2d_backward;
+pub mod conv2d_depthwise;
 pub mod conv2d_gemm;
 pub mod conv2d_packed;
 pub mod dispatch;

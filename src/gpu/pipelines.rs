@@ -111,6 +111,8 @@ pub enum Kernel {
     Conv2dWeightGradTiled,
     /// Pass 2 of the blocked reductions: partials added in block order.
     ReducePartials,
+    /// Depthwise forward, four outputs of a row per invocation from vec4 loads.
+    Conv2dDepthwiseQuads,
     /// Max pooling, values only (inference).
     MaxPool2dForward,
     /// Max pooling, values and argmax indices.
@@ -144,6 +146,7 @@ impl Kernel {
         Kernel::Conv2dWeightGradPacked8,
         Kernel::Conv2dGemmTiled,
         Kernel::Conv2dWeightGradTiled,
+        Kernel::Conv2dDepthwiseQuads,
         Kernel::MaxPool2dForward,
         Kernel::MaxPool2dForwardWithIndices,
         Kernel::MaxPool2dBackward,
@@ -159,7 +162,8 @@ impl Kernel {
             | Kernel::Conv2dBackwardInput
             | Kernel::Conv2dBackwardWeightPartial
             | Kernel::Conv2dBackwardBiasPartial
-            | Kernel::ReducePartials => Shader::Conv2d,
+            | Kernel::ReducePartials
+            | Kernel::Conv2dDepthwiseQuads => Shader::Conv2d,
             Kernel::Conv2dGemmSubgroup8 | Kernel::Conv2dWeightGradSubgroup8 => {
                 Shader::Conv2dSubgroup
             }
@@ -194,6 +198,7 @@ impl Kernel {
             Kernel::Conv2dWeightGradPacked8 => "conv2d_weight_grad_packed8",
             Kernel::Conv2dGemmTiled => "conv2d_gemm_tiled",
             Kernel::Conv2dWeightGradTiled => "conv2d_weight_grad_tiled",
+            Kernel::Conv2dDepthwiseQuads => "conv2d_depthwise_quads",
             Kernel::MaxPool2dForward => "max_pool2d_forward",
             Kernel::MaxPool2dForwardWithIndices => "max_pool2d_forward_with_indices",
             Kernel::MaxPool2dBackward => "max_pool2d_backward",

@@ -2,7 +2,7 @@
 //! and says why.
 
 use crate::error::{invalid, Result};
-use crate::gpu::{conv2d_packed, tuning, Gpu};
+use crate::gpu::{conv2d_depthwise, conv2d_packed, tuning, Gpu};
 use crate::params::Conv2dGeometry;
 
 /// A family of conv2d kernels. Every variant computes every pass of every parameter set; they
@@ -26,6 +26,12 @@ pub enum ConvVariant {
     /// per workgroup of 64, each operand read from device memory once per tile. Written for
     /// real GPUs, where workgroup memory is fast and loads are coalesced; portable.
     Tiled,
+    /// Depthwise layers (one input channel per group) on dense NCHW: four outputs of a row
+    /// per invocation from aligned vec4 loads (`conv2d_depthwise_quads`), for the forward and
+    /// for a unit-stride input gradient (a flipped forward), where the shape allows (windows
+    /// up to 3x3, column stride 1 or 2, widths multiples of 4); every other pass and shape runs
+    /// the direct kernels. Portable.
+    Depthwise,
 }
 
 impl ConvVariant {
@@ -35,6 +41,7 @@ impl ConvVariant {
         ConvVariant::Subgroup8,
         ConvVariant::Packed8,
         ConvVariant::Tiled,
+        ConvVariant::Depthwise,
     ];
 
     /// How the packed variants tile their GEMM; `None` for the unpacked ones.
@@ -42,7 +49,7 @@ impl ConvVariant {
         match self {
             ConvVariant::Packed8 => Some(conv2d_packed::Tiling::Subgroup8),
             ConvVariant::Tiled => Some(conv2d_packed::Tiling::Workgroup),
-            ConvVariant::Direct | ConvVariant::Subgroup8 => None,
+            ConvVariant::Direct | ConvVariant::Subgroup8 | ConvVariant::Depthwise => None,
         }
     }
 
@@ -53,6 +60,7 @@ impl ConvVariant {
             ConvVariant::Subgroup8 => "subgroup8",
             ConvVariant::Packed8 => "packed8",
             ConvVariant::Tiled => "tiled",
+            ConvVariant::Depthwise => "depthwise",
         }
     }
 
@@ -64,7 +72,7 @@ impl ConvVariant {
     /// `Ok` when this device can run the variant, else why not.
     pub fn available(self, gpu: &Gpu) -> std::result::Result<(), String> {
         match self {
-            ConvVariant::Direct | ConvVariant::Tiled => Ok(()),
+            ConvVariant::Direct | ConvVariant::Tiled | ConvVariant::Depthwise => Ok(()),
             ConvVariant::Subgroup8 | ConvVariant::Packed8 => {
                 if !gpu.device().features().contains(wgpu::Features::SUBGROUP) {
                     return Err("the device lacks the SUBGROUP feature".into());
@@ -168,7 +176,19 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         gpu.adapter_info().device_type,
         wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
     );
+    let depthwise = match pass {
+        ConvPass::Forward => conv2d_depthwise::forward_fits(g),
+        ConvPass::InputGrad => conv2d_depthwise::input_grad_as_forward(g).is_some(),
+        ConvPass::WeightGrad => false,
+    };
     let (variant, reason) = match ConvVariant::Subgroup8.available(gpu) {
+        _ if depthwise => (
+            ConvVariant::Depthwise,
+            format!(
+                "depthwise ({cout} out per input channel), NCHW rows of {} columns: four outputs per invocation from vec4 loads",
+                g.w.input
+            ),
+        ),
         _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && packed.is_some() => (
             ConvVariant::Tiled,
             format!(

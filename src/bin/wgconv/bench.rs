@@ -65,9 +65,8 @@ fn parse_variant(name: &str) -> Result<ConvVariant, String> {
 }
 
 fn parse_pool_variant(name: &str) -> Result<PoolVariant, String> {
-    PoolVariant::from_name(name).ok_or_else(|| {
-        format!("unknown pooling variant {name:?}; known: per-element, blocked")
-    })
+    PoolVariant::from_name(name)
+        .ok_or_else(|| format!("unknown pooling variant {name:?}; known: per-element, blocked"))
 }
 
 /// The planner's choice for every pass of every conv layer, with the reasons, and which
