@@ -3,6 +3,7 @@
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_layout, check_same_gpu, dims4, submit, Dispatch};
+use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::split;
 use crate::gpu::tensor::{Contents, IndexOrigin};
@@ -54,6 +55,79 @@ fn grid(gpu: &Gpu, op: &'static str, shape: [usize; 4]) -> Result<DispatchGrid> 
     )
 }
 
+/// The peak bytes of a pooling forward pass unsplit: values, indices, uniforms.
+fn forward_whole_bytes(gpu: &Gpu, g: &Pool2dGeometry, with_indices: bool) -> u64 {
+    let out = memory::tensor_bytes(gpu, &g.output_shape());
+    out * (1 + u64::from(with_indices)) + memory::uniform_bytes(gpu, POOL_UNIFORMS)
+}
+
+/// The peak bytes of a pooling backward pass unsplit: the input gradient and uniforms.
+fn backward_whole_bytes(gpu: &Gpu, g: &Pool2dGeometry) -> u64 {
+    memory::tensor_bytes(gpu, &g.input_shape()) + memory::uniform_bytes(gpu, POOL_UNIFORMS)
+}
+
+const POOL_UNIFORMS: usize = std::mem::size_of::<Pool2dUniforms>();
+
+/// [`crate::gpu::Gpu::memory_required`] for max pooling.
+pub(crate) fn forward_memory(
+    gpu: &Gpu,
+    input: [usize; 4],
+    params: &Pool2dParams,
+    with_indices: bool,
+) -> Result<MemoryEstimate> {
+    const OP: &str = "max_pool2d";
+    let g = params.geometry(OP, input)?;
+    let out = g.output_shape();
+    let output_bytes = memory::tensor_bytes(gpu, &out) * (1 + u64::from(with_indices));
+    let whole = |g: &Pool2dGeometry| forward_whole_bytes(gpu, g, with_indices);
+    let avail = gpu.memory_available();
+    let (peak_bytes, pieces) =
+        if split::needed(gpu, &[&g.input_shape(), &out], avail, || Ok(whole(&g)))? {
+            let inner = |nb| Ok(whole(&Pool2dGeometry { batch: nb, ..g }));
+            let outputs: Vec<&[usize]> = if with_indices {
+                vec![&out, &out]
+            } else {
+                vec![&out]
+            };
+            let inputs = [("input", &g.input_shape()[..])];
+            split::over_batch_peak(gpu, OP, &inputs, &outputs, avail, &inner)?
+        } else {
+            (whole(&g), 1)
+        };
+    Ok(MemoryEstimate {
+        peak_bytes,
+        output_bytes,
+        pieces,
+    })
+}
+
+/// [`crate::gpu::Gpu::memory_required`] for the max-pooling backward pass.
+pub(crate) fn backward_memory(
+    gpu: &Gpu,
+    input: [usize; 4],
+    params: &Pool2dParams,
+) -> Result<MemoryEstimate> {
+    const OP: &str = "max_pool2d_backward";
+    let g = params.geometry(OP, input)?;
+    let output_bytes = memory::tensor_bytes(gpu, &g.input_shape());
+    let whole = |g: &Pool2dGeometry| backward_whole_bytes(gpu, g);
+    let avail = gpu.memory_available();
+    let shapes = [&g.input_shape()[..], &g.output_shape()[..]];
+    let (peak_bytes, pieces) = if split::needed(gpu, &shapes, avail, || Ok(whole(&g)))? {
+        let inner = |nb| Ok(whole(&Pool2dGeometry { batch: nb, ..g }));
+        let out = g.output_shape();
+        let inputs = [("grad_output", &out[..]), ("indices", &out[..])];
+        split::over_batch_peak(gpu, OP, &inputs, &[&g.input_shape()], avail, &inner)?
+    } else {
+        (whole(&g), 1)
+    };
+    Ok(MemoryEstimate {
+        peak_bytes,
+        output_bytes,
+        pieces,
+    })
+}
+
 /// Max pooling for inference: the pooled values only (no index buffer is written).
 pub fn max_pool2d(input: &GpuTensor, params: &Pool2dParams) -> Result<GpuTensor> {
     Ok(forward(input, params, false)?.0)
@@ -80,7 +154,13 @@ fn forward(
     let gpu = input.gpu();
     let layout = params.layout;
     let g = params.geometry(OP, dims4(OP, "input", input, layout)?)?;
-    if split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
+    let whole = |g: &Pool2dGeometry| forward_whole_bytes(gpu, g, with_indices);
+    if split::needed(
+        gpu,
+        &[&g.input_shape(), &g.output_shape()],
+        gpu.memory_available(),
+        || Ok(whole(&g)),
+    )? {
         let values =
             gpu.capture(OP, || GpuTensor::uninit(gpu, OP, &g.output_shape(), layout))??;
         let indices = with_indices
@@ -95,7 +175,8 @@ fn forward(
             })
             .transpose()?;
         let outputs: Vec<&GpuTensor> = std::iter::once(&values).chain(indices.as_ref()).collect();
-        split::over_batch_into(gpu, OP, &[("input", input)], &outputs, |x| {
+        let inner = |nb| Ok(whole(&Pool2dGeometry { batch: nb, ..g }));
+        split::over_batch_into(gpu, OP, &[("input", input)], &outputs, &inner, |x| {
             let (v, i) = forward(&x[0], params, with_indices)?;
             Ok(std::iter::once(v).chain(i).collect())
         })?;
@@ -206,9 +287,16 @@ pub fn max_pool2d_backward(
             }
         }
     }
-    if split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
+    let whole = |g: &Pool2dGeometry| backward_whole_bytes(gpu, g);
+    if split::needed(
+        gpu,
+        &[&g.input_shape(), &g.output_shape()],
+        gpu.memory_available(),
+        || Ok(whole(&g)),
+    )? {
         let inputs = [("grad_output", grad_output), ("indices", indices)];
-        return split::over_batch(gpu, OP, &inputs, &g.input_shape(), |c| {
+        let inner = |nb| Ok(whole(&Pool2dGeometry { batch: nb, ..g }));
+        return split::over_batch(gpu, OP, &inputs, &g.input_shape(), &inner, |c| {
             let mut chunk_input = input_shape;
             chunk_input[0] = c[0].shape()[0];
             max_pool2d_backward(&c[0], &c[1], chunk_input, params)

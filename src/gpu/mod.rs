@@ -9,6 +9,7 @@ pub mod conv2d_packed;
 pub mod dispatch;
 mod launch;
 pub mod max_pool2d;
+pub mod memory;
 pub mod pipelines;
 pub mod plan;
 pub mod planner;
@@ -27,6 +28,7 @@ pub use conv2d_backward::{
     conv_transpose2d,
 };
 pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices};
+pub use memory::{MemoryEstimate, OpCall};
 pub use planner::{ConvPass, ConvVariant};
 pub use pool::{PoolStats, PooledBuffer};
 pub use tensor::{Contents, GpuTensor, IndexOrigin};
