@@ -3,12 +3,12 @@
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, conv_operands, submit};
+use crate::gpu::launch::{conv_operands, submit};
 use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::Kernel;
 use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
-use crate::gpu::split;
+use crate::gpu::split_conv;
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::{conv2d_gemm, conv2d_packed};
 use crate::gpu::{Gpu, GpuTensor};
@@ -48,22 +48,15 @@ pub fn conv2d_with_activation(
     let layout = params.layout;
     let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
     let g = params.geometry(OP, input_shape, weight_shape, bias_len)?;
-    check_binding(gpu, OP, "weight", &g.weight_shape())?;
     let has_bias = bias.is_some();
-    let whole = |g: &Conv2dGeometry| whole_bytes(gpu, g, has_bias, activation);
-    let avail = gpu.memory_available();
-    if split::needed(gpu, &[&g.input_shape(), &g.output_shape()], avail, || {
-        whole(&g)
-    })? {
-        let inner = |nb| whole(&Conv2dGeometry { batch: nb, ..g });
-        return split::over_batch(
-            gpu,
-            OP,
-            &[("input", input)],
-            &g.output_shape(),
-            &inner,
-            |x| conv2d_with_activation(&x[0], weight, bias, params, activation),
-        );
+    let whole = split_conv::Whole {
+        g: &g,
+        params,
+        has_bias,
+        activation,
+    };
+    if whole.needs_split(gpu, gpu.memory_available())? {
+        return split_conv::run(input, weight, bias, whole);
     }
     let choice = planner::choose(gpu, OP, ConvPass::Forward, &g)?;
     let plan = forward_plan(gpu, &g, choice.variant, has_bias, activation)?;
@@ -152,26 +145,19 @@ pub(crate) fn memory(
     let layout = params.layout;
     let bias_len = has_bias.then_some(layout.logical_weight(weight)[0]);
     let g = params.geometry(OP, input, weight, bias_len)?;
-    check_binding(gpu, OP, "weight", &g.weight_shape())?;
     let output_bytes = memory::tensor_bytes(gpu, &g.output_shape());
-    let whole = |g: &Conv2dGeometry| whole_bytes(gpu, g, has_bias, activation);
+    let whole = split_conv::Whole {
+        g: &g,
+        params,
+        has_bias,
+        activation,
+    };
     let avail = gpu.memory_available();
-    let (peak_bytes, pieces) =
-        if split::needed(gpu, &[&g.input_shape(), &g.output_shape()], avail, || {
-            whole(&g)
-        })? {
-            let inner = |nb| whole(&Conv2dGeometry { batch: nb, ..g });
-            split::over_batch_peak(
-                gpu,
-                OP,
-                &[("input", &g.input_shape())],
-                &[&g.output_shape()],
-                avail,
-                &inner,
-            )?
-        } else {
-            (whole(&g)?, 1)
-        };
+    let (peak_bytes, pieces) = if whole.needs_split(gpu, avail)? {
+        split_conv::peak(gpu, whole, avail)?
+    } else {
+        (whole_bytes(gpu, &g, has_bias, activation)?, 1)
+    };
     Ok(MemoryEstimate {
         peak_bytes,
         output_bytes,

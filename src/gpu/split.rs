@@ -47,7 +47,7 @@ pub(crate) fn needed(
     }
 }
 
-fn bytes(shape: &[usize]) -> u64 {
+pub(crate) fn bytes(shape: &[usize]) -> u64 {
     shape
         .iter()
         .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64))
@@ -138,13 +138,22 @@ pub(crate) fn largest_fitting(
     avail: u64,
     peak: &dyn Fn(usize) -> Result<u64>,
 ) -> Result<Option<usize>> {
-    if peak(1)? > avail {
+    largest_where(most, &|n| Ok(peak(n)? <= avail))
+}
+
+/// The largest `n` in `1..=most` for which `fits(n)` holds (it holds for all smaller `n`
+/// too), or `None` when it does not hold for 1.
+pub(crate) fn largest_where(
+    most: usize,
+    fits: &dyn Fn(usize) -> Result<bool>,
+) -> Result<Option<usize>> {
+    if most == 0 || !fits(1)? {
         return Ok(None);
     }
     let (mut lo, mut hi) = (1, most);
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
-        if peak(mid)? <= avail {
+        if fits(mid)? {
             lo = mid;
         } else {
             hi = mid - 1;
