@@ -33,6 +33,12 @@ struct Pool2dUniforms {
     out_stride_c: u32,
     out_stride_h: u32,
     out_stride_w: u32,
+    // Added to every index: a band of rows split off a taller input numbers its positions as
+    // the whole input does (row0 * W, times C for TensorFlow's style).
+    index_base: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: Pool2dUniforms;
@@ -67,9 +73,9 @@ fn first_tap(start: i32, dilation: u32) -> u32 {
 
 fn flat_index(c: u32, h: u32, w: u32) -> u32 {
     if (u.index_style == 1u) {
-        return (h * u.in_w + w) * u.channels + c;
+        return (h * u.in_w + w) * u.channels + c + u.index_base;
     }
-    return h * u.in_w + w;
+    return h * u.in_w + w + u.index_base;
 }
 
 // The maximum of output (oh, ow)'s window in the plane of (n, c), and its flattened index. A value replaces the best when it is greater (the first maximum wins a tie) or

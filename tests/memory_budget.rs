@@ -251,6 +251,25 @@ fn a_split_call_is_estimated_exactly_too() {
 }
 
 #[test]
+fn tiles_within_a_sample_are_estimated_exactly() {
+    let Some(gpu) = fresh_gpu() else { return };
+    // One output sample of the conv2d case (2592 bytes) is past 1 KiB: rows and channels split.
+    gpu.limit_storage_binding(1024);
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        for case in cases(&gpu, layout) {
+            if !case.name.ends_with(" conv2d") {
+                continue;
+            }
+            let e = estimate(&gpu, &case);
+            assert!(e.pieces > 6, "{}: {e:?}", case.name);
+            let (outputs, peak) = measured(&gpu, &case).unwrap();
+            assert_eq!(peak, e.peak_bytes, "{}: {e:?}", case.name);
+            check_outputs(&case.name, &outputs, &case);
+        }
+    }
+}
+
+#[test]
 fn a_budget_of_the_estimate_runs_whole_and_a_tighter_one_splits() {
     let Some(gpu) = fresh_gpu() else { return };
     for layout in [Layout::Nchw, Layout::Nhwc] {

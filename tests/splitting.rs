@@ -454,3 +454,131 @@ fn a_real_input_past_128_mib_gives_the_reference_answer() {
     let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
     assert_matches("big conv2d", &got, &want, 64);
 }
+
+/// Pooling cases whose single sample is past the 1 KiB limit: row bands with their halo (with
+/// dilation, ceil mode and -inf padding at the edges only), and channels when even one band of
+/// rows of all channels is past it.
+fn within_sample_pool_cases() -> Vec<([usize; 4], Pool2dParams)> {
+    vec![
+        (
+            [2, 3, 20, 20],
+            Pool2dParams::new(3, 3).with_stride(2).with_padding(1),
+        ),
+        (
+            [1, 2, 23, 17],
+            Pool2dParams::new(3, 2)
+                .with_stride_hw(2, 1)
+                .with_dilation(2)
+                .with_padding(1)
+                .with_ceil_mode(true),
+        ),
+        ([1, 64, 4, 4], Pool2dParams::new(2, 2).with_stride(1)),
+    ]
+}
+
+#[test]
+fn pooling_and_its_backward_split_one_sample_over_rows_and_channels() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        for (k, (xs, p)) in within_sample_pool_cases().into_iter().enumerate() {
+            let shape = layout.activation_shape(xs);
+            let p = p.with_layout(layout);
+            let what = format!("{layout:?} case {k}");
+            assert!(
+                (xs[1..].iter().product::<usize>() * 4) as u64 > LIMIT,
+                "{what}"
+            );
+            let x = data(shape, 40 + k as u64);
+            let xt = up(&gpu, &x, layout);
+            let estimate = gpu
+                .memory_required(&wgconv::gpu::OpCall::MaxPool2d {
+                    input: shape,
+                    params: p,
+                    with_indices: true,
+                })
+                .unwrap();
+            let in_use = gpu.memory_in_use() - gpu.pool_stats().free_bytes;
+            gpu.reset_peak_memory();
+            let (values, indices) =
+                max_pool2d_with_indices(&xt, &p).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let peak = gpu.pool_stats().peak_in_use_bytes - in_use;
+            assert!(estimate.pieces > 1, "{what}: {estimate:?}");
+            assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
+            let (want_v, want_i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+            assert_eq!(values.read().unwrap(), want_v, "{what} values");
+            assert_eq!(indices.read_indices().unwrap(), want_i, "{what} indices");
+            let inference = max_pool2d(&xt, &p).unwrap();
+            assert_eq!(inference.read().unwrap(), want_v, "{what} values only");
+
+            let dy = data(
+                p.geometry("t", shape).unwrap().output_shape(),
+                50 + k as u64,
+            );
+            let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+            let dyt = up(&gpu, &dy, layout);
+            let dx = max_pool2d_backward(&dyt, &indices, shape, &p)
+                .unwrap_or_else(|e| panic!("{what} backward: {e}"));
+            assert_matches(
+                &format!("{what} backward"),
+                &dx.read().unwrap(),
+                &want_dx,
+                9,
+            );
+            let uploaded = GpuTensor::upload_indices(&gpu, want_i.view(), layout).unwrap();
+            let dx = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
+            assert_matches(
+                &format!("{what} backward, uploaded indices"),
+                &dx.read().unwrap(),
+                &want_dx,
+                9,
+            );
+        }
+    }
+}
+
+#[test]
+fn tensorflow_indices_split_rows_but_never_channels() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    let tf = |p: Pool2dParams| {
+        p.with_layout(Layout::Nhwc)
+            .with_index_style(wgconv::IndexStyle::TensorFlow)
+    };
+    // Rows suffice: indices count (h * W + w) * C + c across the whole sample.
+    let shape = [1, 20, 20, 3];
+    let p = tf(Pool2dParams::new(3, 3).with_stride(2).with_padding(1));
+    let x = data(shape, 60);
+    let (values, indices) = max_pool2d_with_indices(&up(&gpu, &x, Layout::Nhwc), &p).unwrap();
+    let (want_v, want_i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+    assert_eq!(values.read().unwrap(), want_v);
+    assert_eq!(indices.read_indices().unwrap(), want_i);
+    let dy = data(p.geometry("t", shape).unwrap().output_shape(), 61);
+    let dx = max_pool2d_backward(&up(&gpu, &dy, Layout::Nhwc), &indices, shape, &p).unwrap();
+    let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+    assert_matches(
+        "TensorFlow indices backward",
+        &dx.read().unwrap(),
+        &want_dx,
+        9,
+    );
+    // A band of one output row of all 64 channels is past the limit: channels would have to
+    // split, which TensorFlow's indices do not allow.
+    let shape = [1, 4, 4, 64];
+    let x = data(shape, 62);
+    let e = max_pool2d_with_indices(&up(&gpu, &x, Layout::Nhwc), &tf(Pool2dParams::new(2, 2)))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooLarge {
+                op: "max_pool2d",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("1024"), "{e}");
+}

@@ -5,13 +5,13 @@ use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_layout, check_same_gpu, dims4, submit, Dispatch};
 use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::{compiled, Kernel};
-use crate::gpu::split;
+use crate::gpu::split_pool::{self, Pass, Split};
 use crate::gpu::tensor::{Contents, IndexOrigin};
 use crate::gpu::uniforms::Pool2dUniforms;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::{IndexStyle, Pool2dGeometry, Pool2dParams};
 
-fn uniforms(g: &Pool2dGeometry, invocations: u32) -> Pool2dUniforms {
+fn uniforms(g: &Pool2dGeometry, invocations: u32, index_base: u32) -> Pool2dUniforms {
     // Geometry validation bounds every size by u32::MAX elements, so these casts are exact.
     let u = |v: usize| v as u32;
     let input_strides = g.layout.activation_strides(g.input_sizes());
@@ -44,6 +44,8 @@ fn uniforms(g: &Pool2dGeometry, invocations: u32) -> Pool2dUniforms {
         out_stride_c: u(output_strides[1]),
         out_stride_h: u(output_strides[2]),
         out_stride_w: u(output_strides[3]),
+        index_base,
+        ..Default::default()
     }
 }
 
@@ -56,13 +58,13 @@ fn grid(gpu: &Gpu, op: &'static str, shape: [usize; 4]) -> Result<DispatchGrid> 
 }
 
 /// The peak bytes of a pooling forward pass unsplit: values, indices, uniforms.
-fn forward_whole_bytes(gpu: &Gpu, g: &Pool2dGeometry, with_indices: bool) -> u64 {
+pub(crate) fn forward_whole_bytes(gpu: &Gpu, g: &Pool2dGeometry, with_indices: bool) -> u64 {
     let out = memory::tensor_bytes(gpu, &g.output_shape());
     out * (1 + u64::from(with_indices)) + memory::uniform_bytes(gpu, POOL_UNIFORMS)
 }
 
 /// The peak bytes of a pooling backward pass unsplit: the input gradient and uniforms.
-fn backward_whole_bytes(gpu: &Gpu, g: &Pool2dGeometry) -> u64 {
+pub(crate) fn backward_whole_bytes(gpu: &Gpu, g: &Pool2dGeometry) -> u64 {
     memory::tensor_bytes(gpu, &g.input_shape()) + memory::uniform_bytes(gpu, POOL_UNIFORMS)
 }
 
@@ -77,28 +79,18 @@ pub(crate) fn forward_memory(
 ) -> Result<MemoryEstimate> {
     const OP: &str = "max_pool2d";
     let g = params.geometry(OP, input)?;
-    let out = g.output_shape();
-    let output_bytes = memory::tensor_bytes(gpu, &out) * (1 + u64::from(with_indices));
-    let whole = |g: &Pool2dGeometry| forward_whole_bytes(gpu, g, with_indices);
-    let avail = gpu.memory_available();
-    let (peak_bytes, pieces) =
-        if split::needed(gpu, &[&g.input_shape(), &out], avail, || Ok(whole(&g)))? {
-            let inner = |nb| Ok(whole(&Pool2dGeometry { batch: nb, ..g }));
-            let outputs: Vec<&[usize]> = if with_indices {
-                vec![&out, &out]
-            } else {
-                vec![&out]
-            };
-            let inputs = [("input", &g.input_shape()[..])];
-            split::over_batch_peak(gpu, OP, &inputs, &outputs, avail, &inner)?
-        } else {
-            (whole(&g), 1)
-        };
-    Ok(MemoryEstimate {
-        peak_bytes,
+    let output_bytes = memory::tensor_bytes(gpu, &g.output_shape()) * (1 + u64::from(with_indices));
+    let split = Split {
+        op: OP,
+        g: &g,
+        pass: Pass::Forward { with_indices },
+    };
+    estimate(
+        gpu,
+        split,
         output_bytes,
-        pieces,
-    })
+        forward_whole_bytes(gpu, &g, with_indices),
+    )
 }
 
 /// [`crate::gpu::Gpu::memory_required`] for the max-pooling backward pass.
@@ -110,16 +102,20 @@ pub(crate) fn backward_memory(
     const OP: &str = "max_pool2d_backward";
     let g = params.geometry(OP, input)?;
     let output_bytes = memory::tensor_bytes(gpu, &g.input_shape());
-    let whole = |g: &Pool2dGeometry| backward_whole_bytes(gpu, g);
+    let split = Split {
+        op: OP,
+        g: &g,
+        pass: Pass::Backward,
+    };
+    estimate(gpu, split, output_bytes, backward_whole_bytes(gpu, &g))
+}
+
+fn estimate(gpu: &Gpu, split: Split, output_bytes: u64, whole: u64) -> Result<MemoryEstimate> {
     let avail = gpu.memory_available();
-    let shapes = [&g.input_shape()[..], &g.output_shape()[..]];
-    let (peak_bytes, pieces) = if split::needed(gpu, &shapes, avail, || Ok(whole(&g)))? {
-        let inner = |nb| Ok(whole(&Pool2dGeometry { batch: nb, ..g }));
-        let out = g.output_shape();
-        let inputs = [("grad_output", &out[..]), ("indices", &out[..])];
-        split::over_batch_peak(gpu, OP, &inputs, &[&g.input_shape()], avail, &inner)?
+    let (peak_bytes, pieces) = if split.needs_split(gpu, avail)? {
+        split_pool::peak(gpu, split, avail)?
     } else {
-        (whole(&g), 1)
+        (whole, 1)
     };
     Ok(MemoryEstimate {
         peak_bytes,
@@ -154,66 +150,54 @@ fn forward(
     let gpu = input.gpu();
     let layout = params.layout;
     let g = params.geometry(OP, dims4(OP, "input", input, layout)?)?;
-    let whole = |g: &Pool2dGeometry| forward_whole_bytes(gpu, g, with_indices);
-    if split::needed(
-        gpu,
-        &[&g.input_shape(), &g.output_shape()],
-        gpu.memory_available(),
-        || Ok(whole(&g)),
-    )? {
-        let values =
-            gpu.capture(OP, || GpuTensor::uninit(gpu, OP, &g.output_shape(), layout))??;
-        let indices = with_indices
-            .then(|| {
-                let origin = IndexOrigin::Pooled {
-                    input_shape: g.input_shape(),
-                    params: *params,
-                };
-                gpu.capture(OP, || {
-                    GpuTensor::uninit_indices(gpu, OP, &g.output_shape(), layout, origin)
-                })?
-            })
-            .transpose()?;
-        let outputs: Vec<&GpuTensor> = std::iter::once(&values).chain(indices.as_ref()).collect();
-        let inner = |nb| Ok(whole(&Pool2dGeometry { batch: nb, ..g }));
-        split::over_batch_into(gpu, OP, &[("input", input)], &outputs, &inner, |x| {
-            let (v, i) = forward(&x[0], params, with_indices)?;
-            Ok(std::iter::once(v).chain(i).collect())
-        })?;
-        return Ok((values, indices));
+    let origin = IndexOrigin::Pooled {
+        input_shape: g.input_shape(),
+        params: *params,
+    };
+    let split = Split {
+        op: OP,
+        g: &g,
+        pass: Pass::Forward { with_indices },
+    };
+    if split.needs_split(gpu, gpu.memory_available())? {
+        return split_pool::forward(input, split, origin);
     }
-    check_binding(gpu, OP, "input", &g.input_shape())?;
-    check_binding(gpu, OP, "output", &g.output_shape())?;
-    let grid = grid(gpu, OP, g.output_shape())?;
-    let uniforms = uniforms(&g, grid.invocations);
+    dispatch_forward(OP, input, &g, with_indices, 0, origin)
+}
+
+/// One forward dispatch over all of `g`, whose indices start at `index_base` (a band's first
+/// row in the whole plane) and carry `origin`.
+pub(crate) fn dispatch_forward(
+    op: &'static str,
+    input: &GpuTensor,
+    g: &Pool2dGeometry,
+    with_indices: bool,
+    index_base: u32,
+    origin: IndexOrigin,
+) -> Result<(GpuTensor, Option<GpuTensor>)> {
+    let gpu = input.gpu();
+    let layout = g.layout;
+    check_binding(gpu, op, "input", &g.input_shape())?;
+    check_binding(gpu, op, "output", &g.output_shape())?;
+    let grid = grid(gpu, op, g.output_shape())?;
+    let uniforms = uniforms(g, grid.invocations, index_base);
     let kernel_id = if with_indices {
         Kernel::MaxPool2dForwardWithIndices
     } else {
         Kernel::MaxPool2dForward
     };
-    let kernel = compiled(gpu, OP, kernel_id)?;
-    gpu.capture(OP, || -> Result<(GpuTensor, Option<GpuTensor>)> {
-        let values = GpuTensor::uninit(gpu, OP, &g.output_shape(), layout)?;
+    let kernel = compiled(gpu, op, kernel_id)?;
+    gpu.capture(op, || -> Result<(GpuTensor, Option<GpuTensor>)> {
+        let values = GpuTensor::uninit(gpu, op, &g.output_shape(), layout)?;
         let indices = with_indices
-            .then(|| {
-                GpuTensor::uninit_indices(
-                    gpu,
-                    OP,
-                    &g.output_shape(),
-                    layout,
-                    IndexOrigin::Pooled {
-                        input_shape: g.input_shape(),
-                        params: *params,
-                    },
-                )
-            })
+            .then(|| GpuTensor::uninit_indices(gpu, op, &g.output_shape(), layout, origin))
             .transpose()?;
         let index_buffer = indices
             .as_ref()
             .map_or(&gpu.inner.placeholder_rw, |t| t.buffer());
         submit(
             gpu,
-            OP,
+            op,
             &[Dispatch {
                 kernel: &kernel,
                 label: kernel_id.entry_point(),
@@ -287,31 +271,36 @@ pub fn max_pool2d_backward(
             }
         }
     }
-    let whole = |g: &Pool2dGeometry| backward_whole_bytes(gpu, g);
-    if split::needed(
-        gpu,
-        &[&g.input_shape(), &g.output_shape()],
-        gpu.memory_available(),
-        || Ok(whole(&g)),
-    )? {
-        let inputs = [("grad_output", grad_output), ("indices", indices)];
-        let inner = |nb| Ok(whole(&Pool2dGeometry { batch: nb, ..g }));
-        return split::over_batch(gpu, OP, &inputs, &g.input_shape(), &inner, |c| {
-            let mut chunk_input = input_shape;
-            chunk_input[0] = c[0].shape()[0];
-            max_pool2d_backward(&c[0], &c[1], chunk_input, params)
-        });
+    let split = Split {
+        op: OP,
+        g: &g,
+        pass: Pass::Backward,
+    };
+    if split.needs_split(gpu, gpu.memory_available())? {
+        return split_pool::backward(grad_output, indices, split);
     }
-    check_binding(gpu, OP, "grad_input", &g.input_shape())?;
-    check_binding(gpu, OP, "grad_output", &g.output_shape())?;
-    let grid = grid(gpu, OP, g.input_shape())?;
-    let uniforms = uniforms(&g, grid.invocations);
-    let kernel = compiled(gpu, OP, Kernel::MaxPool2dBackward)?;
-    gpu.capture(OP, || -> Result<GpuTensor> {
-        let dx = GpuTensor::uninit(gpu, OP, &g.input_shape(), params.layout)?;
+    dispatch_backward(OP, grad_output, indices, &g, 0)
+}
+
+/// One backward dispatch over all of `g`, whose indices start at `index_base`.
+pub(crate) fn dispatch_backward(
+    op: &'static str,
+    grad_output: &GpuTensor,
+    indices: &GpuTensor,
+    g: &Pool2dGeometry,
+    index_base: u32,
+) -> Result<GpuTensor> {
+    let gpu = grad_output.gpu();
+    check_binding(gpu, op, "grad_input", &g.input_shape())?;
+    check_binding(gpu, op, "grad_output", &g.output_shape())?;
+    let grid = grid(gpu, op, g.input_shape())?;
+    let uniforms = uniforms(g, grid.invocations, index_base);
+    let kernel = compiled(gpu, op, Kernel::MaxPool2dBackward)?;
+    gpu.capture(op, || -> Result<GpuTensor> {
+        let dx = GpuTensor::uninit(gpu, op, &g.input_shape(), g.layout)?;
         submit(
             gpu,
-            OP,
+            op,
             &[Dispatch {
                 kernel: &kernel,
                 label: Kernel::MaxPool2dBackward.entry_point(),

@@ -18,6 +18,7 @@ pub mod pool;
 mod profiler;
 mod split;
 mod split_conv;
+mod split_pool;
 mod tensor;
 pub mod tuning;
 pub mod uniforms;

@@ -162,6 +162,75 @@ pub(crate) fn largest_where(
     Ok(Some(lo))
 }
 
+/// Samples, channels and rows per tile of a split within samples (the last tile along each
+/// may be smaller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cut {
+    pub samples: usize,
+    pub channels: usize,
+    pub rows: usize,
+}
+
+/// The result of `check` for the coarsest cut of `whole` (the call's batch, channels and rows)
+/// it accepts, tried in this order: fewer samples per tile, then bands of rows of one sample,
+/// then ranges of channels (only when `split_channels`) with bands of rows; the error of the
+/// finest cut when it accepts none.
+pub(crate) fn coarsest_cut<T>(
+    whole: Cut,
+    split_channels: bool,
+    check: &dyn Fn(Cut) -> Result<T>,
+) -> Result<T> {
+    let fits = |cut: Cut| Ok(check(cut).is_ok());
+    let Cut {
+        samples: batch,
+        channels,
+        rows,
+    } = whole;
+    let cut = |samples, channels, rows| Cut {
+        samples,
+        channels,
+        rows,
+    };
+    if let Some(n) = largest_where(batch, &|n| fits(cut(n, channels, rows)))? {
+        return check(cut(n, channels, rows));
+    }
+    if let Some(r) = largest_where(rows, &|r| fits(cut(1, channels, r)))? {
+        return check(cut(1, channels, r));
+    }
+    let c = if split_channels {
+        largest_where(channels, &|c| fits(cut(1, c, 1)))?.unwrap_or(1)
+    } else {
+        channels
+    };
+    let r = largest_where(rows, &|r| fits(cut(1, c, r)))?.unwrap_or(1);
+    check(cut(1, c, r))
+}
+
+/// The error for a call that must split but cannot: a `TooLarge` from its finest cut, prefixed
+/// by which of the call's whole tensors (`named`) are past the binding limit; any other error
+/// (the budget's `OutOfMemory`) as it is.
+pub(crate) fn unsplittable(gpu: &Gpu, op: &'static str, named: &[Named], finest: Error) -> Error {
+    let Error::TooLarge { what, .. } = finest else {
+        return finest;
+    };
+    let limit = gpu.max_storage_binding();
+    let past: Vec<String> = named
+        .iter()
+        .filter(|(_, shape)| bytes(shape) > limit)
+        .map(|(name, shape)| format!("{name} of shape {shape:?} is {} bytes", bytes(shape)))
+        .collect();
+    let past = if past.is_empty() {
+        "the call does not fit unsplit".to_string()
+    } else {
+        format!(
+            "{}, above the storage binding limit of {limit} bytes (the device's \
+             max_storage_buffer_binding_size, or Gpu::limit_storage_binding)",
+            past.join(", ")
+        )
+    };
+    too_large(op, format!("{past}, and it cannot be split: {what}"))
+}
+
 /// The chunk sizes a batch of `batch` cut into chunks of `samples` has: the full ones and the
 /// remainder (whose smaller geometry may plan differently).
 fn chunk_sizes(batch: usize, samples: usize) -> Vec<usize> {

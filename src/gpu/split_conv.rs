@@ -10,9 +10,9 @@
 //! (`gpu::copy`), since the whole tensors may be past what one binding holds. The tiles cover
 //! the output once, and each output element sums the same terms in the same order as unsplit.
 //!
-//! Cuts are tried from coarse to fine: whole samples first (no halo, the weight whole), then
-//! bands of rows within a sample, then output channels (the input read once per channel
-//! range). A cut fits when every tile's tensors fit one binding and, under a memory budget,
+//! Cuts are tried from coarse to fine (`split::coarsest_cut`): whole samples first (no halo,
+//! the weight whole), then bands of rows within a sample, then output channels (the input read
+//! once per channel range). A cut fits when every tile's tensors fit one binding and, under a memory budget,
 //! every tile's copies and conv2d fit what the budget leaves beside the whole output.
 
 use std::collections::HashSet;
@@ -20,19 +20,11 @@ use std::collections::HashSet;
 use crate::activation::Activation;
 use crate::error::{too_large, Error, Result};
 use crate::gpu::copy::{self, Box4};
-use crate::gpu::split::{self, bytes, largest_where};
+use crate::gpu::split::{self, bytes, coarsest_cut, Cut};
 use crate::gpu::{conv2d, memory, Gpu, GpuTensor};
 use crate::params::{Conv2dGeometry, Conv2dParams, Padding};
 
 const OP: &str = "conv2d";
-
-/// Samples, output channels and output rows per tile (the last tile of each may be smaller).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Cut {
-    samples: usize,
-    channels: usize,
-    rows: usize,
-}
 
 /// A tile ready to run: where its output goes (logical `[n, c, h, w]`), its own conv2d, and
 /// where its input box starts (its extent is the tile's input size).
@@ -227,56 +219,18 @@ impl Whole<'_> {
                 _ => Ok(tiles),
             }
         };
-        let fits = |cut: Cut| Ok(check(cut).is_ok());
-        let (batch, channels, rows) = (g.batch, g.out_channels, g.h.output);
-        let cut = if let Some(samples) = largest_where(batch, &|n| {
-            fits(Cut {
-                samples: n,
-                channels,
-                rows,
-            })
-        })? {
-            Cut {
-                samples,
-                channels,
-                rows,
-            }
-        } else if let Some(rows) = largest_where(rows, &|r| {
-            fits(Cut {
-                samples: 1,
-                channels,
-                rows: r,
-            })
-        })? {
-            Cut {
-                samples: 1,
-                channels,
-                rows,
-            }
-        } else {
-            let channels = largest_where(channels, &|c| {
-                fits(Cut {
-                    samples: 1,
-                    channels: c,
-                    rows: 1,
-                })
-            })?
-            .unwrap_or(1);
-            let rows = largest_where(rows, &|r| {
-                fits(Cut {
-                    samples: 1,
-                    channels,
-                    rows: r,
-                })
-            })?
-            .unwrap_or(1);
-            Cut {
-                samples: 1,
-                channels,
-                rows,
-            }
+        let whole = Cut {
+            samples: g.batch,
+            channels: g.out_channels,
+            rows: g.h.output,
         };
-        let tiles = check(cut)?;
+        let named = [
+            ("input", &g.input_shape()[..]),
+            ("weight", &g.weight_shape()[..]),
+            ("output", &g.output_shape()[..]),
+        ];
+        let tiles = coarsest_cut(whole, true, &check)
+            .map_err(|e| split::unsplittable(gpu, OP, &named, e))?;
         if tiles.len() == 1 {
             return Err(too_large(
                 OP,
