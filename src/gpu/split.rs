@@ -16,8 +16,10 @@
 //! Pooling indices are per sample, so their chunks are copied like values (with their origin
 //! rebased) and the assembled tensor is valid for the whole batch.
 //!
-//! Not split yet: a single sample past the limit (that needs channel or row splits with a
-//! halo), and tensors past `max_buffer_size`.
+//! Chunks are sized by the memory budget too: each op passes its unsplit peak for a given
+//! number of samples (`gpu::memory`), and a chunk's copies plus that peak must fit what the
+//! budget leaves. conv2d and max pooling split within a sample as well (`gpu::split_conv`,
+//! `gpu::split_pool`), through `coarsest_cut` here.
 
 use crate::error::{too_large, Error, Result};
 use crate::gpu::memory::{self, Ledger};
@@ -235,7 +237,7 @@ pub(crate) fn unsplittable(gpu: &Gpu, op: &'static str, named: &[Named], finest:
 /// remainder (whose smaller geometry may plan differently).
 fn chunk_sizes(batch: usize, samples: usize) -> Vec<usize> {
     let mut sizes = vec![samples.min(batch)];
-    if batch % samples != 0 && batch > samples {
+    if !batch.is_multiple_of(samples) && batch > samples {
         sizes.push(batch % samples);
     }
     sizes

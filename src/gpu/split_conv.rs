@@ -111,7 +111,7 @@ impl Whole<'_> {
     fn tile(&self, [n0, o0, y0]: [usize; 3], [nb, ob, yb]: [usize; 3]) -> Result<Tile> {
         let g = self.g;
         let (per_group_out, per_group_in) = (g.out_channels_per_group(), g.in_channels_per_group());
-        let (c0, groups) = if o0 % per_group_out == 0 && ob % per_group_out == 0 {
+        let (c0, groups) = if o0.is_multiple_of(per_group_out) && ob.is_multiple_of(per_group_out) {
             (o0 / per_group_out * per_group_in, ob / per_group_out)
         } else {
             (o0 / per_group_out * per_group_in, 1)
