@@ -36,6 +36,12 @@ struct Pool2dUniforms {
     out_stride_c: u32,
     out_stride_h: u32,
     out_stride_w: u32,
+    // Added to every index: a band of rows split off a taller input numbers its positions as
+    // the whole input does (row0 * W, times C for TensorFlow's style).
+    index_base: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: Pool2dUniforms;
@@ -75,8 +81,9 @@ fn first_tap(start: i32, dilation: u32) -> u32 {
 
 fn flat_index(c: u32, h: u32, w: u32) -> u32 {
     // A select, not a branch: lavapipe turns even a uniform branch into masked control flow.
+    // index_base places a band of rows (a split within a sample) in its whole plane.
     let position = h * u.in_w + w;
-    return select(position, position * u.channels + c, u.index_style == 1u);
+    return select(position, position * u.channels + c, u.index_style == 1u) + u.index_base;
 }
 
 // The maximum of output (oh, ow)'s window in the plane of (n, c), and its flattened index. A value replaces the best when it is greater (the first maximum wins a tie) or
@@ -410,7 +417,7 @@ fn max_pool2d_backward_scan(
         for (var ow = 0u; ow < u.out_w; ow++) {
             let o = out_row + ow * u.out_stride_w;
             // Both layouts are dense, so row h starts W columns after row h - 1.
-            let at = base + src_indices[o] * scale;
+            let at = base + (src_indices[o] - u.index_base) * scale;
             dst[at] += src[o];
         }
     }

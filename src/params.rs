@@ -782,7 +782,7 @@ fn pool_axis(
 }
 
 /// All sizes of one max-pooling call, resolved and validated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Pool2dGeometry {
     pub batch: usize,
     pub channels: usize,
@@ -943,7 +943,7 @@ fn axis_tap(axis: &AxisGeometry, o: usize, i: usize) -> bool {
 }
 
 /// The resolved sizes of one spatial axis of a windowed op.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AxisGeometry {
     pub input: usize,
     pub kernel: usize,
@@ -1021,6 +1021,58 @@ impl AxisGeometry {
     pub fn effective_kernel(&self) -> usize {
         self.dilation * (self.kernel - 1) + 1
     }
+
+    /// The band of this axis that computes outputs `first .. first + count` on its own: the
+    /// first input row it reads, and its axis, whose input is the rows those windows reach
+    /// (their halo included) and whose padding is only what lies outside the real input, so
+    /// that an interior band's neighbours are real rows, not padding. Its output is `count`.
+    /// `None` when those windows reach no real row (they lie wholly in the padding).
+    pub fn output_band(&self, first: usize, count: usize) -> Option<(usize, AxisGeometry)> {
+        // Padded coordinates: window o reads rows o*stride .. o*stride + effective - 1.
+        let lo = first * self.stride;
+        let hi = (first + count - 1) * self.stride + self.effective_kernel();
+        let real_lo = lo.max(self.pad_before);
+        let real_hi = hi.min(self.pad_before + self.input);
+        if real_lo >= real_hi {
+            return None;
+        }
+        Some((
+            real_lo - self.pad_before,
+            AxisGeometry {
+                input: real_hi - real_lo,
+                pad_before: real_lo - lo,
+                pad_after: hi - real_hi,
+                output: count,
+                ..*self
+            },
+        ))
+    }
+
+    /// The outputs whose windows may reach inputs `first .. first + count`, for a pass that
+    /// gathers from outputs into inputs (max pooling's backward): the first output, and the
+    /// axis of the band, whose input is those `count` rows, whose output is those outputs
+    /// (at least one) and whose `pad_before` places output 0 of the band where the whole
+    /// axis has it (`first_output * stride - pad_before' = first - pad_before`).
+    pub fn input_band(&self, first: usize, count: usize) -> (usize, AxisGeometry) {
+        let reach = self.effective_kernel() - 1;
+        let top = first + self.pad_before;
+        let bottom = first + count - 1 + self.pad_before;
+        // The first window that can reach row `first`, but never one starting after it, so
+        // that the band's padding stays non-negative; at most the last output.
+        let start = top.saturating_sub(reach).div_ceil(self.stride);
+        let o0 = start.min(top / self.stride).min(self.output - 1);
+        let o1 = (bottom / self.stride + 1).clamp(o0 + 1, self.output);
+        (
+            o0,
+            AxisGeometry {
+                input: count,
+                pad_before: top - o0 * self.stride,
+                pad_after: 0,
+                output: o1 - o0,
+                ..*self
+            },
+        )
+    }
 }
 
 /// `dilation * (kernel - 1) + 1`, checked.
@@ -1067,7 +1119,7 @@ pub fn same_padding(
 }
 
 /// All sizes of one conv2d call, resolved and validated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dGeometry {
     pub batch: usize,
     pub in_channels: usize,

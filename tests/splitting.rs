@@ -10,7 +10,8 @@ use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
     conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
     max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
-    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
+    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, PoolVariant, SavedTensor,
+    Tolerance,
 };
 
 /// Bytes one storage binding may hold in these tests: a few samples of the shapes below.
@@ -317,27 +318,116 @@ fn split_calls_reuse_their_chunk_buffers() {
     assert_eq!(gpu.buffer_allocations(), after_first);
 }
 
+/// conv2d cases whose single sample is past the 1 KiB limit, as (input, weight) in NCHW/OIHW
+/// terms and parameters: row bands with their halo, output channels (the weight itself past
+/// the limit), groups split whole and within a group, dilation, stride, `Same` padding, flip.
+fn within_sample_conv_cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
+    let p = Conv2dParams::default;
+    vec![
+        (
+            [2, 3, 16, 16],
+            [4, 3, 3, 3],
+            p().with_padding(Padding::uniform(1)),
+        ),
+        (
+            [1, 3, 17, 13],
+            [5, 3, 3, 2],
+            p().with_stride_hw(2, 1)
+                .with_dilation_hw(2, 1)
+                .with_padding(Padding::explicit(3, 1, 0, 2))
+                .with_flip(true),
+        ),
+        (
+            [1, 2, 5, 40],
+            [16, 2, 3, 3],
+            p().with_padding(Padding::Same),
+        ),
+        (
+            [1, 8, 9, 12],
+            [12, 2, 3, 3],
+            p().with_groups(4)
+                .with_padding(Padding::uniform(2))
+                .with_dilation(2),
+        ),
+        // 2 groups of 12 output channels: a row of one group is past the limit, so channels
+        // split within each group.
+        (
+            [1, 4, 4, 24],
+            [24, 2, 1, 3],
+            p().with_groups(2).with_padding(Padding::Same),
+        ),
+    ]
+}
+
 #[test]
-fn one_sample_past_the_limit_is_too_large_and_says_why() {
+fn conv2d_splits_one_sample_over_rows_and_output_channels() {
+    for (variant, gpu) in limited_gpus() {
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            for (k, (xs, ws, p)) in within_sample_conv_cases().into_iter().enumerate() {
+                let p = p.with_layout(layout);
+                let x = data(layout.activation_shape(xs), 20 + k as u64);
+                let w = data(layout.weight_shape(ws), 30 + k as u64);
+                let b =
+                    ndarray::Array1::from_vec((0..ws[0]).map(|i| i as f32 * 0.125 - 0.5).collect());
+                let what = format!("{variant} {layout:?} case {k}");
+                let per_sample = xs[1..].iter().product::<usize>() * 4;
+                assert!(
+                    per_sample as u64 > LIMIT,
+                    "{what}: one sample must be past the limit"
+                );
+                let bt = GpuTensor::upload_1d(&gpu, b.view()).unwrap();
+                let got = conv2d_with_activation(
+                    &up(&gpu, &x, layout),
+                    &up(&gpu, &w, layout),
+                    Some(&bt),
+                    &p,
+                    Activation::LeakyRelu { slope: 0.1 },
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let want = cpu::conv2d_with_activation(
+                    x.view(),
+                    w.view(),
+                    Some(b.view()),
+                    &p,
+                    Activation::LeakyRelu { slope: 0.1 },
+                )
+                .unwrap();
+                assert_matches(&what, &got.read().unwrap(), &want, ws[1] * ws[2] * ws[3]);
+                // The estimate of the tiled call names its pieces and fits the binding.
+                let e = gpu
+                    .memory_required(&wgconv::gpu::OpCall::Conv2d {
+                        input: x.dim().into(),
+                        weight: w.dim().into(),
+                        bias: true,
+                        params: p,
+                        activation: Activation::LeakyRelu { slope: 0.1 },
+                    })
+                    .unwrap();
+                assert!(e.pieces > 1, "{what}: {e:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn rows_that_read_only_padding_cannot_be_a_band_and_say_so() {
     let Some((_, gpu)) = limited_gpus().into_iter().next() else {
         return;
     };
-    // One sample of 3x16x16 floats is 3072 bytes, above the 1024-byte limit.
-    let x = data([2, 3, 16, 16], 8);
-    let w = data([2, 3, 3, 3], 9);
+    // Padding 40 above 2 input rows: with 1 KiB bindings the top output rows must be bands of
+    // their own, and they read no input row.
+    let x = data([1, 1, 2, 200], 8);
+    let w = data([1, 1, 1, 1], 9);
+    let p = Conv2dParams::default().with_padding(Padding::explicit(40, 0, 0, 0));
     let e = wgconv::conv2d(
         &up(&gpu, &x, Layout::Nchw),
         &up(&gpu, &w, Layout::Nchw),
         None,
-        &Conv2dParams::default(),
+        &p,
     )
     .unwrap_err();
     assert!(matches!(e, Error::TooLarge { op: "conv2d", .. }), "{e:?}");
-    let msg = e.to_string();
-    assert!(
-        msg.contains("one sample of input") && msg.contains("1024"),
-        "{msg}"
-    );
+    assert!(e.to_string().contains("padding"), "{e}");
 }
 
 /// A 1x1 conv whose input (16 x 64 x 192 x 192 floats, 151 MB) is past lavapipe's 128 MiB
@@ -364,4 +454,143 @@ fn a_real_input_past_128_mib_gives_the_reference_answer() {
         .unwrap();
     let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
     assert_matches("big conv2d", &got, &want, 64);
+}
+
+/// Pooling cases whose single sample is past the 1 KiB limit: row bands with their halo (with
+/// dilation, ceil mode and -inf padding at the edges only), and channels when even one band of
+/// rows of all channels is past it.
+fn within_sample_pool_cases() -> Vec<([usize; 4], Pool2dParams)> {
+    vec![
+        (
+            [2, 3, 20, 20],
+            Pool2dParams::new(3, 3).with_stride(2).with_padding(1),
+        ),
+        (
+            [1, 2, 23, 17],
+            Pool2dParams::new(3, 2)
+                .with_stride_hw(2, 1)
+                .with_dilation(2)
+                .with_padding(1)
+                .with_ceil_mode(true),
+        ),
+        ([1, 64, 4, 4], Pool2dParams::new(2, 2).with_stride(1)),
+        // The blocked variant's quad forward on bands of rows (indices offset by the band's
+        // first row), and its plane scan backward on channel chunks of whole planes.
+        (
+            [1, 2, 16, 16],
+            Pool2dParams::new(3, 3).with_stride(2).with_padding(1),
+        ),
+        ([1, 32, 8, 8], Pool2dParams::new(2, 2)),
+    ]
+}
+
+#[test]
+fn pooling_and_its_backward_split_one_sample_over_rows_and_channels() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    for (variant, layout) in [PoolVariant::PerElement, PoolVariant::Blocked]
+        .into_iter()
+        .flat_map(|v| [(v, Layout::Nchw), (v, Layout::Nhwc)])
+    {
+        gpu.force_pool_variant(Some(variant));
+        for (k, (xs, p)) in within_sample_pool_cases().into_iter().enumerate() {
+            let shape = layout.activation_shape(xs);
+            let p = p.with_layout(layout);
+            let what = format!("{} {layout:?} case {k}", variant.name());
+            assert!(
+                (xs[1..].iter().product::<usize>() * 4) as u64 > LIMIT,
+                "{what}"
+            );
+            let x = data(shape, 40 + k as u64);
+            let xt = up(&gpu, &x, layout);
+            let estimate = gpu
+                .memory_required(&wgconv::gpu::OpCall::MaxPool2d {
+                    input: shape,
+                    params: p,
+                    with_indices: true,
+                })
+                .unwrap();
+            let in_use = gpu.memory_in_use() - gpu.pool_stats().free_bytes;
+            gpu.reset_peak_memory();
+            let (values, indices) =
+                max_pool2d_with_indices(&xt, &p).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let peak = gpu.pool_stats().peak_in_use_bytes - in_use;
+            assert!(estimate.pieces > 1, "{what}: {estimate:?}");
+            assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
+            let (want_v, want_i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+            assert_eq!(values.read().unwrap(), want_v, "{what} values");
+            assert_eq!(indices.read_indices().unwrap(), want_i, "{what} indices");
+            let inference = max_pool2d(&xt, &p).unwrap();
+            assert_eq!(inference.read().unwrap(), want_v, "{what} values only");
+
+            let dy = data(
+                p.geometry("t", shape).unwrap().output_shape(),
+                50 + k as u64,
+            );
+            let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+            let dyt = up(&gpu, &dy, layout);
+            let dx = max_pool2d_backward(&dyt, &indices, shape, &p)
+                .unwrap_or_else(|e| panic!("{what} backward: {e}"));
+            assert_matches(
+                &format!("{what} backward"),
+                &dx.read().unwrap(),
+                &want_dx,
+                9,
+            );
+            let uploaded = GpuTensor::upload_indices(&gpu, want_i.view(), layout).unwrap();
+            let dx = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
+            assert_matches(
+                &format!("{what} backward, uploaded indices"),
+                &dx.read().unwrap(),
+                &want_dx,
+                9,
+            );
+        }
+    }
+}
+
+#[test]
+fn tensorflow_indices_split_rows_but_never_channels() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    let tf = |p: Pool2dParams| {
+        p.with_layout(Layout::Nhwc)
+            .with_index_style(wgconv::IndexStyle::TensorFlow)
+    };
+    // Rows suffice: indices count (h * W + w) * C + c across the whole sample.
+    let shape = [1, 20, 20, 3];
+    let p = tf(Pool2dParams::new(3, 3).with_stride(2).with_padding(1));
+    let x = data(shape, 60);
+    let (values, indices) = max_pool2d_with_indices(&up(&gpu, &x, Layout::Nhwc), &p).unwrap();
+    let (want_v, want_i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+    assert_eq!(values.read().unwrap(), want_v);
+    assert_eq!(indices.read_indices().unwrap(), want_i);
+    let dy = data(p.geometry("t", shape).unwrap().output_shape(), 61);
+    let dx = max_pool2d_backward(&up(&gpu, &dy, Layout::Nhwc), &indices, shape, &p).unwrap();
+    let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+    assert_matches(
+        "TensorFlow indices backward",
+        &dx.read().unwrap(),
+        &want_dx,
+        9,
+    );
+    // A band of one output row of all 64 channels is past the limit: channels would have to
+    // split, which TensorFlow's indices do not allow.
+    let shape = [1, 4, 4, 64];
+    let x = data(shape, 62);
+    let e = max_pool2d_with_indices(&up(&gpu, &x, Layout::Nhwc), &tf(Pool2dParams::new(2, 2)))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooLarge {
+                op: "max_pool2d",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("1024"), "{e}");
 }

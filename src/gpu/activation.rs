@@ -4,10 +4,51 @@ use crate::activation::{Activation, SavedTensor};
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_same_gpu, submit, Dispatch};
+use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::split;
 use crate::gpu::uniforms::ActivationUniforms;
-use crate::gpu::GpuTensor;
+use crate::gpu::{Gpu, GpuTensor};
+
+/// The peak bytes of the kernel on tensors of `shape` unsplit: the result and uniforms.
+fn whole_bytes(gpu: &Gpu, shape: &[usize]) -> u64 {
+    memory::tensor_bytes(gpu, shape)
+        + memory::uniform_bytes(gpu, std::mem::size_of::<ActivationUniforms>())
+}
+
+fn with_batch(shape: &[usize], nb: usize) -> Vec<usize> {
+    let mut s = shape.to_vec();
+    s[0] = nb;
+    s
+}
+
+/// [`crate::gpu::Gpu::memory_required`] for activation_backward.
+pub(crate) fn memory(gpu: &Gpu, shape: &[usize]) -> Result<MemoryEstimate> {
+    const OP: &str = "activation_backward";
+    if shape.is_empty() || shape.contains(&0) {
+        return Err(invalid(
+            OP,
+            format!("tensor shape {shape:?} has a zero-sized dimension"),
+        ));
+    }
+    let output_bytes = memory::tensor_bytes(gpu, shape);
+    let avail = gpu.memory_available();
+    let split =
+        shape.len() == 4 && split::needed(gpu, &[shape], avail, || Ok(whole_bytes(gpu, shape)))?;
+    let (peak_bytes, pieces) = if split {
+        let inner = |nb| Ok(whole_bytes(gpu, &with_batch(shape, nb)));
+        let inputs = [("grad_output", shape), ("saved", shape)];
+        split::over_batch_peak(gpu, OP, &inputs, &[shape], avail, &inner)?
+    } else {
+        check_binding(gpu, OP, "grad_output", shape)?;
+        (whole_bytes(gpu, shape), 1)
+    };
+    Ok(MemoryEstimate {
+        peak_bytes,
+        output_bytes,
+        pieces,
+    })
+}
 
 /// `grad_output * f'(z)` elementwise on the GPU, from the saved forward tensor: the output of
 /// [`crate::conv2d_with_activation`] (`SavedTensor::Output`) or the same conv without its
@@ -38,9 +79,15 @@ pub fn activation_backward(
             ),
         ));
     }
-    if split::needed(gpu, &[grad_output.shape()]) && grad_output.shape().len() == 4 {
+    let shape = grad_output.shape();
+    if shape.len() == 4
+        && split::needed(gpu, &[shape], gpu.memory_available(), || {
+            Ok(whole_bytes(gpu, shape))
+        })?
+    {
         let inputs = [("grad_output", grad_output), ("saved", saved_tensor)];
-        return split::over_batch(gpu, OP, &inputs, grad_output.shape(), |t| {
+        let inner = |nb| Ok(whole_bytes(gpu, &with_batch(shape, nb)));
+        return split::over_batch(gpu, OP, &inputs, shape, &inner, |t| {
             activation_backward(&t[0], &t[1], activation, saved)
         });
     }

@@ -321,8 +321,16 @@ impl Gpu {
         bytes: u64,
         usage: wgpu::BufferUsages,
     ) -> Result<PooledBuffer> {
+        let max = self.size_class_cap(bytes, usage);
+        self.inner
+            .pool
+            .take(&self.inner.device, op, label, bytes, max, usage)
+    }
+
+    /// The most a request of `bytes` with `usage` may be rounded up to: its size class may
+    /// grow, but never past what the buffer will be bound as.
+    fn size_class_cap(&self, bytes: u64, usage: wgpu::BufferUsages) -> u64 {
         let limits = &self.inner.limits;
-        // The size class may round up, but never past what the buffer will be bound as.
         let max = if usage.contains(wgpu::BufferUsages::UNIFORM) {
             limits.max_uniform_buffer_binding_size
         } else if usage.contains(wgpu::BufferUsages::STORAGE) {
@@ -332,9 +340,25 @@ impl Gpu {
         } else {
             limits.max_buffer_size
         };
-        self.inner
-            .pool
-            .take(&self.inner.device, op, label, bytes, max.max(bytes), usage)
+        max.max(bytes)
+    }
+
+    /// The bytes a buffer of `bytes` with `usage` really occupies once taken from the pool
+    /// (its size class): what the memory estimates add up.
+    pub(crate) fn buffer_bytes(&self, bytes: u64, usage: wgpu::BufferUsages) -> u64 {
+        BufferPool::size_class(bytes, self.size_class_cap(bytes, usage))
+    }
+
+    /// Bytes the memory budget still allows beside the buffers in use now (idle pooled ones
+    /// are freed when needed), or `None` when there is no budget.
+    pub fn memory_available(&self) -> Option<u64> {
+        self.inner.pool.available()
+    }
+
+    /// Restarts [`PoolStats::peak_in_use_bytes`] from the bytes in use now, so that the peak of
+    /// the next calls can be compared with [`Gpu::memory_required`].
+    pub fn reset_peak_memory(&self) {
+        self.inner.pool.reset_peak();
     }
 
     /// The underlying wgpu device.

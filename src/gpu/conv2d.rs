@@ -3,14 +3,15 @@
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, conv_operands, submit};
+use crate::gpu::launch::{conv_operands, submit};
+use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::Kernel;
 use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
-use crate::gpu::split;
+use crate::gpu::split_conv;
 use crate::gpu::uniforms::Conv2dUniforms;
-use crate::gpu::GpuTensor;
 use crate::gpu::{conv2d_depthwise, conv2d_gemm, conv2d_packed};
+use crate::gpu::{Gpu, GpuTensor};
 use crate::params::{Conv2dGeometry, Conv2dParams};
 
 const OP: &str = "conv2d";
@@ -47,48 +48,18 @@ pub fn conv2d_with_activation(
     let layout = params.layout;
     let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
     let g = params.geometry(OP, input_shape, weight_shape, bias_len)?;
-    check_binding(gpu, OP, "weight", &g.weight_shape())?;
-    if split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
-        return split::over_batch(gpu, OP, &[("input", input)], &g.output_shape(), |x| {
-            conv2d_with_activation(&x[0], weight, bias, params, activation)
-        });
-    }
-    let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
-    let choice = planner::choose(gpu, OP, ConvPass::Forward, &g)?;
     let has_bias = bias.is_some();
-    let standard = vec![
-        Operand::Input,
-        Operand::Weight,
-        Operand::Bias,
-        Operand::Output,
-    ];
-    let plan = match choice.variant {
-        ConvVariant::Depthwise if conv2d_depthwise::forward_fits(&g) => {
-            conv2d_depthwise::forward(OP, &g, has_bias, activation, max_per_dimension)?
-        }
-        ConvVariant::Direct | ConvVariant::Depthwise => {
-            let grid = forward_grid(&g, max_per_dimension)?;
-            let uniforms = forward_uniforms(&g, has_bias, activation, grid.invocations);
-            Plan::single(Step::new(Kernel::Conv2dForward, &uniforms, grid, standard))
-        }
-        ConvVariant::Subgroup8 => {
-            let d = conv2d_gemm::forward(OP, &g, has_bias, activation, max_per_dimension)?;
-            Plan::single(Step::new(
-                Kernel::Conv2dGemmSubgroup8,
-                &d.uniforms,
-                d.grid,
-                standard,
-            ))
-        }
-        ConvVariant::Packed8 | ConvVariant::Tiled => conv2d_packed::forward(
-            OP,
-            choice.variant.packed_tiling().expect("a packed variant"),
-            &g,
-            has_bias,
-            activation,
-            max_per_dimension,
-        )?,
+    let whole = split_conv::Whole {
+        g: &g,
+        params,
+        has_bias,
+        activation,
     };
+    if whole.needs_split(gpu, gpu.memory_available())? {
+        return split_conv::run(input, weight, bias, whole);
+    }
+    let choice = planner::choose(gpu, OP, ConvPass::Forward, &g)?;
+    let plan = forward_plan(gpu, &g, choice.variant, has_bias, activation)?;
     let plan = ReadyPlan::new(gpu, OP, plan)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, OP, &g.output_shape(), layout)?;
@@ -104,6 +75,97 @@ pub fn conv2d_with_activation(
         submit(gpu, OP, &dispatches)?;
         Ok(output)
     })?
+}
+
+/// The dispatches of the forward pass of `g` with `variant`.
+fn forward_plan(
+    gpu: &Gpu,
+    g: &Conv2dGeometry,
+    variant: ConvVariant,
+    has_bias: bool,
+    activation: Activation,
+) -> Result<Plan> {
+    let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
+    let standard = vec![
+        Operand::Input,
+        Operand::Weight,
+        Operand::Bias,
+        Operand::Output,
+    ];
+    Ok(match variant {
+        ConvVariant::Depthwise if conv2d_depthwise::forward_fits(g) => {
+            conv2d_depthwise::forward(OP, g, has_bias, activation, max_per_dimension)?
+        }
+        ConvVariant::Direct | ConvVariant::Depthwise => {
+            let grid = forward_grid(g, max_per_dimension)?;
+            let uniforms = forward_uniforms(g, has_bias, activation, grid.invocations);
+            Plan::single(Step::new(Kernel::Conv2dForward, &uniforms, grid, standard))
+        }
+        ConvVariant::Subgroup8 => {
+            let d = conv2d_gemm::forward(OP, g, has_bias, activation, max_per_dimension)?;
+            Plan::single(Step::new(
+                Kernel::Conv2dGemmSubgroup8,
+                &d.uniforms,
+                d.grid,
+                standard,
+            ))
+        }
+        ConvVariant::Packed8 | ConvVariant::Tiled => conv2d_packed::forward(
+            OP,
+            variant.packed_tiling().expect("a packed variant"),
+            g,
+            has_bias,
+            activation,
+            max_per_dimension,
+        )?,
+    })
+}
+
+/// The peak bytes of the forward pass of `g` unsplit: the output, then the plan's scratch and
+/// uniforms (the most of any variant the planner may pick without timing).
+pub(crate) fn whole_bytes(
+    gpu: &Gpu,
+    g: &Conv2dGeometry,
+    has_bias: bool,
+    activation: Activation,
+) -> Result<u64> {
+    let plans = planner::candidates(gpu, OP, ConvPass::Forward, g)?
+        .into_iter()
+        .map(|v| forward_plan(gpu, g, v, has_bias, activation));
+    let plan = memory::most_plan_bytes(gpu, OP, plans)?;
+    Ok(memory::tensor_bytes(gpu, &g.output_shape()) + plan)
+}
+
+/// [`crate::gpu::Gpu::memory_required`] for conv2d.
+pub(crate) fn memory(
+    gpu: &Gpu,
+    input: [usize; 4],
+    weight: [usize; 4],
+    has_bias: bool,
+    params: &Conv2dParams,
+    activation: Activation,
+) -> Result<MemoryEstimate> {
+    let layout = params.layout;
+    let bias_len = has_bias.then_some(layout.logical_weight(weight)[0]);
+    let g = params.geometry(OP, input, weight, bias_len)?;
+    let output_bytes = memory::tensor_bytes(gpu, &g.output_shape());
+    let whole = split_conv::Whole {
+        g: &g,
+        params,
+        has_bias,
+        activation,
+    };
+    let avail = gpu.memory_available();
+    let (peak_bytes, pieces) = if whole.needs_split(gpu, avail)? {
+        split_conv::peak(gpu, whole, avail)?
+    } else {
+        (whole_bytes(gpu, &g, has_bias, activation)?, 1)
+    };
+    Ok(MemoryEstimate {
+        peak_bytes,
+        output_bytes,
+        pieces,
+    })
 }
 
 /// The dispatch of `conv2d_forward` for a geometry: one invocation per tile of

@@ -6,6 +6,7 @@ use crate::gpu::conv2d::{geometry_uniforms, FORWARD_CHANNEL_TILE};
 use crate::gpu::conv2d_gemm::{self, gcd, modular_inverse, SUBGROUP_COLUMNS};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, submit};
+use crate::gpu::memory::{self, Ledger, MemoryEstimate};
 use crate::gpu::pipelines::Kernel;
 use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
@@ -87,8 +88,19 @@ fn stride_phase(op: &'static str, stride: usize, dilation: usize) -> Result<(u32
 /// The input-gradient dispatches of the variant the planner picks: one for the direct kernel,
 /// one per stride phase for the GEMM kernels (after the repacking, for packed8).
 fn plan_input(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry, has_bias: bool) -> Result<Plan> {
-    let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
     let variant = planner::choose(gpu, op, ConvPass::InputGrad, g)?.variant;
+    plan_input_with(gpu, op, g, has_bias, variant)
+}
+
+/// [`plan_input`] with a given variant.
+fn plan_input_with(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    has_bias: bool,
+    variant: ConvVariant,
+) -> Result<Plan> {
+    let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
     let as_forward = conv2d_depthwise::input_grad_as_forward(g);
     Ok(match variant {
         ConvVariant::Depthwise if as_forward.is_some() => conv2d_depthwise::input_grad(
@@ -225,6 +237,17 @@ fn plan_reduction(
 }
 
 fn plan_weight(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> {
+    let variant = planner::choose(gpu, op, ConvPass::WeightGrad, g)?.variant;
+    plan_weight_with(gpu, op, g, variant)
+}
+
+/// [`plan_weight`] with a given variant.
+fn plan_weight_with(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    variant: ConvVariant,
+) -> Result<Plan> {
     let taps = g.h.kernel * g.w.kernel;
     let reduce_len = g.out_channels * g.in_channels_per_group() * taps;
     let unpacked = vec![
@@ -234,7 +257,7 @@ fn plan_weight(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> 
         Operand::Output,
     ];
     let subgroup_invocations = conv2d_gemm::weight_grad_subgroups_per_block(g) * SUBGROUP_COLUMNS;
-    match planner::choose(gpu, op, ConvPass::WeightGrad, g)?.variant {
+    match variant {
         // No depthwise weight-gradient kernel yet: the direct one serves.
         ConvVariant::Direct | ConvVariant::Depthwise => {
             let tiles = g.out_channels_per_group().div_ceil(CHANNEL_TILE);
@@ -334,6 +357,195 @@ fn plan_bias(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> {
     )
 }
 
+/// The peak bytes of the gradients `which` of `g` computed unsplit: each gradient with its
+/// scratch, then every dispatch's uniforms, all alive until the one submission.
+fn whole_bytes(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    which: GradSelection,
+) -> Result<u64> {
+    let most = |pass, plan: &dyn Fn(ConvVariant) -> Result<Plan>| {
+        let plans = planner::candidates(gpu, op, pass, g)?.into_iter().map(plan);
+        memory::most_plan_bytes(gpu, op, plans)
+    };
+    let mut total = 0;
+    if which.input {
+        total += memory::tensor_bytes(gpu, &g.input_shape())
+            + most(ConvPass::InputGrad, &|v| {
+                plan_input_with(gpu, op, g, false, v)
+            })?;
+    }
+    if which.weight {
+        total += memory::tensor_bytes(gpu, &g.weight_shape())
+            + most(ConvPass::WeightGrad, &|v| plan_weight_with(gpu, op, g, v))?;
+    }
+    if which.bias {
+        let plan = plan_bias(gpu, op, g)?;
+        total += memory::tensor_bytes(gpu, &[g.out_channels]) + memory::plan_bytes(gpu, &plan);
+    }
+    Ok(total)
+}
+
+/// The tensors a gradient selection binds: the input (or dx) only for dx and dw.
+fn bound_shapes(g: &Conv2dGeometry, which: GradSelection) -> Vec<Vec<usize>> {
+    if which.input || which.weight {
+        vec![g.input_shape().to_vec(), g.output_shape().to_vec()]
+    } else {
+        vec![g.output_shape().to_vec()]
+    }
+}
+
+/// Whether the gradients `which` must be split, with `avail` bytes left in the budget.
+fn must_split(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    which: GradSelection,
+    avail: Option<u64>,
+) -> Result<bool> {
+    let bound = bound_shapes(g, which);
+    let shapes: Vec<&[usize]> = bound.iter().map(Vec::as_slice).collect();
+    split::needed(gpu, &shapes, avail, || whole_bytes(gpu, op, g, which))
+}
+
+/// One gradient of `g` (the `which` given has exactly one selected) when split over the
+/// batch, with `avail` left in the budget: its peak and pieces, as [`backward_split`] runs it.
+fn split_grad_peak(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    which: GradSelection,
+    avail: Option<u64>,
+) -> Result<(u64, usize)> {
+    let inner = |nb| whole_bytes(gpu, op, &Conv2dGeometry { batch: nb, ..*g }, which);
+    let dy = g.output_shape();
+    if which.input {
+        split::over_batch_peak(
+            gpu,
+            op,
+            &[("grad_output", &dy)],
+            &[&g.input_shape()],
+            avail,
+            &inner,
+        )
+    } else if which.weight {
+        let x = g.input_shape();
+        let inputs = [("input", &x[..]), ("grad_output", &dy[..])];
+        split::sum_over_batch_peak(gpu, op, &inputs, g.batch, &g.weight_shape(), avail, &inner)
+    } else {
+        let inputs = [("grad_output", &dy[..])];
+        split::sum_over_batch_peak(gpu, op, &inputs, g.batch, &[g.out_channels], avail, &inner)
+    }
+}
+
+/// The gradients selected by `which`, one at a time: each gradient's result stays while the
+/// next is computed.
+fn each_grad(which: GradSelection) -> impl Iterator<Item = GradSelection> {
+    [
+        (which.input, GradSelection::INPUT),
+        (which.weight, GradSelection::WEIGHT),
+        (which.bias, GradSelection::BIAS),
+    ]
+    .into_iter()
+    .filter_map(|(on, one)| on.then_some(one))
+}
+
+/// The bytes of the one gradient `one` selects.
+fn grad_bytes(gpu: &Gpu, g: &Conv2dGeometry, one: GradSelection) -> u64 {
+    if one.input {
+        memory::tensor_bytes(gpu, &g.input_shape())
+    } else if one.weight {
+        memory::tensor_bytes(gpu, &g.weight_shape())
+    } else {
+        memory::tensor_bytes(gpu, &[g.out_channels])
+    }
+}
+
+/// [`crate::gpu::Gpu::memory_required`] for the conv2d gradients.
+pub(crate) fn backward_memory(
+    gpu: &Gpu,
+    input: [usize; 4],
+    weight: [usize; 4],
+    params: &Conv2dParams,
+    which: GradSelection,
+) -> Result<MemoryEstimate> {
+    const OP: &str = "conv2d_backward";
+    let g = params.geometry(OP, input, weight, None)?;
+    check_binding(gpu, OP, "weight", &g.weight_shape())?;
+    let output_bytes = each_grad(which).map(|one| grad_bytes(gpu, &g, one)).sum();
+    let avail = gpu.memory_available();
+    if !must_split(gpu, OP, &g, which, avail)? {
+        return Ok(MemoryEstimate {
+            peak_bytes: whole_bytes(gpu, OP, &g, which)?,
+            output_bytes,
+            pieces: 1,
+        });
+    }
+    let mut ledger = Ledger::default();
+    let mut pieces = 0;
+    for one in each_grad(which) {
+        let left = ledger.left(avail);
+        let (peak, n) = if must_split(gpu, OP, &g, one, left)? {
+            split_grad_peak(gpu, OP, &g, one, left)?
+        } else {
+            (whole_bytes(gpu, OP, &g, one)?, 1)
+        };
+        ledger.call(peak, grad_bytes(gpu, &g, one));
+        pieces += n;
+    }
+    Ok(MemoryEstimate {
+        peak_bytes: ledger.peak(),
+        output_bytes,
+        pieces,
+    })
+}
+
+/// [`crate::gpu::Gpu::memory_required`] for conv_transpose2d.
+pub(crate) fn transpose_memory(
+    gpu: &Gpu,
+    input: [usize; 4],
+    weight: [usize; 4],
+    has_bias: bool,
+    params: &ConvTranspose2dParams,
+) -> Result<MemoryEstimate> {
+    const OP: &str = "conv_transpose2d";
+    let bias_len = has_bias.then(|| params.layout.logical_weight(weight)[1] * params.groups);
+    let g = params.geometry(OP, input, weight, bias_len)?;
+    check_binding(gpu, OP, "weight", &g.weight_shape())?;
+    let output_bytes = memory::tensor_bytes(gpu, &g.input_shape());
+    let whole = |g: &Conv2dGeometry| transpose_whole_bytes(gpu, g, has_bias);
+    let avail = gpu.memory_available();
+    let shapes = [&g.output_shape()[..], &g.input_shape()[..]];
+    let (peak_bytes, pieces) = if split::needed(gpu, &shapes, avail, || whole(&g))? {
+        let inner = |nb| whole(&Conv2dGeometry { batch: nb, ..g });
+        split::over_batch_peak(
+            gpu,
+            OP,
+            &[("input", &g.output_shape())],
+            &[&g.input_shape()],
+            avail,
+            &inner,
+        )?
+    } else {
+        (whole(&g)?, 1)
+    };
+    Ok(MemoryEstimate {
+        peak_bytes,
+        output_bytes,
+        pieces,
+    })
+}
+
+/// The peak bytes of conv_transpose2d unsplit: its output, then the input-gradient plan.
+fn transpose_whole_bytes(gpu: &Gpu, g: &Conv2dGeometry, has_bias: bool) -> Result<u64> {
+    const OP: &str = "conv_transpose2d";
+    let plans = planner::candidates(gpu, OP, ConvPass::InputGrad, g)?
+        .into_iter()
+        .map(|v| plan_input_with(gpu, OP, g, has_bias, v));
+    Ok(memory::tensor_bytes(gpu, &g.input_shape()) + memory::most_plan_bytes(gpu, OP, plans)?)
+}
+
 /// Every conv2d gradient entry point lands here. Shapes come from tensors where the caller has
 /// them and from explicit shapes otherwise; all validation and planning happens before the
 /// first buffer is created.
@@ -369,15 +581,7 @@ fn backward(
         dims4(op, "grad_output", grad_output, params.layout)?,
     )?;
     check_binding(gpu, op, "weight", &g.weight_shape())?;
-    // The input (or dx) is bound only for dx and dw; the bias gradient reads grad_output alone.
-    let input_shape = g.input_shape();
-    let output_shape = g.output_shape();
-    let bound: &[&[usize]] = if which.input || which.weight {
-        &[&input_shape, &output_shape]
-    } else {
-        &[&output_shape]
-    };
-    if split::needed(gpu, bound) {
+    if must_split(gpu, op, &g, which, gpu.memory_available())? {
         return backward_split(op, &g, input, weight, grad_output, params, which);
     }
 
@@ -465,11 +669,21 @@ fn backward_split(
             w,
         )
     };
+    let inner = |sel: GradSelection| {
+        move |nb| whole_bytes(gpu, op, &Conv2dGeometry { batch: nb, ..*g }, sel)
+    };
+    // A gradient that fits on its own (the budget counting the ones already made) runs whole.
+    let split_one = |sel: GradSelection| must_split(gpu, op, g, sel, gpu.memory_available());
+    let whole_one = |sel: GradSelection| one(g.input_shape(), input, grad_output, sel);
     let input_grad = which
         .input
         .then(|| {
+            if !split_one(GradSelection::INPUT)? {
+                return Ok(whole_one(GradSelection::INPUT)?.input.expect("requested"));
+            }
             let inputs = [("grad_output", grad_output)];
-            split::over_batch(gpu, op, &inputs, &g.input_shape(), |c| {
+            let inner = inner(GradSelection::INPUT);
+            split::over_batch(gpu, op, &inputs, &g.input_shape(), &inner, |c| {
                 let grads = one(
                     chunk_shape(g.input_shape(), &c[0]),
                     None,
@@ -483,9 +697,13 @@ fn backward_split(
     let weight_grad = which
         .weight
         .then(|| {
+            if !split_one(GradSelection::WEIGHT)? {
+                return Ok(whole_one(GradSelection::WEIGHT)?.weight.expect("requested"));
+            }
             let x = input.expect("dw needs the input tensor");
             let inputs = [("input", x), ("grad_output", grad_output)];
-            split::sum_over_batch(gpu, op, &inputs, g.batch, &g.weight_shape(), |c| {
+            let inner = inner(GradSelection::WEIGHT);
+            split::sum_over_batch(gpu, op, &inputs, g.batch, &g.weight_shape(), &inner, |c| {
                 let grads = one(
                     c[0].dims4().expect("4-D"),
                     Some(&c[0]),
@@ -499,8 +717,12 @@ fn backward_split(
     let bias_grad = which
         .bias
         .then(|| {
+            if !split_one(GradSelection::BIAS)? {
+                return Ok(whole_one(GradSelection::BIAS)?.bias.expect("requested"));
+            }
             let inputs = [("grad_output", grad_output)];
-            split::sum_over_batch(gpu, op, &inputs, g.batch, &[g.out_channels], |c| {
+            let inner = inner(GradSelection::BIAS);
+            split::sum_over_batch(gpu, op, &inputs, g.batch, &[g.out_channels], &inner, |c| {
                 let grads = one(
                     chunk_shape(g.input_shape(), &c[0]),
                     None,
@@ -622,10 +844,18 @@ pub fn conv_transpose2d(
     let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
     let g = params.geometry(OP, input_shape, weight_shape, bias_len)?;
     check_binding(gpu, OP, "weight", &g.weight_shape())?;
-    if split::needed(gpu, &[&g.output_shape(), &g.input_shape()]) {
-        return split::over_batch(gpu, OP, &[("input", input)], &g.input_shape(), |x| {
-            conv_transpose2d(&x[0], weight, bias, params)
-        });
+    let whole = |g: &Conv2dGeometry| transpose_whole_bytes(gpu, g, bias.is_some());
+    let shapes = [&g.output_shape()[..], &g.input_shape()[..]];
+    if split::needed(gpu, &shapes, gpu.memory_available(), || whole(&g))? {
+        let inner = |nb| whole(&Conv2dGeometry { batch: nb, ..g });
+        return split::over_batch(
+            gpu,
+            OP,
+            &[("input", input)],
+            &g.input_shape(),
+            &inner,
+            |x| conv_transpose2d(&x[0], weight, bias, params),
+        );
     }
     let plan = ReadyPlan::new(gpu, OP, plan_input(gpu, OP, &g, bias.is_some())?)?;
     gpu.capture(OP, || -> Result<GpuTensor> {

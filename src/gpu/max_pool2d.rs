@@ -3,14 +3,15 @@
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{check_binding, check_layout, check_same_gpu, dims4, submit, Dispatch};
+use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::{compiled, Kernel};
-use crate::gpu::split;
+use crate::gpu::split_pool::{self, Pass, Split};
 use crate::gpu::tensor::{Contents, IndexOrigin};
 use crate::gpu::uniforms::Pool2dUniforms;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::{IndexStyle, Layout, Pool2dGeometry, Pool2dParams};
 
-fn uniforms(g: &Pool2dGeometry, invocations: u32) -> Pool2dUniforms {
+fn uniforms(g: &Pool2dGeometry, invocations: u32, index_base: u32) -> Pool2dUniforms {
     // Geometry validation bounds every size by u32::MAX elements, so these casts are exact.
     let u = |v: usize| v as u32;
     let input_strides = g.layout.activation_strides(g.input_sizes());
@@ -43,6 +44,8 @@ fn uniforms(g: &Pool2dGeometry, invocations: u32) -> Pool2dUniforms {
         out_stride_c: u(output_strides[1]),
         out_stride_h: u(output_strides[2]),
         out_stride_w: u(output_strides[3]),
+        index_base,
+        ..Default::default()
     }
 }
 
@@ -138,6 +141,73 @@ impl PoolVariant {
 /// gather form (one invocation per input element) is faster unless forced.
 const SCAN_MIN_PLANES: usize = 16;
 
+/// The peak bytes of a pooling forward pass unsplit: values, indices, uniforms.
+pub(crate) fn forward_whole_bytes(gpu: &Gpu, g: &Pool2dGeometry, with_indices: bool) -> u64 {
+    let out = memory::tensor_bytes(gpu, &g.output_shape());
+    out * (1 + u64::from(with_indices)) + memory::uniform_bytes(gpu, POOL_UNIFORMS)
+}
+
+/// The peak bytes of a pooling backward pass unsplit: the input gradient and uniforms.
+pub(crate) fn backward_whole_bytes(gpu: &Gpu, g: &Pool2dGeometry) -> u64 {
+    memory::tensor_bytes(gpu, &g.input_shape()) + memory::uniform_bytes(gpu, POOL_UNIFORMS)
+}
+
+const POOL_UNIFORMS: usize = std::mem::size_of::<Pool2dUniforms>();
+
+/// [`crate::gpu::Gpu::memory_required`] for max pooling.
+pub(crate) fn forward_memory(
+    gpu: &Gpu,
+    input: [usize; 4],
+    params: &Pool2dParams,
+    with_indices: bool,
+) -> Result<MemoryEstimate> {
+    const OP: &str = "max_pool2d";
+    let g = params.geometry(OP, input)?;
+    let output_bytes = memory::tensor_bytes(gpu, &g.output_shape()) * (1 + u64::from(with_indices));
+    let split = Split {
+        op: OP,
+        g: &g,
+        pass: Pass::Forward { with_indices },
+    };
+    estimate(
+        gpu,
+        split,
+        output_bytes,
+        forward_whole_bytes(gpu, &g, with_indices),
+    )
+}
+
+/// [`crate::gpu::Gpu::memory_required`] for the max-pooling backward pass.
+pub(crate) fn backward_memory(
+    gpu: &Gpu,
+    input: [usize; 4],
+    params: &Pool2dParams,
+) -> Result<MemoryEstimate> {
+    const OP: &str = "max_pool2d_backward";
+    let g = params.geometry(OP, input)?;
+    let output_bytes = memory::tensor_bytes(gpu, &g.input_shape());
+    let split = Split {
+        op: OP,
+        g: &g,
+        pass: Pass::Backward,
+    };
+    estimate(gpu, split, output_bytes, backward_whole_bytes(gpu, &g))
+}
+
+fn estimate(gpu: &Gpu, split: Split, output_bytes: u64, whole: u64) -> Result<MemoryEstimate> {
+    let avail = gpu.memory_available();
+    let (peak_bytes, pieces) = if split.needs_split(gpu, avail)? {
+        split_pool::peak(gpu, split, avail)?
+    } else {
+        (whole, 1)
+    };
+    Ok(MemoryEstimate {
+        peak_bytes,
+        output_bytes,
+        pieces,
+    })
+}
+
 /// Max pooling for inference: the pooled values only (no index buffer is written).
 pub fn max_pool2d(input: &GpuTensor, params: &Pool2dParams) -> Result<GpuTensor> {
     Ok(forward(input, params, false)?.0)
@@ -164,60 +234,55 @@ fn forward(
     let gpu = input.gpu();
     let layout = params.layout;
     let g = params.geometry(OP, dims4(OP, "input", input, layout)?)?;
-    if split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
-        let values =
-            gpu.capture(OP, || GpuTensor::uninit(gpu, OP, &g.output_shape(), layout))??;
-        let indices = with_indices
-            .then(|| {
-                let origin = IndexOrigin::Pooled {
-                    input_shape: g.input_shape(),
-                    params: *params,
-                };
-                gpu.capture(OP, || {
-                    GpuTensor::uninit_indices(gpu, OP, &g.output_shape(), layout, origin)
-                })?
-            })
-            .transpose()?;
-        let outputs: Vec<&GpuTensor> = std::iter::once(&values).chain(indices.as_ref()).collect();
-        split::over_batch_into(gpu, OP, &[("input", input)], &outputs, |x| {
-            let (v, i) = forward(&x[0], params, with_indices)?;
-            Ok(std::iter::once(v).chain(i).collect())
-        })?;
-        return Ok((values, indices));
+    let origin = IndexOrigin::Pooled {
+        input_shape: g.input_shape(),
+        params: *params,
+    };
+    let split = Split {
+        op: OP,
+        g: &g,
+        pass: Pass::Forward { with_indices },
+    };
+    if split.needs_split(gpu, gpu.memory_available())? {
+        return split_pool::forward(input, split, origin);
     }
-    check_binding(gpu, OP, "input", &g.input_shape())?;
-    check_binding(gpu, OP, "output", &g.output_shape())?;
+    dispatch_forward(OP, input, &g, with_indices, 0, origin)
+}
+
+/// One forward dispatch over all of `g`, whose indices start at `index_base` (a band's first
+/// row in the whole plane) and carry `origin`.
+pub(crate) fn dispatch_forward(
+    op: &'static str,
+    input: &GpuTensor,
+    g: &Pool2dGeometry,
+    with_indices: bool,
+    index_base: u32,
+    origin: IndexOrigin,
+) -> Result<(GpuTensor, Option<GpuTensor>)> {
+    let gpu = input.gpu();
+    let layout = g.layout;
+    check_binding(gpu, op, "input", &g.input_shape())?;
+    check_binding(gpu, op, "output", &g.output_shape())?;
     let outputs = g.output_shape().iter().product::<usize>();
-    let kernel_id = PoolVariant::choose(gpu, &g, false).forward_kernel(&g, with_indices);
+    let kernel_id = PoolVariant::choose(gpu, g, false).forward_kernel(g, with_indices);
     let quads = matches!(
         kernel_id,
         Kernel::MaxPool2dForwardQuads | Kernel::MaxPool2dForwardQuadsWithIndices
     );
-    let grid = grid(gpu, OP, if quads { outputs / 4 } else { outputs })?;
-    let uniforms = uniforms(&g, grid.invocations);
-    let kernel = compiled(gpu, OP, kernel_id)?;
-    gpu.capture(OP, || -> Result<(GpuTensor, Option<GpuTensor>)> {
-        let values = GpuTensor::uninit(gpu, OP, &g.output_shape(), layout)?;
+    let grid = grid(gpu, op, if quads { outputs / 4 } else { outputs })?;
+    let uniforms = uniforms(g, grid.invocations, index_base);
+    let kernel = compiled(gpu, op, kernel_id)?;
+    gpu.capture(op, || -> Result<(GpuTensor, Option<GpuTensor>)> {
+        let values = GpuTensor::uninit(gpu, op, &g.output_shape(), layout)?;
         let indices = with_indices
-            .then(|| {
-                GpuTensor::uninit_indices(
-                    gpu,
-                    OP,
-                    &g.output_shape(),
-                    layout,
-                    IndexOrigin::Pooled {
-                        input_shape: g.input_shape(),
-                        params: *params,
-                    },
-                )
-            })
+            .then(|| GpuTensor::uninit_indices(gpu, op, &g.output_shape(), layout, origin))
             .transpose()?;
         let index_buffer = indices
             .as_ref()
             .map_or(&gpu.inner.placeholder_rw, |t| t.buffer());
         submit(
             gpu,
-            OP,
+            op,
             &[Dispatch {
                 kernel: &kernel,
                 label: kernel_id.entry_point(),
@@ -291,34 +356,52 @@ pub fn max_pool2d_backward(
             }
         }
     }
-    if split::needed(gpu, &[&g.input_shape(), &g.output_shape()]) {
-        let inputs = [("grad_output", grad_output), ("indices", indices)];
-        return split::over_batch(gpu, OP, &inputs, &g.input_shape(), |c| {
-            let mut chunk_input = input_shape;
-            chunk_input[0] = c[0].shape()[0];
-            max_pool2d_backward(&c[0], &c[1], chunk_input, params)
-        });
+    let split = Split {
+        op: OP,
+        g: &g,
+        pass: Pass::Backward,
+    };
+    if split.needs_split(gpu, gpu.memory_available())? {
+        return split_pool::backward(grad_output, indices, split);
     }
-    check_binding(gpu, OP, "grad_input", &g.input_shape())?;
-    check_binding(gpu, OP, "grad_output", &g.output_shape())?;
-    let kernel_id = PoolVariant::choose(gpu, &g, true).backward_kernel(&g);
+    dispatch_backward(OP, grad_output, indices, &g, 0, true)
+}
+
+/// One backward dispatch over all of `g`, whose indices start at `index_base`. `whole_rows`
+/// says whether `g` spans its planes' every row: in a band of rows, windows at the edges may
+/// name rows outside it, which the gather form skips but the plane scan would write to.
+pub(crate) fn dispatch_backward(
+    op: &'static str,
+    grad_output: &GpuTensor,
+    indices: &GpuTensor,
+    g: &Pool2dGeometry,
+    index_base: u32,
+    whole_rows: bool,
+) -> Result<GpuTensor> {
+    let gpu = grad_output.gpu();
+    check_binding(gpu, op, "grad_input", &g.input_shape())?;
+    check_binding(gpu, op, "grad_output", &g.output_shape())?;
+    let kernel_id = match PoolVariant::choose(gpu, g, true).backward_kernel(g) {
+        Kernel::MaxPool2dBackwardScan if !whole_rows => Kernel::MaxPool2dBackward,
+        kernel => kernel,
+    };
     let grid = if kernel_id == Kernel::MaxPool2dBackwardScan {
         DispatchGrid::for_invocations_in(
-            OP,
+            op,
             (g.batch * g.channels) as u64,
             Kernel::MaxPool2dBackwardScan.workgroup_size(),
             gpu.limits().max_compute_workgroups_per_dimension,
         )?
     } else {
-        grid(gpu, OP, g.input_shape().iter().product::<usize>())?
+        grid(gpu, op, g.input_shape().iter().product::<usize>())?
     };
-    let uniforms = uniforms(&g, grid.invocations);
-    let kernel = compiled(gpu, OP, kernel_id)?;
-    gpu.capture(OP, || -> Result<GpuTensor> {
-        let dx = GpuTensor::uninit(gpu, OP, &g.input_shape(), params.layout)?;
+    let uniforms = uniforms(g, grid.invocations, index_base);
+    let kernel = compiled(gpu, op, kernel_id)?;
+    gpu.capture(op, || -> Result<GpuTensor> {
+        let dx = GpuTensor::uninit(gpu, op, &g.input_shape(), g.layout)?;
         submit(
             gpu,
-            OP,
+            op,
             &[Dispatch {
                 kernel: &kernel,
                 label: kernel_id.entry_point(),

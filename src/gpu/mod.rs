@@ -7,15 +7,19 @@ pub mod conv2d_backward;
 pub mod conv2d_depthwise;
 pub mod conv2d_gemm;
 pub mod conv2d_packed;
+mod copy;
 pub mod dispatch;
 mod launch;
 pub mod max_pool2d;
+pub mod memory;
 pub mod pipelines;
 pub mod plan;
 pub mod planner;
 pub mod pool;
 mod profiler;
 mod split;
+mod split_conv;
+mod split_pool;
 mod tensor;
 pub mod tuning;
 pub mod uniforms;
@@ -28,6 +32,7 @@ pub use conv2d_backward::{
     conv_transpose2d,
 };
 pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices, PoolVariant};
+pub use memory::{MemoryEstimate, OpCall};
 pub use planner::{ConvPass, ConvVariant};
 pub use pool::{PoolStats, PooledBuffer};
 pub use tensor::{Contents, GpuTensor, IndexOrigin};

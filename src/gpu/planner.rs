@@ -164,6 +164,34 @@ pub fn choose(gpu: &Gpu, op: &'static str, pass: ConvPass, g: &Conv2dGeometry) -
     Ok(plan(gpu, pass, g))
 }
 
+/// The variants [`choose`] may return for this pass, found without timing anything: the one
+/// it would return, or, when tuning is on and nothing is cached for this shape, every variant
+/// the device can run (the tuner's pick is one of them). Memory estimates plan each.
+pub(crate) fn candidates(
+    gpu: &Gpu,
+    op: &'static str,
+    pass: ConvPass,
+    g: &Conv2dGeometry,
+) -> Result<Vec<ConvVariant>> {
+    if tuning::variant_being_timed().is_some() || gpu.forced_conv_variant().is_some() {
+        return Ok(vec![choose(gpu, op, pass, g)?.variant]);
+    }
+    if let Some(tuner) = gpu.tuner() {
+        let cached = tuner
+            .cached(&tuning::cache_key(gpu, pass, g))
+            .filter(|v| v.available(gpu).is_ok());
+        return Ok(match cached {
+            Some(v) => vec![v],
+            None => ConvVariant::ALL
+                .iter()
+                .copied()
+                .filter(|v| v.available(gpu).is_ok())
+                .collect(),
+        });
+    }
+    Ok(vec![plan(gpu, pass, g).variant])
+}
+
 /// The planner's own pick, ignoring any forced variant.
 pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
     let channels = pass.tile_channels(g);

@@ -52,6 +52,10 @@ pub struct PoolStats {
     pub live_bytes: u64,
     /// The memory budget, if one is set ([`crate::Gpu::set_memory_budget`]).
     pub budget: Option<u64>,
+    /// The most bytes of buffers handed out and not yet returned (`live_bytes - free_bytes`)
+    /// at any moment since the `Gpu` was made or [`crate::Gpu::reset_peak_memory`]: what
+    /// [`crate::Gpu::memory_required`] predicts for one call.
+    pub peak_in_use_bytes: u64,
 }
 
 #[derive(Default)]
@@ -120,6 +124,7 @@ impl BufferPool {
                 self.create(device, op, label, size, usage)?
             }
         };
+        self.note_peak();
         Ok(PooledBuffer {
             buffer: Some(buffer),
             pool: Arc::clone(self),
@@ -182,6 +187,31 @@ impl BufferPool {
             .entry((size, buffer.usage()))
             .or_default()
             .push(buffer);
+    }
+
+    /// Raises the in-use high-water mark to what is in use now.
+    fn note_peak(&self) {
+        let free = lock(&self.free).bytes;
+        let mut stats = lock(&self.stats);
+        stats.peak_in_use_bytes = stats
+            .peak_in_use_bytes
+            .max(stats.live_bytes.saturating_sub(free));
+    }
+
+    /// Starts the in-use high-water mark again from what is in use now.
+    pub fn reset_peak(&self) {
+        let free = lock(&self.free).bytes;
+        let mut stats = lock(&self.stats);
+        stats.peak_in_use_bytes = stats.live_bytes.saturating_sub(free);
+    }
+
+    /// Bytes the budget still allows beside the buffers in use (idle ones can be freed), or
+    /// `None` without a budget.
+    pub fn available(&self) -> Option<u64> {
+        let free = lock(&self.free).bytes;
+        let stats = lock(&self.stats);
+        let in_use = stats.live_bytes.saturating_sub(free);
+        stats.budget.map(|b| b.saturating_sub(in_use))
     }
 
     pub fn stats(&self) -> PoolStats {

@@ -52,6 +52,11 @@ pub enum IndexOrigin {
 type MapReceiver =
     futures_intrusive::channel::shared::OneshotReceiver<Result<(), wgpu::BufferAsyncError>>;
 
+/// How every tensor's buffer may be used: bound as storage, and copied from and into.
+pub(crate) fn tensor_usage() -> wgpu::BufferUsages {
+    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
+}
+
 const F32_BYTES: u64 = std::mem::size_of::<f32>() as u64;
 
 impl GpuTensor {
@@ -241,7 +246,7 @@ impl GpuTensor {
     }
 
     fn usage() -> wgpu::BufferUsages {
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
+        tensor_usage()
     }
 
     /// Size in bytes of the values, rejecting empty tensors and buffers the device cannot create.

@@ -71,6 +71,7 @@ uniform_struct! {
         dilation_h, dilation_w, invocations, index_style,
         in_stride_n, in_stride_c, in_stride_h, in_stride_w,
         out_stride_n, out_stride_c, out_stride_h, out_stride_w,
+        index_base, _pad0, _pad1, _pad2,
     }
 }
 

@@ -1,0 +1,215 @@
+//! Device memory a call will take at its peak, worked out without allocating or dispatching: the figure the splitter sizes its pieces by, and what `Gpu::memory_required` reports.
+//!
+//! Each op's estimate follows the order in which that op takes buffers from the pool and
+//! gives them back (outputs, chunk copies, scratch, reduction partials, uniforms), counting
+//! each buffer at its size class, so it equals the high-water mark of
+//! [`PoolStats::peak_in_use_bytes`](crate::gpu::PoolStats) over the call. Idle pooled buffers
+//! are not counted: the budget frees them before it fails.
+
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::gpu::plan::Plan;
+use crate::gpu::uniforms::Conv2dUniforms;
+use crate::gpu::Gpu;
+use crate::grads::GradSelection;
+use crate::params::{Conv2dParams, ConvTranspose2dParams, Pool2dParams};
+
+/// Bytes of the conv2d family's uniform struct, which every reduction pass also uploads.
+pub(crate) const CONV_UNIFORMS: usize = std::mem::size_of::<Conv2dUniforms>();
+
+/// A call to describe to [`Gpu::memory_required`]: the op, the shapes of its tensors (in the
+/// parameters' layout) and its parameters, as the op itself would take them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpCall {
+    /// [`crate::conv2d`] / [`crate::conv2d_with_activation`].
+    Conv2d {
+        input: [usize; 4],
+        weight: [usize; 4],
+        bias: bool,
+        params: Conv2dParams,
+        activation: Activation,
+    },
+    /// [`crate::conv2d_backward`] with the gradients `which` selects (the single-gradient
+    /// entry points are the same call with one gradient selected).
+    Conv2dBackward {
+        input: [usize; 4],
+        weight: [usize; 4],
+        params: Conv2dParams,
+        which: GradSelection,
+    },
+    /// [`crate::conv_transpose2d`].
+    ConvTranspose2d {
+        input: [usize; 4],
+        weight: [usize; 4],
+        bias: bool,
+        params: ConvTranspose2dParams,
+    },
+    /// [`crate::max_pool2d`], or [`crate::max_pool2d_with_indices`] with `with_indices`.
+    MaxPool2d {
+        input: [usize; 4],
+        params: Pool2dParams,
+        with_indices: bool,
+    },
+    /// [`crate::max_pool2d_backward`] for a pooled input of `input` (its shape).
+    MaxPool2dBackward {
+        input: [usize; 4],
+        params: Pool2dParams,
+    },
+    /// [`crate::activation_backward`] on tensors of `shape`.
+    ActivationBackward { shape: Vec<usize> },
+}
+
+/// What [`Gpu::memory_required`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// The most bytes of device buffers the call holds at once: its outputs, the copies of
+    /// its pieces when it splits, scratch, reduction partials and uniforms, each at its pooled
+    /// size class. Buffers alive before the call (its inputs) are not included.
+    pub peak_bytes: u64,
+    /// Bytes of the buffers the call returns (its outputs), included in `peak_bytes`.
+    pub output_bytes: u64,
+    /// How many pieces the call runs as: 1 unsplit, more when it splits over the batch,
+    /// channels or rows to fit the binding limit or the memory budget.
+    pub pieces: usize,
+}
+
+impl Gpu {
+    /// The device memory `call` would need on this `Gpu` now, given its storage-binding
+    /// limit, memory budget (and what is in use), forced variant or tuning cache: validates
+    /// the call as the op would, plans it and its splitting, and allocates and dispatches
+    /// nothing. A call that would fail (bad shapes, too large, over the budget) gives the
+    /// op's own error. With tuning on and no cached choice for a shape, the estimate takes the
+    /// variant with the most scratch (the tuner's own timing runs are not included).
+    pub fn memory_required(&self, call: &OpCall) -> Result<MemoryEstimate> {
+        match call {
+            OpCall::Conv2d {
+                input,
+                weight,
+                bias,
+                params,
+                activation,
+            } => crate::gpu::conv2d::memory(self, *input, *weight, *bias, params, *activation),
+            OpCall::Conv2dBackward {
+                input,
+                weight,
+                params,
+                which,
+            } => {
+                crate::gpu::conv2d_backward::backward_memory(self, *input, *weight, params, *which)
+            }
+            OpCall::ConvTranspose2d {
+                input,
+                weight,
+                bias,
+                params,
+            } => {
+                crate::gpu::conv2d_backward::transpose_memory(self, *input, *weight, *bias, params)
+            }
+            OpCall::MaxPool2d {
+                input,
+                params,
+                with_indices,
+            } => crate::gpu::max_pool2d::forward_memory(self, *input, params, *with_indices),
+            OpCall::MaxPool2dBackward { input, params } => {
+                crate::gpu::max_pool2d::backward_memory(self, *input, params)
+            }
+            OpCall::ActivationBackward { shape } => crate::gpu::activation::memory(self, shape),
+        }
+    }
+}
+
+/// Allocations and frees in the order a call makes them, with the peak reached.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Ledger {
+    now: u64,
+    peak: u64,
+}
+
+impl Ledger {
+    pub fn alloc(&mut self, bytes: u64) {
+        self.now += bytes;
+        self.peak = self.peak.max(self.now);
+    }
+
+    pub fn free(&mut self, bytes: u64) {
+        self.now = self.now.saturating_sub(bytes);
+    }
+
+    /// A nested step whose own peak is `peak` and which leaves `kept` bytes allocated.
+    pub fn call(&mut self, peak: u64, kept: u64) {
+        self.peak = self.peak.max(self.now + peak);
+        self.now += kept;
+    }
+
+    pub fn peak(&self) -> u64 {
+        self.peak
+    }
+
+    /// What a budget of `avail` bytes still leaves after what this ledger holds now.
+    pub fn left(&self, avail: Option<u64>) -> Option<u64> {
+        avail.map(|a| a.saturating_sub(self.now))
+    }
+}
+
+/// Bytes a tensor of `shape` (f32 or u32 elements) occupies in the pool.
+pub(crate) fn tensor_bytes(gpu: &Gpu, shape: &[usize]) -> u64 {
+    let bytes = shape
+        .iter()
+        .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64))
+        .unwrap_or(u64::MAX);
+    gpu.buffer_bytes(bytes, crate::gpu::tensor::tensor_usage())
+}
+
+/// Bytes of one dispatch's uniform buffer of `len` bytes.
+pub(crate) fn uniform_bytes(gpu: &Gpu, len: usize) -> u64 {
+    gpu.buffer_bytes(
+        len as u64,
+        wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+    )
+}
+
+/// Bytes a plan allocates beside its outputs: its scratch buffers and one uniform buffer per
+/// step, all alive until its submission.
+pub(crate) fn plan_bytes(gpu: &Gpu, plan: &Plan) -> u64 {
+    let scratch: u64 = plan
+        .scratch
+        .iter()
+        .map(|&floats| tensor_bytes(gpu, &[floats]))
+        .sum();
+    let uniforms: u64 = plan
+        .steps
+        .iter()
+        .map(|s| uniform_bytes(gpu, s.uniforms.len()))
+        .sum();
+    scratch + uniforms
+}
+
+/// The most [`plan_bytes`] of the plans that can be made; the first error if none can.
+/// A plan whose scratch cannot be bound is an error, as when the op makes it ready.
+pub(crate) fn most_plan_bytes(
+    gpu: &Gpu,
+    op: &'static str,
+    plans: impl IntoIterator<Item = Result<Plan>>,
+) -> Result<u64> {
+    let mut most: Option<u64> = None;
+    let mut first_error = None;
+    for plan in plans {
+        let checked = plan.and_then(|p| {
+            for &floats in &p.scratch {
+                crate::gpu::launch::check_binding(gpu, op, "packed scratch", &[floats])?;
+            }
+            Ok(p)
+        });
+        match checked {
+            Ok(p) => most = Some(most.unwrap_or(0).max(plan_bytes(gpu, &p))),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (most, first_error) {
+        (Some(bytes), _) => Ok(bytes),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(0),
+    }
+}
