@@ -71,9 +71,10 @@ struct Conv2dUniforms {
 @group(0) @binding(2) var<storage, read> src_b: array<f32>;
 @group(0) @binding(3) var<storage, read> src_c: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
-// The input and output seen as vec4s, for the depthwise quad kernel only (an entry point may use
-// one view of a binding, never both).
+// Bindings seen as vec4s, for the depthwise quad kernels only (an entry point may use one view
+// of a binding, never both).
 @group(0) @binding(1) var<storage, read> src_a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> src_b4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> dst4: array<vec4<f32>>;
 
 const WORKGROUP_SIZE: u32 = 64u;
@@ -395,16 +396,65 @@ fn reduce_partials(
     dst[index] = acc;
 }
 
+// The inputs of taps kx = 0, 1, 2 of the four windows of depthwise quad q on input row iy
+// (clamped into the input; the caller masks a row outside it), each a vec4 over the four
+// outputs. The windows span input columns B - 1 .. B + 8 (B = 4q * stride_w), which four
+// aligned vec4 loads cover; each tap's inputs are a swizzle of those, picked by selects on the
+// stride and the padding.
+struct DepthwiseTaps {
+    t0: vec4<f32>,
+    t1: vec4<f32>,
+    t2: vec4<f32>,
+}
+
+fn depthwise_row_taps(plane: u32, iy: i32, q: u32) -> DepthwiseTaps {
+    let row_vec4s = u.in_w / 4u;
+    let row = (plane * u.in_h + u32(clamp(iy, 0, i32(u.in_h) - 1))) * row_vec4s;
+    let v = q * u.stride_w;
+    let left = src_a4[row + max(v, 1u) - 1u];
+    let mid = src_a4[row + v];
+    let right = src_a4[row + min(v + 1u, row_vec4s - 1u)];
+    let next = src_a4[row + min(v + 2u, row_vec4s - 1u)];
+    // e[m]: input column B - pad_left + m.
+    let odd = u.pad_left == 1u;
+    let e0 = select(mid, vec4<f32>(left.w, mid.xyz), odd);
+    let e4 = select(right, vec4<f32>(mid.w, right.xyz), odd);
+    let e8 = select(next.x, right.w, odd);
+    // Output j's tap kx reads e[j * stride_w + kx].
+    let stride2 = u.stride_w == 2u;
+    return DepthwiseTaps(
+        select(e0, vec4<f32>(e0.x, e0.z, e4.x, e4.z), stride2),
+        select(vec4<f32>(e0.yzw, e4.x), vec4<f32>(e0.y, e0.w, e4.y, e4.w), stride2),
+        select(vec4<f32>(e0.zw, e4.xy), vec4<f32>(e0.z, e4.x, e4.z, e8), stride2),
+    );
+}
+
+// Which of the four outputs of quad q have tap kx = 0, 1, 2 inside the row and the kernel.
+struct DepthwiseLiveness {
+    l0: vec4<bool>,
+    l1: vec4<bool>,
+    l2: vec4<bool>,
+}
+
+fn depthwise_column_liveness(q: u32) -> DepthwiseLiveness {
+    let first = i32(4u * q * u.stride_w) - i32(u.pad_left);
+    let cols = vec4<i32>(first) + vec4<i32>(0, 1, 2, 3) * i32(u.stride_w);
+    let in_w = vec4<i32>(i32(u.in_w));
+    return DepthwiseLiveness(
+        cols >= vec4<i32>(0) & cols < in_w,
+        cols + vec4<i32>(1) < in_w & vec4<bool>(u.kernel_w > 1u),
+        cols + vec4<i32>(2) < in_w & vec4<bool>(u.kernel_w > 2u),
+    );
+}
+
 // Depthwise forward (one input channel per group, any channel multiplier) on dense NCHW:
 // src_a4 = input as vec4s, src_b = weight (any layout; a flip goes through w_base and the
 // strides), src_c = bias [C_out] (if has_bias), dst4 = output as vec4s. One invocation: four
 // neighbouring outputs (n, oc, oy, 4q .. 4q+3), accumulated as one vec4. The host checks the
 // shape: windows at most 3x3, column stride 1 or 2, dilation_w 1, pad_left at most 1, in_w and
-// out_w multiples of 4; rows take any stride, dilation and padding. The four windows then span
-// input columns B - 1 .. B + 8 of each row (B = 4q * stride_w), which four aligned vec4 loads
-// cover, and every tap's four inputs are a swizzle of those, picked by selects on the stride
-// and the padding. Straight-line code (three rows, each masked outside the input or the
-// kernel): on lavapipe, which runs loads lane by lane and pays for loops, this makes 12 vec4
+// out_w multiples of 4; rows take any stride, dilation and padding. Straight-line taps (see
+// depthwise_row_taps), three rows each masked outside the input or the kernel: on lavapipe,
+// which runs loads lane by lane and pays for loops, this makes 12 vec4
 // loads and 9 weight loads serve 36 multiply-adds, where the direct kernel's channel tiles
 // would idle three lanes of four on a depthwise layer.
 @compute @workgroup_size(64)
@@ -426,15 +476,7 @@ fn conv2d_depthwise_quads(
     let n = rest / u.out_channels;
     let plane = n * u.in_channels + oc / u.out_channels_per_group;
 
-    // Column liveness of tap kx for the four outputs: inside the row and the kernel.
-    let stride2 = u.stride_w == 2u;
-    let first = i32(4u * q * u.stride_w) - i32(u.pad_left);
-    let cols = vec4<i32>(first) + vec4<i32>(0, 1, 2, 3) * i32(u.stride_w);
-    let in_w = vec4<i32>(i32(u.in_w));
-    let live0 = cols >= vec4<i32>(0) & cols < in_w;
-    let live1 = cols + vec4<i32>(1) < in_w & vec4<bool>(u.kernel_w > 1u);
-    let live2 = cols + vec4<i32>(2) < in_w & vec4<bool>(u.kernel_w > 2u);
-
+    let live = depthwise_column_liveness(q);
     // Taps past the kernel are masked; their weights are read from a real tap.
     let w_oc = u.w_base + oc * u.w_stride_o;
     let kw = vec3<u32>(0u, min(1u, u.kernel_w - 1u), min(2u, u.kernel_w - 1u)) * u.w_stride_w;
@@ -444,33 +486,97 @@ fn conv2d_depthwise_quads(
         let iy = y0 + i32(ky * u.dilation_h);
         let row_live = vec4<bool>(ky < u.kernel_h && iy >= 0 && iy < i32(u.in_h));
         let w_row = w_oc + min(ky, u.kernel_h - 1u) * u.w_stride_h;
-        let w0 = src_b[w_row + kw.x];
-        let w1 = src_b[w_row + kw.y];
-        let w2 = src_b[w_row + kw.z];
-        let row_vec4s = u.in_w / 4u;
-        let row = (plane * u.in_h + u32(clamp(iy, 0, i32(u.in_h) - 1))) * row_vec4s;
-        let v = q * u.stride_w;
-        let left = src_a4[row + max(v, 1u) - 1u];
-        let mid = src_a4[row + v];
-        let right = src_a4[row + min(v + 1u, row_vec4s - 1u)];
-        let next = src_a4[row + min(v + 2u, row_vec4s - 1u)];
-        // e[m]: input column first + m (relative to B, one column left with pad_left 1).
-        let odd = u.pad_left == 1u;
-        let e0 = select(mid, vec4<f32>(left.w, mid.xyz), odd);
-        let e4 = select(right, vec4<f32>(mid.w, right.xyz), odd);
-        let e8 = select(next.x, right.w, odd);
-        // Output j's tap kx reads e[j * stride_w + kx].
-        let t0 = select(e0, vec4<f32>(e0.x, e0.z, e4.x, e4.z), stride2);
-        let t1 = select(vec4<f32>(e0.yzw, e4.x), vec4<f32>(e0.y, e0.w, e4.y, e4.w), stride2);
-        let t2 = select(vec4<f32>(e0.zw, e4.xy), vec4<f32>(e0.z, e4.x, e4.z, e8), stride2);
+        let t = depthwise_row_taps(plane, iy, q);
         // A tap outside the input adds no term at all (not 0 * w), as in the CPU reference.
-        acc += select(vec4<f32>(0.0), t0 * w0, row_live & live0);
-        acc += select(vec4<f32>(0.0), t1 * w1, row_live & live1);
-        acc += select(vec4<f32>(0.0), t2 * w2, row_live & live2);
+        acc += select(vec4<f32>(0.0), t.t0 * src_b[w_row + kw.x], row_live & live.l0);
+        acc += select(vec4<f32>(0.0), t.t1 * src_b[w_row + kw.y], row_live & live.l1);
+        acc += select(vec4<f32>(0.0), t.t2 * src_b[w_row + kw.z], row_live & live.l2);
     }
     var bias = 0.0;
     if (u.has_bias != 0u) {
         bias = src_c[oc];
     }
     dst4[index] = activate(acc + vec4<f32>(bias));
+}
+
+// Depthwise weight gradient, pass 1 of a blocked reduction over the N*OH rows of grad_output,
+// on the shapes the depthwise forward serves. src_a4 = input, src_b4 = grad_output (both dense
+// NCHW, as vec4s), dst = partial sums [blocks, weight elements], each block's partials laid out
+// like the weight. One invocation: all (at most 9) taps of one output channel over one block of
+// rows (n, oy), walking each row a quad of outputs at a time: the quad's grad_output is one
+// vec4 load and each tap's four inputs come from depthwise_row_taps, so a quad costs 13 vec4
+// loads for 36 multiply-adds, in fixed order (rows, then quads, then the four lanes summed).
+@compute @workgroup_size(64)
+fn conv2d_depthwise_weight_grad_quads(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
+    }
+    let oc = index % u.out_channels;
+    let block = index / u.out_channels;
+    let ic = oc / u.out_channels_per_group;
+    let quads = u.out_w / 4u;
+    var a00 = vec4<f32>(0.0);
+    var a01 = vec4<f32>(0.0);
+    var a02 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0);
+    var a12 = vec4<f32>(0.0);
+    var a20 = vec4<f32>(0.0);
+    var a21 = vec4<f32>(0.0);
+    var a22 = vec4<f32>(0.0);
+    let rows = u.batch * u.out_h;
+    let row_end = min(rows, (block + 1u) * u.rows_per_block);
+    for (var r = block * u.rows_per_block; r < row_end; r++) {
+        let n = r / u.out_h;
+        let oy = r % u.out_h;
+        let plane = n * u.in_channels + ic;
+        let y0 = i32(oy * u.stride_h) - i32(u.pad_top);
+        let iy0 = y0;
+        let iy1 = y0 + i32(u.dilation_h);
+        let iy2 = y0 + i32(2u * u.dilation_h);
+        let live0 = vec4<bool>(iy0 >= 0 && iy0 < i32(u.in_h));
+        let live1 = vec4<bool>(u.kernel_h > 1u && iy1 >= 0 && iy1 < i32(u.in_h));
+        let live2 = vec4<bool>(u.kernel_h > 2u && iy2 >= 0 && iy2 < i32(u.in_h));
+        let dy_row = ((n * u.out_channels + oc) * u.out_h + oy) * quads;
+        for (var q = 0u; q < quads; q++) {
+            let dy = src_b4[dy_row + q];
+            let live = depthwise_column_liveness(q);
+            let zero = vec4<f32>(0.0);
+            let t0 = depthwise_row_taps(plane, iy0, q);
+            a00 += select(zero, t0.t0 * dy, live0 & live.l0);
+            a01 += select(zero, t0.t1 * dy, live0 & live.l1);
+            a02 += select(zero, t0.t2 * dy, live0 & live.l2);
+            let t1 = depthwise_row_taps(plane, iy1, q);
+            a10 += select(zero, t1.t0 * dy, live1 & live.l0);
+            a11 += select(zero, t1.t1 * dy, live1 & live.l1);
+            a12 += select(zero, t1.t2 * dy, live1 & live.l2);
+            let t2 = depthwise_row_taps(plane, iy2, q);
+            a20 += select(zero, t2.t0 * dy, live2 & live.l0);
+            a21 += select(zero, t2.t1 * dy, live2 & live.l1);
+            a22 += select(zero, t2.t2 * dy, live2 & live.l2);
+        }
+    }
+    let one = vec4<f32>(1.0);
+    let base = block * u.reduce_len + u.w_base + oc * u.w_stride_o;
+    let sh = u.w_stride_h;
+    let sw = u.w_stride_w;
+    // Taps past the kernel have nowhere to go (their sums are zero).
+    dst[base] = dot(a00, one);
+    if (u.kernel_w > 1u) { dst[base + sw] = dot(a01, one); }
+    if (u.kernel_w > 2u) { dst[base + 2u * sw] = dot(a02, one); }
+    if (u.kernel_h > 1u) {
+        dst[base + sh] = dot(a10, one);
+        if (u.kernel_w > 1u) { dst[base + sh + sw] = dot(a11, one); }
+        if (u.kernel_w > 2u) { dst[base + sh + 2u * sw] = dot(a12, one); }
+    }
+    if (u.kernel_h > 2u) {
+        dst[base + 2u * sh] = dot(a20, one);
+        if (u.kernel_w > 1u) { dst[base + 2u * sh + sw] = dot(a21, one); }
+        if (u.kernel_w > 2u) { dst[base + 2u * sh + 2u * sw] = dot(a22, one); }
+    }
 }

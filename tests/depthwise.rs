@@ -234,5 +234,31 @@ fn depthwise_variant_matches_the_reference_on_a_mobilenet_layer() {
         .unwrap();
         let r = compare(got.view(), want.view(), Tolerance::for_reduction(9));
         assert!(r.passed(), "stride {stride}\n{r}");
+
+        // Both gradients: dx by the flipped forward at stride 1 (direct at stride 2), dw by
+        // the depthwise split-K kernel over 2 x 32 / stride rows.
+        let dy = rng.array4(g.output_shape());
+        let want =
+            cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+        let got = conv2d_backward(
+            &upload(&gpu, &x, Layout::Nchw),
+            &upload(&gpu, &w, Layout::Nchw),
+            &upload(&gpu, &dy, Layout::Nchw),
+            &p,
+            GradSelection::ALL,
+        )
+        .unwrap();
+        let r = compare(
+            got.input.unwrap().read().unwrap().view(),
+            want.input.unwrap().view(),
+            Tolerance::for_reduction(9),
+        );
+        assert!(r.passed(), "dx, stride {stride}\n{r}");
+        let r = compare(
+            got.weight.unwrap().read().unwrap().view(),
+            want.weight.unwrap().view(),
+            Tolerance::for_reduction(g.batch * g.h.output * g.w.output),
+        );
+        assert!(r.passed(), "dw, stride {stride}\n{r}");
     }
 }

@@ -258,7 +258,17 @@ fn plan_weight_with(
     ];
     let subgroup_invocations = conv2d_gemm::weight_grad_subgroups_per_block(g) * SUBGROUP_COLUMNS;
     match variant {
-        // No depthwise weight-gradient kernel yet: the direct one serves.
+        ConvVariant::Depthwise if conv2d_depthwise::forward_fits(g) => plan_reduction(
+            gpu,
+            op,
+            g,
+            Plan::default(),
+            Kernel::Conv2dDepthwiseWeightGradQuads,
+            unpacked,
+            g.out_channels,
+            reduce_len,
+            |_, u| bytemuck::bytes_of(&u).to_vec(),
+        ),
         ConvVariant::Direct | ConvVariant::Depthwise => {
             let tiles = g.out_channels_per_group().div_ceil(CHANNEL_TILE);
             plan_reduction(

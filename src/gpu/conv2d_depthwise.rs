@@ -1,4 +1,4 @@
-//! Host side of the depthwise quad kernel: which shapes it serves, for the forward and (as a flipped forward) the input gradient.
+//! Host side of the depthwise quad kernels: which shapes they serve, for the forward, the weight gradient and (as a flipped forward) the input gradient.
 
 use crate::activation::Activation;
 use crate::error::Result;

@@ -113,6 +113,8 @@ pub enum Kernel {
     ReducePartials,
     /// Depthwise forward, four outputs of a row per invocation from vec4 loads.
     Conv2dDepthwiseQuads,
+    /// Depthwise weight gradient, pass 1: every tap of one channel over a block of rows.
+    Conv2dDepthwiseWeightGradQuads,
     /// Max pooling, values only (inference).
     MaxPool2dForward,
     /// Max pooling, values and argmax indices.
@@ -147,6 +149,7 @@ impl Kernel {
         Kernel::Conv2dGemmTiled,
         Kernel::Conv2dWeightGradTiled,
         Kernel::Conv2dDepthwiseQuads,
+        Kernel::Conv2dDepthwiseWeightGradQuads,
         Kernel::MaxPool2dForward,
         Kernel::MaxPool2dForwardWithIndices,
         Kernel::MaxPool2dBackward,
@@ -163,7 +166,8 @@ impl Kernel {
             | Kernel::Conv2dBackwardWeightPartial
             | Kernel::Conv2dBackwardBiasPartial
             | Kernel::ReducePartials
-            | Kernel::Conv2dDepthwiseQuads => Shader::Conv2d,
+            | Kernel::Conv2dDepthwiseQuads
+            | Kernel::Conv2dDepthwiseWeightGradQuads => Shader::Conv2d,
             Kernel::Conv2dGemmSubgroup8 | Kernel::Conv2dWeightGradSubgroup8 => {
                 Shader::Conv2dSubgroup
             }
@@ -199,6 +203,7 @@ impl Kernel {
             Kernel::Conv2dGemmTiled => "conv2d_gemm_tiled",
             Kernel::Conv2dWeightGradTiled => "conv2d_weight_grad_tiled",
             Kernel::Conv2dDepthwiseQuads => "conv2d_depthwise_quads",
+            Kernel::Conv2dDepthwiseWeightGradQuads => "conv2d_depthwise_weight_grad_quads",
             Kernel::MaxPool2dForward => "max_pool2d_forward",
             Kernel::MaxPool2dForwardWithIndices => "max_pool2d_forward_with_indices",
             Kernel::MaxPool2dBackward => "max_pool2d_backward",

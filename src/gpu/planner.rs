@@ -27,10 +27,11 @@ pub enum ConvVariant {
     /// real GPUs, where workgroup memory is fast and loads are coalesced; portable.
     Tiled,
     /// Depthwise layers (one input channel per group) on dense NCHW: four outputs of a row
-    /// per invocation from aligned vec4 loads (`conv2d_depthwise_quads`), for the forward and
-    /// for a unit-stride input gradient (a flipped forward), where the shape allows (windows
-    /// up to 3x3, column stride 1 or 2, widths multiples of 4); every other pass and shape runs
-    /// the direct kernels. Portable.
+    /// per invocation from aligned vec4 loads (`conv2d_depthwise_quads`), for the forward, a
+    /// unit-stride input gradient (a flipped forward) and the weight gradient (split-K,
+    /// `conv2d_depthwise_weight_grad_quads`), where the shape allows (windows up to 3x3,
+    /// column stride 1 or 2, widths multiples of 4); every other pass and shape runs the
+    /// direct kernels. Portable.
     Depthwise,
 }
 
@@ -207,7 +208,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
     let depthwise = match pass {
         ConvPass::Forward => conv2d_depthwise::forward_fits(g),
         ConvPass::InputGrad => conv2d_depthwise::input_grad_as_forward(g).is_some(),
-        ConvPass::WeightGrad => false,
+        ConvPass::WeightGrad => conv2d_depthwise::forward_fits(g),
     };
     let (variant, reason) = match ConvVariant::Subgroup8.available(gpu) {
         _ if depthwise => (
