@@ -71,11 +71,6 @@ struct Conv2dUniforms {
 @group(0) @binding(2) var<storage, read> src_b: array<f32>;
 @group(0) @binding(3) var<storage, read> src_c: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
-// Bindings seen as vec4s, for the depthwise quad kernels only (an entry point may use one view
-// of a binding, never both).
-@group(0) @binding(1) var<storage, read> src_a4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> src_b4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> dst4: array<vec4<f32>>;
 
 const WORKGROUP_SIZE: u32 = 64u;
 // Channels per invocation in the tiled kernels (FORWARD_CHANNEL_TILE on the host).
@@ -398,9 +393,11 @@ fn reduce_partials(
 
 // The inputs of taps kx = 0, 1, 2 of the four windows of depthwise quad q on input row iy
 // (clamped into the input; the caller masks a row outside it), each a vec4 over the four
-// outputs. The windows span input columns B - 1 .. B + 8 (B = 4q * stride_w), which four
-// aligned vec4 loads cover; each tap's inputs are a swizzle of those, picked by selects on the
-// stride and the padding.
+// outputs. The windows span input columns B - 1 .. B + 8 (B = 4q * stride_w): ten loads from
+// clamped addresses, straight-line, which lavapipe turns into gathers across lanes (as fast
+// here as aligned vec4 loads, measured, and free of any alignment condition on the width);
+// each tap's inputs are then a swizzle of those, picked by selects on the stride and the
+// padding.
 struct DepthwiseTaps {
     t0: vec4<f32>,
     t1: vec4<f32>,
@@ -408,13 +405,14 @@ struct DepthwiseTaps {
 }
 
 fn depthwise_row_taps(plane: u32, iy: i32, q: u32) -> DepthwiseTaps {
-    let row_vec4s = u.in_w / 4u;
-    let row = (plane * u.in_h + u32(clamp(iy, 0, i32(u.in_h) - 1))) * row_vec4s;
-    let v = q * u.stride_w;
-    let left = src_a4[row + max(v, 1u) - 1u];
-    let mid = src_a4[row + v];
-    let right = src_a4[row + min(v + 1u, row_vec4s - 1u)];
-    let next = src_a4[row + min(v + 2u, row_vec4s - 1u)];
+    let row = (plane * u.in_h + u32(clamp(iy, 0, i32(u.in_h) - 1))) * u.in_w;
+    // left.w is column B - 1, mid and right columns B .. B + 7, next.x column B + 8.
+    let b = i32(4u * q * u.stride_w);
+    let last = i32(u.in_w) - 1;
+    let left = vec4<f32>(0.0, 0.0, 0.0, src_a[row + u32(clamp(b - 1, 0, last))]);
+    let mid = vec4<f32>(src_a[row + u32(clamp(b, 0, last))], src_a[row + u32(clamp(b + 1, 0, last))], src_a[row + u32(clamp(b + 2, 0, last))], src_a[row + u32(clamp(b + 3, 0, last))]);
+    let right = vec4<f32>(src_a[row + u32(clamp(b + 4, 0, last))], src_a[row + u32(clamp(b + 5, 0, last))], src_a[row + u32(clamp(b + 6, 0, last))], src_a[row + u32(clamp(b + 7, 0, last))]);
+    let next = vec4<f32>(src_a[row + u32(clamp(b + 8, 0, last))], 0.0, 0.0, 0.0);
     // e[m]: input column B - pad_left + m.
     let odd = u.pad_left == 1u;
     let e0 = select(mid, vec4<f32>(left.w, mid.xyz), odd);
@@ -429,7 +427,8 @@ fn depthwise_row_taps(plane: u32, iy: i32, q: u32) -> DepthwiseTaps {
     );
 }
 
-// Which of the four outputs of quad q have tap kx = 0, 1, 2 inside the row and the kernel.
+// Which of the four outputs of quad q exist (a row's last quad may be short) and have tap
+// kx = 0, 1, 2 inside the row and the kernel.
 struct DepthwiseLiveness {
     l0: vec4<bool>,
     l1: vec4<bool>,
@@ -440,21 +439,23 @@ fn depthwise_column_liveness(q: u32) -> DepthwiseLiveness {
     let first = i32(4u * q * u.stride_w) - i32(u.pad_left);
     let cols = vec4<i32>(first) + vec4<i32>(0, 1, 2, 3) * i32(u.stride_w);
     let in_w = vec4<i32>(i32(u.in_w));
+    let exists = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(u.out_w);
     return DepthwiseLiveness(
-        cols >= vec4<i32>(0) & cols < in_w,
-        cols + vec4<i32>(1) < in_w & vec4<bool>(u.kernel_w > 1u),
-        cols + vec4<i32>(2) < in_w & vec4<bool>(u.kernel_w > 2u),
+        exists & cols >= vec4<i32>(0) & cols < in_w,
+        exists & cols + vec4<i32>(1) < in_w & vec4<bool>(u.kernel_w > 1u),
+        exists & cols + vec4<i32>(2) < in_w & vec4<bool>(u.kernel_w > 2u),
     );
 }
 
 // Depthwise forward (one input channel per group, any channel multiplier) on dense NCHW:
-// src_a4 = input as vec4s, src_b = weight (any layout; a flip goes through w_base and the
-// strides), src_c = bias [C_out] (if has_bias), dst4 = output as vec4s. One invocation: four
-// neighbouring outputs (n, oc, oy, 4q .. 4q+3), accumulated as one vec4. The host checks the
-// shape: windows at most 3x3, column stride 1 or 2, dilation_w 1, pad_left at most 1, in_w and
-// out_w multiples of 4; rows take any stride, dilation and padding. Straight-line taps (see
-// depthwise_row_taps), three rows each masked outside the input or the kernel: on lavapipe,
-// which runs loads lane by lane and pays for loops, this makes 12 vec4
+// src_a = input, src_b = weight (any layout; a flip goes through w_base and the strides),
+// src_c = bias [C_out] (if has_bias), dst = output. One invocation: an
+// output row (n, oc, oy), its nine weights loaded once, walked a quad of neighbouring outputs
+// (4q .. 4q+3) at a time, each accumulated as one vec4 (from the bias). The host checks the
+// shape: windows at most 3x3, column stride 1 or 2, dilation_w 1, pad_left at most 1; rows
+// take any stride, dilation and padding. Straight-line taps (see depthwise_row_taps), three
+// rows each masked outside the input or the kernel: on lavapipe, which runs loads lane by
+// lane and pays for loops, this makes 30
 // loads and 9 weight loads serve 36 multiply-adds, where the direct kernel's channel tiles
 // would idle three lanes of four on a depthwise layer.
 @compute @workgroup_size(64)
@@ -467,45 +468,60 @@ fn conv2d_depthwise_quads(
     if (index >= u.invocations) {
         return;
     }
-    let quads = u.out_w / 4u;
-    let q = index % quads;
-    var rest = index / quads;
-    let oy = rest % u.out_h;
-    rest = rest / u.out_h;
+    let oy = index % u.out_h;
+    let rest = index / u.out_h;
     let oc = rest % u.out_channels;
     let n = rest / u.out_channels;
     let plane = n * u.in_channels + oc / u.out_channels_per_group;
 
-    let live = depthwise_column_liveness(q);
-    // Taps past the kernel are masked; their weights are read from a real tap.
+    // The (at most 3x3) weights, loaded once for the row; taps past the kernel are masked
+    // and read a real tap.
     let w_oc = u.w_base + oc * u.w_stride_o;
-    let kw = vec3<u32>(0u, min(1u, u.kernel_w - 1u), min(2u, u.kernel_w - 1u)) * u.w_stride_w;
+    let kx1 = min(1u, u.kernel_w - 1u) * u.w_stride_w;
+    let kx2 = min(2u, u.kernel_w - 1u) * u.w_stride_w;
+    let w_row1 = w_oc + min(1u, u.kernel_h - 1u) * u.w_stride_h;
+    let w_row2 = w_oc + min(2u, u.kernel_h - 1u) * u.w_stride_h;
+    let w0 = vec3<f32>(src_b[w_oc], src_b[w_oc + kx1], src_b[w_oc + kx2]);
+    let w1 = vec3<f32>(src_b[w_row1], src_b[w_row1 + kx1], src_b[w_row1 + kx2]);
+    let w2 = vec3<f32>(src_b[w_row2], src_b[w_row2 + kx1], src_b[w_row2 + kx2]);
     let y0 = i32(oy * u.stride_h) - i32(u.pad_top);
-    var acc = vec4<f32>(0.0);
-    for (var ky = 0u; ky < 3u; ky++) {
-        let iy = y0 + i32(ky * u.dilation_h);
-        let row_live = vec4<bool>(ky < u.kernel_h && iy >= 0 && iy < i32(u.in_h));
-        let w_row = w_oc + min(ky, u.kernel_h - 1u) * u.w_stride_h;
-        let t = depthwise_row_taps(plane, iy, q);
-        // A tap outside the input adds no term at all (not 0 * w), as in the CPU reference.
-        acc += select(vec4<f32>(0.0), t.t0 * src_b[w_row + kw.x], row_live & live.l0);
-        acc += select(vec4<f32>(0.0), t.t1 * src_b[w_row + kw.y], row_live & live.l1);
-        acc += select(vec4<f32>(0.0), t.t2 * src_b[w_row + kw.z], row_live & live.l2);
-    }
+    let iy1 = y0 + i32(u.dilation_h);
+    let iy2 = y0 + i32(2u * u.dilation_h);
+    let live0 = vec4<bool>(y0 >= 0 && y0 < i32(u.in_h));
+    let live1 = vec4<bool>(u.kernel_h > 1u && iy1 >= 0 && iy1 < i32(u.in_h));
+    let live2 = vec4<bool>(u.kernel_h > 2u && iy2 >= 0 && iy2 < i32(u.in_h));
     var bias = 0.0;
     if (u.has_bias != 0u) {
         bias = src_c[oc];
     }
-    dst4[index] = activate(acc + vec4<f32>(bias));
+    let quads = (u.out_w + 3u) / 4u;
+    for (var q = 0u; q < quads; q++) {
+        let live = depthwise_column_liveness(q);
+        // A tap outside the input adds no term at all (not 0 * w), as in the CPU reference.
+        var acc = vec4<f32>(bias);
+        let t0 = depthwise_row_taps(plane, y0, q);
+        acc += select(vec4<f32>(0.0), t0.t0 * w0.x, live0 & live.l0);
+        acc += select(vec4<f32>(0.0), t0.t1 * w0.y, live0 & live.l1);
+        acc += select(vec4<f32>(0.0), t0.t2 * w0.z, live0 & live.l2);
+        let t1 = depthwise_row_taps(plane, iy1, q);
+        acc += select(vec4<f32>(0.0), t1.t0 * w1.x, live1 & live.l0);
+        acc += select(vec4<f32>(0.0), t1.t1 * w1.y, live1 & live.l1);
+        acc += select(vec4<f32>(0.0), t1.t2 * w1.z, live1 & live.l2);
+        let t2 = depthwise_row_taps(plane, iy2, q);
+        acc += select(vec4<f32>(0.0), t2.t0 * w2.x, live2 & live.l0);
+        acc += select(vec4<f32>(0.0), t2.t1 * w2.y, live2 & live.l1);
+        acc += select(vec4<f32>(0.0), t2.t2 * w2.z, live2 & live.l2);
+        store4(index * u.out_w + 4u * q, 1u, min(4u, u.out_w - 4u * q), activate(acc));
+    }
 }
 
 // Depthwise weight gradient, pass 1 of a blocked reduction over the N*OH rows of grad_output,
-// on the shapes the depthwise forward serves. src_a4 = input, src_b4 = grad_output (both dense
-// NCHW, as vec4s), dst = partial sums [blocks, weight elements], each block's partials laid out
+// on the shapes the depthwise forward serves. src_a = input, src_b = grad_output (both dense
+// NCHW), dst = partial sums [blocks, weight elements], each block's partials laid out
 // like the weight. One invocation: all (at most 9) taps of one output channel over one block of
-// rows (n, oy), walking each row a quad of outputs at a time: the quad's grad_output is one
-// vec4 load and each tap's four inputs come from depthwise_row_taps, so a quad costs 13 vec4
-// loads for 36 multiply-adds, in fixed order (rows, then quads, then the four lanes summed).
+// rows (n, oy), walking each row a quad of outputs at a time: the quad's grad_output is four
+// loads and each tap's four inputs come from depthwise_row_taps, in fixed order (rows, then
+// quads, then the four lanes summed).
 @compute @workgroup_size(64)
 fn conv2d_depthwise_weight_grad_quads(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -519,7 +535,7 @@ fn conv2d_depthwise_weight_grad_quads(
     let oc = index % u.out_channels;
     let block = index / u.out_channels;
     let ic = oc / u.out_channels_per_group;
-    let quads = u.out_w / 4u;
+    let quads = (u.out_w + 3u) / 4u;
     var a00 = vec4<f32>(0.0);
     var a01 = vec4<f32>(0.0);
     var a02 = vec4<f32>(0.0);
@@ -542,9 +558,12 @@ fn conv2d_depthwise_weight_grad_quads(
         let live0 = vec4<bool>(iy0 >= 0 && iy0 < i32(u.in_h));
         let live1 = vec4<bool>(u.kernel_h > 1u && iy1 >= 0 && iy1 < i32(u.in_h));
         let live2 = vec4<bool>(u.kernel_h > 2u && iy2 >= 0 && iy2 < i32(u.in_h));
-        let dy_row = ((n * u.out_channels + oc) * u.out_h + oy) * quads;
+        let dy_row = ((n * u.out_channels + oc) * u.out_h + oy) * u.out_w;
+        let last = u.out_w - 1u;
         for (var q = 0u; q < quads; q++) {
-            let dy = src_b4[dy_row + q];
+            // Past the row's end (a short last quad) the masks drop the term.
+            let o = dy_row + 4u * q;
+            let dy = vec4<f32>(src_b[o], src_b[dy_row + min(4u * q + 1u, last)], src_b[dy_row + min(4u * q + 2u, last)], src_b[dy_row + min(4u * q + 3u, last)]);
             let live = depthwise_column_liveness(q);
             let zero = vec4<f32>(0.0);
             let t0 = depthwise_row_taps(plane, iy0, q);

@@ -491,7 +491,7 @@ fn bench_explains_the_planner_and_forces_a_variant() {
         .next()
         .unwrap_or_else(|| panic!("no depthwise line in\n{text}"));
     assert!(
-        forward.contains("depthwise") && forward.contains("vec4 loads"),
+        forward.contains("depthwise") && forward.contains("straight-line taps"),
         "{forward}"
     );
     let dx = lines.next().unwrap();

@@ -9,9 +9,9 @@ use crate::gpu::plan::{Operand, Plan, Step};
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::params::{AxisGeometry, Conv2dGeometry, Layout};
 
-/// True when `conv2d_depthwise_quads` computes the forward of `g` (see the shader): one input
-/// channel per group, dense NCHW, windows at most 3x3, column stride 1 or 2 with dilation 1
-/// and left padding at most 1, input and output widths multiples of 4.
+/// True when `conv2d_depthwise_quads` (and the weight-gradient kernel) compute `g` (see the
+/// shader): one input channel per group, dense NCHW, windows at most 3x3, column stride 1 or 2
+/// with dilation 1 and left padding at most 1.
 pub fn forward_fits(g: &Conv2dGeometry) -> bool {
     g.in_channels_per_group() == 1
         && g.layout == Layout::Nchw
@@ -20,8 +20,6 @@ pub fn forward_fits(g: &Conv2dGeometry) -> bool {
         && matches!(g.w.stride, 1 | 2)
         && g.w.dilation == 1
         && g.w.pad_before <= 1
-        && g.w.input.is_multiple_of(4)
-        && g.w.output.is_multiple_of(4)
 }
 
 /// The forward of `g` through the quad kernel; the caller checks [`forward_fits`].
@@ -32,8 +30,8 @@ pub fn forward(
     activation: Activation,
     max_per_dimension: u32,
 ) -> Result<Plan> {
-    let quads = (g.batch * g.out_channels * g.h.output) as u64 * (g.w.output / 4) as u64;
-    let grid = DispatchGrid::for_invocations(op, quads, max_per_dimension)?;
+    let rows = (g.batch * g.out_channels * g.h.output) as u64;
+    let grid = DispatchGrid::for_invocations(op, rows, max_per_dimension)?;
     let (activation, activation_slope) = activation.code();
     let uniforms = Conv2dUniforms {
         has_bias: u32::from(has_bias),

@@ -26,11 +26,11 @@ pub enum ConvVariant {
     /// per workgroup of 64, each operand read from device memory once per tile. Written for
     /// real GPUs, where workgroup memory is fast and loads are coalesced; portable.
     Tiled,
-    /// Depthwise layers (one input channel per group) on dense NCHW: four outputs of a row
-    /// per invocation from aligned vec4 loads (`conv2d_depthwise_quads`), for the forward, a
+    /// Depthwise layers (one input channel per group) on dense NCHW: rows of outputs walked
+    /// four at a time with straight-line taps (`conv2d_depthwise_quads`), for the forward, a
     /// unit-stride input gradient (a flipped forward) and the weight gradient (split-K,
     /// `conv2d_depthwise_weight_grad_quads`), where the shape allows (windows up to 3x3,
-    /// column stride 1 or 2, widths multiples of 4); every other pass and shape runs the
+    /// column stride 1 or 2, left padding up to 1); every other pass and shape runs the
     /// direct kernels. Portable.
     Depthwise,
 }
@@ -214,8 +214,8 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         _ if depthwise => (
             ConvVariant::Depthwise,
             format!(
-                "depthwise ({cout} out per input channel), NCHW rows of {} columns: four outputs per invocation from vec4 loads",
-                g.w.input
+                "depthwise ({cout} out per input channel), 3x3 or smaller: rows of {} outputs four at a time, straight-line taps",
+                g.w.output
             ),
         ),
         _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && packed.is_some() => (
