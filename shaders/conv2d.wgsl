@@ -61,9 +61,12 @@ struct Conv2dUniforms {
     w_stride_h: u32,
     w_stride_w: u32,
     w_base: u32,
+    // Depthwise kernels only: the input is read as if zeros were inserted between its rows and
+    // columns, 2^shift - 1 of them (a strided conv's input gradient as a unit-stride forward);
+    // in_h and in_w are then the sizes with the zeros, and an inserted zero is no term at all.
+    insert_shift_h: u32,
+    insert_shift_w: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: Conv2dUniforms;
@@ -405,14 +408,19 @@ struct DepthwiseTaps {
 }
 
 fn depthwise_row_taps(plane: u32, iy: i32, q: u32) -> DepthwiseTaps {
-    let row = (plane * u.in_h + u32(clamp(iy, 0, i32(u.in_h) - 1))) * u.in_w;
+    // Stored rows and columns (see insert_shift_*): shifts, not divisions, so a forward
+    // (shift 0) pays one cheap operation per load.
+    let real_h = ((u.in_h - 1u) >> u.insert_shift_h) + 1u;
+    let real_w = ((u.in_w - 1u) >> u.insert_shift_w) + 1u;
+    let row = (plane * real_h + (u32(clamp(iy, 0, i32(u.in_h) - 1)) >> u.insert_shift_h)) * real_w;
     // left.w is column B - 1, mid and right columns B .. B + 7, next.x column B + 8.
     let b = i32(4u * q * u.stride_w);
     let last = i32(u.in_w) - 1;
-    let left = vec4<f32>(0.0, 0.0, 0.0, src_a[row + u32(clamp(b - 1, 0, last))]);
-    let mid = vec4<f32>(src_a[row + u32(clamp(b, 0, last))], src_a[row + u32(clamp(b + 1, 0, last))], src_a[row + u32(clamp(b + 2, 0, last))], src_a[row + u32(clamp(b + 3, 0, last))]);
-    let right = vec4<f32>(src_a[row + u32(clamp(b + 4, 0, last))], src_a[row + u32(clamp(b + 5, 0, last))], src_a[row + u32(clamp(b + 6, 0, last))], src_a[row + u32(clamp(b + 7, 0, last))]);
-    let next = vec4<f32>(src_a[row + u32(clamp(b + 8, 0, last))], 0.0, 0.0, 0.0);
+    let sw = u.insert_shift_w;
+    let left = vec4<f32>(0.0, 0.0, 0.0, src_a[row + (u32(clamp(b - 1, 0, last)) >> sw)]);
+    let mid = vec4<f32>(src_a[row + (u32(clamp(b, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 1, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 2, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 3, 0, last)) >> sw)]);
+    let right = vec4<f32>(src_a[row + (u32(clamp(b + 4, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 5, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 6, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 7, 0, last)) >> sw)]);
+    let next = vec4<f32>(src_a[row + (u32(clamp(b + 8, 0, last)) >> sw)], 0.0, 0.0, 0.0);
     // e[m]: input column B - pad_left + m.
     let odd = u.pad_left == 1u;
     let e0 = select(mid, vec4<f32>(left.w, mid.xyz), odd);
@@ -425,6 +433,11 @@ fn depthwise_row_taps(plane: u32, iy: i32, q: u32) -> DepthwiseTaps {
         select(vec4<f32>(e0.yzw, e4.x), vec4<f32>(e0.y, e0.w, e4.y, e4.w), stride2),
         select(vec4<f32>(e0.zw, e4.xy), vec4<f32>(e0.z, e4.x, e4.z, e8), stride2),
     );
+}
+
+// True when input row iy holds data: inside the input, and not an inserted zero row.
+fn depthwise_row_live(iy: i32) -> bool {
+    return iy >= 0 && iy < i32(u.in_h) && (iy & ((1 << u.insert_shift_h) - 1)) == 0;
 }
 
 // Which of the four outputs of quad q exist (a row's last quad may be short) and have tap
@@ -440,10 +453,13 @@ fn depthwise_column_liveness(q: u32) -> DepthwiseLiveness {
     let cols = vec4<i32>(first) + vec4<i32>(0, 1, 2, 3) * i32(u.stride_w);
     let in_w = vec4<i32>(i32(u.in_w));
     let exists = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(u.out_w);
+    // An inserted zero (a column off the 2^shift grid) is no term.
+    let off_grid = vec4<i32>((1 << u.insert_shift_w) - 1);
+    let zero = vec4<i32>(0);
     return DepthwiseLiveness(
-        exists & cols >= vec4<i32>(0) & cols < in_w,
-        exists & cols + vec4<i32>(1) < in_w & vec4<bool>(u.kernel_w > 1u),
-        exists & cols + vec4<i32>(2) < in_w & vec4<bool>(u.kernel_w > 2u),
+        exists & cols >= zero & cols < in_w & (cols & off_grid) == zero,
+        exists & cols + vec4<i32>(1) < in_w & vec4<bool>(u.kernel_w > 1u) & ((cols + vec4<i32>(1)) & off_grid) == zero,
+        exists & cols + vec4<i32>(2) < in_w & vec4<bool>(u.kernel_w > 2u) & ((cols + vec4<i32>(2)) & off_grid) == zero,
     );
 }
 
@@ -487,9 +503,9 @@ fn conv2d_depthwise_quads(
     let y0 = i32(oy * u.stride_h) - i32(u.pad_top);
     let iy1 = y0 + i32(u.dilation_h);
     let iy2 = y0 + i32(2u * u.dilation_h);
-    let live0 = vec4<bool>(y0 >= 0 && y0 < i32(u.in_h));
-    let live1 = vec4<bool>(u.kernel_h > 1u && iy1 >= 0 && iy1 < i32(u.in_h));
-    let live2 = vec4<bool>(u.kernel_h > 2u && iy2 >= 0 && iy2 < i32(u.in_h));
+    let live0 = vec4<bool>(depthwise_row_live(y0));
+    let live1 = vec4<bool>(u.kernel_h > 1u && depthwise_row_live(iy1));
+    let live2 = vec4<bool>(u.kernel_h > 2u && depthwise_row_live(iy2));
     var bias = 0.0;
     if (u.has_bias != 0u) {
         bias = src_c[oc];
@@ -555,9 +571,9 @@ fn conv2d_depthwise_weight_grad_quads(
         let iy0 = y0;
         let iy1 = y0 + i32(u.dilation_h);
         let iy2 = y0 + i32(2u * u.dilation_h);
-        let live0 = vec4<bool>(iy0 >= 0 && iy0 < i32(u.in_h));
-        let live1 = vec4<bool>(u.kernel_h > 1u && iy1 >= 0 && iy1 < i32(u.in_h));
-        let live2 = vec4<bool>(u.kernel_h > 2u && iy2 >= 0 && iy2 < i32(u.in_h));
+        let live0 = vec4<bool>(depthwise_row_live(iy0));
+        let live1 = vec4<bool>(u.kernel_h > 1u && depthwise_row_live(iy1));
+        let live2 = vec4<bool>(u.kernel_h > 2u && depthwise_row_live(iy2));
         let dy_row = ((n * u.out_channels + oc) * u.out_h + oy) * u.out_w;
         let last = u.out_w - 1u;
         for (var q = 0u; q < quads; q++) {

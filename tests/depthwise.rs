@@ -234,7 +234,8 @@ fn depthwise_variant_matches_the_reference_on_a_mobilenet_layer() {
         let r = compare(got.view(), want.view(), Tolerance::for_reduction(9));
         assert!(r.passed(), "stride {stride}\n{r}");
 
-        // Both gradients: dx by the flipped forward at stride 1 (direct at stride 2), dw by
+        // Both gradients: dx by the flipped forward (reading grad_output with zeros inserted
+        // at stride 2), dw by
         // the depthwise split-K kernel over 2 x 32 / stride rows.
         let dy = rng.array4(g.output_shape());
         let want =
