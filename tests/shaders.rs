@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use wgconv::gpu::pipelines::{Kernel, Shader};
-use wgconv::gpu::uniforms::{ActivationUniforms, Conv2dUniforms, GemmConvUniforms, Pool2dUniforms};
+use wgconv::gpu::uniforms::{
+    ActivationUniforms, Conv2dUniforms, CopyUniforms, GemmConvUniforms, Pool2dUniforms,
+};
 
 fn parse_and_validate(source: &str, file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
@@ -147,6 +149,12 @@ fn uniform_structs_mirror_their_rust_twins() {
         ActivationUniforms::WGSL_NAME,
         ActivationUniforms::FIELDS,
         std::mem::size_of::<ActivationUniforms>(),
+    );
+    assert_mirrors(
+        Shader::Copy,
+        CopyUniforms::WGSL_NAME,
+        CopyUniforms::FIELDS,
+        std::mem::size_of::<CopyUniforms>(),
     );
 }
 

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod planner;
 pub mod pool;
 mod profiler;
+mod shader_copy;
 mod split;
 mod split_conv;
 mod split_pool;
@@ -35,4 +36,5 @@ pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices, P
 pub use memory::{MemoryEstimate, OpCall};
 pub use planner::{ConvPass, ConvVariant};
 pub use pool::{PoolStats, PooledBuffer};
+pub use shader_copy::copy_through_shader;
 pub use tensor::{Contents, GpuTensor, IndexOrigin};

@@ -20,6 +20,8 @@ pub enum Shader {
     Conv2dTiled,
     MaxPool2d,
     Activation,
+    /// A plain copy, the bench's measure of a kernel's memory speed.
+    Copy,
 }
 
 impl Shader {
@@ -32,6 +34,7 @@ impl Shader {
         Shader::Conv2dTiled,
         Shader::MaxPool2d,
         Shader::Activation,
+        Shader::Copy,
     ];
 
     /// Device features a module of this file needs.
@@ -52,6 +55,7 @@ impl Shader {
             Shader::Conv2dTiled => "conv2d_tiled.wgsl",
             Shader::MaxPool2d => "max_pool2d.wgsl",
             Shader::Activation => "activation.wgsl",
+            Shader::Copy => "copy.wgsl",
         }
     }
 
@@ -65,6 +69,7 @@ impl Shader {
             Shader::Conv2dTiled => include_str!("../../shaders/conv2d_tiled.wgsl"),
             Shader::MaxPool2d => include_str!("../../shaders/max_pool2d.wgsl"),
             Shader::Activation => include_str!("../../shaders/activation.wgsl"),
+            Shader::Copy => include_str!("../../shaders/copy.wgsl"),
         }
     }
 }
@@ -129,6 +134,8 @@ pub enum Kernel {
     MaxPool2dBackwardScan,
     /// Elementwise activation backward.
     ActivationBackward,
+    /// A plain copy of vec4s (the bench's reference for memory-bound kernels).
+    CopyVec4,
 }
 
 impl Kernel {
@@ -157,6 +164,7 @@ impl Kernel {
         Kernel::MaxPool2dForwardQuadsWithIndices,
         Kernel::MaxPool2dBackwardScan,
         Kernel::ActivationBackward,
+        Kernel::CopyVec4,
     ];
 
     pub fn shader(self) -> Shader {
@@ -183,6 +191,7 @@ impl Kernel {
             | Kernel::MaxPool2dForwardQuadsWithIndices
             | Kernel::MaxPool2dBackwardScan => Shader::MaxPool2d,
             Kernel::ActivationBackward => Shader::Activation,
+            Kernel::CopyVec4 => Shader::Copy,
         }
     }
 
@@ -211,6 +220,7 @@ impl Kernel {
             Kernel::MaxPool2dForwardQuadsWithIndices => "max_pool2d_forward_quads_with_indices",
             Kernel::MaxPool2dBackwardScan => "max_pool2d_backward_scan",
             Kernel::ActivationBackward => "activation_backward",
+            Kernel::CopyVec4 => "copy_vec4",
         }
     }
 
@@ -239,6 +249,8 @@ impl Kernel {
             Shader::MaxPool2d => &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite],
             // uniforms, grad_output, saved, grad_input
             Shader::Activation => &[Uniform, ReadOnly, ReadOnly, ReadWrite],
+            // uniforms, src, dst
+            Shader::Copy => &[Uniform, ReadOnly, ReadWrite],
         }
     }
 }

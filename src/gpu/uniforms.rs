@@ -82,3 +82,10 @@ uniform_struct! {
         invocations, _pad0, _pad1, _pad2,
     }
 }
+
+uniform_struct! {
+    /// Mirrors `CopyUniforms` in `shaders/copy.wgsl`.
+    pub struct CopyUniforms {
+        vec4s, invocations, _pad0, _pad1,
+    }
+}

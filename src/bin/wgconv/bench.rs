@@ -214,6 +214,10 @@ pub struct Row {
     /// Pooling: median time of a plain device copy (`copy_buffer_to_buffer`) of the same
     /// bytes, the floor a memory-bound kernel is measured against.
     pub copy: Option<Duration>,
+    /// Pooling: median kernel time of a plain copy of the same bytes through a compute shader
+    /// (`copy_vec4`): the floor for any kernel, which on a CPU adapter sits well above the
+    /// device copy (a memcpy).
+    pub shader_copy: Option<Duration>,
     /// Buffers created by the warm-up call, and by all timed repeats together (0 when the
     /// pool serves every repeat).
     pub allocations: (u64, u64),
@@ -314,6 +318,18 @@ fn time_device_copy(gpu: &Gpu, bytes: f64, repeat: usize) -> wgconv::Result<Dura
     time_cpu(repeat, copy)
 }
 
+/// Median kernel time (wall time without timestamps) of copying `bytes` bytes (rounded up to
+/// whole vec4s) through the `copy_vec4` compute shader.
+fn time_shader_copy(gpu: &Gpu, bytes: f64, repeat: usize) -> wgconv::Result<Duration> {
+    let floats = (bytes / 4.0 / 4.0).ceil() as usize * 4;
+    let src = GpuTensor::upload_1d(gpu, ndarray::Array1::<f32>::zeros(floats).view())?;
+    let timing = time_gpu(gpu, repeat, || {
+        wgconv::gpu::copy_through_shader(&src)?;
+        gpu.synchronize()
+    })?;
+    Ok(timing.kernel.unwrap_or(timing.wall))
+}
+
 /// Measures every layer of a suite, forward and backward.
 pub fn measure(
     gpu: &Gpu,
@@ -370,6 +386,7 @@ pub fn measure(
                     work: flops,
                     is_bytes: false,
                     copy: None,
+                    shader_copy: None,
                 });
                 let cpu_backward = time_cpu(repeat, || {
                     cpu::conv2d_backward_im2col(
@@ -409,6 +426,7 @@ pub fn measure(
                         work: flops,
                         is_bytes: false,
                         copy: None,
+                        shader_copy: None,
                     });
                 }
             }
@@ -422,6 +440,7 @@ pub fn measure(
                 }
                 let g = params.geometry("bench", *input)?;
                 let copy = time_device_copy(gpu, g.forward_bytes(true), repeat)?;
+                let shader_copy = time_shader_copy(gpu, g.forward_bytes(true), repeat)?;
                 let x = filled(*input, 4);
                 let dy = filled(g.output_shape(), 5);
                 let forward = time_gpu(gpu, repeat, || {
@@ -444,6 +463,7 @@ pub fn measure(
                     work: g.forward_bytes(true),
                     is_bytes: true,
                     copy: Some(copy),
+                    shader_copy: Some(shader_copy),
                 });
                 let xt = GpuTensor::upload(gpu, x.view())?;
                 let (_, indices) = wgconv::max_pool2d_with_indices(&xt, params)?;
@@ -473,6 +493,7 @@ pub fn measure(
                     work: bytes,
                     is_bytes: true,
                     copy: Some(copy),
+                    shader_copy: Some(shader_copy),
                 });
             }
         }
@@ -520,15 +541,20 @@ pub fn print_rows(rows: &[Row]) {
         if !r.layer.is_empty() {
             layer = &r.layer;
         }
-        let Some(copy) = r.copy else { continue };
-        let copy = copy.as_secs_f64();
+        let (Some(copy), Some(shader_copy)) = (r.copy, r.shader_copy) else {
+            continue;
+        };
+        let (copy, shader_copy) = (copy.as_secs_f64(), shader_copy.as_secs_f64());
+        let time = r.gpu_time().as_secs_f64();
         println!(
-            "{:<26} {:<8} {:.3} ms for a device copy of the same {:.1} MB: {:.2}x a copy",
+            "{:<26} {:<8} {:.1} MB: device copy {:.3} ms ({:.2}x), shader copy {:.3} ms ({:.2}x)",
             layer,
             r.op,
-            copy * 1e3,
             r.work / 1e6,
-            r.gpu_time().as_secs_f64() / copy
+            copy * 1e3,
+            time / copy,
+            shader_copy * 1e3,
+            time / shader_copy
         );
     }
     let first: u64 = rows.iter().map(|r| r.allocations.0).sum();
@@ -596,6 +622,7 @@ pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
                 "cpu_rate": r.rate(r.cpu),
                 "unit": if r.is_bytes { "GB/s" } else { "GFLOP/s" },
                 "device_copy_ms": r.copy.map(|c| c.as_secs_f64() * 1e3),
+                "shader_copy_ms": r.shader_copy.map(|c| c.as_secs_f64() * 1e3),
                 "allocations_first_call": r.allocations.0,
                 "allocations_repeats": r.allocations.1,
             })).collect::<Vec<_>>(),
