@@ -116,36 +116,7 @@ fn depthwise_variant_matches_the_reference_on_depthwise_layers() {
         assert!(r.passed(), "{}\n{r}", what("forward"));
 
         let dy = rng.array4(g.output_shape());
-        let want =
-            cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
-        let got = conv2d_backward(
-            &upload(gpu, &x, layout),
-            &upload(gpu, &w, layout),
-            &upload(gpu, &dy, layout),
-            &p,
-            GradSelection::ALL,
-        )
-        .unwrap();
-        let dx_len = g.out_channels_per_group() * g.h.kernel * g.w.kernel;
-        let dw_len = g.batch * g.h.output * g.w.output;
-        let r = compare(
-            got.input.unwrap().read().unwrap().view(),
-            want.input.unwrap().view(),
-            Tolerance::for_reduction(dx_len),
-        );
-        assert!(r.passed(), "{}\n{r}", what("dx"));
-        let r = compare(
-            got.weight.unwrap().read().unwrap().view(),
-            want.weight.unwrap().view(),
-            Tolerance::for_reduction(dw_len),
-        );
-        assert!(r.passed(), "{}\n{r}", what("dw"));
-        let r = compare(
-            got.bias.unwrap().read_1d().unwrap().view(),
-            want.bias.unwrap().view(),
-            Tolerance::for_reduction(dw_len),
-        );
-        assert!(r.passed(), "{}\n{r}", what("db"));
+        common::assert_backward_matches_reference(gpu, &x, &w, &dy, &p, &what);
 
         // conv_transpose2d runs the input-gradient plan, with a bias.
         let Padding::Explicit { top, left, .. } = p.padding else {

@@ -36,3 +36,43 @@ pub fn cases_per_flavour(default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Runs `conv2d_backward` (all three gradients) on `gpu` and asserts each against the CPU
+/// reference at the usual tolerance for its reduction length; `what` names the case.
+pub fn assert_backward_matches_reference(
+    gpu: &Gpu,
+    x: &ndarray::Array4<f32>,
+    w: &ndarray::Array4<f32>,
+    dy: &ndarray::Array4<f32>,
+    p: &wgconv::Conv2dParams,
+    what: &dyn Fn(&str) -> String,
+) {
+    use wgconv::{compare, cpu, GpuTensor, GradSelection, Tolerance};
+    let g = p
+        .geometry("t", x.dim().into(), w.dim().into(), None)
+        .unwrap();
+    let up =
+        |a: &ndarray::Array4<f32>| GpuTensor::upload_with_layout(gpu, a.view(), p.layout).unwrap();
+    let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), p, GradSelection::ALL).unwrap();
+    let got = wgconv::conv2d_backward(&up(x), &up(w), &up(dy), p, GradSelection::ALL).unwrap();
+    let dx_len = g.out_channels_per_group() * g.h.kernel * g.w.kernel;
+    let dw_len = g.batch * g.h.output * g.w.output;
+    let r = compare(
+        got.input.unwrap().read().unwrap().view(),
+        want.input.unwrap().view(),
+        Tolerance::for_reduction(dx_len),
+    );
+    assert!(r.passed(), "{}\n{r}", what("dx"));
+    let r = compare(
+        got.weight.unwrap().read().unwrap().view(),
+        want.weight.unwrap().view(),
+        Tolerance::for_reduction(dw_len),
+    );
+    assert!(r.passed(), "{}\n{r}", what("dw"));
+    let r = compare(
+        got.bias.unwrap().read_1d().unwrap().view(),
+        want.bias.unwrap().view(),
+        Tolerance::for_reduction(dw_len),
+    );
+    assert!(r.passed(), "{}\n{r}", what("db"));
+}
