@@ -1,0 +1,586 @@
+//! The conv2d gradients and conv_transpose2d in tiles of samples, channels and rows, for work past the storage-binding limit or the memory budget, even within one sample.
+//!
+//! - **dx** (and conv_transpose2d, which is dx plus a bias) is tiled like the forward pass:
+//!   a tile computes a box of dx (samples, input channels, a band of input rows) from the
+//!   grad_output rows whose windows reach that band (`AxisGeometry::gather_band`), through
+//!   the weight slice of its input channels: whole groups keep their grouping; a range within
+//!   one group is an ungrouped conv over that group's output channels. Tiles cover dx once,
+//!   and each element sums the same terms as unsplit.
+//! - **dw** sums over samples and output positions, so a tile computes the weight gradient of
+//!   some output channels (the grad_output channels and the input channels of their groups)
+//!   over some samples and a band of output rows, reading the input rows those windows reach
+//!   (`AxisGeometry::output_band`, which keeps as padding only what lies outside the input).
+//!   Channel ranges are disjoint boxes of dw; within a range the tiles' gradients are added in
+//!   a fixed order (`gpu::partial_sums`). A band whose windows lie wholly in the padding adds
+//!   no term (a padding tap adds none) and is skipped.
+//! - **db** likewise, from grad_output alone.
+//!
+//! Every box moves by buffer copies (`gpu::copy`), since the whole tensors may be past what one
+//! binding holds. Cuts go coarse to fine (`gpu::split`): for dx samples, then row bands, then
+//! channels; for dw and db samples, then channel ranges (which cost no partial sums), then row
+//! bands. A cut fits when every tile's tensors fit one binding and, under a memory budget,
+//! the tiled call's peak (worked out in the order it allocates) fits what the budget leaves.
+
+use std::collections::HashMap;
+
+use crate::error::{invalid, too_large, Error, Result};
+use crate::gpu::conv2d_backward as backward;
+use crate::gpu::copy::{self, Box4};
+use crate::gpu::memory::{self, Ledger};
+use crate::gpu::partial_sums;
+use crate::gpu::split::{self, bytes, Cut};
+use crate::gpu::{Gpu, GpuTensor};
+use crate::grads::GradSelection;
+use crate::params::{AxisGeometry, Conv2dGeometry};
+
+/// Which result of the conv2d family is tiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// dx of conv2d.
+    InputGrad,
+    /// conv_transpose2d: dx of the conv whose input gradient it is, plus a bias if it has one.
+    Transpose { bias: bool },
+    /// dw.
+    WeightGrad,
+    /// db.
+    BiasGrad,
+}
+
+impl Pass {
+    /// Whether tiles' results are summed (over samples and rows) rather than placed.
+    fn sums(self) -> bool {
+        matches!(self, Pass::WeightGrad | Pass::BiasGrad)
+    }
+}
+
+/// A tile: its own conv geometry, its channel range in the result's channel axis, and where
+/// the boxes it reads (input, grad_output, weight: logical `[n, c, h, w]` / `[o, i, kh, kw]`)
+/// and writes (dx: logical activation coordinates) start.
+#[derive(Clone, Copy, Debug)]
+struct Tile {
+    g: Conv2dGeometry,
+    range: (usize, usize),
+    x_start: [usize; 4],
+    dy_start: [usize; 4],
+    w_start: [usize; 4],
+    out_start: [usize; 4],
+}
+
+/// The tiles of a cut, and for sums the rows of partial sums a pass adds.
+struct Schedule {
+    tiles: Vec<Tile>,
+    rows: usize,
+}
+
+impl Schedule {
+    /// The tiles of each channel range, in order.
+    fn ranges(&self) -> Vec<&[Tile]> {
+        self.tiles.chunk_by(|a, b| a.range == b.range).collect()
+    }
+}
+
+/// The split call: the op's name, the whole conv geometry (conv_transpose2d's is that of the
+/// conv whose input gradient it is) and the pass.
+#[derive(Clone, Copy)]
+pub(crate) struct Whole<'a> {
+    pub op: &'static str,
+    pub g: &'a Conv2dGeometry,
+    pub pass: Pass,
+}
+
+impl Whole<'_> {
+    /// The tensors the pass binds unsplit, by name.
+    fn named(&self) -> Vec<(&'static str, [usize; 4])> {
+        let g = self.g;
+        let (x, dy, w) = (g.input_shape(), g.output_shape(), g.weight_shape());
+        match self.pass {
+            Pass::InputGrad => vec![("grad_output", dy), ("weight", w), ("dx", x)],
+            Pass::Transpose { .. } => vec![("input", dy), ("weight", w), ("output", x)],
+            Pass::WeightGrad => vec![("input", x), ("grad_output", dy), ("dw", w)],
+            Pass::BiasGrad => vec![("grad_output", dy)],
+        }
+    }
+
+    /// The result's shape in the layout.
+    fn result_shape(&self, g: &Conv2dGeometry) -> Vec<usize> {
+        match self.pass {
+            Pass::InputGrad | Pass::Transpose { .. } => g.input_shape().to_vec(),
+            Pass::WeightGrad => g.weight_shape().to_vec(),
+            Pass::BiasGrad => vec![g.out_channels],
+        }
+    }
+
+    /// The peak bytes of the pass run unsplit on `g`.
+    fn whole_bytes(&self, gpu: &Gpu, g: &Conv2dGeometry) -> Result<u64> {
+        let one = match self.pass {
+            Pass::Transpose { bias } => return backward::transpose_whole_bytes(gpu, g, bias),
+            Pass::InputGrad => GradSelection::INPUT,
+            Pass::WeightGrad => GradSelection::WEIGHT,
+            Pass::BiasGrad => GradSelection::BIAS,
+        };
+        backward::whole_bytes(gpu, self.op, g, one)
+    }
+
+    /// Whether the call must be tiled: a tensor past one binding, or, with `avail` bytes of
+    /// budget left, more memory than that unsplit.
+    pub fn needs_split(&self, gpu: &Gpu, avail: Option<u64>) -> Result<bool> {
+        let named = self.named();
+        let shapes: Vec<&[usize]> = named.iter().map(|(_, s)| &s[..]).collect();
+        split::needed(gpu, &shapes, avail, || self.whole_bytes(gpu, self.g))
+    }
+
+    /// The channel axis a cut splits (dx: input channels; dw, db: output channels) and the
+    /// rows it bands (dx: input rows; dw, db: output rows).
+    fn whole_cut(&self) -> Cut {
+        let g = self.g;
+        match self.pass {
+            Pass::InputGrad | Pass::Transpose { .. } => Cut {
+                samples: g.batch,
+                channels: g.in_channels,
+                rows: g.h.input,
+            },
+            Pass::WeightGrad | Pass::BiasGrad => Cut {
+                samples: g.batch,
+                channels: g.out_channels,
+                rows: g.h.output,
+            },
+        }
+    }
+
+    fn tiles(&self, cut: Cut) -> Result<Vec<Tile>> {
+        let g = self.g;
+        let whole = self.whole_cut();
+        let per_group = match self.pass {
+            Pass::InputGrad | Pass::Transpose { .. } => g.in_channels_per_group(),
+            Pass::WeightGrad | Pass::BiasGrad => g.out_channels_per_group(),
+        };
+        let mut tiles = Vec::new();
+        for (c0, cb) in split::channel_ranges(whole.channels, per_group, cut.channels) {
+            let before = tiles.len();
+            for n0 in (0..g.batch).step_by(cut.samples) {
+                for r0 in (0..whole.rows).step_by(cut.rows) {
+                    let nb = cut.samples.min(g.batch - n0);
+                    let rb = cut.rows.min(whole.rows - r0);
+                    let tile = match self.pass {
+                        Pass::InputGrad | Pass::Transpose { .. } => {
+                            Some(self.input_tile([n0, c0, r0], [nb, cb, rb]))
+                        }
+                        Pass::WeightGrad => self.weight_tile([n0, c0, r0], [nb, cb, rb])?,
+                        Pass::BiasGrad => Some(self.bias_tile([n0, c0, r0], [nb, cb, rb])),
+                    };
+                    tiles.extend(tile);
+                }
+            }
+            if tiles.len() == before {
+                return Err(too_large(
+                    self.op,
+                    format!(
+                        "split into bands of {} output row(s), every band's windows lie wholly \
+                         in the padding (padding {} + {} around {} input rows), so no band is \
+                         left to compute",
+                        cut.rows, g.h.pad_before, g.h.pad_after, g.h.input
+                    ),
+                ));
+            }
+        }
+        Ok(tiles)
+    }
+
+    /// The dx tile of samples `n0..`, input channels `c0..` and input rows `r0..`.
+    fn input_tile(&self, [n0, c0, r0]: [usize; 3], [nb, cb, rb]: [usize; 3]) -> Tile {
+        let g = self.g;
+        let (ipg, opg) = (g.in_channels_per_group(), g.out_channels_per_group());
+        let group = c0 / ipg;
+        let whole_groups = c0.is_multiple_of(ipg) && cb.is_multiple_of(ipg);
+        let (groups, first_in) = if whole_groups {
+            (cb / ipg, 0)
+        } else {
+            (1, c0 - group * ipg)
+        };
+        let (o0, h) = if rb == g.h.input {
+            (0, g.h)
+        } else {
+            g.h.gather_band(r0, rb)
+        };
+        Tile {
+            g: Conv2dGeometry {
+                batch: nb,
+                in_channels: cb,
+                out_channels: groups * opg,
+                groups,
+                h,
+                ..*g
+            },
+            range: (c0, cb),
+            x_start: [0; 4],
+            dy_start: [n0, group * opg, o0, 0],
+            w_start: [group * opg, first_in, 0, 0],
+            out_start: [n0, c0, r0, 0],
+        }
+    }
+
+    /// The dw tile of samples `n0..`, output channels `o0..` and output rows `y0..`; `None`
+    /// when those rows' windows read only padding (they add nothing to dw).
+    fn weight_tile(
+        &self,
+        [n0, o0, y0]: [usize; 3],
+        [nb, ob, yb]: [usize; 3],
+    ) -> Result<Option<Tile>> {
+        let g = self.g;
+        let (ipg, opg) = (g.in_channels_per_group(), g.out_channels_per_group());
+        let group = o0 / opg;
+        let whole_groups = o0.is_multiple_of(opg) && ob.is_multiple_of(opg);
+        let groups = if whole_groups { ob / opg } else { 1 };
+        let (row0, h) = if yb == g.h.output {
+            (0, g.h)
+        } else {
+            match g.h.output_band(y0, yb) {
+                Some(band) => band,
+                None => return Ok(None),
+            }
+        };
+        Ok(Some(Tile {
+            g: Conv2dGeometry {
+                batch: nb,
+                in_channels: groups * ipg,
+                out_channels: ob,
+                groups,
+                h,
+                ..*g
+            },
+            range: (o0, ob),
+            x_start: [n0, group * ipg, row0, 0],
+            dy_start: [n0, o0, y0, 0],
+            w_start: [0; 4],
+            out_start: [o0, 0, 0, 0],
+        }))
+    }
+
+    /// The db tile: grad_output's box as the output of a depthwise 1x1 conv, which has its
+    /// shape and is all the bias reduction needs.
+    fn bias_tile(&self, [n0, o0, y0]: [usize; 3], [nb, ob, yb]: [usize; 3]) -> Tile {
+        let g = self.g;
+        let unit = |size: usize| AxisGeometry {
+            input: size,
+            kernel: 1,
+            stride: 1,
+            dilation: 1,
+            pad_before: 0,
+            pad_after: 0,
+            output: size,
+        };
+        Tile {
+            g: Conv2dGeometry {
+                batch: nb,
+                in_channels: ob,
+                out_channels: ob,
+                groups: ob,
+                h: unit(yb),
+                w: unit(g.w.output),
+                layout: g.layout,
+                flip: false,
+            },
+            range: (o0, ob),
+            x_start: [0; 4],
+            dy_start: [n0, o0, y0, 0],
+            w_start: [0; 4],
+            out_start: [o0, 0, 0, 0],
+        }
+    }
+
+    /// Whether a tile copies out a box of the input (dw only).
+    fn slices_input(&self, t: &Tile) -> bool {
+        self.pass == Pass::WeightGrad
+            && (t.x_start != [0; 4] || t.g.input_sizes() != self.g.input_sizes())
+    }
+
+    /// Whether a tile copies out a box of grad_output (conv_transpose2d's input).
+    fn slices_grad_output(&self, t: &Tile) -> bool {
+        t.dy_start != [0; 4] || t.g.output_sizes() != self.g.output_sizes()
+    }
+
+    /// Whether a tile copies out a slice of the weight (and of conv_transpose2d's bias).
+    fn slices_weight(&self, t: &Tile) -> bool {
+        matches!(self.pass, Pass::InputGrad | Pass::Transpose { .. })
+            && t.g.in_channels != self.g.in_channels
+    }
+
+    /// The peak bytes of one tile: its copies, then the pass on them.
+    fn tile_bytes(&self, gpu: &Gpu, t: &Tile) -> Result<u64> {
+        let mut total = self.whole_bytes(gpu, &t.g)?;
+        if self.slices_input(t) {
+            total += memory::tensor_bytes(gpu, &t.g.input_shape());
+        }
+        if self.slices_grad_output(t) {
+            total += memory::tensor_bytes(gpu, &t.g.output_shape());
+        }
+        if self.slices_weight(t) {
+            total += memory::tensor_bytes(gpu, &t.g.weight_shape());
+            if self.pass == (Pass::Transpose { bias: true }) {
+                total += memory::tensor_bytes(gpu, &[t.g.in_channels]);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Each distinct tile's peak, planned once; `Err` if one of them cannot run (a tensor past
+    /// the binding limit, a plan that cannot be made).
+    fn tile_costs(&self, gpu: &Gpu, tiles: &[Tile]) -> Result<Vec<u64>> {
+        let limit = gpu.max_storage_binding();
+        let mut seen: HashMap<(Conv2dGeometry, [bool; 3]), u64> = HashMap::new();
+        let mut costs = Vec::with_capacity(tiles.len());
+        for t in tiles {
+            let key = (
+                t.g,
+                [
+                    self.slices_input(t),
+                    self.slices_grad_output(t),
+                    self.slices_weight(t),
+                ],
+            );
+            if let Some(&cost) = seen.get(&key) {
+                costs.push(cost);
+                continue;
+            }
+            let tile = Whole { g: &t.g, ..*self };
+            for (name, shape) in tile.named() {
+                if bytes(&shape) > limit {
+                    return Err(too_large(
+                        self.op,
+                        format!(
+                            "even split into tiles of {} sample(s), {} channel(s) and {} row(s), \
+                             a tile's {name} of shape {shape:?} is {} bytes, above the storage \
+                             binding limit of {limit} bytes",
+                            t.g.batch,
+                            t.range.1,
+                            self.tile_rows(t),
+                            bytes(&shape)
+                        ),
+                    ));
+                }
+            }
+            let cost = self.tile_bytes(gpu, t)?;
+            seen.insert(key, cost);
+            costs.push(cost);
+        }
+        Ok(costs)
+    }
+
+    /// The rows a tile bands, as the cut counts them.
+    fn tile_rows(&self, t: &Tile) -> usize {
+        match self.pass {
+            Pass::InputGrad | Pass::Transpose { .. } => t.g.h.input,
+            Pass::WeightGrad | Pass::BiasGrad => t.g.h.output,
+        }
+    }
+
+    /// The result of one channel range (its box of the whole result).
+    fn range_shape(&self, t: &Tile) -> Vec<usize> {
+        self.result_shape(&t.g)
+    }
+
+    /// The peak bytes of a schedule, following the order `run` allocates in.
+    fn schedule_peak(&self, gpu: &Gpu, s: &Schedule, costs: &[u64]) -> Result<u64> {
+        let out = memory::tensor_bytes(gpu, &self.result_shape(self.g));
+        if !self.pass.sums() {
+            return Ok(out + costs.iter().copied().max().unwrap_or(0));
+        }
+        let ranges = s.ranges();
+        let mut ledger = Ledger::default();
+        if ranges.len() > 1 {
+            ledger.alloc(out);
+        }
+        let mut first = 0;
+        for tiles in ranges {
+            let part = |k: usize| Ok(costs[first + k]);
+            let shape = self.range_shape(&tiles[0]);
+            ledger.call(
+                partial_sums::peak(gpu, tiles.len(), s.rows, &shape, &part)?,
+                0,
+            );
+            first += tiles.len();
+        }
+        Ok(ledger.peak())
+    }
+
+    /// The schedule of `cut` and its peak, within `avail` bytes of budget if given.
+    fn schedule(&self, gpu: &Gpu, cut: Cut, avail: Option<u64>) -> Result<(Schedule, u64)> {
+        let tiles = self.tiles(cut)?;
+        let costs = self.tile_costs(gpu, &tiles)?;
+        let mut s = Schedule { tiles, rows: 0 };
+        if self.pass.sums() {
+            let ranges = s.ranges();
+            let most_parts = ranges.iter().map(|r| r.len()).max().unwrap_or(1);
+            let len = self.range_shape(&ranges[0][0]).iter().product();
+            s.rows = partial_sums::most_rows(gpu, self.op, len, most_parts)?;
+        }
+        let peak = self.schedule_peak(gpu, &s, &costs)?;
+        let Some(avail) = avail.filter(|&a| peak > a) else {
+            return Ok((s, peak));
+        };
+        // Fewer rows of partial sums a pass may still fit the budget.
+        if self.pass.sums() && s.rows > 2 {
+            let most = s.rows;
+            let fits = |extra: usize| {
+                let trial = Schedule {
+                    tiles: s.tiles.clone(),
+                    rows: 1 + extra,
+                };
+                Ok(self.schedule_peak(gpu, &trial, &costs)? <= avail)
+            };
+            if let Some(extra) = split::largest_where(most - 1, &fits)? {
+                if extra >= 1 {
+                    s.rows = 1 + extra;
+                    let peak = self.schedule_peak(gpu, &s, &costs)?;
+                    return Ok((s, peak));
+                }
+            }
+        }
+        Err(Error::OutOfMemory {
+            op: self.op,
+            message: format!(
+                "even split into tiles of {} sample(s), {} channel(s) and {} row(s), the call \
+                 needs {peak} bytes of device memory, but the memory budget leaves {avail} \
+                 bytes beside the buffers in use",
+                cut.samples, cut.channels, cut.rows
+            ),
+        })
+    }
+
+    /// The schedule of the coarsest cut that fits, with `avail` bytes of budget left before
+    /// the call, and its peak.
+    fn choose(&self, gpu: &Gpu, avail: Option<u64>) -> Result<(Schedule, u64)> {
+        let check = |cut: Cut| self.schedule(gpu, cut, avail);
+        let whole = self.whole_cut();
+        let chosen = if self.pass.sums() {
+            split::coarsest_cut_by_channels(whole, &check)
+        } else {
+            split::coarsest_cut(whole, true, &check)
+        };
+        let named = self.named();
+        let named: Vec<split::Named> = named.iter().map(|(n, s)| (*n, &s[..])).collect();
+        let (s, peak) = chosen.map_err(|e| split::unsplittable(gpu, self.op, &named, e))?;
+        if s.tiles.len() == 1 {
+            return Err(too_large(
+                self.op,
+                "the call needs splitting, but its smallest tile is the whole call",
+            ));
+        }
+        Ok((s, peak))
+    }
+
+    /// The peak bytes of the tiled call and its number of tiles, with `avail` bytes of budget
+    /// left before it.
+    pub fn peak(&self, gpu: &Gpu, avail: Option<u64>) -> Result<(u64, usize)> {
+        let (s, peak) = self.choose(gpu, avail)?;
+        Ok((peak, s.tiles.len()))
+    }
+
+    /// Runs the tiled dx or conv_transpose2d: each tile's copies and pass, its result copied
+    /// into place.
+    pub fn run_input(
+        &self,
+        grad_output: &GpuTensor,
+        weight: &GpuTensor,
+        bias: Option<&GpuTensor>,
+    ) -> Result<GpuTensor> {
+        let (gpu, op, layout) = (grad_output.gpu(), self.op, self.g.layout);
+        let (s, _) = self.choose(gpu, gpu.memory_available())?;
+        let result = gpu.capture(op, || {
+            GpuTensor::uninit(gpu, op, &self.g.input_shape(), layout)
+        })??;
+        let activations = |a| layout.activation_shape(a);
+        // The weight (and bias) slices of the current channel range; replaced, the old ones
+        // dropped first, when the range changes.
+        let mut sliced: Option<(usize, GpuTensor, Option<GpuTensor>)> = None;
+        for t in &s.tiles {
+            let (w, b) = if self.slices_weight(t) {
+                if sliced.as_ref().map(|s| s.0) != Some(t.range.0) {
+                    drop(sliced.take());
+                    let from =
+                        Box4::logical(|w| layout.weight_shape(w), t.w_start, t.g.weight_sizes());
+                    let w = copy::slice(gpu, op, weight, from)?;
+                    let b = bias
+                        .map(|b| copy::slice_1d(gpu, op, b, t.range.0, t.range.1))
+                        .transpose()?;
+                    sliced = Some((t.range.0, w, b));
+                }
+                let (_, w, b) = sliced.as_ref().expect("just made");
+                (w, b.as_ref())
+            } else {
+                (weight, bias)
+            };
+            let dy = if self.slices_grad_output(t) {
+                let from = Box4::logical(activations, t.dy_start, t.g.output_sizes());
+                copy::slice(gpu, op, grad_output, from)?
+            } else {
+                grad_output.clone()
+            };
+            let part = match self.pass {
+                Pass::Transpose { .. } => backward::transpose_whole(&dy, w, b, &t.g)?,
+                _ => backward::input_grad_whole(op, &t.g, w, &dy)?,
+            };
+            let placed = Box4::whole(t.g.input_shape());
+            copy::copy_box(gpu, op, &part, placed, &result, activations(t.out_start))?;
+        }
+        Ok(result)
+    }
+
+    /// Runs the tiled dw (with the forward `input`) or db: each channel range's tiles summed
+    /// in order, the range's sum copied into place.
+    pub fn run_sum(&self, input: Option<&GpuTensor>, grad_output: &GpuTensor) -> Result<GpuTensor> {
+        let (gpu, op, layout) = (grad_output.gpu(), self.op, self.g.layout);
+        let (s, _) = self.choose(gpu, gpu.memory_available())?;
+        let ranges = s.ranges();
+        let result = if ranges.len() > 1 {
+            let shape = self.result_shape(self.g);
+            Some(gpu.capture(op, || GpuTensor::uninit(gpu, op, &shape, layout))??)
+        } else {
+            None
+        };
+        let activations = |a| layout.activation_shape(a);
+        let part = |t: &Tile| -> Result<GpuTensor> {
+            let x = match input {
+                Some(x) if self.slices_input(t) => {
+                    let from = Box4::logical(activations, t.x_start, t.g.input_sizes());
+                    Some(copy::slice(gpu, op, x, from)?)
+                }
+                x => x.cloned(),
+            };
+            let dy = if self.slices_grad_output(t) {
+                let from = Box4::logical(activations, t.dy_start, t.g.output_sizes());
+                copy::slice(gpu, op, grad_output, from)?
+            } else {
+                grad_output.clone()
+            };
+            match self.pass {
+                Pass::WeightGrad => {
+                    let x = x.ok_or_else(|| {
+                        invalid(op, "the weight gradient needs the forward input")
+                    })?;
+                    backward::weight_grad_whole(op, &t.g, &x, &dy)
+                }
+                _ => backward::bias_grad_whole(op, &t.g, &dy),
+            }
+        };
+        for tiles in ranges {
+            let shape = self.range_shape(&tiles[0]);
+            let sum =
+                partial_sums::sum_in_order(gpu, op, tiles.len(), s.rows, &shape, layout, |k| {
+                    part(&tiles[k])
+                })?;
+            let Some(result) = &result else {
+                return Ok(sum);
+            };
+            let t = &tiles[0];
+            match self.pass {
+                Pass::WeightGrad => {
+                    let at = layout.weight_shape(t.out_start);
+                    copy::copy_box(gpu, op, &sum, Box4::whole(t.g.weight_shape()), result, at)?;
+                }
+                _ => copy::copy_flat(gpu, op, &sum, 0, result, t.range.0, t.range.1)?,
+            }
+        }
+        result.ok_or_else(|| too_large(op, "a split call with no tiles"))
+    }
+}
