@@ -884,3 +884,176 @@ fn gradients_that_still_cannot_split_say_which_tensor_and_why() {
     let dw = conv2d_backward_weight(&up(&gpu, &x, Layout::Nchw), [16, 2, 3, 3], &dyt, &p).unwrap();
     assert_matches("dw", &dw.read().unwrap(), &want.weight.unwrap(), 200);
 }
+
+/// Random conv geometries (groups, stride, dilation, asymmetric padding, flip, both layouts),
+/// each on a device whose binding limit is a fraction of one sample: every gradient and
+/// conv_transpose2d (with a bias) must give the CPU reference's answer at exactly the estimated
+/// peak, or a `TooLarge` naming the op; never another error. `WGCONV_SWEEP_CASES` sets the
+/// number of cases.
+#[test]
+fn random_gradients_and_transposed_convs_split_within_a_sample() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let gpu = Gpu::new().expect("a device");
+    let mut rng = common::Rng::new(7);
+    let (mut split, mut refused) = (0, 0);
+    for case in 0..common::cases_per_flavour(40) {
+        let groups = rng.range(1, 3);
+        let (cin, cout) = (groups * rng.range(1, 4), groups * rng.range(1, 4));
+        let (h, w) = (rng.range(4, 14), rng.range(3, 9));
+        let (kh, kw) = (rng.range(1, 3), rng.range(1, 3));
+        let layout = if rng.chance(50) {
+            Layout::Nchw
+        } else {
+            Layout::Nhwc
+        };
+        let p = Conv2dParams::default()
+            .with_groups(groups)
+            .with_stride_hw(rng.range(1, 3), rng.range(1, 2))
+            .with_dilation_hw(rng.range(1, 2), rng.range(1, 2))
+            .with_padding(Padding::explicit(
+                rng.range(0, 3),
+                rng.range(0, 3),
+                rng.range(0, 2),
+                rng.range(0, 2),
+            ))
+            .with_flip(rng.chance(30))
+            .with_layout(layout);
+        let batch = rng.range(1, 2);
+        let xshape = layout.activation_shape([batch, cin, h, w]);
+        let wshape = layout.weight_shape([cout, cin / groups, kh, kw]);
+        let Ok(g) = p.geometry("t", xshape, wshape, None) else {
+            continue;
+        };
+        let what = format!("case {case}: {g:?}");
+        let sample = 4 * [cin * h * w, cout * g.h.output * g.w.output]
+            .into_iter()
+            .max()
+            .unwrap();
+        let limit = (sample / rng.range(2, 4)).max(64) as u64;
+        gpu.limit_storage_binding(limit);
+        let x = data(xshape, 1000 + case as u64);
+        let wt = data(wshape, 2000 + case as u64);
+        let dy = data(g.output_shape(), 3000 + case as u64);
+        let want =
+            cpu::conv2d_backward(x.view(), wt.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+        let (xg, wg, dyg) = (
+            up(&gpu, &x, layout),
+            up(&gpu, &wt, layout),
+            up(&gpu, &dy, layout),
+        );
+        let [n, _, oh, ow] = g.output_sizes();
+        let sums = Tolerance::for_reduction(n * oh * ow);
+        let dx_terms = g.out_channels_per_group() * kh * kw;
+        for which in [
+            GradSelection::INPUT,
+            GradSelection::WEIGHT,
+            GradSelection::BIAS,
+        ] {
+            let call = wgconv::gpu::OpCall::Conv2dBackward {
+                input: xshape,
+                weight: wshape,
+                params: p,
+                which,
+            };
+            let estimate = gpu.memory_required(&call);
+            let (got, peak) = measured_peak(&gpu, || conv2d_backward(&xg, &wg, &dyg, &p, which));
+            let what = format!("{what} {which:?} under a {limit}-byte limit");
+            match (got, estimate) {
+                (Ok(got), Ok(e)) => {
+                    assert_eq!(peak, e.peak_bytes, "{what}: {e:?}");
+                    split += usize::from(e.pieces > batch);
+                    if let Some(dx) = got.input {
+                        let want = want.input.as_ref().unwrap();
+                        assert_matches(&what, &dx.read().unwrap(), want, dx_terms);
+                    }
+                    if let Some(dw) = got.weight {
+                        let want = want.weight.as_ref().unwrap();
+                        let r = compare(dw.read().unwrap().view(), want.view(), sums);
+                        assert!(r.passed(), "{what}: {r}");
+                    }
+                    if let Some(db) = got.bias {
+                        let want = want.bias.as_ref().unwrap();
+                        let r = compare(db.read_1d().unwrap().view(), want.view(), sums);
+                        assert!(r.passed(), "{what}: {r}");
+                    }
+                }
+                (Err(e), Err(_)) => {
+                    assert!(
+                        matches!(
+                            e,
+                            Error::TooLarge {
+                                op: "conv2d_backward",
+                                ..
+                            }
+                        ),
+                        "{what}: {e:?}"
+                    );
+                    eprintln!("refused: {e}");
+                    refused += 1;
+                }
+                (got, estimate) => panic!(
+                    "{what}: the call and its estimate disagree: {:?} against {estimate:?}",
+                    got.map(|_| ())
+                ),
+            }
+        }
+
+        // The transposed conv of the same geometry: dy is its input, x its output.
+        let tp = ConvTranspose2dParams {
+            stride: [g.h.stride, g.w.stride],
+            padding: Padding::explicit(
+                g.h.pad_before,
+                g.h.pad_after,
+                g.w.pad_before,
+                g.w.pad_after,
+            ),
+            output_padding: [0, 0],
+            dilation: [g.h.dilation, g.w.dilation],
+            groups,
+            layout,
+            flip: p.flip,
+        };
+        let Ok(tg) = tp.geometry("t", g.output_shape(), wshape, Some(cin)) else {
+            continue;
+        };
+        let bias = ndarray::Array1::from_vec((0..cin).map(|i| i as f32 * 0.5 - 1.0).collect());
+        let bg = GpuTensor::upload_1d(&gpu, bias.view()).unwrap();
+        let want = cpu::conv_transpose2d(dy.view(), wt.view(), Some(bias.view()), &tp).unwrap();
+        let estimate = gpu.memory_required(&wgconv::gpu::OpCall::ConvTranspose2d {
+            input: g.output_shape(),
+            weight: wshape,
+            bias: true,
+            params: tp,
+        });
+        let (got, peak) = measured_peak(&gpu, || conv_transpose2d(&dyg, &wg, Some(&bg), &tp));
+        let what = format!("{what} conv_transpose2d {tg:?} under a {limit}-byte limit");
+        match (got, estimate) {
+            (Ok(got), Ok(e)) => {
+                assert_eq!(peak, e.peak_bytes, "{what}: {e:?}");
+                split += usize::from(e.pieces > batch);
+                assert_matches(&what, &got.read().unwrap(), &want, dx_terms);
+            }
+            (Err(e), Err(_)) => {
+                assert!(
+                    matches!(
+                        e,
+                        Error::TooLarge {
+                            op: "conv_transpose2d",
+                            ..
+                        }
+                    ),
+                    "{what}: {e:?}"
+                );
+                refused += 1;
+            }
+            (got, estimate) => panic!(
+                "{what}: the call and its estimate disagree: {:?} against {estimate:?}",
+                got.map(|_| ())
+            ),
+        }
+    }
+    eprintln!("{split} calls split within a sample, {refused} refused as TooLarge");
+    assert!(split > 3 * refused, "{split} split, {refused} refused");
+}

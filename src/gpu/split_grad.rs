@@ -460,7 +460,9 @@ impl Whole<'_> {
         let named = self.named();
         let named: Vec<split::Named> = named.iter().map(|(n, s)| (*n, &s[..])).collect();
         let (s, peak) = chosen.map_err(|e| split::unsplittable(gpu, self.op, &named, e))?;
-        if s.tiles.len() == 1 {
+        // One tile can be less than the whole call (dw bands that read only padding are
+        // skipped); only one that is the whole call would not fit after all.
+        if s.tiles.len() == 1 && s.tiles[0].g == *self.g {
             return Err(too_large(
                 self.op,
                 "the call needs splitting, but its smallest tile is the whole call",
