@@ -841,18 +841,76 @@ fn activation_backward_splits_one_sample_into_chunks_of_elements() {
 }
 
 #[test]
-fn gradients_that_still_cannot_split_say_which_tensor_and_why() {
+fn dx_splits_grad_output_channels_into_parts_and_what_cannot_split_says_why() {
     let Some((_, gpu)) = limited_gpus().into_iter().next() else {
         return;
     };
-    // One row of grad_output across its 16 channels is 2560 bytes: dx tiles split the input
-    // channels and rows, never grad_output's channels, so no tile fits 1 KiB.
-    let x = data([1, 2, 5, 40], 130);
-    let w = data([16, 2, 3, 3], 131);
-    let p = Conv2dParams::default().with_padding(Padding::Same);
-    let dy = data([1, 16, 5, 40], 132);
-    let (wt, dyt) = (up(&gpu, &w, Layout::Nchw), up(&gpu, &dy, Layout::Nchw));
-    let e = conv2d_backward_input(x.dim().into(), &wt, &dyt, &p).unwrap_err();
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        // One row of grad_output across its 16 channels is 2560 bytes: each dx tile is summed
+        // over parts of those channels; conv_transpose2d (the same dx plus a bias) likewise.
+        let p = Conv2dParams::default()
+            .with_padding(Padding::Same)
+            .with_layout(layout);
+        let xshape = layout.activation_shape([1, 2, 5, 40]);
+        let wshape = layout.weight_shape([16, 2, 3, 3]);
+        let (x, w) = (data(xshape, 130), data(wshape, 131));
+        let dy = data(layout.activation_shape([1, 16, 5, 40]), 132);
+        let (wt, dyt) = (up(&gpu, &w, layout), up(&gpu, &dy, layout));
+        let want =
+            cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+        let what = format!("{layout:?} dx in parts");
+        let estimate = gpu
+            .memory_required(&wgconv::gpu::OpCall::Conv2dBackward {
+                input: xshape,
+                weight: wshape,
+                params: p,
+                which: GradSelection::INPUT,
+            })
+            .unwrap();
+        let (dx, peak) = measured_peak(&gpu, || conv2d_backward_input(xshape, &wt, &dyt, &p));
+        let dx = dx.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
+        assert_matches(
+            &what,
+            &dx.read().unwrap(),
+            want.input.as_ref().unwrap(),
+            144,
+        );
+        let dw = conv2d_backward_weight(&up(&gpu, &x, layout), wshape, &dyt, &p).unwrap();
+        assert_matches(
+            "dw",
+            &dw.read().unwrap(),
+            want.weight.as_ref().unwrap(),
+            200,
+        );
+
+        let tp = ConvTranspose2dParams::default()
+            .with_padding(Padding::uniform(1))
+            .with_layout(layout);
+        let b = ndarray::Array1::from_vec(vec![0.5f32, -1.0]);
+        let bt = GpuTensor::upload_1d(&gpu, b.view()).unwrap();
+        let want = cpu::conv_transpose2d(dy.view(), w.view(), Some(b.view()), &tp).unwrap();
+        let got = conv_transpose2d(&dyt, &wt, Some(&bt), &tp)
+            .unwrap_or_else(|e| panic!("{layout:?} conv_transpose2d in parts: {e}"));
+        assert_matches(
+            "conv_transpose2d in parts",
+            &got.read().unwrap(),
+            &want,
+            144,
+        );
+    }
+
+    // One grad_output row of one channel is 1200 bytes: columns never split.
+    let w = data([1, 1, 3, 1], 133);
+    let dy = data([1, 1, 3, 300], 134);
+    let p = Conv2dParams::default().with_padding(Padding::explicit(1, 1, 0, 0));
+    let e = conv2d_backward_input(
+        [1, 1, 3, 300],
+        &up(&gpu, &w, Layout::Nchw),
+        &up(&gpu, &dy, Layout::Nchw),
+        &p,
+    )
+    .unwrap_err();
     assert!(
         matches!(
             e,
@@ -868,21 +926,6 @@ fn gradients_that_still_cannot_split_say_which_tensor_and_why() {
         text.contains("grad_output") && text.contains("1024"),
         "{text}"
     );
-    // dw and db of the same call do split (over output channels).
-    let want = cpu::conv2d_backward(
-        x.view(),
-        w.view(),
-        dy.view(),
-        &p,
-        GradSelection {
-            input: false,
-            weight: true,
-            bias: true,
-        },
-    )
-    .unwrap();
-    let dw = conv2d_backward_weight(&up(&gpu, &x, Layout::Nchw), [16, 2, 3, 3], &dyt, &p).unwrap();
-    assert_matches("dw", &dw.read().unwrap(), &want.weight.unwrap(), 200);
 }
 
 /// Random conv geometries (groups, stride, dilation, asymmetric padding, flip, both layouts),
@@ -892,10 +935,12 @@ fn gradients_that_still_cannot_split_say_which_tensor_and_why() {
 /// number of cases.
 #[test]
 fn random_gradients_and_transposed_convs_split_within_a_sample() {
-    if common::gpu().is_none() {
-        return;
+    for (variant, gpu) in limited_gpus() {
+        random_splits(&variant, &gpu);
     }
-    let gpu = Gpu::new().expect("a device");
+}
+
+fn random_splits(variant: &str, gpu: &Gpu) {
     let mut rng = common::Rng::new(7);
     let (mut split, mut refused) = (0, 0);
     for case in 0..common::cases_per_flavour(40) {
@@ -926,7 +971,7 @@ fn random_gradients_and_transposed_convs_split_within_a_sample() {
         let Ok(g) = p.geometry("t", xshape, wshape, None) else {
             continue;
         };
-        let what = format!("case {case}: {g:?}");
+        let what = format!("{variant} case {case}: {g:?}");
         let sample = 4 * [cin * h * w, cout * g.h.output * g.w.output]
             .into_iter()
             .max()
@@ -939,9 +984,9 @@ fn random_gradients_and_transposed_convs_split_within_a_sample() {
         let want =
             cpu::conv2d_backward(x.view(), wt.view(), dy.view(), &p, GradSelection::ALL).unwrap();
         let (xg, wg, dyg) = (
-            up(&gpu, &x, layout),
-            up(&gpu, &wt, layout),
-            up(&gpu, &dy, layout),
+            up(gpu, &x, layout),
+            up(gpu, &wt, layout),
+            up(gpu, &dy, layout),
         );
         let [n, _, oh, ow] = g.output_sizes();
         let sums = Tolerance::for_reduction(n * oh * ow);
@@ -958,7 +1003,7 @@ fn random_gradients_and_transposed_convs_split_within_a_sample() {
                 which,
             };
             let estimate = gpu.memory_required(&call);
-            let (got, peak) = measured_peak(&gpu, || conv2d_backward(&xg, &wg, &dyg, &p, which));
+            let (got, peak) = measured_peak(gpu, || conv2d_backward(&xg, &wg, &dyg, &p, which));
             let what = format!("{what} {which:?} under a {limit}-byte limit");
             match (got, estimate) {
                 (Ok(got), Ok(e)) => {
@@ -1019,7 +1064,7 @@ fn random_gradients_and_transposed_convs_split_within_a_sample() {
             continue;
         };
         let bias = ndarray::Array1::from_vec((0..cin).map(|i| i as f32 * 0.5 - 1.0).collect());
-        let bg = GpuTensor::upload_1d(&gpu, bias.view()).unwrap();
+        let bg = GpuTensor::upload_1d(gpu, bias.view()).unwrap();
         let want = cpu::conv_transpose2d(dy.view(), wt.view(), Some(bias.view()), &tp).unwrap();
         let estimate = gpu.memory_required(&wgconv::gpu::OpCall::ConvTranspose2d {
             input: g.output_shape(),
@@ -1027,7 +1072,7 @@ fn random_gradients_and_transposed_convs_split_within_a_sample() {
             bias: true,
             params: tp,
         });
-        let (got, peak) = measured_peak(&gpu, || conv_transpose2d(&dyg, &wg, Some(&bg), &tp));
+        let (got, peak) = measured_peak(gpu, || conv_transpose2d(&dyg, &wg, Some(&bg), &tp));
         let what = format!("{what} conv_transpose2d {tg:?} under a {limit}-byte limit");
         match (got, estimate) {
             (Ok(got), Ok(e)) => {
@@ -1054,6 +1099,9 @@ fn random_gradients_and_transposed_convs_split_within_a_sample() {
             ),
         }
     }
-    eprintln!("{split} calls split within a sample, {refused} refused as TooLarge");
-    assert!(split > 3 * refused, "{split} split, {refused} refused");
+    eprintln!("{variant}: {split} calls split within a sample, {refused} refused as TooLarge");
+    assert!(
+        split > 3 * refused,
+        "{variant}: {split} split, {refused} refused"
+    );
 }

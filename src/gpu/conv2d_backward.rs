@@ -420,7 +420,12 @@ fn tiled<'a>(op: &'static str, g: &'a Conv2dGeometry, one: GradSelection) -> spl
     } else {
         Pass::BiasGrad
     };
-    split_grad::Whole { op, g, pass }
+    split_grad::Whole {
+        op,
+        g,
+        pass,
+        inner: None,
+    }
 }
 
 /// The gradients selected by `which`, one at a time: each gradient's result stays while the
@@ -516,6 +521,7 @@ fn transposed(g: &Conv2dGeometry, bias: bool) -> split_grad::Whole<'_> {
         op: "conv_transpose2d",
         g,
         pass: Pass::Transpose { bias },
+        inner: None,
     }
 }
 

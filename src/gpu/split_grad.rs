@@ -5,7 +5,10 @@
 //!   grad_output rows whose windows reach that band (`AxisGeometry::gather_band`), through
 //!   the weight slice of its input channels: whole groups keep their grouping; a range within
 //!   one group is an ungrouped conv over that group's output channels. Tiles cover dx once,
-//!   and each element sums the same terms as unsplit.
+//!   and each element sums the same terms as unsplit. When even one row of grad_output across
+//!   a group's output channels is too large, a tile is cut further into parts over those
+//!   output channels, whose dx are added in a fixed order (`gpu::partial_sums`) before the
+//!   tile is placed (conv_transpose2d's bias joins the first part only).
 //! - **dw** sums over samples and output positions, so a tile computes the weight gradient of
 //!   some output channels (the grad_output channels and the input channels of their groups)
 //!   over some samples and a band of output rows, reading the input rows those windows reach
@@ -13,12 +16,15 @@
 //!   Channel ranges are disjoint boxes of dw; within a range the tiles' gradients are added in
 //!   a fixed order (`gpu::partial_sums`). A band whose windows lie wholly in the padding adds
 //!   no term (a padding tap adds none) and is skipped.
+//!   When the input band of a group's input channels is too large, dw is cut over those input
+//!   channels too (disjoint boxes of dw, no more sums).
 //! - **db** likewise, from grad_output alone.
 //!
 //! Every box moves by buffer copies (`gpu::copy`), since the whole tensors may be past what one
 //! binding holds. Cuts go coarse to fine (`gpu::split`): for dx samples, then row bands, then
 //! channels; for dw and db samples, then channel ranges (which cost no partial sums), then row
-//! bands. A cut fits when every tile's tensors fit one binding and, under a memory budget,
+//! bands; only when none fits, the other side's channels within a group (dx: output
+//! channels, dw: input channels) as well. A cut fits when every tile's tensors fit one binding and, under a memory budget,
 //! the tiled call's peak (worked out in the order it allocates) fits what the budget leaves.
 
 use std::collections::HashMap;
@@ -60,22 +66,30 @@ impl Pass {
 struct Tile {
     g: Conv2dGeometry,
     range: (usize, usize),
+    /// The other side's channels within the group, relative to it: dx's output channels
+    /// (a part of a sum), dw's input channels (a box of dw); all of them when not cut.
+    part: (usize, usize),
+    /// Whether conv_transpose2d's bias is added here (the first part of a tile only).
+    with_bias: bool,
     x_start: [usize; 4],
     dy_start: [usize; 4],
     w_start: [usize; 4],
     out_start: [usize; 4],
 }
 
-/// The tiles of a cut, and for sums the rows of partial sums a pass adds.
+/// The tiles of a cut, and the rows of partial sums a pass adds.
 struct Schedule {
     tiles: Vec<Tile>,
     rows: usize,
 }
 
 impl Schedule {
-    /// The tiles of each channel range, in order.
-    fn ranges(&self) -> Vec<&[Tile]> {
-        self.tiles.chunk_by(|a, b| a.range == b.range).collect()
+    /// The tiles summed into each box of the result (dw and db: a channel range over all
+    /// samples and rows; dx: one tile, or its parts), in order.
+    fn groups(&self) -> Vec<&[Tile]> {
+        self.tiles
+            .chunk_by(|a, b| a.out_start == b.out_start)
+            .collect()
     }
 }
 
@@ -86,6 +100,9 @@ pub(crate) struct Whole<'a> {
     pub op: &'static str,
     pub g: &'a Conv2dGeometry,
     pub pass: Pass,
+    /// The other side's channels per tile within a group (see [`Tile::part`]); `None` for
+    /// all of them.
+    pub inner: Option<usize>,
 }
 
 impl Whole<'_> {
@@ -110,10 +127,11 @@ impl Whole<'_> {
         }
     }
 
-    /// The peak bytes of the pass run unsplit on `g`.
-    fn whole_bytes(&self, gpu: &Gpu, g: &Conv2dGeometry) -> Result<u64> {
+    /// The peak bytes of the pass run unsplit on `g` (conv_transpose2d adding a bias if
+    /// `with_bias`).
+    fn whole_bytes(&self, gpu: &Gpu, g: &Conv2dGeometry, with_bias: bool) -> Result<u64> {
         let one = match self.pass {
-            Pass::Transpose { bias } => return backward::transpose_whole_bytes(gpu, g, bias),
+            Pass::Transpose { .. } => return backward::transpose_whole_bytes(gpu, g, with_bias),
             Pass::InputGrad => GradSelection::INPUT,
             Pass::WeightGrad => GradSelection::WEIGHT,
             Pass::BiasGrad => GradSelection::BIAS,
@@ -126,7 +144,8 @@ impl Whole<'_> {
     pub fn needs_split(&self, gpu: &Gpu, avail: Option<u64>) -> Result<bool> {
         let named = self.named();
         let shapes: Vec<&[usize]> = named.iter().map(|(_, s)| &s[..]).collect();
-        split::needed(gpu, &shapes, avail, || self.whole_bytes(gpu, self.g))
+        let bias = self.pass == (Pass::Transpose { bias: true });
+        split::needed(gpu, &shapes, avail, || self.whole_bytes(gpu, self.g, bias))
     }
 
     /// The channel axis a cut splits (dx: input channels; dw, db: output channels) and the
@@ -147,6 +166,15 @@ impl Whole<'_> {
         }
     }
 
+    /// The other side's channels per group (dx: output, dw: input), which a part splits.
+    fn other_per_group(&self) -> usize {
+        match self.pass {
+            Pass::InputGrad | Pass::Transpose { .. } => self.g.out_channels_per_group(),
+            Pass::WeightGrad => self.g.in_channels_per_group(),
+            Pass::BiasGrad => 1,
+        }
+    }
+
     fn tiles(&self, cut: Cut) -> Result<Vec<Tile>> {
         let g = self.g;
         let whole = self.whole_cut();
@@ -154,21 +182,44 @@ impl Whole<'_> {
             Pass::InputGrad | Pass::Transpose { .. } => g.in_channels_per_group(),
             Pass::WeightGrad | Pass::BiasGrad => g.out_channels_per_group(),
         };
+        let other = self.other_per_group();
+        let inner = self.inner.unwrap_or(other).clamp(1, other);
+        let parts: Vec<(usize, usize)> = (0..other)
+            .step_by(inner)
+            .map(|q0| (q0, inner.min(other - q0)))
+            .collect();
+        // A part is within one group, so its tile's channel range must be too.
+        let channels = if parts.len() > 1 {
+            cut.channels.min(per_group)
+        } else {
+            cut.channels
+        };
         let mut tiles = Vec::new();
-        for (c0, cb) in split::channel_ranges(whole.channels, per_group, cut.channels) {
+        for (c0, cb) in split::channel_ranges(whole.channels, per_group, channels) {
             let before = tiles.len();
-            for n0 in (0..g.batch).step_by(cut.samples) {
-                for r0 in (0..whole.rows).step_by(cut.rows) {
-                    let nb = cut.samples.min(g.batch - n0);
-                    let rb = cut.rows.min(whole.rows - r0);
-                    let tile = match self.pass {
-                        Pass::InputGrad | Pass::Transpose { .. } => {
-                            Some(self.input_tile([n0, c0, r0], [nb, cb, rb]))
+            // dx: a tile's parts are consecutive, to be summed; dw: a part is a box of its
+            // own, over all samples and rows.
+            let (outer, innermost) = match self.pass {
+                Pass::InputGrad | Pass::Transpose { .. } => (vec![(0, other)], parts.clone()),
+                _ => (parts.clone(), vec![(0, other)]),
+            };
+            for &dw_part in &outer {
+                for n0 in (0..g.batch).step_by(cut.samples) {
+                    for r0 in (0..whole.rows).step_by(cut.rows) {
+                        let nb = cut.samples.min(g.batch - n0);
+                        let rb = cut.rows.min(whole.rows - r0);
+                        for &dx_part in &innermost {
+                            let at = ([n0, c0, r0], [nb, cb, rb]);
+                            let tile = match self.pass {
+                                Pass::InputGrad | Pass::Transpose { .. } => {
+                                    Some(self.input_tile(at.0, at.1, dx_part))
+                                }
+                                Pass::WeightGrad => self.weight_tile(at.0, at.1, dw_part)?,
+                                Pass::BiasGrad => Some(self.bias_tile(at.0, at.1)),
+                            };
+                            tiles.extend(tile);
                         }
-                        Pass::WeightGrad => self.weight_tile([n0, c0, r0], [nb, cb, rb])?,
-                        Pass::BiasGrad => Some(self.bias_tile([n0, c0, r0], [nb, cb, rb])),
-                    };
-                    tiles.extend(tile);
+                    }
                 }
             }
             if tiles.len() == before {
@@ -186,8 +237,14 @@ impl Whole<'_> {
         Ok(tiles)
     }
 
-    /// The dx tile of samples `n0..`, input channels `c0..` and input rows `r0..`.
-    fn input_tile(&self, [n0, c0, r0]: [usize; 3], [nb, cb, rb]: [usize; 3]) -> Tile {
+    /// The dx tile of samples `n0..`, input channels `c0..` and input rows `r0..`, over the
+    /// output channels `q0..q0 + qb` of its group.
+    fn input_tile(
+        &self,
+        [n0, c0, r0]: [usize; 3],
+        [nb, cb, rb]: [usize; 3],
+        (q0, qb): (usize, usize),
+    ) -> Tile {
         let g = self.g;
         let (ipg, opg) = (g.in_channels_per_group(), g.out_channels_per_group());
         let group = c0 / ipg;
@@ -197,6 +254,8 @@ impl Whole<'_> {
         } else {
             (1, c0 - group * ipg)
         };
+        // A part (qb < opg) lies within one group: `tiles` keeps its range there.
+        let out_channels = if qb < opg { qb } else { groups * opg };
         let (o0, h) = if rb == g.h.input {
             (0, g.h)
         } else {
@@ -206,31 +265,37 @@ impl Whole<'_> {
             g: Conv2dGeometry {
                 batch: nb,
                 in_channels: cb,
-                out_channels: groups * opg,
+                out_channels,
                 groups,
                 h,
                 ..*g
             },
             range: (c0, cb),
+            part: (q0, qb),
+            with_bias: self.pass == (Pass::Transpose { bias: true }) && q0 == 0,
             x_start: [0; 4],
-            dy_start: [n0, group * opg, o0, 0],
-            w_start: [group * opg, first_in, 0, 0],
+            dy_start: [n0, group * opg + q0, o0, 0],
+            w_start: [group * opg + q0, first_in, 0, 0],
             out_start: [n0, c0, r0, 0],
         }
     }
 
-    /// The dw tile of samples `n0..`, output channels `o0..` and output rows `y0..`; `None`
-    /// when those rows' windows read only padding (they add nothing to dw).
+    /// The dw tile of samples `n0..`, output channels `o0..` and output rows `y0..`, over the
+    /// input channels `p0..p0 + pb` of its group; `None` when those rows' windows read only
+    /// padding (they add nothing to dw).
     fn weight_tile(
         &self,
         [n0, o0, y0]: [usize; 3],
         [nb, ob, yb]: [usize; 3],
+        (p0, pb): (usize, usize),
     ) -> Result<Option<Tile>> {
         let g = self.g;
         let (ipg, opg) = (g.in_channels_per_group(), g.out_channels_per_group());
         let group = o0 / opg;
         let whole_groups = o0.is_multiple_of(opg) && ob.is_multiple_of(opg);
         let groups = if whole_groups { ob / opg } else { 1 };
+        // A part (pb < ipg) lies within one group: `tiles` keeps its range there.
+        let in_channels = if pb < ipg { pb } else { groups * ipg };
         let (row0, h) = if yb == g.h.output {
             (0, g.h)
         } else {
@@ -242,17 +307,19 @@ impl Whole<'_> {
         Ok(Some(Tile {
             g: Conv2dGeometry {
                 batch: nb,
-                in_channels: groups * ipg,
+                in_channels,
                 out_channels: ob,
                 groups,
                 h,
                 ..*g
             },
             range: (o0, ob),
-            x_start: [n0, group * ipg, row0, 0],
+            part: (p0, pb),
+            with_bias: false,
+            x_start: [n0, group * ipg + p0, row0, 0],
             dy_start: [n0, o0, y0, 0],
             w_start: [0; 4],
-            out_start: [o0, 0, 0, 0],
+            out_start: [o0, p0, 0, 0],
         }))
     }
 
@@ -281,6 +348,8 @@ impl Whole<'_> {
                 flip: false,
             },
             range: (o0, ob),
+            part: (0, 1),
+            with_bias: false,
             x_start: [0; 4],
             dy_start: [n0, o0, y0, 0],
             w_start: [0; 4],
@@ -302,12 +371,18 @@ impl Whole<'_> {
     /// Whether a tile copies out a slice of the weight (and of conv_transpose2d's bias).
     fn slices_weight(&self, t: &Tile) -> bool {
         matches!(self.pass, Pass::InputGrad | Pass::Transpose { .. })
-            && t.g.in_channels != self.g.in_channels
+            && t.g.weight_sizes() != self.g.weight_sizes()
+    }
+
+    /// Whether a tile copies out a slice of conv_transpose2d's bias (when it adds it, over a
+    /// range of its output channels).
+    fn slices_bias(&self, t: &Tile) -> bool {
+        t.with_bias && t.range.1 != self.g.in_channels
     }
 
     /// The peak bytes of one tile: its copies, then the pass on them.
     fn tile_bytes(&self, gpu: &Gpu, t: &Tile) -> Result<u64> {
-        let mut total = self.whole_bytes(gpu, &t.g)?;
+        let mut total = self.whole_bytes(gpu, &t.g, t.with_bias)?;
         if self.slices_input(t) {
             total += memory::tensor_bytes(gpu, &t.g.input_shape());
         }
@@ -316,9 +391,9 @@ impl Whole<'_> {
         }
         if self.slices_weight(t) {
             total += memory::tensor_bytes(gpu, &t.g.weight_shape());
-            if self.pass == (Pass::Transpose { bias: true }) {
-                total += memory::tensor_bytes(gpu, &[t.g.in_channels]);
-            }
+        }
+        if self.slices_bias(t) {
+            total += memory::tensor_bytes(gpu, &[t.range.1]);
         }
         Ok(total)
     }
@@ -327,7 +402,7 @@ impl Whole<'_> {
     /// the binding limit, a plan that cannot be made).
     fn tile_costs(&self, gpu: &Gpu, tiles: &[Tile]) -> Result<Vec<u64>> {
         let limit = gpu.max_storage_binding();
-        let mut seen: HashMap<(Conv2dGeometry, [bool; 3]), u64> = HashMap::new();
+        let mut seen: HashMap<(Conv2dGeometry, [bool; 5]), u64> = HashMap::new();
         let mut costs = Vec::with_capacity(tiles.len());
         for t in tiles {
             let key = (
@@ -336,6 +411,8 @@ impl Whole<'_> {
                     self.slices_input(t),
                     self.slices_grad_output(t),
                     self.slices_weight(t),
+                    self.slices_bias(t),
+                    t.with_bias,
                 ],
             );
             if let Some(&cost) = seen.get(&key) {
@@ -348,11 +425,15 @@ impl Whole<'_> {
                     return Err(too_large(
                         self.op,
                         format!(
-                            "even split into tiles of {} sample(s), {} channel(s) and {} row(s), \
-                             a tile's {name} of shape {shape:?} is {} bytes, above the storage \
-                             binding limit of {limit} bytes",
+                            "even split into tiles of {} sample(s), {} channel(s) (over {} of \
+                             the {} {} channel(s) of their group) and {} row(s), a tile's \
+                             {name} of shape {shape:?} is {} bytes, above the storage binding \
+                             limit of {limit} bytes",
                             t.g.batch,
                             t.range.1,
+                            t.part.1,
+                            self.other_per_group(),
+                            self.other_side(),
                             self.tile_rows(t),
                             bytes(&shape)
                         ),
@@ -366,6 +447,16 @@ impl Whole<'_> {
         Ok(costs)
     }
 
+    /// What the other side's channels are, for messages.
+    fn other_side(&self) -> &'static str {
+        match self.pass {
+            Pass::InputGrad => "grad_output",
+            Pass::Transpose { .. } => "input",
+            Pass::WeightGrad => "input",
+            Pass::BiasGrad => "grad_output",
+        }
+    }
+
     /// The rows a tile bands, as the cut counts them.
     fn tile_rows(&self, t: &Tile) -> usize {
         match self.pass {
@@ -374,26 +465,34 @@ impl Whole<'_> {
         }
     }
 
-    /// The result of one channel range (its box of the whole result).
-    fn range_shape(&self, t: &Tile) -> Vec<usize> {
+    /// The box of the result a group of tiles sums into.
+    fn group_shape(&self, t: &Tile) -> Vec<usize> {
         self.result_shape(&t.g)
     }
 
-    /// The peak bytes of a schedule, following the order `run` allocates in.
+    /// Whether `run_*` allocates the whole result before the tiles: always for dx (tiles are
+    /// placed), for dw and db when there is more than one box to place.
+    fn result_first(&self, groups: usize) -> bool {
+        !self.pass.sums() || groups > 1
+    }
+
+    /// The peak bytes of a schedule, following the order `run_*` allocates in.
     fn schedule_peak(&self, gpu: &Gpu, s: &Schedule, costs: &[u64]) -> Result<u64> {
         let out = memory::tensor_bytes(gpu, &self.result_shape(self.g));
-        if !self.pass.sums() {
+        let groups = s.groups();
+        if !self.pass.sums() && groups.iter().all(|g| g.len() == 1) {
+            // Tiles placed one by one; a weight slice kept across a range's tiles is counted
+            // in each of them.
             return Ok(out + costs.iter().copied().max().unwrap_or(0));
         }
-        let ranges = s.ranges();
         let mut ledger = Ledger::default();
-        if ranges.len() > 1 {
+        if self.result_first(groups.len()) {
             ledger.alloc(out);
         }
         let mut first = 0;
-        for tiles in ranges {
+        for tiles in groups {
             let part = |k: usize| Ok(costs[first + k]);
-            let shape = self.range_shape(&tiles[0]);
+            let shape = self.group_shape(&tiles[0]);
             ledger.call(
                 partial_sums::peak(gpu, tiles.len(), s.rows, &shape, &part)?,
                 0,
@@ -408,10 +507,14 @@ impl Whole<'_> {
         let tiles = self.tiles(cut)?;
         let costs = self.tile_costs(gpu, &tiles)?;
         let mut s = Schedule { tiles, rows: 0 };
-        if self.pass.sums() {
-            let ranges = s.ranges();
-            let most_parts = ranges.iter().map(|r| r.len()).max().unwrap_or(1);
-            let len = self.range_shape(&ranges[0][0]).iter().product();
+        let groups = s.groups();
+        let most_parts = groups.iter().map(|g| g.len()).max().unwrap_or(1);
+        if most_parts > 1 {
+            let len = groups
+                .iter()
+                .map(|g| self.group_shape(&g[0]).iter().product::<usize>())
+                .max()
+                .unwrap_or(1);
             s.rows = partial_sums::most_rows(gpu, self.op, len, most_parts)?;
         }
         let peak = self.schedule_peak(gpu, &s, &costs)?;
@@ -419,8 +522,7 @@ impl Whole<'_> {
             return Ok((s, peak));
         };
         // Fewer rows of partial sums a pass may still fit the budget.
-        if self.pass.sums() && s.rows > 2 {
-            let most = s.rows;
+        if s.rows > 2 {
             let fits = |extra: usize| {
                 let trial = Schedule {
                     tiles: s.tiles.clone(),
@@ -428,12 +530,10 @@ impl Whole<'_> {
                 };
                 Ok(self.schedule_peak(gpu, &trial, &costs)? <= avail)
             };
-            if let Some(extra) = split::largest_where(most - 1, &fits)? {
-                if extra >= 1 {
-                    s.rows = 1 + extra;
-                    let peak = self.schedule_peak(gpu, &s, &costs)?;
-                    return Ok((s, peak));
-                }
+            if let Some(extra) = split::largest_where(s.rows - 1, &fits)? {
+                s.rows = 1 + extra;
+                let peak = self.schedule_peak(gpu, &s, &costs)?;
+                return Ok((s, peak));
             }
         }
         Err(Error::OutOfMemory {
@@ -447,16 +547,39 @@ impl Whole<'_> {
         })
     }
 
-    /// The schedule of the coarsest cut that fits, with `avail` bytes of budget left before
-    /// the call, and its peak.
-    fn choose(&self, gpu: &Gpu, avail: Option<u64>) -> Result<(Schedule, u64)> {
+    /// The schedule of the coarsest cut that fits with this `inner`, and its peak.
+    fn coarsest(&self, gpu: &Gpu, avail: Option<u64>) -> Result<(Schedule, u64)> {
         let check = |cut: Cut| self.schedule(gpu, cut, avail);
         let whole = self.whole_cut();
-        let chosen = if self.pass.sums() {
+        if self.pass.sums() {
             split::coarsest_cut_by_channels(whole, &check)
         } else {
             split::coarsest_cut(whole, true, &check)
-        };
+        }
+    }
+
+    /// The schedule of the coarsest cut that fits, with `avail` bytes of budget left before
+    /// the call, and its peak: the other side's channels whole if any cut fits so, else as
+    /// many of them per part as the finest cut allows.
+    fn choose(&self, gpu: &Gpu, avail: Option<u64>) -> Result<(Schedule, u64)> {
+        let other = self.other_per_group();
+        let chosen = self.coarsest(gpu, avail).or_else(|whole_error| {
+            let finest = Cut {
+                samples: 1,
+                channels: 1,
+                rows: 1,
+            };
+            let with_inner = |inner| Whole {
+                inner: Some(inner),
+                ..*self
+            };
+            let fits = |inner: usize| Ok(with_inner(inner).schedule(gpu, finest, avail).is_ok());
+            match split::largest_where(other.saturating_sub(1), &fits)? {
+                Some(inner) => with_inner(inner).coarsest(gpu, avail),
+                None if other > 1 => with_inner(1).schedule(gpu, finest, avail),
+                None => Err(whole_error),
+            }
+        });
         let named = self.named();
         let named: Vec<split::Named> = named.iter().map(|(n, s)| (*n, &s[..])).collect();
         let (s, peak) = chosen.map_err(|e| split::unsplittable(gpu, self.op, &named, e))?;
@@ -478,8 +601,8 @@ impl Whole<'_> {
         Ok((peak, s.tiles.len()))
     }
 
-    /// Runs the tiled dx or conv_transpose2d: each tile's copies and pass, its result copied
-    /// into place.
+    /// Runs the tiled dx or conv_transpose2d: each tile's copies and pass (its parts' results
+    /// summed in order), its result copied into place.
     pub fn run_input(
         &self,
         grad_output: &GpuTensor,
@@ -492,49 +615,72 @@ impl Whole<'_> {
             GpuTensor::uninit(gpu, op, &self.g.input_shape(), layout)
         })??;
         let activations = |a| layout.activation_shape(a);
-        // The weight (and bias) slices of the current channel range; replaced, the old ones
-        // dropped first, when the range changes.
-        let mut sliced: Option<(usize, GpuTensor, Option<GpuTensor>)> = None;
-        for t in &s.tiles {
-            let (w, b) = if self.slices_weight(t) {
-                if sliced.as_ref().map(|s| s.0) != Some(t.range.0) {
-                    drop(sliced.take());
-                    let from =
-                        Box4::logical(|w| layout.weight_shape(w), t.w_start, t.g.weight_sizes());
-                    let w = copy::slice(gpu, op, weight, from)?;
-                    let b = bias
-                        .map(|b| copy::slice_1d(gpu, op, b, t.range.0, t.range.1))
-                        .transpose()?;
-                    sliced = Some((t.range.0, w, b));
+        let weight_slice = |t: &Tile| {
+            let from = Box4::logical(|w| layout.weight_shape(w), t.w_start, t.g.weight_sizes());
+            copy::slice(gpu, op, weight, from)
+        };
+        let bias_slice = |t: &Tile| -> Result<Option<GpuTensor>> {
+            match bias {
+                Some(b) if self.slices_bias(t) => {
+                    Ok(Some(copy::slice_1d(gpu, op, b, t.range.0, t.range.1)?))
                 }
-                let (_, w, b) = sliced.as_ref().expect("just made");
-                (w, b.as_ref())
-            } else {
-                (weight, bias)
-            };
+                _ => Ok(None),
+            }
+        };
+        let run = |t: &Tile, w: &GpuTensor, b: Option<&GpuTensor>| -> Result<GpuTensor> {
             let dy = if self.slices_grad_output(t) {
                 let from = Box4::logical(activations, t.dy_start, t.g.output_sizes());
                 copy::slice(gpu, op, grad_output, from)?
             } else {
                 grad_output.clone()
             };
-            let part = match self.pass {
-                Pass::Transpose { .. } => backward::transpose_whole(&dy, w, b, &t.g)?,
-                _ => backward::input_grad_whole(op, &t.g, w, &dy)?,
+            match self.pass {
+                Pass::Transpose { .. } => backward::transpose_whole(&dy, w, b, &t.g),
+                _ => backward::input_grad_whole(op, &t.g, w, &dy),
+            }
+        };
+        // The weight (and bias) slices of the current channel range when tiles are whole
+        // (no parts); replaced, the old ones dropped first, when the range changes.
+        let mut sliced: Option<(usize, GpuTensor, Option<GpuTensor>)> = None;
+        for tiles in s.groups() {
+            let t = &tiles[0];
+            let tile_dx = if tiles.len() > 1 {
+                drop(sliced.take());
+                let shape = self.group_shape(t);
+                partial_sums::sum_in_order(gpu, op, tiles.len(), s.rows, &shape, layout, |k| {
+                    let t = &tiles[k];
+                    let w = weight_slice(t)?;
+                    let b = bias_slice(t)?;
+                    let b = if t.with_bias {
+                        b.as_ref().or(bias)
+                    } else {
+                        None
+                    };
+                    run(t, &w, b)
+                })?
+            } else if self.slices_weight(t) {
+                if sliced.as_ref().map(|s| s.0) != Some(t.range.0) {
+                    drop(sliced.take());
+                    sliced = Some((t.range.0, weight_slice(t)?, bias_slice(t)?));
+                }
+                let (_, w, b) = sliced.as_ref().expect("just made");
+                run(t, w, b.as_ref())?
+            } else {
+                run(t, weight, bias)?
             };
             let placed = Box4::whole(t.g.input_shape());
-            copy::copy_box(gpu, op, &part, placed, &result, activations(t.out_start))?;
+            copy::copy_box(gpu, op, &tile_dx, placed, &result, activations(t.out_start))?;
         }
         Ok(result)
     }
 
-    /// Runs the tiled dw (with the forward `input`) or db: each channel range's tiles summed
-    /// in order, the range's sum copied into place.
+    /// Runs the tiled dw (with the forward `input`) or db: each box's tiles summed in order,
+    /// the sum copied into place.
     pub fn run_sum(&self, input: Option<&GpuTensor>, grad_output: &GpuTensor) -> Result<GpuTensor> {
         let (gpu, op, layout) = (grad_output.gpu(), self.op, self.g.layout);
         let (s, _) = self.choose(gpu, gpu.memory_available())?;
-        let ranges = s.ranges();
-        let result = if ranges.len() > 1 {
+        let groups = s.groups();
+        let result = if self.result_first(groups.len()) {
             let shape = self.result_shape(self.g);
             Some(gpu.capture(op, || GpuTensor::uninit(gpu, op, &shape, layout))??)
         } else {
@@ -565,8 +711,8 @@ impl Whole<'_> {
                 _ => backward::bias_grad_whole(op, &t.g, &dy),
             }
         };
-        for tiles in ranges {
-            let shape = self.range_shape(&tiles[0]);
+        for tiles in groups {
+            let shape = self.group_shape(&tiles[0]);
             let sum =
                 partial_sums::sum_in_order(gpu, op, tiles.len(), s.rows, &shape, layout, |k| {
                     part(&tiles[k])
