@@ -22,6 +22,7 @@ mod split;
 mod split_conv;
 mod split_flat;
 mod split_grad;
+mod split_grad_tiles;
 mod split_pool;
 mod tensor;
 pub mod tuning;

@@ -15,17 +15,17 @@
 //!   (`AxisGeometry::output_band`, which keeps as padding only what lies outside the input).
 //!   Channel ranges are disjoint boxes of dw; within a range the tiles' gradients are added in
 //!   a fixed order (`gpu::partial_sums`). A band whose windows lie wholly in the padding adds
-//!   no term (a padding tap adds none) and is skipped.
-//!   When the input band of a group's input channels is too large, dw is cut over those input
-//!   channels too (disjoint boxes of dw, no more sums).
+//!   no term (a padding tap adds none) and is skipped. When the input band of a group's input
+//!   channels is too large, dw is cut over those input channels too (disjoint boxes of dw).
 //! - **db** likewise, from grad_output alone.
 //!
 //! Every box moves by buffer copies (`gpu::copy`), since the whole tensors may be past what one
 //! binding holds. Cuts go coarse to fine (`gpu::split`): for dx samples, then row bands, then
 //! channels; for dw and db samples, then channel ranges (which cost no partial sums), then row
 //! bands; only when none fits, the other side's channels within a group (dx: output
-//! channels, dw: input channels) as well. A cut fits when every tile's tensors fit one binding and, under a memory budget,
-//! the tiled call's peak (worked out in the order it allocates) fits what the budget leaves.
+//! channels, dw: input channels) as well. A cut fits when every tile's tensors fit one binding
+//! and, under a memory budget, the tiled call's peak (worked out in the order it allocates)
+//! fits what the budget leaves. The tiles themselves are made in `gpu::split_grad_tiles`.
 
 use std::collections::HashMap;
 
@@ -35,9 +35,10 @@ use crate::gpu::copy::{self, Box4};
 use crate::gpu::memory::{self, Ledger};
 use crate::gpu::partial_sums;
 use crate::gpu::split::{self, bytes, Cut};
+use crate::gpu::split_grad_tiles::Tile;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::grads::GradSelection;
-use crate::params::{AxisGeometry, Conv2dGeometry};
+use crate::params::Conv2dGeometry;
 
 /// Which result of the conv2d family is tiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,27 +55,9 @@ pub(crate) enum Pass {
 
 impl Pass {
     /// Whether tiles' results are summed (over samples and rows) rather than placed.
-    fn sums(self) -> bool {
+    pub(super) fn sums(self) -> bool {
         matches!(self, Pass::WeightGrad | Pass::BiasGrad)
     }
-}
-
-/// A tile: its own conv geometry, its channel range in the result's channel axis, and where
-/// the boxes it reads (input, grad_output, weight: logical `[n, c, h, w]` / `[o, i, kh, kw]`)
-/// and writes (dx: logical activation coordinates) start.
-#[derive(Clone, Copy, Debug)]
-struct Tile {
-    g: Conv2dGeometry,
-    range: (usize, usize),
-    /// The other side's channels within the group, relative to it: dx's output channels
-    /// (a part of a sum), dw's input channels (a box of dw); all of them when not cut.
-    part: (usize, usize),
-    /// Whether conv_transpose2d's bias is added here (the first part of a tile only).
-    with_bias: bool,
-    x_start: [usize; 4],
-    dy_start: [usize; 4],
-    w_start: [usize; 4],
-    out_start: [usize; 4],
 }
 
 /// The tiles of a cut, and the rows of partial sums a pass adds.
@@ -150,7 +133,7 @@ impl Whole<'_> {
 
     /// The channel axis a cut splits (dx: input channels; dw, db: output channels) and the
     /// rows it bands (dx: input rows; dw, db: output rows).
-    fn whole_cut(&self) -> Cut {
+    pub(super) fn whole_cut(&self) -> Cut {
         let g = self.g;
         match self.pass {
             Pass::InputGrad | Pass::Transpose { .. } => Cut {
@@ -163,197 +146,6 @@ impl Whole<'_> {
                 channels: g.out_channels,
                 rows: g.h.output,
             },
-        }
-    }
-
-    /// The other side's channels per group (dx: output, dw: input), which a part splits.
-    fn other_per_group(&self) -> usize {
-        match self.pass {
-            Pass::InputGrad | Pass::Transpose { .. } => self.g.out_channels_per_group(),
-            Pass::WeightGrad => self.g.in_channels_per_group(),
-            Pass::BiasGrad => 1,
-        }
-    }
-
-    fn tiles(&self, cut: Cut) -> Result<Vec<Tile>> {
-        let g = self.g;
-        let whole = self.whole_cut();
-        let per_group = match self.pass {
-            Pass::InputGrad | Pass::Transpose { .. } => g.in_channels_per_group(),
-            Pass::WeightGrad | Pass::BiasGrad => g.out_channels_per_group(),
-        };
-        let other = self.other_per_group();
-        let inner = self.inner.unwrap_or(other).clamp(1, other);
-        let parts: Vec<(usize, usize)> = (0..other)
-            .step_by(inner)
-            .map(|q0| (q0, inner.min(other - q0)))
-            .collect();
-        // A part is within one group, so its tile's channel range must be too.
-        let channels = if parts.len() > 1 {
-            cut.channels.min(per_group)
-        } else {
-            cut.channels
-        };
-        let mut tiles = Vec::new();
-        for (c0, cb) in split::channel_ranges(whole.channels, per_group, channels) {
-            let before = tiles.len();
-            // dx: a tile's parts are consecutive, to be summed; dw: a part is a box of its
-            // own, over all samples and rows.
-            let (outer, innermost) = match self.pass {
-                Pass::InputGrad | Pass::Transpose { .. } => (vec![(0, other)], parts.clone()),
-                _ => (parts.clone(), vec![(0, other)]),
-            };
-            for &dw_part in &outer {
-                for n0 in (0..g.batch).step_by(cut.samples) {
-                    for r0 in (0..whole.rows).step_by(cut.rows) {
-                        let nb = cut.samples.min(g.batch - n0);
-                        let rb = cut.rows.min(whole.rows - r0);
-                        for &dx_part in &innermost {
-                            let at = ([n0, c0, r0], [nb, cb, rb]);
-                            let tile = match self.pass {
-                                Pass::InputGrad | Pass::Transpose { .. } => {
-                                    Some(self.input_tile(at.0, at.1, dx_part))
-                                }
-                                Pass::WeightGrad => self.weight_tile(at.0, at.1, dw_part)?,
-                                Pass::BiasGrad => Some(self.bias_tile(at.0, at.1)),
-                            };
-                            tiles.extend(tile);
-                        }
-                    }
-                }
-            }
-            if tiles.len() == before {
-                return Err(too_large(
-                    self.op,
-                    format!(
-                        "split into bands of {} output row(s), every band's windows lie wholly \
-                         in the padding (padding {} + {} around {} input rows), so no band is \
-                         left to compute",
-                        cut.rows, g.h.pad_before, g.h.pad_after, g.h.input
-                    ),
-                ));
-            }
-        }
-        Ok(tiles)
-    }
-
-    /// The dx tile of samples `n0..`, input channels `c0..` and input rows `r0..`, over the
-    /// output channels `q0..q0 + qb` of its group.
-    fn input_tile(
-        &self,
-        [n0, c0, r0]: [usize; 3],
-        [nb, cb, rb]: [usize; 3],
-        (q0, qb): (usize, usize),
-    ) -> Tile {
-        let g = self.g;
-        let (ipg, opg) = (g.in_channels_per_group(), g.out_channels_per_group());
-        let group = c0 / ipg;
-        let whole_groups = c0.is_multiple_of(ipg) && cb.is_multiple_of(ipg);
-        let (groups, first_in) = if whole_groups {
-            (cb / ipg, 0)
-        } else {
-            (1, c0 - group * ipg)
-        };
-        // A part (qb < opg) lies within one group: `tiles` keeps its range there.
-        let out_channels = if qb < opg { qb } else { groups * opg };
-        let (o0, h) = if rb == g.h.input {
-            (0, g.h)
-        } else {
-            g.h.gather_band(r0, rb)
-        };
-        Tile {
-            g: Conv2dGeometry {
-                batch: nb,
-                in_channels: cb,
-                out_channels,
-                groups,
-                h,
-                ..*g
-            },
-            range: (c0, cb),
-            part: (q0, qb),
-            with_bias: self.pass == (Pass::Transpose { bias: true }) && q0 == 0,
-            x_start: [0; 4],
-            dy_start: [n0, group * opg + q0, o0, 0],
-            w_start: [group * opg + q0, first_in, 0, 0],
-            out_start: [n0, c0, r0, 0],
-        }
-    }
-
-    /// The dw tile of samples `n0..`, output channels `o0..` and output rows `y0..`, over the
-    /// input channels `p0..p0 + pb` of its group; `None` when those rows' windows read only
-    /// padding (they add nothing to dw).
-    fn weight_tile(
-        &self,
-        [n0, o0, y0]: [usize; 3],
-        [nb, ob, yb]: [usize; 3],
-        (p0, pb): (usize, usize),
-    ) -> Result<Option<Tile>> {
-        let g = self.g;
-        let (ipg, opg) = (g.in_channels_per_group(), g.out_channels_per_group());
-        let group = o0 / opg;
-        let whole_groups = o0.is_multiple_of(opg) && ob.is_multiple_of(opg);
-        let groups = if whole_groups { ob / opg } else { 1 };
-        // A part (pb < ipg) lies within one group: `tiles` keeps its range there.
-        let in_channels = if pb < ipg { pb } else { groups * ipg };
-        let (row0, h) = if yb == g.h.output {
-            (0, g.h)
-        } else {
-            match g.h.output_band(y0, yb) {
-                Some(band) => band,
-                None => return Ok(None),
-            }
-        };
-        Ok(Some(Tile {
-            g: Conv2dGeometry {
-                batch: nb,
-                in_channels,
-                out_channels: ob,
-                groups,
-                h,
-                ..*g
-            },
-            range: (o0, ob),
-            part: (p0, pb),
-            with_bias: false,
-            x_start: [n0, group * ipg + p0, row0, 0],
-            dy_start: [n0, o0, y0, 0],
-            w_start: [0; 4],
-            out_start: [o0, p0, 0, 0],
-        }))
-    }
-
-    /// The db tile: grad_output's box as the output of a depthwise 1x1 conv, which has its
-    /// shape and is all the bias reduction needs.
-    fn bias_tile(&self, [n0, o0, y0]: [usize; 3], [nb, ob, yb]: [usize; 3]) -> Tile {
-        let g = self.g;
-        let unit = |size: usize| AxisGeometry {
-            input: size,
-            kernel: 1,
-            stride: 1,
-            dilation: 1,
-            pad_before: 0,
-            pad_after: 0,
-            output: size,
-        };
-        Tile {
-            g: Conv2dGeometry {
-                batch: nb,
-                in_channels: ob,
-                out_channels: ob,
-                groups: ob,
-                h: unit(yb),
-                w: unit(g.w.output),
-                layout: g.layout,
-                flip: false,
-            },
-            range: (o0, ob),
-            part: (0, 1),
-            with_bias: false,
-            x_start: [0; 4],
-            dy_start: [n0, o0, y0, 0],
-            w_start: [0; 4],
-            out_start: [o0, 0, 0, 0],
         }
     }
 
