@@ -1073,6 +1073,17 @@ impl AxisGeometry {
             },
         )
     }
+
+    /// [`Self::input_band`] for a convolution's input gradient, which runs as a conv of its
+    /// own: the same outputs, with `pad_after` set so that the band obeys the output-size
+    /// formula (`(input + pads - effective) / stride + 1` is its output), as kernels that
+    /// rewrite the gradient as a forward pass (depthwise) read both paddings.
+    pub fn gather_band(&self, first: usize, count: usize) -> (usize, AxisGeometry) {
+        let (o0, mut band) = self.input_band(first, count);
+        let reach = (band.output - 1) * band.stride + band.effective_kernel();
+        band.pad_after = reach.saturating_sub(band.input + band.pad_before);
+        (o0, band)
+    }
 }
 
 /// `dilation * (kernel - 1) + 1`, checked.
@@ -1277,6 +1288,41 @@ mod tests {
             .with_dilation(2)
             .geometry("t", [1, 1, 5, 5])
             .is_ok());
+    }
+
+    #[test]
+    fn a_gather_band_has_the_same_taps_and_obeys_the_output_formula() {
+        for input in 1..10 {
+            for kernel in 1..4 {
+                for stride in 1..4 {
+                    for dilation in 1..3 {
+                        for pads in [(0, 0), (1, 0), (2, 3), (5, 1)] {
+                            let Ok(whole) = AxisGeometry::resolve(
+                                "t", "h", input, kernel, stride, dilation, pads,
+                            ) else {
+                                continue;
+                            };
+                            for first in 0..input {
+                                for count in 1..=input - first {
+                                    let (o0, band) = whole.gather_band(first, count);
+                                    let what = format!("{whole:?} rows {first}+{count}");
+                                    let padded = band.input + band.pad_before + band.pad_after;
+                                    let formula = (padded - band.effective_kernel()) / stride + 1;
+                                    assert_eq!(formula, band.output, "{what}");
+                                    for o in 0..whole.output {
+                                        for i in first..first + count {
+                                            let local = (o0..o0 + band.output).contains(&o)
+                                                && axis_tap(&band, o - o0, i - first);
+                                            assert_eq!(axis_tap(&whole, o, i), local, "{what}");
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

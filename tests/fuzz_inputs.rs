@@ -1,9 +1,9 @@
 //! The fuzz targets' checks on stable Rust: seeds from `fuzz/seeds/` and random mutations of them fed to the `.npy` reader and the flag parsers, which must never panic.
 //!
 //! cargo-fuzz (coverage-guided, nightly or `RUSTC_BOOTSTRAP`) runs the same `fuzz/harness.rs`
-//! for as long as one likes (README.md, "Fuzzing"); this test is the short run every
-//! `cargo test` does: `WGCONV_FUZZ_ITERATIONS` mutations per target (default 20000, a second
-//! or two).
+//! for 20 s per target in CI (`.ci/fuzz`) and for as long as one likes by hand (README.md,
+//! "Fuzzing"); this test is the short run every `cargo test` does, cargo-fuzz or not:
+//! `WGCONV_FUZZ_ITERATIONS` mutations per target (default 20000, a second or two).
 
 #[path = "../fuzz/harness.rs"]
 mod harness;

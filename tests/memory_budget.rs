@@ -1,4 +1,4 @@
-//! The memory query and the budget: `Gpu::memory_required` predicts the peak device memory of every op exactly, a budget of that figure lets the call through whole, a tighter one makes it split (still the CPU reference's answer), and one too tight for any split is `OutOfMemory`.
+//! The memory query and the budget: `Gpu::memory_required` predicts the peak device memory of every op exactly, split or not, a budget of that figure lets the call through whole, a tighter one makes it split (still the CPU reference's answer), and one too tight for any split is `OutOfMemory`.
 
 mod common;
 
@@ -97,6 +97,42 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
             (dynamic(want.input.unwrap()), 36),
             (dynamic(want.weight.unwrap()), 6 * 25),
             (want.bias.unwrap().into_dyn(), 6 * 25),
+        ],
+    });
+
+    // One sample whose tensors pass 4 KiB (and 512 bytes): the gradients can only split
+    // within it, by rows and channels, whether for the binding limit or the budget.
+    let p1 = Conv2dParams::default()
+        .with_padding(Padding::uniform(1))
+        .with_layout(layout);
+    let (x1, w1, dy1) = (
+        data(layout.activation_shape([1, 4, 40, 7]), 8),
+        data(layout.weight_shape([6, 4, 3, 3]), 9),
+        data(layout.activation_shape([1, 6, 40, 7]), 10),
+    );
+    let want =
+        cpu::conv2d_backward(x1.view(), w1.view(), dy1.view(), &p1, GradSelection::ALL).unwrap();
+    let (x1t, w1t, dy1t) = (
+        up(gpu, &x1, layout),
+        up(gpu, &w1, layout),
+        up(gpu, &dy1, layout),
+    );
+    cases.push(Case {
+        name: format!("{layout:?} conv2d_backward of one sample"),
+        call: OpCall::Conv2dBackward {
+            input: x1.dim().into(),
+            weight: w1.dim().into(),
+            params: p1,
+            which: GradSelection::ALL,
+        },
+        run: Box::new(move || {
+            let g = conv2d_backward(&x1t, &w1t, &dy1t, &p1, GradSelection::ALL)?;
+            Ok(vec![g.input.unwrap(), g.weight.unwrap(), g.bias.unwrap()])
+        }),
+        want: vec![
+            (dynamic(want.input.unwrap()), 54),
+            (dynamic(want.weight.unwrap()), 280),
+            (want.bias.unwrap().into_dyn(), 280),
         ],
     });
 
@@ -270,6 +306,29 @@ fn tiles_within_a_sample_are_estimated_exactly() {
 }
 
 #[test]
+fn every_op_split_within_a_sample_is_estimated_exactly() {
+    let Some(gpu) = fresh_gpu() else { return };
+    // One sample of every case's largest tensor is past 512 bytes (the conv2d_backward
+    // input: 972 bytes, its weight 864), so every op tiles within samples: row bands, channel
+    // ranges, partial sums of the weight and bias gradients, chunks of elements.
+    gpu.limit_storage_binding(512);
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        for case in cases(&gpu, layout) {
+            let e = estimate(&gpu, &case);
+            let batch = if case.name.contains("one sample") {
+                1
+            } else {
+                6
+            };
+            assert!(e.pieces > batch, "{}: {e:?}", case.name);
+            let (outputs, peak) = measured(&gpu, &case).unwrap();
+            assert_eq!(peak, e.peak_bytes, "{}: {e:?}", case.name);
+            check_outputs(&case.name, &outputs, &case);
+        }
+    }
+}
+
+#[test]
 fn a_budget_of_the_estimate_runs_whole_and_a_tighter_one_splits() {
     let Some(gpu) = fresh_gpu() else { return };
     for layout in [Layout::Nchw, Layout::Nhwc] {
@@ -319,7 +378,7 @@ fn a_budget_of_the_estimate_runs_whole_and_a_tighter_one_splits() {
             }
             // Splits pay for copies of their chunks, so only calls with temporaries that shrink
             // with the chunk (scratch, partial sums) can always trade them for a split.
-            if name.ends_with("conv2d") || name.ends_with("conv2d_backward") {
+            if name.ends_with("conv2d") || name.contains("conv2d_backward") {
                 assert!(
                     splits > 0,
                     "{name}: no budget below the whole call's split it"

@@ -1,4 +1,4 @@
-//! Work past the storage-binding limit: with a tiny limit forced, ops split over the batch and still give the unsplit CPU reference's answer; one sample past the limit is a clear `TooLarge`.
+//! Work past the storage-binding limit: with a tiny limit forced, every op splits over the batch and within one sample and still gives the unsplit CPU reference's answer; what cannot split is a clear `TooLarge`.
 //!
 //! `WGCONV_BIG_TESTS=1` also runs a real case past lavapipe's 128 MiB binding limit.
 
@@ -593,4 +593,515 @@ fn tensorflow_indices_split_rows_but_never_channels() {
         "{e:?}"
     );
     assert!(e.to_string().contains("1024"), "{e}");
+}
+
+/// The peak the call `run` measures beside what was in use before it, and `run`'s result.
+fn measured_peak<T>(gpu: &Gpu, run: impl FnOnce() -> T) -> (T, u64) {
+    let before = gpu.memory_in_use() - gpu.pool_stats().free_bytes;
+    gpu.reset_peak_memory();
+    let out = run();
+    (out, gpu.pool_stats().peak_in_use_bytes - before)
+}
+
+/// conv2d gradient cases whose single sample is past the 1 KiB limit, as (input, weight) in
+/// NCHW/OIHW terms and parameters: dx in bands of input rows (with the grad_output halo their
+/// windows reach, under stride, dilation, asymmetric padding and flip, and rows no window
+/// reaches), dw and db over output channels and bands of output rows, groups split whole and
+/// within a group, a depthwise conv, and a weight (so dw) itself past the limit.
+fn within_sample_grad_cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
+    let p = Conv2dParams::default;
+    vec![
+        (
+            [2, 3, 16, 16],
+            [4, 3, 3, 3],
+            p().with_padding(Padding::uniform(1)),
+        ),
+        (
+            [1, 3, 17, 13],
+            [5, 3, 3, 2],
+            p().with_stride_hw(2, 1)
+                .with_dilation_hw(2, 1)
+                .with_padding(Padding::explicit(3, 1, 0, 2))
+                .with_flip(true),
+        ),
+        (
+            [1, 8, 9, 12],
+            [12, 2, 3, 3],
+            p().with_groups(4)
+                .with_padding(Padding::uniform(2))
+                .with_dilation(2),
+        ),
+        // 16x12x3x3 weights (6.75 KiB): dx splits input channels within the one group, dw
+        // output channels, each tile reading a band of the input.
+        (
+            [1, 12, 5, 5],
+            [16, 12, 3, 3],
+            p().with_padding(Padding::uniform(1)),
+        ),
+        (
+            [1, 6, 12, 12],
+            [6, 1, 3, 3],
+            p().with_groups(6).with_padding(Padding::Same),
+        ),
+        // Stride 3 over a kernel of 1 row: two rows in three get no gradient.
+        ([1, 2, 20, 9], [3, 2, 1, 2], p().with_stride(3)),
+    ]
+}
+
+#[test]
+fn conv2d_gradients_split_one_sample_over_rows_and_channels() {
+    for (variant, gpu) in limited_gpus() {
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            for (k, (xs, ws, p)) in within_sample_grad_cases().into_iter().enumerate() {
+                let p = p.with_layout(layout);
+                let what = format!("{variant} {layout:?} case {k}");
+                let xshape = layout.activation_shape(xs);
+                let g = p
+                    .geometry("t", xshape, layout.weight_shape(ws), None)
+                    .unwrap();
+                let [n, _, oh, ow] = g.output_sizes();
+                assert!(
+                    (xs[1..].iter().product::<usize>() * 4) as u64 > LIMIT,
+                    "{what}: one sample must be past the limit"
+                );
+                let x = data(xshape, 70 + k as u64);
+                let w = data(layout.weight_shape(ws), 80 + k as u64);
+                let dy = data(g.output_shape(), 90 + k as u64);
+                let want =
+                    cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL)
+                        .unwrap();
+                let (want_dx, want_dw, want_db) = (
+                    want.input.unwrap(),
+                    want.weight.unwrap(),
+                    want.bias.unwrap(),
+                );
+                let (xt, wt, dyt) = (
+                    up(&gpu, &x, layout),
+                    up(&gpu, &w, layout),
+                    up(&gpu, &dy, layout),
+                );
+                let dx_terms = ws[0] / p.groups * ws[2] * ws[3];
+                let sum_terms = n * oh * ow;
+                let estimate = gpu
+                    .memory_required(&wgconv::gpu::OpCall::Conv2dBackward {
+                        input: xshape,
+                        weight: layout.weight_shape(ws),
+                        params: p,
+                        which: GradSelection::ALL,
+                    })
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(estimate.pieces > 3, "{what}: {estimate:?}");
+                let (got, peak) = measured_peak(&gpu, || {
+                    conv2d_backward(&xt, &wt, &dyt, &p, GradSelection::ALL)
+                });
+                let got = got.unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
+                let dx = got.input.unwrap().read().unwrap();
+                assert_matches(&format!("{what} dx"), &dx, &want_dx, dx_terms);
+                let dw = got.weight.unwrap().read().unwrap();
+                assert_matches(&format!("{what} dw"), &dw, &want_dw, sum_terms);
+                let db = got.bias.unwrap().read_1d().unwrap();
+                let r = compare(
+                    db.view(),
+                    want_db.view(),
+                    Tolerance::for_reduction(sum_terms),
+                );
+                assert!(r.passed(), "{what} db: {r}");
+
+                // The single-gradient entry points tile the same way.
+                let dx = conv2d_backward_input(xshape, &wt, &dyt, &p)
+                    .unwrap_or_else(|e| panic!("{what} conv2d_backward_input: {e}"));
+                assert_matches(
+                    &format!("{what} conv2d_backward_input"),
+                    &dx.read().unwrap(),
+                    &want_dx,
+                    dx_terms,
+                );
+                let dw = conv2d_backward_weight(&xt, layout.weight_shape(ws), &dyt, &p)
+                    .unwrap_or_else(|e| panic!("{what} conv2d_backward_weight: {e}"));
+                assert_matches(
+                    &format!("{what} conv2d_backward_weight"),
+                    &dw.read().unwrap(),
+                    &want_dw,
+                    sum_terms,
+                );
+                let db = conv2d_backward_bias(&dyt, layout)
+                    .unwrap_or_else(|e| panic!("{what} conv2d_backward_bias: {e}"))
+                    .read_1d()
+                    .unwrap();
+                let r = compare(
+                    db.view(),
+                    want_db.view(),
+                    Tolerance::for_reduction(sum_terms),
+                );
+                assert!(r.passed(), "{what} conv2d_backward_bias: {r}");
+            }
+        }
+    }
+}
+
+/// conv_transpose2d cases whose single output sample is past the 1 KiB limit, as (input,
+/// weight) in NCHW terms, parameters and whether there is a bias: bands of output rows with
+/// stride, padding and output padding, groups, and a weight past the limit.
+fn within_sample_transpose_cases() -> Vec<([usize; 4], [usize; 4], ConvTranspose2dParams, bool)> {
+    let p = ConvTranspose2dParams::default;
+    vec![
+        (
+            [1, 4, 6, 6],
+            [4, 2, 3, 3],
+            p().with_stride(2)
+                .with_padding(Padding::uniform(1))
+                .with_output_padding(1),
+            true,
+        ),
+        (
+            [2, 4, 5, 7],
+            [4, 3, 2, 3],
+            p().with_groups(2).with_dilation(2),
+            true,
+        ),
+        ([1, 16, 4, 4], [16, 8, 3, 3], p().with_stride(2), false),
+    ]
+}
+
+#[test]
+fn conv_transpose2d_splits_one_sample_over_rows_and_channels() {
+    for (variant, gpu) in limited_gpus() {
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            for (k, (xs, ws, p, has_bias)) in
+                within_sample_transpose_cases().into_iter().enumerate()
+            {
+                let p = p.with_layout(layout);
+                let what = format!("{variant} {layout:?} case {k}");
+                let x = data(layout.activation_shape(xs), 100 + k as u64);
+                let w = data(layout.weight_shape(ws), 110 + k as u64);
+                let cout = ws[1] * p.groups;
+                let b =
+                    ndarray::Array1::from_vec((0..cout).map(|i| i as f32 * 0.25 - 1.0).collect());
+                let bias = has_bias.then(|| GpuTensor::upload_1d(&gpu, b.view()).unwrap());
+                let want =
+                    cpu::conv_transpose2d(x.view(), w.view(), has_bias.then(|| b.view()), &p)
+                        .unwrap();
+                let [_, _, oh, ow] = layout.logical_activation(want.dim().into());
+                assert!(
+                    (cout * oh * ow * 4) as u64 > LIMIT,
+                    "{what}: one output sample must be past the limit"
+                );
+                let estimate = gpu
+                    .memory_required(&wgconv::gpu::OpCall::ConvTranspose2d {
+                        input: x.dim().into(),
+                        weight: w.dim().into(),
+                        bias: has_bias,
+                        params: p,
+                    })
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(estimate.pieces > 1, "{what}: {estimate:?}");
+                let (xt, wt) = (up(&gpu, &x, layout), up(&gpu, &w, layout));
+                let (got, peak) =
+                    measured_peak(&gpu, || conv_transpose2d(&xt, &wt, bias.as_ref(), &p));
+                let got = got.unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
+                assert_matches(&what, &got.read().unwrap(), &want, xs[1] * ws[2] * ws[3]);
+            }
+        }
+    }
+}
+
+#[test]
+fn activation_backward_splits_one_sample_into_chunks_of_elements() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        // 663 elements a sample (2652 bytes): chunks of 256 elements cut through rows.
+        let shape = layout.activation_shape([2, 3, 17, 13]);
+        let (dy, y) = (data(shape, 120), data(shape, 121));
+        for (a, saved) in [
+            (Activation::Tanh, SavedTensor::Output),
+            (
+                Activation::LeakyRelu { slope: 0.2 },
+                SavedTensor::PreActivation,
+            ),
+        ] {
+            let what = format!("{layout:?} {a:?}");
+            let want = cpu::activation_backward(dy.view(), y.view(), a, saved).unwrap();
+            let estimate = gpu
+                .memory_required(&wgconv::gpu::OpCall::ActivationBackward {
+                    shape: shape.to_vec(),
+                })
+                .unwrap();
+            assert!(estimate.pieces > 1, "{what}: {estimate:?}");
+            let (dyt, yt) = (up(&gpu, &dy, layout), up(&gpu, &y, layout));
+            let (got, peak) = measured_peak(&gpu, || activation_backward(&dyt, &yt, a, saved));
+            let got = got.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
+            assert_matches(&what, &got.read().unwrap(), &want, 8);
+        }
+    }
+}
+
+#[test]
+fn dx_splits_grad_output_channels_into_parts_and_what_cannot_split_says_why() {
+    let Some((_, gpu)) = limited_gpus().into_iter().next() else {
+        return;
+    };
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        // One row of grad_output across its 16 channels is 2560 bytes: each dx tile is summed
+        // over parts of those channels; conv_transpose2d (the same dx plus a bias) likewise.
+        let p = Conv2dParams::default()
+            .with_padding(Padding::Same)
+            .with_layout(layout);
+        let xshape = layout.activation_shape([1, 2, 5, 40]);
+        let wshape = layout.weight_shape([16, 2, 3, 3]);
+        let (x, w) = (data(xshape, 130), data(wshape, 131));
+        let dy = data(layout.activation_shape([1, 16, 5, 40]), 132);
+        let (wt, dyt) = (up(&gpu, &w, layout), up(&gpu, &dy, layout));
+        let want =
+            cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+        let what = format!("{layout:?} dx in parts");
+        let estimate = gpu
+            .memory_required(&wgconv::gpu::OpCall::Conv2dBackward {
+                input: xshape,
+                weight: wshape,
+                params: p,
+                which: GradSelection::INPUT,
+            })
+            .unwrap();
+        let (dx, peak) = measured_peak(&gpu, || conv2d_backward_input(xshape, &wt, &dyt, &p));
+        let dx = dx.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
+        assert_matches(
+            &what,
+            &dx.read().unwrap(),
+            want.input.as_ref().unwrap(),
+            144,
+        );
+        let dw = conv2d_backward_weight(&up(&gpu, &x, layout), wshape, &dyt, &p).unwrap();
+        assert_matches(
+            "dw",
+            &dw.read().unwrap(),
+            want.weight.as_ref().unwrap(),
+            200,
+        );
+
+        let tp = ConvTranspose2dParams::default()
+            .with_padding(Padding::uniform(1))
+            .with_layout(layout);
+        let b = ndarray::Array1::from_vec(vec![0.5f32, -1.0]);
+        let bt = GpuTensor::upload_1d(&gpu, b.view()).unwrap();
+        let want = cpu::conv_transpose2d(dy.view(), w.view(), Some(b.view()), &tp).unwrap();
+        let got = conv_transpose2d(&dyt, &wt, Some(&bt), &tp)
+            .unwrap_or_else(|e| panic!("{layout:?} conv_transpose2d in parts: {e}"));
+        assert_matches(
+            "conv_transpose2d in parts",
+            &got.read().unwrap(),
+            &want,
+            144,
+        );
+    }
+
+    // One grad_output row of one channel is 1200 bytes: columns never split.
+    let w = data([1, 1, 3, 1], 133);
+    let dy = data([1, 1, 3, 300], 134);
+    let p = Conv2dParams::default().with_padding(Padding::explicit(1, 1, 0, 0));
+    let e = conv2d_backward_input(
+        [1, 1, 3, 300],
+        &up(&gpu, &w, Layout::Nchw),
+        &up(&gpu, &dy, Layout::Nchw),
+        &p,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooLarge {
+                op: "conv2d_backward_input",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("grad_output") && text.contains("1024"),
+        "{text}"
+    );
+}
+
+/// Random conv geometries (groups, stride, dilation, asymmetric padding, flip, both layouts),
+/// each on a device whose binding limit is a fraction of one sample: every gradient and
+/// conv_transpose2d (with a bias) must give the CPU reference's answer at exactly the estimated
+/// peak, or a `TooLarge` naming the op; never another error. `WGCONV_SWEEP_CASES` sets the
+/// number of cases.
+#[test]
+fn random_gradients_and_transposed_convs_split_within_a_sample() {
+    for (variant, gpu) in limited_gpus() {
+        random_splits(&variant, &gpu);
+    }
+}
+
+fn random_splits(variant: &str, gpu: &Gpu) {
+    let mut rng = common::Rng::new(7);
+    let (mut split, mut refused) = (0, 0);
+    for case in 0..common::cases_per_flavour(40) {
+        let groups = rng.range(1, 3);
+        let (cin, cout) = (groups * rng.range(1, 4), groups * rng.range(1, 4));
+        let (h, w) = (rng.range(4, 14), rng.range(3, 9));
+        let (kh, kw) = (rng.range(1, 3), rng.range(1, 3));
+        let layout = if rng.chance(50) {
+            Layout::Nchw
+        } else {
+            Layout::Nhwc
+        };
+        let p = Conv2dParams::default()
+            .with_groups(groups)
+            .with_stride_hw(rng.range(1, 3), rng.range(1, 2))
+            .with_dilation_hw(rng.range(1, 2), rng.range(1, 2))
+            .with_padding(Padding::explicit(
+                rng.range(0, 3),
+                rng.range(0, 3),
+                rng.range(0, 2),
+                rng.range(0, 2),
+            ))
+            .with_flip(rng.chance(30))
+            .with_layout(layout);
+        let batch = rng.range(1, 2);
+        let xshape = layout.activation_shape([batch, cin, h, w]);
+        let wshape = layout.weight_shape([cout, cin / groups, kh, kw]);
+        let Ok(g) = p.geometry("t", xshape, wshape, None) else {
+            continue;
+        };
+        let what = format!("{variant} case {case}: {g:?}");
+        let sample = 4 * [cin * h * w, cout * g.h.output * g.w.output]
+            .into_iter()
+            .max()
+            .unwrap();
+        let limit = (sample / rng.range(2, 4)).max(64) as u64;
+        gpu.limit_storage_binding(limit);
+        let x = data(xshape, 1000 + case as u64);
+        let wt = data(wshape, 2000 + case as u64);
+        let dy = data(g.output_shape(), 3000 + case as u64);
+        let want =
+            cpu::conv2d_backward(x.view(), wt.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+        let (xg, wg, dyg) = (
+            up(gpu, &x, layout),
+            up(gpu, &wt, layout),
+            up(gpu, &dy, layout),
+        );
+        let [n, _, oh, ow] = g.output_sizes();
+        let sums = Tolerance::for_reduction(n * oh * ow);
+        let dx_terms = g.out_channels_per_group() * kh * kw;
+        for which in [
+            GradSelection::INPUT,
+            GradSelection::WEIGHT,
+            GradSelection::BIAS,
+        ] {
+            let call = wgconv::gpu::OpCall::Conv2dBackward {
+                input: xshape,
+                weight: wshape,
+                params: p,
+                which,
+            };
+            let estimate = gpu.memory_required(&call);
+            let (got, peak) = measured_peak(gpu, || conv2d_backward(&xg, &wg, &dyg, &p, which));
+            let what = format!("{what} {which:?} under a {limit}-byte limit");
+            match (got, estimate) {
+                (Ok(got), Ok(e)) => {
+                    assert_eq!(peak, e.peak_bytes, "{what}: {e:?}");
+                    split += usize::from(e.pieces > batch);
+                    if let Some(dx) = got.input {
+                        let want = want.input.as_ref().unwrap();
+                        assert_matches(&what, &dx.read().unwrap(), want, dx_terms);
+                    }
+                    if let Some(dw) = got.weight {
+                        let want = want.weight.as_ref().unwrap();
+                        let r = compare(dw.read().unwrap().view(), want.view(), sums);
+                        assert!(r.passed(), "{what}: {r}");
+                    }
+                    if let Some(db) = got.bias {
+                        let want = want.bias.as_ref().unwrap();
+                        let r = compare(db.read_1d().unwrap().view(), want.view(), sums);
+                        assert!(r.passed(), "{what}: {r}");
+                    }
+                }
+                (Err(e), Err(_)) => {
+                    assert!(
+                        matches!(
+                            e,
+                            Error::TooLarge {
+                                op: "conv2d_backward",
+                                ..
+                            }
+                        ),
+                        "{what}: {e:?}"
+                    );
+                    eprintln!("refused: {e}");
+                    refused += 1;
+                }
+                (got, estimate) => panic!(
+                    "{what}: the call and its estimate disagree: {:?} against {estimate:?}",
+                    got.map(|_| ())
+                ),
+            }
+        }
+
+        // The transposed conv of the same geometry: dy is its input, x its output.
+        let tp = ConvTranspose2dParams {
+            stride: [g.h.stride, g.w.stride],
+            padding: Padding::explicit(
+                g.h.pad_before,
+                g.h.pad_after,
+                g.w.pad_before,
+                g.w.pad_after,
+            ),
+            output_padding: [0, 0],
+            dilation: [g.h.dilation, g.w.dilation],
+            groups,
+            layout,
+            flip: p.flip,
+        };
+        let Ok(tg) = tp.geometry("t", g.output_shape(), wshape, Some(cin)) else {
+            continue;
+        };
+        let bias = ndarray::Array1::from_vec((0..cin).map(|i| i as f32 * 0.5 - 1.0).collect());
+        let bg = GpuTensor::upload_1d(gpu, bias.view()).unwrap();
+        let want = cpu::conv_transpose2d(dy.view(), wt.view(), Some(bias.view()), &tp).unwrap();
+        let estimate = gpu.memory_required(&wgconv::gpu::OpCall::ConvTranspose2d {
+            input: g.output_shape(),
+            weight: wshape,
+            bias: true,
+            params: tp,
+        });
+        let (got, peak) = measured_peak(gpu, || conv_transpose2d(&dyg, &wg, Some(&bg), &tp));
+        let what = format!("{what} conv_transpose2d {tg:?} under a {limit}-byte limit");
+        match (got, estimate) {
+            (Ok(got), Ok(e)) => {
+                assert_eq!(peak, e.peak_bytes, "{what}: {e:?}");
+                split += usize::from(e.pieces > batch);
+                assert_matches(&what, &got.read().unwrap(), &want, dx_terms);
+            }
+            (Err(e), Err(_)) => {
+                assert!(
+                    matches!(
+                        e,
+                        Error::TooLarge {
+                            op: "conv_transpose2d",
+                            ..
+                        }
+                    ),
+                    "{what}: {e:?}"
+                );
+                refused += 1;
+            }
+            (got, estimate) => panic!(
+                "{what}: the call and its estimate disagree: {:?} against {estimate:?}",
+                got.map(|_| ())
+            ),
+        }
+    }
+    eprintln!("{variant}: {split} calls split within a sample, {refused} refused as TooLarge");
+    assert!(
+        split > 3 * refused,
+        "{variant}: {split} split, {refused} refused"
+    );
 }

@@ -7,6 +7,7 @@ use crate::gpu::launch::{check_binding, check_same_gpu, submit, Dispatch};
 use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::split;
+use crate::gpu::split_flat::Elementwise;
 use crate::gpu::uniforms::ActivationUniforms;
 use crate::gpu::{Gpu, GpuTensor};
 
@@ -16,10 +17,14 @@ fn whole_bytes(gpu: &Gpu, shape: &[usize]) -> u64 {
         + memory::uniform_bytes(gpu, std::mem::size_of::<ActivationUniforms>())
 }
 
-fn with_batch(shape: &[usize], nb: usize) -> Vec<usize> {
-    let mut s = shape.to_vec();
-    s[0] = nb;
-    s
+/// The call as chunks of elements, should it split.
+fn chunked<'a>(shape: &'a [usize], inner: &'a dyn Fn(usize) -> u64) -> Elementwise<'a> {
+    Elementwise {
+        op: "activation_backward",
+        shape,
+        operands: 2,
+        inner,
+    }
 }
 
 /// [`crate::gpu::Gpu::memory_required`] for activation_backward.
@@ -33,16 +38,14 @@ pub(crate) fn memory(gpu: &Gpu, shape: &[usize]) -> Result<MemoryEstimate> {
     }
     let output_bytes = memory::tensor_bytes(gpu, shape);
     let avail = gpu.memory_available();
-    let split =
-        shape.len() == 4 && split::needed(gpu, &[shape], avail, || Ok(whole_bytes(gpu, shape)))?;
-    let (peak_bytes, pieces) = if split {
-        let inner = |nb| Ok(whole_bytes(gpu, &with_batch(shape, nb)));
-        let inputs = [("grad_output", shape), ("saved", shape)];
-        split::over_batch_peak(gpu, OP, &inputs, &[shape], avail, &inner)?
-    } else {
-        check_binding(gpu, OP, "grad_output", shape)?;
-        (whole_bytes(gpu, shape), 1)
-    };
+    let (peak_bytes, pieces) =
+        if split::needed(gpu, &[shape], avail, || Ok(whole_bytes(gpu, shape)))? {
+            let inner = |n| whole_bytes(gpu, &[n]);
+            chunked(shape, &inner).peak(gpu, avail)?
+        } else {
+            check_binding(gpu, OP, "grad_output", shape)?;
+            (whole_bytes(gpu, shape), 1)
+        };
     Ok(MemoryEstimate {
         peak_bytes,
         output_bytes,
@@ -80,14 +83,12 @@ pub fn activation_backward(
         ));
     }
     let shape = grad_output.shape();
-    if shape.len() == 4
-        && split::needed(gpu, &[shape], gpu.memory_available(), || {
-            Ok(whole_bytes(gpu, shape))
-        })?
-    {
-        let inputs = [("grad_output", grad_output), ("saved", saved_tensor)];
-        let inner = |nb| Ok(whole_bytes(gpu, &with_batch(shape, nb)));
-        return split::over_batch(gpu, OP, &inputs, shape, &inner, |t| {
+    if split::needed(gpu, &[shape], gpu.memory_available(), || {
+        Ok(whole_bytes(gpu, shape))
+    })? {
+        // Elementwise: chunks of any elements, so one sample past the limit splits too.
+        let inner = |n| whole_bytes(gpu, &[n]);
+        return chunked(shape, &inner).run(gpu, &[grad_output, saved_tensor], |t| {
             activation_backward(&t[0], &t[1], activation, saved)
         });
     }

@@ -11,6 +11,7 @@ use crate::gpu::pipelines::Kernel;
 use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
 use crate::gpu::split;
+use crate::gpu::split_grad::{self, Pass};
 use crate::gpu::uniforms::Conv2dUniforms;
 use crate::gpu::{conv2d_depthwise, conv2d_packed};
 use crate::gpu::{Gpu, GpuTensor};
@@ -369,7 +370,7 @@ fn plan_bias(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> {
 
 /// The peak bytes of the gradients `which` of `g` computed unsplit: each gradient with its
 /// scratch, then every dispatch's uniforms, all alive until the one submission.
-fn whole_bytes(
+pub(crate) fn whole_bytes(
     gpu: &Gpu,
     op: &'static str,
     g: &Conv2dGeometry,
@@ -397,12 +398,13 @@ fn whole_bytes(
     Ok(total)
 }
 
-/// The tensors a gradient selection binds: the input (or dx) only for dx and dw.
-fn bound_shapes(g: &Conv2dGeometry, which: GradSelection) -> Vec<Vec<usize>> {
+/// The tensors a gradient selection binds: grad_output, and the input (or dx) and the weight
+/// (or dw) for dx and dw.
+fn bound_shapes(g: &Conv2dGeometry, which: GradSelection) -> Vec<[usize; 4]> {
     if which.input || which.weight {
-        vec![g.input_shape().to_vec(), g.output_shape().to_vec()]
+        vec![g.input_shape(), g.output_shape(), g.weight_shape()]
     } else {
-        vec![g.output_shape().to_vec()]
+        vec![g.output_shape()]
     }
 }
 
@@ -415,37 +417,24 @@ fn must_split(
     avail: Option<u64>,
 ) -> Result<bool> {
     let bound = bound_shapes(g, which);
-    let shapes: Vec<&[usize]> = bound.iter().map(Vec::as_slice).collect();
+    let shapes: Vec<&[usize]> = bound.iter().map(|s| &s[..]).collect();
     split::needed(gpu, &shapes, avail, || whole_bytes(gpu, op, g, which))
 }
 
-/// One gradient of `g` (the `which` given has exactly one selected) when split over the
-/// batch, with `avail` left in the budget: its peak and pieces, as [`backward_split`] runs it.
-fn split_grad_peak(
-    gpu: &Gpu,
-    op: &'static str,
-    g: &Conv2dGeometry,
-    which: GradSelection,
-    avail: Option<u64>,
-) -> Result<(u64, usize)> {
-    let inner = |nb| whole_bytes(gpu, op, &Conv2dGeometry { batch: nb, ..*g }, which);
-    let dy = g.output_shape();
-    if which.input {
-        split::over_batch_peak(
-            gpu,
-            op,
-            &[("grad_output", &dy)],
-            &[&g.input_shape()],
-            avail,
-            &inner,
-        )
-    } else if which.weight {
-        let x = g.input_shape();
-        let inputs = [("input", &x[..]), ("grad_output", &dy[..])];
-        split::sum_over_batch_peak(gpu, op, &inputs, g.batch, &g.weight_shape(), avail, &inner)
+/// The tiled call of the one gradient `one` selects (`gpu::split_grad`).
+fn tiled<'a>(op: &'static str, g: &'a Conv2dGeometry, one: GradSelection) -> split_grad::Whole<'a> {
+    let pass = if one.input {
+        Pass::InputGrad
+    } else if one.weight {
+        Pass::WeightGrad
     } else {
-        let inputs = [("grad_output", &dy[..])];
-        split::sum_over_batch_peak(gpu, op, &inputs, g.batch, &[g.out_channels], avail, &inner)
+        Pass::BiasGrad
+    };
+    split_grad::Whole {
+        op,
+        g,
+        pass,
+        inner: None,
     }
 }
 
@@ -482,7 +471,6 @@ pub(crate) fn backward_memory(
 ) -> Result<MemoryEstimate> {
     const OP: &str = "conv2d_backward";
     let g = params.geometry(OP, input, weight, None)?;
-    check_binding(gpu, OP, "weight", &g.weight_shape())?;
     let output_bytes = each_grad(which).map(|one| grad_bytes(gpu, &g, one)).sum();
     let avail = gpu.memory_available();
     if !must_split(gpu, OP, &g, which, avail)? {
@@ -497,7 +485,7 @@ pub(crate) fn backward_memory(
     for one in each_grad(which) {
         let left = ledger.left(avail);
         let (peak, n) = if must_split(gpu, OP, &g, one, left)? {
-            split_grad_peak(gpu, OP, &g, one, left)?
+            tiled(OP, &g, one).peak(gpu, left)?
         } else {
             (whole_bytes(gpu, OP, &g, one)?, 1)
         };
@@ -522,23 +510,13 @@ pub(crate) fn transpose_memory(
     const OP: &str = "conv_transpose2d";
     let bias_len = has_bias.then(|| params.layout.logical_weight(weight)[1] * params.groups);
     let g = params.geometry(OP, input, weight, bias_len)?;
-    check_binding(gpu, OP, "weight", &g.weight_shape())?;
     let output_bytes = memory::tensor_bytes(gpu, &g.input_shape());
-    let whole = |g: &Conv2dGeometry| transpose_whole_bytes(gpu, g, has_bias);
+    let tiled = transposed(&g, has_bias);
     let avail = gpu.memory_available();
-    let shapes = [&g.output_shape()[..], &g.input_shape()[..]];
-    let (peak_bytes, pieces) = if split::needed(gpu, &shapes, avail, || whole(&g))? {
-        let inner = |nb| whole(&Conv2dGeometry { batch: nb, ..g });
-        split::over_batch_peak(
-            gpu,
-            OP,
-            &[("input", &g.output_shape())],
-            &[&g.input_shape()],
-            avail,
-            &inner,
-        )?
+    let (peak_bytes, pieces) = if tiled.needs_split(gpu, avail)? {
+        tiled.peak(gpu, avail)?
     } else {
-        (whole(&g)?, 1)
+        (transpose_whole_bytes(gpu, &g, has_bias)?, 1)
     };
     Ok(MemoryEstimate {
         peak_bytes,
@@ -547,8 +525,18 @@ pub(crate) fn transpose_memory(
     })
 }
 
+/// conv_transpose2d of `g` as a tiled call (`gpu::split_grad`).
+fn transposed(g: &Conv2dGeometry, bias: bool) -> split_grad::Whole<'_> {
+    split_grad::Whole {
+        op: "conv_transpose2d",
+        g,
+        pass: Pass::Transpose { bias },
+        inner: None,
+    }
+}
+
 /// The peak bytes of conv_transpose2d unsplit: its output, then the input-gradient plan.
-fn transpose_whole_bytes(gpu: &Gpu, g: &Conv2dGeometry, has_bias: bool) -> Result<u64> {
+pub(crate) fn transpose_whole_bytes(gpu: &Gpu, g: &Conv2dGeometry, has_bias: bool) -> Result<u64> {
     const OP: &str = "conv_transpose2d";
     let plans = planner::candidates(gpu, OP, ConvPass::InputGrad, g)?
         .into_iter()
@@ -578,7 +566,6 @@ fn backward(
             dims4(op, name, t, params.layout)?;
         }
     }
-    let layout = params.layout;
     let weight_shape = match (weight_shape, weight) {
         (Some(s), _) => s,
         (None, Some(w)) => dims4(op, "weight", w, params.layout)?,
@@ -590,23 +577,36 @@ fn backward(
         weight_shape,
         dims4(op, "grad_output", grad_output, params.layout)?,
     )?;
-    check_binding(gpu, op, "weight", &g.weight_shape())?;
     if must_split(gpu, op, &g, which, gpu.memory_available())? {
-        return backward_split(op, &g, input, weight, grad_output, params, which);
+        return backward_split(op, &g, input, weight, grad_output, which);
     }
+    backward_whole(op, &g, input, weight, grad_output, which)
+}
 
+/// The gradients `which` of `g` unsplit: every dispatch planned (and every size checked)
+/// before the first buffer is created, then all of them in one submission.
+fn backward_whole(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    input: Option<&GpuTensor>,
+    weight: Option<&GpuTensor>,
+    grad_output: &GpuTensor,
+    which: GradSelection,
+) -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
+    let gpu = grad_output.gpu();
+    let layout = g.layout;
     let ready = |plan: Result<Plan>| ReadyPlan::new(gpu, op, plan?);
     let dx_plan = which
         .input
-        .then(|| ready(plan_input(gpu, op, &g, false)))
+        .then(|| ready(plan_input(gpu, op, g, false)))
         .transpose()?;
     let dw_plan = which
         .weight
-        .then(|| ready(plan_weight(gpu, op, &g)))
+        .then(|| ready(plan_weight(gpu, op, g)))
         .transpose()?;
     let db_plan = which
         .bias
-        .then(|| ready(plan_bias(gpu, op, &g)))
+        .then(|| ready(plan_bias(gpu, op, g)))
         .transpose()?;
 
     gpu.capture(op, || -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
@@ -651,103 +651,75 @@ fn backward(
     })?
 }
 
-/// [`backward`] for tensors past the binding limit: each requested gradient over chunks of the
-/// batch (`gpu::split`), dx assembled from the chunks' dx, dw and db summed over the chunks.
+/// dx of `g` unsplit, for a tile of a split call.
+pub(crate) fn input_grad_whole(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    weight: &GpuTensor,
+    grad_output: &GpuTensor,
+) -> Result<GpuTensor> {
+    let grads = backward_whole(op, g, None, Some(weight), grad_output, GradSelection::INPUT)?;
+    Ok(grads.input.expect("requested"))
+}
+
+/// dw of `g` unsplit, for a tile of a split call.
+pub(crate) fn weight_grad_whole(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    input: &GpuTensor,
+    grad_output: &GpuTensor,
+) -> Result<GpuTensor> {
+    let grads = backward_whole(op, g, Some(input), None, grad_output, GradSelection::WEIGHT)?;
+    Ok(grads.weight.expect("requested"))
+}
+
+/// db of `g` unsplit, for a tile of a split call.
+pub(crate) fn bias_grad_whole(
+    op: &'static str,
+    g: &Conv2dGeometry,
+    grad_output: &GpuTensor,
+) -> Result<GpuTensor> {
+    let grads = backward_whole(op, g, None, None, grad_output, GradSelection::BIAS)?;
+    Ok(grads.bias.expect("requested"))
+}
+
+/// [`backward`] for work past the binding limit or the budget: each requested gradient on its
+/// own, whole if it fits (the budget counting the ones already made), else in tiles
+/// (`gpu::split_grad`).
 fn backward_split(
     op: &'static str,
     g: &Conv2dGeometry,
     input: Option<&GpuTensor>,
     weight: Option<&GpuTensor>,
     grad_output: &GpuTensor,
-    params: &Conv2dParams,
     which: GradSelection,
 ) -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
     let gpu = grad_output.gpu();
-    let chunk_shape = |mut shape: [usize; 4], t: &GpuTensor| {
-        shape[0] = t.shape()[0];
-        shape
+    let mut grads = Conv2dGrads {
+        input: None,
+        weight: None,
+        bias: None,
     };
-    let one = |chunk_input: [usize; 4], x: Option<&GpuTensor>, dy: &GpuTensor, w: GradSelection| {
-        backward(
-            op,
-            chunk_input,
-            x,
-            Some(g.weight_shape()),
-            weight,
-            dy,
-            params,
-            w,
-        )
-    };
-    let inner = |sel: GradSelection| {
-        move |nb| whole_bytes(gpu, op, &Conv2dGeometry { batch: nb, ..*g }, sel)
-    };
-    // A gradient that fits on its own (the budget counting the ones already made) runs whole.
-    let split_one = |sel: GradSelection| must_split(gpu, op, g, sel, gpu.memory_available());
-    let whole_one = |sel: GradSelection| one(g.input_shape(), input, grad_output, sel);
-    let input_grad = which
-        .input
-        .then(|| {
-            if !split_one(GradSelection::INPUT)? {
-                return Ok(whole_one(GradSelection::INPUT)?.input.expect("requested"));
-            }
-            let inputs = [("grad_output", grad_output)];
-            let inner = inner(GradSelection::INPUT);
-            split::over_batch(gpu, op, &inputs, &g.input_shape(), &inner, |c| {
-                let grads = one(
-                    chunk_shape(g.input_shape(), &c[0]),
-                    None,
-                    &c[0],
-                    GradSelection::INPUT,
-                )?;
-                Ok(grads.input.expect("requested"))
-            })
-        })
-        .transpose()?;
-    let weight_grad = which
-        .weight
-        .then(|| {
-            if !split_one(GradSelection::WEIGHT)? {
-                return Ok(whole_one(GradSelection::WEIGHT)?.weight.expect("requested"));
-            }
-            let x = input.expect("dw needs the input tensor");
-            let inputs = [("input", x), ("grad_output", grad_output)];
-            let inner = inner(GradSelection::WEIGHT);
-            split::sum_over_batch(gpu, op, &inputs, g.batch, &g.weight_shape(), &inner, |c| {
-                let grads = one(
-                    c[0].dims4().expect("4-D"),
-                    Some(&c[0]),
-                    &c[1],
-                    GradSelection::WEIGHT,
-                )?;
-                Ok(grads.weight.expect("requested"))
-            })
-        })
-        .transpose()?;
-    let bias_grad = which
-        .bias
-        .then(|| {
-            if !split_one(GradSelection::BIAS)? {
-                return Ok(whole_one(GradSelection::BIAS)?.bias.expect("requested"));
-            }
-            let inputs = [("grad_output", grad_output)];
-            let inner = inner(GradSelection::BIAS);
-            split::sum_over_batch(gpu, op, &inputs, g.batch, &[g.out_channels], &inner, |c| {
-                let grads = one(
-                    chunk_shape(g.input_shape(), &c[0]),
-                    None,
-                    &c[0],
-                    GradSelection::BIAS,
-                )?;
-                Ok(grads.bias.expect("requested"))
-            })
-        })
-        .transpose()?;
-    Ok(Conv2dGrads {
-        input: input_grad,
-        weight: weight_grad,
-        bias: bias_grad,
-    })
+    for one in each_grad(which) {
+        let split = must_split(gpu, op, g, one, gpu.memory_available())?;
+        if !split {
+            let whole = backward_whole(op, g, input, weight, grad_output, one)?;
+            grads.input = grads.input.or(whole.input);
+            grads.weight = grads.weight.or(whole.weight);
+            grads.bias = grads.bias.or(whole.bias);
+            continue;
+        }
+        let tiles = tiled(op, g, one);
+        if one.input {
+            let weight = weight.expect("dx needs the weight tensor");
+            grads.input = Some(tiles.run_input(grad_output, weight, None)?);
+        } else if one.weight {
+            grads.weight = Some(tiles.run_sum(input, grad_output)?);
+        } else {
+            grads.bias = Some(tiles.run_sum(None, grad_output)?);
+        }
+    }
+    Ok(grads)
 }
 
 /// The gradients of conv2d selected by `which`, from the forward `input` and `weight` and the
@@ -853,21 +825,24 @@ pub fn conv_transpose2d(
     let layout = params.layout;
     let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
     let g = params.geometry(OP, input_shape, weight_shape, bias_len)?;
-    check_binding(gpu, OP, "weight", &g.weight_shape())?;
-    let whole = |g: &Conv2dGeometry| transpose_whole_bytes(gpu, g, bias.is_some());
-    let shapes = [&g.output_shape()[..], &g.input_shape()[..]];
-    if split::needed(gpu, &shapes, gpu.memory_available(), || whole(&g))? {
-        let inner = |nb| whole(&Conv2dGeometry { batch: nb, ..g });
-        return split::over_batch(
-            gpu,
-            OP,
-            &[("input", input)],
-            &g.input_shape(),
-            &inner,
-            |x| conv_transpose2d(&x[0], weight, bias, params),
-        );
+    let tiled = transposed(&g, bias.is_some());
+    if tiled.needs_split(gpu, gpu.memory_available())? {
+        return tiled.run_input(input, weight, bias);
     }
-    let plan = ReadyPlan::new(gpu, OP, plan_input(gpu, OP, &g, bias.is_some())?)?;
+    transpose_whole(input, weight, bias, &g)
+}
+
+/// conv_transpose2d of `g` unsplit (`input` is grad_output of the conv `g` describes).
+pub(crate) fn transpose_whole(
+    input: &GpuTensor,
+    weight: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    g: &Conv2dGeometry,
+) -> Result<GpuTensor> {
+    const OP: &str = "conv_transpose2d";
+    let gpu = input.gpu();
+    let layout = g.layout;
+    let plan = ReadyPlan::new(gpu, OP, plan_input(gpu, OP, g, bias.is_some())?)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, OP, &g.input_shape(), layout)?;
         let scratch = plan.scratch(gpu, OP)?;

@@ -166,7 +166,8 @@ pub(crate) fn slice(gpu: &Gpu, op: &'static str, src: &GpuTensor, from: Box4) ->
     Ok(out)
 }
 
-/// Elements `start .. start + len` of a 1-D tensor (a bias) as a tensor of their own.
+/// Elements `start .. start + len` of a tensor, in memory order, as a 1-D tensor of their own
+/// (a bias slice, or a chunk of an elementwise op's operand).
 pub(crate) fn slice_1d(
     gpu: &Gpu,
     op: &'static str,
@@ -175,20 +176,34 @@ pub(crate) fn slice_1d(
     len: usize,
 ) -> Result<GpuTensor> {
     let out = gpu.capture(op, || GpuTensor::uninit(gpu, op, &[len], src.layout()))??;
+    copy_flat(gpu, op, src, start, &out, 0, len)?;
+    Ok(out)
+}
+
+/// Copies elements `from .. from + len` of `src` to `to .. to + len` of `dst`, in memory
+/// order whatever their shapes, enqueued in one submission, never waiting.
+pub(crate) fn copy_flat(
+    gpu: &Gpu,
+    op: &'static str,
+    src: &GpuTensor,
+    from: usize,
+    dst: &GpuTensor,
+    to: usize,
+    len: usize,
+) -> Result<()> {
     gpu.capture(op, || {
         let mut encoder = gpu
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
         encoder.copy_buffer_to_buffer(
             src.buffer(),
-            start as u64 * 4,
-            out.buffer(),
-            0,
+            from as u64 * 4,
+            dst.buffer(),
+            to as u64 * 4,
             len as u64 * 4,
         );
         gpu.queue().submit([encoder.finish()]);
-    })?;
-    Ok(out)
+    })
 }
 
 #[cfg(test)]

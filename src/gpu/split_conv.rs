@@ -65,36 +65,14 @@ impl Whole<'_> {
         t.g.out_channels != self.g.out_channels
     }
 
-    /// The output channel ranges of a cut: by whole groups when it spans one or more groups,
-    /// else ranges within each group.
-    fn channel_ranges(&self, channels: usize) -> Vec<(usize, usize)> {
-        let (total, per_group) = (self.g.out_channels, self.g.out_channels_per_group());
-        let step = if channels >= per_group {
-            channels / per_group * per_group
-        } else {
-            channels
-        };
-        let mut ranges = Vec::new();
-        if step >= per_group {
-            for o0 in (0..total).step_by(step) {
-                ranges.push((o0, step.min(total - o0)));
-            }
-        } else {
-            for group_start in (0..total).step_by(per_group) {
-                for o in (0..per_group).step_by(step) {
-                    ranges.push((group_start + o, step.min(per_group - o)));
-                }
-            }
-        }
-        ranges
-    }
-
     /// The tiles of a cut, channel ranges outermost (so a weight slice serves all its tiles),
     /// then samples, then rows.
     fn tiles(&self, cut: Cut) -> Result<Vec<Tile>> {
         let g = self.g;
         let mut tiles = Vec::new();
-        for (o0, ob) in self.channel_ranges(cut.channels) {
+        for (o0, ob) in
+            split::channel_ranges(g.out_channels, g.out_channels_per_group(), cut.channels)
+        {
             for n0 in (0..g.batch).step_by(cut.samples) {
                 for y0 in (0..g.h.output).step_by(cut.rows) {
                     let nb = cut.samples.min(g.batch - n0);
