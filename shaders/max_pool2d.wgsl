@@ -290,30 +290,56 @@ struct Quad {
     w3: Window,
 }
 
-// Row ky of the windows of quad q (see quad_max): four aligned vec4 loads from a clamped row
-// cover input columns 8q - 4 .. 8q + 11, and every tap is picked out by a constant component
-// and a select on the padding.
-fn quad_row(quad: Quad, plane: u32, c: u32, h0: i32, ky: u32, q: u32, col0: i32) -> Quad {
-    let ih = h0 + i32(ky * u.dilation_h);
-    let row_live = ky < u.kernel_h && ih >= 0 && ih < i32(u.in_h);
-    let h = u32(clamp(ih, 0, i32(u.in_h) - 1));
-    let row_vec4s = u.in_w / 4u;
-    let row = (plane * u.in_h + h) * row_vec4s;
-    let v = 2u * q;
-    let left = src4[row + max(v, 1u) - 1u];
-    let mid = src4[row + v];
-    let right = src4[row + min(v + 1u, row_vec4s - 1u)];
-    let next = src4[row + min(v + 2u, row_vec4s - 1u)];
+// One input row's taps for the four windows of a quad whose first window starts at column
+// col0 (= 8q - pad_w for quad q): left.w, mid, right and next.x hold columns 8q - 1 .. 8q + 8,
+// so every tap is a constant component picked by a select on the padding. index0 is the index
+// of column col0 on this row; indices are linear in the column, `step` apart.
+fn quad_taps(quad: Quad, left: vec4<f32>, mid: vec4<f32>, right: vec4<f32>, next: vec4<f32>, col0: i32, row_live: bool, index0: u32, step: u32) -> Quad {
     // Output j's taps sit at columns 8q + 2j - pad_w + kx: with pad_w 1 each is one column
-    // left of where it is with pad_w 0. Indices are linear in the column: `step` apart.
+    // left of where it is with pad_w 0.
     let odd = u.pad_w == 1u;
-    let step = select(1u, u.channels, u.index_style == 1u);
-    let index0 = flat_index(c, h, u32(col0));
     return Quad(
         consider_row(quad.w0, select(mid.x, left.w, odd), select(mid.y, mid.x, odd), select(mid.z, mid.y, odd), col0, row_live, index0, step),
         consider_row(quad.w1, select(mid.z, mid.y, odd), select(mid.w, mid.z, odd), select(right.x, mid.w, odd), col0 + 2, row_live, index0 + 2u * step, step),
         consider_row(quad.w2, select(right.x, mid.w, odd), select(right.y, right.x, odd), select(right.z, right.y, odd), col0 + 4, row_live, index0 + 4u * step, step),
         consider_row(quad.w3, select(right.z, right.y, odd), select(right.w, right.z, odd), select(next.x, right.w, odd), col0 + 6, row_live, index0 + 6u * step, step),
+    );
+}
+
+// Where row ky of a window starting at row h0 lies: its clamped row, and whether it counts.
+struct QuadRow {
+    h: u32,
+    live: bool,
+}
+
+fn quad_row_at(h0: i32, ky: u32) -> QuadRow {
+    let ih = h0 + i32(ky * u.dilation_h);
+    return QuadRow(u32(clamp(ih, 0, i32(u.in_h) - 1)), ky < u.kernel_h && ih >= 0 && ih < i32(u.in_h));
+}
+
+// Row ky of the windows of quad q (see quad_max): four aligned vec4 loads from a clamped row
+// cover input columns 8q - 4 .. 8q + 11.
+fn quad_row(quad: Quad, plane: u32, c: u32, h0: i32, ky: u32, q: u32, col0: i32) -> Quad {
+    let r = quad_row_at(h0, ky);
+    let row_vec4s = u.in_w / 4u;
+    let row = (plane * u.in_h + r.h) * row_vec4s;
+    let v = 2u * q;
+    let left = src4[row + max(v, 1u) - 1u];
+    let mid = src4[row + v];
+    let right = src4[row + min(v + 1u, row_vec4s - 1u)];
+    let next = src4[row + min(v + 2u, row_vec4s - 1u)];
+    let step = select(1u, u.channels, u.index_style == 1u);
+    return quad_taps(quad, left, mid, right, next, col0, r.live, flat_index(c, r.h, u32(col0)), step);
+}
+
+// The initial windows of quad outputs starting at col0 (first row tap first_h): -inf, with the
+// index of the first tap at or after 0 on each axis.
+fn quad_start(c: u32, first_h: u32, col0: i32) -> Quad {
+    return Quad(
+        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(max(col0, 0))), false),
+        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 2)), false),
+        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 4)), false),
+        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 6)), false),
     );
 }
 
@@ -333,17 +359,63 @@ fn quad_max(index: u32) -> Quad {
     let c = plane % u.channels;
     let h0 = i32(oh * u.stride_h) - i32(u.pad_h);
     let col0 = i32(8u * q) - i32(u.pad_w);
-    // The index of an all -inf window: its first tap at or after 0 on each axis.
     let first_h = u32(h0 + i32(first_tap(h0, u.dilation_h) * u.dilation_h));
-    var quad = Quad(
-        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(max(col0, 0))), false),
-        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 2)), false),
-        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 4)), false),
-        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 6)), false),
-    );
+    var quad = quad_start(c, first_h, col0);
     quad = quad_row(quad, plane, c, h0, 0u, q, col0);
     quad = quad_row(quad, plane, c, h0, 1u, q, col0);
     return quad_row(quad, plane, c, h0, 2u, q, col0);
+}
+
+// Eight neighbouring outputs (n, c, oh, 8o..8o+7): two quads whose rows share loads. The
+// windows span columns 16o - 1 .. 16o + 16, which six aligned vec4 loads cover (where two
+// quads apart take eight), and the invocation's index arithmetic serves eight outputs. Same
+// shapes as quad_max, with out_w a multiple of 8.
+struct Octet {
+    lo: Quad,
+    hi: Quad,
+}
+
+fn octet_row(o: Octet, plane: u32, c: u32, h0: i32, ky: u32, v: u32, col0: i32) -> Octet {
+    let r = quad_row_at(h0, ky);
+    let row_vec4s = u.in_w / 4u;
+    let row = (plane * u.in_h + r.h) * row_vec4s;
+    let last = row_vec4s - 1u;
+    let left = src4[row + max(v, 1u) - 1u];
+    let a = src4[row + v];
+    let b = src4[row + min(v + 1u, last)];
+    let d = src4[row + min(v + 2u, last)];
+    let e = src4[row + min(v + 3u, last)];
+    let next = src4[row + min(v + 4u, last)];
+    let step = select(1u, u.channels, u.index_style == 1u);
+    let index0 = flat_index(c, r.h, u32(col0));
+    return Octet(
+        quad_taps(o.lo, left, a, b, d, col0, r.live, index0, step),
+        quad_taps(o.hi, b, d, e, next, col0 + 8, r.live, index0 + 8u * step, step),
+    );
+}
+
+fn octet_max(index: u32) -> Octet {
+    let octets = u.out_w / 8u;
+    let q = index % octets;
+    let rest = index / octets;
+    let oh = rest % u.out_h;
+    let plane = rest / u.out_h;
+    let c = plane % u.channels;
+    let h0 = i32(oh * u.stride_h) - i32(u.pad_h);
+    let col0 = i32(16u * q) - i32(u.pad_w);
+    let first_h = u32(h0 + i32(first_tap(h0, u.dilation_h) * u.dilation_h));
+    var o = Octet(quad_start(c, first_h, col0), quad_start(c, first_h, col0 + 8));
+    o = octet_row(o, plane, c, h0, 0u, 4u * q, col0);
+    o = octet_row(o, plane, c, h0, 1u, 4u * q, col0);
+    return octet_row(o, plane, c, h0, 2u, 4u * q, col0);
+}
+
+fn quad_values(m: Quad) -> vec4<f32> {
+    return vec4<f32>(m.w0.best, m.w1.best, m.w2.best, m.w3.best);
+}
+
+fn quad_indices(m: Quad) -> vec4<u32> {
+    return vec4<u32>(m.w0.index, m.w1.index, m.w2.index, m.w3.index);
 }
 
 // Inference forward, quads: src4 = input, dst4 = output, both dense NCHW; invocation i owns
@@ -358,8 +430,7 @@ fn max_pool2d_forward_quads(
     if (index >= u.invocations) {
         return;
     }
-    let m = quad_max(index);
-    dst4[index] = vec4<f32>(m.w0.best, m.w1.best, m.w2.best, m.w3.best);
+    dst4[index] = quad_values(quad_max(index));
 }
 
 // Training forward, quads: as above, plus dst_indices4 = argmax indices.
@@ -374,8 +445,43 @@ fn max_pool2d_forward_quads_with_indices(
         return;
     }
     let m = quad_max(index);
-    dst4[index] = vec4<f32>(m.w0.best, m.w1.best, m.w2.best, m.w3.best);
-    dst_indices4[index] = vec4<u32>(m.w0.index, m.w1.index, m.w2.index, m.w3.index);
+    dst4[index] = quad_values(m);
+    dst_indices4[index] = quad_indices(m);
+}
+
+// Inference forward, octets: as the quad kernel, eight outputs per invocation (output vec4s
+// 2i and 2i + 1), for out_w a multiple of 8.
+@compute @workgroup_size(64)
+fn max_pool2d_forward_octets(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
+    }
+    let m = octet_max(index);
+    dst4[2u * index] = quad_values(m.lo);
+    dst4[2u * index + 1u] = quad_values(m.hi);
+}
+
+// Training forward, octets: as above, plus dst_indices4 = argmax indices.
+@compute @workgroup_size(64)
+fn max_pool2d_forward_octets_with_indices(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index >= u.invocations) {
+        return;
+    }
+    let m = octet_max(index);
+    dst4[2u * index] = quad_values(m.lo);
+    dst4[2u * index + 1u] = quad_values(m.hi);
+    dst_indices4[2u * index] = quad_indices(m.lo);
+    dst_indices4[2u * index + 1u] = quad_indices(m.hi);
 }
 
 const SCAN_WORKGROUP_SIZE: u32 = 8u;

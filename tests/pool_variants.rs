@@ -1,7 +1,7 @@
-//! Both max-pooling variants, forced in turn, against the CPU reference: exact values and
-//! indices forward, the backward through GPU and uploaded indices, both layouts and index
-//! styles, with shapes drawn so that the blocked kernels (quads forward, plane scan backward)
-//! run often and their fallbacks run too.
+//! Both max-pooling variants, forced in turn, against the CPU reference (exact forward, backward through GPU and uploaded indices, both layouts and index styles), on shapes where the blocked kernels run often.
+//!
+//! The blocked kernels are the quad and octet forwards and the plane-scan backward; the
+//! shapes also reach their per-element fallbacks.
 
 mod common;
 
@@ -68,12 +68,12 @@ fn tie_heavy(rng: &mut Rng, shape: [usize; 4]) -> Array4<f32> {
     })
 }
 
-fn sweep(variant: PoolVariant) -> (usize, usize) {
+fn sweep(variant: PoolVariant) -> (usize, usize, usize) {
     let Some(gpu) = gpu_forcing(variant) else {
-        return (0, 0);
+        return (0, 0, 0);
     };
     let mut rng = Rng::new(0x900d_0001 + variant as u64);
-    let (mut quads, mut scans) = (0, 0);
+    let (mut quads, mut octets, mut scans) = (0, 0, 0);
     let mut checked = 0;
     while checked < 150 {
         let p = params_near_quads(&mut rng);
@@ -118,33 +118,35 @@ fn sweep(variant: PoolVariant) -> (usize, usize) {
         );
         assert!(r.passed(), "backward through uploaded indices, {case}\n{r}");
 
-        quads += usize::from(
-            variant.forward_kernel(&g, true) == Kernel::MaxPool2dForwardQuadsWithIndices,
-        );
+        match variant.forward_kernel(&g, true) {
+            Kernel::MaxPool2dForwardQuadsWithIndices => quads += 1,
+            Kernel::MaxPool2dForwardOctetsWithIndices => octets += 1,
+            _ => {}
+        }
         scans += usize::from(variant.backward_kernel(&g) == Kernel::MaxPool2dBackwardScan);
         checked += 1;
     }
-    (quads, scans)
+    (quads, octets, scans)
 }
 
 #[test]
 fn per_element_kernels_match_the_reference() {
-    let (quads, scans) = sweep(PoolVariant::PerElement);
+    let counts = sweep(PoolVariant::PerElement);
     assert_eq!(
-        (quads, scans),
-        (0, 0),
+        counts,
+        (0, 0, 0),
         "per-element never takes a blocked kernel"
     );
 }
 
 #[test]
 fn blocked_kernels_match_the_reference() {
-    let (quads, scans) = sweep(PoolVariant::Blocked);
+    let (quads, octets, scans) = sweep(PoolVariant::Blocked);
     if common::gpu().is_some() {
         // The sweep must exercise the blocked kernels, not only their fallbacks.
         assert!(
-            quads >= 30,
-            "only {quads} of 150 cases ran the quad forward"
+            quads >= 12 && octets >= 12,
+            "only {quads} quad and {octets} octet forwards in 150 cases"
         );
         assert!(
             scans >= 100,
@@ -153,27 +155,55 @@ fn blocked_kernels_match_the_reference() {
     }
 }
 
-/// The blocked kernels at a ResNet-like size (many planes, long rows), where every quad of a
-/// row and every plane's scan run together.
+/// The blocked kernels at ResNet-like sizes (many planes, long rows), where every quad or
+/// octet of a row and every plane's scan run together: ResNet's 3x3 s2 p1 (octets), VGG's
+/// 2x2 s2 on rows of 28 outputs (quads), and 3x3 s2 without padding in ceil mode, the one
+/// shape whose windows read the column after an octet's last vec4.
 #[test]
-fn blocked_kernels_match_the_reference_on_a_resnet_pooling() {
+fn blocked_kernels_match_the_reference_on_network_poolings() {
     let Some(gpu) = gpu_forcing(PoolVariant::Blocked) else {
         return;
     };
     let mut rng = Rng::new(0x900d_0002);
-    let p = Pool2dParams::new(3, 3).with_stride(2).with_padding(1);
-    let shape = [2, 24, 56, 56];
-    let x = tie_heavy(&mut rng, shape);
-    let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
-    let (v, i) = max_pool2d_with_indices(&GpuTensor::upload(&gpu, x.view()).unwrap(), &p).unwrap();
-    assert_eq!(bits(&v.read().unwrap()), bits(&values));
-    assert_eq!(i.read_indices().unwrap(), indices);
-    let dy = rng.array4(values.dim().into());
-    let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
-    let got = max_pool2d_backward(&GpuTensor::upload(&gpu, dy.view()).unwrap(), &i, shape, &p)
-        .unwrap()
-        .read()
-        .unwrap();
-    let r = compare(got.view(), want.view(), Tolerance::for_reduction(4));
-    assert!(r.passed(), "{r}");
+    let cases = [
+        (
+            Pool2dParams::new(3, 3).with_stride(2).with_padding(1),
+            [2, 24, 40, 64],
+            Kernel::MaxPool2dForwardOctetsWithIndices,
+        ),
+        (
+            Pool2dParams::new(2, 2),
+            [2, 16, 56, 56],
+            Kernel::MaxPool2dForwardQuadsWithIndices,
+        ),
+        (
+            Pool2dParams::new(3, 3).with_stride(2).with_ceil_mode(true),
+            [1, 8, 20, 64],
+            Kernel::MaxPool2dForwardOctetsWithIndices,
+        ),
+    ];
+    for (p, shape, kernel) in cases {
+        let g = p.geometry("t", shape).unwrap();
+        assert_eq!(
+            PoolVariant::Blocked.forward_kernel(&g, true),
+            kernel,
+            "{p:?}"
+        );
+        let x = tie_heavy(&mut rng, shape);
+        let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+        let xt = GpuTensor::upload(&gpu, x.view()).unwrap();
+        let (v, i) = max_pool2d_with_indices(&xt, &p).unwrap();
+        assert_eq!(bits(&v.read().unwrap()), bits(&values), "{p:?}");
+        assert_eq!(i.read_indices().unwrap(), indices, "{p:?}");
+        let inference = max_pool2d(&xt, &p).unwrap().read().unwrap();
+        assert_eq!(bits(&inference), bits(&values), "{p:?}");
+        let dy = rng.array4(values.dim().into());
+        let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+        let got = max_pool2d_backward(&GpuTensor::upload(&gpu, dy.view()).unwrap(), &i, shape, &p)
+            .unwrap()
+            .read()
+            .unwrap();
+        let r = compare(got.view(), want.view(), Tolerance::for_reduction(4));
+        assert!(r.passed(), "{p:?}\n{r}");
+    }
 }

@@ -103,7 +103,8 @@ impl PoolVariant {
     }
 
     /// The forward kernel this variant runs for `g`: `Blocked` takes the quad kernels only
-    /// where the shape allows (see `quad_max` in the shader).
+    /// where the shape allows (see `quad_max` in the shader), and their octet form (eight
+    /// outputs per invocation) where out_w is a multiple of 8.
     pub fn forward_kernel(self, g: &Pool2dGeometry, with_indices: bool) -> Kernel {
         let quads = self == PoolVariant::Blocked
             && g.layout == Layout::Nchw
@@ -114,11 +115,14 @@ impl PoolVariant {
             && g.w.pad_before <= 1
             && g.w.input.is_multiple_of(4)
             && g.w.output.is_multiple_of(4);
-        match (quads, with_indices) {
-            (false, false) => Kernel::MaxPool2dForward,
-            (false, true) => Kernel::MaxPool2dForwardWithIndices,
-            (true, false) => Kernel::MaxPool2dForwardQuads,
-            (true, true) => Kernel::MaxPool2dForwardQuadsWithIndices,
+        let octets = quads && g.w.output.is_multiple_of(8);
+        match (quads, octets, with_indices) {
+            (false, _, false) => Kernel::MaxPool2dForward,
+            (false, _, true) => Kernel::MaxPool2dForwardWithIndices,
+            (true, false, false) => Kernel::MaxPool2dForwardQuads,
+            (true, false, true) => Kernel::MaxPool2dForwardQuadsWithIndices,
+            (true, true, false) => Kernel::MaxPool2dForwardOctets,
+            (true, true, true) => Kernel::MaxPool2dForwardOctetsWithIndices,
         }
     }
 
@@ -265,11 +269,12 @@ pub(crate) fn dispatch_forward(
     check_binding(gpu, op, "output", &g.output_shape())?;
     let outputs = g.output_shape().iter().product::<usize>();
     let kernel_id = PoolVariant::choose(gpu, g, false).forward_kernel(g, with_indices);
-    let quads = matches!(
-        kernel_id,
-        Kernel::MaxPool2dForwardQuads | Kernel::MaxPool2dForwardQuadsWithIndices
-    );
-    let grid = grid(gpu, op, if quads { outputs / 4 } else { outputs })?;
+    let per_invocation = match kernel_id {
+        Kernel::MaxPool2dForwardQuads | Kernel::MaxPool2dForwardQuadsWithIndices => 4,
+        Kernel::MaxPool2dForwardOctets | Kernel::MaxPool2dForwardOctetsWithIndices => 8,
+        _ => 1,
+    };
+    let grid = grid(gpu, op, outputs / per_invocation)?;
     let uniforms = uniforms(g, grid.invocations, index_base);
     let kernel = compiled(gpu, op, kernel_id)?;
     gpu.capture(op, || -> Result<(GpuTensor, Option<GpuTensor>)> {

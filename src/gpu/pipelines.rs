@@ -130,6 +130,10 @@ pub enum Kernel {
     MaxPool2dForwardQuads,
     /// Max pooling, values and indices, four outputs of a row per invocation (CPU adapters).
     MaxPool2dForwardQuadsWithIndices,
+    /// Max pooling, values only, eight outputs of a row per invocation (CPU adapters).
+    MaxPool2dForwardOctets,
+    /// Max pooling, values and indices, eight outputs of a row per invocation (CPU adapters).
+    MaxPool2dForwardOctetsWithIndices,
     /// Max pooling backward, one plane per invocation in window order (CPU adapters).
     MaxPool2dBackwardScan,
     /// Elementwise activation backward.
@@ -162,6 +166,8 @@ impl Kernel {
         Kernel::MaxPool2dBackward,
         Kernel::MaxPool2dForwardQuads,
         Kernel::MaxPool2dForwardQuadsWithIndices,
+        Kernel::MaxPool2dForwardOctets,
+        Kernel::MaxPool2dForwardOctetsWithIndices,
         Kernel::MaxPool2dBackwardScan,
         Kernel::ActivationBackward,
         Kernel::CopyVec4,
@@ -189,6 +195,8 @@ impl Kernel {
             | Kernel::MaxPool2dBackward
             | Kernel::MaxPool2dForwardQuads
             | Kernel::MaxPool2dForwardQuadsWithIndices
+            | Kernel::MaxPool2dForwardOctets
+            | Kernel::MaxPool2dForwardOctetsWithIndices
             | Kernel::MaxPool2dBackwardScan => Shader::MaxPool2d,
             Kernel::ActivationBackward => Shader::Activation,
             Kernel::CopyVec4 => Shader::Copy,
@@ -218,6 +226,8 @@ impl Kernel {
             Kernel::MaxPool2dBackward => "max_pool2d_backward",
             Kernel::MaxPool2dForwardQuads => "max_pool2d_forward_quads",
             Kernel::MaxPool2dForwardQuadsWithIndices => "max_pool2d_forward_quads_with_indices",
+            Kernel::MaxPool2dForwardOctets => "max_pool2d_forward_octets",
+            Kernel::MaxPool2dForwardOctetsWithIndices => "max_pool2d_forward_octets_with_indices",
             Kernel::MaxPool2dBackwardScan => "max_pool2d_backward_scan",
             Kernel::ActivationBackward => "activation_backward",
             Kernel::CopyVec4 => "copy_vec4",
