@@ -273,14 +273,31 @@ fn consider(w: Window, v: f32, live: bool, index: u32) -> Window {
     return Window(select(w.best, v, take), select(w.index, index, take), w.saw_nan || (live && nan));
 }
 
-// Taps kx = 0, 1, 2 of one window on input row `ih`: values t0..t2 at columns iw0..iw0 + 2
-// (iw0 >= -1, as the quad kernels' pad_w <= 1 ensures); tap 2 exists when kernel_w is 3.
-// `row_live` is false for a row outside the input or past kernel_h.
-fn consider_row(w: Window, t0: f32, t1: f32, t2: f32, iw0: i32, row_live: bool, index0: u32, step: u32) -> Window {
-    let in_w = i32(u.in_w);
-    var r = consider(w, t0, row_live && iw0 >= 0 && iw0 < in_w, index0);
-    r = consider(r, t1, row_live && iw0 + 1 < in_w, index0 + step);
-    return consider(r, t2, row_live && u.kernel_w == 3u && iw0 + 2 < in_w, index0 + 2u * step);
+// Taps kx = 0, 1, 2 of one window on one input row: values t0..t2, whether each counts
+// (inside the row, the kernel and the input's rows), and the first tap's index; indices are
+// linear in the column, `step` apart.
+fn consider_row(w: Window, t0: f32, t1: f32, t2: f32, live: vec3<bool>, index0: u32, step: u32) -> Window {
+    var r = consider(w, t0, live.x, index0);
+    r = consider(r, t1, live.y, index0 + step);
+    return consider(r, t2, live.z, index0 + 2u * step);
+}
+
+// Which taps of a quad's four windows lie inside the row and the kernel (windows starting at
+// col0, col0 + 2, ...; col0 >= -1): computed once per quad, then masked by each row.
+struct QuadColumns {
+    w0: vec3<bool>,
+    w1: vec3<bool>,
+    w2: vec3<bool>,
+    w3: vec3<bool>,
+}
+
+fn window_columns(iw0: i32) -> vec3<bool> {
+    let cols = vec3<i32>(iw0) + vec3<i32>(0, 1, 2);
+    return cols >= vec3<i32>(0) & cols < vec3<i32>(i32(u.in_w)) & vec3<bool>(true, true, u.kernel_w == 3u);
+}
+
+fn quad_columns(col0: i32) -> QuadColumns {
+    return QuadColumns(window_columns(col0), window_columns(col0 + 2), window_columns(col0 + 4), window_columns(col0 + 6));
 }
 
 struct Quad {
@@ -290,19 +307,20 @@ struct Quad {
     w3: Window,
 }
 
-// One input row's taps for the four windows of a quad whose first window starts at column
-// col0 (= 8q - pad_w for quad q): left.w, mid, right and next.x hold columns 8q - 1 .. 8q + 8,
-// so every tap is a constant component picked by a select on the padding. index0 is the index
-// of column col0 on this row; indices are linear in the column, `step` apart.
-fn quad_taps(quad: Quad, left: vec4<f32>, mid: vec4<f32>, right: vec4<f32>, next: vec4<f32>, col0: i32, row_live: bool, index0: u32, step: u32) -> Quad {
+// One input row's taps for the four windows of a quad (windows at columns 8q - pad_w + 2j):
+// left.w, mid, right and next.x hold columns 8q - 1 .. 8q + 8, so every tap is a constant
+// component picked by a select on the padding. `cols` says which taps lie in the row and the
+// kernel; index0 is the index of the first window's first column on this row.
+fn quad_taps(quad: Quad, left: vec4<f32>, mid: vec4<f32>, right: vec4<f32>, next: vec4<f32>, cols: QuadColumns, row_live: bool, index0: u32, step: u32) -> Quad {
     // Output j's taps sit at columns 8q + 2j - pad_w + kx: with pad_w 1 each is one column
     // left of where it is with pad_w 0.
     let odd = u.pad_w == 1u;
+    let row = vec3<bool>(row_live);
     return Quad(
-        consider_row(quad.w0, select(mid.x, left.w, odd), select(mid.y, mid.x, odd), select(mid.z, mid.y, odd), col0, row_live, index0, step),
-        consider_row(quad.w1, select(mid.z, mid.y, odd), select(mid.w, mid.z, odd), select(right.x, mid.w, odd), col0 + 2, row_live, index0 + 2u * step, step),
-        consider_row(quad.w2, select(right.x, mid.w, odd), select(right.y, right.x, odd), select(right.z, right.y, odd), col0 + 4, row_live, index0 + 4u * step, step),
-        consider_row(quad.w3, select(right.z, right.y, odd), select(right.w, right.z, odd), select(next.x, right.w, odd), col0 + 6, row_live, index0 + 6u * step, step),
+        consider_row(quad.w0, select(mid.x, left.w, odd), select(mid.y, mid.x, odd), select(mid.z, mid.y, odd), cols.w0 & row, index0, step),
+        consider_row(quad.w1, select(mid.z, mid.y, odd), select(mid.w, mid.z, odd), select(right.x, mid.w, odd), cols.w1 & row, index0 + 2u * step, step),
+        consider_row(quad.w2, select(right.x, mid.w, odd), select(right.y, right.x, odd), select(right.z, right.y, odd), cols.w2 & row, index0 + 4u * step, step),
+        consider_row(quad.w3, select(right.z, right.y, odd), select(right.w, right.z, odd), select(next.x, right.w, odd), cols.w3 & row, index0 + 6u * step, step),
     );
 }
 
@@ -319,7 +337,7 @@ fn quad_row_at(h0: i32, ky: u32) -> QuadRow {
 
 // Row ky of the windows of quad q (see quad_max): four aligned vec4 loads from a clamped row
 // cover input columns 8q - 4 .. 8q + 11.
-fn quad_row(quad: Quad, plane: u32, c: u32, h0: i32, ky: u32, q: u32, col0: i32) -> Quad {
+fn quad_row(quad: Quad, plane: u32, c: u32, h0: i32, ky: u32, q: u32, col0: i32, cols: QuadColumns) -> Quad {
     let r = quad_row_at(h0, ky);
     let row_vec4s = u.in_w / 4u;
     let row = (plane * u.in_h + r.h) * row_vec4s;
@@ -329,7 +347,7 @@ fn quad_row(quad: Quad, plane: u32, c: u32, h0: i32, ky: u32, q: u32, col0: i32)
     let right = src4[row + min(v + 1u, row_vec4s - 1u)];
     let next = src4[row + min(v + 2u, row_vec4s - 1u)];
     let step = select(1u, u.channels, u.index_style == 1u);
-    return quad_taps(quad, left, mid, right, next, col0, r.live, flat_index(c, r.h, u32(col0)), step);
+    return quad_taps(quad, left, mid, right, next, cols, r.live, flat_index(c, r.h, u32(col0)), step);
 }
 
 // The initial windows of quad outputs starting at col0 (first row tap first_h): -inf, with the
@@ -360,10 +378,11 @@ fn quad_max(index: u32) -> Quad {
     let h0 = i32(oh * u.stride_h) - i32(u.pad_h);
     let col0 = i32(8u * q) - i32(u.pad_w);
     let first_h = u32(h0 + i32(first_tap(h0, u.dilation_h) * u.dilation_h));
+    let cols = quad_columns(col0);
     var quad = quad_start(c, first_h, col0);
-    quad = quad_row(quad, plane, c, h0, 0u, q, col0);
-    quad = quad_row(quad, plane, c, h0, 1u, q, col0);
-    return quad_row(quad, plane, c, h0, 2u, q, col0);
+    quad = quad_row(quad, plane, c, h0, 0u, q, col0, cols);
+    quad = quad_row(quad, plane, c, h0, 1u, q, col0, cols);
+    return quad_row(quad, plane, c, h0, 2u, q, col0, cols);
 }
 
 // Eight neighbouring outputs (n, c, oh, 8o..8o+7): two quads whose rows share loads. The
@@ -375,7 +394,7 @@ struct Octet {
     hi: Quad,
 }
 
-fn octet_row(o: Octet, plane: u32, c: u32, h0: i32, ky: u32, v: u32, col0: i32) -> Octet {
+fn octet_row(o: Octet, plane: u32, c: u32, h0: i32, ky: u32, v: u32, col0: i32, lo: QuadColumns, hi: QuadColumns) -> Octet {
     let r = quad_row_at(h0, ky);
     let row_vec4s = u.in_w / 4u;
     let row = (plane * u.in_h + r.h) * row_vec4s;
@@ -389,8 +408,8 @@ fn octet_row(o: Octet, plane: u32, c: u32, h0: i32, ky: u32, v: u32, col0: i32) 
     let step = select(1u, u.channels, u.index_style == 1u);
     let index0 = flat_index(c, r.h, u32(col0));
     return Octet(
-        quad_taps(o.lo, left, a, b, d, col0, r.live, index0, step),
-        quad_taps(o.hi, b, d, e, next, col0 + 8, r.live, index0 + 8u * step, step),
+        quad_taps(o.lo, left, a, b, d, lo, r.live, index0, step),
+        quad_taps(o.hi, b, d, e, next, hi, r.live, index0 + 8u * step, step),
     );
 }
 
@@ -404,10 +423,12 @@ fn octet_max(index: u32) -> Octet {
     let h0 = i32(oh * u.stride_h) - i32(u.pad_h);
     let col0 = i32(16u * q) - i32(u.pad_w);
     let first_h = u32(h0 + i32(first_tap(h0, u.dilation_h) * u.dilation_h));
+    let lo = quad_columns(col0);
+    let hi = quad_columns(col0 + 8);
     var o = Octet(quad_start(c, first_h, col0), quad_start(c, first_h, col0 + 8));
-    o = octet_row(o, plane, c, h0, 0u, 4u * q, col0);
-    o = octet_row(o, plane, c, h0, 1u, 4u * q, col0);
-    return octet_row(o, plane, c, h0, 2u, 4u * q, col0);
+    o = octet_row(o, plane, c, h0, 0u, 4u * q, col0, lo, hi);
+    o = octet_row(o, plane, c, h0, 1u, 4u * q, col0, lo, hi);
+    return octet_row(o, plane, c, h0, 2u, 4u * q, col0, lo, hi);
 }
 
 fn quad_values(m: Quad) -> vec4<f32> {
