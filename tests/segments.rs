@@ -5,10 +5,10 @@ mod common;
 use ndarray::{Array1, Array4};
 use wgconv::gpu::OpCall;
 use wgconv::{
-    activation_backward, compare, conv2d_backward, conv2d_with_activation, conv_transpose2d, cpu,
-    max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams,
-    ConvTranspose2dParams, Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams,
-    SavedTensor, Tolerance,
+    activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
+    conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
+    max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
+    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
 };
 
 /// Bytes per buffer: 250 floats, so segment boundaries fall inside rows, planes and pixels.
@@ -219,16 +219,17 @@ fn conv2d_gradients_take_and_return_segmented_tensors() {
         assert_segmented(&format!("{layout:?} dx"), &dx);
         assert_segmented(&format!("{layout:?} dw"), &dw);
         let [n, _, oh, ow] = g.output_sizes();
+        let (want_dx, want_dw) = (want.input.unwrap(), want.weight.unwrap());
         assert_matches(
             &format!("{layout:?} dx"),
             &dx.read().unwrap(),
-            &want.input.unwrap(),
+            &want_dx,
             8 * 9,
         );
         assert_matches(
             &format!("{layout:?} dw"),
             &dw.read().unwrap(),
-            &want.weight.unwrap(),
+            &want_dw,
             n * oh * ow,
         );
         let db = got.bias.unwrap().read_1d().unwrap();
@@ -239,6 +240,33 @@ fn conv2d_gradients_take_and_return_segmented_tensors() {
             Tolerance::for_reduction(n * oh * ow),
         );
         assert!(r.passed(), "{layout:?} db: {r}");
+
+        // The single-gradient entry points take the same segmented tensors.
+        let dx = conv2d_backward_input(xs, &wt, &dyt, &p).unwrap();
+        assert_segmented(&format!("{layout:?} conv2d_backward_input"), &dx);
+        assert_matches(
+            &format!("{layout:?} dx alone"),
+            &dx.read().unwrap(),
+            &want_dx,
+            8 * 9,
+        );
+        let dw = conv2d_backward_weight(&xt, ws, &dyt, &p).unwrap();
+        assert_matches(
+            &format!("{layout:?} dw alone"),
+            &dw.read().unwrap(),
+            &want_dw,
+            n * oh * ow,
+        );
+        let db = conv2d_backward_bias(&dyt, layout)
+            .unwrap()
+            .read_1d()
+            .unwrap();
+        let r = compare(
+            db.view(),
+            want_db.view(),
+            Tolerance::for_reduction(n * oh * ow),
+        );
+        assert!(r.passed(), "{layout:?} conv2d_backward_bias: {r}");
     }
 }
 
@@ -259,7 +287,17 @@ fn conv_transpose2d_takes_and_returns_segmented_tensors() {
         assert_segmented(&format!("{layout:?} input"), &xt);
         assert_segmented(&format!("{layout:?} weight"), &wt);
         let bt = GpuTensor::upload_1d(&gpu, b.view()).unwrap();
-        let got = conv_transpose2d(&xt, &wt, Some(&bt), &p).unwrap();
+        let estimate = gpu
+            .memory_required(&OpCall::ConvTranspose2d {
+                input: layout.activation_shape([2, 8, 5, 5]),
+                weight: layout.weight_shape([8, 4, 3, 3]),
+                bias: true,
+                params: p,
+            })
+            .unwrap();
+        let (got, peak) = measured_peak(&gpu, || conv_transpose2d(&xt, &wt, Some(&bt), &p));
+        let got = got.unwrap();
+        assert_eq!(peak, estimate.peak_bytes, "{layout:?}: {estimate:?}");
         assert_segmented(&format!("{layout:?} output"), &got);
         let want = cpu::conv_transpose2d(x.view(), w.view(), Some(b.view()), &p).unwrap();
         assert_matches(
