@@ -3,7 +3,7 @@
 use crate::activation::{Activation, SavedTensor};
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_same_gpu, submit, Dispatch};
+use crate::gpu::launch::{check_binding, check_same_gpu, check_whole, submit, Dispatch};
 use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::split;
@@ -93,6 +93,10 @@ pub fn activation_backward(
         });
     }
     check_binding(gpu, OP, "grad_output", grad_output.shape())?;
+    check_whole(
+        OP,
+        &[("grad_output", grad_output), ("saved tensor", saved_tensor)],
+    )?;
     let grid = DispatchGrid::for_invocations(
         OP,
         grad_output.len() as u64,
@@ -110,6 +114,7 @@ pub fn activation_backward(
     let kernel = compiled(gpu, OP, Kernel::ActivationBackward)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let dx = GpuTensor::uninit(gpu, OP, grad_output.shape(), grad_output.layout())?;
+        check_whole(OP, &[("grad_input", &dx)])?;
         submit(
             gpu,
             OP,
@@ -117,7 +122,11 @@ pub fn activation_backward(
                 kernel: &kernel,
                 label: Kernel::ActivationBackward.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
-                buffers: vec![grad_output.buffer(), saved_tensor.buffer(), dx.buffer()],
+                buffers: vec![
+                    grad_output.first_buffer(),
+                    saved_tensor.first_buffer(),
+                    dx.first_buffer(),
+                ],
                 grid,
             }],
         )?;

@@ -44,6 +44,10 @@ pub(crate) struct GpuInner {
     /// The most bytes one storage binding may hold: the device's limit, or less when set by
     /// [`Gpu::limit_storage_binding`]. Larger tensors are split (see `gpu::split`).
     pub binding_limit: AtomicU64,
+    /// The most bytes one tensor buffer (segment) may hold: the device's `max_buffer_size`, or
+    /// less when set by [`Gpu::limit_buffer_size`]. Larger tensors are segmented (see
+    /// `gpu::segments`).
+    pub buffer_limit: AtomicU64,
     /// Recycled buffers and the allocation counters (see `gpu::pool`).
     pub pool: Arc<BufferPool>,
     /// Kernel timing for benchmarks.
@@ -148,7 +152,14 @@ impl Gpu {
         let placeholder = placeholder_buffer("wgconv placeholder");
         let placeholder_rw = placeholder_buffer("wgconv placeholder (write)");
         let limits = device.limits();
-        let binding_limit = AtomicU64::new(limits.max_storage_buffer_binding_size);
+        // A binding never holds more than one buffer, so a tensor past the buffer limit is
+        // always past the binding limit too, and every op splits it.
+        let binding_limit = AtomicU64::new(
+            limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
+        );
+        let buffer_limit = AtomicU64::new(limits.max_buffer_size);
         Gpu {
             inner: Arc::new(GpuInner {
                 device,
@@ -161,6 +172,7 @@ impl Gpu {
                 placeholder_rw,
                 pool: BufferPool::new(),
                 binding_limit,
+                buffer_limit,
                 lost,
                 uncaptured,
                 profiler: Mutex::default(),
@@ -257,11 +269,32 @@ impl Gpu {
     /// Binds at most `bytes` per storage buffer from now on (never more than the device
     /// allows): ops whose tensors are larger split their work, as they do past the device's own
     /// limit. For tests on small data, and to stay within WebGPU's portable 128 MiB.
+    /// Never more than [`Gpu::max_buffer_size`], so that a segmented tensor always splits.
     pub fn limit_storage_binding(&self, bytes: u64) {
-        let device = self.inner.limits.max_storage_buffer_binding_size;
+        let device = self
+            .inner
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.max_buffer_size());
         self.inner
             .binding_limit
             .store(bytes.clamp(4, device), Ordering::Relaxed);
+    }
+
+    /// Stores tensors in buffers of at most `bytes` each from now on (never more than the
+    /// device's `max_buffer_size`, never less than 4): larger tensors are kept in several
+    /// buffers (segments, see [`GpuTensor::segment_count`](crate::gpu::GpuTensor)). Lowers the
+    /// storage-binding limit to `bytes` when it was higher. Tensors made before keep their
+    /// segments. For tests on small data.
+    pub fn limit_buffer_size(&self, bytes: u64) {
+        let limit = bytes.clamp(4, self.inner.limits.max_buffer_size);
+        self.inner.buffer_limit.store(limit, Ordering::Relaxed);
+        self.inner.binding_limit.fetch_min(limit, Ordering::Relaxed);
+    }
+
+    /// The most bytes one tensor buffer holds here (see [`Gpu::limit_buffer_size`]).
+    pub fn max_buffer_size(&self) -> u64 {
+        self.inner.buffer_limit.load(Ordering::Relaxed)
     }
 
     /// The most bytes one storage binding holds here (see [`Gpu::limit_storage_binding`]).

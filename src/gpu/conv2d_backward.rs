@@ -5,7 +5,9 @@ use crate::error::{too_large, Result};
 use crate::gpu::conv2d::{geometry_uniforms, FORWARD_CHANNEL_TILE};
 use crate::gpu::conv2d_gemm::{self, gcd, modular_inverse, SUBGROUP_COLUMNS};
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_same_gpu, conv_operands, dims4, submit};
+use crate::gpu::launch::{
+    check_binding, check_same_gpu, check_whole, conv_operands, dims4, submit,
+};
 use crate::gpu::memory::{self, Ledger, MemoryEstimate};
 use crate::gpu::pipelines::Kernel;
 use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
@@ -609,9 +611,15 @@ fn backward_whole(
         .then(|| ready(plan_bias(gpu, op, g)))
         .transpose()?;
 
+    check_whole(op, &[("grad_output", grad_output)])?;
+    for (name, t) in [("input", input), ("weight", weight)] {
+        if let Some(t) = t {
+            check_whole(op, &[(name, t)])?;
+        }
+    }
     gpu.capture(op, || -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
         let placeholder = &gpu.inner.placeholder;
-        let dy = grad_output.buffer();
+        let dy = grad_output.first_buffer();
         let outputs = [
             (&dx_plan, g.input_shape().to_vec()),
             (&dw_plan, g.weight_shape().to_vec()),
@@ -629,14 +637,23 @@ fn backward_whole(
         });
         let [dx, dw, db] = outputs;
         let (dx, dw, db) = (dx?, dw?, db?);
+        for (name, out) in [
+            ("grad_input", &dx),
+            ("grad_weight", &dw),
+            ("grad_bias", &db),
+        ] {
+            if let Some((t, _)) = out {
+                check_whole(op, &[(name, t)])?;
+            }
+        }
         let mut dispatches = Vec::new();
         for (plan, out) in [(&dx_plan, &dx), (&dw_plan, &dw), (&db_plan, &db)] {
             if let (Some(plan), Some((output, scratch))) = (plan, out) {
                 dispatches.extend(plan.dispatches(scratch, |operand| match operand {
-                    Operand::Input => input.expect("dw needs the input tensor").buffer(),
-                    Operand::Weight => weight.expect("dx needs the weight tensor").buffer(),
+                    Operand::Input => input.expect("dw needs the input tensor").first_buffer(),
+                    Operand::Weight => weight.expect("dx needs the weight tensor").first_buffer(),
                     Operand::GradOutput => dy,
-                    Operand::Output => output.buffer(),
+                    Operand::Output => output.first_buffer(),
                     _ => placeholder,
                 }));
             }
@@ -843,15 +860,20 @@ pub(crate) fn transpose_whole(
     let gpu = input.gpu();
     let layout = g.layout;
     let plan = ReadyPlan::new(gpu, OP, plan_input(gpu, OP, g, bias.is_some())?)?;
+    check_whole(OP, &[("input", input), ("weight", weight)])?;
+    if let Some(b) = bias {
+        check_whole(OP, &[("bias", b)])?;
+    }
     gpu.capture(OP, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, OP, &g.input_shape(), layout)?;
+        check_whole(OP, &[("output", &output)])?;
         let scratch = plan.scratch(gpu, OP)?;
         let placeholder = &gpu.inner.placeholder;
         let dispatches = plan.dispatches(&scratch, |operand| match operand {
-            Operand::GradOutput => input.buffer(),
-            Operand::Weight => weight.buffer(),
-            Operand::Bias => bias.map_or(placeholder, |b| b.buffer()),
-            Operand::Output => output.buffer(),
+            Operand::GradOutput => input.first_buffer(),
+            Operand::Weight => weight.first_buffer(),
+            Operand::Bias => bias.map_or(placeholder, |b| b.first_buffer()),
+            Operand::Output => output.first_buffer(),
             _ => placeholder,
         });
         submit(gpu, OP, &dispatches)?;

@@ -5,8 +5,10 @@
 //! contiguous runs: a run spans every axis inside the outermost one the box does not cover
 //! whole (in both tensors), so rows of full width in NCHW are one run per (n, c) plane, and a
 //! band of full rows in NHWC one run per sample; a channel range in NHWC is one run per pixel.
+//! Either tensor may be segmented (`gpu::segments`): a run is then cut where it crosses a
+//! segment boundary of either, each piece one buffer copy.
 
-use crate::error::{too_large, Result};
+use crate::error::{invalid, too_large, Result};
 use crate::gpu::{Gpu, GpuTensor};
 
 /// Most runs one box copy may issue: a guard against a split that would encode millions of
@@ -113,9 +115,16 @@ pub(crate) fn copy_box(
     dst: &GpuTensor,
     to_start: [usize; 4],
 ) -> Result<()> {
-    let shape4 = |t: &GpuTensor| t.dims4().expect("box copies are between 4-D tensors");
+    let shape4 = |t: &GpuTensor| {
+        t.dims4().ok_or_else(|| {
+            invalid(
+                op,
+                format!("a box copy needs 4-D tensors, got shape {:?}", t.shape()),
+            )
+        })
+    };
     let count: u64 = from.extent.iter().map(|&e| e as u64).product();
-    let (src_shape, dst_shape) = (shape4(src), shape4(dst));
+    let (src_shape, dst_shape) = (shape4(src)?, shape4(dst)?);
     let outer = runs_needed(src_shape, from, dst_shape, to_start);
     if outer > MAX_RUNS {
         return Err(too_large(
@@ -132,15 +141,53 @@ pub(crate) fn copy_box(
         return Ok(());
     }
     let (offsets, run) = runs(src_shape, from, dst_shape, to_start);
-    gpu.capture(op, || {
+    gpu.capture(op, || -> Result<()> {
         let mut encoder = gpu
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
         for (s, d) in offsets {
-            encoder.copy_buffer_to_buffer(src.buffer(), s * 4, dst.buffer(), d * 4, run * 4);
+            encode_span(&mut encoder, op, src, s * 4, dst, d * 4, run * 4)?;
         }
         gpu.queue().submit([encoder.finish()]);
-    })
+        Ok(())
+    })?
+}
+
+/// Encodes a copy of `len` bytes from byte `from` of `src`'s values to byte `to` of `dst`'s,
+/// one buffer copy per stretch that stays within one segment of each.
+fn encode_span(
+    encoder: &mut wgpu::CommandEncoder,
+    op: &'static str,
+    src: &GpuTensor,
+    mut from: u64,
+    dst: &GpuTensor,
+    mut to: u64,
+    mut len: u64,
+) -> Result<()> {
+    let outside = |name: &str, t: &GpuTensor, at: u64| {
+        invalid(
+            op,
+            format!(
+                "copy reaches byte {at} of the {name} tensor of shape {:?}, which has {} bytes",
+                t.shape(),
+                t.byte_size()
+            ),
+        )
+    };
+    while len > 0 {
+        let (s_buf, s_off, s_left) = src
+            .locate(from)
+            .ok_or_else(|| outside("source", src, from))?;
+        let (d_buf, d_off, d_left) = dst
+            .locate(to)
+            .ok_or_else(|| outside("destination", dst, to))?;
+        let n = len.min(s_left).min(d_left);
+        encoder.copy_buffer_to_buffer(s_buf, s_off, d_buf, d_off, n);
+        from += n;
+        to += n;
+        len -= n;
+    }
+    Ok(())
 }
 
 /// How many runs [`copy_box`] would issue.
@@ -191,19 +238,22 @@ pub(crate) fn copy_flat(
     to: usize,
     len: usize,
 ) -> Result<()> {
-    gpu.capture(op, || {
+    gpu.capture(op, || -> Result<()> {
         let mut encoder = gpu
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
-        encoder.copy_buffer_to_buffer(
-            src.buffer(),
+        encode_span(
+            &mut encoder,
+            op,
+            src,
             from as u64 * 4,
-            dst.buffer(),
+            dst,
             to as u64 * 4,
             len as u64 * 4,
-        );
+        )?;
         gpu.queue().submit([encoder.finish()]);
-    })
+        Ok(())
+    })?
 }
 
 #[cfg(test)]

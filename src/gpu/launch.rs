@@ -162,6 +162,28 @@ pub(crate) fn len1(op: &'static str, name: &str, t: &GpuTensor) -> Result<usize>
     }
 }
 
+/// `Err` if any of the `named` tensors is segmented: a kernel binds one buffer per tensor.
+/// Ops split such tensors before their kernels run; this guards the kernels themselves.
+pub(crate) fn check_whole(op: &'static str, named: &[(&str, &GpuTensor)]) -> Result<()> {
+    for (name, t) in named {
+        if t.segment_count() > 1 {
+            return Err(too_large(
+                op,
+                format!(
+                    "{name} of shape {:?} is {} bytes stored in {} buffers of at most {} bytes \
+                     (the buffer limit: the device's max_buffer_size, or Gpu::limit_buffer_size \
+                     when the tensor was made), and a kernel binds one buffer",
+                    t.shape(),
+                    t.byte_size(),
+                    t.segment_count(),
+                    t.segment_bytes()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `Err` if a tensor of `shape` cannot be bound as one storage buffer on this device.
 pub(crate) fn check_binding(
     gpu: &Gpu,

@@ -2,7 +2,9 @@
 
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_layout, check_same_gpu, dims4, submit, Dispatch};
+use crate::gpu::launch::{
+    check_binding, check_layout, check_same_gpu, check_whole, dims4, submit, Dispatch,
+};
 use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::split_pool::{self, Pass, Split};
@@ -267,6 +269,7 @@ pub(crate) fn dispatch_forward(
     let layout = g.layout;
     check_binding(gpu, op, "input", &g.input_shape())?;
     check_binding(gpu, op, "output", &g.output_shape())?;
+    check_whole(op, &[("input", input)])?;
     let outputs = g.output_shape().iter().product::<usize>();
     let kernel_id = PoolVariant::choose(gpu, g, false).forward_kernel(g, with_indices);
     let per_invocation = match kernel_id {
@@ -282,9 +285,13 @@ pub(crate) fn dispatch_forward(
         let indices = with_indices
             .then(|| GpuTensor::uninit_indices(gpu, op, &g.output_shape(), layout, origin))
             .transpose()?;
+        check_whole(op, &[("output", &values)])?;
+        if let Some(t) = &indices {
+            check_whole(op, &[("indices", t)])?;
+        }
         let index_buffer = indices
             .as_ref()
-            .map_or(&gpu.inner.placeholder_rw, |t| t.buffer());
+            .map_or(&gpu.inner.placeholder_rw, |t| t.first_buffer());
         submit(
             gpu,
             op,
@@ -293,9 +300,9 @@ pub(crate) fn dispatch_forward(
                 label: kernel_id.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
                 buffers: vec![
-                    input.buffer(),
+                    input.first_buffer(),
                     &gpu.inner.placeholder,
-                    values.buffer(),
+                    values.first_buffer(),
                     index_buffer,
                 ],
                 grid,
@@ -386,6 +393,7 @@ pub(crate) fn dispatch_backward(
     let gpu = grad_output.gpu();
     check_binding(gpu, op, "grad_input", &g.input_shape())?;
     check_binding(gpu, op, "grad_output", &g.output_shape())?;
+    check_whole(op, &[("grad_output", grad_output), ("indices", indices)])?;
     let kernel_id = match PoolVariant::choose(gpu, g, true).backward_kernel(g) {
         Kernel::MaxPool2dBackwardScan if !whole_rows => Kernel::MaxPool2dBackward,
         kernel => kernel,
@@ -404,6 +412,7 @@ pub(crate) fn dispatch_backward(
     let kernel = compiled(gpu, op, kernel_id)?;
     gpu.capture(op, || -> Result<GpuTensor> {
         let dx = GpuTensor::uninit(gpu, op, &g.input_shape(), g.layout)?;
+        check_whole(op, &[("grad_input", &dx)])?;
         submit(
             gpu,
             op,
@@ -412,9 +421,9 @@ pub(crate) fn dispatch_backward(
                 label: kernel_id.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
                 buffers: vec![
-                    grad_output.buffer(),
-                    indices.buffer(),
-                    dx.buffer(),
+                    grad_output.first_buffer(),
+                    indices.first_buffer(),
+                    dx.first_buffer(),
                     &gpu.inner.placeholder_rw,
                 ],
                 grid,

@@ -151,13 +151,24 @@ impl Ledger {
     }
 }
 
-/// Bytes a tensor of `shape` (f32 or u32 elements) occupies in the pool.
+/// Bytes a tensor of `shape` (f32 or u32 elements) occupies in the pool: each of its segments
+/// at its size class when it passes the buffer limit.
 pub(crate) fn tensor_bytes(gpu: &Gpu, shape: &[usize]) -> u64 {
     let bytes = shape
         .iter()
         .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64))
         .unwrap_or(u64::MAX);
-    gpu.buffer_bytes(bytes, crate::gpu::tensor::tensor_usage())
+    let usage = crate::gpu::tensor::tensor_usage();
+    let segment = crate::gpu::segments::segment_bytes(gpu, bytes);
+    // Counted by arithmetic, not per segment: a shape that overflows has ~2^33 of them.
+    let (full, rest) = (bytes / segment, bytes % segment);
+    let rest = if rest == 0 {
+        0
+    } else {
+        gpu.buffer_bytes(rest, usage)
+    };
+    full.saturating_mul(gpu.buffer_bytes(segment, usage))
+        .saturating_add(rest)
 }
 
 /// Bytes of one dispatch's uniform buffer of `len` bytes.

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod planner;
 pub mod pool;
 mod profiler;
+mod segments;
 mod shader_copy;
 mod split;
 mod split_conv;

@@ -136,8 +136,10 @@ fn add_rows(
         ..Default::default()
     };
     let kernel = compiled(gpu, op, Kernel::ReducePartials)?;
+    crate::gpu::launch::check_whole(op, &[("partial sums", partials)])?;
     gpu.capture(op, || -> Result<GpuTensor> {
         let result = GpuTensor::uninit(gpu, op, result_shape, layout)?;
+        crate::gpu::launch::check_whole(op, &[("reduced sum", &result)])?;
         let ph = &gpu.inner.placeholder;
         submit(
             gpu,
@@ -146,7 +148,7 @@ fn add_rows(
                 kernel: &kernel,
                 label: Kernel::ReducePartials.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
-                buffers: vec![partials.buffer(), ph, ph, result.buffer()],
+                buffers: vec![partials.first_buffer(), ph, ph, result.first_buffer()],
                 grid,
             }],
         )?;

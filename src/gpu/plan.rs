@@ -137,7 +137,7 @@ impl ReadyPlan {
                     .operands
                     .iter()
                     .map(|&o| match o {
-                        Operand::Scratch(i) => scratch[i].buffer(),
+                        Operand::Scratch(i) => scratch[i].first_buffer(),
                         other => resolve(other),
                     })
                     .collect(),

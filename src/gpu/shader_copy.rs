@@ -2,7 +2,7 @@
 
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, submit, Dispatch};
+use crate::gpu::launch::{check_binding, check_whole, submit, Dispatch};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::uniforms::CopyUniforms;
 use crate::gpu::GpuTensor;
@@ -27,6 +27,7 @@ pub fn copy_through_shader(src: &GpuTensor) -> Result<GpuTensor> {
         ));
     }
     check_binding(gpu, OP, "src", src.shape())?;
+    check_whole(OP, &[("src", src)])?;
     let vec4s = floats / 4;
     let grid = DispatchGrid::for_invocations(
         OP,
@@ -49,7 +50,7 @@ pub fn copy_through_shader(src: &GpuTensor) -> Result<GpuTensor> {
                 kernel: &kernel,
                 label: Kernel::CopyVec4.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
-                buffers: vec![src.buffer(), dst.buffer()],
+                buffers: vec![src.first_buffer(), dst.first_buffer()],
                 grid,
             }],
         )?;

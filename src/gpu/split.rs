@@ -1,7 +1,8 @@
 //! Work past the storage-binding limit or the memory budget: whether a call must split, and the search for the coarsest cut of its work into tiles that fit.
 //!
 //! A tensor larger than one binding may hold (128 MiB on lavapipe and most WebGPU devices)
-//! can still live in one buffer (up to `max_buffer_size`); only a kernel cannot bind it whole.
+//! can still live in one buffer (up to `max_buffer_size`), or past that in several
+//! (`gpu::segments`); only a kernel cannot bind it whole.
 //! So ops cut their work into tiles of samples, channels and rows, copy each tile's inputs
 //! into pooled tensors (buffer copies need only 4-byte alignment, where binding sub-ranges
 //! would need 256-byte-aligned offsets; see `gpu::copy`), run on them, and copy the results

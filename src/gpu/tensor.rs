@@ -8,17 +8,22 @@ use crate::params::{Layout, Pool2dParams};
 
 use crate::error::{invalid, too_large, Error, Result};
 use crate::gpu::pool::PooledBuffer;
+use crate::gpu::segments;
 use crate::gpu::Gpu;
 
 /// A tensor living in GPU memory: a storage buffer holding `f32` values in row-major order of
-/// `shape`. Ops take tensors and return new ones without waiting for the GPU; only the `read`
-/// methods synchronise. Cloning shares the buffer.
+/// `shape`, or several (segments) when the values pass [`Gpu::max_buffer_size`] (see
+/// `gpu::segments`). Ops take tensors and return new ones without waiting for the GPU; only
+/// the `read` methods synchronise. Cloning shares the buffers.
 #[derive(Clone, Debug)]
 pub struct GpuTensor {
     gpu: Gpu,
-    /// Pooled: may be larger than `bytes` (its size class); goes back to the pool on drop.
-    buffer: Arc<PooledBuffer>,
-    /// The bytes the tensor's values occupy at the start of `buffer`.
+    /// The segments in memory order; one unless the values pass the buffer limit. Pooled:
+    /// each may be larger than its share (its size class); goes back to the pool on drop.
+    buffers: Arc<Vec<PooledBuffer>>,
+    /// The bytes of the values each segment but the last holds (`bytes` with one segment).
+    segment: u64,
+    /// The bytes the tensor's values occupy, over all segments.
     bytes: u64,
     shape: Vec<usize>,
     contents: Contents,
@@ -113,18 +118,21 @@ impl GpuTensor {
             .expect("as_standard_layout returns a contiguous array");
         // A pooled buffer may still be read by submitted work, so it is filled by a queue write,
         // which wgpu orders after that work (see `gpu::pool`), never by mapping.
-        let buffer = gpu
-            .capture(op, || -> Result<PooledBuffer> {
-                let buffer = gpu.take_buffer(op, "wgconv tensor", bytes, Self::usage())?;
-                gpu.inner
-                    .queue
-                    .write_buffer(&buffer, 0, bytemuck::cast_slice(values));
-                Ok(buffer)
+        let segment = segments::segment_bytes(gpu, bytes);
+        let buffers = gpu
+            .capture(op, || -> Result<Vec<PooledBuffer>> {
+                let buffers = Self::take_segments(gpu, op, bytes, segment)?;
+                let raw: &[u8] = bytemuck::cast_slice(values);
+                for (buffer, chunk) in buffers.iter().zip(raw.chunks(segment as usize)) {
+                    gpu.inner.queue.write_buffer(buffer, 0, chunk);
+                }
+                Ok(buffers)
             })
             .and_then(|r| r)?;
         Ok(Self {
             gpu: gpu.clone(),
-            buffer: Arc::new(buffer),
+            buffers: Arc::new(buffers),
+            segment,
             bytes,
             shape,
             contents: Contents::Values,
@@ -140,15 +148,30 @@ impl GpuTensor {
         layout: Layout,
     ) -> Result<Self> {
         let bytes = Self::checked_bytes(gpu, op, shape)?;
-        let buffer = gpu.take_buffer(op, "wgconv tensor", bytes, Self::usage())?;
+        let segment = segments::segment_bytes(gpu, bytes);
+        let buffers = Self::take_segments(gpu, op, bytes, segment)?;
         Ok(Self {
             gpu: gpu.clone(),
-            buffer: Arc::new(buffer),
+            buffers: Arc::new(buffers),
+            segment,
             bytes,
             shape: shape.to_vec(),
             contents: Contents::Values,
             layout,
         })
+    }
+
+    /// One pooled buffer per segment of a tensor of `bytes` cut every `segment`, taken in
+    /// memory order (the order `memory::tensor_bytes` counts them in).
+    fn take_segments(
+        gpu: &Gpu,
+        op: &'static str,
+        bytes: u64,
+        segment: u64,
+    ) -> Result<Vec<PooledBuffer>> {
+        segments::lengths(bytes, segment)
+            .map(|len| gpu.take_buffer(op, "wgconv tensor", len, Self::usage()))
+            .collect()
     }
 
     /// An uninitialised tensor of pooling indices written by a pooling kernel.
@@ -178,7 +201,8 @@ impl GpuTensor {
         tensor_usage()
     }
 
-    /// Size in bytes of the values, rejecting empty tensors and buffers the device cannot create.
+    /// Size in bytes of the values, rejecting empty tensors and sizes past
+    /// `segments::MAX_DEVICE_BUFFERS` of the device's largest buffers.
     fn checked_bytes(gpu: &Gpu, op: &'static str, shape: &[usize]) -> Result<u64> {
         if shape.contains(&0) {
             return Err(invalid(
@@ -190,11 +214,19 @@ impl GpuTensor {
             .iter()
             .try_fold(F32_BYTES, |acc, &d| acc.checked_mul(d as u64))
             .ok_or_else(|| too_large(op, format!("tensor shape {shape:?} overflows u64 bytes")))?;
-        let max = gpu.limits().max_buffer_size;
-        if bytes > max {
+        // Past the buffer limit the tensor is segmented. wgpu tells nothing of the device's
+        // memory, so a ceiling of a few device-sized buffers keeps a mistaken shape from
+        // allocating (and zero-filling) terabytes before anything can fail.
+        let device_max = gpu.limits().max_buffer_size;
+        let ceiling = device_max.saturating_mul(segments::MAX_DEVICE_BUFFERS);
+        if bytes > ceiling || usize::try_from(bytes).is_err() {
             return Err(too_large(
                 op,
-                format!("tensor shape {shape:?} needs {bytes} bytes, above the device's max_buffer_size {max}"),
+                format!(
+                    "tensor shape {shape:?} needs {bytes} bytes, above the {ceiling} bytes a \
+                     tensor may hold: {} buffers of the device's max_buffer_size {device_max}",
+                    segments::MAX_DEVICE_BUFFERS
+                ),
             ));
         }
         Ok(bytes)
@@ -233,8 +265,59 @@ impl GpuTensor {
     /// The storage buffer, for callers that bind it in their own pipelines; its values fill the
     /// first [`GpuTensor::byte_size`] bytes. It is pooled: keep the tensor alive until commands
     /// using the buffer are submitted, or the pool may hand it to another tensor first.
-    pub fn buffer(&self) -> &wgpu::Buffer {
-        &self.buffer
+    /// `TooLarge` for a segmented tensor, which no single buffer holds (see
+    /// [`GpuTensor::segments`]).
+    pub fn buffer(&self) -> Result<&wgpu::Buffer> {
+        if self.buffers.len() > 1 {
+            return Err(too_large(
+                "GpuTensor::buffer",
+                format!(
+                    "tensor of shape {:?} is {} bytes in {} buffers of at most {} bytes (the \
+                     buffer limit); use GpuTensor::segments",
+                    self.shape,
+                    self.bytes,
+                    self.buffers.len(),
+                    self.segment
+                ),
+            ));
+        }
+        Ok(self.first_buffer())
+    }
+
+    /// The first segment: the whole tensor unless segmented. Kernels bind it only after
+    /// `launch::check_whole` has refused segmented tensors.
+    pub(crate) fn first_buffer(&self) -> &wgpu::Buffer {
+        &self.buffers[0]
+    }
+
+    /// The buffers holding the values, in memory order: segment `i` holds bytes
+    /// `i * segment_bytes ..` of the values, each full but the last.
+    pub fn segments(&self) -> impl Iterator<Item = &wgpu::Buffer> {
+        self.buffers.iter().map(|b| &**b)
+    }
+
+    /// How many buffers hold the values: 1 unless they pass [`Gpu::max_buffer_size`].
+    pub fn segment_count(&self) -> usize {
+        self.buffers.len()
+    }
+
+    /// The bytes of values each segment but the last holds ([`GpuTensor::byte_size`] when
+    /// there is one segment).
+    pub fn segment_bytes(&self) -> u64 {
+        self.segment
+    }
+
+    /// The segment holding byte `at` of the values, the offset of that byte in it, and how
+    /// many bytes of values follow in that segment; `None` past the end.
+    pub(crate) fn locate(&self, at: u64) -> Option<(&wgpu::Buffer, u64, u64)> {
+        if at >= self.bytes {
+            return None;
+        }
+        let index = at / self.segment;
+        let start = index * self.segment;
+        let len = self.segment.min(self.bytes - start);
+        let buffer = self.buffers.get(usize::try_from(index).ok()?)?;
+        Some((buffer, at - start, len - (at - start)))
     }
 
     /// Waits for every op writing this tensor and copies it into a 4-D array.
@@ -302,10 +385,26 @@ impl GpuTensor {
         Array4::from_shape_vec(dims, values).map_err(|e| invalid("GpuTensor::read", e.to_string()))
     }
 
-    /// Copies the buffer into a mappable staging buffer and starts mapping it.
-    fn start_readback(&self, op: &'static str) -> Result<(PooledBuffer, MapReceiver)> {
+    /// The byte length of segment `index`.
+    fn segment_len(&self, index: usize) -> u64 {
+        let start = index as u64 * self.segment;
+        self.segment.min(self.bytes.saturating_sub(start))
+    }
+
+    /// Copies segment `index` into a mappable staging buffer and starts mapping it.
+    fn start_readback(
+        &self,
+        op: &'static str,
+        index: usize,
+    ) -> Result<(PooledBuffer, MapReceiver)> {
         let gpu = &self.gpu;
-        let size = self.bytes;
+        let size = self.segment_len(index);
+        let source = self.buffers.get(index).ok_or_else(|| {
+            invalid(
+                op,
+                format!("segment {index} of {} does not exist", self.buffers.len()),
+            )
+        })?;
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
         let staging = gpu
             .capture(op, || -> Result<PooledBuffer> {
@@ -321,7 +420,7 @@ impl GpuTensor {
                         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                             label: Some("wgconv readback"),
                         });
-                encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+                encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
                 gpu.inner.queue.submit([encoder.finish()]);
                 // Until unmapped, the staging buffer must not go back to the pool.
                 staging.set_mapping(true);
@@ -373,26 +472,45 @@ impl GpuTensor {
         Ok(values)
     }
 
+    /// Segment by segment, so that staging never holds more than one buffer's worth.
     fn read_values<T: bytemuck::Pod>(&self) -> Result<Vec<T>> {
         const OP: &str = "GpuTensor::read";
-        let (staging, receiver) = self.start_readback(OP)?;
-        self.gpu.wait(OP)?;
-        let mapped = pollster::block_on(receiver.receive());
-        Self::finish_readback(OP, staging, self.bytes, mapped)
+        let mut values = Vec::new();
+        for index in 0..self.buffers.len() {
+            let (staging, receiver) = self.start_readback(OP, index)?;
+            self.gpu.wait(OP)?;
+            let mapped = pollster::block_on(receiver.receive());
+            let part = Self::finish_readback(OP, staging, self.segment_len(index), mapped)?;
+            if values.is_empty() {
+                values = part;
+            } else {
+                values.extend_from_slice(&part);
+            }
+        }
+        Ok(values)
     }
 
     async fn read_values_async(&self) -> Result<Vec<f32>> {
         const OP: &str = "GpuTensor::read_async";
-        let (staging, receiver) = self.start_readback(OP)?;
-        // wgpu on native only runs map callbacks while someone polls the device; that someone is
-        // a short-lived thread, so the caller's executor is never blocked.
-        let gpu = self.gpu.clone();
-        let waiter = std::thread::spawn(move || gpu.wait(OP));
-        let mapped = receiver.receive().await;
-        waiter.join().map_err(|_| Error::Device {
-            op: OP,
-            message: "the device polling thread panicked".into(),
-        })??;
-        Self::finish_readback(OP, staging, self.bytes, mapped)
+        let mut values = Vec::new();
+        for index in 0..self.buffers.len() {
+            let (staging, receiver) = self.start_readback(OP, index)?;
+            // wgpu on native only runs map callbacks while someone polls the device; that
+            // someone is a short-lived thread, so the caller's executor is never blocked.
+            let gpu = self.gpu.clone();
+            let waiter = std::thread::spawn(move || gpu.wait(OP));
+            let mapped = receiver.receive().await;
+            waiter.join().map_err(|_| Error::Device {
+                op: OP,
+                message: "the device polling thread panicked".into(),
+            })??;
+            let part = Self::finish_readback(OP, staging, self.segment_len(index), mapped)?;
+            if values.is_empty() {
+                values = part;
+            } else {
+                values.extend_from_slice(&part);
+            }
+        }
+        Ok(values)
     }
 }

@@ -308,9 +308,10 @@ fn time_device_copy(gpu: &Gpu, bytes: f64, repeat: usize) -> wgconv::Result<Dura
     let zeros = ndarray::Array1::<f32>::zeros(floats);
     let src = GpuTensor::upload_1d(gpu, zeros.view())?;
     let dst = GpuTensor::upload_1d(gpu, zeros.view())?;
+    let (src_buffer, dst_buffer) = (src.buffer()?, dst.buffer()?);
     let copy = || {
         let mut encoder = gpu.device().create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, floats as u64 * 4);
+        encoder.copy_buffer_to_buffer(src_buffer, 0, dst_buffer, 0, floats as u64 * 4);
         gpu.queue().submit([encoder.finish()]);
         gpu.synchronize()
     };
