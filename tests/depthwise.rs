@@ -95,25 +95,7 @@ fn depthwise_variant_matches_the_reference_on_depthwise_layers() {
         let what =
             |pass: &str| format!("case {checked} {pass}: {p:?} input {input:?} weight {weight:?}");
         let activation = [Activation::None, Activation::Relu, Activation::Tanh][checked % 3];
-        let want = cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), &p, activation)
-            .unwrap();
-        let bt = GpuTensor::upload_1d(gpu, b.view()).unwrap();
-        let got = conv2d_with_activation(
-            &upload(gpu, &x, layout),
-            &upload(gpu, &w, layout),
-            Some(&bt),
-            &p,
-            activation,
-        )
-        .unwrap()
-        .read()
-        .unwrap();
-        let r = compare(
-            got.view(),
-            want.view(),
-            Tolerance::for_reduction(g.reduction_len()),
-        );
-        assert!(r.passed(), "{}\n{r}", what("forward"));
+        common::assert_forward_matches_reference(gpu, &x, &w, &b, &p, activation, &what);
 
         let dy = rng.array4(g.output_shape());
         common::assert_backward_matches_reference(gpu, &x, &w, &dy, &p, &what);

@@ -7,9 +7,8 @@ mod common;
 use common::{random_case, Flavour, Rng};
 use wgconv::gpu::planner::{self, ConvPass, ConvVariant};
 use wgconv::{
-    compare, conv2d_backward, conv2d_with_activation, conv_transpose2d, cpu, Activation,
-    Conv2dParams, ConvTranspose2dParams, Error, Gpu, GpuTensor, GradSelection, Layout, Padding,
-    Tolerance,
+    compare, conv2d_backward, conv_transpose2d, cpu, Activation, Conv2dParams,
+    ConvTranspose2dParams, Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Tolerance,
 };
 
 /// A device of its own with `variant` forced (the shared one must keep the planner's choice).
@@ -69,26 +68,7 @@ fn sweep(variant: ConvVariant, seed: u64) {
             };
 
             let activation = [Activation::None, Activation::Relu, Activation::Tanh][i % 3];
-            let want =
-                cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), &p, activation)
-                    .unwrap();
-            let bt = GpuTensor::upload_1d(gpu, b.view()).unwrap();
-            let got = conv2d_with_activation(
-                &upload(gpu, &x, layout),
-                &upload(gpu, &w, layout),
-                Some(&bt),
-                &p,
-                activation,
-            )
-            .unwrap()
-            .read()
-            .unwrap();
-            let r = compare(
-                got.view(),
-                want.view(),
-                Tolerance::for_reduction(g.reduction_len()),
-            );
-            assert!(r.passed(), "{}\n{r}", what("forward"));
+            common::assert_forward_matches_reference(gpu, &x, &w, &b, &p, activation, &what);
 
             let dy = rng.array4(g.output_shape());
             common::assert_backward_matches_reference(gpu, &x, &w, &dy, &p, &what);

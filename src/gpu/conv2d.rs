@@ -3,10 +3,10 @@
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_whole, conv_operands, submit};
+use crate::gpu::launch::conv_operands;
 use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::Kernel;
-use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
+use crate::gpu::plan::{run_into_output, ConvOperands, Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
 use crate::gpu::split_conv;
 use crate::gpu::uniforms::Conv2dUniforms;
@@ -61,25 +61,13 @@ pub fn conv2d_with_activation(
     let choice = planner::choose(gpu, OP, ConvPass::Forward, &g)?;
     let plan = forward_plan(gpu, &g, choice.variant, has_bias, activation)?;
     let plan = ReadyPlan::new(gpu, OP, plan)?;
-    check_whole(OP, &[("input", input), ("weight", weight)])?;
-    if let Some(b) = bias {
-        check_whole(OP, &[("bias", b)])?;
-    }
-    gpu.capture(OP, || -> Result<GpuTensor> {
-        let output = GpuTensor::uninit(gpu, OP, &g.output_shape(), layout)?;
-        check_whole(OP, &[("output", &output)])?;
-        let scratch = plan.scratch(gpu, OP)?;
-        let placeholder = &gpu.inner.placeholder;
-        let dispatches = plan.dispatches(&scratch, |operand| match operand {
-            Operand::Input => input.first_buffer(),
-            Operand::Weight => weight.first_buffer(),
-            Operand::Bias => bias.map_or(placeholder, |b| b.first_buffer()),
-            Operand::Output => output.first_buffer(),
-            _ => placeholder,
-        });
-        submit(gpu, OP, &dispatches)?;
-        Ok(output)
-    })?
+    let operands = ConvOperands {
+        source_role: Operand::Input,
+        source: input,
+        weight,
+        bias,
+    };
+    run_into_output(gpu, OP, &plan, operands, &g.output_shape(), layout)
 }
 
 /// The dispatches of the forward pass of `g` with `variant`.

@@ -10,7 +10,7 @@ use crate::gpu::launch::{
 };
 use crate::gpu::memory::{self, Ledger, MemoryEstimate};
 use crate::gpu::pipelines::Kernel;
-use crate::gpu::plan::{Operand, Plan, ReadyPlan, Step};
+use crate::gpu::plan::{run_into_output, ConvOperands, Operand, Plan, ReadyPlan, Step};
 use crate::gpu::planner::{self, ConvPass, ConvVariant};
 use crate::gpu::split;
 use crate::gpu::split_grad::{self, Pass};
@@ -860,25 +860,13 @@ pub(crate) fn transpose_whole(
     let gpu = input.gpu();
     let layout = g.layout;
     let plan = ReadyPlan::new(gpu, OP, plan_input(gpu, OP, g, bias.is_some())?)?;
-    check_whole(OP, &[("input", input), ("weight", weight)])?;
-    if let Some(b) = bias {
-        check_whole(OP, &[("bias", b)])?;
-    }
-    gpu.capture(OP, || -> Result<GpuTensor> {
-        let output = GpuTensor::uninit(gpu, OP, &g.input_shape(), layout)?;
-        check_whole(OP, &[("output", &output)])?;
-        let scratch = plan.scratch(gpu, OP)?;
-        let placeholder = &gpu.inner.placeholder;
-        let dispatches = plan.dispatches(&scratch, |operand| match operand {
-            Operand::GradOutput => input.first_buffer(),
-            Operand::Weight => weight.first_buffer(),
-            Operand::Bias => bias.map_or(placeholder, |b| b.first_buffer()),
-            Operand::Output => output.first_buffer(),
-            _ => placeholder,
-        });
-        submit(gpu, OP, &dispatches)?;
-        Ok(output)
-    })?
+    let operands = ConvOperands {
+        source_role: Operand::GradOutput,
+        source: input,
+        weight,
+        bias,
+    };
+    run_into_output(gpu, OP, &plan, operands, &g.input_shape(), layout)
 }
 
 #[cfg(test)]

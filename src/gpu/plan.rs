@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, Dispatch};
+use crate::gpu::launch::{check_binding, check_whole, submit, Dispatch};
 use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::Layout;
@@ -145,4 +145,50 @@ impl ReadyPlan {
             })
             .collect()
     }
+}
+
+/// The operands of a plan that turns one source tensor, the weights and an optional bias into
+/// one output: conv2d's forward (source role `Input`) and conv_transpose2d (`GradOutput`).
+pub(crate) struct ConvOperands<'a> {
+    pub source_role: Operand,
+    pub source: &'a GpuTensor,
+    pub weight: &'a GpuTensor,
+    pub bias: Option<&'a GpuTensor>,
+}
+
+/// Runs `plan` on `operands` into a new output of `output_shape`, after checking that no
+/// tensor is segmented (the caller splits those first); enqueued, never waited for.
+pub(crate) fn run_into_output(
+    gpu: &Gpu,
+    op: &'static str,
+    plan: &ReadyPlan,
+    operands: ConvOperands<'_>,
+    output_shape: &[usize],
+    layout: Layout,
+) -> Result<GpuTensor> {
+    let ConvOperands {
+        source_role,
+        source,
+        weight,
+        bias,
+    } = operands;
+    check_whole(op, &[("input", source), ("weight", weight)])?;
+    if let Some(b) = bias {
+        check_whole(op, &[("bias", b)])?;
+    }
+    gpu.capture(op, || -> Result<GpuTensor> {
+        let output = GpuTensor::uninit(gpu, op, output_shape, layout)?;
+        check_whole(op, &[("output", &output)])?;
+        let scratch = plan.scratch(gpu, op)?;
+        let placeholder = &gpu.inner.placeholder;
+        let dispatches = plan.dispatches(&scratch, |operand| match operand {
+            role if role == source_role => source.first_buffer(),
+            Operand::Weight => weight.first_buffer(),
+            Operand::Bias => bias.map_or(placeholder, |b| b.first_buffer()),
+            Operand::Output => output.first_buffer(),
+            _ => placeholder,
+        });
+        submit(gpu, op, &dispatches)?;
+        Ok(output)
+    })?
 }

@@ -37,6 +37,38 @@ pub fn cases_per_flavour(default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Runs `conv2d_with_activation` with a bias on `gpu` and asserts it against the CPU reference
+/// at the usual tolerance; `what` names the case.
+pub fn assert_forward_matches_reference(
+    gpu: &Gpu,
+    x: &ndarray::Array4<f32>,
+    w: &ndarray::Array4<f32>,
+    b: &ndarray::Array1<f32>,
+    p: &wgconv::Conv2dParams,
+    activation: wgconv::Activation,
+    what: &dyn Fn(&str) -> String,
+) {
+    use wgconv::{compare, cpu, GpuTensor, Tolerance};
+    let g = p
+        .geometry("t", x.dim().into(), w.dim().into(), None)
+        .unwrap();
+    let up =
+        |a: &ndarray::Array4<f32>| GpuTensor::upload_with_layout(gpu, a.view(), p.layout).unwrap();
+    let want =
+        cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), p, activation).unwrap();
+    let bt = GpuTensor::upload_1d(gpu, b.view()).unwrap();
+    let got = wgconv::conv2d_with_activation(&up(x), &up(w), Some(&bt), p, activation)
+        .unwrap()
+        .read()
+        .unwrap();
+    let r = compare(
+        got.view(),
+        want.view(),
+        Tolerance::for_reduction(g.reduction_len()),
+    );
+    assert!(r.passed(), "{}\n{r}", what("forward"));
+}
+
 /// Runs `conv2d_backward` (all three gradients) on `gpu` and asserts each against the CPU
 /// reference at the usual tolerance for its reduction length; `what` names the case.
 pub fn assert_backward_matches_reference(
