@@ -335,21 +335,6 @@ fn quad_row_at(h0: i32, ky: u32) -> QuadRow {
     return QuadRow(u32(clamp(ih, 0, i32(u.in_h) - 1)), ky < u.kernel_h && ih >= 0 && ih < i32(u.in_h));
 }
 
-// Row ky of the windows of quad q (see quad_max): four aligned vec4 loads from a clamped row
-// cover input columns 8q - 4 .. 8q + 11.
-fn quad_row(quad: Quad, plane: u32, c: u32, h0: i32, ky: u32, q: u32, col0: i32, cols: QuadColumns) -> Quad {
-    let r = quad_row_at(h0, ky);
-    let row_vec4s = u.in_w / 4u;
-    let row = (plane * u.in_h + r.h) * row_vec4s;
-    let v = 2u * q;
-    let left = src4[row + max(v, 1u) - 1u];
-    let mid = src4[row + v];
-    let right = src4[row + min(v + 1u, row_vec4s - 1u)];
-    let next = src4[row + min(v + 2u, row_vec4s - 1u)];
-    let step = select(1u, u.channels, u.index_style == 1u);
-    return quad_taps(quad, left, mid, right, next, cols, r.live, flat_index(c, r.h, u32(col0)), step);
-}
-
 // The initial windows of quad outputs starting at col0 (first row tap first_h): -inf, with the
 // index of the first tap at or after 0 on each axis.
 fn quad_start(c: u32, first_h: u32, col0: i32) -> Quad {
@@ -361,34 +346,16 @@ fn quad_start(c: u32, first_h: u32, col0: i32) -> Quad {
     );
 }
 
-// Four neighbouring outputs (n, c, oh, 4q..4q+3) of a dense NCHW pooling whose windows are at
-// most 3 rows high and 2 or 3 columns wide at column stride 2, dilation 1 and left padding 0
-// or 1, with in_w and out_w multiples of 4 (the host checks all of it). Their windows span
-// input columns 8q - 1 .. 8q + 8 of each row. Straight-line code throughout (three rows, each
-// masked when outside the input or the kernel): lavapipe runs loads lane by lane, and pays
-// for loops, branches and dynamic indexing, so one vec4 load per four columns and no per-tap
-// control flow is what makes this fast there.
-fn quad_max(index: u32) -> Quad {
-    let quads = u.out_w / 4u;
-    let q = index % quads;
-    let rest = index / quads;
-    let oh = rest % u.out_h;
-    let plane = rest / u.out_h;
-    let c = plane % u.channels;
-    let h0 = i32(oh * u.stride_h) - i32(u.pad_h);
-    let col0 = i32(8u * q) - i32(u.pad_w);
-    let first_h = u32(h0 + i32(first_tap(h0, u.dilation_h) * u.dilation_h));
-    let cols = quad_columns(col0);
-    var quad = quad_start(c, first_h, col0);
-    quad = quad_row(quad, plane, c, h0, 0u, q, col0, cols);
-    quad = quad_row(quad, plane, c, h0, 1u, q, col0, cols);
-    return quad_row(quad, plane, c, h0, 2u, q, col0, cols);
-}
-
-// Eight neighbouring outputs (n, c, oh, 8o..8o+7): two quads whose rows share loads. The
-// windows span columns 16o - 1 .. 16o + 16, which six aligned vec4 loads cover (where two
-// quads apart take eight), and the invocation's index arithmetic serves eight outputs. Same
-// shapes as quad_max, with out_w a multiple of 8.
+// Up to eight neighbouring outputs (n, c, oh, 8o .. 8o+7) of a dense NCHW pooling whose
+// windows are at most 3 rows high and 2 or 3 columns wide at column stride 2, dilation 1 and
+// left padding 0 or 1, with in_w and out_w multiples of 4 (the host checks all of it): two
+// quads of four, the second absent in a row's last octet when out_w is 4 past a multiple of 8.
+// Their windows span input columns 16o - 1 .. 16o + 16 of each row, which six aligned vec4
+// loads cover; every tap is then a constant component picked by a select on the padding
+// (quad_taps). Straight-line code throughout (three rows, each masked when outside the input
+// or the kernel): lavapipe runs loads lane by lane, and pays for loops, branches and dynamic
+// indexing, so about one vec4 load per three columns, no per-tap control flow and index
+// arithmetic shared by eight outputs is what makes this fast there.
 struct Octet {
     lo: Quad,
     hi: Quad,
@@ -413,12 +380,21 @@ fn octet_row(o: Octet, plane: u32, c: u32, h0: i32, ky: u32, v: u32, col0: i32, 
     );
 }
 
-fn octet_max(index: u32) -> Octet {
-    let octets = u.out_w / 8u;
-    let q = index % octets;
-    let rest = index / octets;
-    let oh = rest % u.out_h;
-    let plane = rest / u.out_h;
+// Where octet `index` sits: its output row (n, c, oh) and its place o in that row.
+struct OctetPlace {
+    row: u32,
+    o: u32,
+}
+
+fn octet_place(index: u32) -> OctetPlace {
+    let octets = (u.out_w + 4u) / 8u;
+    return OctetPlace(index / octets, index % octets);
+}
+
+fn octet_max(place: OctetPlace) -> Octet {
+    let q = place.o;
+    let oh = place.row % u.out_h;
+    let plane = place.row / u.out_h;
     let c = plane % u.channels;
     let h0 = i32(oh * u.stride_h) - i32(u.pad_h);
     let col0 = i32(16u * q) - i32(u.pad_w);
@@ -431,6 +407,17 @@ fn octet_max(index: u32) -> Octet {
     return octet_row(o, plane, c, h0, 2u, 4u * q, col0, lo, hi);
 }
 
+// The output vec4 of an octet's first quad, and whether its second quad exists.
+struct OctetOutput {
+    first: u32,
+    has_hi: bool,
+}
+
+fn octet_output(place: OctetPlace) -> OctetOutput {
+    let quads = u.out_w / 4u;
+    return OctetOutput(place.row * quads + 2u * place.o, 2u * place.o + 1u < quads);
+}
+
 fn quad_values(m: Quad) -> vec4<f32> {
     return vec4<f32>(m.w0.best, m.w1.best, m.w2.best, m.w3.best);
 }
@@ -439,39 +426,8 @@ fn quad_indices(m: Quad) -> vec4<u32> {
     return vec4<u32>(m.w0.index, m.w1.index, m.w2.index, m.w3.index);
 }
 
-// Inference forward, quads: src4 = input, dst4 = output, both dense NCHW; invocation i owns
-// output vec4 i (the quads tile every row, so that is also its flat position).
-@compute @workgroup_size(64)
-fn max_pool2d_forward_quads(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
-    let index = invocation_index(wg, groups, local);
-    if (index >= u.invocations) {
-        return;
-    }
-    dst4[index] = quad_values(quad_max(index));
-}
-
-// Training forward, quads: as above, plus dst_indices4 = argmax indices.
-@compute @workgroup_size(64)
-fn max_pool2d_forward_quads_with_indices(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
-    let index = invocation_index(wg, groups, local);
-    if (index >= u.invocations) {
-        return;
-    }
-    let m = quad_max(index);
-    dst4[index] = quad_values(m);
-    dst_indices4[index] = quad_indices(m);
-}
-
-// Inference forward, octets: as the quad kernel, eight outputs per invocation (output vec4s
-// 2i and 2i + 1), for out_w a multiple of 8.
+// Inference forward, octets: src4 = input, dst4 = output, both dense NCHW, as vec4s; one
+// invocation per octet (see octet_max), writing one or two output vec4s.
 @compute @workgroup_size(64)
 fn max_pool2d_forward_octets(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -482,9 +438,13 @@ fn max_pool2d_forward_octets(
     if (index >= u.invocations) {
         return;
     }
-    let m = octet_max(index);
-    dst4[2u * index] = quad_values(m.lo);
-    dst4[2u * index + 1u] = quad_values(m.hi);
+    let place = octet_place(index);
+    let m = octet_max(place);
+    let out = octet_output(place);
+    dst4[out.first] = quad_values(m.lo);
+    if (out.has_hi) {
+        dst4[out.first + 1u] = quad_values(m.hi);
+    }
 }
 
 // Training forward, octets: as above, plus dst_indices4 = argmax indices.
@@ -498,11 +458,15 @@ fn max_pool2d_forward_octets_with_indices(
     if (index >= u.invocations) {
         return;
     }
-    let m = octet_max(index);
-    dst4[2u * index] = quad_values(m.lo);
-    dst4[2u * index + 1u] = quad_values(m.hi);
-    dst_indices4[2u * index] = quad_indices(m.lo);
-    dst_indices4[2u * index + 1u] = quad_indices(m.hi);
+    let place = octet_place(index);
+    let m = octet_max(place);
+    let out = octet_output(place);
+    dst4[out.first] = quad_values(m.lo);
+    dst_indices4[out.first] = quad_indices(m.lo);
+    if (out.has_hi) {
+        dst4[out.first + 1u] = quad_values(m.hi);
+        dst_indices4[out.first + 1u] = quad_indices(m.hi);
+    }
 }
 
 const SCAN_WORKGROUP_SIZE: u32 = 8u;

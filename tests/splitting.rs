@@ -474,7 +474,7 @@ fn within_sample_pool_cases() -> Vec<([usize; 4], Pool2dParams)> {
                 .with_ceil_mode(true),
         ),
         ([1, 64, 4, 4], Pool2dParams::new(2, 2).with_stride(1)),
-        // The blocked variant's quad forward on bands of rows (indices offset by the band's
+        // The blocked variant's octet forward on bands of rows (indices offset by the band's
         // first row), and its plane scan backward on channel chunks of whole planes.
         (
             [1, 2, 16, 16],

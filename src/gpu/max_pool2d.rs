@@ -66,7 +66,7 @@ pub enum PoolVariant {
     /// cover it) per invocation: any shape, and the most parallel, for real GPUs.
     PerElement,
     /// More work per invocation, for CPU adapters (lavapipe), where each invocation and each
-    /// load costs far more than arithmetic: the forward takes four outputs of a row with vec4
+    /// load costs far more than arithmetic: the forward takes eight outputs of a row with vec4
     /// loads where the shape allows it (dense NCHW, windows at most 3 high and 2 or 3 wide at
     /// column stride 2, left padding at most 1, widths multiples of 4), and the backward one
     /// (n, c) plane per invocation, scattering in window order (unless some window has no tap
@@ -104,11 +104,10 @@ impl PoolVariant {
         }
     }
 
-    /// The forward kernel this variant runs for `g`: `Blocked` takes the quad kernels only
-    /// where the shape allows (see `quad_max` in the shader), and their octet form (eight
-    /// outputs per invocation) where out_w is a multiple of 8.
+    /// The forward kernel this variant runs for `g`: `Blocked` takes the octet kernels only
+    /// where the shape allows (see `octet_max` in the shader).
     pub fn forward_kernel(self, g: &Pool2dGeometry, with_indices: bool) -> Kernel {
-        let quads = self == PoolVariant::Blocked
+        let octets = self == PoolVariant::Blocked
             && g.layout == Layout::Nchw
             && g.h.kernel <= 3
             && matches!(g.w.kernel, 2 | 3)
@@ -117,14 +116,11 @@ impl PoolVariant {
             && g.w.pad_before <= 1
             && g.w.input.is_multiple_of(4)
             && g.w.output.is_multiple_of(4);
-        let octets = quads && g.w.output.is_multiple_of(8);
-        match (quads, octets, with_indices) {
-            (false, _, false) => Kernel::MaxPool2dForward,
-            (false, _, true) => Kernel::MaxPool2dForwardWithIndices,
-            (true, false, false) => Kernel::MaxPool2dForwardQuads,
-            (true, false, true) => Kernel::MaxPool2dForwardQuadsWithIndices,
-            (true, true, false) => Kernel::MaxPool2dForwardOctets,
-            (true, true, true) => Kernel::MaxPool2dForwardOctetsWithIndices,
+        match (octets, with_indices) {
+            (false, false) => Kernel::MaxPool2dForward,
+            (false, true) => Kernel::MaxPool2dForwardWithIndices,
+            (true, false) => Kernel::MaxPool2dForwardOctets,
+            (true, true) => Kernel::MaxPool2dForwardOctetsWithIndices,
         }
     }
 
@@ -272,12 +268,15 @@ pub(crate) fn dispatch_forward(
     check_whole(op, &[("input", input)])?;
     let outputs = g.output_shape().iter().product::<usize>();
     let kernel_id = PoolVariant::choose(gpu, g, false).forward_kernel(g, with_indices);
-    let per_invocation = match kernel_id {
-        Kernel::MaxPool2dForwardQuads | Kernel::MaxPool2dForwardQuadsWithIndices => 4,
-        Kernel::MaxPool2dForwardOctets | Kernel::MaxPool2dForwardOctetsWithIndices => 8,
-        _ => 1,
+    let invocations = match kernel_id {
+        // An octet per eight outputs of a row, the last one half-empty when out_w is 4 past a
+        // multiple of 8.
+        Kernel::MaxPool2dForwardOctets | Kernel::MaxPool2dForwardOctetsWithIndices => {
+            outputs / g.w.output * (g.w.output + 4) / 8
+        }
+        _ => outputs,
     };
-    let grid = grid(gpu, op, outputs / per_invocation)?;
+    let grid = grid(gpu, op, invocations)?;
     let uniforms = uniforms(g, grid.invocations, index_base);
     let kernel = compiled(gpu, op, kernel_id)?;
     gpu.capture(op, || -> Result<(GpuTensor, Option<GpuTensor>)> {

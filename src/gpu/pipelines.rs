@@ -126,10 +126,6 @@ pub enum Kernel {
     MaxPool2dForwardWithIndices,
     /// Max pooling backward, gather form.
     MaxPool2dBackward,
-    /// Max pooling, values only, four outputs of a row per invocation (CPU adapters).
-    MaxPool2dForwardQuads,
-    /// Max pooling, values and indices, four outputs of a row per invocation (CPU adapters).
-    MaxPool2dForwardQuadsWithIndices,
     /// Max pooling, values only, eight outputs of a row per invocation (CPU adapters).
     MaxPool2dForwardOctets,
     /// Max pooling, values and indices, eight outputs of a row per invocation (CPU adapters).
@@ -164,8 +160,6 @@ impl Kernel {
         Kernel::MaxPool2dForward,
         Kernel::MaxPool2dForwardWithIndices,
         Kernel::MaxPool2dBackward,
-        Kernel::MaxPool2dForwardQuads,
-        Kernel::MaxPool2dForwardQuadsWithIndices,
         Kernel::MaxPool2dForwardOctets,
         Kernel::MaxPool2dForwardOctetsWithIndices,
         Kernel::MaxPool2dBackwardScan,
@@ -193,8 +187,6 @@ impl Kernel {
             Kernel::MaxPool2dForward
             | Kernel::MaxPool2dForwardWithIndices
             | Kernel::MaxPool2dBackward
-            | Kernel::MaxPool2dForwardQuads
-            | Kernel::MaxPool2dForwardQuadsWithIndices
             | Kernel::MaxPool2dForwardOctets
             | Kernel::MaxPool2dForwardOctetsWithIndices
             | Kernel::MaxPool2dBackwardScan => Shader::MaxPool2d,
@@ -224,8 +216,6 @@ impl Kernel {
             Kernel::MaxPool2dForward => "max_pool2d_forward",
             Kernel::MaxPool2dForwardWithIndices => "max_pool2d_forward_with_indices",
             Kernel::MaxPool2dBackward => "max_pool2d_backward",
-            Kernel::MaxPool2dForwardQuads => "max_pool2d_forward_quads",
-            Kernel::MaxPool2dForwardQuadsWithIndices => "max_pool2d_forward_quads_with_indices",
             Kernel::MaxPool2dForwardOctets => "max_pool2d_forward_octets",
             Kernel::MaxPool2dForwardOctetsWithIndices => "max_pool2d_forward_octets_with_indices",
             Kernel::MaxPool2dBackwardScan => "max_pool2d_backward_scan",
