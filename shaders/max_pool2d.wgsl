@@ -426,8 +426,26 @@ fn quad_indices(m: Quad) -> vec4<u32> {
     return vec4<u32>(m.w0.index, m.w1.index, m.w2.index, m.w3.index);
 }
 
+// The forward of octet `index` (see octet_max) into one or two output vec4s, and with
+// `with_indices` (a constant at each call) the argmax indices beside them.
+fn octet_forward(index: u32, with_indices: bool) {
+    let place = octet_place(index);
+    let m = octet_max(place);
+    let out = octet_output(place);
+    dst4[out.first] = quad_values(m.lo);
+    if (out.has_hi) {
+        dst4[out.first + 1u] = quad_values(m.hi);
+    }
+    if (with_indices) {
+        dst_indices4[out.first] = quad_indices(m.lo);
+        if (out.has_hi) {
+            dst_indices4[out.first + 1u] = quad_indices(m.hi);
+        }
+    }
+}
+
 // Inference forward, octets: src4 = input, dst4 = output, both dense NCHW, as vec4s; one
-// invocation per octet (see octet_max), writing one or two output vec4s.
+// invocation per octet, writing one or two output vec4s.
 @compute @workgroup_size(64)
 fn max_pool2d_forward_octets(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -435,15 +453,8 @@ fn max_pool2d_forward_octets(
     @builtin(local_invocation_index) local: u32,
 ) {
     let index = invocation_index(wg, groups, local);
-    if (index >= u.invocations) {
-        return;
-    }
-    let place = octet_place(index);
-    let m = octet_max(place);
-    let out = octet_output(place);
-    dst4[out.first] = quad_values(m.lo);
-    if (out.has_hi) {
-        dst4[out.first + 1u] = quad_values(m.hi);
+    if (index < u.invocations) {
+        octet_forward(index, false);
     }
 }
 
@@ -455,17 +466,8 @@ fn max_pool2d_forward_octets_with_indices(
     @builtin(local_invocation_index) local: u32,
 ) {
     let index = invocation_index(wg, groups, local);
-    if (index >= u.invocations) {
-        return;
-    }
-    let place = octet_place(index);
-    let m = octet_max(place);
-    let out = octet_output(place);
-    dst4[out.first] = quad_values(m.lo);
-    dst_indices4[out.first] = quad_indices(m.lo);
-    if (out.has_hi) {
-        dst4[out.first + 1u] = quad_values(m.hi);
-        dst_indices4[out.first + 1u] = quad_indices(m.hi);
+    if (index < u.invocations) {
+        octet_forward(index, true);
     }
 }
 
