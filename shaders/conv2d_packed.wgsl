@@ -136,8 +136,24 @@ fn accumulate_masked(acc: vec2<f32>, x: vec4<f32>, a: vec4<f32>, b: vec4<f32>, l
 // The exponent fields of v: EXPONENT (all ones) marks an infinity or NaN, found by bits
 // because WGSL may assume floats are finite.
 const EXPONENT: u32 = 0x7f800000u;
-fn exponent(v: vec4<f32>) -> vec4<u32> {
-    return bitcast<vec4<u32>>(v) & vec4<u32>(EXPONENT);
+fn exponent(v: vec2<f32>) -> vec2<u32> {
+    return bitcast<vec2<u32>>(v) & vec2<u32>(EXPONENT);
+}
+
+// The largest exponent field among 16 accumulators: all ones means one is infinite or NaN.
+// A non-finite operand always leaves one (times a nonzero value it is infinite or NaN, times
+// a zero NaN), so a check of the accumulators after the loop finds every tile where such an
+// operand met the zero padding, without a test per loaded operand inside the loop. Straight-
+// line code: accumulators indexed dynamically would be kept in memory in the hot loop too.
+fn widest_exponent16(
+    a0: vec2<f32>, a1: vec2<f32>, a2: vec2<f32>, a3: vec2<f32>,
+    a4: vec2<f32>, a5: vec2<f32>, a6: vec2<f32>, a7: vec2<f32>,
+    b0: vec2<f32>, b1: vec2<f32>, b2: vec2<f32>, b3: vec2<f32>,
+    b4: vec2<f32>, b5: vec2<f32>, b6: vec2<f32>, b7: vec2<f32>,
+) -> vec2<u32> {
+    let a = max(max(max(exponent(a0), exponent(a1)), max(exponent(a2), exponent(a3))), max(max(exponent(a4), exponent(a5)), max(exponent(a6), exponent(a7))));
+    let b = max(max(max(exponent(b0), exponent(b1)), max(exponent(b2), exponent(b3))), max(max(exponent(b4), exponent(b5)), max(exponent(b6), exponent(b7))));
+    return max(a, b);
 }
 
 // Writes one destination pixel's two channels (m, m + 1) of this lane, with bias and
@@ -212,16 +228,12 @@ fn conv2d_gemm_packed8(
     var b7 = vec2<f32>(0.0);
     var rc = 0u;
     var tx = 0u;
-    // The largest exponent field seen among this lane's weights: all ones means a
-    // non-finite weight. Kept with max, not ||, so the hot loop gets no branch.
-    var weight_exponents = vec4<u32>(0u);
     let k_len = taps * u.reduce4;
     for (var k = 0u; k < k_len; k++) {
         let x = packed_a[u32(at)];
         let y = packed_a[u32(at + hi)];
         let wa = packed_b[wk];
         let wb = packed_b[wk + 1u];
-        weight_exponents = max(weight_exponents, max(exponent(wa), exponent(wb)));
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), wa, wb);
         a1 = accumulate(a1, subgroupBroadcast(x, 1u), wa, wb);
         a2 = accumulate(a2, subgroupBroadcast(x, 2u), wa, wb);
@@ -247,7 +259,7 @@ fn conv2d_gemm_packed8(
     }
     // The zero padding turned an infinite or NaN weight meeting it into NaN, where the
     // reference skips the tap: redo such a tile (rare) with the padding's terms masked out.
-    if (subgroupAny(any(weight_exponents == vec4<u32>(EXPONENT)))) {
+    if (subgroupAny(any(widest_exponent16(a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7) == vec2<u32>(EXPONENT)))) {
         var acc = array<vec2<f32>, 16>();
         let pos_lo = source_position(min(base + lane, u.pixels - 1u));
         let pos_hi = source_position(min(base + LANES + lane, u.pixels - 1u));
@@ -416,13 +428,11 @@ fn conv2d_weight_grad_packed8(
     var b5 = vec2<f32>(0.0);
     var b6 = vec2<f32>(0.0);
     var b7 = vec2<f32>(0.0);
-    var grad_exponents = vec4<u32>(0u);
     for (var k = k_begin; k < k_end; k++) {
         let x = packed_b[at];
         let y = packed_b[at + hi_row];
         let da = packed_a[a_row0 + k];
         let db = packed_a[a_row1 + k];
-        grad_exponents = max(grad_exponents, max(exponent(da), exponent(db)));
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), da, db);
         a1 = accumulate(a1, subgroupBroadcast(x, 1u), da, db);
         a2 = accumulate(a2, subgroupBroadcast(x, 2u), da, db);
@@ -447,7 +457,7 @@ fn conv2d_weight_grad_packed8(
     }
     // As in conv2d_gemm_packed8: an infinite or NaN grad_output meeting the input's zero
     // padding gave NaN where the reference skips the term; redo such a tile with it masked.
-    if (subgroupAny(any(grad_exponents == vec4<u32>(EXPONENT)))) {
+    if (subgroupAny(any(widest_exponent16(a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7) == vec2<u32>(EXPONENT)))) {
         var acc = array<vec2<f32>, 16>();
         for (var k = k_begin; k < k_end; k++) {
             let row = k / u.ow4;
@@ -536,4 +546,300 @@ fn input_live(col: u32, oy: u32, ox4: u32) -> u32 {
 fn weight_column(col: u32) -> u32 {
     let taps = u.taps_h * u.taps_w;
     return (col / taps) * u.w_stride_r + ((col % taps) / u.taps_w) * u.w_tap_h + (col % u.taps_w) * u.w_tap_w;
+}
+
+// conv2d_gemm_packed8 with four times the work per loaded value: an 8-wide subgroup owns 32
+// destination pixels ("columns") by 32 channels. At each step lane l loads the vec4s of
+// columns l, l + 8, l + 16 and l + 24, and the vec4s of its own four channels (4l .. 4l + 3),
+// and does 32 x 4 x 4 fused multiply-adds from those 8 loads: against packed8's 128 from 4,
+// half the loads per multiply-add. Loads are what lavapipe pays for (each runs lane by lane);
+// the 128 accumulators spill to the stack, and spills are cheap next to them. The four channel
+// vec4s are transposed for free: lavapipe keeps each component of a vec4 in its own register,
+// so vec4(wa.x, wb.x, wc.x, wd.x) is a renaming. The reduction loop, the clamped tail lanes and
+// the zero-padded operands are as in conv2d_gemm_packed8; the weights are packed the same way,
+// to tiles of WIDE_CHANNELS.
+const WIDE_CHANNELS: u32 = 32u;
+const WIDE_COLUMNS: u32 = 32u;
+
+// acc (this lane's four channels at one column) plus four reduction terms: column values x
+// against t0..t3, the four channels' weights for each term.
+fn accumulate4(acc: vec4<f32>, x: vec4<f32>, t0: vec4<f32>, t1: vec4<f32>, t2: vec4<f32>, t3: vec4<f32>) -> vec4<f32> {
+    var s = fma(vec4<f32>(x.x), t0, acc);
+    s = fma(vec4<f32>(x.y), t1, s);
+    s = fma(vec4<f32>(x.z), t2, s);
+    return fma(vec4<f32>(x.w), t3, s);
+}
+
+// `accumulate4` with each of the four terms kept only where `live` says so.
+fn accumulate4_masked(acc: vec4<f32>, x: vec4<f32>, t: array<vec4<f32>, 4>, live: vec4<bool>) -> vec4<f32> {
+    var s = select(acc, fma(vec4<f32>(x.x), t[0], acc), live.x);
+    s = select(s, fma(vec4<f32>(x.y), t[1], s), live.y);
+    s = select(s, fma(vec4<f32>(x.z), t[2], s), live.z);
+    return select(s, fma(vec4<f32>(x.w), t[3], s), live.w);
+}
+
+// The weights of four channels as one vec4 per reduction term: the transpose of the four
+// channels' vec4s of four terms each.
+fn by_term(wa: vec4<f32>, wb: vec4<f32>, wc: vec4<f32>, wd: vec4<f32>) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(
+        vec4<f32>(wa.x, wb.x, wc.x, wd.x),
+        vec4<f32>(wa.y, wb.y, wc.y, wd.y),
+        vec4<f32>(wa.z, wb.z, wc.z, wd.z),
+        vec4<f32>(wa.w, wb.w, wc.w, wd.w),
+    );
+}
+
+// Writes one destination pixel's four channels (m .. m + 3) of this lane.
+fn store_quad(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: vec4<f32>) {
+    store_pair(pixel_live, dst_pixel, g, m, v.xy);
+    store_pair(pixel_live, dst_pixel, g, m + 2u, v.zw);
+}
+
+// Gather convolution like conv2d_gemm_packed8, with tiles of WIDE_COLUMNS x WIDE_CHANNELS.
+@compute @workgroup_size(64)
+fn conv2d_gemm_packed8_wide(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let block = sg % u.column_blocks;
+    let rest = sg / u.column_blocks;
+    let tile = rest % u.channel_tiles_per_group;
+    let g = rest / u.channel_tiles_per_group;
+    let m = tile * WIDE_CHANNELS + 4u * lane;
+
+    let base = block * WIDE_COLUMNS;
+    let last = u.pixels - 1u;
+    let lo = source_offset(g, min(base + lane, last));
+    let d1 = source_offset(g, min(base + LANES + lane, last)) - lo;
+    let d2 = source_offset(g, min(base + 2u * LANES + lane, last)) - lo;
+    let d3 = source_offset(g, min(base + 3u * LANES + lane, last)) - lo;
+    var at = lo;
+    let taps = u.taps_h * u.taps_w;
+    let w_start = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m;
+    var wk = w_start;
+    let r4 = i32(u.reduce4);
+    let jump_x = bitcast<i32>(u.tap_step_w) * r4 - r4;
+    let jump_y = bitcast<i32>(u.tap_step_h) * i32(u.packed_w) * r4 - i32(u.taps_w) * bitcast<i32>(u.tap_step_w) * r4;
+
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0);
+    var c5 = vec4<f32>(0.0);
+    var c6 = vec4<f32>(0.0);
+    var c7 = vec4<f32>(0.0);
+    var c8 = vec4<f32>(0.0);
+    var c9 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0);
+    var c11 = vec4<f32>(0.0);
+    var c12 = vec4<f32>(0.0);
+    var c13 = vec4<f32>(0.0);
+    var c14 = vec4<f32>(0.0);
+    var c15 = vec4<f32>(0.0);
+    var c16 = vec4<f32>(0.0);
+    var c17 = vec4<f32>(0.0);
+    var c18 = vec4<f32>(0.0);
+    var c19 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0);
+    var c21 = vec4<f32>(0.0);
+    var c22 = vec4<f32>(0.0);
+    var c23 = vec4<f32>(0.0);
+    var c24 = vec4<f32>(0.0);
+    var c25 = vec4<f32>(0.0);
+    var c26 = vec4<f32>(0.0);
+    var c27 = vec4<f32>(0.0);
+    var c28 = vec4<f32>(0.0);
+    var c29 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0);
+    var c31 = vec4<f32>(0.0);
+    var rc = 0u;
+    var tx = 0u;
+    let k_len = taps * u.reduce4;
+    for (var k = 0u; k < k_len; k++) {
+        let x0 = packed_a[u32(at)];
+        let x1 = packed_a[u32(at + d1)];
+        let x2 = packed_a[u32(at + d2)];
+        let x3 = packed_a[u32(at + d3)];
+        let wa = packed_b[wk];
+        let wb = packed_b[wk + 1u];
+        let wc = packed_b[wk + 2u];
+        let wd = packed_b[wk + 3u];
+        let t0 = vec4<f32>(wa.x, wb.x, wc.x, wd.x);
+        let t1 = vec4<f32>(wa.y, wb.y, wc.y, wd.y);
+        let t2 = vec4<f32>(wa.z, wb.z, wc.z, wd.z);
+        let t3 = vec4<f32>(wa.w, wb.w, wc.w, wd.w);
+        c0 = accumulate4(c0, subgroupBroadcast(x0, 0u), t0, t1, t2, t3);
+        c1 = accumulate4(c1, subgroupBroadcast(x0, 1u), t0, t1, t2, t3);
+        c2 = accumulate4(c2, subgroupBroadcast(x0, 2u), t0, t1, t2, t3);
+        c3 = accumulate4(c3, subgroupBroadcast(x0, 3u), t0, t1, t2, t3);
+        c4 = accumulate4(c4, subgroupBroadcast(x0, 4u), t0, t1, t2, t3);
+        c5 = accumulate4(c5, subgroupBroadcast(x0, 5u), t0, t1, t2, t3);
+        c6 = accumulate4(c6, subgroupBroadcast(x0, 6u), t0, t1, t2, t3);
+        c7 = accumulate4(c7, subgroupBroadcast(x0, 7u), t0, t1, t2, t3);
+        c8 = accumulate4(c8, subgroupBroadcast(x1, 0u), t0, t1, t2, t3);
+        c9 = accumulate4(c9, subgroupBroadcast(x1, 1u), t0, t1, t2, t3);
+        c10 = accumulate4(c10, subgroupBroadcast(x1, 2u), t0, t1, t2, t3);
+        c11 = accumulate4(c11, subgroupBroadcast(x1, 3u), t0, t1, t2, t3);
+        c12 = accumulate4(c12, subgroupBroadcast(x1, 4u), t0, t1, t2, t3);
+        c13 = accumulate4(c13, subgroupBroadcast(x1, 5u), t0, t1, t2, t3);
+        c14 = accumulate4(c14, subgroupBroadcast(x1, 6u), t0, t1, t2, t3);
+        c15 = accumulate4(c15, subgroupBroadcast(x1, 7u), t0, t1, t2, t3);
+        c16 = accumulate4(c16, subgroupBroadcast(x2, 0u), t0, t1, t2, t3);
+        c17 = accumulate4(c17, subgroupBroadcast(x2, 1u), t0, t1, t2, t3);
+        c18 = accumulate4(c18, subgroupBroadcast(x2, 2u), t0, t1, t2, t3);
+        c19 = accumulate4(c19, subgroupBroadcast(x2, 3u), t0, t1, t2, t3);
+        c20 = accumulate4(c20, subgroupBroadcast(x2, 4u), t0, t1, t2, t3);
+        c21 = accumulate4(c21, subgroupBroadcast(x2, 5u), t0, t1, t2, t3);
+        c22 = accumulate4(c22, subgroupBroadcast(x2, 6u), t0, t1, t2, t3);
+        c23 = accumulate4(c23, subgroupBroadcast(x2, 7u), t0, t1, t2, t3);
+        c24 = accumulate4(c24, subgroupBroadcast(x3, 0u), t0, t1, t2, t3);
+        c25 = accumulate4(c25, subgroupBroadcast(x3, 1u), t0, t1, t2, t3);
+        c26 = accumulate4(c26, subgroupBroadcast(x3, 2u), t0, t1, t2, t3);
+        c27 = accumulate4(c27, subgroupBroadcast(x3, 3u), t0, t1, t2, t3);
+        c28 = accumulate4(c28, subgroupBroadcast(x3, 4u), t0, t1, t2, t3);
+        c29 = accumulate4(c29, subgroupBroadcast(x3, 5u), t0, t1, t2, t3);
+        c30 = accumulate4(c30, subgroupBroadcast(x3, 6u), t0, t1, t2, t3);
+        c31 = accumulate4(c31, subgroupBroadcast(x3, 7u), t0, t1, t2, t3);
+        wk += u.m_pad;
+        let wrap_r = rc + 1u == u.reduce4;
+        let wrap_x = wrap_r && tx + 1u == u.taps_w;
+        rc = select(rc + 1u, 0u, wrap_r);
+        tx = select(tx + u32(wrap_r), 0u, wrap_x);
+        at += 1 + select(0, jump_x, wrap_r) + select(0, jump_y, wrap_x);
+    }
+    // As in conv2d_gemm_packed8: redo a tile where a non-finite operand may have met the
+    // zero padding, with the padding's terms masked out. Straight-line code reads the
+    // accumulators: indexing them dynamically would keep them in memory in the hot loop.
+    var widest = max(exponent(c0.xy), exponent(c0.zw));
+    widest = max(widest, max(exponent(c1.xy), exponent(c1.zw)));
+    widest = max(widest, max(exponent(c2.xy), exponent(c2.zw)));
+    widest = max(widest, max(exponent(c3.xy), exponent(c3.zw)));
+    widest = max(widest, max(exponent(c4.xy), exponent(c4.zw)));
+    widest = max(widest, max(exponent(c5.xy), exponent(c5.zw)));
+    widest = max(widest, max(exponent(c6.xy), exponent(c6.zw)));
+    widest = max(widest, max(exponent(c7.xy), exponent(c7.zw)));
+    widest = max(widest, max(exponent(c8.xy), exponent(c8.zw)));
+    widest = max(widest, max(exponent(c9.xy), exponent(c9.zw)));
+    widest = max(widest, max(exponent(c10.xy), exponent(c10.zw)));
+    widest = max(widest, max(exponent(c11.xy), exponent(c11.zw)));
+    widest = max(widest, max(exponent(c12.xy), exponent(c12.zw)));
+    widest = max(widest, max(exponent(c13.xy), exponent(c13.zw)));
+    widest = max(widest, max(exponent(c14.xy), exponent(c14.zw)));
+    widest = max(widest, max(exponent(c15.xy), exponent(c15.zw)));
+    widest = max(widest, max(exponent(c16.xy), exponent(c16.zw)));
+    widest = max(widest, max(exponent(c17.xy), exponent(c17.zw)));
+    widest = max(widest, max(exponent(c18.xy), exponent(c18.zw)));
+    widest = max(widest, max(exponent(c19.xy), exponent(c19.zw)));
+    widest = max(widest, max(exponent(c20.xy), exponent(c20.zw)));
+    widest = max(widest, max(exponent(c21.xy), exponent(c21.zw)));
+    widest = max(widest, max(exponent(c22.xy), exponent(c22.zw)));
+    widest = max(widest, max(exponent(c23.xy), exponent(c23.zw)));
+    widest = max(widest, max(exponent(c24.xy), exponent(c24.zw)));
+    widest = max(widest, max(exponent(c25.xy), exponent(c25.zw)));
+    widest = max(widest, max(exponent(c26.xy), exponent(c26.zw)));
+    widest = max(widest, max(exponent(c27.xy), exponent(c27.zw)));
+    widest = max(widest, max(exponent(c28.xy), exponent(c28.zw)));
+    widest = max(widest, max(exponent(c29.xy), exponent(c29.zw)));
+    widest = max(widest, max(exponent(c30.xy), exponent(c30.zw)));
+    widest = max(widest, max(exponent(c31.xy), exponent(c31.zw)));
+    if (subgroupAny(any(widest == vec2<u32>(EXPONENT)))) {
+        var redo = array<vec4<f32>, 32>();
+        var pos: array<vec2<i32>, 4>;
+        for (var q = 0u; q < 4u; q++) {
+            pos[q] = source_position(min(base + q * LANES + lane, last));
+        }
+        let offsets = array<i32, 4>(0, d1, d2, d3);
+        for (var k = 0u; k < k_len; k++) {
+            let tt = k / u.reduce4;
+            let tap = vec2<i32>(i32(tt / u.taps_w) * bitcast<i32>(u.tap_step_h), i32(tt % u.taps_w) * bitcast<i32>(u.tap_step_w));
+            let at = lo + (tap.x * i32(u.packed_w) + tap.y) * i32(u.reduce4) + i32(k % u.reduce4);
+            let w = w_start + k * u.m_pad;
+            let t = by_term(packed_b[w], packed_b[w + 1u], packed_b[w + 2u], packed_b[w + 3u]);
+            for (var q = 0u; q < 4u; q++) {
+                let x = packed_a[u32(at + offsets[q])];
+                let live = subgroupBallot(inside_source(pos[q] + tap)).x;
+                for (var j = 0u; j < LANES; j++) {
+                    let l = vec4<bool>(((live >> j) & 1u) != 0u);
+                    redo[q * LANES + j] = accumulate4_masked(redo[q * LANES + j], subgroupShuffle(x, j), t, l);
+                }
+            }
+        }
+        c0 = redo[0];
+        c1 = redo[1];
+        c2 = redo[2];
+        c3 = redo[3];
+        c4 = redo[4];
+        c5 = redo[5];
+        c6 = redo[6];
+        c7 = redo[7];
+        c8 = redo[8];
+        c9 = redo[9];
+        c10 = redo[10];
+        c11 = redo[11];
+        c12 = redo[12];
+        c13 = redo[13];
+        c14 = redo[14];
+        c15 = redo[15];
+        c16 = redo[16];
+        c17 = redo[17];
+        c18 = redo[18];
+        c19 = redo[19];
+        c20 = redo[20];
+        c21 = redo[21];
+        c22 = redo[22];
+        c23 = redo[23];
+        c24 = redo[24];
+        c25 = redo[25];
+        c26 = redo[26];
+        c27 = redo[27];
+        c28 = redo[28];
+        c29 = redo[29];
+        c30 = redo[30];
+        c31 = redo[31];
+    }
+
+    // Column q * 8 + j is pixel base + q * 8 + j, whose destination offset lane j computed.
+    let pixels0 = destination_offset(min(base + 0u + lane, last));
+    let pixels1 = destination_offset(min(base + 8u + lane, last));
+    let pixels2 = destination_offset(min(base + 16u + lane, last));
+    let pixels3 = destination_offset(min(base + 24u + lane, last));
+    store_quad(base + 0u < u.pixels, subgroupBroadcast(pixels0, 0u), g, m, c0);
+    store_quad(base + 1u < u.pixels, subgroupBroadcast(pixels0, 1u), g, m, c1);
+    store_quad(base + 2u < u.pixels, subgroupBroadcast(pixels0, 2u), g, m, c2);
+    store_quad(base + 3u < u.pixels, subgroupBroadcast(pixels0, 3u), g, m, c3);
+    store_quad(base + 4u < u.pixels, subgroupBroadcast(pixels0, 4u), g, m, c4);
+    store_quad(base + 5u < u.pixels, subgroupBroadcast(pixels0, 5u), g, m, c5);
+    store_quad(base + 6u < u.pixels, subgroupBroadcast(pixels0, 6u), g, m, c6);
+    store_quad(base + 7u < u.pixels, subgroupBroadcast(pixels0, 7u), g, m, c7);
+    store_quad(base + 8u < u.pixels, subgroupBroadcast(pixels1, 0u), g, m, c8);
+    store_quad(base + 9u < u.pixels, subgroupBroadcast(pixels1, 1u), g, m, c9);
+    store_quad(base + 10u < u.pixels, subgroupBroadcast(pixels1, 2u), g, m, c10);
+    store_quad(base + 11u < u.pixels, subgroupBroadcast(pixels1, 3u), g, m, c11);
+    store_quad(base + 12u < u.pixels, subgroupBroadcast(pixels1, 4u), g, m, c12);
+    store_quad(base + 13u < u.pixels, subgroupBroadcast(pixels1, 5u), g, m, c13);
+    store_quad(base + 14u < u.pixels, subgroupBroadcast(pixels1, 6u), g, m, c14);
+    store_quad(base + 15u < u.pixels, subgroupBroadcast(pixels1, 7u), g, m, c15);
+    store_quad(base + 16u < u.pixels, subgroupBroadcast(pixels2, 0u), g, m, c16);
+    store_quad(base + 17u < u.pixels, subgroupBroadcast(pixels2, 1u), g, m, c17);
+    store_quad(base + 18u < u.pixels, subgroupBroadcast(pixels2, 2u), g, m, c18);
+    store_quad(base + 19u < u.pixels, subgroupBroadcast(pixels2, 3u), g, m, c19);
+    store_quad(base + 20u < u.pixels, subgroupBroadcast(pixels2, 4u), g, m, c20);
+    store_quad(base + 21u < u.pixels, subgroupBroadcast(pixels2, 5u), g, m, c21);
+    store_quad(base + 22u < u.pixels, subgroupBroadcast(pixels2, 6u), g, m, c22);
+    store_quad(base + 23u < u.pixels, subgroupBroadcast(pixels2, 7u), g, m, c23);
+    store_quad(base + 24u < u.pixels, subgroupBroadcast(pixels3, 0u), g, m, c24);
+    store_quad(base + 25u < u.pixels, subgroupBroadcast(pixels3, 1u), g, m, c25);
+    store_quad(base + 26u < u.pixels, subgroupBroadcast(pixels3, 2u), g, m, c26);
+    store_quad(base + 27u < u.pixels, subgroupBroadcast(pixels3, 3u), g, m, c27);
+    store_quad(base + 28u < u.pixels, subgroupBroadcast(pixels3, 4u), g, m, c28);
+    store_quad(base + 29u < u.pixels, subgroupBroadcast(pixels3, 5u), g, m, c29);
+    store_quad(base + 30u < u.pixels, subgroupBroadcast(pixels3, 6u), g, m, c30);
+    store_quad(base + 31u < u.pixels, subgroupBroadcast(pixels3, 7u), g, m, c31);
 }

@@ -416,11 +416,21 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
                     .with_stride(2)
                     .with_padding(Padding::explicit(2, 1, 1, 0)),
             ),
+            // More than 16 channels on both sides: packed8's gathers run wide tiles.
+            (
+                [1, 20, 9, 10],
+                [40, 20, 3, 3],
+                Conv2dParams::default().with_padding(Padding::uniform(1)),
+            ),
         ] {
             let g = p.geometry("t", input, weight, None).unwrap();
             let x = rng.array4(input);
             let mut w = rng.array4(weight);
             w[[3, 2, 0, 1]] = f32::INFINITY;
+            if weight[0] > 35 {
+                // The last channel of a lane's four, in the second tile of 32.
+                w[[35, 7, 2, 2]] = f32::NEG_INFINITY;
+            }
             let mut dy = rng.array4(g.output_shape());
             dy[[0, 4, 0, 0]] = f32::NEG_INFINITY;
             let want_y = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();

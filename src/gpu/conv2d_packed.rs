@@ -21,6 +21,9 @@ pub const PACKED_COLUMNS: usize = 16;
 pub enum Tiling {
     /// `conv2d_gemm_packed8`: 16 pixels x 16 channels per 8-wide subgroup (lavapipe).
     Subgroup8,
+    /// `conv2d_gemm_packed8_wide`: 32 pixels x 32 channels per 8-wide subgroup, the gathers of
+    /// `Subgroup8` into more than 16 channels (see [`Tiling::for_gather`]).
+    Subgroup8Wide,
     /// `conv2d_gemm_tiled`: 32 pixels x 64 channels per workgroup through workgroup memory
     /// (real GPUs; portable).
     Workgroup,
@@ -31,6 +34,7 @@ impl Tiling {
     fn channels(self) -> usize {
         match self {
             Tiling::Subgroup8 => SUBGROUP_CHANNELS,
+            Tiling::Subgroup8Wide => WIDE_CHANNELS,
             Tiling::Workgroup => TILED_CHANNELS,
         }
     }
@@ -39,6 +43,7 @@ impl Tiling {
     fn columns(self) -> usize {
         match self {
             Tiling::Subgroup8 => PACKED_COLUMNS,
+            Tiling::Subgroup8Wide => WIDE_COLUMNS,
             Tiling::Workgroup => TILED_PIXELS,
         }
     }
@@ -46,7 +51,7 @@ impl Tiling {
     /// Invocations per tile: a subgroup of 8, or a workgroup of 64.
     fn invocations(self) -> usize {
         match self {
-            Tiling::Subgroup8 => SUBGROUP_COLUMNS,
+            Tiling::Subgroup8 | Tiling::Subgroup8Wide => SUBGROUP_COLUMNS,
             Tiling::Workgroup => WORKGROUP_SIZE as usize,
         }
     }
@@ -55,10 +60,31 @@ impl Tiling {
     fn kernels(self) -> (Kernel, Kernel) {
         match self {
             Tiling::Subgroup8 => (Kernel::Conv2dGemmPacked8, Kernel::Conv2dWeightGradPacked8),
+            // The weight gradient keeps packed8's tiles: its gathers run wide.
+            Tiling::Subgroup8Wide => (
+                Kernel::Conv2dGemmPacked8Wide,
+                Kernel::Conv2dWeightGradPacked8,
+            ),
             Tiling::Workgroup => (Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled),
         }
     }
 }
+
+impl Tiling {
+    /// The tiling of a gather into `channels` channels per group: packed8's gathers into
+    /// more than one 16-channel tile run wide, whose tiles halve the loads per multiply-add
+    /// (a tile of 32 wastes no more than two of 16 on channel counts between).
+    pub fn for_gather(self, channels: usize) -> Tiling {
+        match self {
+            Tiling::Subgroup8 if channels > SUBGROUP_CHANNELS => Tiling::Subgroup8Wide,
+            other => other,
+        }
+    }
+}
+
+/// Destination pixels and channels per subgroup of `conv2d_gemm_packed8_wide`.
+pub const WIDE_COLUMNS: usize = 32;
+pub const WIDE_CHANNELS: usize = 32;
 
 /// Destination pixels and channels per workgroup of `conv2d_gemm_tiled`.
 pub const TILED_PIXELS: usize = 32;
@@ -280,6 +306,7 @@ fn gather_plan(
     if gemms.is_empty() {
         return Ok(plan);
     }
+    let tiling = tiling.for_gather(gemms[0].uniforms.channels_per_group as usize);
     let mut uniforms: Vec<GemmConvUniforms> = gemms.iter().map(|d| d.uniforms).collect();
     let packed_source = pack_source(
         &mut plan,
@@ -429,5 +456,21 @@ mod tests {
         // Input-gradient phase: 5 positions at step 1 from 1, 2 taps stepping -1: rows 0..=5.
         assert_eq!(read_range(5, 1, 1, 2, signed(-1)), Some((0, 5)));
         assert_eq!(read_range(5, 1, 1, 0, 0), None);
+    }
+
+    #[test]
+    fn gathers_into_more_than_one_narrow_tile_run_wide() {
+        let plan = |cout: usize| {
+            let g = crate::Conv2dParams::default()
+                .geometry("t", [2, 24, 9, 9], [cout, 24, 3, 3], None)
+                .unwrap();
+            let plan = forward("t", Tiling::Subgroup8, &g, false, Activation::None, 65535).unwrap();
+            plan.steps.last().unwrap().kernel
+        };
+        assert_eq!(plan(16), Kernel::Conv2dGemmPacked8);
+        assert_eq!(plan(17), Kernel::Conv2dGemmPacked8Wide);
+        assert_eq!(plan(64), Kernel::Conv2dGemmPacked8Wide);
+        // The real-GPU tiling is never widened.
+        assert_eq!(Tiling::Workgroup.for_gather(64), Tiling::Workgroup);
     }
 }

@@ -107,6 +107,9 @@ pub enum Kernel {
     /// Gather convolution as an implicit GEMM on packed vec4 operands, 8 pixels x 16 channels
     /// per 8-wide subgroup.
     Conv2dGemmPacked8,
+    /// `Conv2dGemmPacked8` with 32 pixels x 32 channels per subgroup: half the loads per
+    /// multiply-add, for gathers into more than 16 channels.
+    Conv2dGemmPacked8Wide,
     /// Weight gradient, pass 1, as a split-K GEMM on packed vec4 rows.
     Conv2dWeightGradPacked8,
     /// Gather convolution as an implicit GEMM on packed operands, 32 pixels x 64 channels per
@@ -152,6 +155,7 @@ impl Kernel {
         Kernel::PackWeightVec4,
         Kernel::PackRowsVec4,
         Kernel::Conv2dGemmPacked8,
+        Kernel::Conv2dGemmPacked8Wide,
         Kernel::Conv2dWeightGradPacked8,
         Kernel::Conv2dGemmTiled,
         Kernel::Conv2dWeightGradTiled,
@@ -182,7 +186,9 @@ impl Kernel {
             Kernel::PackSourceVec4 | Kernel::PackWeightVec4 | Kernel::PackRowsVec4 => {
                 Shader::Conv2dPack
             }
-            Kernel::Conv2dGemmPacked8 | Kernel::Conv2dWeightGradPacked8 => Shader::Conv2dPacked,
+            Kernel::Conv2dGemmPacked8
+            | Kernel::Conv2dGemmPacked8Wide
+            | Kernel::Conv2dWeightGradPacked8 => Shader::Conv2dPacked,
             Kernel::Conv2dGemmTiled | Kernel::Conv2dWeightGradTiled => Shader::Conv2dTiled,
             Kernel::MaxPool2dForward
             | Kernel::MaxPool2dForwardWithIndices
@@ -208,6 +214,7 @@ impl Kernel {
             Kernel::PackWeightVec4 => "pack_weight_vec4",
             Kernel::PackRowsVec4 => "pack_rows_vec4",
             Kernel::Conv2dGemmPacked8 => "conv2d_gemm_packed8",
+            Kernel::Conv2dGemmPacked8Wide => "conv2d_gemm_packed8_wide",
             Kernel::Conv2dWeightGradPacked8 => "conv2d_weight_grad_packed8",
             Kernel::Conv2dGemmTiled => "conv2d_gemm_tiled",
             Kernel::Conv2dWeightGradTiled => "conv2d_weight_grad_tiled",
