@@ -843,3 +843,268 @@ fn conv2d_gemm_packed8_wide(
     store_quad(base + 30u < u.pixels, subgroupBroadcast(pixels3, 6u), g, m, c30);
     store_quad(base + 31u < u.pixels, subgroupBroadcast(pixels3, 7u), g, m, c31);
 }
+
+// Writes one column's partial sums for this lane's four output channels (m .. m + 3).
+fn store_weight_quad(column_live: bool, w_column: u32, block: u32, g: u32, m: u32, v: vec4<f32>) {
+    store_weight_pair(column_live, w_column, block, g, m, v.xy);
+    store_weight_pair(column_live, w_column, block, g, m + 2u, v.zw);
+}
+
+// conv2d_weight_grad_packed8 with the wide tiles of conv2d_gemm_packed8_wide: 32 columns
+// (r, ty, tx) by 32 output channels per subgroup, 8 loads per step for 512 multiply-adds.
+// Lane l loads the input rows of columns l, l + 8, l + 16 and l + 24 and the grad_output
+// rows of its channels 4l .. 4l + 3, whose vec4s (four output pixels each) are transposed
+// into one vec4 of channels per pixel for free.
+@compute @workgroup_size(64)
+fn conv2d_weight_grad_packed8_wide(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let cblock = sg % u.column_blocks;
+    var rest = sg / u.column_blocks;
+    let tile = rest % u.channel_tiles_per_group;
+    rest = rest / u.channel_tiles_per_group;
+    let g = rest % u.groups;
+    let block = rest / u.groups;
+
+    let taps = u.taps_h * u.taps_w;
+    let columns = u.reduce_per_group * taps;
+    let base = cblock * WIDE_COLUMNS;
+    let cols = array<u32, 4>(
+        min(base + lane, columns - 1u),
+        min(base + LANES + lane, columns - 1u),
+        min(base + 2u * LANES + lane, columns - 1u),
+        min(base + 3u * LANES + lane, columns - 1u),
+    );
+    let m = tile * WIDE_CHANNELS + 4u * lane;
+    let last = u.channels_per_group - 1u;
+    let a0 = (g * u.channels_per_group + min(m, last)) * u.k_vec;
+    let a1 = (g * u.channels_per_group + min(m + 1u, last)) * u.k_vec;
+    let a2 = (g * u.channels_per_group + min(m + 2u, last)) * u.k_vec;
+    let a3 = (g * u.channels_per_group + min(m + 3u, last)) * u.k_vec;
+    // Offsets of the other three columns' rows from the first's, wrapping as u32.
+    let row0 = input_row(g, cols[0]);
+    let d1 = input_row(g, cols[1]) - row0;
+    let d2 = input_row(g, cols[2]) - row0;
+    let d3 = input_row(g, cols[3]) - row0;
+
+    let per_block = u.rows_per_block * u.ow4;
+    let k_begin = block * per_block;
+    let k_end = min(u.k_vec, k_begin + per_block);
+    let first_row = block * u.rows_per_block;
+    var oy = first_row % u.grid_h;
+    var ox4 = 0u;
+    var at = row0 + pixel_step(first_row, 0u);
+    let jump_row = (i32(u.src_step_h) - 1) * i32(u.ow4);
+    let jump_image = (i32(u.packed_h) - i32(u.grid_h * u.src_step_h)) * i32(u.ow4);
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0);
+    var c5 = vec4<f32>(0.0);
+    var c6 = vec4<f32>(0.0);
+    var c7 = vec4<f32>(0.0);
+    var c8 = vec4<f32>(0.0);
+    var c9 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0);
+    var c11 = vec4<f32>(0.0);
+    var c12 = vec4<f32>(0.0);
+    var c13 = vec4<f32>(0.0);
+    var c14 = vec4<f32>(0.0);
+    var c15 = vec4<f32>(0.0);
+    var c16 = vec4<f32>(0.0);
+    var c17 = vec4<f32>(0.0);
+    var c18 = vec4<f32>(0.0);
+    var c19 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0);
+    var c21 = vec4<f32>(0.0);
+    var c22 = vec4<f32>(0.0);
+    var c23 = vec4<f32>(0.0);
+    var c24 = vec4<f32>(0.0);
+    var c25 = vec4<f32>(0.0);
+    var c26 = vec4<f32>(0.0);
+    var c27 = vec4<f32>(0.0);
+    var c28 = vec4<f32>(0.0);
+    var c29 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0);
+    var c31 = vec4<f32>(0.0);
+    for (var k = k_begin; k < k_end; k++) {
+        let x0 = packed_b[at];
+        let x1 = packed_b[at + d1];
+        let x2 = packed_b[at + d2];
+        let x3 = packed_b[at + d3];
+        let da = packed_a[a0 + k];
+        let db = packed_a[a1 + k];
+        let dc = packed_a[a2 + k];
+        let dd = packed_a[a3 + k];
+        let t0 = vec4<f32>(da.x, db.x, dc.x, dd.x);
+        let t1 = vec4<f32>(da.y, db.y, dc.y, dd.y);
+        let t2 = vec4<f32>(da.z, db.z, dc.z, dd.z);
+        let t3 = vec4<f32>(da.w, db.w, dc.w, dd.w);
+        c0 = accumulate4(c0, subgroupBroadcast(x0, 0u), t0, t1, t2, t3);
+        c1 = accumulate4(c1, subgroupBroadcast(x0, 1u), t0, t1, t2, t3);
+        c2 = accumulate4(c2, subgroupBroadcast(x0, 2u), t0, t1, t2, t3);
+        c3 = accumulate4(c3, subgroupBroadcast(x0, 3u), t0, t1, t2, t3);
+        c4 = accumulate4(c4, subgroupBroadcast(x0, 4u), t0, t1, t2, t3);
+        c5 = accumulate4(c5, subgroupBroadcast(x0, 5u), t0, t1, t2, t3);
+        c6 = accumulate4(c6, subgroupBroadcast(x0, 6u), t0, t1, t2, t3);
+        c7 = accumulate4(c7, subgroupBroadcast(x0, 7u), t0, t1, t2, t3);
+        c8 = accumulate4(c8, subgroupBroadcast(x1, 0u), t0, t1, t2, t3);
+        c9 = accumulate4(c9, subgroupBroadcast(x1, 1u), t0, t1, t2, t3);
+        c10 = accumulate4(c10, subgroupBroadcast(x1, 2u), t0, t1, t2, t3);
+        c11 = accumulate4(c11, subgroupBroadcast(x1, 3u), t0, t1, t2, t3);
+        c12 = accumulate4(c12, subgroupBroadcast(x1, 4u), t0, t1, t2, t3);
+        c13 = accumulate4(c13, subgroupBroadcast(x1, 5u), t0, t1, t2, t3);
+        c14 = accumulate4(c14, subgroupBroadcast(x1, 6u), t0, t1, t2, t3);
+        c15 = accumulate4(c15, subgroupBroadcast(x1, 7u), t0, t1, t2, t3);
+        c16 = accumulate4(c16, subgroupBroadcast(x2, 0u), t0, t1, t2, t3);
+        c17 = accumulate4(c17, subgroupBroadcast(x2, 1u), t0, t1, t2, t3);
+        c18 = accumulate4(c18, subgroupBroadcast(x2, 2u), t0, t1, t2, t3);
+        c19 = accumulate4(c19, subgroupBroadcast(x2, 3u), t0, t1, t2, t3);
+        c20 = accumulate4(c20, subgroupBroadcast(x2, 4u), t0, t1, t2, t3);
+        c21 = accumulate4(c21, subgroupBroadcast(x2, 5u), t0, t1, t2, t3);
+        c22 = accumulate4(c22, subgroupBroadcast(x2, 6u), t0, t1, t2, t3);
+        c23 = accumulate4(c23, subgroupBroadcast(x2, 7u), t0, t1, t2, t3);
+        c24 = accumulate4(c24, subgroupBroadcast(x3, 0u), t0, t1, t2, t3);
+        c25 = accumulate4(c25, subgroupBroadcast(x3, 1u), t0, t1, t2, t3);
+        c26 = accumulate4(c26, subgroupBroadcast(x3, 2u), t0, t1, t2, t3);
+        c27 = accumulate4(c27, subgroupBroadcast(x3, 3u), t0, t1, t2, t3);
+        c28 = accumulate4(c28, subgroupBroadcast(x3, 4u), t0, t1, t2, t3);
+        c29 = accumulate4(c29, subgroupBroadcast(x3, 5u), t0, t1, t2, t3);
+        c30 = accumulate4(c30, subgroupBroadcast(x3, 6u), t0, t1, t2, t3);
+        c31 = accumulate4(c31, subgroupBroadcast(x3, 7u), t0, t1, t2, t3);
+        let wrap_x = ox4 + 1u == u.ow4;
+        let wrap_y = wrap_x && oy + 1u == u.grid_h;
+        ox4 = select(ox4 + 1u, 0u, wrap_x);
+        oy = select(oy + u32(wrap_x), 0u, wrap_y);
+        at = u32(i32(at) + 1 + select(0, jump_row, wrap_x) + select(0, jump_image, wrap_y));
+    }
+    // As in conv2d_weight_grad_packed8: redo a tile where a non-finite grad_output may have
+    // met the input's zero padding, with the padding's terms masked out.
+    var widest = max(exponent(c0.xy), exponent(c0.zw));
+    widest = max(widest, max(exponent(c1.xy), exponent(c1.zw)));
+    widest = max(widest, max(exponent(c2.xy), exponent(c2.zw)));
+    widest = max(widest, max(exponent(c3.xy), exponent(c3.zw)));
+    widest = max(widest, max(exponent(c4.xy), exponent(c4.zw)));
+    widest = max(widest, max(exponent(c5.xy), exponent(c5.zw)));
+    widest = max(widest, max(exponent(c6.xy), exponent(c6.zw)));
+    widest = max(widest, max(exponent(c7.xy), exponent(c7.zw)));
+    widest = max(widest, max(exponent(c8.xy), exponent(c8.zw)));
+    widest = max(widest, max(exponent(c9.xy), exponent(c9.zw)));
+    widest = max(widest, max(exponent(c10.xy), exponent(c10.zw)));
+    widest = max(widest, max(exponent(c11.xy), exponent(c11.zw)));
+    widest = max(widest, max(exponent(c12.xy), exponent(c12.zw)));
+    widest = max(widest, max(exponent(c13.xy), exponent(c13.zw)));
+    widest = max(widest, max(exponent(c14.xy), exponent(c14.zw)));
+    widest = max(widest, max(exponent(c15.xy), exponent(c15.zw)));
+    widest = max(widest, max(exponent(c16.xy), exponent(c16.zw)));
+    widest = max(widest, max(exponent(c17.xy), exponent(c17.zw)));
+    widest = max(widest, max(exponent(c18.xy), exponent(c18.zw)));
+    widest = max(widest, max(exponent(c19.xy), exponent(c19.zw)));
+    widest = max(widest, max(exponent(c20.xy), exponent(c20.zw)));
+    widest = max(widest, max(exponent(c21.xy), exponent(c21.zw)));
+    widest = max(widest, max(exponent(c22.xy), exponent(c22.zw)));
+    widest = max(widest, max(exponent(c23.xy), exponent(c23.zw)));
+    widest = max(widest, max(exponent(c24.xy), exponent(c24.zw)));
+    widest = max(widest, max(exponent(c25.xy), exponent(c25.zw)));
+    widest = max(widest, max(exponent(c26.xy), exponent(c26.zw)));
+    widest = max(widest, max(exponent(c27.xy), exponent(c27.zw)));
+    widest = max(widest, max(exponent(c28.xy), exponent(c28.zw)));
+    widest = max(widest, max(exponent(c29.xy), exponent(c29.zw)));
+    widest = max(widest, max(exponent(c30.xy), exponent(c30.zw)));
+    widest = max(widest, max(exponent(c31.xy), exponent(c31.zw)));
+    if (subgroupAny(any(widest == vec2<u32>(EXPONENT)))) {
+        var redo = array<vec4<f32>, 32>();
+        let offsets = array<u32, 4>(0u, d1, d2, d3);
+        for (var k = k_begin; k < k_end; k++) {
+            let row = k / u.ow4;
+            let at = row0 + pixel_step(row, k % u.ow4);
+            let t = by_term(packed_a[a0 + k], packed_a[a1 + k], packed_a[a2 + k], packed_a[a3 + k]);
+            for (var q = 0u; q < 4u; q++) {
+                let x = packed_b[at + offsets[q]];
+                let live = input_live(cols[q], row % u.grid_h, k % u.ow4);
+                for (var j = 0u; j < LANES; j++) {
+                    let l = (vec4<u32>(subgroupShuffle(live, j)) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
+                    redo[q * LANES + j] = accumulate4_masked(redo[q * LANES + j], subgroupShuffle(x, j), t, l);
+                }
+            }
+        }
+        c0 = redo[0];
+        c1 = redo[1];
+        c2 = redo[2];
+        c3 = redo[3];
+        c4 = redo[4];
+        c5 = redo[5];
+        c6 = redo[6];
+        c7 = redo[7];
+        c8 = redo[8];
+        c9 = redo[9];
+        c10 = redo[10];
+        c11 = redo[11];
+        c12 = redo[12];
+        c13 = redo[13];
+        c14 = redo[14];
+        c15 = redo[15];
+        c16 = redo[16];
+        c17 = redo[17];
+        c18 = redo[18];
+        c19 = redo[19];
+        c20 = redo[20];
+        c21 = redo[21];
+        c22 = redo[22];
+        c23 = redo[23];
+        c24 = redo[24];
+        c25 = redo[25];
+        c26 = redo[26];
+        c27 = redo[27];
+        c28 = redo[28];
+        c29 = redo[29];
+        c30 = redo[30];
+        c31 = redo[31];
+    }
+
+    // Column q * 8 + j is base + q * 8 + j, whose weight offset lane j computed.
+    let w_columns0 = weight_column(cols[0]);
+    let w_columns1 = weight_column(cols[1]);
+    let w_columns2 = weight_column(cols[2]);
+    let w_columns3 = weight_column(cols[3]);
+    store_weight_quad(base + 0u < columns, subgroupBroadcast(w_columns0, 0u), block, g, m, c0);
+    store_weight_quad(base + 1u < columns, subgroupBroadcast(w_columns0, 1u), block, g, m, c1);
+    store_weight_quad(base + 2u < columns, subgroupBroadcast(w_columns0, 2u), block, g, m, c2);
+    store_weight_quad(base + 3u < columns, subgroupBroadcast(w_columns0, 3u), block, g, m, c3);
+    store_weight_quad(base + 4u < columns, subgroupBroadcast(w_columns0, 4u), block, g, m, c4);
+    store_weight_quad(base + 5u < columns, subgroupBroadcast(w_columns0, 5u), block, g, m, c5);
+    store_weight_quad(base + 6u < columns, subgroupBroadcast(w_columns0, 6u), block, g, m, c6);
+    store_weight_quad(base + 7u < columns, subgroupBroadcast(w_columns0, 7u), block, g, m, c7);
+    store_weight_quad(base + 8u < columns, subgroupBroadcast(w_columns1, 0u), block, g, m, c8);
+    store_weight_quad(base + 9u < columns, subgroupBroadcast(w_columns1, 1u), block, g, m, c9);
+    store_weight_quad(base + 10u < columns, subgroupBroadcast(w_columns1, 2u), block, g, m, c10);
+    store_weight_quad(base + 11u < columns, subgroupBroadcast(w_columns1, 3u), block, g, m, c11);
+    store_weight_quad(base + 12u < columns, subgroupBroadcast(w_columns1, 4u), block, g, m, c12);
+    store_weight_quad(base + 13u < columns, subgroupBroadcast(w_columns1, 5u), block, g, m, c13);
+    store_weight_quad(base + 14u < columns, subgroupBroadcast(w_columns1, 6u), block, g, m, c14);
+    store_weight_quad(base + 15u < columns, subgroupBroadcast(w_columns1, 7u), block, g, m, c15);
+    store_weight_quad(base + 16u < columns, subgroupBroadcast(w_columns2, 0u), block, g, m, c16);
+    store_weight_quad(base + 17u < columns, subgroupBroadcast(w_columns2, 1u), block, g, m, c17);
+    store_weight_quad(base + 18u < columns, subgroupBroadcast(w_columns2, 2u), block, g, m, c18);
+    store_weight_quad(base + 19u < columns, subgroupBroadcast(w_columns2, 3u), block, g, m, c19);
+    store_weight_quad(base + 20u < columns, subgroupBroadcast(w_columns2, 4u), block, g, m, c20);
+    store_weight_quad(base + 21u < columns, subgroupBroadcast(w_columns2, 5u), block, g, m, c21);
+    store_weight_quad(base + 22u < columns, subgroupBroadcast(w_columns2, 6u), block, g, m, c22);
+    store_weight_quad(base + 23u < columns, subgroupBroadcast(w_columns2, 7u), block, g, m, c23);
+    store_weight_quad(base + 24u < columns, subgroupBroadcast(w_columns3, 0u), block, g, m, c24);
+    store_weight_quad(base + 25u < columns, subgroupBroadcast(w_columns3, 1u), block, g, m, c25);
+    store_weight_quad(base + 26u < columns, subgroupBroadcast(w_columns3, 2u), block, g, m, c26);
+    store_weight_quad(base + 27u < columns, subgroupBroadcast(w_columns3, 3u), block, g, m, c27);
+    store_weight_quad(base + 28u < columns, subgroupBroadcast(w_columns3, 4u), block, g, m, c28);
+    store_weight_quad(base + 29u < columns, subgroupBroadcast(w_columns3, 5u), block, g, m, c29);
+    store_weight_quad(base + 30u < columns, subgroupBroadcast(w_columns3, 6u), block, g, m, c30);
+    store_weight_quad(base + 31u < columns, subgroupBroadcast(w_columns3, 7u), block, g, m, c31);
+}

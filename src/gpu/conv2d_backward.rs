@@ -306,7 +306,10 @@ fn plan_weight_with(
             },
         ),
         variant @ (ConvVariant::Packed8 | ConvVariant::Tiled) => {
-            let tiling = variant.packed_tiling().expect("a packed variant");
+            let tiling = variant
+                .packed_tiling()
+                .expect("a packed variant")
+                .for_channels(g.out_channels_per_group());
             let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
             let packing = conv2d_packed::weight_grad_packing(op, g, max_per_dimension)?;
             let (kernel, per_block) = conv2d_packed::weight_grad_pass1(tiling, g);

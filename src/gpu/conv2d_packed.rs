@@ -21,8 +21,8 @@ pub const PACKED_COLUMNS: usize = 16;
 pub enum Tiling {
     /// `conv2d_gemm_packed8`: 16 pixels x 16 channels per 8-wide subgroup (lavapipe).
     Subgroup8,
-    /// `conv2d_gemm_packed8_wide`: 32 pixels x 32 channels per 8-wide subgroup, the gathers of
-    /// `Subgroup8` into more than 16 channels (see [`Tiling::for_gather`]).
+    /// `conv2d_gemm_packed8_wide`: 32 pixels x 32 channels per 8-wide subgroup, what
+    /// `Subgroup8` runs into more than 16 channels (see [`Tiling::for_channels`]).
     Subgroup8Wide,
     /// `conv2d_gemm_tiled`: 32 pixels x 64 channels per workgroup through workgroup memory
     /// (real GPUs; portable).
@@ -60,10 +60,9 @@ impl Tiling {
     fn kernels(self) -> (Kernel, Kernel) {
         match self {
             Tiling::Subgroup8 => (Kernel::Conv2dGemmPacked8, Kernel::Conv2dWeightGradPacked8),
-            // The weight gradient keeps packed8's tiles: its gathers run wide.
             Tiling::Subgroup8Wide => (
                 Kernel::Conv2dGemmPacked8Wide,
-                Kernel::Conv2dWeightGradPacked8,
+                Kernel::Conv2dWeightGradPacked8Wide,
             ),
             Tiling::Workgroup => (Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled),
         }
@@ -71,10 +70,11 @@ impl Tiling {
 }
 
 impl Tiling {
-    /// The tiling of a gather into `channels` channels per group: packed8's gathers into
-    /// more than one 16-channel tile run wide, whose tiles halve the loads per multiply-add
-    /// (a tile of 32 wastes no more than two of 16 on channel counts between).
-    pub fn for_gather(self, channels: usize) -> Tiling {
+    /// The tiling of a GEMM into `channels` channels per group (the gather's destination
+    /// channels, the weight gradient's output channels): packed8's GEMMs into more than one
+    /// 16-channel tile run wide, whose tiles halve the loads per multiply-add (a tile of 32
+    /// wastes no more than two of 16 on channel counts between).
+    pub fn for_channels(self, channels: usize) -> Tiling {
         match self {
             Tiling::Subgroup8 if channels > SUBGROUP_CHANNELS => Tiling::Subgroup8Wide,
             other => other,
@@ -306,7 +306,7 @@ fn gather_plan(
     if gemms.is_empty() {
         return Ok(plan);
     }
-    let tiling = tiling.for_gather(gemms[0].uniforms.channels_per_group as usize);
+    let tiling = tiling.for_channels(gemms[0].uniforms.channels_per_group as usize);
     let mut uniforms: Vec<GemmConvUniforms> = gemms.iter().map(|d| d.uniforms).collect();
     let packed_source = pack_source(
         &mut plan,
@@ -459,7 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn gathers_into_more_than_one_narrow_tile_run_wide() {
+    fn gemms_into_more_than_one_narrow_tile_run_wide() {
         let plan = |cout: usize| {
             let g = crate::Conv2dParams::default()
                 .geometry("t", [2, 24, 9, 9], [cout, 24, 3, 3], None)
@@ -471,6 +471,6 @@ mod tests {
         assert_eq!(plan(17), Kernel::Conv2dGemmPacked8Wide);
         assert_eq!(plan(64), Kernel::Conv2dGemmPacked8Wide);
         // The real-GPU tiling is never widened.
-        assert_eq!(Tiling::Workgroup.for_gather(64), Tiling::Workgroup);
+        assert_eq!(Tiling::Workgroup.for_channels(64), Tiling::Workgroup);
     }
 }

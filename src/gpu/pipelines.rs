@@ -112,6 +112,9 @@ pub enum Kernel {
     Conv2dGemmPacked8Wide,
     /// Weight gradient, pass 1, as a split-K GEMM on packed vec4 rows.
     Conv2dWeightGradPacked8,
+    /// `Conv2dWeightGradPacked8` with 32 columns x 32 channels per subgroup, for weight
+    /// gradients of more than 16 output channels.
+    Conv2dWeightGradPacked8Wide,
     /// Gather convolution as an implicit GEMM on packed operands, 32 pixels x 64 channels per
     /// workgroup through workgroup memory.
     Conv2dGemmTiled,
@@ -157,6 +160,7 @@ impl Kernel {
         Kernel::Conv2dGemmPacked8,
         Kernel::Conv2dGemmPacked8Wide,
         Kernel::Conv2dWeightGradPacked8,
+        Kernel::Conv2dWeightGradPacked8Wide,
         Kernel::Conv2dGemmTiled,
         Kernel::Conv2dWeightGradTiled,
         Kernel::Conv2dDepthwiseQuads,
@@ -188,7 +192,8 @@ impl Kernel {
             }
             Kernel::Conv2dGemmPacked8
             | Kernel::Conv2dGemmPacked8Wide
-            | Kernel::Conv2dWeightGradPacked8 => Shader::Conv2dPacked,
+            | Kernel::Conv2dWeightGradPacked8
+            | Kernel::Conv2dWeightGradPacked8Wide => Shader::Conv2dPacked,
             Kernel::Conv2dGemmTiled | Kernel::Conv2dWeightGradTiled => Shader::Conv2dTiled,
             Kernel::MaxPool2dForward
             | Kernel::MaxPool2dForwardWithIndices
@@ -216,6 +221,7 @@ impl Kernel {
             Kernel::Conv2dGemmPacked8 => "conv2d_gemm_packed8",
             Kernel::Conv2dGemmPacked8Wide => "conv2d_gemm_packed8_wide",
             Kernel::Conv2dWeightGradPacked8 => "conv2d_weight_grad_packed8",
+            Kernel::Conv2dWeightGradPacked8Wide => "conv2d_weight_grad_packed8_wide",
             Kernel::Conv2dGemmTiled => "conv2d_gemm_tiled",
             Kernel::Conv2dWeightGradTiled => "conv2d_weight_grad_tiled",
             Kernel::Conv2dDepthwiseQuads => "conv2d_depthwise_quads",

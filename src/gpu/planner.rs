@@ -240,10 +240,10 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                 format!(
                     "8-wide subgroups, {cin} in / {cout} out channels per group: vec4 loads of operands repacked into {} KiB of scratch{}",
                     p.scratch_bytes().div_ceil(1024),
-                    match pass {
-                        ConvPass::WeightGrad => "",
-                        _ if channels > crate::gpu::conv2d_gemm::SUBGROUP_CHANNELS => ", wide tiles of 32 pixels x 32 channels",
-                        _ => ", tiles of 16 pixels x 16 channels",
+                    if channels > crate::gpu::conv2d_gemm::SUBGROUP_CHANNELS {
+                        ", wide tiles of 32 columns x 32 channels"
+                    } else {
+                        ", tiles of 16 columns x 16 channels"
                     }
                 ),
             ),
