@@ -4,7 +4,10 @@
 // GEMM's inner loop then needs no bounds checks and gets four reduction terms per load, which
 // is what pays on lavapipe, where every load inside a loop runs lane by lane.
 //
-// One invocation writes one vec4. Signed quantities travel as i32 bits in u32 fields.
+// One invocation writes one vec4, into a storage buffer (the *_vec4 entry points, which the
+// tiled kernels read) or a texture (the *_texture ones, for the packed8 kernels: lavapipe
+// fetches texels faster than it loads from buffers). Signed quantities travel as i32 bits in
+// u32 fields.
 
 struct GemmConvUniforms {
     pixels: u32,
@@ -68,6 +71,8 @@ struct GemmConvUniforms {
 @group(0) @binding(0) var<uniform> u: GemmConvUniforms;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+// The same slot as a texture, for the *_texture entry points (each entry point binds one).
+@group(0) @binding(2) var dst_texture: texture_storage_2d<rgba32float, write>;
 
 const WORKGROUP_SIZE: u32 = 64u;
 
@@ -75,20 +80,20 @@ fn invocation_index(wg: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
     return ((wg.z * groups.y + wg.y) * groups.x + wg.x) * WORKGROUP_SIZE + local;
 }
 
+// A packed texture holds vec4 i at texel (i % TEXTURE_WIDTH, i / TEXTURE_WIDTH), as
+// conv2d_packed.wgsl reads it (PACKED_TEXTURE_WIDTH on the host).
+const TEXTURE_SHIFT: u32 = 12u;
+const TEXTURE_WIDTH: u32 = 1u << TEXTURE_SHIFT;
+
+fn store_texel(i: u32, v: vec4<f32>) {
+    textureStore(dst_texture, vec2<u32>(i & (TEXTURE_WIDTH - 1u), i >> TEXTURE_SHIFT), v);
+}
+
 // Activations, channel-innermost and zero-padded:
 // dst[(((g * batch + n) * packed_h + y) * packed_w + x) * reduce4 + r4] holds channels
 // 4 * r4 .. 4 * r4 + 3 of group g at source pixel (y + pack_off_h, x + pack_off_w); pixels
 // outside the source and channels past reduce_per_group are zero.
-@compute @workgroup_size(64)
-fn pack_source_vec4(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
-    let i = invocation_index(wg, groups, local);
-    if (i >= u.invocations) {
-        return;
-    }
+fn packed_source(i: u32) -> vec4<f32> {
     let r4 = i % u.reduce4;
     var rest = i / u.reduce4;
     let x = rest % u.packed_w;
@@ -113,7 +118,7 @@ fn pack_source_vec4(
         src[pixel + (channel + min(r0 + 3u, last)) * u.src_stride_c],
     );
     let live = vec4<bool>(inside) & (vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(u.reduce_per_group));
-    dst[i] = select(vec4<f32>(0.0), v, live);
+    return select(vec4<f32>(0.0), v, live);
 }
 
 // Weights as the GEMM's A operand, reduction-major:
@@ -121,16 +126,7 @@ fn pack_source_vec4(
 // channel m at tap t = ty * taps_w + tx for reduction channels 4 * r4 .. 4 * r4 + 3, read
 // through the weight view (w_base and the w_* strides, flips and stride phases included);
 // channels past channels_per_group and reduction channels past reduce_per_group are zero.
-@compute @workgroup_size(64)
-fn pack_weight_vec4(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
-    let i = invocation_index(wg, groups, local);
-    if (i >= u.invocations) {
-        return;
-    }
+fn packed_weight(i: u32) -> vec4<f32> {
     let m = i % u.m_pad;
     var rest = i / u.m_pad;
     let r4 = rest % u.reduce4;
@@ -148,7 +144,7 @@ fn pack_weight_vec4(
             }
         }
     }
-    dst[u.packed_w_base + i] = v;
+    return v;
 }
 
 // Rows of a GEMM whose reduction runs over output pixels (the weight gradient), pixel-major:
@@ -157,16 +153,7 @@ fn pack_weight_vec4(
 // at tap t of channel r: source pixel (oy * src_step + src_off + ty * tap_step, same in x).
 // With one tap and unit steps it copies grad_output; with the forward's taps it is im2col.
 // Output columns past grid_w and pixels outside the source are zero.
-@compute @workgroup_size(64)
-fn pack_rows_vec4(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
-    let i = invocation_index(wg, groups, local);
-    if (i >= u.invocations) {
-        return;
-    }
+fn packed_row(i: u32) -> vec4<f32> {
     let ox4 = i % u.ow4;
     var rest = i / u.ow4;
     let oy = rest % u.grid_h;
@@ -186,5 +173,78 @@ fn pack_rows_vec4(
     let at = vec4<u32>(clamp(sx, vec4<i32>(0), vec4<i32>(i32(u.src_w) - 1))) * u.src_stride_w + vec4<u32>(row);
     let v = vec4<f32>(src[at.x], src[at.y], src[at.z], src[at.w]);
     let live = vec4<bool>(sy >= 0 && sy < i32(u.src_h)) & (ox < vec4<i32>(i32(u.grid_w))) & (sx >= vec4<i32>(0)) & (sx < vec4<i32>(i32(u.src_w)));
-    dst[i] = select(vec4<f32>(0.0), v, live);
+    return select(vec4<f32>(0.0), v, live);
+}
+
+// The entry points: one invocation per packed vec4, into a buffer or a texture.
+@compute @workgroup_size(64)
+fn pack_source_vec4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i < u.invocations) {
+        dst[i] = packed_source(i);
+    }
+}
+
+@compute @workgroup_size(64)
+fn pack_source_texture(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i < u.invocations) {
+        store_texel(i, packed_source(i));
+    }
+}
+
+@compute @workgroup_size(64)
+fn pack_weight_vec4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i < u.invocations) {
+        dst[u.packed_w_base + i] = packed_weight(i);
+    }
+}
+
+@compute @workgroup_size(64)
+fn pack_weight_texture(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i < u.invocations) {
+        store_texel(u.packed_w_base + i, packed_weight(i));
+    }
+}
+
+@compute @workgroup_size(64)
+fn pack_rows_vec4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i < u.invocations) {
+        dst[i] = packed_row(i);
+    }
+}
+
+@compute @workgroup_size(64)
+fn pack_rows_texture(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i < u.invocations) {
+        store_texel(i, packed_row(i));
+    }
 }

@@ -74,12 +74,27 @@ struct GemmConvUniforms {
 }
 
 @group(0) @binding(0) var<uniform> u: GemmConvUniforms;
-@group(0) @binding(1) var<storage, read> packed_a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> packed_b: array<vec4<f32>>;
+@group(0) @binding(1) var packed_a: texture_2d<f32>;
+@group(0) @binding(2) var packed_b: texture_2d<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
 const WORKGROUP_SIZE: u32 = 64u;
+
+// The packed operands are 2D textures holding vec4 i at texel (i % TEXTURE_WIDTH,
+// i / TEXTURE_WIDTH) (conv2d_pack.wgsl's *_texture entry points write them). lavapipe fetches
+// a texel with vector address math and no per-lane branch, where a storage-buffer load inside
+// a loop runs lane by lane: measured, a texel fetch costs half a vec4 buffer load there.
+const TEXTURE_SHIFT: u32 = 12u;
+const TEXTURE_WIDTH: u32 = 1u << TEXTURE_SHIFT;
+
+fn load_a(i: u32) -> vec4<f32> {
+    return textureLoad(packed_a, vec2<u32>(i & (TEXTURE_WIDTH - 1u), i >> TEXTURE_SHIFT), 0);
+}
+
+fn load_b(i: u32) -> vec4<f32> {
+    return textureLoad(packed_b, vec2<u32>(i & (TEXTURE_WIDTH - 1u), i >> TEXTURE_SHIFT), 0);
+}
 const LANES: u32 = 8u;
 const TILE_CHANNELS: u32 = 16u;
 // Destination pixels (weight-gradient columns) per subgroup tile: two per lane.
@@ -176,7 +191,7 @@ fn store_pair(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: vec2<f32>) {
 }
 
 // Gather convolution (the forward pass, or the input gradient for one stride phase).
-// packed_a = source from pack_source_vec4, packed_b = weights from pack_weight_vec4, bias
+// packed_a = source from pack_source_texture, packed_b = weights from pack_weight_texture, bias
 // (if has_bias), dst = destination in its own layout. Subgroup s takes column block
 // s % column_blocks, then channel tile and group. The reduction runs over (ty, tx, r4), r4
 // fastest, as one flat loop whose source offset steps by uniform jumps when r4 or tx wraps.
@@ -230,10 +245,10 @@ fn conv2d_gemm_packed8(
     var tx = 0u;
     let k_len = taps * u.reduce4;
     for (var k = 0u; k < k_len; k++) {
-        let x = packed_a[u32(at)];
-        let y = packed_a[u32(at + hi)];
-        let wa = packed_b[wk];
-        let wb = packed_b[wk + 1u];
+        let x = load_a(u32(at));
+        let y = load_a(u32(at + hi));
+        let wa = load_b(wk);
+        let wb = load_b(wk + 1u);
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), wa, wb);
         a1 = accumulate(a1, subgroupBroadcast(x, 1u), wa, wb);
         a2 = accumulate(a2, subgroupBroadcast(x, 2u), wa, wb);
@@ -267,10 +282,10 @@ fn conv2d_gemm_packed8(
             let t = k / u.reduce4;
             let tap = vec2<i32>(i32(t / u.taps_w) * bitcast<i32>(u.tap_step_h), i32(t % u.taps_w) * bitcast<i32>(u.tap_step_w));
             let at = lo + (tap.x * i32(u.packed_w) + tap.y) * i32(u.reduce4) + i32(k % u.reduce4);
-            let x = packed_a[u32(at)];
-            let y = packed_a[u32(at + hi)];
-            let wa = packed_b[w_start + k * u.m_pad];
-            let wb = packed_b[w_start + k * u.m_pad + 1u];
+            let x = load_a(u32(at));
+            let y = load_a(u32(at + hi));
+            let wa = load_b(w_start + k * u.m_pad);
+            let wb = load_b(w_start + k * u.m_pad + 1u);
             let live_lo = subgroupBallot(inside_source(pos_lo + tap)).x;
             let live_hi = subgroupBallot(inside_source(pos_hi + tap)).x;
             for (var j = 0u; j < LANES; j++) {
@@ -365,7 +380,7 @@ fn store_weight_pair(column_live: bool, w_column: u32, block: u32, g: u32, m: u3
 
 // Weight gradient, pass 1, as a split-K GEMM whose reduction runs over output pixels in vec4s:
 // packed_a = grad_output rows [g][m][k_vec], k = (n, oy, ox4), and packed_b = the input as
-// rows [g][(r, tx)][n][y][ox4] of packed_h padded rows each (both from pack_rows_vec4, zero
+// rows [g][(r, tx)][n][y][ox4] of packed_h padded rows each (both from pack_rows_texture, zero
 // past each output row's end), dst = partial sums [blocks, reduce_len] in the weight's own
 // layout. Column (r, ty, tx) reads row (r, tx) from padded row oy * stride + ty * dilation,
 // so its offset steps by one vec4 along a row and jumps at the ends of rows and images.
@@ -429,10 +444,10 @@ fn conv2d_weight_grad_packed8(
     var b6 = vec2<f32>(0.0);
     var b7 = vec2<f32>(0.0);
     for (var k = k_begin; k < k_end; k++) {
-        let x = packed_b[at];
-        let y = packed_b[at + hi_row];
-        let da = packed_a[a_row0 + k];
-        let db = packed_a[a_row1 + k];
+        let x = load_b(at);
+        let y = load_b(at + hi_row);
+        let da = load_a(a_row0 + k);
+        let db = load_a(a_row1 + k);
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), da, db);
         a1 = accumulate(a1, subgroupBroadcast(x, 1u), da, db);
         a2 = accumulate(a2, subgroupBroadcast(x, 2u), da, db);
@@ -462,10 +477,10 @@ fn conv2d_weight_grad_packed8(
         for (var k = k_begin; k < k_end; k++) {
             let row = k / u.ow4;
             let at = lo_row + pixel_step(row, k % u.ow4);
-            let x = packed_b[at];
-            let y = packed_b[at + hi_row];
-            let da = packed_a[a_row0 + k];
-            let db = packed_a[a_row1 + k];
+            let x = load_b(at);
+            let y = load_b(at + hi_row);
+            let da = load_a(a_row0 + k);
+            let db = load_a(a_row1 + k);
             let live_lo = input_live(col_lo, row % u.grid_h, k % u.ow4);
             let live_hi = input_live(col_hi, row % u.grid_h, k % u.ow4);
             for (var j = 0u; j < LANES; j++) {
@@ -663,14 +678,14 @@ fn conv2d_gemm_packed8_wide(
     var tx = 0u;
     let k_len = taps * u.reduce4;
     for (var k = 0u; k < k_len; k++) {
-        let x0 = packed_a[u32(at)];
-        let x1 = packed_a[u32(at + d1)];
-        let x2 = packed_a[u32(at + d2)];
-        let x3 = packed_a[u32(at + d3)];
-        let wa = packed_b[wk];
-        let wb = packed_b[wk + 1u];
-        let wc = packed_b[wk + 2u];
-        let wd = packed_b[wk + 3u];
+        let x0 = load_a(u32(at));
+        let x1 = load_a(u32(at + d1));
+        let x2 = load_a(u32(at + d2));
+        let x3 = load_a(u32(at + d3));
+        let wa = load_b(wk);
+        let wb = load_b(wk + 1u);
+        let wc = load_b(wk + 2u);
+        let wd = load_b(wk + 3u);
         let t0 = vec4<f32>(wa.x, wb.x, wc.x, wd.x);
         let t1 = vec4<f32>(wa.y, wb.y, wc.y, wd.y);
         let t2 = vec4<f32>(wa.z, wb.z, wc.z, wd.z);
@@ -761,9 +776,9 @@ fn conv2d_gemm_packed8_wide(
             let tap = vec2<i32>(i32(tt / u.taps_w) * bitcast<i32>(u.tap_step_h), i32(tt % u.taps_w) * bitcast<i32>(u.tap_step_w));
             let at = lo + (tap.x * i32(u.packed_w) + tap.y) * i32(u.reduce4) + i32(k % u.reduce4);
             let w = w_start + k * u.m_pad;
-            let t = by_term(packed_b[w], packed_b[w + 1u], packed_b[w + 2u], packed_b[w + 3u]);
+            let t = by_term(load_b(w), load_b(w + 1u), load_b(w + 2u), load_b(w + 3u));
             for (var q = 0u; q < 4u; q++) {
-                let x = packed_a[u32(at + offsets[q])];
+                let x = load_a(u32(at + offsets[q]));
                 let live = subgroupBallot(inside_source(pos[q] + tap)).x;
                 for (var j = 0u; j < LANES; j++) {
                     let l = vec4<bool>(((live >> j) & 1u) != 0u);
@@ -936,14 +951,14 @@ fn conv2d_weight_grad_packed8_wide(
     var c30 = vec4<f32>(0.0);
     var c31 = vec4<f32>(0.0);
     for (var k = k_begin; k < k_end; k++) {
-        let x0 = packed_b[at];
-        let x1 = packed_b[at + d1];
-        let x2 = packed_b[at + d2];
-        let x3 = packed_b[at + d3];
-        let da = packed_a[a0 + k];
-        let db = packed_a[a1 + k];
-        let dc = packed_a[a2 + k];
-        let dd = packed_a[a3 + k];
+        let x0 = load_b(at);
+        let x1 = load_b(at + d1);
+        let x2 = load_b(at + d2);
+        let x3 = load_b(at + d3);
+        let da = load_a(a0 + k);
+        let db = load_a(a1 + k);
+        let dc = load_a(a2 + k);
+        let dd = load_a(a3 + k);
         let t0 = vec4<f32>(da.x, db.x, dc.x, dd.x);
         let t1 = vec4<f32>(da.y, db.y, dc.y, dd.y);
         let t2 = vec4<f32>(da.z, db.z, dc.z, dd.z);
@@ -1026,9 +1041,9 @@ fn conv2d_weight_grad_packed8_wide(
         for (var k = k_begin; k < k_end; k++) {
             let row = k / u.ow4;
             let at = row0 + pixel_step(row, k % u.ow4);
-            let t = by_term(packed_a[a0 + k], packed_a[a1 + k], packed_a[a2 + k], packed_a[a3 + k]);
+            let t = by_term(load_a(a0 + k), load_a(a1 + k), load_a(a2 + k), load_a(a3 + k));
             for (var q = 0u; q < 4u; q++) {
-                let x = packed_b[at + offsets[q]];
+                let x = load_b(at + offsets[q]);
                 let live = input_live(cols[q], row % u.grid_h, k % u.ow4);
                 for (var j = 0u; j < LANES; j++) {
                     let l = (vec4<u32>(subgroupShuffle(live, j)) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);

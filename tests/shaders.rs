@@ -182,3 +182,26 @@ fn files_that_require_subgroups_need_them() {
         );
     }
 }
+
+#[test]
+fn packed_textures_have_the_host_width_in_every_shader_that_indexes_them() {
+    let shift = wgconv::gpu::pipelines::PACKED_TEXTURE_WIDTH.trailing_zeros();
+    assert_eq!(
+        1usize << shift,
+        wgconv::gpu::pipelines::PACKED_TEXTURE_WIDTH
+    );
+    for shader in [Shader::Conv2dPack, Shader::Conv2dPacked] {
+        let (module, _) = parse_and_validate(shader.source(), shader.file_name());
+        let (_, constant) = module
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some("TEXTURE_SHIFT"))
+            .unwrap_or_else(|| panic!("{} declares TEXTURE_SHIFT", shader.file_name()));
+        match module.global_expressions[constant.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => {
+                assert_eq!(v, shift, "{}", shader.file_name())
+            }
+            ref other => panic!("{}: TEXTURE_SHIFT is {other:?}", shader.file_name()),
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use crate::activation::{Activation, SavedTensor};
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_same_gpu, check_whole, submit, Dispatch};
+use crate::gpu::launch::{check_binding, check_same_gpu, check_whole, submit, Dispatch, Resource};
 use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::split;
@@ -122,11 +122,11 @@ pub fn activation_backward(
                 kernel: &kernel,
                 label: Kernel::ActivationBackward.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
-                buffers: vec![
+                resources: Resource::buffers([
                     grad_output.first_buffer(),
                     saved_tensor.first_buffer(),
                     dx.first_buffer(),
-                ],
+                ]),
                 grid,
             }],
         )?;

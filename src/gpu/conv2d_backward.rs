@@ -127,7 +127,7 @@ fn plan_input_with(
                     )
                 })
                 .collect(),
-            scratch: Vec::new(),
+            ..Plan::default()
         },
         ConvVariant::Packed8 | ConvVariant::Tiled => conv2d_packed::input_grad(
             op,
@@ -311,7 +311,8 @@ fn plan_weight_with(
                 .expect("a packed variant")
                 .for_channels(g.out_channels_per_group());
             let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
-            let packing = conv2d_packed::weight_grad_packing(op, g, max_per_dimension)?;
+            let (packing, [rows_a, rows_b]) =
+                conv2d_packed::weight_grad_packing(op, tiling, g, max_per_dimension)?;
             let (kernel, per_block) = conv2d_packed::weight_grad_pass1(tiling, g);
             plan_reduction(
                 gpu,
@@ -319,12 +320,7 @@ fn plan_weight_with(
                 g,
                 packing,
                 kernel,
-                vec![
-                    Operand::Scratch(0),
-                    Operand::Scratch(1),
-                    Operand::Unused,
-                    Operand::Output,
-                ],
+                vec![rows_a, rows_b, Operand::Unused, Operand::Output],
                 per_block,
                 reduce_len,
                 |plan, direct| {

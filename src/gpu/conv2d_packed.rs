@@ -70,6 +70,28 @@ impl Tiling {
 }
 
 impl Tiling {
+    /// Whether the packed operands live in textures (the packed8 kernels, for lavapipe's
+    /// faster texel fetches) or storage buffers (the tiled kernels, which stage them through
+    /// workgroup memory anyway).
+    fn packs_to_textures(self) -> bool {
+        matches!(self, Tiling::Subgroup8 | Tiling::Subgroup8Wide)
+    }
+
+    /// Adds a packed operand of `vec4s` vec4s to `plan` and returns it with the packing
+    /// kernel that writes it (`buffer_kernel`, or its texture twin).
+    fn add_packed(self, plan: &mut Plan, vec4s: usize, buffer_kernel: Kernel) -> (Operand, Kernel) {
+        if self.packs_to_textures() {
+            let kernel = match buffer_kernel {
+                Kernel::PackSourceVec4 => Kernel::PackSourceTexture,
+                Kernel::PackWeightVec4 => Kernel::PackWeightTexture,
+                _ => Kernel::PackRowsTexture,
+            };
+            (Operand::Texture(plan.add_texture(vec4s)), kernel)
+        } else {
+            (Operand::Scratch(plan.add_scratch(4 * vec4s)), buffer_kernel)
+        }
+    }
+
     /// The tiling of a GEMM into `channels` channels per group (the gather's destination
     /// channels, the weight gradient's output channels): packed8's GEMMs into more than one
     /// 16-channel tile run wide, whose tiles halve the loads per multiply-add (a tile of 32
@@ -120,15 +142,16 @@ fn reduce4(u: &GemmConvUniforms) -> u32 {
 }
 
 /// Adds the repacking of `source` as the packed source every dispatch of `gemms` reads
-/// (padded to the union of their reads), sets their pack fields, and returns its scratch index.
+/// (padded to the union of their reads), sets their pack fields, and returns it.
 fn pack_source(
     plan: &mut Plan,
     op: &'static str,
+    tiling: Tiling,
     source: Operand,
     batch: usize,
     gemms: &mut [GemmConvUniforms],
     max_per_dimension: u32,
-) -> Result<usize> {
+) -> Result<Operand> {
     let union = |ranges: &mut dyn Iterator<Item = Option<(i64, i64)>>| {
         ranges
             .flatten()
@@ -149,7 +172,7 @@ fn pack_source(
     let packed_w = (hi_w - lo_w + 1) as usize;
     let first = gemms[0];
     let vec4s = first.groups as usize * batch * packed_h * packed_w * reduce4(&first) as usize;
-    let scratch = plan.add_scratch(4 * vec4s);
+    let (packed, kernel) = tiling.add_packed(plan, vec4s, Kernel::PackSourceVec4);
     for u in gemms.iter_mut() {
         u.batch = batch as u32;
         u.packed_h = packed_h as u32;
@@ -160,15 +183,15 @@ fn pack_source(
     }
     let grid = grid(op, vec4s, max_per_dimension)?;
     plan.steps.push(Step::new(
-        Kernel::PackSourceVec4,
+        kernel,
         &GemmConvUniforms {
             invocations: grid.invocations,
             ..gemms[0]
         },
         grid,
-        vec![source, Operand::Scratch(scratch)],
+        vec![source, packed],
     ));
-    Ok(scratch)
+    Ok(packed)
 }
 
 /// vec4s of one dispatch's packed weights: [groups][taps][reduce4][m_pad].
@@ -177,14 +200,14 @@ fn weight_vec4s(u: &GemmConvUniforms) -> usize {
 }
 
 /// Adds the repacking of the weights each dispatch of `gemms` reads (through its own weight
-/// view) into one scratch buffer, one region per dispatch, and returns its index.
+/// view) into one packed operand, one region per dispatch, and returns it.
 fn pack_weights(
     plan: &mut Plan,
     op: &'static str,
     tiling: Tiling,
     gemms: &mut [GemmConvUniforms],
     max_per_dimension: u32,
-) -> Result<usize> {
+) -> Result<Operand> {
     let mut total = 0usize;
     for u in gemms.iter_mut() {
         u.channel_tiles_per_group = u.channels_per_group.div_ceil(tiling.channels() as u32);
@@ -193,7 +216,7 @@ fn pack_weights(
         u.packed_w_base = total as u32;
         total += weight_vec4s(u);
     }
-    let scratch = plan.add_scratch(4 * total);
+    let (packed, kernel) = tiling.add_packed(plan, total, Kernel::PackWeightVec4);
     for u in gemms.iter() {
         let vec4s = weight_vec4s(u);
         // A stride phase without taps reads no weights.
@@ -202,16 +225,16 @@ fn pack_weights(
         }
         let grid = grid(op, vec4s, max_per_dimension)?;
         plan.steps.push(Step::new(
-            Kernel::PackWeightVec4,
+            kernel,
             &GemmConvUniforms {
                 invocations: grid.invocations,
                 ..*u
             },
             grid,
-            vec![Operand::Weight, Operand::Scratch(scratch)],
+            vec![Operand::Weight, packed],
         ));
     }
-    Ok(scratch)
+    Ok(packed)
 }
 
 /// Appends the GEMM dispatches of `gemms` reading the packed source and weights.
@@ -220,8 +243,8 @@ fn push_gemms(
     op: &'static str,
     tiling: Tiling,
     uniforms: &[GemmConvUniforms],
-    source: usize,
-    weights: usize,
+    source: Operand,
+    weights: Operand,
     max_per_dimension: u32,
 ) -> Result<()> {
     for u in uniforms {
@@ -237,12 +260,7 @@ fn push_gemms(
             tiling.kernels().0,
             &u,
             grid,
-            vec![
-                Operand::Scratch(source),
-                Operand::Scratch(weights),
-                Operand::Bias,
-                Operand::Output,
-            ],
+            vec![source, weights, Operand::Bias, Operand::Output],
         ));
     }
     Ok(())
@@ -311,6 +329,7 @@ fn gather_plan(
     let packed_source = pack_source(
         &mut plan,
         op,
+        tiling,
         source,
         batch,
         &mut uniforms,
@@ -340,16 +359,17 @@ fn padded_rows(g: &Conv2dGeometry) -> usize {
 }
 
 /// The repacking before the weight gradient's pass 1: grad_output as rows [g][m][n][oy][ox]
-/// in scratch 0, and the input in scratch 1 as rows [g][(r, tx)][n][y][ox] holding input
+/// (the first operand returned), and the input (the second) as rows [g][(r, tx)][n][y][ox] holding input
 /// (y - pad_top, ox * stride + tx * dilation - pad_left) for every padded row y: im2col
 /// along x only, so the kernel taps (ty) step down rows of it instead of needing copies of
 /// their own (3x less packing than full im2col for a 3x3 kernel). Output columns are
 /// padded to whole vec4s per row.
 pub fn weight_grad_packing(
     op: &'static str,
+    tiling: Tiling,
     g: &Conv2dGeometry,
     max_per_dimension: u32,
-) -> Result<Plan> {
+) -> Result<(Plan, [Operand; 2])> {
     let view = conv2d_gemm::forward_view(g);
     let ow4 = row_vec4s(g);
     let mut plan = Plan::default();
@@ -383,22 +403,27 @@ pub fn weight_grad_packing(
         tap_step_h: 0,
         ..base
     };
-    for (u, source) in [(grad_output, Operand::GradOutput), (input, Operand::Input)] {
+    let mut packed = [Operand::Unused; 2];
+    for (i, (u, source)) in [(grad_output, Operand::GradOutput), (input, Operand::Input)]
+        .into_iter()
+        .enumerate()
+    {
         let rows = (u.groups * u.reduce_per_group * u.taps_h * u.taps_w) as usize;
         let vec4s = rows * (u.batch * u.grid_h * u.ow4) as usize;
-        let scratch = plan.add_scratch(4 * vec4s);
+        let (operand, kernel) = tiling.add_packed(&mut plan, vec4s, Kernel::PackRowsVec4);
+        packed[i] = operand;
         let grid = grid(op, vec4s, max_per_dimension)?;
         plan.steps.push(Step::new(
-            Kernel::PackRowsVec4,
+            kernel,
             &GemmConvUniforms {
                 invocations: grid.invocations,
                 ..u
             },
             grid,
-            vec![source, Operand::Scratch(scratch)],
+            vec![source, operand],
         ));
     }
-    Ok(plan)
+    Ok((plan, packed))
 }
 
 /// The weight gradient's pass-1 kernel and its invocations per block of rows: tiles of
@@ -434,14 +459,13 @@ pub fn weight_grad_partial(
     }
 }
 
-/// The scratch memory the packed variant plans for one pass (what the planner weighs).
-pub fn scratch_plan(pass: ConvPass, g: &Conv2dGeometry) -> Result<Plan> {
+/// The scratch memory a packed variant plans for one pass (what the planner weighs).
+pub fn scratch_plan(pass: ConvPass, tiling: Tiling, g: &Conv2dGeometry) -> Result<Plan> {
     const OP: &str = "planner";
-    let tiling = Tiling::Subgroup8;
     match pass {
         ConvPass::Forward => forward(OP, tiling, g, false, Activation::None, u32::MAX),
         ConvPass::InputGrad => input_grad(OP, tiling, g, false, u32::MAX),
-        ConvPass::WeightGrad => weight_grad_packing(OP, g, u32::MAX),
+        ConvPass::WeightGrad => weight_grad_packing(OP, tiling, g, u32::MAX).map(|(p, _)| p),
     }
 }
 

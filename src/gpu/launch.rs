@@ -7,13 +7,34 @@ use crate::gpu::profiler::PassTimer;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::Layout;
 
-/// One kernel dispatch: `uniforms` at binding 0 and `buffers` at bindings 1.. in order.
+/// One kernel dispatch: `uniforms` at binding 0 and `resources` at bindings 1.. in order.
 pub(crate) struct Dispatch<'a> {
     pub kernel: &'a CompiledKernel,
     pub label: &'static str,
     pub uniforms: &'a [u8],
-    pub buffers: Vec<&'a wgpu::Buffer>,
+    pub resources: Vec<Resource<'a>>,
     pub grid: DispatchGrid,
+}
+
+/// What a dispatch binds at one slot after its uniforms.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Resource<'a> {
+    Buffer(&'a wgpu::Buffer),
+    Texture(&'a wgpu::TextureView),
+}
+
+impl<'a> Resource<'a> {
+    /// Whole buffers, in binding order.
+    pub fn buffers<const N: usize>(buffers: [&'a wgpu::Buffer; N]) -> Vec<Resource<'a>> {
+        buffers.into_iter().map(Resource::Buffer).collect()
+    }
+
+    fn binding(self) -> wgpu::BindingResource<'a> {
+        match self {
+            Resource::Buffer(b) => b.as_entire_binding(),
+            Resource::Texture(view) => wgpu::BindingResource::TextureView(view),
+        }
+    }
 }
 
 /// Records `dispatches` in order into one command buffer and submits it; the GPU runs them in
@@ -47,12 +68,12 @@ pub(crate) fn submit(gpu: &Gpu, label: &'static str, dispatches: &[Dispatch<'_>]
                 resource: uniform_buffer.as_entire_binding(),
             }];
             entries.extend(
-                d.buffers
+                d.resources
                     .iter()
                     .enumerate()
-                    .map(|(i, b)| wgpu::BindGroupEntry {
+                    .map(|(i, r)| wgpu::BindGroupEntry {
                         binding: i as u32 + 1,
-                        resource: b.as_entire_binding(),
+                        resource: r.binding(),
                     }),
             );
             device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -3,7 +3,7 @@
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
 use crate::gpu::launch::{
-    check_binding, check_layout, check_same_gpu, check_whole, dims4, submit, Dispatch,
+    check_binding, check_layout, check_same_gpu, check_whole, dims4, submit, Dispatch, Resource,
 };
 use crate::gpu::memory::{self, MemoryEstimate};
 use crate::gpu::pipelines::{compiled, Kernel};
@@ -298,12 +298,12 @@ pub(crate) fn dispatch_forward(
                 kernel: &kernel,
                 label: kernel_id.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
-                buffers: vec![
+                resources: Resource::buffers([
                     input.first_buffer(),
                     &gpu.inner.placeholder,
                     values.first_buffer(),
                     index_buffer,
-                ],
+                ]),
                 grid,
             }],
         )?;
@@ -419,12 +419,12 @@ pub(crate) fn dispatch_backward(
                 kernel: &kernel,
                 label: kernel_id.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
-                buffers: vec![
+                resources: Resource::buffers([
                     grad_output.first_buffer(),
                     indices.first_buffer(),
                     dx.first_buffer(),
                     &gpu.inner.placeholder_rw,
-                ],
+                ]),
                 grid,
             }],
         )?;

@@ -179,14 +179,19 @@ pub(crate) fn uniform_bytes(gpu: &Gpu, len: usize) -> u64 {
     )
 }
 
-/// Bytes a plan allocates beside its outputs: its scratch buffers and one uniform buffer per
-/// step, all alive until its submission.
+/// Bytes a plan allocates beside its outputs: its scratch buffers and textures and one
+/// uniform buffer per step, all alive until its submission.
 pub(crate) fn plan_bytes(gpu: &Gpu, plan: &Plan) -> u64 {
     let scratch: u64 = plan
         .scratch
         .iter()
         .map(|&floats| tensor_bytes(gpu, &[floats]))
-        .sum();
+        .sum::<u64>()
+        + plan
+            .textures
+            .iter()
+            .map(|&vec4s| crate::gpu::plan::texture_bytes(vec4s))
+            .sum::<u64>();
     let uniforms: u64 = plan
         .steps
         .iter()
@@ -208,6 +213,9 @@ pub(crate) fn most_plan_bytes(
         let checked = plan.and_then(|p| {
             for &floats in &p.scratch {
                 crate::gpu::launch::check_binding(gpu, op, "packed scratch", &[floats])?;
+            }
+            for &vec4s in &p.textures {
+                crate::gpu::plan::check_texture(gpu, op, vec4s)?;
             }
             Ok(p)
         });

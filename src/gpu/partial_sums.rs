@@ -121,7 +121,7 @@ fn add_rows(
     layout: Layout,
 ) -> Result<GpuTensor> {
     use crate::gpu::dispatch::DispatchGrid;
-    use crate::gpu::launch::{submit, Dispatch};
+    use crate::gpu::launch::{submit, Dispatch, Resource};
     use crate::gpu::pipelines::{compiled, Kernel};
     let len: usize = result_shape.iter().product();
     let grid = DispatchGrid::for_invocations(
@@ -148,7 +148,12 @@ fn add_rows(
                 kernel: &kernel,
                 label: Kernel::ReducePartials.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
-                buffers: vec![partials.first_buffer(), ph, ph, result.first_buffer()],
+                resources: Resource::buffers([
+                    partials.first_buffer(),
+                    ph,
+                    ph,
+                    result.first_buffer(),
+                ]),
                 grid,
             }],
         )?;

@@ -80,6 +80,10 @@ pub enum Binding {
     Uniform,
     ReadOnly,
     ReadWrite,
+    /// A 2D `rgba32float` texture read with `textureLoad` (packed GEMM operands).
+    Texture,
+    /// A 2D `rgba32float` storage texture, written only.
+    StorageTexture,
 }
 
 /// One compute entry point the host dispatches.
@@ -102,8 +106,14 @@ pub enum Kernel {
     PackSourceVec4,
     /// Weights repacked reduction-major as vec4s (packed8 GEMM weights).
     PackWeightVec4,
-    /// Rows of grad_output or im2col of the input as vec4s along output pixels (packed8 dw).
+    /// Rows of grad_output or im2col of the input as vec4s along output pixels (tiled dw).
     PackRowsVec4,
+    /// `PackSourceVec4` into a texture (the packed8 kernels read textures).
+    PackSourceTexture,
+    /// `PackWeightVec4` into a texture.
+    PackWeightTexture,
+    /// `PackRowsVec4` into a texture.
+    PackRowsTexture,
     /// Gather convolution as an implicit GEMM on packed vec4 operands, 8 pixels x 16 channels
     /// per 8-wide subgroup.
     Conv2dGemmPacked8,
@@ -157,6 +167,9 @@ impl Kernel {
         Kernel::PackSourceVec4,
         Kernel::PackWeightVec4,
         Kernel::PackRowsVec4,
+        Kernel::PackSourceTexture,
+        Kernel::PackWeightTexture,
+        Kernel::PackRowsTexture,
         Kernel::Conv2dGemmPacked8,
         Kernel::Conv2dGemmPacked8Wide,
         Kernel::Conv2dWeightGradPacked8,
@@ -187,9 +200,12 @@ impl Kernel {
             Kernel::Conv2dGemmSubgroup8 | Kernel::Conv2dWeightGradSubgroup8 => {
                 Shader::Conv2dSubgroup
             }
-            Kernel::PackSourceVec4 | Kernel::PackWeightVec4 | Kernel::PackRowsVec4 => {
-                Shader::Conv2dPack
-            }
+            Kernel::PackSourceVec4
+            | Kernel::PackWeightVec4
+            | Kernel::PackRowsVec4
+            | Kernel::PackSourceTexture
+            | Kernel::PackWeightTexture
+            | Kernel::PackRowsTexture => Shader::Conv2dPack,
             Kernel::Conv2dGemmPacked8
             | Kernel::Conv2dGemmPacked8Wide
             | Kernel::Conv2dWeightGradPacked8
@@ -218,6 +234,9 @@ impl Kernel {
             Kernel::PackSourceVec4 => "pack_source_vec4",
             Kernel::PackWeightVec4 => "pack_weight_vec4",
             Kernel::PackRowsVec4 => "pack_rows_vec4",
+            Kernel::PackSourceTexture => "pack_source_texture",
+            Kernel::PackWeightTexture => "pack_weight_texture",
+            Kernel::PackRowsTexture => "pack_rows_texture",
             Kernel::Conv2dGemmPacked8 => "conv2d_gemm_packed8",
             Kernel::Conv2dGemmPacked8Wide => "conv2d_gemm_packed8_wide",
             Kernel::Conv2dWeightGradPacked8 => "conv2d_weight_grad_packed8",
@@ -246,16 +265,25 @@ impl Kernel {
         }
     }
 
-    /// The bindings of group 0 in binding order. Every kernel of a shader file shares its
-    /// file's layout, so one bind group shape serves all of them.
+    /// The bindings of group 0 in binding order. The kernels of a shader file share its
+    /// file's layout, except the packing kernels that write a texture where their twins
+    /// write a buffer.
     pub fn bindings(self) -> &'static [Binding] {
         use Binding::*;
+        match self {
+            // uniforms, src, dst_texture
+            Kernel::PackSourceTexture | Kernel::PackWeightTexture | Kernel::PackRowsTexture => {
+                return &[Uniform, ReadOnly, StorageTexture];
+            }
+            _ => {}
+        }
         match self.shader() {
-            // uniforms, src_a, src_b, src_c, dst (packed: packed_a, packed_b, bias, dst)
-            Shader::Conv2d
-            | Shader::Conv2dSubgroup
-            | Shader::Conv2dPacked
-            | Shader::Conv2dTiled => &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite],
+            // uniforms, src_a, src_b, src_c, dst (tiled: packed_a, packed_b, bias, dst)
+            Shader::Conv2d | Shader::Conv2dSubgroup | Shader::Conv2dTiled => {
+                &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
+            }
+            // uniforms, packed_a, packed_b, bias, dst
+            Shader::Conv2dPacked => &[Uniform, Texture, Texture, ReadOnly, ReadWrite],
             // uniforms, src, dst
             Shader::Conv2dPack => &[Uniform, ReadOnly, ReadWrite],
             // uniforms, src, src_indices, dst, dst_indices
@@ -267,6 +295,13 @@ impl Kernel {
         }
     }
 }
+
+/// The format of packed textures: one vec4 of f32 per texel.
+pub const PACKED_TEXTURE_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba32Float;
+
+/// Texels per row of a packed texture (`TEXTURE_WIDTH` in the shaders): vec4 i lives at
+/// (i % width, i / width).
+pub const PACKED_TEXTURE_WIDTH: usize = 4096;
 
 /// A compiled kernel and the layout its bind groups must follow.
 pub(crate) struct CompiledKernel {
@@ -320,6 +355,16 @@ impl Pipelines {
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,
+                    },
+                    Binding::Texture => wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    Binding::StorageTexture => wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: PACKED_TEXTURE_FORMAT,
+                        view_dimension: wgpu::TextureViewDimension::D2,
                     },
                 },
                 count: None,

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::error::too_large;
 use crate::error::Result;
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_whole, submit, Dispatch};
-use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel};
+use crate::gpu::launch::{check_binding, check_whole, submit, Dispatch, Resource};
+use crate::gpu::pipelines::{compiled, CompiledKernel, Kernel, PACKED_TEXTURE_WIDTH};
+use crate::gpu::pool::{BufferPool, PooledTexture};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::Layout;
 
@@ -26,6 +28,8 @@ pub enum Operand {
     Output,
     /// Scratch buffer `i` of the plan.
     Scratch(usize),
+    /// Packed texture `i` of the plan.
+    Texture(usize),
 }
 
 /// One dispatch: a kernel, its uniforms, its grid and its buffers by role (bindings 1..).
@@ -53,18 +57,52 @@ impl Step {
     }
 }
 
-/// Steps in order, and the length in f32 of each scratch buffer they share.
+/// Steps in order, the length in f32 of each scratch buffer they share, and the vec4s of each
+/// packed texture.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub steps: Vec<Step>,
     pub scratch: Vec<usize>,
+    pub textures: Vec<usize>,
+}
+
+/// Width and height in texels of a packed texture of `vec4s` vec4s: rows of
+/// `PACKED_TEXTURE_WIDTH`, narrower when one row holds them all.
+pub fn texture_extent(vec4s: usize) -> (usize, usize) {
+    let vec4s = vec4s.max(1);
+    (
+        vec4s.min(PACKED_TEXTURE_WIDTH),
+        vec4s.div_ceil(PACKED_TEXTURE_WIDTH),
+    )
+}
+
+/// Bytes of a packed texture of `vec4s` vec4s.
+pub fn texture_bytes(vec4s: usize) -> u64 {
+    let (width, height) = texture_extent(vec4s);
+    BufferPool::texture_bytes((width as u32, height as u32))
+}
+
+/// `Err` unless a packed texture of `vec4s` vec4s fits the device's 2D texture limit.
+pub(crate) fn check_texture(gpu: &Gpu, op: &'static str, vec4s: usize) -> Result<()> {
+    let (width, height) = texture_extent(vec4s);
+    let max = gpu.limits().max_texture_dimension_2d as usize;
+    if width.max(height) > max {
+        return Err(too_large(
+            op,
+            format!(
+                "a packed operand of {vec4s} vec4s needs a {width}x{height} texture, above the \
+                 device's max_texture_dimension_2d of {max}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Plan {
     pub fn single(step: Step) -> Self {
         Self {
             steps: vec![step],
-            scratch: Vec::new(),
+            ..Self::default()
         }
     }
 
@@ -74,9 +112,23 @@ impl Plan {
         self.scratch.len() - 1
     }
 
-    /// Bytes of scratch memory the plan allocates.
+    /// Adds a packed texture of `vec4s` vec4s and returns its index.
+    pub fn add_texture(&mut self, vec4s: usize) -> usize {
+        self.textures.push(vec4s);
+        self.textures.len() - 1
+    }
+
+    /// Bytes of scratch memory the plan allocates: buffers and textures.
     pub fn scratch_bytes(&self) -> u64 {
-        self.scratch.iter().map(|&n| n as u64 * 4).sum()
+        let buffers: u64 = self.scratch.iter().map(|&n| n as u64 * 4).sum();
+        buffers + self.textures.iter().map(|&n| texture_bytes(n)).sum::<u64>()
+    }
+
+    /// Whether every packed texture fits the device's texture limit.
+    pub fn textures_fit(&self, gpu: &Gpu) -> bool {
+        self.textures
+            .iter()
+            .all(|&n| check_texture(gpu, "planner", n).is_ok())
     }
 
     /// Bytes of the largest scratch buffer, which must fit one storage binding.
@@ -96,10 +148,14 @@ pub(crate) struct ReadyPlan {
 }
 
 impl ReadyPlan {
-    /// Checks every scratch buffer against the binding limit and compiles every kernel.
+    /// Checks every scratch buffer against the binding limit and every texture against the
+    /// texture limit, and compiles every kernel.
     pub fn new(gpu: &Gpu, op: &'static str, plan: Plan) -> Result<Self> {
         for &floats in &plan.scratch {
             check_binding(gpu, op, "packed scratch", &[floats])?;
+        }
+        for &vec4s in &plan.textures {
+            check_texture(gpu, op, vec4s)?;
         }
         let kernels = plan
             .steps
@@ -109,20 +165,36 @@ impl ReadyPlan {
         Ok(Self { plan, kernels })
     }
 
-    /// Allocates the scratch buffers. Call inside [`Gpu::capture`].
-    pub fn scratch(&self, gpu: &Gpu, op: &'static str) -> Result<Vec<GpuTensor>> {
-        self.plan
-            .scratch
-            .iter()
-            .map(|&floats| GpuTensor::uninit(gpu, op, &[floats], Layout::Nchw))
-            .collect()
+    /// Allocates the scratch buffers and textures. Call inside [`Gpu::capture`].
+    pub fn scratch(&self, gpu: &Gpu, op: &'static str) -> Result<Scratch> {
+        Ok(Scratch {
+            buffers: self
+                .plan
+                .scratch
+                .iter()
+                .map(|&floats| GpuTensor::uninit(gpu, op, &[floats], Layout::Nchw))
+                .collect::<Result<_>>()?,
+            textures: self
+                .plan
+                .textures
+                .iter()
+                .map(|&vec4s| {
+                    let (width, height) = texture_extent(vec4s);
+                    gpu.inner.pool.take_texture(
+                        &gpu.inner.device,
+                        op,
+                        (width as u32, height as u32),
+                    )
+                })
+                .collect::<Result<_>>()?,
+        })
     }
 
     /// The dispatches, with scratch operands bound to `scratch` and every other operand to
     /// what `resolve` gives.
     pub fn dispatches<'a>(
         &'a self,
-        scratch: &'a [GpuTensor],
+        scratch: &'a Scratch,
         resolve: impl Fn(Operand) -> &'a wgpu::Buffer,
     ) -> Vec<Dispatch<'a>> {
         self.plan
@@ -133,18 +205,25 @@ impl ReadyPlan {
                 kernel,
                 label: step.kernel.entry_point(),
                 uniforms: &step.uniforms,
-                buffers: step
+                resources: step
                     .operands
                     .iter()
                     .map(|&o| match o {
-                        Operand::Scratch(i) => scratch[i].first_buffer(),
-                        other => resolve(other),
+                        Operand::Scratch(i) => Resource::Buffer(scratch.buffers[i].first_buffer()),
+                        Operand::Texture(i) => Resource::Texture(scratch.textures[i].view()),
+                        other => Resource::Buffer(resolve(other)),
                     })
                     .collect(),
                 grid: step.grid,
             })
             .collect()
     }
+}
+
+/// The scratch memory of one run of a plan.
+pub(crate) struct Scratch {
+    buffers: Vec<GpuTensor>,
+    textures: Vec<PooledTexture>,
 }
 
 /// The operands of a plan that turns one source tensor, the weights and an optional bias into
@@ -191,4 +270,28 @@ pub(crate) fn run_into_output(
         submit(gpu, op, &dispatches)?;
         Ok(output)
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_textures_are_rows_of_the_texture_width_and_narrow_when_one_row_holds_all() {
+        assert_eq!(texture_extent(0), (1, 1));
+        assert_eq!(texture_extent(100), (100, 1));
+        assert_eq!(
+            texture_extent(PACKED_TEXTURE_WIDTH),
+            (PACKED_TEXTURE_WIDTH, 1)
+        );
+        assert_eq!(
+            texture_extent(PACKED_TEXTURE_WIDTH + 1),
+            (PACKED_TEXTURE_WIDTH, 2)
+        );
+        assert_eq!(texture_bytes(100), 1600);
+        assert_eq!(
+            texture_bytes(3 * PACKED_TEXTURE_WIDTH - 5),
+            3 * PACKED_TEXTURE_WIDTH as u64 * 16
+        );
+    }
 }

@@ -16,13 +16,15 @@ pub enum ConvVariant {
     /// `conv2d_weight_grad_subgroup8`): each lane loads distinct values and shares them by
     /// subgroup broadcast. Needs SUBGROUP and a subgroup size of exactly 8 (lavapipe on AVX2).
     Subgroup8,
-    /// The subgroup8 scheme on operands repacked as zero-padded vec4s along the reduction
-    /// (`pack_*_vec4`, then `conv2d_gemm_packed8` or `conv2d_weight_grad_packed8`): four
-    /// reduction terms per load and loop step, no bounds checks, at the price of scratch
-    /// memory and one repacking pass per operand. Same device needs as subgroup8.
+    /// The subgroup8 scheme on operands repacked into textures as zero-padded vec4s along the
+    /// reduction (`pack_*_texture`, then `conv2d_gemm_packed8[_wide]` or
+    /// `conv2d_weight_grad_packed8[_wide]`): four reduction terms per load and loop step, no
+    /// bounds checks, at the price of scratch memory and one repacking pass per operand.
+    /// Same device needs as subgroup8.
     Packed8,
     /// Implicit GEMM with workgroup-memory tiles (`conv2d_gemm_tiled`,
-    /// `conv2d_weight_grad_tiled`) on the operands packed8 repacks: 32 pixels x 64 channels
+    /// `conv2d_weight_grad_tiled`) on operands packed as packed8's, into buffers
+    /// (`pack_*_vec4`): 32 pixels x 64 channels
     /// per workgroup of 64, each operand read from device memory once per tile. Written for
     /// real GPUs, where workgroup memory is fast and loads are coalesced; portable.
     Tiled,
@@ -197,10 +199,17 @@ pub(crate) fn candidates(
 pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
     let channels = pass.tile_channels(g);
     let (cin, cout) = (g.in_channels_per_group(), g.out_channels_per_group());
-    // packed8's plan if its scratch fits one binding; also taken as tiled's measure.
-    let packed = conv2d_packed::scratch_plan(pass, g)
-        .ok()
-        .filter(|p| p.largest_scratch_bytes() <= gpu.max_storage_binding());
+    // A packed variant's plan if its scratch fits: buffers one binding, textures the
+    // texture limit.
+    let fits = |tiling| {
+        conv2d_packed::scratch_plan(pass, tiling, g)
+            .ok()
+            .filter(|p| {
+                p.largest_scratch_bytes() <= gpu.max_storage_binding() && p.textures_fit(gpu)
+            })
+    };
+    let packed = fits(conv2d_packed::Tiling::Subgroup8);
+    let tiled = fits(conv2d_packed::Tiling::Workgroup);
     let real_gpu = matches!(
         gpu.adapter_info().device_type,
         wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
@@ -218,7 +227,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                 g.w.output
             ),
         ),
-        _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && packed.is_some() => (
+        _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && tiled.is_some() => (
             ConvVariant::Tiled,
             format!(
                 "a {:?} GPU: workgroup-memory tiles of 32 pixels x 64 channels, {cin} in / {cout} out channels per group",
@@ -250,13 +259,13 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
             None if channels >= SUBGROUP_MIN_CHANNELS => (
                 ConvVariant::Subgroup8,
                 format!(
-                    "8-wide subgroups, {channels} channels per group; packed8's scratch would not fit one binding"
+                    "8-wide subgroups, {channels} channels per group; packed8's scratch would not fit one binding or texture"
                 ),
             ),
             None => (
                 ConvVariant::Direct,
                 format!(
-                    "{channels} channels per group and packed8's scratch would not fit one binding"
+                    "{channels} channels per group and packed8's scratch would not fit one binding or texture"
                 ),
             ),
         },

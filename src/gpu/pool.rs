@@ -24,6 +24,10 @@
 //!
 //! Callers that bind [`crate::GpuTensor::buffer`] in their own commands must keep the tensor
 //! alive until those commands are submitted.
+//!
+//! The packed8 kernels' operand textures are pooled the same way, by extent, as
+//! [`PooledTexture`]s, and count toward the same figures and budget: a texture is written
+//! only by the commands of the call that holds it, as a buffer is.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,6 +65,8 @@ pub struct PoolStats {
 #[derive(Default)]
 struct Free {
     lists: HashMap<(u64, wgpu::BufferUsages), Vec<wgpu::Buffer>>,
+    /// Packed-operand textures by (width, height); their bytes count in `bytes`.
+    textures: HashMap<(u32, u32), Vec<wgpu::Texture>>,
     bytes: u64,
     buffers: usize,
 }
@@ -230,6 +236,111 @@ impl BufferPool {
         }
         let idle = std::mem::take(&mut *lock(&self.free));
         self.freed(idle.bytes);
+    }
+}
+
+/// Packed-operand textures: `rgba32float`, readable and storage-writable.
+impl BufferPool {
+    /// Bytes of a texture of `extent`.
+    pub fn texture_bytes((width, height): (u32, u32)) -> u64 {
+        u64::from(width) * u64::from(height) * 16
+    }
+
+    /// A texture of `extent` texels: from the free list, or created inside error scopes.
+    pub fn take_texture(
+        self: &Arc<Self>,
+        device: &wgpu::Device,
+        op: &'static str,
+        extent: (u32, u32),
+    ) -> Result<PooledTexture> {
+        let size = Self::texture_bytes(extent);
+        let reused = {
+            let mut free = lock(&self.free);
+            let texture = free.textures.get_mut(&extent).and_then(Vec::pop);
+            if texture.is_some() {
+                free.bytes -= size;
+            }
+            texture
+        };
+        let texture = match reused {
+            Some(t) => {
+                lock(&self.stats).reuses += 1;
+                t
+            }
+            None => {
+                const LABEL: &str = "wgconv packed operand";
+                self.reserve(op, LABEL, size)?;
+                let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+                let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+                let texture = device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some(LABEL),
+                    size: wgpu::Extent3d {
+                        width: extent.0,
+                        height: extent.1,
+                        depth_or_array_layers: 1,
+                    },
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: crate::gpu::pipelines::PACKED_TEXTURE_FORMAT,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING
+                        | wgpu::TextureUsages::STORAGE_BINDING,
+                    view_formats: &[],
+                });
+                let errors = [
+                    pollster::block_on(validation.pop()),
+                    pollster::block_on(oom.pop()),
+                ];
+                lock(&self.stats).allocations += 1;
+                if let Some(e) = errors.into_iter().flatten().next() {
+                    return Err(crate::gpu::context::device_error(op, e));
+                }
+                lock(&self.stats).live_bytes += size;
+                texture
+            }
+        };
+        self.note_peak();
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        Ok(PooledTexture {
+            texture: Some(texture),
+            view,
+            pool: Arc::clone(self),
+        })
+    }
+
+    fn give_back_texture(&self, texture: wgpu::Texture) {
+        let extent = (texture.width(), texture.height());
+        let size = Self::texture_bytes(extent);
+        let limit = *lock(&self.limit_bytes);
+        let mut free = lock(&self.free);
+        if free.bytes + size > limit {
+            drop(free);
+            self.freed(size);
+            return;
+        }
+        free.bytes += size;
+        free.textures.entry(extent).or_default().push(texture);
+    }
+}
+
+/// A packed-operand texture on loan from the pool, with its view; dropping it returns it.
+pub struct PooledTexture {
+    texture: Option<wgpu::Texture>,
+    view: wgpu::TextureView,
+    pool: Arc<BufferPool>,
+}
+
+impl PooledTexture {
+    pub fn view(&self) -> &wgpu::TextureView {
+        &self.view
+    }
+}
+
+impl Drop for PooledTexture {
+    fn drop(&mut self) {
+        if let Some(texture) = self.texture.take() {
+            self.pool.give_back_texture(texture);
+        }
     }
 }
 

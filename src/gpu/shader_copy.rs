@@ -2,7 +2,7 @@
 
 use crate::error::{invalid, Result};
 use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_whole, submit, Dispatch};
+use crate::gpu::launch::{check_binding, check_whole, submit, Dispatch, Resource};
 use crate::gpu::pipelines::{compiled, Kernel};
 use crate::gpu::uniforms::CopyUniforms;
 use crate::gpu::GpuTensor;
@@ -50,7 +50,7 @@ pub fn copy_through_shader(src: &GpuTensor) -> Result<GpuTensor> {
                 kernel: &kernel,
                 label: Kernel::CopyVec4.entry_point(),
                 uniforms: bytemuck::bytes_of(&uniforms),
-                buffers: vec![src.first_buffer(), dst.first_buffer()],
+                resources: Resource::buffers([src.first_buffer(), dst.first_buffer()]),
                 grid,
             }],
         )?;
