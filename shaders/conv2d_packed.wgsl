@@ -1,15 +1,22 @@
 // Implicit-GEMM conv2d over 8-wide subgroups on operands repacked as vec4 along the reduction
-// (conv2d_pack.wgsl makes them). This is the subgroup8 scheme of conv2d_subgroup.wgsl with
-// four reduction terms per step and twice the columns: an 8-wide subgroup owns 16 destination
-// pixels ("columns") by 16 channels; at each step lane l loads the vec4s of columns l and
-// l + 8 and the vec4s of its own two channels, the others read the column vec4s by
-// `subgroupBroadcast`, and each lane does 16 x 2 x 4 fused multiply-adds from 4 loads.
-// Against the unpacked kernel (16 from 3) that is an eighth of the loop iterations and a
-// sixth of the load instructions per multiply-add (lavapipe runs loads lane by lane, and a
-// vec4 load costs it about what a scalar one does), and no bounds selects: the repacked
-// source is zero-padded around its edges and past its last channel. The 32 accumulators
-// overflow AVX2's 16 registers, and the spills still cost less than the loads they save
-// (measured: 136 -> 84 ms on the 3x3 64-channel 56x56 layer at batch 8).
+// (conv2d_pack.wgsl's *_texture entry points make them). This is the subgroup8 scheme of
+// conv2d_subgroup.wgsl with four reduction terms per step and more columns per lane:
+// - conv2d_gemm_packed8: an 8-wide subgroup owns 16 destination pixels ("columns") by 16
+//   channels; at each step lane l loads the vec4s of columns l and l + 8 and the vec4s of its
+//   own two channels, the others read the column vec4s by `subgroupBroadcast`, and each lane
+//   does 16 x 2 x 4 fused multiply-adds from 4 loads.
+// - conv2d_gemm_packed8_wide (more than 16 channels): 32 columns by 32 channels, 32 x 4 x 4
+//   multiply-adds from 8 loads.
+// The weight-gradient kernels map the same tiles onto columns (r, ty, tx).
+//
+// What pays on lavapipe is fewer load instructions per multiply-add: each load inside a loop
+// costs tens of cycles, many times a multiply-add. Hence the four terms per vec4, the wide
+// tiles, no bounds selects (the repacked source is zero-padded around its edges and past its
+// last channel) and the operands in textures, whose fetches cost half a buffer load there.
+// The accumulators (32 or 128 per lane) overflow AVX2's 16 registers, and the spills still
+// cost less than the loads they save (measured on the 3x3 64-channel 56x56 layer at batch 8:
+// 136 -> 84 ms for 16 columns instead of 8, then ~1.4x for the wide tiles and ~1.5x for
+// textures).
 //
 // Needs the SUBGROUP feature and a subgroup size of exactly 8, like conv2d_subgroup.wgsl.
 // Signed quantities travel as i32 bits in u32 fields.
