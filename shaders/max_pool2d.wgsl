@@ -361,17 +361,25 @@ struct Octet {
     hi: Quad,
 }
 
-fn octet_row(o: Octet, plane: u32, c: u32, h0: i32, ky: u32, v: u32, col0: i32, lo: QuadColumns, hi: QuadColumns) -> Octet {
+// With `two_by_two` (a constant at each call) the windows are 2 columns wide without left
+// padding: no tap reads the column before the octet or after it, so `left` and `next` are not
+// loaded (four loads per row instead of six).
+fn octet_row(o: Octet, plane: u32, c: u32, h0: i32, ky: u32, v: u32, col0: i32, lo: QuadColumns, hi: QuadColumns, two_by_two: bool) -> Octet {
     let r = quad_row_at(h0, ky);
     let row_vec4s = u.in_w / 4u;
     let row = (plane * u.in_h + r.h) * row_vec4s;
     let last = row_vec4s - 1u;
-    let left = src4[row + max(v, 1u) - 1u];
     let a = src4[row + v];
     let b = src4[row + min(v + 1u, last)];
     let d = src4[row + min(v + 2u, last)];
     let e = src4[row + min(v + 3u, last)];
-    let next = src4[row + min(v + 4u, last)];
+    // Stand-ins where two_by_two: every tap that would read them is masked.
+    var left = a;
+    var next = e;
+    if (!two_by_two) {
+        left = src4[row + max(v, 1u) - 1u];
+        next = src4[row + min(v + 4u, last)];
+    }
     let step = select(1u, u.channels, u.index_style == 1u);
     let index0 = flat_index(c, r.h, u32(col0));
     return Octet(
@@ -391,7 +399,7 @@ fn octet_place(index: u32) -> OctetPlace {
     return OctetPlace(index / octets, index % octets);
 }
 
-fn octet_max(place: OctetPlace) -> Octet {
+fn octet_max(place: OctetPlace, two_by_two: bool) -> Octet {
     let q = place.o;
     let oh = place.row % u.out_h;
     let plane = place.row / u.out_h;
@@ -402,9 +410,13 @@ fn octet_max(place: OctetPlace) -> Octet {
     let lo = quad_columns(col0);
     let hi = quad_columns(col0 + 8);
     var o = Octet(quad_start(c, first_h, col0), quad_start(c, first_h, col0 + 8));
-    o = octet_row(o, plane, c, h0, 0u, 4u * q, col0, lo, hi);
-    o = octet_row(o, plane, c, h0, 1u, 4u * q, col0, lo, hi);
-    return octet_row(o, plane, c, h0, 2u, 4u * q, col0, lo, hi);
+    o = octet_row(o, plane, c, h0, 0u, 4u * q, col0, lo, hi, two_by_two);
+    o = octet_row(o, plane, c, h0, 1u, 4u * q, col0, lo, hi, two_by_two);
+    // Windows at most two rows high have no third row.
+    if (!two_by_two) {
+        o = octet_row(o, plane, c, h0, 2u, 4u * q, col0, lo, hi, two_by_two);
+    }
+    return o;
 }
 
 // The output vec4 of an octet's first quad, and whether its second quad exists.
@@ -427,10 +439,10 @@ fn quad_indices(m: Quad) -> vec4<u32> {
 }
 
 // The forward of octet `index` (see octet_max) into one or two output vec4s, and with
-// `with_indices` (a constant at each call) the argmax indices beside them.
-fn octet_forward(index: u32, with_indices: bool) {
+// `with_indices` (a constant at each call, like `two_by_two`) the argmax indices beside them.
+fn octet_forward(index: u32, with_indices: bool, two_by_two: bool) {
     let place = octet_place(index);
-    let m = octet_max(place);
+    let m = octet_max(place, two_by_two);
     let out = octet_output(place);
     dst4[out.first] = quad_values(m.lo);
     if (out.has_hi) {
@@ -454,7 +466,7 @@ fn max_pool2d_forward_octets(
 ) {
     let index = invocation_index(wg, groups, local);
     if (index < u.invocations) {
-        octet_forward(index, false);
+        octet_forward(index, false, false);
     }
 }
 
@@ -467,7 +479,7 @@ fn max_pool2d_forward_octets_with_indices(
 ) {
     let index = invocation_index(wg, groups, local);
     if (index < u.invocations) {
-        octet_forward(index, true);
+        octet_forward(index, true, false);
     }
 }
 
@@ -513,5 +525,32 @@ fn max_pool2d_backward_scan(
             let at = base + (src_indices[o] - u.index_base) * scale;
             dst[at] += src[o];
         }
+    }
+}
+
+// The octet forwards for windows at most 2 rows high and exactly 2 columns wide, with no left
+// padding (VGG's and U-Net's 2x2 s2): two rows of four loads each, where the general octets
+// load three rows of six.
+@compute @workgroup_size(64)
+fn max_pool2d_forward_octets_2x2(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index < u.invocations) {
+        octet_forward(index, false, true);
+    }
+}
+
+@compute @workgroup_size(64)
+fn max_pool2d_forward_octets_2x2_with_indices(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = invocation_index(wg, groups, local);
+    if (index < u.invocations) {
+        octet_forward(index, true, true);
     }
 }

@@ -68,12 +68,14 @@ fn tie_heavy(rng: &mut Rng, shape: [usize; 4]) -> Array4<f32> {
     })
 }
 
-fn sweep(variant: PoolVariant) -> (usize, usize, usize) {
+/// Runs 150 cases; returns how many took the octet forward, how many of those ended rows with
+/// a half-empty octet, how many took its 2x2 form, and how many took the scan backward.
+fn sweep(variant: PoolVariant) -> (usize, usize, usize, usize) {
     let Some(gpu) = gpu_forcing(variant) else {
-        return (0, 0, 0);
+        return (0, 0, 0, 0);
     };
     let mut rng = Rng::new(0x900d_0001 + variant as u64);
-    let (mut octets, mut half_octets, mut scans) = (0, 0, 0);
+    let (mut octets, mut half_octets, mut two_by_two, mut scans) = (0, 0, 0, 0);
     let mut checked = 0;
     while checked < 150 {
         let p = params_near_octets(&mut rng);
@@ -118,14 +120,20 @@ fn sweep(variant: PoolVariant) -> (usize, usize, usize) {
         );
         assert!(r.passed(), "backward through uploaded indices, {case}\n{r}");
 
-        if variant.forward_kernel(&g, true) == Kernel::MaxPool2dForwardOctetsWithIndices {
+        let kernel = variant.forward_kernel(&g, true);
+        if matches!(
+            kernel,
+            Kernel::MaxPool2dForwardOctetsWithIndices
+                | Kernel::MaxPool2dForwardOctets2x2WithIndices
+        ) {
             octets += 1;
             half_octets += usize::from(g.w.output % 8 == 4);
+            two_by_two += usize::from(kernel == Kernel::MaxPool2dForwardOctets2x2WithIndices);
         }
         scans += usize::from(variant.backward_kernel(&g) == Kernel::MaxPool2dBackwardScan);
         checked += 1;
     }
-    (octets, half_octets, scans)
+    (octets, half_octets, two_by_two, scans)
 }
 
 #[test]
@@ -133,20 +141,24 @@ fn per_element_kernels_match_the_reference() {
     let counts = sweep(PoolVariant::PerElement);
     assert_eq!(
         counts,
-        (0, 0, 0),
+        (0, 0, 0, 0),
         "per-element never takes a blocked kernel"
     );
 }
 
 #[test]
 fn blocked_kernels_match_the_reference() {
-    let (octets, half_octets, scans) = sweep(PoolVariant::Blocked);
+    let (octets, half_octets, two_by_two, scans) = sweep(PoolVariant::Blocked);
     if common::gpu().is_some() {
         // The sweep must exercise the blocked kernels, rows ending in a half-empty octet among
         // them, not only their fallbacks.
         assert!(
             octets >= 30 && half_octets >= 10,
             "only {octets} octet forwards ({half_octets} with a half-empty last octet) in 150 cases"
+        );
+        assert!(
+            two_by_two >= 5 && octets - two_by_two >= 10,
+            "{two_by_two} of {octets} octet forwards took the 2x2 form: both forms need cases"
         );
         assert!(
             scans >= 100,
@@ -174,6 +186,15 @@ fn blocked_kernels_match_the_reference_on_network_poolings() {
         (
             Pool2dParams::new(2, 2),
             [2, 16, 56, 56],
+            Kernel::MaxPool2dForwardOctets2x2WithIndices,
+        ),
+        // 2 columns wide but 3 rows high: the general octets.
+        (
+            Pool2dParams {
+                kernel: [3, 2],
+                ..Pool2dParams::new(2, 2)
+            },
+            [1, 8, 30, 56],
             Kernel::MaxPool2dForwardOctetsWithIndices,
         ),
         (

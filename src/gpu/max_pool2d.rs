@@ -105,7 +105,8 @@ impl PoolVariant {
     }
 
     /// The forward kernel this variant runs for `g`: `Blocked` takes the octet kernels only
-    /// where the shape allows (see `octet_max` in the shader).
+    /// where the shape allows (see `octet_max` in the shader), their two-row, four-load form
+    /// for windows at most 2x2 exactly 2 wide without left padding.
     pub fn forward_kernel(self, g: &Pool2dGeometry, with_indices: bool) -> Kernel {
         let octets = self == PoolVariant::Blocked
             && g.layout == Layout::Nchw
@@ -116,11 +117,14 @@ impl PoolVariant {
             && g.w.pad_before <= 1
             && g.w.input.is_multiple_of(4)
             && g.w.output.is_multiple_of(4);
-        match (octets, with_indices) {
-            (false, false) => Kernel::MaxPool2dForward,
-            (false, true) => Kernel::MaxPool2dForwardWithIndices,
-            (true, false) => Kernel::MaxPool2dForwardOctets,
-            (true, true) => Kernel::MaxPool2dForwardOctetsWithIndices,
+        let two_by_two = g.h.kernel <= 2 && g.w.kernel == 2 && g.w.pad_before == 0;
+        match (octets, two_by_two, with_indices) {
+            (false, _, false) => Kernel::MaxPool2dForward,
+            (false, _, true) => Kernel::MaxPool2dForwardWithIndices,
+            (true, false, false) => Kernel::MaxPool2dForwardOctets,
+            (true, false, true) => Kernel::MaxPool2dForwardOctetsWithIndices,
+            (true, true, false) => Kernel::MaxPool2dForwardOctets2x2,
+            (true, true, true) => Kernel::MaxPool2dForwardOctets2x2WithIndices,
         }
     }
 
@@ -271,7 +275,10 @@ pub(crate) fn dispatch_forward(
     let invocations = match kernel_id {
         // An octet per eight outputs of a row, the last one half-empty when out_w is 4 past a
         // multiple of 8.
-        Kernel::MaxPool2dForwardOctets | Kernel::MaxPool2dForwardOctetsWithIndices => {
+        Kernel::MaxPool2dForwardOctets
+        | Kernel::MaxPool2dForwardOctetsWithIndices
+        | Kernel::MaxPool2dForwardOctets2x2
+        | Kernel::MaxPool2dForwardOctets2x2WithIndices => {
             outputs / g.w.output * (g.w.output + 4) / 8
         }
         _ => outputs,

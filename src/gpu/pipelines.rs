@@ -146,6 +146,10 @@ pub enum Kernel {
     MaxPool2dForwardOctets,
     /// Max pooling, values and indices, eight outputs of a row per invocation (CPU adapters).
     MaxPool2dForwardOctetsWithIndices,
+    /// The octet forward for windows at most 2 rows high and exactly 2 columns wide, without
+    /// left padding: two rows of four loads.
+    MaxPool2dForwardOctets2x2,
+    MaxPool2dForwardOctets2x2WithIndices,
     /// Max pooling backward, one plane per invocation in window order (CPU adapters).
     MaxPool2dBackwardScan,
     /// Elementwise activation backward.
@@ -183,6 +187,8 @@ impl Kernel {
         Kernel::MaxPool2dBackward,
         Kernel::MaxPool2dForwardOctets,
         Kernel::MaxPool2dForwardOctetsWithIndices,
+        Kernel::MaxPool2dForwardOctets2x2,
+        Kernel::MaxPool2dForwardOctets2x2WithIndices,
         Kernel::MaxPool2dBackwardScan,
         Kernel::ActivationBackward,
         Kernel::CopyVec4,
@@ -216,6 +222,8 @@ impl Kernel {
             | Kernel::MaxPool2dBackward
             | Kernel::MaxPool2dForwardOctets
             | Kernel::MaxPool2dForwardOctetsWithIndices
+            | Kernel::MaxPool2dForwardOctets2x2
+            | Kernel::MaxPool2dForwardOctets2x2WithIndices
             | Kernel::MaxPool2dBackwardScan => Shader::MaxPool2d,
             Kernel::ActivationBackward => Shader::Activation,
             Kernel::CopyVec4 => Shader::Copy,
@@ -250,6 +258,10 @@ impl Kernel {
             Kernel::MaxPool2dBackward => "max_pool2d_backward",
             Kernel::MaxPool2dForwardOctets => "max_pool2d_forward_octets",
             Kernel::MaxPool2dForwardOctetsWithIndices => "max_pool2d_forward_octets_with_indices",
+            Kernel::MaxPool2dForwardOctets2x2 => "max_pool2d_forward_octets_2x2",
+            Kernel::MaxPool2dForwardOctets2x2WithIndices => {
+                "max_pool2d_forward_octets_2x2_with_indices"
+            }
             Kernel::MaxPool2dBackwardScan => "max_pool2d_backward_scan",
             Kernel::ActivationBackward => "activation_backward",
             Kernel::CopyVec4 => "copy_vec4",
