@@ -1130,3 +1130,121 @@ fn conv2d_weight_grad_packed8_wide(
     store_weight_quad(base + 30u < columns, subgroupBroadcast(w_columns3, 6u), block, g, m, c30);
     store_weight_quad(base + 31u < columns, subgroupBroadcast(w_columns3, 7u), block, g, m, c31);
 }
+
+// Gather convolution into at most 4 channels per group (an image-producing last layer, the
+// input gradient of an RGB stem): 64 pixels x 4 channels per subgroup, where packed8's
+// 16-channel tiles would idle most lanes. Lane l owns pixels base + l + 8j (j < 8), all four
+// channels of each: its column vec4s are its own, and only the four channels' weight vec4s
+// are shared, by broadcast from lanes 0..3. Per step: 9 loads, 128 multiply-adds per lane,
+// every one of them for a live channel when there are 4.
+const FEW_CHANNELS: u32 = 4u;
+const FEW_COLUMNS: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn conv2d_gemm_packed8_few(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let block = sg % u.column_blocks;
+    let rest = sg / u.column_blocks;
+    let tile = rest % u.channel_tiles_per_group;
+    let g = rest / u.channel_tiles_per_group;
+    let m = tile * FEW_CHANNELS;
+
+    let base = block * FEW_COLUMNS + lane;
+    let last = u.pixels - 1u;
+    let lo = source_offset(g, min(base, last));
+    let d1 = source_offset(g, min(base + 8u, last)) - lo;
+    let d2 = source_offset(g, min(base + 16u, last)) - lo;
+    let d3 = source_offset(g, min(base + 24u, last)) - lo;
+    let d4 = source_offset(g, min(base + 32u, last)) - lo;
+    let d5 = source_offset(g, min(base + 40u, last)) - lo;
+    let d6 = source_offset(g, min(base + 48u, last)) - lo;
+    let d7 = source_offset(g, min(base + 56u, last)) - lo;
+    var at = lo;
+    let taps = u.taps_h * u.taps_w;
+    // Lanes 0..3 fetch channel m + lane's weights; the others fetch them again, unused.
+    let w_start = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m;
+    var wk = w_start + (lane & 3u);
+    let r4 = i32(u.reduce4);
+    let jump_x = bitcast<i32>(u.tap_step_w) * r4 - r4;
+    let jump_y = bitcast<i32>(u.tap_step_h) * i32(u.packed_w) * r4 - i32(u.taps_w) * bitcast<i32>(u.tap_step_w) * r4;
+
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0);
+    var c5 = vec4<f32>(0.0);
+    var c6 = vec4<f32>(0.0);
+    var c7 = vec4<f32>(0.0);
+    var rc = 0u;
+    var tx = 0u;
+    let k_len = taps * u.reduce4;
+    for (var k = 0u; k < k_len; k++) {
+        let w = load_b(wk);
+        let t = by_term(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
+        c0 = accumulate4(c0, load_a(u32(at)), t[0], t[1], t[2], t[3]);
+        c1 = accumulate4(c1, load_a(u32(at + d1)), t[0], t[1], t[2], t[3]);
+        c2 = accumulate4(c2, load_a(u32(at + d2)), t[0], t[1], t[2], t[3]);
+        c3 = accumulate4(c3, load_a(u32(at + d3)), t[0], t[1], t[2], t[3]);
+        c4 = accumulate4(c4, load_a(u32(at + d4)), t[0], t[1], t[2], t[3]);
+        c5 = accumulate4(c5, load_a(u32(at + d5)), t[0], t[1], t[2], t[3]);
+        c6 = accumulate4(c6, load_a(u32(at + d6)), t[0], t[1], t[2], t[3]);
+        c7 = accumulate4(c7, load_a(u32(at + d7)), t[0], t[1], t[2], t[3]);
+        wk += u.m_pad;
+        let wrap_r = rc + 1u == u.reduce4;
+        let wrap_x = wrap_r && tx + 1u == u.taps_w;
+        rc = select(rc + 1u, 0u, wrap_r);
+        tx = select(tx + u32(wrap_r), 0u, wrap_x);
+        at += 1 + select(0, jump_x, wrap_r) + select(0, jump_y, wrap_x);
+    }
+    // As in conv2d_gemm_packed8: redo a tile where a non-finite operand may have met the
+    // zero padding, with the padding's terms masked out (each lane's columns are its own).
+    var widest = max(exponent(c0.xy), exponent(c0.zw));
+    widest = max(widest, max(exponent(c1.xy), exponent(c1.zw)));
+    widest = max(widest, max(exponent(c2.xy), exponent(c2.zw)));
+    widest = max(widest, max(exponent(c3.xy), exponent(c3.zw)));
+    widest = max(widest, max(exponent(c4.xy), exponent(c4.zw)));
+    widest = max(widest, max(exponent(c5.xy), exponent(c5.zw)));
+    widest = max(widest, max(exponent(c6.xy), exponent(c6.zw)));
+    widest = max(widest, max(exponent(c7.xy), exponent(c7.zw)));
+    if (subgroupAny(any(widest == vec2<u32>(EXPONENT)))) {
+        var redo = array<vec4<f32>, 8>();
+        let offsets = array<i32, 8>(0, d1, d2, d3, d4, d5, d6, d7);
+        for (var k = 0u; k < k_len; k++) {
+            let tt = k / u.reduce4;
+            let tap = vec2<i32>(i32(tt / u.taps_w) * bitcast<i32>(u.tap_step_h), i32(tt % u.taps_w) * bitcast<i32>(u.tap_step_w));
+            let at = lo + (tap.x * i32(u.packed_w) + tap.y) * i32(u.reduce4) + i32(k % u.reduce4);
+            let w = load_b(w_start + k * u.m_pad + (lane & 3u));
+            let t = by_term(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
+            for (var j = 0u; j < 8u; j++) {
+                let live = inside_source(source_position(min(base + 8u * j, last)) + tap);
+                redo[j] = accumulate4_masked(redo[j], load_a(u32(at + offsets[j])), t, vec4<bool>(live));
+            }
+        }
+        c0 = redo[0];
+        c1 = redo[1];
+        c2 = redo[2];
+        c3 = redo[3];
+        c4 = redo[4];
+        c5 = redo[5];
+        c6 = redo[6];
+        c7 = redo[7];
+    }
+
+    store_quad(base + 0u < u.pixels, destination_offset(min(base + 0u, last)), g, m, c0);
+    store_quad(base + 8u < u.pixels, destination_offset(min(base + 8u, last)), g, m, c1);
+    store_quad(base + 16u < u.pixels, destination_offset(min(base + 16u, last)), g, m, c2);
+    store_quad(base + 24u < u.pixels, destination_offset(min(base + 24u, last)), g, m, c3);
+    store_quad(base + 32u < u.pixels, destination_offset(min(base + 32u, last)), g, m, c4);
+    store_quad(base + 40u < u.pixels, destination_offset(min(base + 40u, last)), g, m, c5);
+    store_quad(base + 48u < u.pixels, destination_offset(min(base + 48u, last)), g, m, c6);
+    store_quad(base + 56u < u.pixels, destination_offset(min(base + 56u, last)), g, m, c7);
+}

@@ -151,7 +151,8 @@ fn packed8_variant_handles_tile_tails_and_empty_phases() {
     tile_tails(ConvVariant::Packed8, 0x7a71_0005);
 }
 
-/// Shapes whose tails exercise the subgroup tiles' masking: channel counts around 16 (and, for
+/// Shapes whose tails exercise the subgroup tiles' masking: channel counts around 16 and at
+/// most 4 (and, for
 /// packed8, reduction channels that are not a multiple of 4), pixel counts around 8, output
 /// rows that are not a multiple of 4 wide, strides that leave phases without taps, padding
 /// wider than the kernel, and many groups.
@@ -199,6 +200,22 @@ fn tile_tails(variant: ConvVariant, seed: u64) {
             Conv2dParams::default()
                 .with_stride(2)
                 .with_padding(Padding::explicit(3, 0, 1, 4)),
+        ),
+        // Gathers into at most 4 channels (packed8's few tiles of 64 pixels): an RGB input's
+        // dx over stride phases with a partial last block, and 2 groups of 1 output channel.
+        (
+            [2, 3, 13, 11],
+            [5, 3, 3, 3],
+            Conv2dParams::default()
+                .with_stride(2)
+                .with_padding(Padding::explicit(1, 2, 0, 1)),
+        ),
+        (
+            [1, 6, 9, 10],
+            [2, 3, 3, 3],
+            Conv2dParams::default()
+                .with_groups(2)
+                .with_padding(Padding::uniform(1)),
         ),
     ];
     for (input, weight, p) in cases {
@@ -422,6 +439,12 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
                 [40, 20, 3, 3],
                 Conv2dParams::default().with_padding(Padding::uniform(1)),
             ),
+            // 4 output channels: packed8's forward runs few tiles (64 pixels, 9 x 10 here).
+            (
+                [1, 20, 9, 10],
+                [4, 20, 3, 3],
+                Conv2dParams::default().with_padding(Padding::uniform(1)),
+            ),
         ] {
             let g = p.geometry("t", input, weight, None).unwrap();
             let x = rng.array4(input);
@@ -432,7 +455,7 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
                 w[[35, 7, 2, 2]] = f32::NEG_INFINITY;
             }
             let mut dy = rng.array4(g.output_shape());
-            dy[[0, 4, 0, 0]] = f32::NEG_INFINITY;
+            dy[[0, 4.min(weight[0] - 1), 0, 0]] = f32::NEG_INFINITY;
             let want_y = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
             let got_y = wgconv::conv2d(
                 &upload(&gpu, &x, Layout::Nchw),

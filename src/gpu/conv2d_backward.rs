@@ -309,7 +309,7 @@ fn plan_weight_with(
             let tiling = variant
                 .packed_tiling()
                 .expect("a packed variant")
-                .for_channels(g.out_channels_per_group());
+                .for_weight_grad(g.out_channels_per_group());
             let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
             let (packing, [rows_a, rows_b]) =
                 conv2d_packed::weight_grad_packing(op, tiling, g, max_per_dimension)?;

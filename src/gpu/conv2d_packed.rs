@@ -22,8 +22,11 @@ pub enum Tiling {
     /// `conv2d_gemm_packed8`: 16 pixels x 16 channels per 8-wide subgroup (lavapipe).
     Subgroup8,
     /// `conv2d_gemm_packed8_wide`: 32 pixels x 32 channels per 8-wide subgroup, what
-    /// `Subgroup8` runs into more than 16 channels (see [`Tiling::for_channels`]).
+    /// `Subgroup8` runs into more than 16 channels (see [`Tiling::for_gather`]).
     Subgroup8Wide,
+    /// `conv2d_gemm_packed8_few`: 64 pixels x 4 channels per 8-wide subgroup, the gathers of
+    /// `Subgroup8` into at most 4 channels (see [`Tiling::for_gather`]).
+    Subgroup8Few,
     /// `conv2d_gemm_tiled`: 32 pixels x 64 channels per workgroup through workgroup memory
     /// (real GPUs; portable).
     Workgroup,
@@ -35,6 +38,7 @@ impl Tiling {
         match self {
             Tiling::Subgroup8 => SUBGROUP_CHANNELS,
             Tiling::Subgroup8Wide => WIDE_CHANNELS,
+            Tiling::Subgroup8Few => FEW_CHANNELS,
             Tiling::Workgroup => TILED_CHANNELS,
         }
     }
@@ -44,6 +48,7 @@ impl Tiling {
         match self {
             Tiling::Subgroup8 => PACKED_COLUMNS,
             Tiling::Subgroup8Wide => WIDE_COLUMNS,
+            Tiling::Subgroup8Few => FEW_COLUMNS,
             Tiling::Workgroup => TILED_PIXELS,
         }
     }
@@ -51,7 +56,7 @@ impl Tiling {
     /// Invocations per tile: a subgroup of 8, or a workgroup of 64.
     fn invocations(self) -> usize {
         match self {
-            Tiling::Subgroup8 | Tiling::Subgroup8Wide => SUBGROUP_COLUMNS,
+            Tiling::Subgroup8 | Tiling::Subgroup8Wide | Tiling::Subgroup8Few => SUBGROUP_COLUMNS,
             Tiling::Workgroup => WORKGROUP_SIZE as usize,
         }
     }
@@ -64,6 +69,11 @@ impl Tiling {
                 Kernel::Conv2dGemmPacked8Wide,
                 Kernel::Conv2dWeightGradPacked8Wide,
             ),
+            // Only gathers run few tiles (see `for_weight_grad`).
+            Tiling::Subgroup8Few => (
+                Kernel::Conv2dGemmPacked8Few,
+                Kernel::Conv2dWeightGradPacked8,
+            ),
             Tiling::Workgroup => (Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled),
         }
     }
@@ -74,7 +84,10 @@ impl Tiling {
     /// faster texel fetches) or storage buffers (the tiled kernels, which stage them through
     /// workgroup memory anyway).
     fn packs_to_textures(self) -> bool {
-        matches!(self, Tiling::Subgroup8 | Tiling::Subgroup8Wide)
+        matches!(
+            self,
+            Tiling::Subgroup8 | Tiling::Subgroup8Wide | Tiling::Subgroup8Few
+        )
     }
 
     /// Adds a packed operand of `vec4s` vec4s to `plan` and returns it with the packing
@@ -92,17 +105,40 @@ impl Tiling {
         }
     }
 
-    /// The tiling of a GEMM into `channels` channels per group (the gather's destination
-    /// channels, the weight gradient's output channels): packed8's GEMMs into more than one
-    /// 16-channel tile run wide, whose tiles halve the loads per multiply-add (a tile of 32
-    /// wastes no more than two of 16 on channel counts between).
-    pub fn for_channels(self, channels: usize) -> Tiling {
+    /// How `--explain` names the tiles.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Tiling::Subgroup8 => ", tiles of 16 columns x 16 channels",
+            Tiling::Subgroup8Wide => ", wide tiles of 32 columns x 32 channels",
+            Tiling::Subgroup8Few => ", few tiles of 64 pixels x 4 channels",
+            Tiling::Workgroup => ", workgroup tiles of 32 columns x 64 channels",
+        }
+    }
+
+    /// The tiling of a gather into `channels` channels per group: packed8's gathers into more
+    /// than one 16-channel tile run wide, whose tiles halve the loads per multiply-add (a tile
+    /// of 32 wastes no more than two of 16 on channel counts between), and those into at most
+    /// 4 run few, whose tiles idle no lane on an RGB image.
+    pub fn for_gather(self, channels: usize) -> Tiling {
+        match self {
+            Tiling::Subgroup8 if channels <= FEW_CHANNELS => Tiling::Subgroup8Few,
+            other => other.for_weight_grad(channels),
+        }
+    }
+
+    /// The tiling of a weight gradient into `channels` output channels per group: wide as a
+    /// gather's beyond 16 channels, else packed8's own.
+    pub fn for_weight_grad(self, channels: usize) -> Tiling {
         match self {
             Tiling::Subgroup8 if channels > SUBGROUP_CHANNELS => Tiling::Subgroup8Wide,
             other => other,
         }
     }
 }
+
+/// Destination pixels and channels per subgroup of `conv2d_gemm_packed8_few`.
+pub const FEW_COLUMNS: usize = 64;
+pub const FEW_CHANNELS: usize = 4;
 
 /// Destination pixels and channels per subgroup of `conv2d_gemm_packed8_wide`.
 pub const WIDE_COLUMNS: usize = 32;
@@ -324,7 +360,7 @@ fn gather_plan(
     if gemms.is_empty() {
         return Ok(plan);
     }
-    let tiling = tiling.for_channels(gemms[0].uniforms.channels_per_group as usize);
+    let tiling = tiling.for_gather(gemms[0].uniforms.channels_per_group as usize);
     let mut uniforms: Vec<GemmConvUniforms> = gemms.iter().map(|d| d.uniforms).collect();
     let packed_source = pack_source(
         &mut plan,
@@ -483,7 +519,7 @@ mod tests {
     }
 
     #[test]
-    fn gemms_into_more_than_one_narrow_tile_run_wide() {
+    fn gathers_run_few_narrow_or_wide_tiles_by_their_channels() {
         let plan = |cout: usize| {
             let g = crate::Conv2dParams::default()
                 .geometry("t", [2, 24, 9, 9], [cout, 24, 3, 3], None)
@@ -491,10 +527,16 @@ mod tests {
             let plan = forward("t", Tiling::Subgroup8, &g, false, Activation::None, 65535).unwrap();
             plan.steps.last().unwrap().kernel
         };
+        assert_eq!(plan(3), Kernel::Conv2dGemmPacked8Few);
+        assert_eq!(plan(4), Kernel::Conv2dGemmPacked8Few);
+        assert_eq!(plan(5), Kernel::Conv2dGemmPacked8);
         assert_eq!(plan(16), Kernel::Conv2dGemmPacked8);
         assert_eq!(plan(17), Kernel::Conv2dGemmPacked8Wide);
         assert_eq!(plan(64), Kernel::Conv2dGemmPacked8Wide);
         // The real-GPU tiling is never widened.
-        assert_eq!(Tiling::Workgroup.for_channels(64), Tiling::Workgroup);
+        assert_eq!(Tiling::Workgroup.for_gather(64), Tiling::Workgroup);
+        assert_eq!(Tiling::Workgroup.for_gather(3), Tiling::Workgroup);
+        // Weight gradients never run few tiles.
+        assert_eq!(Tiling::Subgroup8.for_weight_grad(3), Tiling::Subgroup8);
     }
 }

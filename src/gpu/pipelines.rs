@@ -120,6 +120,9 @@ pub enum Kernel {
     /// `Conv2dGemmPacked8` with 32 pixels x 32 channels per subgroup: half the loads per
     /// multiply-add, for gathers into more than 16 channels.
     Conv2dGemmPacked8Wide,
+    /// `Conv2dGemmPacked8` with 64 pixels x 4 channels per subgroup, for gathers into at most
+    /// 4 channels.
+    Conv2dGemmPacked8Few,
     /// Weight gradient, pass 1, as a split-K GEMM on packed vec4 rows.
     Conv2dWeightGradPacked8,
     /// `Conv2dWeightGradPacked8` with 32 columns x 32 channels per subgroup, for weight
@@ -176,6 +179,7 @@ impl Kernel {
         Kernel::PackRowsTexture,
         Kernel::Conv2dGemmPacked8,
         Kernel::Conv2dGemmPacked8Wide,
+        Kernel::Conv2dGemmPacked8Few,
         Kernel::Conv2dWeightGradPacked8,
         Kernel::Conv2dWeightGradPacked8Wide,
         Kernel::Conv2dGemmTiled,
@@ -214,6 +218,7 @@ impl Kernel {
             | Kernel::PackRowsTexture => Shader::Conv2dPack,
             Kernel::Conv2dGemmPacked8
             | Kernel::Conv2dGemmPacked8Wide
+            | Kernel::Conv2dGemmPacked8Few
             | Kernel::Conv2dWeightGradPacked8
             | Kernel::Conv2dWeightGradPacked8Wide => Shader::Conv2dPacked,
             Kernel::Conv2dGemmTiled | Kernel::Conv2dWeightGradTiled => Shader::Conv2dTiled,
@@ -247,6 +252,7 @@ impl Kernel {
             Kernel::PackRowsTexture => "pack_rows_texture",
             Kernel::Conv2dGemmPacked8 => "conv2d_gemm_packed8",
             Kernel::Conv2dGemmPacked8Wide => "conv2d_gemm_packed8_wide",
+            Kernel::Conv2dGemmPacked8Few => "conv2d_gemm_packed8_few",
             Kernel::Conv2dWeightGradPacked8 => "conv2d_weight_grad_packed8",
             Kernel::Conv2dWeightGradPacked8Wide => "conv2d_weight_grad_packed8_wide",
             Kernel::Conv2dGemmTiled => "conv2d_gemm_tiled",

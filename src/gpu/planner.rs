@@ -2,6 +2,7 @@
 //! and says why.
 
 use crate::error::{invalid, Result};
+use crate::gpu::conv2d_packed::Tiling;
 use crate::gpu::{conv2d_depthwise, conv2d_packed, tuning, Gpu};
 use crate::params::Conv2dGeometry;
 
@@ -48,10 +49,10 @@ impl ConvVariant {
     ];
 
     /// How the packed variants tile their GEMM; `None` for the unpacked ones.
-    pub fn packed_tiling(self) -> Option<conv2d_packed::Tiling> {
+    pub fn packed_tiling(self) -> Option<Tiling> {
         match self {
-            ConvVariant::Packed8 => Some(conv2d_packed::Tiling::Subgroup8),
-            ConvVariant::Tiled => Some(conv2d_packed::Tiling::Workgroup),
+            ConvVariant::Packed8 => Some(Tiling::Subgroup8),
+            ConvVariant::Tiled => Some(Tiling::Workgroup),
             ConvVariant::Direct | ConvVariant::Subgroup8 | ConvVariant::Depthwise => None,
         }
     }
@@ -208,8 +209,8 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                 p.largest_scratch_bytes() <= gpu.max_storage_binding() && p.textures_fit(gpu)
             })
     };
-    let packed = fits(conv2d_packed::Tiling::Subgroup8);
-    let tiled = fits(conv2d_packed::Tiling::Workgroup);
+    let packed = fits(Tiling::Subgroup8);
+    let tiled = fits(Tiling::Workgroup);
     let real_gpu = matches!(
         gpu.adapter_info().device_type,
         wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
@@ -249,11 +250,11 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                 format!(
                     "8-wide subgroups, {cin} in / {cout} out channels per group: vec4 loads of operands repacked into {} KiB of scratch{}",
                     p.scratch_bytes().div_ceil(1024),
-                    if channels > crate::gpu::conv2d_gemm::SUBGROUP_CHANNELS {
-                        ", wide tiles of 32 columns x 32 channels"
-                    } else {
-                        ", tiles of 16 columns x 16 channels"
+                    match pass {
+                        ConvPass::WeightGrad => Tiling::Subgroup8.for_weight_grad(channels),
+                        _ => Tiling::Subgroup8.for_gather(channels),
                     }
+                    .describe()
                 ),
             ),
             None if channels >= SUBGROUP_MIN_CHANNELS => (
