@@ -111,6 +111,31 @@ fn workgroup_index(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
     return (wg.z * groups.y + wg.y) * groups.x + wg.x;
 }
 
+// The subgroup an invocation belongs to, counted over the whole dispatch.
+fn subgroup_index(wg: vec3<u32>, groups: vec3<u32>, local: u32, lane: u32) -> u32 {
+    return (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+}
+
+// Which tile subgroup sg computes: column block fastest, then channel tile and group, and for
+// the weight gradient's split K the block of output rows last.
+struct Tile {
+    block: u32,
+    tile: u32,
+    g: u32,
+    rows: u32,
+}
+
+fn gather_tile(sg: u32) -> Tile {
+    let rest = sg / u.column_blocks;
+    return Tile(sg % u.column_blocks, rest % u.channel_tiles_per_group, rest / u.channel_tiles_per_group, 0u);
+}
+
+fn weight_grad_tile(sg: u32) -> Tile {
+    let rest = sg / u.column_blocks;
+    let groups = rest / u.channel_tiles_per_group;
+    return Tile(sg % u.column_blocks, rest % u.channel_tiles_per_group, groups % u.groups, groups / u.groups);
+}
+
 // NaN by its bits: WGSL lets an implementation assume floats are never NaN.
 fn is_nan2(v: vec2<f32>) -> vec2<bool> {
     return (bitcast<vec2<u32>>(v) & vec2<u32>(0x7fffffffu)) > vec2<u32>(0x7f800000u);
@@ -211,14 +236,14 @@ fn conv2d_gemm_packed8(
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    let sg = subgroup_index(wg, groups, local, lane);
     if (sg * LANES >= u.invocations) {
         return;
     }
-    let block = sg % u.column_blocks;
-    let rest = sg / u.column_blocks;
-    let tile = rest % u.channel_tiles_per_group;
-    let g = rest / u.channel_tiles_per_group;
+    let at_tile = gather_tile(sg);
+    let block = at_tile.block;
+    let tile = at_tile.tile;
+    let g = at_tile.g;
     let m = tile * TILE_CHANNELS + 2u * lane;
 
     let base = block * COLUMNS;
@@ -401,16 +426,15 @@ fn conv2d_weight_grad_packed8(
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    let sg = subgroup_index(wg, groups, local, lane);
     if (sg * LANES >= u.invocations) {
         return;
     }
-    let cblock = sg % u.column_blocks;
-    var rest = sg / u.column_blocks;
-    let tile = rest % u.channel_tiles_per_group;
-    rest = rest / u.channel_tiles_per_group;
-    let g = rest % u.groups;
-    let block = rest / u.groups;
+    let at_tile = weight_grad_tile(sg);
+    let cblock = at_tile.block;
+    let tile = at_tile.tile;
+    let g = at_tile.g;
+    let block = at_tile.rows;
 
     let taps = u.taps_h * u.taps_w;
     let columns = u.reduce_per_group * taps;
@@ -617,6 +641,132 @@ fn store_quad(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: vec4<f32>) {
     store_pair(pixel_live, dst_pixel, g, m + 2u, v.zw);
 }
 
+
+// The accumulators of one lane of a wide tile: column q * 8 + j (j the lane that loaded it) in
+// c{q * 8 + j}, four channels each. Members, not an array: an array indexed dynamically would
+// be kept in memory, inside the hot loop too; a struct's members become registers (and
+// spills) like separate variables.
+struct WideTile {
+    c0: vec4<f32>,
+    c1: vec4<f32>,
+    c2: vec4<f32>,
+    c3: vec4<f32>,
+    c4: vec4<f32>,
+    c5: vec4<f32>,
+    c6: vec4<f32>,
+    c7: vec4<f32>,
+    c8: vec4<f32>,
+    c9: vec4<f32>,
+    c10: vec4<f32>,
+    c11: vec4<f32>,
+    c12: vec4<f32>,
+    c13: vec4<f32>,
+    c14: vec4<f32>,
+    c15: vec4<f32>,
+    c16: vec4<f32>,
+    c17: vec4<f32>,
+    c18: vec4<f32>,
+    c19: vec4<f32>,
+    c20: vec4<f32>,
+    c21: vec4<f32>,
+    c22: vec4<f32>,
+    c23: vec4<f32>,
+    c24: vec4<f32>,
+    c25: vec4<f32>,
+    c26: vec4<f32>,
+    c27: vec4<f32>,
+    c28: vec4<f32>,
+    c29: vec4<f32>,
+    c30: vec4<f32>,
+    c31: vec4<f32>,
+}
+
+// One step of a wide tile: column vec4s x0..x3 (lane j's of columns j, 8 + j, 16 + j and
+// 24 + j) against this lane's four channels' vec4s wa..wd of four terms each.
+fn wide_step(acc: ptr<function, WideTile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>, wa: vec4<f32>, wb: vec4<f32>, wc: vec4<f32>, wd: vec4<f32>) {
+    let t0 = vec4<f32>(wa.x, wb.x, wc.x, wd.x);
+    let t1 = vec4<f32>(wa.y, wb.y, wc.y, wd.y);
+    let t2 = vec4<f32>(wa.z, wb.z, wc.z, wd.z);
+    let t3 = vec4<f32>(wa.w, wb.w, wc.w, wd.w);
+    (*acc).c0 = accumulate4((*acc).c0, subgroupBroadcast(x0, 0u), t0, t1, t2, t3);
+    (*acc).c1 = accumulate4((*acc).c1, subgroupBroadcast(x0, 1u), t0, t1, t2, t3);
+    (*acc).c2 = accumulate4((*acc).c2, subgroupBroadcast(x0, 2u), t0, t1, t2, t3);
+    (*acc).c3 = accumulate4((*acc).c3, subgroupBroadcast(x0, 3u), t0, t1, t2, t3);
+    (*acc).c4 = accumulate4((*acc).c4, subgroupBroadcast(x0, 4u), t0, t1, t2, t3);
+    (*acc).c5 = accumulate4((*acc).c5, subgroupBroadcast(x0, 5u), t0, t1, t2, t3);
+    (*acc).c6 = accumulate4((*acc).c6, subgroupBroadcast(x0, 6u), t0, t1, t2, t3);
+    (*acc).c7 = accumulate4((*acc).c7, subgroupBroadcast(x0, 7u), t0, t1, t2, t3);
+    (*acc).c8 = accumulate4((*acc).c8, subgroupBroadcast(x1, 0u), t0, t1, t2, t3);
+    (*acc).c9 = accumulate4((*acc).c9, subgroupBroadcast(x1, 1u), t0, t1, t2, t3);
+    (*acc).c10 = accumulate4((*acc).c10, subgroupBroadcast(x1, 2u), t0, t1, t2, t3);
+    (*acc).c11 = accumulate4((*acc).c11, subgroupBroadcast(x1, 3u), t0, t1, t2, t3);
+    (*acc).c12 = accumulate4((*acc).c12, subgroupBroadcast(x1, 4u), t0, t1, t2, t3);
+    (*acc).c13 = accumulate4((*acc).c13, subgroupBroadcast(x1, 5u), t0, t1, t2, t3);
+    (*acc).c14 = accumulate4((*acc).c14, subgroupBroadcast(x1, 6u), t0, t1, t2, t3);
+    (*acc).c15 = accumulate4((*acc).c15, subgroupBroadcast(x1, 7u), t0, t1, t2, t3);
+    (*acc).c16 = accumulate4((*acc).c16, subgroupBroadcast(x2, 0u), t0, t1, t2, t3);
+    (*acc).c17 = accumulate4((*acc).c17, subgroupBroadcast(x2, 1u), t0, t1, t2, t3);
+    (*acc).c18 = accumulate4((*acc).c18, subgroupBroadcast(x2, 2u), t0, t1, t2, t3);
+    (*acc).c19 = accumulate4((*acc).c19, subgroupBroadcast(x2, 3u), t0, t1, t2, t3);
+    (*acc).c20 = accumulate4((*acc).c20, subgroupBroadcast(x2, 4u), t0, t1, t2, t3);
+    (*acc).c21 = accumulate4((*acc).c21, subgroupBroadcast(x2, 5u), t0, t1, t2, t3);
+    (*acc).c22 = accumulate4((*acc).c22, subgroupBroadcast(x2, 6u), t0, t1, t2, t3);
+    (*acc).c23 = accumulate4((*acc).c23, subgroupBroadcast(x2, 7u), t0, t1, t2, t3);
+    (*acc).c24 = accumulate4((*acc).c24, subgroupBroadcast(x3, 0u), t0, t1, t2, t3);
+    (*acc).c25 = accumulate4((*acc).c25, subgroupBroadcast(x3, 1u), t0, t1, t2, t3);
+    (*acc).c26 = accumulate4((*acc).c26, subgroupBroadcast(x3, 2u), t0, t1, t2, t3);
+    (*acc).c27 = accumulate4((*acc).c27, subgroupBroadcast(x3, 3u), t0, t1, t2, t3);
+    (*acc).c28 = accumulate4((*acc).c28, subgroupBroadcast(x3, 4u), t0, t1, t2, t3);
+    (*acc).c29 = accumulate4((*acc).c29, subgroupBroadcast(x3, 5u), t0, t1, t2, t3);
+    (*acc).c30 = accumulate4((*acc).c30, subgroupBroadcast(x3, 6u), t0, t1, t2, t3);
+    (*acc).c31 = accumulate4((*acc).c31, subgroupBroadcast(x3, 7u), t0, t1, t2, t3);
+}
+
+// Whether any lane of the subgroup holds an infinite or NaN accumulator (see
+// widest_exponent16).
+fn wide_non_finite(acc: WideTile) -> bool {
+    var widest = max(exponent(acc.c0.xy), exponent(acc.c0.zw));
+    widest = max(widest, max(exponent(acc.c1.xy), exponent(acc.c1.zw)));
+    widest = max(widest, max(exponent(acc.c2.xy), exponent(acc.c2.zw)));
+    widest = max(widest, max(exponent(acc.c3.xy), exponent(acc.c3.zw)));
+    widest = max(widest, max(exponent(acc.c4.xy), exponent(acc.c4.zw)));
+    widest = max(widest, max(exponent(acc.c5.xy), exponent(acc.c5.zw)));
+    widest = max(widest, max(exponent(acc.c6.xy), exponent(acc.c6.zw)));
+    widest = max(widest, max(exponent(acc.c7.xy), exponent(acc.c7.zw)));
+    widest = max(widest, max(exponent(acc.c8.xy), exponent(acc.c8.zw)));
+    widest = max(widest, max(exponent(acc.c9.xy), exponent(acc.c9.zw)));
+    widest = max(widest, max(exponent(acc.c10.xy), exponent(acc.c10.zw)));
+    widest = max(widest, max(exponent(acc.c11.xy), exponent(acc.c11.zw)));
+    widest = max(widest, max(exponent(acc.c12.xy), exponent(acc.c12.zw)));
+    widest = max(widest, max(exponent(acc.c13.xy), exponent(acc.c13.zw)));
+    widest = max(widest, max(exponent(acc.c14.xy), exponent(acc.c14.zw)));
+    widest = max(widest, max(exponent(acc.c15.xy), exponent(acc.c15.zw)));
+    widest = max(widest, max(exponent(acc.c16.xy), exponent(acc.c16.zw)));
+    widest = max(widest, max(exponent(acc.c17.xy), exponent(acc.c17.zw)));
+    widest = max(widest, max(exponent(acc.c18.xy), exponent(acc.c18.zw)));
+    widest = max(widest, max(exponent(acc.c19.xy), exponent(acc.c19.zw)));
+    widest = max(widest, max(exponent(acc.c20.xy), exponent(acc.c20.zw)));
+    widest = max(widest, max(exponent(acc.c21.xy), exponent(acc.c21.zw)));
+    widest = max(widest, max(exponent(acc.c22.xy), exponent(acc.c22.zw)));
+    widest = max(widest, max(exponent(acc.c23.xy), exponent(acc.c23.zw)));
+    widest = max(widest, max(exponent(acc.c24.xy), exponent(acc.c24.zw)));
+    widest = max(widest, max(exponent(acc.c25.xy), exponent(acc.c25.zw)));
+    widest = max(widest, max(exponent(acc.c26.xy), exponent(acc.c26.zw)));
+    widest = max(widest, max(exponent(acc.c27.xy), exponent(acc.c27.zw)));
+    widest = max(widest, max(exponent(acc.c28.xy), exponent(acc.c28.zw)));
+    widest = max(widest, max(exponent(acc.c29.xy), exponent(acc.c29.zw)));
+    widest = max(widest, max(exponent(acc.c30.xy), exponent(acc.c30.zw)));
+    widest = max(widest, max(exponent(acc.c31.xy), exponent(acc.c31.zw)));
+    return subgroupAny(any(widest == vec2<u32>(EXPONENT)));
+}
+
+// The tile of a masked redo's accumulators.
+fn wide_from(redo: array<vec4<f32>, 32>) -> WideTile {
+    return WideTile(
+        redo[0], redo[1], redo[2], redo[3], redo[4], redo[5], redo[6], redo[7], redo[8], redo[9], redo[10], redo[11], redo[12], redo[13], redo[14], redo[15], redo[16], redo[17], redo[18], redo[19], redo[20], redo[21], redo[22], redo[23], redo[24], redo[25], redo[26], redo[27], redo[28], redo[29], redo[30], redo[31],
+    );
+}
+
 // Gather convolution like conv2d_gemm_packed8, with tiles of WIDE_COLUMNS x WIDE_CHANNELS.
 @compute @workgroup_size(64)
 fn conv2d_gemm_packed8_wide(
@@ -625,14 +775,14 @@ fn conv2d_gemm_packed8_wide(
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    let sg = subgroup_index(wg, groups, local, lane);
     if (sg * LANES >= u.invocations) {
         return;
     }
-    let block = sg % u.column_blocks;
-    let rest = sg / u.column_blocks;
-    let tile = rest % u.channel_tiles_per_group;
-    let g = rest / u.channel_tiles_per_group;
+    let at_tile = gather_tile(sg);
+    let block = at_tile.block;
+    let tile = at_tile.tile;
+    let g = at_tile.g;
     let m = tile * WIDE_CHANNELS + 4u * lane;
 
     let base = block * WIDE_COLUMNS;
@@ -649,38 +799,7 @@ fn conv2d_gemm_packed8_wide(
     let jump_x = bitcast<i32>(u.tap_step_w) * r4 - r4;
     let jump_y = bitcast<i32>(u.tap_step_h) * i32(u.packed_w) * r4 - i32(u.taps_w) * bitcast<i32>(u.tap_step_w) * r4;
 
-    var c0 = vec4<f32>(0.0);
-    var c1 = vec4<f32>(0.0);
-    var c2 = vec4<f32>(0.0);
-    var c3 = vec4<f32>(0.0);
-    var c4 = vec4<f32>(0.0);
-    var c5 = vec4<f32>(0.0);
-    var c6 = vec4<f32>(0.0);
-    var c7 = vec4<f32>(0.0);
-    var c8 = vec4<f32>(0.0);
-    var c9 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0);
-    var c11 = vec4<f32>(0.0);
-    var c12 = vec4<f32>(0.0);
-    var c13 = vec4<f32>(0.0);
-    var c14 = vec4<f32>(0.0);
-    var c15 = vec4<f32>(0.0);
-    var c16 = vec4<f32>(0.0);
-    var c17 = vec4<f32>(0.0);
-    var c18 = vec4<f32>(0.0);
-    var c19 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0);
-    var c21 = vec4<f32>(0.0);
-    var c22 = vec4<f32>(0.0);
-    var c23 = vec4<f32>(0.0);
-    var c24 = vec4<f32>(0.0);
-    var c25 = vec4<f32>(0.0);
-    var c26 = vec4<f32>(0.0);
-    var c27 = vec4<f32>(0.0);
-    var c28 = vec4<f32>(0.0);
-    var c29 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0);
-    var c31 = vec4<f32>(0.0);
+    var acc = WideTile();
     var rc = 0u;
     var tx = 0u;
     let k_len = taps * u.reduce4;
@@ -689,46 +808,7 @@ fn conv2d_gemm_packed8_wide(
         let x1 = load_a(u32(at + d1));
         let x2 = load_a(u32(at + d2));
         let x3 = load_a(u32(at + d3));
-        let wa = load_b(wk);
-        let wb = load_b(wk + 1u);
-        let wc = load_b(wk + 2u);
-        let wd = load_b(wk + 3u);
-        let t0 = vec4<f32>(wa.x, wb.x, wc.x, wd.x);
-        let t1 = vec4<f32>(wa.y, wb.y, wc.y, wd.y);
-        let t2 = vec4<f32>(wa.z, wb.z, wc.z, wd.z);
-        let t3 = vec4<f32>(wa.w, wb.w, wc.w, wd.w);
-        c0 = accumulate4(c0, subgroupBroadcast(x0, 0u), t0, t1, t2, t3);
-        c1 = accumulate4(c1, subgroupBroadcast(x0, 1u), t0, t1, t2, t3);
-        c2 = accumulate4(c2, subgroupBroadcast(x0, 2u), t0, t1, t2, t3);
-        c3 = accumulate4(c3, subgroupBroadcast(x0, 3u), t0, t1, t2, t3);
-        c4 = accumulate4(c4, subgroupBroadcast(x0, 4u), t0, t1, t2, t3);
-        c5 = accumulate4(c5, subgroupBroadcast(x0, 5u), t0, t1, t2, t3);
-        c6 = accumulate4(c6, subgroupBroadcast(x0, 6u), t0, t1, t2, t3);
-        c7 = accumulate4(c7, subgroupBroadcast(x0, 7u), t0, t1, t2, t3);
-        c8 = accumulate4(c8, subgroupBroadcast(x1, 0u), t0, t1, t2, t3);
-        c9 = accumulate4(c9, subgroupBroadcast(x1, 1u), t0, t1, t2, t3);
-        c10 = accumulate4(c10, subgroupBroadcast(x1, 2u), t0, t1, t2, t3);
-        c11 = accumulate4(c11, subgroupBroadcast(x1, 3u), t0, t1, t2, t3);
-        c12 = accumulate4(c12, subgroupBroadcast(x1, 4u), t0, t1, t2, t3);
-        c13 = accumulate4(c13, subgroupBroadcast(x1, 5u), t0, t1, t2, t3);
-        c14 = accumulate4(c14, subgroupBroadcast(x1, 6u), t0, t1, t2, t3);
-        c15 = accumulate4(c15, subgroupBroadcast(x1, 7u), t0, t1, t2, t3);
-        c16 = accumulate4(c16, subgroupBroadcast(x2, 0u), t0, t1, t2, t3);
-        c17 = accumulate4(c17, subgroupBroadcast(x2, 1u), t0, t1, t2, t3);
-        c18 = accumulate4(c18, subgroupBroadcast(x2, 2u), t0, t1, t2, t3);
-        c19 = accumulate4(c19, subgroupBroadcast(x2, 3u), t0, t1, t2, t3);
-        c20 = accumulate4(c20, subgroupBroadcast(x2, 4u), t0, t1, t2, t3);
-        c21 = accumulate4(c21, subgroupBroadcast(x2, 5u), t0, t1, t2, t3);
-        c22 = accumulate4(c22, subgroupBroadcast(x2, 6u), t0, t1, t2, t3);
-        c23 = accumulate4(c23, subgroupBroadcast(x2, 7u), t0, t1, t2, t3);
-        c24 = accumulate4(c24, subgroupBroadcast(x3, 0u), t0, t1, t2, t3);
-        c25 = accumulate4(c25, subgroupBroadcast(x3, 1u), t0, t1, t2, t3);
-        c26 = accumulate4(c26, subgroupBroadcast(x3, 2u), t0, t1, t2, t3);
-        c27 = accumulate4(c27, subgroupBroadcast(x3, 3u), t0, t1, t2, t3);
-        c28 = accumulate4(c28, subgroupBroadcast(x3, 4u), t0, t1, t2, t3);
-        c29 = accumulate4(c29, subgroupBroadcast(x3, 5u), t0, t1, t2, t3);
-        c30 = accumulate4(c30, subgroupBroadcast(x3, 6u), t0, t1, t2, t3);
-        c31 = accumulate4(c31, subgroupBroadcast(x3, 7u), t0, t1, t2, t3);
+        wide_step(&acc, x0, x1, x2, x3, load_b(wk), load_b(wk + 1u), load_b(wk + 2u), load_b(wk + 3u));
         wk += u.m_pad;
         let wrap_r = rc + 1u == u.reduce4;
         let wrap_x = wrap_r && tx + 1u == u.taps_w;
@@ -739,39 +819,7 @@ fn conv2d_gemm_packed8_wide(
     // As in conv2d_gemm_packed8: redo a tile where a non-finite operand may have met the
     // zero padding, with the padding's terms masked out. Straight-line code reads the
     // accumulators: indexing them dynamically would keep them in memory in the hot loop.
-    var widest = max(exponent(c0.xy), exponent(c0.zw));
-    widest = max(widest, max(exponent(c1.xy), exponent(c1.zw)));
-    widest = max(widest, max(exponent(c2.xy), exponent(c2.zw)));
-    widest = max(widest, max(exponent(c3.xy), exponent(c3.zw)));
-    widest = max(widest, max(exponent(c4.xy), exponent(c4.zw)));
-    widest = max(widest, max(exponent(c5.xy), exponent(c5.zw)));
-    widest = max(widest, max(exponent(c6.xy), exponent(c6.zw)));
-    widest = max(widest, max(exponent(c7.xy), exponent(c7.zw)));
-    widest = max(widest, max(exponent(c8.xy), exponent(c8.zw)));
-    widest = max(widest, max(exponent(c9.xy), exponent(c9.zw)));
-    widest = max(widest, max(exponent(c10.xy), exponent(c10.zw)));
-    widest = max(widest, max(exponent(c11.xy), exponent(c11.zw)));
-    widest = max(widest, max(exponent(c12.xy), exponent(c12.zw)));
-    widest = max(widest, max(exponent(c13.xy), exponent(c13.zw)));
-    widest = max(widest, max(exponent(c14.xy), exponent(c14.zw)));
-    widest = max(widest, max(exponent(c15.xy), exponent(c15.zw)));
-    widest = max(widest, max(exponent(c16.xy), exponent(c16.zw)));
-    widest = max(widest, max(exponent(c17.xy), exponent(c17.zw)));
-    widest = max(widest, max(exponent(c18.xy), exponent(c18.zw)));
-    widest = max(widest, max(exponent(c19.xy), exponent(c19.zw)));
-    widest = max(widest, max(exponent(c20.xy), exponent(c20.zw)));
-    widest = max(widest, max(exponent(c21.xy), exponent(c21.zw)));
-    widest = max(widest, max(exponent(c22.xy), exponent(c22.zw)));
-    widest = max(widest, max(exponent(c23.xy), exponent(c23.zw)));
-    widest = max(widest, max(exponent(c24.xy), exponent(c24.zw)));
-    widest = max(widest, max(exponent(c25.xy), exponent(c25.zw)));
-    widest = max(widest, max(exponent(c26.xy), exponent(c26.zw)));
-    widest = max(widest, max(exponent(c27.xy), exponent(c27.zw)));
-    widest = max(widest, max(exponent(c28.xy), exponent(c28.zw)));
-    widest = max(widest, max(exponent(c29.xy), exponent(c29.zw)));
-    widest = max(widest, max(exponent(c30.xy), exponent(c30.zw)));
-    widest = max(widest, max(exponent(c31.xy), exponent(c31.zw)));
-    if (subgroupAny(any(widest == vec2<u32>(EXPONENT)))) {
+    if (wide_non_finite(acc)) {
         var redo = array<vec4<f32>, 32>();
         var pos: array<vec2<i32>, 4>;
         for (var q = 0u; q < 4u; q++) {
@@ -793,38 +841,7 @@ fn conv2d_gemm_packed8_wide(
                 }
             }
         }
-        c0 = redo[0];
-        c1 = redo[1];
-        c2 = redo[2];
-        c3 = redo[3];
-        c4 = redo[4];
-        c5 = redo[5];
-        c6 = redo[6];
-        c7 = redo[7];
-        c8 = redo[8];
-        c9 = redo[9];
-        c10 = redo[10];
-        c11 = redo[11];
-        c12 = redo[12];
-        c13 = redo[13];
-        c14 = redo[14];
-        c15 = redo[15];
-        c16 = redo[16];
-        c17 = redo[17];
-        c18 = redo[18];
-        c19 = redo[19];
-        c20 = redo[20];
-        c21 = redo[21];
-        c22 = redo[22];
-        c23 = redo[23];
-        c24 = redo[24];
-        c25 = redo[25];
-        c26 = redo[26];
-        c27 = redo[27];
-        c28 = redo[28];
-        c29 = redo[29];
-        c30 = redo[30];
-        c31 = redo[31];
+        acc = wide_from(redo);
     }
 
     // Column q * 8 + j is pixel base + q * 8 + j, whose destination offset lane j computed.
@@ -832,38 +849,38 @@ fn conv2d_gemm_packed8_wide(
     let pixels1 = destination_offset(min(base + 8u + lane, last));
     let pixels2 = destination_offset(min(base + 16u + lane, last));
     let pixels3 = destination_offset(min(base + 24u + lane, last));
-    store_quad(base + 0u < u.pixels, subgroupBroadcast(pixels0, 0u), g, m, c0);
-    store_quad(base + 1u < u.pixels, subgroupBroadcast(pixels0, 1u), g, m, c1);
-    store_quad(base + 2u < u.pixels, subgroupBroadcast(pixels0, 2u), g, m, c2);
-    store_quad(base + 3u < u.pixels, subgroupBroadcast(pixels0, 3u), g, m, c3);
-    store_quad(base + 4u < u.pixels, subgroupBroadcast(pixels0, 4u), g, m, c4);
-    store_quad(base + 5u < u.pixels, subgroupBroadcast(pixels0, 5u), g, m, c5);
-    store_quad(base + 6u < u.pixels, subgroupBroadcast(pixels0, 6u), g, m, c6);
-    store_quad(base + 7u < u.pixels, subgroupBroadcast(pixels0, 7u), g, m, c7);
-    store_quad(base + 8u < u.pixels, subgroupBroadcast(pixels1, 0u), g, m, c8);
-    store_quad(base + 9u < u.pixels, subgroupBroadcast(pixels1, 1u), g, m, c9);
-    store_quad(base + 10u < u.pixels, subgroupBroadcast(pixels1, 2u), g, m, c10);
-    store_quad(base + 11u < u.pixels, subgroupBroadcast(pixels1, 3u), g, m, c11);
-    store_quad(base + 12u < u.pixels, subgroupBroadcast(pixels1, 4u), g, m, c12);
-    store_quad(base + 13u < u.pixels, subgroupBroadcast(pixels1, 5u), g, m, c13);
-    store_quad(base + 14u < u.pixels, subgroupBroadcast(pixels1, 6u), g, m, c14);
-    store_quad(base + 15u < u.pixels, subgroupBroadcast(pixels1, 7u), g, m, c15);
-    store_quad(base + 16u < u.pixels, subgroupBroadcast(pixels2, 0u), g, m, c16);
-    store_quad(base + 17u < u.pixels, subgroupBroadcast(pixels2, 1u), g, m, c17);
-    store_quad(base + 18u < u.pixels, subgroupBroadcast(pixels2, 2u), g, m, c18);
-    store_quad(base + 19u < u.pixels, subgroupBroadcast(pixels2, 3u), g, m, c19);
-    store_quad(base + 20u < u.pixels, subgroupBroadcast(pixels2, 4u), g, m, c20);
-    store_quad(base + 21u < u.pixels, subgroupBroadcast(pixels2, 5u), g, m, c21);
-    store_quad(base + 22u < u.pixels, subgroupBroadcast(pixels2, 6u), g, m, c22);
-    store_quad(base + 23u < u.pixels, subgroupBroadcast(pixels2, 7u), g, m, c23);
-    store_quad(base + 24u < u.pixels, subgroupBroadcast(pixels3, 0u), g, m, c24);
-    store_quad(base + 25u < u.pixels, subgroupBroadcast(pixels3, 1u), g, m, c25);
-    store_quad(base + 26u < u.pixels, subgroupBroadcast(pixels3, 2u), g, m, c26);
-    store_quad(base + 27u < u.pixels, subgroupBroadcast(pixels3, 3u), g, m, c27);
-    store_quad(base + 28u < u.pixels, subgroupBroadcast(pixels3, 4u), g, m, c28);
-    store_quad(base + 29u < u.pixels, subgroupBroadcast(pixels3, 5u), g, m, c29);
-    store_quad(base + 30u < u.pixels, subgroupBroadcast(pixels3, 6u), g, m, c30);
-    store_quad(base + 31u < u.pixels, subgroupBroadcast(pixels3, 7u), g, m, c31);
+    store_quad(base + 0u < u.pixels, subgroupBroadcast(pixels0, 0u), g, m, acc.c0);
+    store_quad(base + 1u < u.pixels, subgroupBroadcast(pixels0, 1u), g, m, acc.c1);
+    store_quad(base + 2u < u.pixels, subgroupBroadcast(pixels0, 2u), g, m, acc.c2);
+    store_quad(base + 3u < u.pixels, subgroupBroadcast(pixels0, 3u), g, m, acc.c3);
+    store_quad(base + 4u < u.pixels, subgroupBroadcast(pixels0, 4u), g, m, acc.c4);
+    store_quad(base + 5u < u.pixels, subgroupBroadcast(pixels0, 5u), g, m, acc.c5);
+    store_quad(base + 6u < u.pixels, subgroupBroadcast(pixels0, 6u), g, m, acc.c6);
+    store_quad(base + 7u < u.pixels, subgroupBroadcast(pixels0, 7u), g, m, acc.c7);
+    store_quad(base + 8u < u.pixels, subgroupBroadcast(pixels1, 0u), g, m, acc.c8);
+    store_quad(base + 9u < u.pixels, subgroupBroadcast(pixels1, 1u), g, m, acc.c9);
+    store_quad(base + 10u < u.pixels, subgroupBroadcast(pixels1, 2u), g, m, acc.c10);
+    store_quad(base + 11u < u.pixels, subgroupBroadcast(pixels1, 3u), g, m, acc.c11);
+    store_quad(base + 12u < u.pixels, subgroupBroadcast(pixels1, 4u), g, m, acc.c12);
+    store_quad(base + 13u < u.pixels, subgroupBroadcast(pixels1, 5u), g, m, acc.c13);
+    store_quad(base + 14u < u.pixels, subgroupBroadcast(pixels1, 6u), g, m, acc.c14);
+    store_quad(base + 15u < u.pixels, subgroupBroadcast(pixels1, 7u), g, m, acc.c15);
+    store_quad(base + 16u < u.pixels, subgroupBroadcast(pixels2, 0u), g, m, acc.c16);
+    store_quad(base + 17u < u.pixels, subgroupBroadcast(pixels2, 1u), g, m, acc.c17);
+    store_quad(base + 18u < u.pixels, subgroupBroadcast(pixels2, 2u), g, m, acc.c18);
+    store_quad(base + 19u < u.pixels, subgroupBroadcast(pixels2, 3u), g, m, acc.c19);
+    store_quad(base + 20u < u.pixels, subgroupBroadcast(pixels2, 4u), g, m, acc.c20);
+    store_quad(base + 21u < u.pixels, subgroupBroadcast(pixels2, 5u), g, m, acc.c21);
+    store_quad(base + 22u < u.pixels, subgroupBroadcast(pixels2, 6u), g, m, acc.c22);
+    store_quad(base + 23u < u.pixels, subgroupBroadcast(pixels2, 7u), g, m, acc.c23);
+    store_quad(base + 24u < u.pixels, subgroupBroadcast(pixels3, 0u), g, m, acc.c24);
+    store_quad(base + 25u < u.pixels, subgroupBroadcast(pixels3, 1u), g, m, acc.c25);
+    store_quad(base + 26u < u.pixels, subgroupBroadcast(pixels3, 2u), g, m, acc.c26);
+    store_quad(base + 27u < u.pixels, subgroupBroadcast(pixels3, 3u), g, m, acc.c27);
+    store_quad(base + 28u < u.pixels, subgroupBroadcast(pixels3, 4u), g, m, acc.c28);
+    store_quad(base + 29u < u.pixels, subgroupBroadcast(pixels3, 5u), g, m, acc.c29);
+    store_quad(base + 30u < u.pixels, subgroupBroadcast(pixels3, 6u), g, m, acc.c30);
+    store_quad(base + 31u < u.pixels, subgroupBroadcast(pixels3, 7u), g, m, acc.c31);
 }
 
 // Writes one column's partial sums for this lane's four output channels (m .. m + 3).
@@ -884,16 +901,15 @@ fn conv2d_weight_grad_packed8_wide(
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    let sg = subgroup_index(wg, groups, local, lane);
     if (sg * LANES >= u.invocations) {
         return;
     }
-    let cblock = sg % u.column_blocks;
-    var rest = sg / u.column_blocks;
-    let tile = rest % u.channel_tiles_per_group;
-    rest = rest / u.channel_tiles_per_group;
-    let g = rest % u.groups;
-    let block = rest / u.groups;
+    let at_tile = weight_grad_tile(sg);
+    let cblock = at_tile.block;
+    let tile = at_tile.tile;
+    let g = at_tile.g;
+    let block = at_tile.rows;
 
     let taps = u.taps_h * u.taps_w;
     let columns = u.reduce_per_group * taps;
@@ -925,83 +941,13 @@ fn conv2d_weight_grad_packed8_wide(
     var at = row0 + pixel_step(first_row, 0u);
     let jump_row = (i32(u.src_step_h) - 1) * i32(u.ow4);
     let jump_image = (i32(u.packed_h) - i32(u.grid_h * u.src_step_h)) * i32(u.ow4);
-    var c0 = vec4<f32>(0.0);
-    var c1 = vec4<f32>(0.0);
-    var c2 = vec4<f32>(0.0);
-    var c3 = vec4<f32>(0.0);
-    var c4 = vec4<f32>(0.0);
-    var c5 = vec4<f32>(0.0);
-    var c6 = vec4<f32>(0.0);
-    var c7 = vec4<f32>(0.0);
-    var c8 = vec4<f32>(0.0);
-    var c9 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0);
-    var c11 = vec4<f32>(0.0);
-    var c12 = vec4<f32>(0.0);
-    var c13 = vec4<f32>(0.0);
-    var c14 = vec4<f32>(0.0);
-    var c15 = vec4<f32>(0.0);
-    var c16 = vec4<f32>(0.0);
-    var c17 = vec4<f32>(0.0);
-    var c18 = vec4<f32>(0.0);
-    var c19 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0);
-    var c21 = vec4<f32>(0.0);
-    var c22 = vec4<f32>(0.0);
-    var c23 = vec4<f32>(0.0);
-    var c24 = vec4<f32>(0.0);
-    var c25 = vec4<f32>(0.0);
-    var c26 = vec4<f32>(0.0);
-    var c27 = vec4<f32>(0.0);
-    var c28 = vec4<f32>(0.0);
-    var c29 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0);
-    var c31 = vec4<f32>(0.0);
+    var acc = WideTile();
     for (var k = k_begin; k < k_end; k++) {
         let x0 = load_b(at);
         let x1 = load_b(at + d1);
         let x2 = load_b(at + d2);
         let x3 = load_b(at + d3);
-        let da = load_a(a0 + k);
-        let db = load_a(a1 + k);
-        let dc = load_a(a2 + k);
-        let dd = load_a(a3 + k);
-        let t0 = vec4<f32>(da.x, db.x, dc.x, dd.x);
-        let t1 = vec4<f32>(da.y, db.y, dc.y, dd.y);
-        let t2 = vec4<f32>(da.z, db.z, dc.z, dd.z);
-        let t3 = vec4<f32>(da.w, db.w, dc.w, dd.w);
-        c0 = accumulate4(c0, subgroupBroadcast(x0, 0u), t0, t1, t2, t3);
-        c1 = accumulate4(c1, subgroupBroadcast(x0, 1u), t0, t1, t2, t3);
-        c2 = accumulate4(c2, subgroupBroadcast(x0, 2u), t0, t1, t2, t3);
-        c3 = accumulate4(c3, subgroupBroadcast(x0, 3u), t0, t1, t2, t3);
-        c4 = accumulate4(c4, subgroupBroadcast(x0, 4u), t0, t1, t2, t3);
-        c5 = accumulate4(c5, subgroupBroadcast(x0, 5u), t0, t1, t2, t3);
-        c6 = accumulate4(c6, subgroupBroadcast(x0, 6u), t0, t1, t2, t3);
-        c7 = accumulate4(c7, subgroupBroadcast(x0, 7u), t0, t1, t2, t3);
-        c8 = accumulate4(c8, subgroupBroadcast(x1, 0u), t0, t1, t2, t3);
-        c9 = accumulate4(c9, subgroupBroadcast(x1, 1u), t0, t1, t2, t3);
-        c10 = accumulate4(c10, subgroupBroadcast(x1, 2u), t0, t1, t2, t3);
-        c11 = accumulate4(c11, subgroupBroadcast(x1, 3u), t0, t1, t2, t3);
-        c12 = accumulate4(c12, subgroupBroadcast(x1, 4u), t0, t1, t2, t3);
-        c13 = accumulate4(c13, subgroupBroadcast(x1, 5u), t0, t1, t2, t3);
-        c14 = accumulate4(c14, subgroupBroadcast(x1, 6u), t0, t1, t2, t3);
-        c15 = accumulate4(c15, subgroupBroadcast(x1, 7u), t0, t1, t2, t3);
-        c16 = accumulate4(c16, subgroupBroadcast(x2, 0u), t0, t1, t2, t3);
-        c17 = accumulate4(c17, subgroupBroadcast(x2, 1u), t0, t1, t2, t3);
-        c18 = accumulate4(c18, subgroupBroadcast(x2, 2u), t0, t1, t2, t3);
-        c19 = accumulate4(c19, subgroupBroadcast(x2, 3u), t0, t1, t2, t3);
-        c20 = accumulate4(c20, subgroupBroadcast(x2, 4u), t0, t1, t2, t3);
-        c21 = accumulate4(c21, subgroupBroadcast(x2, 5u), t0, t1, t2, t3);
-        c22 = accumulate4(c22, subgroupBroadcast(x2, 6u), t0, t1, t2, t3);
-        c23 = accumulate4(c23, subgroupBroadcast(x2, 7u), t0, t1, t2, t3);
-        c24 = accumulate4(c24, subgroupBroadcast(x3, 0u), t0, t1, t2, t3);
-        c25 = accumulate4(c25, subgroupBroadcast(x3, 1u), t0, t1, t2, t3);
-        c26 = accumulate4(c26, subgroupBroadcast(x3, 2u), t0, t1, t2, t3);
-        c27 = accumulate4(c27, subgroupBroadcast(x3, 3u), t0, t1, t2, t3);
-        c28 = accumulate4(c28, subgroupBroadcast(x3, 4u), t0, t1, t2, t3);
-        c29 = accumulate4(c29, subgroupBroadcast(x3, 5u), t0, t1, t2, t3);
-        c30 = accumulate4(c30, subgroupBroadcast(x3, 6u), t0, t1, t2, t3);
-        c31 = accumulate4(c31, subgroupBroadcast(x3, 7u), t0, t1, t2, t3);
+        wide_step(&acc, x0, x1, x2, x3, load_a(a0 + k), load_a(a1 + k), load_a(a2 + k), load_a(a3 + k));
         let wrap_x = ox4 + 1u == u.ow4;
         let wrap_y = wrap_x && oy + 1u == u.grid_h;
         ox4 = select(ox4 + 1u, 0u, wrap_x);
@@ -1010,39 +956,7 @@ fn conv2d_weight_grad_packed8_wide(
     }
     // As in conv2d_weight_grad_packed8: redo a tile where a non-finite grad_output may have
     // met the input's zero padding, with the padding's terms masked out.
-    var widest = max(exponent(c0.xy), exponent(c0.zw));
-    widest = max(widest, max(exponent(c1.xy), exponent(c1.zw)));
-    widest = max(widest, max(exponent(c2.xy), exponent(c2.zw)));
-    widest = max(widest, max(exponent(c3.xy), exponent(c3.zw)));
-    widest = max(widest, max(exponent(c4.xy), exponent(c4.zw)));
-    widest = max(widest, max(exponent(c5.xy), exponent(c5.zw)));
-    widest = max(widest, max(exponent(c6.xy), exponent(c6.zw)));
-    widest = max(widest, max(exponent(c7.xy), exponent(c7.zw)));
-    widest = max(widest, max(exponent(c8.xy), exponent(c8.zw)));
-    widest = max(widest, max(exponent(c9.xy), exponent(c9.zw)));
-    widest = max(widest, max(exponent(c10.xy), exponent(c10.zw)));
-    widest = max(widest, max(exponent(c11.xy), exponent(c11.zw)));
-    widest = max(widest, max(exponent(c12.xy), exponent(c12.zw)));
-    widest = max(widest, max(exponent(c13.xy), exponent(c13.zw)));
-    widest = max(widest, max(exponent(c14.xy), exponent(c14.zw)));
-    widest = max(widest, max(exponent(c15.xy), exponent(c15.zw)));
-    widest = max(widest, max(exponent(c16.xy), exponent(c16.zw)));
-    widest = max(widest, max(exponent(c17.xy), exponent(c17.zw)));
-    widest = max(widest, max(exponent(c18.xy), exponent(c18.zw)));
-    widest = max(widest, max(exponent(c19.xy), exponent(c19.zw)));
-    widest = max(widest, max(exponent(c20.xy), exponent(c20.zw)));
-    widest = max(widest, max(exponent(c21.xy), exponent(c21.zw)));
-    widest = max(widest, max(exponent(c22.xy), exponent(c22.zw)));
-    widest = max(widest, max(exponent(c23.xy), exponent(c23.zw)));
-    widest = max(widest, max(exponent(c24.xy), exponent(c24.zw)));
-    widest = max(widest, max(exponent(c25.xy), exponent(c25.zw)));
-    widest = max(widest, max(exponent(c26.xy), exponent(c26.zw)));
-    widest = max(widest, max(exponent(c27.xy), exponent(c27.zw)));
-    widest = max(widest, max(exponent(c28.xy), exponent(c28.zw)));
-    widest = max(widest, max(exponent(c29.xy), exponent(c29.zw)));
-    widest = max(widest, max(exponent(c30.xy), exponent(c30.zw)));
-    widest = max(widest, max(exponent(c31.xy), exponent(c31.zw)));
-    if (subgroupAny(any(widest == vec2<u32>(EXPONENT)))) {
+    if (wide_non_finite(acc)) {
         var redo = array<vec4<f32>, 32>();
         let offsets = array<u32, 4>(0u, d1, d2, d3);
         for (var k = k_begin; k < k_end; k++) {
@@ -1058,38 +972,7 @@ fn conv2d_weight_grad_packed8_wide(
                 }
             }
         }
-        c0 = redo[0];
-        c1 = redo[1];
-        c2 = redo[2];
-        c3 = redo[3];
-        c4 = redo[4];
-        c5 = redo[5];
-        c6 = redo[6];
-        c7 = redo[7];
-        c8 = redo[8];
-        c9 = redo[9];
-        c10 = redo[10];
-        c11 = redo[11];
-        c12 = redo[12];
-        c13 = redo[13];
-        c14 = redo[14];
-        c15 = redo[15];
-        c16 = redo[16];
-        c17 = redo[17];
-        c18 = redo[18];
-        c19 = redo[19];
-        c20 = redo[20];
-        c21 = redo[21];
-        c22 = redo[22];
-        c23 = redo[23];
-        c24 = redo[24];
-        c25 = redo[25];
-        c26 = redo[26];
-        c27 = redo[27];
-        c28 = redo[28];
-        c29 = redo[29];
-        c30 = redo[30];
-        c31 = redo[31];
+        acc = wide_from(redo);
     }
 
     // Column q * 8 + j is base + q * 8 + j, whose weight offset lane j computed.
@@ -1097,38 +980,38 @@ fn conv2d_weight_grad_packed8_wide(
     let w_columns1 = weight_column(cols[1]);
     let w_columns2 = weight_column(cols[2]);
     let w_columns3 = weight_column(cols[3]);
-    store_weight_quad(base + 0u < columns, subgroupBroadcast(w_columns0, 0u), block, g, m, c0);
-    store_weight_quad(base + 1u < columns, subgroupBroadcast(w_columns0, 1u), block, g, m, c1);
-    store_weight_quad(base + 2u < columns, subgroupBroadcast(w_columns0, 2u), block, g, m, c2);
-    store_weight_quad(base + 3u < columns, subgroupBroadcast(w_columns0, 3u), block, g, m, c3);
-    store_weight_quad(base + 4u < columns, subgroupBroadcast(w_columns0, 4u), block, g, m, c4);
-    store_weight_quad(base + 5u < columns, subgroupBroadcast(w_columns0, 5u), block, g, m, c5);
-    store_weight_quad(base + 6u < columns, subgroupBroadcast(w_columns0, 6u), block, g, m, c6);
-    store_weight_quad(base + 7u < columns, subgroupBroadcast(w_columns0, 7u), block, g, m, c7);
-    store_weight_quad(base + 8u < columns, subgroupBroadcast(w_columns1, 0u), block, g, m, c8);
-    store_weight_quad(base + 9u < columns, subgroupBroadcast(w_columns1, 1u), block, g, m, c9);
-    store_weight_quad(base + 10u < columns, subgroupBroadcast(w_columns1, 2u), block, g, m, c10);
-    store_weight_quad(base + 11u < columns, subgroupBroadcast(w_columns1, 3u), block, g, m, c11);
-    store_weight_quad(base + 12u < columns, subgroupBroadcast(w_columns1, 4u), block, g, m, c12);
-    store_weight_quad(base + 13u < columns, subgroupBroadcast(w_columns1, 5u), block, g, m, c13);
-    store_weight_quad(base + 14u < columns, subgroupBroadcast(w_columns1, 6u), block, g, m, c14);
-    store_weight_quad(base + 15u < columns, subgroupBroadcast(w_columns1, 7u), block, g, m, c15);
-    store_weight_quad(base + 16u < columns, subgroupBroadcast(w_columns2, 0u), block, g, m, c16);
-    store_weight_quad(base + 17u < columns, subgroupBroadcast(w_columns2, 1u), block, g, m, c17);
-    store_weight_quad(base + 18u < columns, subgroupBroadcast(w_columns2, 2u), block, g, m, c18);
-    store_weight_quad(base + 19u < columns, subgroupBroadcast(w_columns2, 3u), block, g, m, c19);
-    store_weight_quad(base + 20u < columns, subgroupBroadcast(w_columns2, 4u), block, g, m, c20);
-    store_weight_quad(base + 21u < columns, subgroupBroadcast(w_columns2, 5u), block, g, m, c21);
-    store_weight_quad(base + 22u < columns, subgroupBroadcast(w_columns2, 6u), block, g, m, c22);
-    store_weight_quad(base + 23u < columns, subgroupBroadcast(w_columns2, 7u), block, g, m, c23);
-    store_weight_quad(base + 24u < columns, subgroupBroadcast(w_columns3, 0u), block, g, m, c24);
-    store_weight_quad(base + 25u < columns, subgroupBroadcast(w_columns3, 1u), block, g, m, c25);
-    store_weight_quad(base + 26u < columns, subgroupBroadcast(w_columns3, 2u), block, g, m, c26);
-    store_weight_quad(base + 27u < columns, subgroupBroadcast(w_columns3, 3u), block, g, m, c27);
-    store_weight_quad(base + 28u < columns, subgroupBroadcast(w_columns3, 4u), block, g, m, c28);
-    store_weight_quad(base + 29u < columns, subgroupBroadcast(w_columns3, 5u), block, g, m, c29);
-    store_weight_quad(base + 30u < columns, subgroupBroadcast(w_columns3, 6u), block, g, m, c30);
-    store_weight_quad(base + 31u < columns, subgroupBroadcast(w_columns3, 7u), block, g, m, c31);
+    store_weight_quad(base + 0u < columns, subgroupBroadcast(w_columns0, 0u), block, g, m, acc.c0);
+    store_weight_quad(base + 1u < columns, subgroupBroadcast(w_columns0, 1u), block, g, m, acc.c1);
+    store_weight_quad(base + 2u < columns, subgroupBroadcast(w_columns0, 2u), block, g, m, acc.c2);
+    store_weight_quad(base + 3u < columns, subgroupBroadcast(w_columns0, 3u), block, g, m, acc.c3);
+    store_weight_quad(base + 4u < columns, subgroupBroadcast(w_columns0, 4u), block, g, m, acc.c4);
+    store_weight_quad(base + 5u < columns, subgroupBroadcast(w_columns0, 5u), block, g, m, acc.c5);
+    store_weight_quad(base + 6u < columns, subgroupBroadcast(w_columns0, 6u), block, g, m, acc.c6);
+    store_weight_quad(base + 7u < columns, subgroupBroadcast(w_columns0, 7u), block, g, m, acc.c7);
+    store_weight_quad(base + 8u < columns, subgroupBroadcast(w_columns1, 0u), block, g, m, acc.c8);
+    store_weight_quad(base + 9u < columns, subgroupBroadcast(w_columns1, 1u), block, g, m, acc.c9);
+    store_weight_quad(base + 10u < columns, subgroupBroadcast(w_columns1, 2u), block, g, m, acc.c10);
+    store_weight_quad(base + 11u < columns, subgroupBroadcast(w_columns1, 3u), block, g, m, acc.c11);
+    store_weight_quad(base + 12u < columns, subgroupBroadcast(w_columns1, 4u), block, g, m, acc.c12);
+    store_weight_quad(base + 13u < columns, subgroupBroadcast(w_columns1, 5u), block, g, m, acc.c13);
+    store_weight_quad(base + 14u < columns, subgroupBroadcast(w_columns1, 6u), block, g, m, acc.c14);
+    store_weight_quad(base + 15u < columns, subgroupBroadcast(w_columns1, 7u), block, g, m, acc.c15);
+    store_weight_quad(base + 16u < columns, subgroupBroadcast(w_columns2, 0u), block, g, m, acc.c16);
+    store_weight_quad(base + 17u < columns, subgroupBroadcast(w_columns2, 1u), block, g, m, acc.c17);
+    store_weight_quad(base + 18u < columns, subgroupBroadcast(w_columns2, 2u), block, g, m, acc.c18);
+    store_weight_quad(base + 19u < columns, subgroupBroadcast(w_columns2, 3u), block, g, m, acc.c19);
+    store_weight_quad(base + 20u < columns, subgroupBroadcast(w_columns2, 4u), block, g, m, acc.c20);
+    store_weight_quad(base + 21u < columns, subgroupBroadcast(w_columns2, 5u), block, g, m, acc.c21);
+    store_weight_quad(base + 22u < columns, subgroupBroadcast(w_columns2, 6u), block, g, m, acc.c22);
+    store_weight_quad(base + 23u < columns, subgroupBroadcast(w_columns2, 7u), block, g, m, acc.c23);
+    store_weight_quad(base + 24u < columns, subgroupBroadcast(w_columns3, 0u), block, g, m, acc.c24);
+    store_weight_quad(base + 25u < columns, subgroupBroadcast(w_columns3, 1u), block, g, m, acc.c25);
+    store_weight_quad(base + 26u < columns, subgroupBroadcast(w_columns3, 2u), block, g, m, acc.c26);
+    store_weight_quad(base + 27u < columns, subgroupBroadcast(w_columns3, 3u), block, g, m, acc.c27);
+    store_weight_quad(base + 28u < columns, subgroupBroadcast(w_columns3, 4u), block, g, m, acc.c28);
+    store_weight_quad(base + 29u < columns, subgroupBroadcast(w_columns3, 5u), block, g, m, acc.c29);
+    store_weight_quad(base + 30u < columns, subgroupBroadcast(w_columns3, 6u), block, g, m, acc.c30);
+    store_weight_quad(base + 31u < columns, subgroupBroadcast(w_columns3, 7u), block, g, m, acc.c31);
 }
 
 // Gather convolution into at most 4 channels per group (an image-producing last layer, the
@@ -1147,14 +1030,14 @@ fn conv2d_gemm_packed8_few(
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    let sg = subgroup_index(wg, groups, local, lane);
     if (sg * LANES >= u.invocations) {
         return;
     }
-    let block = sg % u.column_blocks;
-    let rest = sg / u.column_blocks;
-    let tile = rest % u.channel_tiles_per_group;
-    let g = rest / u.channel_tiles_per_group;
+    let at_tile = gather_tile(sg);
+    let block = at_tile.block;
+    let tile = at_tile.tile;
+    let g = at_tile.g;
     let m = tile * FEW_CHANNELS;
 
     let base = block * FEW_COLUMNS + lane;
