@@ -497,3 +497,53 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
         }
     }
 }
+
+/// Packed operands past the texture limit: the planner passes packed8 over (and the answer is
+/// still the reference's), and packed8 forced is `TooLarge`, naming the texture limit.
+#[test]
+fn packed_textures_past_the_texture_limit_are_passed_over_or_too_large() {
+    let Some(gpu) = common::gpu() else { return };
+    if ConvVariant::Packed8.available(gpu).is_err() {
+        return;
+    }
+    // 10 x 10 padded pixels of 16 vec4s: a 1600-texel row, past a limit of 512.
+    let p = Conv2dParams::default().with_padding(Padding::uniform(1));
+    let g = p
+        .geometry("t", [1, 64, 8, 8], [64, 64, 3, 3], None)
+        .unwrap();
+    let mut rng = Rng::new(0x7a71_000b);
+    let (x, w) = (rng.array4([1, 64, 8, 8]), rng.array4([64, 64, 3, 3]));
+    let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
+    let limited = Gpu::new().expect("a second device on the adapter");
+    assert_eq!(
+        planner::plan(&limited, ConvPass::Forward, &g).variant,
+        ConvVariant::Packed8
+    );
+    limited.limit_texture_dimension(512);
+    assert_eq!(limited.max_texture_dimension(), 512);
+    let choice = planner::plan(&limited, ConvPass::Forward, &g);
+    assert_eq!(choice.variant, ConvVariant::Subgroup8, "{choice:?}");
+    assert!(choice.reason.contains("texture"), "{choice:?}");
+    let run = |gpu: &Gpu| {
+        wgconv::conv2d(
+            &upload(gpu, &x, Layout::Nchw),
+            &upload(gpu, &w, Layout::Nchw),
+            None,
+            &p,
+        )
+    };
+    let got = run(&limited).unwrap().read().unwrap();
+    let r = compare(
+        got.view(),
+        want.view(),
+        Tolerance::for_reduction(g.reduction_len()),
+    );
+    assert!(r.passed(), "{r}");
+    limited.force_conv_variant(Some(ConvVariant::Packed8));
+    match run(&limited) {
+        Err(wgconv::Error::TooLarge { what, .. }) => {
+            assert!(what.contains("texture limit of 512"), "{what}")
+        }
+        other => panic!("expected TooLarge naming the texture limit, got {other:?}"),
+    }
+}

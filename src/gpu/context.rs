@@ -1,6 +1,6 @@
 //! The GPU context: adapter choice, a device with the adapter's real limits, error capture.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -48,6 +48,8 @@ pub(crate) struct GpuInner {
     /// less when set by [`Gpu::limit_buffer_size`]. Larger tensors are segmented (see
     /// `gpu::segments`).
     pub buffer_limit: AtomicU64,
+    /// The most texels along either side of a packed texture (see `limit_texture_dimension`).
+    pub texture_limit: AtomicU32,
     /// Recycled buffers and the allocation counters (see `gpu::pool`).
     pub pool: Arc<BufferPool>,
     /// Kernel timing for benchmarks.
@@ -160,6 +162,7 @@ impl Gpu {
                 .min(limits.max_buffer_size),
         );
         let buffer_limit = AtomicU64::new(limits.max_buffer_size);
+        let texture_limit = AtomicU32::new(limits.max_texture_dimension_2d);
         Gpu {
             inner: Arc::new(GpuInner {
                 device,
@@ -173,6 +176,7 @@ impl Gpu {
                 pool: BufferPool::new(),
                 binding_limit,
                 buffer_limit,
+                texture_limit,
                 lost,
                 uncaptured,
                 profiler: Mutex::default(),
@@ -290,6 +294,23 @@ impl Gpu {
         let limit = bytes.clamp(4, self.inner.limits.max_buffer_size);
         self.inner.buffer_limit.store(limit, Ordering::Relaxed);
         self.inner.binding_limit.fetch_min(limit, Ordering::Relaxed);
+    }
+
+    /// Makes packed textures at most `texels` wide and high from now on (never more than the
+    /// device's `max_texture_dimension_2d`): operands that would need larger ones are not
+    /// packed into textures (the planner passes packed8 over; forced, it is `TooLarge`). For
+    /// tests, which cannot reach the device's own limit without gigabytes of data.
+    pub fn limit_texture_dimension(&self, texels: u32) {
+        let device = self.inner.limits.max_texture_dimension_2d;
+        self.inner
+            .texture_limit
+            .store(texels.clamp(1, device), Ordering::Relaxed);
+    }
+
+    /// The most texels along either side of a packed texture here (see
+    /// [`Gpu::limit_texture_dimension`]).
+    pub fn max_texture_dimension(&self) -> u32 {
+        self.inner.texture_limit.load(Ordering::Relaxed)
     }
 
     /// The most bytes one tensor buffer holds here (see [`Gpu::limit_buffer_size`]).

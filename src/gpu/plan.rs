@@ -85,13 +85,14 @@ pub fn texture_bytes(vec4s: usize) -> u64 {
 /// `Err` unless a packed texture of `vec4s` vec4s fits the device's 2D texture limit.
 pub(crate) fn check_texture(gpu: &Gpu, op: &'static str, vec4s: usize) -> Result<()> {
     let (width, height) = texture_extent(vec4s);
-    let max = gpu.limits().max_texture_dimension_2d as usize;
+    let max = gpu.max_texture_dimension() as usize;
     if width.max(height) > max {
         return Err(too_large(
             op,
             format!(
                 "a packed operand of {vec4s} vec4s needs a {width}x{height} texture, above the \
-                 device's max_texture_dimension_2d of {max}"
+                 texture limit of {max} texels a side (the device's max_texture_dimension_2d, \
+                 or Gpu::limit_texture_dimension)"
             ),
         ));
     }
