@@ -265,3 +265,34 @@ fn a_memory_budget_frees_idle_buffers_first_then_says_out_of_memory() {
     );
     conv(&gpu, 2);
 }
+
+/// A full pool makes room for what is returned by freeing what has been idle longest: a loop
+/// over a new layer's shapes stops allocating even when the earlier layers' buffers filled
+/// the pool.
+#[test]
+fn a_full_pool_frees_its_longest_idle_buffers_for_the_one_returned() {
+    let Some(gpu) = fresh_gpu(None) else { return };
+    let (old, new) = (data([1, 1, 256, 256], 1), data([1, 1, 256, 300], 2));
+    gpu.set_buffer_pool_limit(400 << 10);
+    drop(up(&gpu, &old));
+    assert_eq!(gpu.pool_stats().free_bytes, 256 << 10);
+    drop(up(&gpu, &new));
+    let stats = gpu.pool_stats();
+    assert_eq!(
+        (stats.free_buffers, stats.free_bytes),
+        (1, 300 << 10),
+        "{stats:?}"
+    );
+    let before = gpu.buffer_allocations();
+    let again = up(&gpu, &new);
+    assert_eq!(
+        gpu.buffer_allocations(),
+        before,
+        "the new shape's buffer is reused"
+    );
+    assert_eq!(again.read().unwrap(), new);
+    // Something larger than the whole pool is freed itself, and evicts nothing.
+    drop(again);
+    drop(up(&gpu, &data([1, 1, 512, 512], 3)));
+    assert_eq!(gpu.pool_stats().free_bytes, 300 << 10);
+}

@@ -34,8 +34,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 
-/// Free buffers kept at most, in bytes, summed over the pool; a buffer returned beyond this is
-/// freed. Large enough for a VGG layer's activations at batch 16 to stay pooled between calls.
+/// Free buffers kept at most, in bytes, summed over the pool; a buffer returned beyond this
+/// frees idle ones, largest first, to fit (or is freed itself if larger than the limit). Large
+/// enough for a VGG layer's activations at batch 16 to stay pooled between calls.
 pub const DEFAULT_POOL_LIMIT_BYTES: u64 = 1 << 30;
 
 /// Sizes are rounded up to this multiple, so tensors of nearly equal size share a class.
@@ -64,9 +65,12 @@ pub struct PoolStats {
 
 #[derive(Default)]
 struct Free {
-    lists: HashMap<(u64, wgpu::BufferUsages), Vec<wgpu::Buffer>>,
-    /// Packed-operand textures by (width, height); their bytes count in `bytes`.
-    textures: HashMap<(u32, u32), Vec<wgpu::Texture>>,
+    /// Idle buffers by (size, usage), each with the tick it was returned at, oldest first.
+    lists: HashMap<(u64, wgpu::BufferUsages), Vec<(u64, wgpu::Buffer)>>,
+    /// Packed-operand textures by (width, height), likewise; their bytes count in `bytes`.
+    textures: HashMap<(u32, u32), Vec<(u64, wgpu::Texture)>>,
+    /// Counts returns: the order in which `make_room` frees idle objects, oldest first.
+    tick: u64,
     bytes: u64,
     buffers: usize,
 }
@@ -113,7 +117,11 @@ impl BufferPool {
         let size = Self::size_class(bytes, max);
         let reused = {
             let mut free = lock(&self.free);
-            let buffer = free.lists.get_mut(&(size, usage)).and_then(Vec::pop);
+            let buffer = free
+                .lists
+                .get_mut(&(size, usage))
+                .and_then(Vec::pop)
+                .map(|(_, b)| b);
             if buffer.is_some() {
                 free.bytes -= size;
                 free.buffers -= 1;
@@ -182,17 +190,61 @@ impl BufferPool {
         let size = buffer.size();
         let limit = *lock(&self.limit_bytes);
         let mut free = lock(&self.free);
-        if free.bytes + size > limit {
+        if !self.make_room(&mut free, size, limit) {
             drop(free);
             self.freed(size);
-            return; // freed: the pool is full
+            return; // freed: larger than the pool may hold
         }
         free.bytes += size;
         free.buffers += 1;
+        free.tick += 1;
+        let tick = free.tick;
         free.lists
             .entry((size, buffer.usage()))
             .or_default()
-            .push(buffer);
+            .push((tick, buffer));
+    }
+
+    /// Frees idle buffers and textures, the longest idle first, until `size` more bytes fit
+    /// under `limit`; false (nothing freed) if `size` alone passes it. What was returned last
+    /// is the likeliest to be asked for again (the next call of a loop), so it is what stays:
+    /// a network's earlier layers' shapes make room for the current layer's.
+    fn make_room(&self, free: &mut Free, size: u64, limit: u64) -> bool {
+        if size > limit {
+            return false;
+        }
+        while free.bytes + size > limit {
+            let oldest_buffer = free
+                .lists
+                .iter()
+                .filter_map(|(&key, list)| list.first().map(|(tick, _)| (*tick, key)))
+                .min_by_key(|&(tick, _)| tick);
+            let oldest_texture = free
+                .textures
+                .iter()
+                .filter_map(|(&extent, list)| list.first().map(|(tick, _)| (*tick, extent)))
+                .min();
+            let buffer_first = match (oldest_buffer, oldest_texture) {
+                (None, None) => break, // nothing idle left: free.bytes is 0
+                (Some((b, _)), Some((t, _))) => b < t,
+                (buffer, _) => buffer.is_some(),
+            };
+            let evicted = match (oldest_buffer, oldest_texture) {
+                (Some((_, key)), _) if buffer_first => {
+                    free.lists.get_mut(&key).expect("listed").remove(0);
+                    free.buffers -= 1;
+                    key.0
+                }
+                (_, Some((_, extent))) => {
+                    free.textures.get_mut(&extent).expect("listed").remove(0);
+                    Self::texture_bytes(extent)
+                }
+                _ => break,
+            };
+            free.bytes -= evicted;
+            self.freed(evicted);
+        }
+        true
     }
 
     /// Raises the in-use high-water mark to what is in use now.
@@ -256,7 +308,11 @@ impl BufferPool {
         let size = Self::texture_bytes(extent);
         let reused = {
             let mut free = lock(&self.free);
-            let texture = free.textures.get_mut(&extent).and_then(Vec::pop);
+            let texture = free
+                .textures
+                .get_mut(&extent)
+                .and_then(Vec::pop)
+                .map(|(_, t)| t);
             if texture.is_some() {
                 free.bytes -= size;
             }
@@ -313,13 +369,18 @@ impl BufferPool {
         let size = Self::texture_bytes(extent);
         let limit = *lock(&self.limit_bytes);
         let mut free = lock(&self.free);
-        if free.bytes + size > limit {
+        if !self.make_room(&mut free, size, limit) {
             drop(free);
             self.freed(size);
             return;
         }
         free.bytes += size;
-        free.textures.entry(extent).or_default().push(texture);
+        free.tick += 1;
+        let tick = free.tick;
+        free.textures
+            .entry(extent)
+            .or_default()
+            .push((tick, texture));
     }
 }
 
