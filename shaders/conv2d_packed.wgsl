@@ -163,6 +163,68 @@ fn activate(v: vec2<f32>) -> vec2<f32> {
     return select(out, v, is_nan2(v));
 }
 
+// Where a gather's flat reduction step k (over (ty, tx, r4), r4 fastest) reads the packed
+// source, relative to tap (0, 0): one vec4 further each step, and uniform jumps when r4 or tx
+// wraps. The walk keeps the counters, so the hot loop has no division.
+struct GatherWalk {
+    at: i32,
+    rc: u32,
+    tx: u32,
+    jump_x: i32,
+    jump_y: i32,
+}
+
+fn gather_walk(start: i32) -> GatherWalk {
+    let r4 = i32(u.reduce4);
+    let jump_x = bitcast<i32>(u.tap_step_w) * r4 - r4;
+    let jump_y = bitcast<i32>(u.tap_step_h) * i32(u.packed_w) * r4 - i32(u.taps_w) * bitcast<i32>(u.tap_step_w) * r4;
+    return GatherWalk(start, 0u, 0u, jump_x, jump_y);
+}
+
+fn gather_step(walk: ptr<function, GatherWalk>) {
+    let wrap_r = (*walk).rc + 1u == u.reduce4;
+    let wrap_x = wrap_r && (*walk).tx + 1u == u.taps_w;
+    (*walk).rc = select((*walk).rc + 1u, 0u, wrap_r);
+    (*walk).tx = select((*walk).tx + u32(wrap_r), 0u, wrap_x);
+    (*walk).at += 1 + select(0, (*walk).jump_x, wrap_r) + select(0, (*walk).jump_y, wrap_x);
+}
+
+// The same by division, for the rare masked redo: step k's tap offset (rows, columns) from
+// tap (0, 0), and its offset in the packed source.
+fn gather_tap(k: u32) -> vec2<i32> {
+    let t = k / u.reduce4;
+    return vec2<i32>(i32(t / u.taps_w) * bitcast<i32>(u.tap_step_h), i32(t % u.taps_w) * bitcast<i32>(u.tap_step_w));
+}
+
+fn gather_offset(tap: vec2<i32>, k: u32) -> i32 {
+    return (tap.x * i32(u.packed_w) + tap.y) * i32(u.reduce4) + i32(k % u.reduce4);
+}
+
+// Where the weight gradient's reduction step (output row (n, oy), vec4 ox4) reads a column's
+// packed input row: one vec4 further each step, jumping at the ends of rows and images.
+struct RowWalk {
+    at: u32,
+    oy: u32,
+    ox4: u32,
+    jump_row: i32,
+    jump_image: i32,
+}
+
+// The walk from output row `row` (n, oy), vec4 0, starting at `start`.
+fn row_walk(start: u32, row: u32) -> RowWalk {
+    let jump_row = (i32(u.src_step_h) - 1) * i32(u.ow4);
+    let jump_image = (i32(u.packed_h) - i32(u.grid_h * u.src_step_h)) * i32(u.ow4);
+    return RowWalk(start + pixel_step(row, 0u), row % u.grid_h, 0u, jump_row, jump_image);
+}
+
+fn row_step(walk: ptr<function, RowWalk>) {
+    let wrap_x = (*walk).ox4 + 1u == u.ow4;
+    let wrap_y = wrap_x && (*walk).oy + 1u == u.grid_h;
+    (*walk).ox4 = select((*walk).ox4 + 1u, 0u, wrap_x);
+    (*walk).oy = select((*walk).oy + u32(wrap_x), 0u, wrap_y);
+    (*walk).at = u32(i32((*walk).at) + 1 + select(0, (*walk).jump_row, wrap_x) + select(0, (*walk).jump_image, wrap_y));
+}
+
 // acc (this lane's two channels at one column) plus the four reduction terms of column
 // values x against channel vectors a and b.
 fn accumulate(acc: vec2<f32>, x: vec4<f32>, a: vec4<f32>, b: vec4<f32>) -> vec2<f32> {
@@ -249,13 +311,10 @@ fn conv2d_gemm_packed8(
     let base = block * COLUMNS;
     let lo = source_offset(g, min(base + lane, u.pixels - 1u));
     let hi = source_offset(g, min(base + LANES + lane, u.pixels - 1u)) - lo;
-    var at = lo;
+    var walk = gather_walk(lo);
     let taps = u.taps_h * u.taps_w;
     let w_start = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m;
     var wk = w_start;
-    let r4 = i32(u.reduce4);
-    let jump_x = bitcast<i32>(u.tap_step_w) * r4 - r4;
-    let jump_y = bitcast<i32>(u.tap_step_h) * i32(u.packed_w) * r4 - i32(u.taps_w) * bitcast<i32>(u.tap_step_w) * r4;
 
     var a0 = vec2<f32>(0.0);
     var a1 = vec2<f32>(0.0);
@@ -273,12 +332,10 @@ fn conv2d_gemm_packed8(
     var b5 = vec2<f32>(0.0);
     var b6 = vec2<f32>(0.0);
     var b7 = vec2<f32>(0.0);
-    var rc = 0u;
-    var tx = 0u;
     let k_len = taps * u.reduce4;
     for (var k = 0u; k < k_len; k++) {
-        let x = load_a(u32(at));
-        let y = load_a(u32(at + hi));
+        let x = load_a(u32(walk.at));
+        let y = load_a(u32(walk.at + hi));
         let wa = load_b(wk);
         let wb = load_b(wk + 1u);
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), wa, wb);
@@ -298,11 +355,7 @@ fn conv2d_gemm_packed8(
         b6 = accumulate(b6, subgroupBroadcast(y, 6u), wa, wb);
         b7 = accumulate(b7, subgroupBroadcast(y, 7u), wa, wb);
         wk += u.m_pad;
-        let wrap_r = rc + 1u == u.reduce4;
-        let wrap_x = wrap_r && tx + 1u == u.taps_w;
-        rc = select(rc + 1u, 0u, wrap_r);
-        tx = select(tx + u32(wrap_r), 0u, wrap_x);
-        at += 1 + select(0, jump_x, wrap_r) + select(0, jump_y, wrap_x);
+        gather_step(&walk);
     }
     // The zero padding turned an infinite or NaN weight meeting it into NaN, where the
     // reference skips the tap: redo such a tile (rare) with the padding's terms masked out.
@@ -311,9 +364,8 @@ fn conv2d_gemm_packed8(
         let pos_lo = source_position(min(base + lane, u.pixels - 1u));
         let pos_hi = source_position(min(base + LANES + lane, u.pixels - 1u));
         for (var k = 0u; k < k_len; k++) {
-            let t = k / u.reduce4;
-            let tap = vec2<i32>(i32(t / u.taps_w) * bitcast<i32>(u.tap_step_h), i32(t % u.taps_w) * bitcast<i32>(u.tap_step_w));
-            let at = lo + (tap.x * i32(u.packed_w) + tap.y) * i32(u.reduce4) + i32(k % u.reduce4);
+            let tap = gather_tap(k);
+            let at = lo + gather_offset(tap, k);
             let x = load_a(u32(at));
             let y = load_a(u32(at + hi));
             let wa = load_b(w_start + k * u.m_pad);
@@ -453,11 +505,7 @@ fn conv2d_weight_grad_packed8(
     let k_end = min(u.k_vec, k_begin + per_block);
     // Where this block starts in a padded image: output row (n, oy), column 0.
     let first_row = block * u.rows_per_block;
-    var oy = first_row % u.grid_h;
-    var ox4 = 0u;
-    var at = lo_row + pixel_step(first_row, 0u);
-    let jump_row = (i32(u.src_step_h) - 1) * i32(u.ow4);
-    let jump_image = (i32(u.packed_h) - i32(u.grid_h * u.src_step_h)) * i32(u.ow4);
+    var walk = row_walk(lo_row, first_row);
     var a0 = vec2<f32>(0.0);
     var a1 = vec2<f32>(0.0);
     var a2 = vec2<f32>(0.0);
@@ -475,8 +523,8 @@ fn conv2d_weight_grad_packed8(
     var b6 = vec2<f32>(0.0);
     var b7 = vec2<f32>(0.0);
     for (var k = k_begin; k < k_end; k++) {
-        let x = load_b(at);
-        let y = load_b(at + hi_row);
+        let x = load_b(walk.at);
+        let y = load_b(walk.at + hi_row);
         let da = load_a(a_row0 + k);
         let db = load_a(a_row1 + k);
         a0 = accumulate(a0, subgroupBroadcast(x, 0u), da, db);
@@ -495,11 +543,7 @@ fn conv2d_weight_grad_packed8(
         b5 = accumulate(b5, subgroupBroadcast(y, 5u), da, db);
         b6 = accumulate(b6, subgroupBroadcast(y, 6u), da, db);
         b7 = accumulate(b7, subgroupBroadcast(y, 7u), da, db);
-        let wrap_x = ox4 + 1u == u.ow4;
-        let wrap_y = wrap_x && oy + 1u == u.grid_h;
-        ox4 = select(ox4 + 1u, 0u, wrap_x);
-        oy = select(oy + u32(wrap_x), 0u, wrap_y);
-        at = u32(i32(at) + 1 + select(0, jump_row, wrap_x) + select(0, jump_image, wrap_y));
+        row_step(&walk);
     }
     // As in conv2d_gemm_packed8: an infinite or NaN grad_output meeting the input's zero
     // padding gave NaN where the reference skips the term; redo such a tile with it masked.
@@ -791,30 +835,21 @@ fn conv2d_gemm_packed8_wide(
     let d1 = source_offset(g, min(base + LANES + lane, last)) - lo;
     let d2 = source_offset(g, min(base + 2u * LANES + lane, last)) - lo;
     let d3 = source_offset(g, min(base + 3u * LANES + lane, last)) - lo;
-    var at = lo;
+    var walk = gather_walk(lo);
     let taps = u.taps_h * u.taps_w;
     let w_start = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m;
     var wk = w_start;
-    let r4 = i32(u.reduce4);
-    let jump_x = bitcast<i32>(u.tap_step_w) * r4 - r4;
-    let jump_y = bitcast<i32>(u.tap_step_h) * i32(u.packed_w) * r4 - i32(u.taps_w) * bitcast<i32>(u.tap_step_w) * r4;
 
     var acc = WideTile();
-    var rc = 0u;
-    var tx = 0u;
     let k_len = taps * u.reduce4;
     for (var k = 0u; k < k_len; k++) {
-        let x0 = load_a(u32(at));
-        let x1 = load_a(u32(at + d1));
-        let x2 = load_a(u32(at + d2));
-        let x3 = load_a(u32(at + d3));
+        let x0 = load_a(u32(walk.at));
+        let x1 = load_a(u32(walk.at + d1));
+        let x2 = load_a(u32(walk.at + d2));
+        let x3 = load_a(u32(walk.at + d3));
         wide_step(&acc, x0, x1, x2, x3, load_b(wk), load_b(wk + 1u), load_b(wk + 2u), load_b(wk + 3u));
         wk += u.m_pad;
-        let wrap_r = rc + 1u == u.reduce4;
-        let wrap_x = wrap_r && tx + 1u == u.taps_w;
-        rc = select(rc + 1u, 0u, wrap_r);
-        tx = select(tx + u32(wrap_r), 0u, wrap_x);
-        at += 1 + select(0, jump_x, wrap_r) + select(0, jump_y, wrap_x);
+        gather_step(&walk);
     }
     // As in conv2d_gemm_packed8: redo a tile where a non-finite operand may have met the
     // zero padding, with the padding's terms masked out. Straight-line code reads the
@@ -827,9 +862,8 @@ fn conv2d_gemm_packed8_wide(
         }
         let offsets = array<i32, 4>(0, d1, d2, d3);
         for (var k = 0u; k < k_len; k++) {
-            let tt = k / u.reduce4;
-            let tap = vec2<i32>(i32(tt / u.taps_w) * bitcast<i32>(u.tap_step_h), i32(tt % u.taps_w) * bitcast<i32>(u.tap_step_w));
-            let at = lo + (tap.x * i32(u.packed_w) + tap.y) * i32(u.reduce4) + i32(k % u.reduce4);
+            let tap = gather_tap(k);
+            let at = lo + gather_offset(tap, k);
             let w = w_start + k * u.m_pad;
             let t = by_term(load_b(w), load_b(w + 1u), load_b(w + 2u), load_b(w + 3u));
             for (var q = 0u; q < 4u; q++) {
@@ -936,23 +970,15 @@ fn conv2d_weight_grad_packed8_wide(
     let k_begin = block * per_block;
     let k_end = min(u.k_vec, k_begin + per_block);
     let first_row = block * u.rows_per_block;
-    var oy = first_row % u.grid_h;
-    var ox4 = 0u;
-    var at = row0 + pixel_step(first_row, 0u);
-    let jump_row = (i32(u.src_step_h) - 1) * i32(u.ow4);
-    let jump_image = (i32(u.packed_h) - i32(u.grid_h * u.src_step_h)) * i32(u.ow4);
+    var walk = row_walk(row0, first_row);
     var acc = WideTile();
     for (var k = k_begin; k < k_end; k++) {
-        let x0 = load_b(at);
-        let x1 = load_b(at + d1);
-        let x2 = load_b(at + d2);
-        let x3 = load_b(at + d3);
+        let x0 = load_b(walk.at);
+        let x1 = load_b(walk.at + d1);
+        let x2 = load_b(walk.at + d2);
+        let x3 = load_b(walk.at + d3);
         wide_step(&acc, x0, x1, x2, x3, load_a(a0 + k), load_a(a1 + k), load_a(a2 + k), load_a(a3 + k));
-        let wrap_x = ox4 + 1u == u.ow4;
-        let wrap_y = wrap_x && oy + 1u == u.grid_h;
-        ox4 = select(ox4 + 1u, 0u, wrap_x);
-        oy = select(oy + u32(wrap_x), 0u, wrap_y);
-        at = u32(i32(at) + 1 + select(0, jump_row, wrap_x) + select(0, jump_image, wrap_y));
+        row_step(&walk);
     }
     // As in conv2d_weight_grad_packed8: redo a tile where a non-finite grad_output may have
     // met the input's zero padding, with the padding's terms masked out.
@@ -1050,14 +1076,11 @@ fn conv2d_gemm_packed8_few(
     let d5 = source_offset(g, min(base + 40u, last)) - lo;
     let d6 = source_offset(g, min(base + 48u, last)) - lo;
     let d7 = source_offset(g, min(base + 56u, last)) - lo;
-    var at = lo;
+    var walk = gather_walk(lo);
     let taps = u.taps_h * u.taps_w;
     // Lanes 0..3 fetch channel m + lane's weights; the others fetch them again, unused.
     let w_start = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m;
     var wk = w_start + (lane & 3u);
-    let r4 = i32(u.reduce4);
-    let jump_x = bitcast<i32>(u.tap_step_w) * r4 - r4;
-    let jump_y = bitcast<i32>(u.tap_step_h) * i32(u.packed_w) * r4 - i32(u.taps_w) * bitcast<i32>(u.tap_step_w) * r4;
 
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
@@ -1067,26 +1090,20 @@ fn conv2d_gemm_packed8_few(
     var c5 = vec4<f32>(0.0);
     var c6 = vec4<f32>(0.0);
     var c7 = vec4<f32>(0.0);
-    var rc = 0u;
-    var tx = 0u;
     let k_len = taps * u.reduce4;
     for (var k = 0u; k < k_len; k++) {
         let w = load_b(wk);
         let t = by_term(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
-        c0 = accumulate4(c0, load_a(u32(at)), t[0], t[1], t[2], t[3]);
-        c1 = accumulate4(c1, load_a(u32(at + d1)), t[0], t[1], t[2], t[3]);
-        c2 = accumulate4(c2, load_a(u32(at + d2)), t[0], t[1], t[2], t[3]);
-        c3 = accumulate4(c3, load_a(u32(at + d3)), t[0], t[1], t[2], t[3]);
-        c4 = accumulate4(c4, load_a(u32(at + d4)), t[0], t[1], t[2], t[3]);
-        c5 = accumulate4(c5, load_a(u32(at + d5)), t[0], t[1], t[2], t[3]);
-        c6 = accumulate4(c6, load_a(u32(at + d6)), t[0], t[1], t[2], t[3]);
-        c7 = accumulate4(c7, load_a(u32(at + d7)), t[0], t[1], t[2], t[3]);
+        c0 = accumulate4(c0, load_a(u32(walk.at)), t[0], t[1], t[2], t[3]);
+        c1 = accumulate4(c1, load_a(u32(walk.at + d1)), t[0], t[1], t[2], t[3]);
+        c2 = accumulate4(c2, load_a(u32(walk.at + d2)), t[0], t[1], t[2], t[3]);
+        c3 = accumulate4(c3, load_a(u32(walk.at + d3)), t[0], t[1], t[2], t[3]);
+        c4 = accumulate4(c4, load_a(u32(walk.at + d4)), t[0], t[1], t[2], t[3]);
+        c5 = accumulate4(c5, load_a(u32(walk.at + d5)), t[0], t[1], t[2], t[3]);
+        c6 = accumulate4(c6, load_a(u32(walk.at + d6)), t[0], t[1], t[2], t[3]);
+        c7 = accumulate4(c7, load_a(u32(walk.at + d7)), t[0], t[1], t[2], t[3]);
         wk += u.m_pad;
-        let wrap_r = rc + 1u == u.reduce4;
-        let wrap_x = wrap_r && tx + 1u == u.taps_w;
-        rc = select(rc + 1u, 0u, wrap_r);
-        tx = select(tx + u32(wrap_r), 0u, wrap_x);
-        at += 1 + select(0, jump_x, wrap_r) + select(0, jump_y, wrap_x);
+        gather_step(&walk);
     }
     // As in conv2d_gemm_packed8: redo a tile where a non-finite operand may have met the
     // zero padding, with the padding's terms masked out (each lane's columns are its own).
@@ -1102,9 +1119,8 @@ fn conv2d_gemm_packed8_few(
         var redo = array<vec4<f32>, 8>();
         let offsets = array<i32, 8>(0, d1, d2, d3, d4, d5, d6, d7);
         for (var k = 0u; k < k_len; k++) {
-            let tt = k / u.reduce4;
-            let tap = vec2<i32>(i32(tt / u.taps_w) * bitcast<i32>(u.tap_step_h), i32(tt % u.taps_w) * bitcast<i32>(u.tap_step_w));
-            let at = lo + (tap.x * i32(u.packed_w) + tap.y) * i32(u.reduce4) + i32(k % u.reduce4);
+            let tap = gather_tap(k);
+            let at = lo + gather_offset(tap, k);
             let w = load_b(w_start + k * u.m_pad + (lane & 3u));
             let t = by_term(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
             for (var j = 0u; j < 8u; j++) {
