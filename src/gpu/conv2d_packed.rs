@@ -79,6 +79,14 @@ impl Tiling {
     }
 }
 
+/// What a packing kernel repacks (see `shaders/conv2d_pack.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Packing {
+    Source,
+    Weights,
+    Rows,
+}
+
 impl Tiling {
     /// Whether the packed operands live in textures (the packed8 kernels, for lavapipe's
     /// faster texel fetches) or storage buffers (the tiled kernels, which stage them through
@@ -90,19 +98,24 @@ impl Tiling {
         )
     }
 
-    /// Adds a packed operand of `vec4s` vec4s to `plan` and returns it with the packing
-    /// kernel that writes it (`buffer_kernel`, or its texture twin).
-    fn add_packed(self, plan: &mut Plan, vec4s: usize, buffer_kernel: Kernel) -> (Operand, Kernel) {
-        if self.packs_to_textures() {
-            let kernel = match buffer_kernel {
-                Kernel::PackSourceVec4 => Kernel::PackSourceTexture,
-                Kernel::PackWeightVec4 => Kernel::PackWeightTexture,
-                _ => Kernel::PackRowsTexture,
-            };
-            (Operand::Texture(plan.add_texture(vec4s)), kernel)
+    /// Adds a packed operand of `vec4s` vec4s to `plan` and returns it with the kernel that
+    /// packs `what` into it: a texture for the subgroup tilings, else a buffer.
+    fn add_packed(self, plan: &mut Plan, vec4s: usize, what: Packing) -> (Operand, Kernel) {
+        let textures = self.packs_to_textures();
+        let kernel = match (what, textures) {
+            (Packing::Source, false) => Kernel::PackSourceVec4,
+            (Packing::Source, true) => Kernel::PackSourceTexture,
+            (Packing::Weights, false) => Kernel::PackWeightVec4,
+            (Packing::Weights, true) => Kernel::PackWeightTexture,
+            (Packing::Rows, false) => Kernel::PackRowsVec4,
+            (Packing::Rows, true) => Kernel::PackRowsTexture,
+        };
+        let operand = if textures {
+            Operand::Texture(plan.add_texture(vec4s))
         } else {
-            (Operand::Scratch(plan.add_scratch(4 * vec4s)), buffer_kernel)
-        }
+            Operand::Scratch(plan.add_scratch(4 * vec4s))
+        };
+        (operand, kernel)
     }
 
     /// How `--explain` names the tiles.
@@ -208,7 +221,7 @@ fn pack_source(
     let packed_w = (hi_w - lo_w + 1) as usize;
     let first = gemms[0];
     let vec4s = first.groups as usize * batch * packed_h * packed_w * reduce4(&first) as usize;
-    let (packed, kernel) = tiling.add_packed(plan, vec4s, Kernel::PackSourceVec4);
+    let (packed, kernel) = tiling.add_packed(plan, vec4s, Packing::Source);
     for u in gemms.iter_mut() {
         u.batch = batch as u32;
         u.packed_h = packed_h as u32;
@@ -252,7 +265,7 @@ fn pack_weights(
         u.packed_w_base = total as u32;
         total += weight_vec4s(u);
     }
-    let (packed, kernel) = tiling.add_packed(plan, total, Kernel::PackWeightVec4);
+    let (packed, kernel) = tiling.add_packed(plan, total, Packing::Weights);
     for u in gemms.iter() {
         let vec4s = weight_vec4s(u);
         // A stride phase without taps reads no weights.
@@ -446,7 +459,7 @@ pub fn weight_grad_packing(
     {
         let rows = (u.groups * u.reduce_per_group * u.taps_h * u.taps_w) as usize;
         let vec4s = rows * (u.batch * u.grid_h * u.ow4) as usize;
-        let (operand, kernel) = tiling.add_packed(&mut plan, vec4s, Kernel::PackRowsVec4);
+        let (operand, kernel) = tiling.add_packed(&mut plan, vec4s, Packing::Rows);
         packed[i] = operand;
         let grid = grid(op, vec4s, max_per_dimension)?;
         plan.steps.push(Step::new(

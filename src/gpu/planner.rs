@@ -210,11 +210,12 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
             })
     };
     let packed = fits(Tiling::Subgroup8);
-    let tiled = fits(Tiling::Workgroup);
     let real_gpu = matches!(
         gpu.adapter_info().device_type,
         wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
     );
+    // Only real GPUs take tiled: elsewhere its plan would be built on every call for nothing.
+    let tiled = real_gpu.then(|| fits(Tiling::Workgroup)).flatten();
     let depthwise = match pass {
         ConvPass::Forward => conv2d_depthwise::forward_fits(g),
         ConvPass::InputGrad => conv2d_depthwise::input_grad_as_forward(g).is_some(),
