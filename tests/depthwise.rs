@@ -10,8 +10,8 @@ use ndarray::Array4;
 use wgconv::gpu::conv2d_depthwise;
 use wgconv::gpu::planner::ConvVariant;
 use wgconv::{
-    compare, conv2d_backward, conv2d_with_activation, conv_transpose2d, cpu, Activation,
-    Conv2dParams, ConvTranspose2dParams, Gpu, GpuTensor, GradSelection, Layout, Padding, Tolerance,
+    compare, conv2d_backward, conv2d_with_activation, cpu, Activation, Conv2dParams,
+    ConvTranspose2dParams, Gpu, GpuTensor, GradSelection, Layout, Padding, Tolerance,
 };
 
 fn gpu_forcing_depthwise() -> Option<Gpu> {
@@ -113,25 +113,13 @@ fn depthwise_variant_matches_the_reference_on_depthwise_layers() {
             layout,
             flip: p.flip,
         };
-        if let Ok(tg) = tp.geometry("t", g.output_shape(), weight, Some(g.in_channels)) {
+        if tp
+            .geometry("t", g.output_shape(), weight, Some(g.in_channels))
+            .is_ok()
+        {
             let tb = rng.array1(g.in_channels);
-            let want = cpu::conv_transpose2d(dy.view(), w.view(), Some(tb.view()), &tp).unwrap();
-            let got = conv_transpose2d(
-                &upload(gpu, &dy, layout),
-                &upload(gpu, &w, layout),
-                Some(&GpuTensor::upload_1d(gpu, tb.view()).unwrap()),
-                &tp,
-            )
-            .unwrap()
-            .read()
-            .unwrap();
-            let len = tg.out_channels_per_group() * tg.h.kernel * tg.w.kernel;
-            let r = compare(got.view(), want.view(), Tolerance::for_reduction(len));
-            assert!(
-                r.passed(),
-                "{} (padding {top}, {left})\n{r}",
-                what("conv_transpose2d")
-            );
+            let what = |pass: &str| format!("{} (padding {top}, {left})", what(pass));
+            common::assert_transpose_matches_reference(gpu, &dy, &w, &tb, &tp, &what);
         }
 
         forward_quads += usize::from(conv2d_depthwise::forward_fits(&g));

@@ -7,8 +7,8 @@ mod common;
 use common::{random_case, Flavour, Rng};
 use wgconv::gpu::planner::{self, ConvPass, ConvVariant};
 use wgconv::{
-    compare, conv2d_backward, conv_transpose2d, cpu, Activation, Conv2dParams,
-    ConvTranspose2dParams, Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Tolerance,
+    compare, conv2d_backward, cpu, Activation, Conv2dParams, ConvTranspose2dParams, Error, Gpu,
+    GpuTensor, GradSelection, Layout, Padding, Tolerance,
 };
 
 /// A device of its own with `variant` forced (the shared one must keep the planner's choice).
@@ -86,22 +86,12 @@ fn sweep(variant: ConvVariant, seed: u64) {
                 layout,
                 flip: p.flip,
             };
-            if let Ok(tg) = tp.geometry("t", g.output_shape(), weight, Some(g.in_channels)) {
+            if tp
+                .geometry("t", g.output_shape(), weight, Some(g.in_channels))
+                .is_ok()
+            {
                 let tb = rng.array1(g.in_channels);
-                let want =
-                    cpu::conv_transpose2d(dy.view(), w.view(), Some(tb.view()), &tp).unwrap();
-                let got = conv_transpose2d(
-                    &upload(gpu, &dy, layout),
-                    &upload(gpu, &w, layout),
-                    Some(&GpuTensor::upload_1d(gpu, tb.view()).unwrap()),
-                    &tp,
-                )
-                .unwrap()
-                .read()
-                .unwrap();
-                let len = tg.out_channels_per_group() * tg.h.kernel * tg.w.kernel;
-                let r = compare(got.view(), want.view(), Tolerance::for_reduction(len));
-                assert!(r.passed(), "{}\n{r}", what("conv_transpose2d"));
+                common::assert_transpose_matches_reference(gpu, &dy, &w, &tb, &tp, &what);
             }
             checked += 1;
         }
@@ -223,45 +213,11 @@ fn tile_tails(variant: ConvVariant, seed: u64) {
         let x = rng.array4(*input);
         let w = rng.array4(*weight);
         let dy = rng.array4(g.output_shape());
-        let want =
-            cpu::conv2d_backward(x.view(), w.view(), dy.view(), p, GradSelection::ALL).unwrap();
-        let got = conv2d_backward(
-            &upload(&gpu, &x, Layout::Nchw),
-            &upload(&gpu, &w, Layout::Nchw),
-            &upload(&gpu, &dy, Layout::Nchw),
-            p,
-            GradSelection::ALL,
-        )
-        .unwrap();
-        let dx_len = g.out_channels_per_group() * g.h.kernel * g.w.kernel;
-        let r = compare(
-            got.input.unwrap().read().unwrap().view(),
-            want.input.unwrap().view(),
-            Tolerance::for_reduction(dx_len),
-        );
-        assert!(r.passed(), "dx {input:?} {weight:?} {p:?}\n{r}");
-        let r = compare(
-            got.weight.unwrap().read().unwrap().view(),
-            want.weight.unwrap().view(),
-            Tolerance::for_reduction(g.batch * g.h.output * g.w.output),
-        );
-        assert!(r.passed(), "dw {input:?} {weight:?} {p:?}\n{r}");
-        let want = cpu::conv2d(x.view(), w.view(), None, p).unwrap();
-        let got = wgconv::conv2d(
-            &upload(&gpu, &x, Layout::Nchw),
-            &upload(&gpu, &w, Layout::Nchw),
-            None,
-            p,
-        )
-        .unwrap()
-        .read()
-        .unwrap();
-        let r = compare(
-            got.view(),
-            want.view(),
-            Tolerance::for_reduction(g.reduction_len()),
-        );
-        assert!(r.passed(), "forward {input:?} {weight:?} {p:?}\n{r}");
+        let what = |pass: &str| format!("{pass} {input:?} {weight:?} {p:?}");
+        common::assert_backward_matches_reference(&gpu, &x, &w, &dy, p, &what);
+        // A zero bias: the forward as without one.
+        let b = ndarray::Array1::zeros(g.out_channels);
+        common::assert_forward_matches_reference(&gpu, &x, &w, &b, p, Activation::None, &what);
     }
 }
 

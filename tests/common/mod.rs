@@ -108,3 +108,34 @@ pub fn assert_backward_matches_reference(
     );
     assert!(r.passed(), "{}\n{r}", what("db"));
 }
+
+/// Runs `conv_transpose2d` with the bias `tb` on `gpu` and asserts it against the CPU reference
+/// at the usual tolerance; `what` names the case.
+pub fn assert_transpose_matches_reference(
+    gpu: &Gpu,
+    dy: &ndarray::Array4<f32>,
+    w: &ndarray::Array4<f32>,
+    tb: &ndarray::Array1<f32>,
+    tp: &wgconv::ConvTranspose2dParams,
+    what: &dyn Fn(&str) -> String,
+) {
+    use wgconv::{compare, cpu, GpuTensor, Tolerance};
+    let tg = tp
+        .geometry("t", dy.dim().into(), w.dim().into(), Some(tb.len()))
+        .unwrap();
+    let up =
+        |a: &ndarray::Array4<f32>| GpuTensor::upload_with_layout(gpu, a.view(), tp.layout).unwrap();
+    let want = cpu::conv_transpose2d(dy.view(), w.view(), Some(tb.view()), tp).unwrap();
+    let got = wgconv::conv_transpose2d(
+        &up(dy),
+        &up(w),
+        Some(&GpuTensor::upload_1d(gpu, tb.view()).unwrap()),
+        tp,
+    )
+    .unwrap()
+    .read()
+    .unwrap();
+    let len = tg.out_channels_per_group() * tg.h.kernel * tg.w.kernel;
+    let r = compare(got.view(), want.view(), Tolerance::for_reduction(len));
+    assert!(r.passed(), "{}\n{r}", what("conv_transpose2d"));
+}
