@@ -440,6 +440,31 @@ fn depthwise_row_live(iy: i32) -> bool {
     return iy >= 0 && iy < i32(u.in_h) && (iy & ((1 << u.insert_shift_h) - 1)) == 0;
 }
 
+// The (up to three) input rows of the window of output row oy, and whether each holds data
+// and lies inside the kernel (rows past kernel_h are masked, and read a real row).
+struct DepthwiseRows {
+    y0: i32,
+    y1: i32,
+    y2: i32,
+    live0: vec4<bool>,
+    live1: vec4<bool>,
+    live2: vec4<bool>,
+}
+
+fn depthwise_rows(oy: u32) -> DepthwiseRows {
+    let y0 = i32(oy * u.stride_h) - i32(u.pad_top);
+    let y1 = y0 + i32(u.dilation_h);
+    let y2 = y0 + i32(2u * u.dilation_h);
+    return DepthwiseRows(
+        y0,
+        y1,
+        y2,
+        vec4<bool>(depthwise_row_live(y0)),
+        vec4<bool>(u.kernel_h > 1u && depthwise_row_live(y1)),
+        vec4<bool>(u.kernel_h > 2u && depthwise_row_live(y2)),
+    );
+}
+
 // Which of the four outputs of quad q exist (a row's last quad may be short) and have tap
 // kx = 0, 1, 2 inside the row and the kernel.
 struct DepthwiseLiveness {
@@ -500,12 +525,7 @@ fn conv2d_depthwise_quads(
     let w0 = vec3<f32>(src_b[w_oc], src_b[w_oc + kx1], src_b[w_oc + kx2]);
     let w1 = vec3<f32>(src_b[w_row1], src_b[w_row1 + kx1], src_b[w_row1 + kx2]);
     let w2 = vec3<f32>(src_b[w_row2], src_b[w_row2 + kx1], src_b[w_row2 + kx2]);
-    let y0 = i32(oy * u.stride_h) - i32(u.pad_top);
-    let iy1 = y0 + i32(u.dilation_h);
-    let iy2 = y0 + i32(2u * u.dilation_h);
-    let live0 = vec4<bool>(depthwise_row_live(y0));
-    let live1 = vec4<bool>(u.kernel_h > 1u && depthwise_row_live(iy1));
-    let live2 = vec4<bool>(u.kernel_h > 2u && depthwise_row_live(iy2));
+    let window = depthwise_rows(oy);
     var bias = 0.0;
     if (u.has_bias != 0u) {
         bias = src_c[oc];
@@ -515,18 +535,18 @@ fn conv2d_depthwise_quads(
         let live = depthwise_column_liveness(q);
         // A tap outside the input adds no term at all (not 0 * w), as in the CPU reference.
         var acc = vec4<f32>(bias);
-        let t0 = depthwise_row_taps(plane, y0, q);
-        acc += select(vec4<f32>(0.0), t0.t0 * w0.x, live0 & live.l0);
-        acc += select(vec4<f32>(0.0), t0.t1 * w0.y, live0 & live.l1);
-        acc += select(vec4<f32>(0.0), t0.t2 * w0.z, live0 & live.l2);
-        let t1 = depthwise_row_taps(plane, iy1, q);
-        acc += select(vec4<f32>(0.0), t1.t0 * w1.x, live1 & live.l0);
-        acc += select(vec4<f32>(0.0), t1.t1 * w1.y, live1 & live.l1);
-        acc += select(vec4<f32>(0.0), t1.t2 * w1.z, live1 & live.l2);
-        let t2 = depthwise_row_taps(plane, iy2, q);
-        acc += select(vec4<f32>(0.0), t2.t0 * w2.x, live2 & live.l0);
-        acc += select(vec4<f32>(0.0), t2.t1 * w2.y, live2 & live.l1);
-        acc += select(vec4<f32>(0.0), t2.t2 * w2.z, live2 & live.l2);
+        let t0 = depthwise_row_taps(plane, window.y0, q);
+        acc += select(vec4<f32>(0.0), t0.t0 * w0.x, window.live0 & live.l0);
+        acc += select(vec4<f32>(0.0), t0.t1 * w0.y, window.live0 & live.l1);
+        acc += select(vec4<f32>(0.0), t0.t2 * w0.z, window.live0 & live.l2);
+        let t1 = depthwise_row_taps(plane, window.y1, q);
+        acc += select(vec4<f32>(0.0), t1.t0 * w1.x, window.live1 & live.l0);
+        acc += select(vec4<f32>(0.0), t1.t1 * w1.y, window.live1 & live.l1);
+        acc += select(vec4<f32>(0.0), t1.t2 * w1.z, window.live1 & live.l2);
+        let t2 = depthwise_row_taps(plane, window.y2, q);
+        acc += select(vec4<f32>(0.0), t2.t0 * w2.x, window.live2 & live.l0);
+        acc += select(vec4<f32>(0.0), t2.t1 * w2.y, window.live2 & live.l1);
+        acc += select(vec4<f32>(0.0), t2.t2 * w2.z, window.live2 & live.l2);
         store4(index * u.out_w + 4u * q, 1u, min(4u, u.out_w - 4u * q), activate(acc));
     }
 }
@@ -567,13 +587,7 @@ fn conv2d_depthwise_weight_grad_quads(
         let n = r / u.out_h;
         let oy = r % u.out_h;
         let plane = n * u.in_channels + ic;
-        let y0 = i32(oy * u.stride_h) - i32(u.pad_top);
-        let iy0 = y0;
-        let iy1 = y0 + i32(u.dilation_h);
-        let iy2 = y0 + i32(2u * u.dilation_h);
-        let live0 = vec4<bool>(depthwise_row_live(iy0));
-        let live1 = vec4<bool>(u.kernel_h > 1u && depthwise_row_live(iy1));
-        let live2 = vec4<bool>(u.kernel_h > 2u && depthwise_row_live(iy2));
+        let window = depthwise_rows(oy);
         let dy_row = ((n * u.out_channels + oc) * u.out_h + oy) * u.out_w;
         let last = u.out_w - 1u;
         for (var q = 0u; q < quads; q++) {
@@ -582,18 +596,18 @@ fn conv2d_depthwise_weight_grad_quads(
             let dy = vec4<f32>(src_b[o], src_b[dy_row + min(4u * q + 1u, last)], src_b[dy_row + min(4u * q + 2u, last)], src_b[dy_row + min(4u * q + 3u, last)]);
             let live = depthwise_column_liveness(q);
             let zero = vec4<f32>(0.0);
-            let t0 = depthwise_row_taps(plane, iy0, q);
-            a00 += select(zero, t0.t0 * dy, live0 & live.l0);
-            a01 += select(zero, t0.t1 * dy, live0 & live.l1);
-            a02 += select(zero, t0.t2 * dy, live0 & live.l2);
-            let t1 = depthwise_row_taps(plane, iy1, q);
-            a10 += select(zero, t1.t0 * dy, live1 & live.l0);
-            a11 += select(zero, t1.t1 * dy, live1 & live.l1);
-            a12 += select(zero, t1.t2 * dy, live1 & live.l2);
-            let t2 = depthwise_row_taps(plane, iy2, q);
-            a20 += select(zero, t2.t0 * dy, live2 & live.l0);
-            a21 += select(zero, t2.t1 * dy, live2 & live.l1);
-            a22 += select(zero, t2.t2 * dy, live2 & live.l2);
+            let t0 = depthwise_row_taps(plane, window.y0, q);
+            a00 += select(zero, t0.t0 * dy, window.live0 & live.l0);
+            a01 += select(zero, t0.t1 * dy, window.live0 & live.l1);
+            a02 += select(zero, t0.t2 * dy, window.live0 & live.l2);
+            let t1 = depthwise_row_taps(plane, window.y1, q);
+            a10 += select(zero, t1.t0 * dy, window.live1 & live.l0);
+            a11 += select(zero, t1.t1 * dy, window.live1 & live.l1);
+            a12 += select(zero, t1.t2 * dy, window.live1 & live.l2);
+            let t2 = depthwise_row_taps(plane, window.y2, q);
+            a20 += select(zero, t2.t0 * dy, window.live2 & live.l0);
+            a21 += select(zero, t2.t1 * dy, window.live2 & live.l1);
+            a22 += select(zero, t2.t2 * dy, window.live2 & live.l2);
         }
     }
     let one = vec4<f32>(1.0);
