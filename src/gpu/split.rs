@@ -87,6 +87,16 @@ pub(crate) struct Cut {
     pub rows: usize,
 }
 
+impl Cut {
+    pub const fn new(samples: usize, channels: usize, rows: usize) -> Self {
+        Cut {
+            samples,
+            channels,
+            rows,
+        }
+    }
+}
+
 /// The result of `check` for the coarsest cut of `whole` (the call's batch, channels and rows)
 /// it accepts, tried in this order: fewer samples per tile, then bands of rows of one sample,
 /// then ranges of channels (only when `split_channels`) with bands of rows; the error of the
@@ -102,11 +112,7 @@ pub(crate) fn coarsest_cut<T>(
         channels,
         rows,
     } = whole;
-    let cut = |samples, channels, rows| Cut {
-        samples,
-        channels,
-        rows,
-    };
+    let cut = Cut::new;
     if let Some(n) = largest_where(batch, &|n| fits(cut(n, channels, rows)))? {
         return check(cut(n, channels, rows));
     }
@@ -136,11 +142,7 @@ pub(crate) fn coarsest_cut_by_channels<T>(
         channels,
         rows,
     } = whole;
-    let cut = |samples, channels, rows| Cut {
-        samples,
-        channels,
-        rows,
-    };
+    let cut = Cut::new;
     if let Some(n) = largest_where(batch, &|n| fits(cut(n, channels, rows)))? {
         return check(cut(n, channels, rows));
     }

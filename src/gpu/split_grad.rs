@@ -160,6 +160,20 @@ impl Whole<'_> {
         t.dy_start != [0; 4] || t.g.output_sizes() != self.g.output_sizes()
     }
 
+    /// A tile's grad_output: its box copied out, or the whole tensor where the tile spans it.
+    fn tile_grad_output(&self, grad_output: &GpuTensor, t: &Tile) -> Result<GpuTensor> {
+        if !self.slices_grad_output(t) {
+            return Ok(grad_output.clone());
+        }
+        let layout = self.g.layout;
+        let from = Box4::logical(
+            |a| layout.activation_shape(a),
+            t.dy_start,
+            t.g.output_sizes(),
+        );
+        copy::slice(grad_output.gpu(), self.op, grad_output, from)
+    }
+
     /// Whether a tile copies out a slice of the weight (and of conv_transpose2d's bias).
     fn slices_weight(&self, t: &Tile) -> bool {
         matches!(self.pass, Pass::InputGrad | Pass::Transpose { .. })
@@ -420,12 +434,7 @@ impl Whole<'_> {
             }
         };
         let run = |t: &Tile, w: &GpuTensor, b: Option<&GpuTensor>| -> Result<GpuTensor> {
-            let dy = if self.slices_grad_output(t) {
-                let from = Box4::logical(activations, t.dy_start, t.g.output_sizes());
-                copy::slice(gpu, op, grad_output, from)?
-            } else {
-                grad_output.clone()
-            };
+            let dy = self.tile_grad_output(grad_output, t)?;
             match self.pass {
                 Pass::Transpose { .. } => backward::transpose_whole(&dy, w, b, &t.g),
                 _ => backward::input_grad_whole(op, &t.g, w, &dy),
@@ -487,12 +496,7 @@ impl Whole<'_> {
                 }
                 x => x.cloned(),
             };
-            let dy = if self.slices_grad_output(t) {
-                let from = Box4::logical(activations, t.dy_start, t.g.output_sizes());
-                copy::slice(gpu, op, grad_output, from)?
-            } else {
-                grad_output.clone()
-            };
+            let dy = self.tile_grad_output(grad_output, t)?;
             match self.pass {
                 Pass::WeightGrad => {
                     let x = x.ok_or_else(|| {
