@@ -21,18 +21,6 @@ struct ActivationUniforms {
 @group(0) @binding(2) var<storage, read> saved: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad_input: array<f32>;
 
-const WORKGROUP_SIZE: u32 = 64u;
-
-fn invocation_index(wg: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
-    return ((wg.z * groups.y + wg.y) * groups.x + wg.x) * WORKGROUP_SIZE + local;
-}
-
-// NaN by its bits: WGSL lets an implementation assume floats are never NaN, and `clamp` may
-// turn a NaN into a bound, so the forward recomputed from a NaN pre-activation must keep it.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
 @compute @workgroup_size(64)
 fn activation_backward(
     @builtin(workgroup_id) wg: vec3<u32>,

@@ -34,7 +34,8 @@ pub use error::{Error, Result};
 pub use gpu::{
     activation_backward, conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
     conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, max_pool2d,
-    max_pool2d_backward, max_pool2d_with_indices, Gpu, GpuTensor, PoolVariant,
+    max_pool2d_backward, max_pool2d_with_indices, ConvPass, ConvVariant, Gpu, GpuTensor,
+    MemoryEstimate, OpCall, PoolVariant,
 };
 pub use grads::{Conv2dGrads, GradSelection};
 pub use params::{

@@ -3,7 +3,7 @@
 mod common;
 
 use ndarray::Array4;
-use wgconv::gpu::planner::ConvVariant;
+use wgconv::ConvVariant;
 use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
     conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,

@@ -7,8 +7,8 @@ mod common;
 
 use common::Rng;
 use ndarray::Array4;
-use wgconv::gpu::conv2d_depthwise;
-use wgconv::gpu::planner::ConvVariant;
+use wgconv::gpu::conv2d::{depthwise_forward_fits, depthwise_input_grad_fits};
+use wgconv::ConvVariant;
 use wgconv::{
     compare, conv2d_backward, conv2d_with_activation, cpu, Activation, Conv2dParams,
     ConvTranspose2dParams, Gpu, GpuTensor, GradSelection, Layout, Padding, Tolerance,
@@ -122,8 +122,8 @@ fn depthwise_variant_matches_the_reference_on_depthwise_layers() {
             common::assert_transpose_matches_reference(gpu, &dy, &w, &tb, &tp, &what);
         }
 
-        forward_quads += usize::from(conv2d_depthwise::forward_fits(&g));
-        dx_quads += usize::from(conv2d_depthwise::input_grad_as_forward(&g).is_some());
+        forward_quads += usize::from(depthwise_forward_fits(&g));
+        dx_quads += usize::from(depthwise_input_grad_fits(&g));
         checked += 1;
     }
     // The sweep must run the quad kernel for both passes, not only the fallback.
@@ -159,7 +159,7 @@ fn depthwise_variant_matches_the_reference_on_a_mobilenet_layer() {
         let g = p
             .geometry("t", [2, 24, 32, 32], [24, 1, 3, 3], None)
             .unwrap();
-        assert!(conv2d_depthwise::forward_fits(&g));
+        assert!(depthwise_forward_fits(&g));
         let want =
             cpu::conv2d_with_activation(x.view(), w.view(), None, &p, Activation::Relu).unwrap();
         let got = conv2d_with_activation(

@@ -7,7 +7,6 @@ mod common;
 
 use common::Rng;
 use ndarray::Array4;
-use wgconv::gpu::pipelines::Kernel;
 use wgconv::{
     compare, cpu, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Gpu, GpuTensor,
     IndexStyle, Layout, Pool2dParams, PoolVariant, Tolerance,
@@ -120,17 +119,16 @@ fn sweep(variant: PoolVariant) -> (usize, usize, usize, usize) {
         );
         assert!(r.passed(), "backward through uploaded indices, {case}\n{r}");
 
-        let kernel = variant.forward_kernel(&g, true);
+        let kernel = variant.forward_entry_point(&g, true);
         if matches!(
             kernel,
-            Kernel::MaxPool2dForwardOctetsWithIndices
-                | Kernel::MaxPool2dForwardOctets2x2WithIndices
+            "max_pool2d_forward_octets_with_indices" | "max_pool2d_forward_octets_2x2_with_indices"
         ) {
             octets += 1;
             half_octets += usize::from(g.w.output % 8 == 4);
-            two_by_two += usize::from(kernel == Kernel::MaxPool2dForwardOctets2x2WithIndices);
+            two_by_two += usize::from(kernel == "max_pool2d_forward_octets_2x2_with_indices");
         }
-        scans += usize::from(variant.backward_kernel(&g) == Kernel::MaxPool2dBackwardScan);
+        scans += usize::from(variant.backward_entry_point(&g) == "max_pool2d_backward_scan");
         checked += 1;
     }
     (octets, half_octets, two_by_two, scans)
@@ -181,12 +179,12 @@ fn blocked_kernels_match_the_reference_on_network_poolings() {
         (
             Pool2dParams::new(3, 3).with_stride(2).with_padding(1),
             [2, 24, 40, 64],
-            Kernel::MaxPool2dForwardOctetsWithIndices,
+            "max_pool2d_forward_octets_with_indices",
         ),
         (
             Pool2dParams::new(2, 2),
             [2, 16, 56, 56],
-            Kernel::MaxPool2dForwardOctets2x2WithIndices,
+            "max_pool2d_forward_octets_2x2_with_indices",
         ),
         // 2 columns wide but 3 rows high: the general octets.
         (
@@ -195,18 +193,18 @@ fn blocked_kernels_match_the_reference_on_network_poolings() {
                 ..Pool2dParams::new(2, 2)
             },
             [1, 8, 30, 56],
-            Kernel::MaxPool2dForwardOctetsWithIndices,
+            "max_pool2d_forward_octets_with_indices",
         ),
         (
             Pool2dParams::new(3, 3).with_stride(2).with_ceil_mode(true),
             [1, 8, 20, 64],
-            Kernel::MaxPool2dForwardOctetsWithIndices,
+            "max_pool2d_forward_octets_with_indices",
         ),
     ];
     for (p, shape, kernel) in cases {
         let g = p.geometry("t", shape).unwrap();
         assert_eq!(
-            PoolVariant::Blocked.forward_kernel(&g, true),
+            PoolVariant::Blocked.forward_entry_point(&g, true),
             kernel,
             "{p:?}"
         );

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use ndarray::{Array1, Array4, ArrayD, Dimension};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use wgconv::gpu::planner::ConvVariant;
+use wgconv::ConvVariant;
 use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_backward_input, conv2d_with_activation,
     conv_transpose2d, cpu, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Activation,

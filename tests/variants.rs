@@ -5,7 +5,7 @@
 mod common;
 
 use common::{random_case, Flavour, Rng};
-use wgconv::gpu::planner::{self, ConvPass, ConvVariant};
+use wgconv::gpu::conv2d::{self as planner, ConvPass, ConvVariant};
 use wgconv::{
     compare, conv2d_backward, cpu, Activation, Conv2dParams, ConvTranspose2dParams, Error, Gpu,
     GpuTensor, GradSelection, Layout, Padding, Tolerance,

@@ -2,14 +2,24 @@
 
 use crate::activation::{Activation, SavedTensor};
 use crate::error::{invalid, Result};
-use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_same_gpu, check_whole, submit, Dispatch, Resource};
-use crate::gpu::memory::{self, MemoryEstimate};
-use crate::gpu::pipelines::{compiled, Kernel};
+use crate::gpu::kernels::Kernel;
+use crate::gpu::plan::memory::{self, MemoryEstimate};
+use crate::gpu::runtime::dispatch::DispatchGrid;
+use crate::gpu::runtime::launch::{
+    check_binding, check_same_gpu, check_whole, submit, Dispatch, Resource,
+};
+use crate::gpu::runtime::uniforms::uniform_struct;
 use crate::gpu::split;
-use crate::gpu::split_flat::Elementwise;
-use crate::gpu::uniforms::ActivationUniforms;
+use crate::gpu::split::flat::Elementwise;
 use crate::gpu::{Gpu, GpuTensor};
+
+uniform_struct! {
+    /// Mirrors `ActivationUniforms` in `shaders/activation.wgsl`.
+    pub struct ActivationUniforms {
+        len, activation, activation_slope, saved_is_output,
+        invocations, _pad0, _pad1, _pad2,
+    }
+}
 
 /// The peak bytes of the kernel on tensors of `shape` unsplit: the result and uniforms.
 fn whole_bytes(gpu: &Gpu, shape: &[usize]) -> u64 {
@@ -111,7 +121,7 @@ pub fn activation_backward(
         invocations: grid.invocations,
         ..Default::default()
     };
-    let kernel = compiled(gpu, OP, Kernel::ActivationBackward)?;
+    let kernel = Kernel::ActivationBackward.compiled(gpu, OP)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let dx = GpuTensor::uninit(gpu, OP, grad_output.shape(), grad_output.layout())?;
         check_whole(OP, &[("grad_input", &dx)])?;

@@ -1,45 +1,33 @@
-//! The GPU path: context, tensors, pipelines and the host side of each kernel family.
+//! The GPU path: the runtime (device, tensors, pipelines), the planning of dispatches, the
+//! splitting of work past device limits, and one folder per op family.
+//!
+//! Dependencies point one way: the op families (`conv2d`, `pool2d`, `activation`) use `split`,
+//! `plan` and `runtime`; `split` uses `plan` and `runtime`; `plan` uses `runtime`; `runtime`
+//! knows no op. `kernels` is the one registry of shader modules and kernel entry points.
 
-pub mod activation;
-mod context;
+mod activation;
 pub mod conv2d;
-pub mod conv2d_backward;
-pub mod conv2d_depthwise;
-pub mod conv2d_gemm;
-pub mod conv2d_packed;
-mod copy;
-pub mod dispatch;
-mod launch;
-pub mod max_pool2d;
-pub mod memory;
-mod partial_sums;
-pub mod pipelines;
-pub mod plan;
-pub mod planner;
-pub mod pool;
-mod profiler;
-mod segments;
+pub(crate) mod kernels;
+mod op_call;
+pub(crate) mod plan;
+pub mod pool2d;
+pub(crate) mod runtime;
 mod shader_copy;
-mod split;
-mod split_conv;
-mod split_flat;
-mod split_grad;
-mod split_grad_tiles;
-mod split_pool;
-mod tensor;
-pub mod tuning;
-pub mod uniforms;
+pub(crate) mod split;
 
 pub use activation::activation_backward;
-pub use context::{Gpu, ADAPTER_ENV, POOL_VARIANT_ENV};
-pub use conv2d::{conv2d, conv2d_with_activation};
-pub use conv2d_backward::{
+pub use conv2d::backward::{
     conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     conv_transpose2d,
 };
-pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices, PoolVariant};
-pub use memory::{MemoryEstimate, OpCall};
-pub use planner::{ConvPass, ConvVariant};
-pub use pool::{PoolStats, PooledBuffer};
+pub use conv2d::forward::{conv2d, conv2d_with_activation};
+pub use conv2d::{ConvPass, ConvVariant};
+pub use op_call::OpCall;
+pub use plan::memory::MemoryEstimate;
+pub use pool2d::max_pool2d::{
+    max_pool2d, max_pool2d_backward, max_pool2d_with_indices, PoolVariant, POOL_VARIANT_ENV,
+};
+pub use runtime::buffer_pool::{PoolStats, PooledBuffer};
+pub use runtime::gpu::{Gpu, ADAPTER_ENV};
+pub use runtime::tensor::{Contents, GpuTensor, IndexOrigin};
 pub use shader_copy::copy_through_shader;
-pub use tensor::{Contents, GpuTensor, IndexOrigin};

@@ -1,11 +1,18 @@
 //! A device copy through a compute shader: the bench's measure of how fast a kernel can move bytes.
 
 use crate::error::{invalid, Result};
-use crate::gpu::dispatch::DispatchGrid;
-use crate::gpu::launch::{check_binding, check_whole, submit, Dispatch, Resource};
-use crate::gpu::pipelines::{compiled, Kernel};
-use crate::gpu::uniforms::CopyUniforms;
+use crate::gpu::kernels::Kernel;
+use crate::gpu::runtime::dispatch::DispatchGrid;
+use crate::gpu::runtime::launch::{check_binding, check_whole, submit, Dispatch, Resource};
+use crate::gpu::runtime::uniforms::uniform_struct;
 use crate::gpu::GpuTensor;
+
+uniform_struct! {
+    /// Mirrors `CopyUniforms` in `shaders/shader_copy.wgsl`.
+    pub struct CopyUniforms {
+        vec4s, invocations, _pad0, _pad1,
+    }
+}
 
 /// Vec4s each `copy_vec4` invocation copies (the shader's loop).
 const VEC4S_PER_INVOCATION: usize = 4;
@@ -40,7 +47,7 @@ pub fn copy_through_shader(src: &GpuTensor) -> Result<GpuTensor> {
         invocations: grid.invocations,
         ..Default::default()
     };
-    let kernel = compiled(gpu, OP, Kernel::CopyVec4)?;
+    let kernel = Kernel::CopyVec4.compiled(gpu, OP)?;
     gpu.capture(OP, || -> Result<GpuTensor> {
         let dst = GpuTensor::uninit(gpu, OP, src.shape(), src.layout())?;
         submit(

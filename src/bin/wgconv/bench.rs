@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use ndarray::Array4;
-use wgconv::gpu::planner::{self, ConvPass, ConvVariant};
+use wgconv::gpu::conv2d::{self as planner, ConvPass, ConvVariant};
 use wgconv::{
     cpu, Conv2dParams, Gpu, GpuTensor, GradSelection, Padding, Pool2dParams, PoolVariant,
 };
@@ -94,14 +94,14 @@ fn explain(gpu: &Gpu, layers: &[Layer]) -> wgconv::Result<()> {
                 "{name:<26} {:<8} {:<10} kernel {}",
                 "forward",
                 forward.name(),
-                forward.forward_kernel(&g, true).entry_point()
+                forward.forward_entry_point(&g, true)
             );
             println!(
                 "{:<26} {:<8} {:<10} kernel {}",
                 "",
                 "backward",
                 backward.name(),
-                backward.backward_kernel(&g).entry_point()
+                backward.backward_entry_point(&g)
             );
         }
         if let Layer::Conv {

@@ -1,0 +1,555 @@
+//! Plans of the packed8 conv2d variant: repack the operands as zero-padded vec4 tensors, then run
+//! the vec4 implicit GEMM (`shaders/conv2d_pack.wgsl`, `shaders/conv2d_packed.wgsl`).
+
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::gpu::conv2d::gemm::GemmConvUniforms;
+use crate::gpu::conv2d::gemm::{self, signed, GemmDispatch, SUBGROUP_CHANNELS, SUBGROUP_COLUMNS};
+use crate::gpu::conv2d::variant::ConvPass;
+use crate::gpu::kernels::Kernel;
+use crate::gpu::plan::{Operand, Plan, Step};
+use crate::gpu::runtime::dispatch::{DispatchGrid, WORKGROUP_SIZE};
+use crate::params::Conv2dGeometry;
+
+/// Destination pixels (or weight-gradient columns) per subgroup tile of the packed GEMM
+/// kernels (`COLUMNS` in the shader): two per lane, which halves the weight loads per
+/// multiply-add against one per lane.
+pub const PACKED_COLUMNS: usize = 16;
+
+/// How the GEMM over packed operands maps work to invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiling {
+    /// `conv2d_gemm_packed8`: 16 pixels x 16 channels per 8-wide subgroup (lavapipe).
+    Subgroup8,
+    /// `conv2d_gemm_packed8_wide`: 32 pixels x 32 channels per 8-wide subgroup, what
+    /// `Subgroup8` runs into more than 16 channels (see [`Tiling::for_gather`]).
+    Subgroup8Wide,
+    /// `conv2d_gemm_packed8_few`: 64 pixels x 4 channels per 8-wide subgroup, the gathers of
+    /// `Subgroup8` into at most 4 channels (see [`Tiling::for_gather`]).
+    Subgroup8Few,
+    /// `conv2d_gemm_tiled`: 32 pixels x 64 channels per workgroup through workgroup memory
+    /// (real GPUs; portable).
+    Workgroup,
+}
+
+impl Tiling {
+    /// Channels per tile, which the packed weights are padded to.
+    fn channels(self) -> usize {
+        match self {
+            Tiling::Subgroup8 => SUBGROUP_CHANNELS,
+            Tiling::Subgroup8Wide => WIDE_CHANNELS,
+            Tiling::Subgroup8Few => FEW_CHANNELS,
+            Tiling::Workgroup => TILED_CHANNELS,
+        }
+    }
+
+    /// Destination pixels (weight-gradient columns) per tile.
+    fn columns(self) -> usize {
+        match self {
+            Tiling::Subgroup8 => PACKED_COLUMNS,
+            Tiling::Subgroup8Wide => WIDE_COLUMNS,
+            Tiling::Subgroup8Few => FEW_COLUMNS,
+            Tiling::Workgroup => TILED_PIXELS,
+        }
+    }
+
+    /// Invocations per tile: a subgroup of 8, or a workgroup of 64.
+    fn invocations(self) -> usize {
+        match self {
+            Tiling::Subgroup8 | Tiling::Subgroup8Wide | Tiling::Subgroup8Few => SUBGROUP_COLUMNS,
+            Tiling::Workgroup => WORKGROUP_SIZE as usize,
+        }
+    }
+
+    /// The gather GEMM kernel and the weight-gradient pass-1 kernel.
+    fn kernels(self) -> (Kernel, Kernel) {
+        match self {
+            Tiling::Subgroup8 => (Kernel::Conv2dGemmPacked8, Kernel::Conv2dWeightGradPacked8),
+            Tiling::Subgroup8Wide => (
+                Kernel::Conv2dGemmPacked8Wide,
+                Kernel::Conv2dWeightGradPacked8Wide,
+            ),
+            // Only gathers run few tiles (see `for_weight_grad`).
+            Tiling::Subgroup8Few => (
+                Kernel::Conv2dGemmPacked8Few,
+                Kernel::Conv2dWeightGradPacked8,
+            ),
+            Tiling::Workgroup => (Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled),
+        }
+    }
+}
+
+/// What a packing kernel repacks (see `shaders/conv2d_pack.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Packing {
+    Source,
+    Weights,
+    Rows,
+}
+
+impl Tiling {
+    /// Whether the packed operands live in textures (the packed8 kernels, for lavapipe's
+    /// faster texel fetches) or storage buffers (the tiled kernels, which stage them through
+    /// workgroup memory anyway).
+    fn packs_to_textures(self) -> bool {
+        matches!(
+            self,
+            Tiling::Subgroup8 | Tiling::Subgroup8Wide | Tiling::Subgroup8Few
+        )
+    }
+
+    /// Adds a packed operand of `vec4s` vec4s to `plan` and returns it with the kernel that
+    /// packs `what` into it: a texture for the subgroup tilings, else a buffer.
+    fn add_packed(self, plan: &mut Plan, vec4s: usize, what: Packing) -> (Operand, Kernel) {
+        let textures = self.packs_to_textures();
+        let kernel = match (what, textures) {
+            (Packing::Source, false) => Kernel::PackSourceVec4,
+            (Packing::Source, true) => Kernel::PackSourceTexture,
+            (Packing::Weights, false) => Kernel::PackWeightVec4,
+            (Packing::Weights, true) => Kernel::PackWeightTexture,
+            (Packing::Rows, false) => Kernel::PackRowsVec4,
+            (Packing::Rows, true) => Kernel::PackRowsTexture,
+        };
+        let operand = if textures {
+            Operand::Texture(plan.add_texture(vec4s))
+        } else {
+            Operand::Scratch(plan.add_scratch(4 * vec4s))
+        };
+        (operand, kernel)
+    }
+
+    /// How `--explain` names the tiles.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Tiling::Subgroup8 => ", tiles of 16 columns x 16 channels",
+            Tiling::Subgroup8Wide => ", wide tiles of 32 columns x 32 channels",
+            Tiling::Subgroup8Few => ", few tiles of 64 pixels x 4 channels",
+            Tiling::Workgroup => ", workgroup tiles of 32 columns x 64 channels",
+        }
+    }
+
+    /// The tiling of a gather into `channels` channels per group: packed8's gathers into more
+    /// than one 16-channel tile run wide, whose tiles halve the loads per multiply-add (a tile
+    /// of 32 wastes no more than two of 16 on channel counts between), and those into at most
+    /// 4 run few, whose tiles idle no lane on an RGB image.
+    pub fn for_gather(self, channels: usize) -> Tiling {
+        match self {
+            Tiling::Subgroup8 if channels <= FEW_CHANNELS => Tiling::Subgroup8Few,
+            other => other.for_weight_grad(channels),
+        }
+    }
+
+    /// The tiling of a weight gradient into `channels` output channels per group: wide as a
+    /// gather's beyond 16 channels, else packed8's own.
+    pub fn for_weight_grad(self, channels: usize) -> Tiling {
+        match self {
+            Tiling::Subgroup8 if channels > SUBGROUP_CHANNELS => Tiling::Subgroup8Wide,
+            other => other,
+        }
+    }
+}
+
+/// Destination pixels and channels per subgroup of `conv2d_gemm_packed8_few`.
+pub const FEW_COLUMNS: usize = 64;
+pub const FEW_CHANNELS: usize = 4;
+
+/// Destination pixels and channels per subgroup of `conv2d_gemm_packed8_wide`.
+pub const WIDE_COLUMNS: usize = 32;
+pub const WIDE_CHANNELS: usize = 32;
+
+/// Destination pixels and channels per workgroup of `conv2d_gemm_tiled`.
+pub const TILED_PIXELS: usize = 32;
+pub const TILED_CHANNELS: usize = 64;
+
+/// The i32 in a u32 field.
+fn signed_of(v: u32) -> i64 {
+    i64::from(v as i32)
+}
+
+/// The source rows (or columns) a gather reads, `lo..=hi`, over destination positions
+/// `0..grid` and taps `0..taps`; `None` when it reads nothing.
+fn read_range(grid: u32, step: u32, off: u32, taps: u32, tap_step: u32) -> Option<(i64, i64)> {
+    if grid == 0 || taps == 0 {
+        return None;
+    }
+    let span = |count: u32, step: u32| {
+        let last = i64::from(count - 1) * signed_of(step);
+        (last.min(0), last.max(0))
+    };
+    let (g_lo, g_hi) = span(grid, step);
+    let (t_lo, t_hi) = span(taps, tap_step);
+    let off = signed_of(off);
+    Some((off + g_lo + t_lo, off + g_hi + t_hi))
+}
+
+fn grid(op: &'static str, invocations: usize, max_per_dimension: u32) -> Result<DispatchGrid> {
+    DispatchGrid::for_invocations(op, invocations as u64, max_per_dimension)
+}
+
+fn reduce4(u: &GemmConvUniforms) -> u32 {
+    u.reduce_per_group.div_ceil(4)
+}
+
+/// Adds the repacking of `source` as the packed source every dispatch of `gemms` reads
+/// (padded to the union of their reads), sets their pack fields, and returns it.
+fn pack_source(
+    plan: &mut Plan,
+    op: &'static str,
+    tiling: Tiling,
+    source: Operand,
+    batch: usize,
+    gemms: &mut [GemmConvUniforms],
+    max_per_dimension: u32,
+) -> Result<Operand> {
+    let union = |ranges: &mut dyn Iterator<Item = Option<(i64, i64)>>| {
+        ranges
+            .flatten()
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+            .unwrap_or((0, 0))
+    };
+    let (lo_h, hi_h) = union(
+        &mut gemms
+            .iter()
+            .map(|u| read_range(u.grid_h, u.src_step_h, u.src_off_h, u.taps_h, u.tap_step_h)),
+    );
+    let (lo_w, hi_w) = union(
+        &mut gemms
+            .iter()
+            .map(|u| read_range(u.grid_w, u.src_step_w, u.src_off_w, u.taps_w, u.tap_step_w)),
+    );
+    let packed_h = (hi_h - lo_h + 1) as usize;
+    let packed_w = (hi_w - lo_w + 1) as usize;
+    let first = gemms[0];
+    let vec4s = first.groups as usize * batch * packed_h * packed_w * reduce4(&first) as usize;
+    let (packed, kernel) = tiling.add_packed(plan, vec4s, Packing::Source);
+    for u in gemms.iter_mut() {
+        u.batch = batch as u32;
+        u.packed_h = packed_h as u32;
+        u.packed_w = packed_w as u32;
+        u.pack_off_h = signed(lo_h);
+        u.pack_off_w = signed(lo_w);
+        u.reduce4 = reduce4(u);
+    }
+    let grid = grid(op, vec4s, max_per_dimension)?;
+    plan.steps.push(Step::new(
+        kernel,
+        &GemmConvUniforms {
+            invocations: grid.invocations,
+            ..gemms[0]
+        },
+        grid,
+        vec![source, packed],
+    ));
+    Ok(packed)
+}
+
+/// vec4s of one dispatch's packed weights: [groups][taps][reduce4][m_pad].
+fn weight_vec4s(u: &GemmConvUniforms) -> usize {
+    u.groups as usize * (u.taps_h * u.taps_w) as usize * u.reduce4 as usize * u.m_pad as usize
+}
+
+/// Adds the repacking of the weights each dispatch of `gemms` reads (through its own weight
+/// view) into one packed operand, one region per dispatch, and returns it.
+fn pack_weights(
+    plan: &mut Plan,
+    op: &'static str,
+    tiling: Tiling,
+    gemms: &mut [GemmConvUniforms],
+    max_per_dimension: u32,
+) -> Result<Operand> {
+    let mut total = 0usize;
+    for u in gemms.iter_mut() {
+        u.channel_tiles_per_group = u.channels_per_group.div_ceil(tiling.channels() as u32);
+        u.m_pad = u.channel_tiles_per_group * tiling.channels() as u32;
+        u.reduce4 = reduce4(u);
+        u.packed_w_base = total as u32;
+        total += weight_vec4s(u);
+    }
+    let (packed, kernel) = tiling.add_packed(plan, total, Packing::Weights);
+    for u in gemms.iter() {
+        let vec4s = weight_vec4s(u);
+        // A stride phase without taps reads no weights.
+        if vec4s == 0 {
+            continue;
+        }
+        let grid = grid(op, vec4s, max_per_dimension)?;
+        plan.steps.push(Step::new(
+            kernel,
+            &GemmConvUniforms {
+                invocations: grid.invocations,
+                ..*u
+            },
+            grid,
+            vec![Operand::Weight, packed],
+        ));
+    }
+    Ok(packed)
+}
+
+/// Appends the GEMM dispatches of `gemms` reading the packed source and weights.
+fn push_gemms(
+    plan: &mut Plan,
+    op: &'static str,
+    tiling: Tiling,
+    uniforms: &[GemmConvUniforms],
+    source: Operand,
+    weights: Operand,
+    max_per_dimension: u32,
+) -> Result<()> {
+    for u in uniforms {
+        let column_blocks = (u.pixels as usize).div_ceil(tiling.columns());
+        let tiles = column_blocks * (u.channel_tiles_per_group * u.groups) as usize;
+        let grid = grid(op, tiles * tiling.invocations(), max_per_dimension)?;
+        let u = GemmConvUniforms {
+            column_blocks: column_blocks as u32,
+            invocations: grid.invocations,
+            ..*u
+        };
+        plan.steps.push(Step::new(
+            tiling.kernels().0,
+            &u,
+            grid,
+            vec![source, weights, Operand::Bias, Operand::Output],
+        ));
+    }
+    Ok(())
+}
+
+/// The forward pass: pack the input and the weights, then one GEMM dispatch.
+pub fn forward(
+    op: &'static str,
+    tiling: Tiling,
+    g: &Conv2dGeometry,
+    has_bias: bool,
+    activation: Activation,
+    max_per_dimension: u32,
+) -> Result<Plan> {
+    let gemms = [gemm::forward(
+        op,
+        g,
+        has_bias,
+        activation,
+        max_per_dimension,
+    )?];
+    gather_plan(
+        op,
+        tiling,
+        g.batch,
+        Operand::Input,
+        &gemms,
+        max_per_dimension,
+    )
+}
+
+/// The input gradient (and conv_transpose2d): pack grad_output once, padded for every stride
+/// phase, pack each phase's taps of the weights, then one GEMM dispatch per phase.
+pub fn input_grad(
+    op: &'static str,
+    tiling: Tiling,
+    g: &Conv2dGeometry,
+    has_bias: bool,
+    max_per_dimension: u32,
+) -> Result<Plan> {
+    let gemms = gemm::input_grad(op, g, has_bias, max_per_dimension)?;
+    gather_plan(
+        op,
+        tiling,
+        g.batch,
+        Operand::GradOutput,
+        &gemms,
+        max_per_dimension,
+    )
+}
+
+fn gather_plan(
+    op: &'static str,
+    tiling: Tiling,
+    batch: usize,
+    source: Operand,
+    gemms: &[GemmDispatch],
+    max_per_dimension: u32,
+) -> Result<Plan> {
+    let mut plan = Plan::default();
+    if gemms.is_empty() {
+        return Ok(plan);
+    }
+    let tiling = tiling.for_gather(gemms[0].uniforms.channels_per_group as usize);
+    let mut uniforms: Vec<GemmConvUniforms> = gemms.iter().map(|d| d.uniforms).collect();
+    let packed_source = pack_source(
+        &mut plan,
+        op,
+        tiling,
+        source,
+        batch,
+        &mut uniforms,
+        max_per_dimension,
+    )?;
+    let packed_weights = pack_weights(&mut plan, op, tiling, &mut uniforms, max_per_dimension)?;
+    push_gemms(
+        &mut plan,
+        op,
+        tiling,
+        &uniforms,
+        packed_source,
+        packed_weights,
+        max_per_dimension,
+    )?;
+    Ok(plan)
+}
+
+/// Output columns of the weight gradient's packed rows, in vec4s.
+fn row_vec4s(g: &Conv2dGeometry) -> usize {
+    g.w.output.div_ceil(4)
+}
+
+/// Source rows of the weight gradient's packed input: the padded height every tap row reads.
+fn padded_rows(g: &Conv2dGeometry) -> usize {
+    (g.h.output - 1) * g.h.stride + (g.h.kernel - 1) * g.h.dilation + 1
+}
+
+/// The repacking before the weight gradient's pass 1: grad_output as rows [g][m][n][oy][ox]
+/// (the first operand returned), and the input (the second) as rows [g][(r, tx)][n][y][ox] holding input
+/// (y - pad_top, ox * stride + tx * dilation - pad_left) for every padded row y: im2col
+/// along x only, so the kernel taps (ty) step down rows of it instead of needing copies of
+/// their own (3x less packing than full im2col for a 3x3 kernel). Output columns are
+/// padded to whole vec4s per row.
+pub fn weight_grad_packing(
+    op: &'static str,
+    tiling: Tiling,
+    g: &Conv2dGeometry,
+    max_per_dimension: u32,
+) -> Result<(Plan, [Operand; 2])> {
+    let view = gemm::forward_view(g);
+    let ow4 = row_vec4s(g);
+    let mut plan = Plan::default();
+    let base = GemmConvUniforms {
+        batch: g.batch as u32,
+        ow4: ow4 as u32,
+        ..view
+    };
+    let grad_output = GemmConvUniforms {
+        reduce_per_group: view.channels_per_group,
+        taps_h: 1,
+        taps_w: 1,
+        src_h: view.grid_h,
+        src_w: view.grid_w,
+        src_step_h: 1,
+        src_step_w: 1,
+        src_off_h: 0,
+        src_off_w: 0,
+        tap_step_h: 0,
+        tap_step_w: 0,
+        src_stride_n: view.dst_stride_n,
+        src_stride_c: view.dst_stride_c,
+        src_stride_h: view.dst_stride_h,
+        src_stride_w: view.dst_stride_w,
+        ..base
+    };
+    let input = GemmConvUniforms {
+        taps_h: 1,
+        grid_h: padded_rows(g) as u32,
+        src_step_h: 1,
+        tap_step_h: 0,
+        ..base
+    };
+    let mut packed = [Operand::Unused; 2];
+    for (i, (u, source)) in [(grad_output, Operand::GradOutput), (input, Operand::Input)]
+        .into_iter()
+        .enumerate()
+    {
+        let rows = (u.groups * u.reduce_per_group * u.taps_h * u.taps_w) as usize;
+        let vec4s = rows * (u.batch * u.grid_h * u.ow4) as usize;
+        let (operand, kernel) = tiling.add_packed(&mut plan, vec4s, Packing::Rows);
+        packed[i] = operand;
+        let grid = grid(op, vec4s, max_per_dimension)?;
+        plan.steps.push(Step::new(
+            kernel,
+            &GemmConvUniforms {
+                invocations: grid.invocations,
+                ..u
+            },
+            grid,
+            vec![source, operand],
+        ));
+    }
+    Ok((plan, packed))
+}
+
+/// The weight gradient's pass-1 kernel and its invocations per block of rows: tiles of
+/// `tiling`'s channels by its columns (r, ty, tx), 8 invocations (a subgroup) or 64 (a
+/// workgroup) each.
+pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) {
+    let columns = g.in_channels_per_group() * g.h.kernel * g.w.kernel;
+    let tiles = g.groups
+        * g.out_channels_per_group().div_ceil(tiling.channels())
+        * columns.div_ceil(tiling.columns());
+    (tiling.kernels().1, tiles * tiling.invocations())
+}
+
+/// Uniforms of the weight gradient's pass 1 on the packed rows: blocks of `rows_per_block`
+/// output rows (n, oy), each `ow4` vec4s long.
+pub fn weight_grad_partial(
+    tiling: Tiling,
+    g: &Conv2dGeometry,
+    rows_per_block: usize,
+    blocks: usize,
+    invocations: u32,
+) -> GemmConvUniforms {
+    let ow4 = row_vec4s(g);
+    GemmConvUniforms {
+        batch: g.batch as u32,
+        ow4: ow4 as u32,
+        k_vec: (g.batch * g.h.output * ow4) as u32,
+        packed_h: padded_rows(g) as u32,
+        column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
+            .div_ceil(tiling.columns()) as u32,
+        channel_tiles_per_group: g.out_channels_per_group().div_ceil(tiling.channels()) as u32,
+        ..gemm::weight_grad_partial(g, rows_per_block, blocks, invocations)
+    }
+}
+
+/// The scratch memory a packed variant plans for one pass (what the planner weighs).
+pub fn scratch_plan(pass: ConvPass, tiling: Tiling, g: &Conv2dGeometry) -> Result<Plan> {
+    const OP: &str = "planner";
+    match pass {
+        ConvPass::Forward => forward(OP, tiling, g, false, Activation::None, u32::MAX),
+        ConvPass::InputGrad => input_grad(OP, tiling, g, false, u32::MAX),
+        ConvPass::WeightGrad => weight_grad_packing(OP, tiling, g, u32::MAX).map(|(p, _)| p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_range_covers_negative_steps() {
+        // Forward: 4 outputs at stride 2 from -1, 3 taps at dilation 1: rows -1..=7.
+        assert_eq!(read_range(4, 2, signed(-1), 3, 1), Some((-1, 7)));
+        // Input-gradient phase: 5 positions at step 1 from 1, 2 taps stepping -1: rows 0..=5.
+        assert_eq!(read_range(5, 1, 1, 2, signed(-1)), Some((0, 5)));
+        assert_eq!(read_range(5, 1, 1, 0, 0), None);
+    }
+
+    #[test]
+    fn gathers_run_few_narrow_or_wide_tiles_by_their_channels() {
+        let plan = |cout: usize| {
+            let g = crate::Conv2dParams::default()
+                .geometry("t", [2, 24, 9, 9], [cout, 24, 3, 3], None)
+                .unwrap();
+            let plan = forward("t", Tiling::Subgroup8, &g, false, Activation::None, 65535).unwrap();
+            plan.steps.last().unwrap().kernel
+        };
+        assert_eq!(plan(3), Kernel::Conv2dGemmPacked8Few);
+        assert_eq!(plan(4), Kernel::Conv2dGemmPacked8Few);
+        assert_eq!(plan(5), Kernel::Conv2dGemmPacked8);
+        assert_eq!(plan(16), Kernel::Conv2dGemmPacked8);
+        assert_eq!(plan(17), Kernel::Conv2dGemmPacked8Wide);
+        assert_eq!(plan(64), Kernel::Conv2dGemmPacked8Wide);
+        // The real-GPU tiling is never widened.
+        assert_eq!(Tiling::Workgroup.for_gather(64), Tiling::Workgroup);
+        assert_eq!(Tiling::Workgroup.for_gather(3), Tiling::Workgroup);
+        // Weight gradients never run few tiles.
+        assert_eq!(Tiling::Subgroup8.for_weight_grad(3), Tiling::Subgroup8);
+    }
+}

@@ -1,0 +1,362 @@
+//! Chooses a kernel variant for each conv2d pass from the shape, the parameters and the adapter,
+//! and says why.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{invalid, Result};
+use crate::gpu::conv2d::packed::Tiling;
+use crate::gpu::conv2d::{depthwise as conv2d_depthwise, packed as conv2d_packed, tune as tuning};
+use crate::gpu::Gpu;
+use crate::params::Conv2dGeometry;
+
+/// Environment variable that forces a conv2d kernel variant by name (`direct`, `subgroup8`,
+/// `packed8`, `tiled`) on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
+pub const VARIANT_ENV: &str = "WGCONV_CONV_VARIANT";
+
+/// A family of conv2d kernels. Every variant computes every pass of every parameter set; they
+/// differ only in how work maps to invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvVariant {
+    /// Register-tiled direct convolution (`conv2d_forward`, `conv2d_backward_input`,
+    /// `conv2d_backward_weight_partial`): 4 channels x 4 columns per invocation, portable.
+    Direct,
+    /// Implicit GEMM over 8-wide subgroups (`conv2d_gemm_subgroup8`,
+    /// `conv2d_weight_grad_subgroup8`): each lane loads distinct values and shares them by
+    /// subgroup broadcast. Needs SUBGROUP and a subgroup size of exactly 8 (lavapipe on AVX2).
+    Subgroup8,
+    /// The subgroup8 scheme on operands repacked into textures as zero-padded vec4s along the
+    /// reduction (`pack_*_texture`, then `conv2d_gemm_packed8[_wide]` or
+    /// `conv2d_weight_grad_packed8[_wide]`): four reduction terms per load and loop step, no
+    /// bounds checks, at the price of scratch memory and one repacking pass per operand.
+    /// Same device needs as subgroup8.
+    Packed8,
+    /// Implicit GEMM with workgroup-memory tiles (`conv2d_gemm_tiled`,
+    /// `conv2d_weight_grad_tiled`) on operands packed as packed8's, into buffers
+    /// (`pack_*_vec4`): 32 pixels x 64 channels
+    /// per workgroup of 64, each operand read from device memory once per tile. Written for
+    /// real GPUs, where workgroup memory is fast and loads are coalesced; portable.
+    Tiled,
+    /// Depthwise layers (one input channel per group) on dense NCHW: rows of outputs walked
+    /// four at a time with straight-line taps (`conv2d_depthwise_quads`), for the forward, a
+    /// unit-stride input gradient (a flipped forward) and the weight gradient (split-K,
+    /// `conv2d_depthwise_weight_grad_quads`), where the shape allows (windows up to 3x3,
+    /// column stride 1 or 2, left padding up to 1); every other pass and shape runs the
+    /// direct kernels. Portable.
+    Depthwise,
+}
+
+impl ConvVariant {
+    /// Every variant, in the order `--explain` lists them.
+    pub const ALL: &'static [ConvVariant] = &[
+        ConvVariant::Direct,
+        ConvVariant::Subgroup8,
+        ConvVariant::Packed8,
+        ConvVariant::Tiled,
+        ConvVariant::Depthwise,
+    ];
+
+    /// How the packed variants tile their GEMM; `None` for the unpacked ones.
+    pub fn packed_tiling(self) -> Option<Tiling> {
+        match self {
+            ConvVariant::Packed8 => Some(Tiling::Subgroup8),
+            ConvVariant::Tiled => Some(Tiling::Workgroup),
+            ConvVariant::Direct | ConvVariant::Subgroup8 | ConvVariant::Depthwise => None,
+        }
+    }
+
+    /// The name the CLI and the tuning cache use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvVariant::Direct => "direct",
+            ConvVariant::Subgroup8 => "subgroup8",
+            ConvVariant::Packed8 => "packed8",
+            ConvVariant::Tiled => "tiled",
+            ConvVariant::Depthwise => "depthwise",
+        }
+    }
+
+    /// The variant called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.name() == name)
+    }
+
+    /// `Ok` when this device can run the variant, else why not.
+    pub fn available(self, gpu: &Gpu) -> std::result::Result<(), String> {
+        match self {
+            ConvVariant::Direct | ConvVariant::Tiled | ConvVariant::Depthwise => Ok(()),
+            ConvVariant::Subgroup8 | ConvVariant::Packed8 => {
+                if !gpu.device().features().contains(wgpu::Features::SUBGROUP) {
+                    return Err("the device lacks the SUBGROUP feature".into());
+                }
+                let info = gpu.adapter_info();
+                if (info.subgroup_min_size, info.subgroup_max_size) != (8, 8) {
+                    return Err(format!(
+                        "subgroup size is {}..={}, the kernel needs exactly 8",
+                        info.subgroup_min_size, info.subgroup_max_size
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The passes of a convolution, each planned on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvPass {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+impl ConvPass {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvPass::Forward => "forward",
+            ConvPass::InputGrad => "dx",
+            ConvPass::WeightGrad => "dw",
+        }
+    }
+
+    /// Channels a tile of this pass spans: the GEMM's M within one group.
+    fn tile_channels(self, g: &Conv2dGeometry) -> usize {
+        match self {
+            ConvPass::Forward | ConvPass::WeightGrad => g.out_channels_per_group(),
+            ConvPass::InputGrad => g.in_channels_per_group(),
+        }
+    }
+}
+
+/// A planner decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub pass: ConvPass,
+    pub variant: ConvVariant,
+    pub reason: String,
+}
+
+/// Fewest channels per group for which the subgroup kernels' 16-channel tiles beat the direct
+/// kernel's 4-channel tiles: below this on both sides (depthwise layers) most of each tile's
+/// lanes would compute padding.
+pub const SUBGROUP_MIN_CHANNELS: usize = 8;
+
+/// The variant for one pass of `g` on `gpu`: the variant the tuner is timing on this thread,
+/// else the forced variant if one is set (an `Err` if the device cannot run it), else the
+/// tuner's choice if tuning is on, else the planner's pick.
+pub fn choose(gpu: &Gpu, op: &'static str, pass: ConvPass, g: &Conv2dGeometry) -> Result<Choice> {
+    if let Some(variant) = tuning::variant_being_timed() {
+        return Ok(Choice {
+            pass,
+            variant,
+            reason: "being timed by the tuner".into(),
+        });
+    }
+    if let Some(forced) = gpu.forced_conv_variant() {
+        forced.available(gpu).map_err(|why| {
+            invalid(
+                op,
+                format!("forced variant {} cannot run here: {why}", forced.name()),
+            )
+        })?;
+        return Ok(Choice {
+            pass,
+            variant: forced,
+            reason: "forced by Gpu::force_conv_variant".into(),
+        });
+    }
+    if let Some(tuner) = gpu.tuner() {
+        let (variant, reason) = tuner.choose(gpu, pass, g)?;
+        return Ok(Choice {
+            pass,
+            variant,
+            reason,
+        });
+    }
+    Ok(plan(gpu, pass, g))
+}
+
+/// The variants [`choose`] may return for this pass, found without timing anything: the one
+/// it would return, or, when tuning is on and nothing is cached for this shape, every variant
+/// the device can run (the tuner's pick is one of them). Memory estimates plan each.
+pub(crate) fn candidates(
+    gpu: &Gpu,
+    op: &'static str,
+    pass: ConvPass,
+    g: &Conv2dGeometry,
+) -> Result<Vec<ConvVariant>> {
+    if tuning::variant_being_timed().is_some() || gpu.forced_conv_variant().is_some() {
+        return Ok(vec![choose(gpu, op, pass, g)?.variant]);
+    }
+    if let Some(tuner) = gpu.tuner() {
+        let cached = tuner
+            .cached(&tuning::cache_key(gpu, pass, g))
+            .filter(|v| v.available(gpu).is_ok());
+        return Ok(match cached {
+            Some(v) => vec![v],
+            None => ConvVariant::ALL
+                .iter()
+                .copied()
+                .filter(|v| v.available(gpu).is_ok())
+                .collect(),
+        });
+    }
+    Ok(vec![plan(gpu, pass, g).variant])
+}
+
+/// The planner's own pick, ignoring any forced variant.
+pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
+    let channels = pass.tile_channels(g);
+    let (cin, cout) = (g.in_channels_per_group(), g.out_channels_per_group());
+    // A packed variant's plan if its scratch fits: buffers one binding, textures the
+    // texture limit.
+    let fits = |tiling| {
+        conv2d_packed::scratch_plan(pass, tiling, g)
+            .ok()
+            .filter(|p| {
+                p.largest_scratch_bytes() <= gpu.max_storage_binding() && p.textures_fit(gpu)
+            })
+    };
+    let packed = fits(Tiling::Subgroup8);
+    let real_gpu = matches!(
+        gpu.adapter_info().device_type,
+        wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
+    );
+    // Only real GPUs take tiled: elsewhere its plan would be built on every call for nothing.
+    let tiled = real_gpu.then(|| fits(Tiling::Workgroup)).flatten();
+    let depthwise = match pass {
+        ConvPass::Forward => conv2d_depthwise::forward_fits(g),
+        ConvPass::InputGrad => conv2d_depthwise::input_grad_as_forward(g).is_some(),
+        ConvPass::WeightGrad => conv2d_depthwise::forward_fits(g),
+    };
+    let (variant, reason) = match ConvVariant::Subgroup8.available(gpu) {
+        _ if depthwise => (
+            ConvVariant::Depthwise,
+            format!(
+                "depthwise ({cout} out per input channel), 3x3 or smaller: rows of {} outputs four at a time, straight-line taps",
+                g.w.output
+            ),
+        ),
+        _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && tiled.is_some() => (
+            ConvVariant::Tiled,
+            format!(
+                "a {:?} GPU: workgroup-memory tiles of 32 pixels x 64 channels, {cin} in / {cout} out channels per group",
+                gpu.adapter_info().device_type
+            ),
+        ),
+        Err(why) => (ConvVariant::Direct, format!("subgroup8 unavailable: {why}")),
+        Ok(()) if cin.max(cout) < SUBGROUP_MIN_CHANNELS => (
+            ConvVariant::Direct,
+            format!(
+                "{channels} channels per group ({cin} in, {cout} out): 16-channel subgroup tiles would be mostly idle"
+            ),
+        ),
+        Ok(()) => match packed {
+            // Even a tile with few live channels (a 3-channel stem's dx) wins: the long
+            // reduction over the other side's channels runs four terms per load.
+            Some(p) => (
+                ConvVariant::Packed8,
+                format!(
+                    "8-wide subgroups, {cin} in / {cout} out channels per group: vec4 loads of operands repacked into {} KiB of scratch{}",
+                    p.scratch_bytes().div_ceil(1024),
+                    match pass {
+                        ConvPass::WeightGrad => Tiling::Subgroup8.for_weight_grad(channels),
+                        _ => Tiling::Subgroup8.for_gather(channels),
+                    }
+                    .describe()
+                ),
+            ),
+            None if channels >= SUBGROUP_MIN_CHANNELS => (
+                ConvVariant::Subgroup8,
+                format!(
+                    "8-wide subgroups, {channels} channels per group; packed8's scratch would not fit one binding or texture"
+                ),
+            ),
+            None => (
+                ConvVariant::Direct,
+                format!(
+                    "{channels} channels per group and packed8's scratch would not fit one binding or texture"
+                ),
+            ),
+        },
+    };
+    Choice {
+        pass,
+        variant,
+        reason,
+    }
+}
+
+/// The conv2d planner's per-device settings, kept in the `Gpu`'s extensions.
+struct ConvSettings {
+    /// A variant every call must use, overriding the planner (tests, `--variant`).
+    forced: Mutex<Option<ConvVariant>>,
+    /// Set by [`Gpu::enable_tuning`]: the planner then times variants on first use of a shape.
+    tuner: Mutex<Option<Arc<tuning::Tuner>>>,
+}
+
+impl Default for ConvSettings {
+    /// Read when a `Gpu` first plans a conv2d-family call: `WGCONV_CONV_VARIANT` forces a variant.
+    fn default() -> Self {
+        Self {
+            forced: Mutex::new(
+                std::env::var(VARIANT_ENV)
+                    .ok()
+                    .and_then(|name| ConvVariant::from_name(&name)),
+            ),
+            tuner: Mutex::new(None),
+        }
+    }
+}
+
+impl Gpu {
+    fn conv_settings(&self) -> Arc<ConvSettings> {
+        self.inner.extensions.get::<ConvSettings>()
+    }
+
+    /// Makes every conv2d-family call on this device (and its clones) use `variant` instead
+    /// of the planner's pick; `None` gives the choice back to the planner. A call whose forced
+    /// variant this device cannot run returns `Err`.
+    pub fn force_conv_variant(&self, variant: Option<ConvVariant>) {
+        *self
+            .conv_settings()
+            .forced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = variant;
+    }
+
+    /// The variant set by [`Gpu::force_conv_variant`], if any.
+    pub fn forced_conv_variant(&self) -> Option<ConvVariant> {
+        *self
+            .conv_settings()
+            .forced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Turns on autotuning: from now on the first conv2d-family call of each shape and pass
+    /// times every variant this device can run and keeps the fastest, in the JSON cache at
+    /// `cache` (default: [`crate::gpu::conv2d::tune::default_cache_path`]), which later runs and
+    /// other `Gpu`s read back. A forced variant still wins over the cache. Errors if the
+    /// cache exists but cannot be read as one.
+    pub fn enable_tuning(&self, cache: Option<&std::path::Path>) -> Result<()> {
+        let path = cache.map_or_else(crate::gpu::conv2d::tune::default_cache_path, |p| {
+            p.to_path_buf()
+        });
+        let tuner = crate::gpu::conv2d::tune::Tuner::open(&path)?;
+        *self
+            .conv_settings()
+            .tuner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(tuner));
+        Ok(())
+    }
+
+    /// The tuner, if [`Gpu::enable_tuning`] turned tuning on.
+    pub fn tuner(&self) -> Option<Arc<crate::gpu::conv2d::tune::Tuner>> {
+        self.conv_settings()
+            .tuner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}

@@ -1,0 +1,449 @@
+//! The registry: every shader module the crate builds, composed from the files under `shaders/`,
+//! and every kernel entry point the host dispatches. Adding a kernel is one entry here.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::gpu::runtime::pipelines::{self, Binding, CompiledKernel, KernelSpec, ShaderModule};
+use crate::gpu::Gpu;
+
+/// Texels per row of a packed texture (`TEXTURE_WIDTH` in `shaders/common/packed_texture.wgsl`):
+/// vec4 i lives at (i % width, i / width).
+pub(crate) const PACKED_TEXTURE_WIDTH: usize = 4096;
+
+/// A shader module composed from files under `shaders/` (without `.wgsl`), in order: the shared
+/// pieces first, the body (which names the module) last. WGSL declarations may come in any order,
+/// so a piece may use what the body declares (e.g. the uniforms `u`).
+macro_rules! module {
+    ($features:expr; $($piece:literal),+ => $body:literal) => {
+        ShaderModule {
+            name: $body,
+            pieces: &[$($piece,)+ $body],
+            source: concat!(
+                $(include_str!(concat!("../../shaders/", $piece, ".wgsl")),)+
+                include_str!(concat!("../../shaders/", $body, ".wgsl"))
+            ),
+            features: $features,
+        }
+    };
+}
+
+const NONE: wgpu::Features = wgpu::Features::empty();
+const SUBGROUP: wgpu::Features = wgpu::Features::SUBGROUP;
+
+static CONV2D_DIRECT: ShaderModule = module!(NONE;
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/uniforms" => "conv2d/direct");
+static CONV2D_DEPTHWISE: ShaderModule = module!(NONE;
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/uniforms" => "conv2d/depthwise");
+static CONV2D_REDUCE: ShaderModule = module!(NONE;
+    "common/invocation", "conv2d/uniforms" => "conv2d/reduce");
+static CONV2D_SUBGROUP: ShaderModule = module!(SUBGROUP;
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm" => "conv2d/subgroup");
+static CONV2D_PACK: ShaderModule = module!(NONE;
+    "common/invocation", "common/packed_texture", "conv2d/gemm" => "conv2d/pack");
+static CONV2D_PACKED: ShaderModule = module!(SUBGROUP;
+    "common/invocation", "common/nonfinite", "common/activate", "common/packed_texture", "conv2d/gemm"
+    => "conv2d/packed");
+static CONV2D_TILED: ShaderModule = module!(NONE;
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm" => "conv2d/tiled");
+static MAX_POOL2D: ShaderModule = module!(NONE;
+    "common/invocation", "common/nonfinite" => "pool2d/max_pool2d");
+static ACTIVATION: ShaderModule = module!(NONE;
+    "common/invocation", "common/nonfinite" => "activation");
+static SHADER_COPY: ShaderModule = module!(NONE; "common/invocation" => "shader_copy");
+
+/// Every shader module the crate builds.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) static MODULES: &[&ShaderModule] = &[
+    &CONV2D_DIRECT,
+    &CONV2D_DEPTHWISE,
+    &CONV2D_REDUCE,
+    &CONV2D_SUBGROUP,
+    &CONV2D_PACK,
+    &CONV2D_PACKED,
+    &CONV2D_TILED,
+    &MAX_POOL2D,
+    &ACTIVATION,
+    &SHADER_COPY,
+];
+
+use Binding::{ReadOnly, ReadWrite, StorageTexture, Texture, Uniform};
+/// The conv2d family's layout: uniforms, three read-only arrays, the destination.
+const GATHER: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite];
+/// The packed GEMMs: uniforms, the two packed textures, the bias, the destination.
+const PACKED: &[Binding] = &[Uniform, Texture, Texture, ReadOnly, ReadWrite];
+/// Packing into a storage buffer (the tiled GEMMs read those) or a texture (packed8 reads those).
+const PACK_INTO_BUFFER: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
+const PACK_INTO_TEXTURE: &[Binding] = &[Uniform, ReadOnly, StorageTexture];
+/// Max pooling: uniforms, source, source indices, destination, destination indices.
+const POOL: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite];
+/// Activation backward: uniforms, grad_output, the saved tensor, grad_input.
+const ACTIVATION_BINDINGS: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadWrite];
+const COPY: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
+
+/// Declares `Kernel`, one variant per entry, with its module, entry point, bindings and
+/// workgroup size, and `Kernel::ALL`.
+macro_rules! kernels {
+    ($($(#[$doc:meta])* $variant:ident = $module:ident, $entry:literal, $bindings:ident, $size:literal;)+) => {
+        /// One compute entry point the host dispatches.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub(crate) enum Kernel {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Kernel {
+            /// Every kernel the host uses.
+            #[cfg_attr(not(test), allow(dead_code))]
+            pub(crate) const ALL: &'static [Kernel] = &[$(Kernel::$variant,)+];
+
+            /// The kernel's module, entry point, bindings and workgroup size.
+            pub(crate) fn spec(self) -> &'static KernelSpec {
+                match self {
+                    $(Kernel::$variant => {
+                        static SPEC: KernelSpec = KernelSpec {
+                            module: &$module,
+                            entry_point: $entry,
+                            bindings: $bindings,
+                            workgroup_size: $size,
+                        };
+                        &SPEC
+                    })+
+                }
+            }
+        }
+    };
+}
+
+kernels! {
+    /// Direct convolution, each invocation a tile of output channels at one output pixel.
+    Conv2dForward = CONV2D_DIRECT, "conv2d_forward", GATHER, 64;
+    /// Input gradient (and transposed convolution) in gather form, stride phases skipped.
+    Conv2dBackwardInput = CONV2D_DIRECT, "conv2d_backward_input", GATHER, 64;
+
+    Conv2dBackwardWeightPartial = CONV2D_DIRECT, "conv2d_backward_weight_partial", GATHER, 64;
+    /// Bias gradient, pass 1: partial sums per block of output rows.
+    Conv2dBackwardBiasPartial = CONV2D_DIRECT, "conv2d_backward_bias_partial", GATHER, 64;
+    /// Pass 2 of the blocked reductions: partials added in block order.
+    ReducePartials = CONV2D_REDUCE, "reduce_partials", GATHER, 64;
+    /// Depthwise forward, four outputs of a row per invocation from vec4 loads.
+    Conv2dDepthwiseQuads = CONV2D_DEPTHWISE, "conv2d_depthwise_quads", GATHER, 64;
+    /// Depthwise weight gradient, pass 1: every tap of one channel over a block of rows.
+    Conv2dDepthwiseWeightGradQuads = CONV2D_DEPTHWISE, "conv2d_depthwise_weight_grad_quads", GATHER, 64;
+    /// Gather convolution (forward, or input gradient per stride phase) as an implicit GEMM,
+    /// 8 pixels x 16 channels per 8-wide subgroup, loads shared by subgroup broadcast.
+    Conv2dGemmSubgroup8 = CONV2D_SUBGROUP, "conv2d_gemm_subgroup8", GATHER, 64;
+    /// Weight gradient, pass 1, as a split-K GEMM over 8-wide subgroups.
+    Conv2dWeightGradSubgroup8 = CONV2D_SUBGROUP, "conv2d_weight_grad_subgroup8", GATHER, 64;
+    /// Activations repacked channel-innermost as zero-padded vec4s (packed8 GEMM source).
+    PackSourceVec4 = CONV2D_PACK, "pack_source_vec4", PACK_INTO_BUFFER, 64;
+    /// Weights repacked reduction-major as vec4s (packed8 GEMM weights).
+    PackWeightVec4 = CONV2D_PACK, "pack_weight_vec4", PACK_INTO_BUFFER, 64;
+    /// Rows of grad_output or im2col of the input as vec4s along output pixels (tiled dw).
+    PackRowsVec4 = CONV2D_PACK, "pack_rows_vec4", PACK_INTO_BUFFER, 64;
+    /// `PackSourceVec4` into a texture (the packed8 kernels read textures).
+    PackSourceTexture = CONV2D_PACK, "pack_source_texture", PACK_INTO_TEXTURE, 64;
+    /// `PackWeightVec4` into a texture.
+    PackWeightTexture = CONV2D_PACK, "pack_weight_texture", PACK_INTO_TEXTURE, 64;
+    /// `PackRowsVec4` into a texture.
+    PackRowsTexture = CONV2D_PACK, "pack_rows_texture", PACK_INTO_TEXTURE, 64;
+    /// Gather convolution as an implicit GEMM on packed vec4 operands, 8 pixels x 16 channels
+    /// per 8-wide subgroup.
+    Conv2dGemmPacked8 = CONV2D_PACKED, "conv2d_gemm_packed8", PACKED, 64;
+    /// `Conv2dGemmPacked8` with 32 pixels x 32 channels per subgroup: half the loads per
+    /// multiply-add, for gathers into more than 16 channels.
+    Conv2dGemmPacked8Wide = CONV2D_PACKED, "conv2d_gemm_packed8_wide", PACKED, 64;
+    /// `Conv2dGemmPacked8` with 64 pixels x 4 channels per subgroup, for gathers into at most
+    /// 4 channels.
+    Conv2dGemmPacked8Few = CONV2D_PACKED, "conv2d_gemm_packed8_few", PACKED, 64;
+    /// Weight gradient, pass 1, as a split-K GEMM on packed vec4 rows.
+    Conv2dWeightGradPacked8 = CONV2D_PACKED, "conv2d_weight_grad_packed8", PACKED, 64;
+    /// `Conv2dWeightGradPacked8` with 32 columns x 32 channels per subgroup, for weight
+    /// gradients of more than 16 output channels.
+    Conv2dWeightGradPacked8Wide = CONV2D_PACKED, "conv2d_weight_grad_packed8_wide", PACKED, 64;
+    /// Gather convolution as an implicit GEMM on packed operands, 32 pixels x 64 channels per
+    /// workgroup through workgroup memory.
+    Conv2dGemmTiled = CONV2D_TILED, "conv2d_gemm_tiled", GATHER, 64;
+    /// Weight gradient, pass 1, as a split-K GEMM on packed rows with workgroup-memory tiles.
+    Conv2dWeightGradTiled = CONV2D_TILED, "conv2d_weight_grad_tiled", GATHER, 64;
+    /// Max pooling, values only (inference).
+    MaxPool2dForward = MAX_POOL2D, "max_pool2d_forward", POOL, 64;
+    /// Max pooling, values and argmax indices.
+    MaxPool2dForwardWithIndices = MAX_POOL2D, "max_pool2d_forward_with_indices", POOL, 64;
+    /// Max pooling backward, gather form.
+    MaxPool2dBackward = MAX_POOL2D, "max_pool2d_backward", POOL, 64;
+    /// Max pooling, values only, eight outputs of a row per invocation (CPU adapters).
+    MaxPool2dForwardOctets = MAX_POOL2D, "max_pool2d_forward_octets", POOL, 64;
+    /// Max pooling, values and indices, eight outputs of a row per invocation (CPU adapters).
+    MaxPool2dForwardOctetsWithIndices = MAX_POOL2D, "max_pool2d_forward_octets_with_indices", POOL, 64;
+    /// The octet forward for windows at most 2 rows high and exactly 2 columns wide, without
+    /// left padding: two rows of four loads.
+    MaxPool2dForwardOctets2x2 = MAX_POOL2D, "max_pool2d_forward_octets_2x2", POOL, 64;
+    /// `MaxPool2dForwardOctets2x2` with indices.
+    MaxPool2dForwardOctets2x2WithIndices = MAX_POOL2D, "max_pool2d_forward_octets_2x2_with_indices", POOL, 64;
+    /// Max pooling backward, one plane per invocation in window order (CPU adapters).
+    /// Its workgroup is 8 wide: one lavapipe SIMD row of planes (see the shader).
+    MaxPool2dBackwardScan = MAX_POOL2D, "max_pool2d_backward_scan", POOL, 8;
+    /// Elementwise activation backward.
+    ActivationBackward = ACTIVATION, "activation_backward", ACTIVATION_BINDINGS, 64;
+    /// A plain copy of vec4s (the bench's reference for memory-bound kernels).
+    CopyVec4 = SHADER_COPY, "copy_vec4", COPY, 64;
+}
+
+impl Kernel {
+    pub(crate) fn entry_point(self) -> &'static str {
+        self.spec().entry_point
+    }
+
+    /// Invocations per workgroup, as the entry point declares (along x).
+    pub(crate) fn workgroup_size(self) -> u32 {
+        self.spec().workgroup_size
+    }
+
+    /// The compiled pipeline, built on first use; a shader or layout error, or a feature the
+    /// device lacks, is an `Err` naming `op`.
+    pub(crate) fn compiled(self, gpu: &Gpu, op: &'static str) -> Result<Arc<CompiledKernel>> {
+        pipelines::compiled(gpu, op, self.spec())
+    }
+}
+
+/// Every composed module parses and validates with naga (with SUBGROUP only where the module
+/// asks for it), every file under `shaders/` is used, every kernel's entry point exists with the
+/// host's workgroup size, and every uniform struct is laid out exactly like its Rust twin.
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::gpu::activation::ActivationUniforms;
+    use crate::gpu::conv2d::gemm::GemmConvUniforms;
+    use crate::gpu::conv2d::uniforms::Conv2dUniforms;
+    use crate::gpu::pool2d::max_pool2d::Pool2dUniforms;
+    use crate::gpu::shader_copy::CopyUniforms;
+
+    fn validate(module: &ShaderModule, capabilities: naga::valid::Capabilities) -> naga::Module {
+        let parsed = naga::front::wgsl::parse_str(module.source)
+            .unwrap_or_else(|e| panic!("{}: {}", module.name, e.emit_to_string(module.source)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+            .validate(&parsed)
+            .unwrap_or_else(|e| panic!("{}: {}", module.name, e.emit_to_string(module.source)));
+        parsed
+    }
+
+    /// The module validated with no optional capability but those its features name.
+    fn parsed(module: &ShaderModule) -> naga::Module {
+        let capabilities = if module.features.contains(wgpu::Features::SUBGROUP) {
+            naga::valid::Capabilities::SUBGROUP
+        } else {
+            naga::valid::Capabilities::default()
+        };
+        validate(module, capabilities)
+    }
+
+    #[test]
+    fn every_module_validates_and_every_file_is_composed_into_one() {
+        for module in MODULES {
+            parsed(module);
+            let files: String = module
+                .pieces
+                .iter()
+                .map(|piece| {
+                    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("shaders")
+                        .join(format!("{piece}.wgsl"));
+                    std::fs::read_to_string(&path).unwrap()
+                })
+                .collect();
+            assert_eq!(
+                module.source, files,
+                "{}: the compiled-in source",
+                module.name
+            );
+        }
+        let mut on_disk = Vec::new();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "wgsl") {
+                    let relative = path.strip_prefix(&root).unwrap().with_extension("");
+                    on_disk.push(relative.to_str().unwrap().replace('\\', "/"));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut used: Vec<String> = MODULES
+            .iter()
+            .flat_map(|m| m.pieces.iter().map(|p| p.to_string()))
+            .collect();
+        used.sort();
+        used.dedup();
+        assert_eq!(
+            on_disk, used,
+            "files under shaders/ and the modules' pieces disagree"
+        );
+    }
+
+    /// A module that declares SUBGROUP really needs it (else the planner would withhold its
+    /// kernels from devices that could run them).
+    #[test]
+    fn modules_that_require_subgroups_need_them() {
+        for module in MODULES {
+            if !module.features.contains(wgpu::Features::SUBGROUP) {
+                continue;
+            }
+            let parsed = naga::front::wgsl::parse_str(module.source).unwrap();
+            let without = naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default(),
+            )
+            .validate(&parsed);
+            assert!(
+                without.is_err(),
+                "{} validates without SUBGROUP",
+                module.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_kernel_entry_point_exists_with_the_host_workgroup_size() {
+        for kernel in Kernel::ALL {
+            let spec = kernel.spec();
+            let module = parsed(spec.module);
+            let entry = module
+                .entry_points
+                .iter()
+                .find(|e| e.name == spec.entry_point)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{} has no entry point {}",
+                        spec.module.name, spec.entry_point
+                    )
+                });
+            assert_eq!(entry.stage, naga::ShaderStage::Compute);
+            assert_eq!(
+                entry.workgroup_size,
+                [spec.workgroup_size, 1, 1],
+                "{}",
+                spec.entry_point
+            );
+        }
+    }
+
+    /// Field names, offsets and total size of a WGSL struct.
+    fn wgsl_struct(module: &naga::Module, name: &str) -> (Vec<(String, usize)>, usize) {
+        let ty = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no struct {name}"))
+            .1;
+        match &ty.inner {
+            naga::TypeInner::Struct { members, span } => (
+                members
+                    .iter()
+                    .map(|m| (m.name.clone().unwrap(), m.offset as usize))
+                    .collect(),
+                *span as usize,
+            ),
+            other => panic!("{name} is not a struct: {other:?}"),
+        }
+    }
+
+    fn assert_mirrors(module: &ShaderModule, name: &str, fields: &[(&str, usize)], size: usize) {
+        let (wgsl_fields, wgsl_size) = wgsl_struct(&parsed(module), name);
+        let rust_fields: Vec<(String, usize)> =
+            fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+        assert_eq!(
+            wgsl_fields, rust_fields,
+            "{name} in {}: field names or offsets differ",
+            module.name
+        );
+        assert_eq!(wgsl_size, size, "{name} in {}: sizes differ", module.name);
+        assert_eq!(
+            size % 16,
+            0,
+            "{name}: uniform buffers need a size that is a multiple of 16"
+        );
+    }
+
+    /// Each module's uniform struct, by the name its Rust twin gives.
+    #[test]
+    fn uniform_structs_mirror_their_rust_twins() {
+        type Twin = (&'static str, &'static [(&'static str, usize)], usize);
+        let conv: Twin = (
+            Conv2dUniforms::WGSL_NAME,
+            Conv2dUniforms::FIELDS,
+            std::mem::size_of::<Conv2dUniforms>(),
+        );
+        let gemm: Twin = (
+            GemmConvUniforms::WGSL_NAME,
+            GemmConvUniforms::FIELDS,
+            std::mem::size_of::<GemmConvUniforms>(),
+        );
+        let twins: [(&ShaderModule, Twin); 10] = [
+            (&CONV2D_DIRECT, conv),
+            (&CONV2D_DEPTHWISE, conv),
+            (&CONV2D_REDUCE, conv),
+            (&CONV2D_SUBGROUP, gemm),
+            (&CONV2D_PACK, gemm),
+            (&CONV2D_PACKED, gemm),
+            (&CONV2D_TILED, gemm),
+            (
+                &MAX_POOL2D,
+                (
+                    Pool2dUniforms::WGSL_NAME,
+                    Pool2dUniforms::FIELDS,
+                    std::mem::size_of::<Pool2dUniforms>(),
+                ),
+            ),
+            (
+                &ACTIVATION,
+                (
+                    ActivationUniforms::WGSL_NAME,
+                    ActivationUniforms::FIELDS,
+                    std::mem::size_of::<ActivationUniforms>(),
+                ),
+            ),
+            (
+                &SHADER_COPY,
+                (
+                    CopyUniforms::WGSL_NAME,
+                    CopyUniforms::FIELDS,
+                    std::mem::size_of::<CopyUniforms>(),
+                ),
+            ),
+        ];
+        assert_eq!(
+            twins.len(),
+            MODULES.len(),
+            "every module has its twin checked"
+        );
+        for (module, (name, fields, size)) in twins {
+            assert_mirrors(module, name, fields, size);
+        }
+    }
+
+    #[test]
+    fn packed_textures_have_the_host_width_in_every_module_that_indexes_them() {
+        let shift = PACKED_TEXTURE_WIDTH.trailing_zeros();
+        assert_eq!(1usize << shift, PACKED_TEXTURE_WIDTH);
+        for module in [&CONV2D_PACK, &CONV2D_PACKED] {
+            let parsed = parsed(module);
+            let (_, constant) = parsed
+                .constants
+                .iter()
+                .find(|(_, c)| c.name.as_deref() == Some("TEXTURE_SHIFT"))
+                .unwrap_or_else(|| panic!("{} declares TEXTURE_SHIFT", module.name));
+            match parsed.global_expressions[constant.init] {
+                naga::Expression::Literal(naga::Literal::U32(v)) => {
+                    assert_eq!(v, shift, "{}", module.name)
+                }
+                ref other => panic!("{}: TEXTURE_SHIFT is {other:?}", module.name),
+            }
+        }
+    }
+}

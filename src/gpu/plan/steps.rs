@@ -1,0 +1,299 @@
+//! Planned dispatches whose buffers are named by role, resolved once a call's tensors exist, so
+//! that every check and size computation happens before anything is allocated or encoded.
+
+use std::sync::Arc;
+
+use crate::error::too_large;
+use crate::error::Result;
+use crate::gpu::kernels::{Kernel, PACKED_TEXTURE_WIDTH};
+use crate::gpu::runtime::buffer_pool::{BufferPool, PooledTexture};
+use crate::gpu::runtime::dispatch::DispatchGrid;
+use crate::gpu::runtime::launch::{check_binding, check_whole, submit, Dispatch, Resource};
+use crate::gpu::runtime::pipelines::CompiledKernel;
+use crate::gpu::{Gpu, GpuTensor};
+use crate::params::Layout;
+
+/// Which buffer a planned dispatch binds at one slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// The forward input (conv2d, and the weight gradient's im2col).
+    Input,
+    /// grad_output (the source of the input gradient), or conv_transpose2d's input.
+    GradOutput,
+    Weight,
+    /// The bias, or the read-only placeholder where there is none.
+    Bias,
+    /// The read-only placeholder for a slot the kernel does not read.
+    Unused,
+    /// What the step writes for the caller: the result, or a reduction's partial sums.
+    Output,
+    /// Scratch buffer `i` of the plan.
+    Scratch(usize),
+    /// Packed texture `i` of the plan.
+    Texture(usize),
+}
+
+/// One dispatch: a kernel, its uniforms, its grid and its buffers by role (bindings 1..).
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub kernel: Kernel,
+    pub uniforms: Vec<u8>,
+    pub grid: DispatchGrid,
+    pub operands: Vec<Operand>,
+}
+
+impl Step {
+    pub fn new<U: bytemuck::Pod>(
+        kernel: Kernel,
+        uniforms: &U,
+        grid: DispatchGrid,
+        operands: Vec<Operand>,
+    ) -> Self {
+        Self {
+            kernel,
+            uniforms: bytemuck::bytes_of(uniforms).to_vec(),
+            grid,
+            operands,
+        }
+    }
+}
+
+/// Steps in order, the length in f32 of each scratch buffer they share, and the vec4s of each
+/// packed texture.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub scratch: Vec<usize>,
+    pub textures: Vec<usize>,
+}
+
+/// Width and height in texels of a packed texture of `vec4s` vec4s: rows of
+/// `PACKED_TEXTURE_WIDTH`, narrower when one row holds them all.
+pub fn texture_extent(vec4s: usize) -> (usize, usize) {
+    let vec4s = vec4s.max(1);
+    (
+        vec4s.min(PACKED_TEXTURE_WIDTH),
+        vec4s.div_ceil(PACKED_TEXTURE_WIDTH),
+    )
+}
+
+/// Bytes of a packed texture of `vec4s` vec4s.
+pub fn texture_bytes(vec4s: usize) -> u64 {
+    let (width, height) = texture_extent(vec4s);
+    BufferPool::texture_bytes((width as u32, height as u32))
+}
+
+/// `Err` unless a packed texture of `vec4s` vec4s fits the device's 2D texture limit.
+pub(crate) fn check_texture(gpu: &Gpu, op: &'static str, vec4s: usize) -> Result<()> {
+    let (width, height) = texture_extent(vec4s);
+    let max = gpu.max_texture_dimension() as usize;
+    if width.max(height) > max {
+        return Err(too_large(
+            op,
+            format!(
+                "a packed operand of {vec4s} vec4s needs a {width}x{height} texture, above the \
+                 texture limit of {max} texels a side (the device's max_texture_dimension_2d, \
+                 or Gpu::limit_texture_dimension)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Plan {
+    pub fn single(step: Step) -> Self {
+        Self {
+            steps: vec![step],
+            ..Self::default()
+        }
+    }
+
+    /// Adds a scratch buffer of `floats` f32 (at least one vec4) and returns its index.
+    pub fn add_scratch(&mut self, floats: usize) -> usize {
+        self.scratch.push(floats.max(4));
+        self.scratch.len() - 1
+    }
+
+    /// Adds a packed texture of `vec4s` vec4s and returns its index.
+    pub fn add_texture(&mut self, vec4s: usize) -> usize {
+        self.textures.push(vec4s);
+        self.textures.len() - 1
+    }
+
+    /// Bytes of scratch memory the plan allocates: buffers and textures.
+    pub fn scratch_bytes(&self) -> u64 {
+        let buffers: u64 = self.scratch.iter().map(|&n| n as u64 * 4).sum();
+        buffers + self.textures.iter().map(|&n| texture_bytes(n)).sum::<u64>()
+    }
+
+    /// Whether every packed texture fits the device's texture limit.
+    pub fn textures_fit(&self, gpu: &Gpu) -> bool {
+        self.textures
+            .iter()
+            .all(|&n| check_texture(gpu, "planner", n).is_ok())
+    }
+
+    /// Bytes of the largest scratch buffer, which must fit one storage binding.
+    pub fn largest_scratch_bytes(&self) -> u64 {
+        self.scratch
+            .iter()
+            .map(|&n| n as u64 * 4)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// A plan made ready to encode: checked against the device, its kernels compiled.
+pub(crate) struct ReadyPlan {
+    plan: Plan,
+    kernels: Vec<Arc<CompiledKernel>>,
+}
+
+impl ReadyPlan {
+    /// Checks every scratch buffer against the binding limit and every texture against the
+    /// texture limit, and compiles every kernel.
+    pub fn new(gpu: &Gpu, op: &'static str, plan: Plan) -> Result<Self> {
+        for &floats in &plan.scratch {
+            check_binding(gpu, op, "packed scratch", &[floats])?;
+        }
+        for &vec4s in &plan.textures {
+            check_texture(gpu, op, vec4s)?;
+        }
+        let kernels = plan
+            .steps
+            .iter()
+            .map(|s| s.kernel.compiled(gpu, op))
+            .collect::<Result<_>>()?;
+        Ok(Self { plan, kernels })
+    }
+
+    /// Allocates the scratch buffers and textures. Call inside [`Gpu::capture`].
+    pub fn scratch(&self, gpu: &Gpu, op: &'static str) -> Result<Scratch> {
+        Ok(Scratch {
+            buffers: self
+                .plan
+                .scratch
+                .iter()
+                .map(|&floats| GpuTensor::uninit(gpu, op, &[floats], Layout::Nchw))
+                .collect::<Result<_>>()?,
+            textures: self
+                .plan
+                .textures
+                .iter()
+                .map(|&vec4s| {
+                    let (width, height) = texture_extent(vec4s);
+                    gpu.inner.pool.take_texture(
+                        &gpu.inner.device,
+                        op,
+                        (width as u32, height as u32),
+                    )
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The dispatches, with scratch operands bound to `scratch` and every other operand to
+    /// what `resolve` gives.
+    pub fn dispatches<'a>(
+        &'a self,
+        scratch: &'a Scratch,
+        resolve: impl Fn(Operand) -> &'a wgpu::Buffer,
+    ) -> Vec<Dispatch<'a>> {
+        self.plan
+            .steps
+            .iter()
+            .zip(&self.kernels)
+            .map(|(step, kernel)| Dispatch {
+                kernel,
+                label: step.kernel.entry_point(),
+                uniforms: &step.uniforms,
+                resources: step
+                    .operands
+                    .iter()
+                    .map(|&o| match o {
+                        Operand::Scratch(i) => Resource::Buffer(scratch.buffers[i].first_buffer()),
+                        Operand::Texture(i) => Resource::Texture(scratch.textures[i].view()),
+                        other => Resource::Buffer(resolve(other)),
+                    })
+                    .collect(),
+                grid: step.grid,
+            })
+            .collect()
+    }
+}
+
+/// The scratch memory of one run of a plan.
+pub(crate) struct Scratch {
+    buffers: Vec<GpuTensor>,
+    textures: Vec<PooledTexture>,
+}
+
+/// The operands of a plan that turns one source tensor, the weights and an optional bias into
+/// one output: conv2d's forward (source role `Input`) and conv_transpose2d (`GradOutput`).
+pub(crate) struct ConvOperands<'a> {
+    pub source_role: Operand,
+    pub source: &'a GpuTensor,
+    pub weight: &'a GpuTensor,
+    pub bias: Option<&'a GpuTensor>,
+}
+
+/// Runs `plan` on `operands` into a new output of `output_shape`, after checking that no
+/// tensor is segmented (the caller splits those first); enqueued, never waited for.
+pub(crate) fn run_into_output(
+    gpu: &Gpu,
+    op: &'static str,
+    plan: &ReadyPlan,
+    operands: ConvOperands<'_>,
+    output_shape: &[usize],
+    layout: Layout,
+) -> Result<GpuTensor> {
+    let ConvOperands {
+        source_role,
+        source,
+        weight,
+        bias,
+    } = operands;
+    check_whole(op, &[("input", source), ("weight", weight)])?;
+    if let Some(b) = bias {
+        check_whole(op, &[("bias", b)])?;
+    }
+    gpu.capture(op, || -> Result<GpuTensor> {
+        let output = GpuTensor::uninit(gpu, op, output_shape, layout)?;
+        check_whole(op, &[("output", &output)])?;
+        let scratch = plan.scratch(gpu, op)?;
+        let placeholder = &gpu.inner.placeholder;
+        let dispatches = plan.dispatches(&scratch, |operand| match operand {
+            role if role == source_role => source.first_buffer(),
+            Operand::Weight => weight.first_buffer(),
+            Operand::Bias => bias.map_or(placeholder, |b| b.first_buffer()),
+            Operand::Output => output.first_buffer(),
+            _ => placeholder,
+        });
+        submit(gpu, op, &dispatches)?;
+        Ok(output)
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_textures_are_rows_of_the_texture_width_and_narrow_when_one_row_holds_all() {
+        assert_eq!(texture_extent(0), (1, 1));
+        assert_eq!(texture_extent(100), (100, 1));
+        assert_eq!(
+            texture_extent(PACKED_TEXTURE_WIDTH),
+            (PACKED_TEXTURE_WIDTH, 1)
+        );
+        assert_eq!(
+            texture_extent(PACKED_TEXTURE_WIDTH + 1),
+            (PACKED_TEXTURE_WIDTH, 2)
+        );
+        assert_eq!(texture_bytes(100), 1600);
+        assert_eq!(
+            texture_bytes(3 * PACKED_TEXTURE_WIDTH - 5),
+            3 * PACKED_TEXTURE_WIDTH as u64 * 16
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Shader modules, kernels and the pipeline cache: each pipeline is built once per `Gpu`.
+//!
+//! The runtime knows kernels only by their description ([`KernelSpec`]); which kernels exist,
+//! and how their modules are composed, is the registry's business (`gpu::kernels`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// One shader module as the crate hands it to wgpu: its WGSL source, composed from the files
+/// under `shaders/` at build time, and the device features it needs.
+#[derive(Debug)]
+pub(crate) struct ShaderModule {
+    /// A name for labels and error messages: the body's path under `shaders/` without `.wgsl`.
+    pub name: &'static str,
+    /// The composed source: the shared pieces, then the body.
+    pub source: &'static str,
+    /// The files under `shaders/` (without `.wgsl`) it is composed of, in order.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub pieces: &'static [&'static str],
+    /// Device features a module of this source needs.
+    pub features: wgpu::Features,
+}
+
+/// How a kernel sees one binding of bind group 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Binding {
+    Uniform,
+    ReadOnly,
+    ReadWrite,
+    /// A 2D `rgba32float` texture read with `textureLoad` (packed GEMM operands).
+    Texture,
+    /// A 2D `rgba32float` storage texture, written only.
+    StorageTexture,
+}
+
+/// One compute entry point the host dispatches: its module, its bindings and its workgroup.
+#[derive(Debug)]
+pub(crate) struct KernelSpec {
+    pub module: &'static ShaderModule,
+    pub entry_point: &'static str,
+    /// The bindings of group 0 in binding order.
+    pub bindings: &'static [Binding],
+    /// Invocations per workgroup along x, as the entry point declares.
+    pub workgroup_size: u32,
+}
+
+/// The format of every texture a kernel binds: one vec4 of f32 per texel.
+pub(crate) const TEXTURE_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba32Float;
+
+/// A compiled kernel and the layout its bind groups must follow.
+pub(crate) struct CompiledKernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// Shader modules and pipelines, created on first use and kept for the life of the `Gpu`.
+#[derive(Default)]
+pub(crate) struct Pipelines {
+    /// By module name.
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    /// By module name and entry point.
+    kernels: Mutex<HashMap<(&'static str, &'static str), Arc<CompiledKernel>>>,
+}
+
+impl Pipelines {
+    /// The compiled kernel, building it (and its shader module) on first use. Compilation errors
+    /// are captured by the caller's error scope.
+    pub fn get(
+        &self,
+        device: &wgpu::Device,
+        kernel: &'static KernelSpec,
+    ) -> Result<Arc<CompiledKernel>> {
+        let mut kernels = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (kernel.module.name, kernel.entry_point);
+        if let Some(k) = kernels.get(&key) {
+            return Ok(Arc::clone(k));
+        }
+        let module = {
+            let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            modules
+                .entry(kernel.module.name)
+                .or_insert_with(|| {
+                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(kernel.module.name),
+                        source: wgpu::ShaderSource::Wgsl(kernel.module.source.into()),
+                    })
+                })
+                .clone()
+        };
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+            .bindings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match b {
+                    Binding::Uniform => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    Binding::ReadOnly | Binding::ReadWrite => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: *b == Binding::ReadOnly,
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    Binding::Texture => wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    Binding::StorageTexture => wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: TEXTURE_FORMAT,
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(kernel.entry_point),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry_point),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry_point),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry_point),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let compiled = Arc::new(CompiledKernel { pipeline, layout });
+        kernels.insert(key, Arc::clone(&compiled));
+        Ok(compiled)
+    }
+}
+
+/// Builds a kernel inside error scopes, so a shader or layout error is an `Err`.
+pub(crate) fn compiled(
+    gpu: &crate::Gpu,
+    op: &'static str,
+    kernel: &'static KernelSpec,
+) -> Result<Arc<CompiledKernel>> {
+    let missing = kernel.module.features - gpu.device().features();
+    if !missing.is_empty() {
+        return Err(crate::error::invalid(
+            op,
+            format!(
+                "kernel {} needs device features {missing:?}, which this device does not have",
+                kernel.entry_point
+            ),
+        ));
+    }
+    gpu.capture(op, || gpu.inner.pipelines.get(&gpu.inner.device, kernel))
+        .and_then(|r| r)
+        .map_err(|e| match e {
+            Error::Device { op, message } => Error::Device {
+                op,
+                message: format!("building kernel {}: {message}", kernel.entry_point),
+            },
+            other => other,
+        })
+}
