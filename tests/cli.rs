@@ -52,8 +52,8 @@ fn devices() -> Vec<&'static str> {
 }
 
 #[test]
-fn run_conv2d_reproduces_seed_004_in_nhwc() {
-    let dir = scratch("seed004");
+fn run_conv2d_reproduces_cs231n_7x7x3_in_nhwc() {
+    let dir = scratch("cs231n");
     let mut x = Array4::<f32>::zeros((1, 7, 7, 3));
     let planes = [
         [

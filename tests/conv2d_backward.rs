@@ -170,9 +170,9 @@ fn reference_gradients_match_finite_differences() {
     }
 }
 
-/// Seed 001's `conv_backward_naive`, generalised to per-side padding, dilation and groups: pad
-/// x, scatter `w * dout` into the padded dx and `x_window * dout` into dw, crop the padding.
-/// f64 throughout; written independently of the library's gather loops.
+/// The numpy loops tutorial's `conv_backward_naive`, generalised to per-side padding, dilation
+/// and groups: pad x, scatter `w * dout` into the padded dx and `x_window * dout` into dw, crop
+/// the padding. f64 throughout; written independently of the library's gather loops.
 fn scatter_backward(
     x: &Array4<f32>,
     w: &Array4<f32>,
@@ -231,7 +231,7 @@ fn as_f64(a: &Array4<f32>) -> Array4<f64> {
 }
 
 #[test]
-fn reference_matches_seed_001_scatter_loops() {
+fn reference_matches_numpy_scatter_loops() {
     let mut rng = Rng::new(0x5eed_0001);
     for flavour in Flavour::ALL {
         for i in 0..6 {

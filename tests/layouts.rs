@@ -44,10 +44,11 @@ fn fill(text: &str, mut plane: ndarray::ArrayViewMut2<f32>) {
     }
 }
 
-/// Seed 004 as written: x (1, 7, 7, 3) NHWC, w (3, 3, 3, 2) HWIO, bias [1, 0], stride 2, VALID.
-/// No transposes: the arrays are filled exactly as the seed's numpy code fills them.
+/// The CS231n 7x7x3 example as the tutorial writes it: x (1, 7, 7, 3) NHWC, w (3, 3, 3, 2) HWIO,
+/// bias [1, 0], stride 2, VALID.
+/// No transposes: the arrays are filled exactly as the tutorial's numpy code fills them.
 #[test]
-fn seed_004_in_its_own_nhwc_hwio_layout() {
+fn cs231n_7x7x3_in_its_own_nhwc_hwio_layout() {
     let mut x = Array4::<f32>::zeros((1, 7, 7, 3));
     let planes = [
         "0 0 0 0 0 0 0;0 0 1 0 1 0 0;0 2 1 0 1 2 0;0 0 2 0 0 1 0;0 2 0 1 0 0 0;0 0 0 1 2 2 0;0 0 0 0 0 0 0",
@@ -98,15 +99,15 @@ fn seed_004_in_its_own_nhwc_hwio_layout() {
     }
 }
 
-/// Seed 003: Keras Conv2D (NHWC input, HWIO kernel, VALID) against the seed's own loop
+/// The Keras tutorial: Conv2D (NHWC input, HWIO kernel, VALID) against the tutorial's own loop
 /// (`convolve`: per output channel, the sum over input channels of 2-D cross-correlations), and
 /// MaxPool2D on the printed feature maps in NHWC.
 #[test]
-fn seed_003_in_its_own_nhwc_layout() {
+fn keras_conv2d_in_its_own_nhwc_layout() {
     let mut rng = Rng::new(3);
     let x = rng.array4([1, 4, 4, 3]);
     let k = rng.array4([2, 2, 3, 2]);
-    // The seed's `convolve` + `conv2d_1`, written the same way.
+    // The tutorial's `convolve` + `conv2d_1`, written the same way.
     let mut features = Array4::<f32>::zeros((1, 3, 3, 2));
     for out_chan in 0..2 {
         for in_chan in 0..3 {
@@ -471,7 +472,8 @@ fn dims(a: &Array4<f32>) -> [usize; 4] {
     [d.0, d.1, d.2, d.3]
 }
 
-/// Seed 001: scipy's `convolve` flips the kernel, so the step image gives rows of -40.
+/// The numpy loops tutorial's step image: scipy's `convolve` flips the kernel, so the step image
+/// gives rows of -40.
 #[test]
 fn true_convolution_of_the_step_image_gives_minus_40() {
     let mut x = Array4::<f32>::zeros((1, 1, 6, 6));

@@ -1,5 +1,5 @@
-//! Max pooling: seed 003's examples, each PyTorch rule by hand, GPU against the CPU reference
-//! (exact), backward against finite differences, determinism, index checks.
+//! Max pooling: the Keras tutorial's examples, each PyTorch rule by hand, GPU against the CPU
+//! reference (exact), backward against finite differences, determinism, index checks.
 
 mod common;
 
@@ -41,17 +41,17 @@ fn bits(a: &Array4<f32>) -> Vec<u32> {
         .collect()
 }
 
-/// NHWC array from the seed, as NCHW.
+/// NHWC array from the tutorial, as NCHW.
 fn nchw(nhwc: Array4<f32>) -> Array4<f32> {
     nhwc.permuted_axes([0, 3, 1, 2])
         .as_standard_layout()
         .to_owned()
 }
 
-/// Seed 003: Keras feature maps (1, 3, 3, 2), MaxPool2D 2x2 stride 2 gives (1, 1, 1, 2)
+/// The Keras tutorial's feature maps (1, 3, 3, 2), MaxPool2D 2x2 stride 2 gives (1, 1, 1, 2)
 /// `[0.9654248, 1.2988867]`; with stride 1 the printed (1, 2, 2, 2) map.
 #[test]
-fn seed_003_keras_pooling() {
+fn keras_max_pool_2x2() {
     let feature_maps = nchw(array![[
         [
             [0.89900464f32, -1.0616233],
@@ -84,13 +84,13 @@ fn seed_003_keras_pooling() {
     assert_eq!(yy, printed);
 }
 
-/// Seed 003's home-made `pool2D` (stride 1) is right and its `pool2D_` gets the size wrong for
-/// stride 2 (a 2x2 map padded with zeros); ours gives the 1x1 map.
+/// The Keras tutorial's home-made `pool2D` (stride 1) is right and its `pool2D_` gets the size
+/// wrong for stride 2 (a 2x2 map padded with zeros); ours gives the 1x1 map.
 #[test]
-// The digits are the seed's printed float64 values; pooling selects them, so their f32
+// The digits are the tutorial's printed float64 values; pooling selects them, so their f32
 // roundings must come back unchanged.
 #[allow(clippy::excessive_precision)]
-fn seed_003_home_made_pooling_sizes() {
+fn home_made_pooling_sizes() {
     let x = array![
         [-1.25540847f32, 0.30410219, -0.13907104],
         [0.41550751, 0.01748251, -0.22689558],

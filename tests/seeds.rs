@@ -1,4 +1,6 @@
-//! Golden values from the seed tutorials (../shared/seeds), reproduced on the GPU and the CPU.
+//! Golden values from the public tutorials wgconv grew out of (numpy and TensorFlow notebooks on
+//! convolution, not in this repository; docs/testing.md lists them), reproduced on the GPU and the
+//! CPU.
 
 mod common;
 
@@ -25,10 +27,10 @@ fn linspace(start: f64, stop: f64, num: usize) -> Vec<f32> {
     (0..num).map(|i| (start + step * i as f64) as f32).collect()
 }
 
-/// Seed 004: the CS231n 7x7x3 example, given in NHWC/HWIO, two 3x3x3 filters, bias [1, 0],
-/// stride 2, VALID. The seed's TensorFlow output is exact integers.
+/// The CS231n 7x7x3 example (already zero-padded), given in NHWC/HWIO, two 3x3x3 filters,
+/// bias [1, 0], stride 2, VALID. The tutorial's TensorFlow output is exact integers.
 #[test]
-fn seed_004_cs231n_example_is_exact() {
+fn cs231n_7x7x3_example_is_exact() {
     let planes = [
         "0 0 0 0 0 0 0;0 0 1 0 1 0 0;0 2 1 0 1 2 0;0 0 2 0 0 1 0;0 2 0 1 0 0 0;0 0 0 1 2 2 0;0 0 0 0 0 0 0",
         "0 0 0 0 0 0 0;0 1 0 0 1 1 0;0 0 2 2 1 1 0;0 2 1 2 1 0 0;0 2 1 1 2 2 0;0 1 2 0 2 2 0;0 0 0 0 0 0 0",
@@ -43,7 +45,7 @@ fn seed_004_cs231n_example_is_exact() {
             }
         }
     }
-    // w[:, :, c_in, c_out] from the seed, written here as OIHW w[c_out, c_in].
+    // w[:, :, c_in, c_out] from the tutorial, written here as OIHW w[c_out, c_in].
     let filters = [
         [
             "0 0 1;-1 1 1;0 1 0",
@@ -90,10 +92,10 @@ fn seed_004_cs231n_example_is_exact() {
     }
 }
 
-/// Seed 001: linspace input (2,3,4,4), weights (3,3,4,4), bias linspace(-0.1, 0.2, 3), stride 2,
-/// pad 1; the printed output to 1e-6.
+/// The numpy conv forward/backward loops tutorial: linspace input (2,3,4,4), weights (3,3,4,4),
+/// bias linspace(-0.1, 0.2, 3), stride 2, pad 1; the printed output to 1e-6.
 #[test]
-fn seed_001_linspace_example_matches_printed_output() {
+fn numpy_loops_linspace_example_matches_printed_output() {
     let x = Array::from_shape_vec((2, 3, 4, 4), linspace(-0.1, 0.5, 96)).unwrap();
     let w = Array::from_shape_vec((3, 3, 4, 4), linspace(-0.2, 0.3, 144)).unwrap();
     let b = Array1::from(linspace(-0.1, 0.2, 3));
@@ -136,10 +138,10 @@ fn seed_001_linspace_example_matches_printed_output() {
     }
 }
 
-/// Seed 001: the 6x6 step image with the 3x3 horizontal-edge kernel, VALID: rows of 0 and 40
-/// (cross-correlation; scipy's true convolution would give -40).
+/// The numpy loops tutorial's 6x6 step image with the 3x3 Sobel-like horizontal-edge kernel,
+/// VALID: rows of 0 and 40 (cross-correlation; scipy's true convolution would give -40).
 #[test]
-fn seed_001_step_image_gives_rows_of_0_and_40() {
+fn step_image_with_sobel_kernel_gives_rows_of_0_and_40() {
     let mut x = Array4::<f32>::zeros((1, 1, 6, 6));
     x.slice_mut(s![0, 0, 0..3, ..]).fill(10.0);
     let w = array![[1.0f32, 2., 1.], [0., 0., 0.], [-1., -2., -1.]]
@@ -164,10 +166,11 @@ fn seed_001_step_image_gives_rows_of_0_and_40() {
     }
 }
 
-/// Seed 000: an 11x11 input with 4 channels, one 5x5 filter, stride 2, no padding gives a 4x4 map
-/// (`(W - F + 2P)/S + 1 = (11 - 5)/2 + 1 = 4`), whose values agree with the reference.
+/// The input-volume tutorial: an 11x11 input with 4 channels (NHWC there), one 5x5 filter,
+/// stride 2, no padding gives a 4x4 map (`(W - F + 2P)/S + 1 = (11 - 5)/2 + 1 = 4`), whose
+/// values agree with the reference.
 #[test]
-fn seed_000_eleven_by_eleven_stride_two_gives_four_by_four() {
+fn eleven_by_eleven_by_four_stride_two_gives_four_by_four() {
     let mut rng = common::Rng::new(0);
     let x = rng.array4([1, 4, 11, 11]);
     let w = rng.array4([1, 4, 5, 5]);

@@ -1,5 +1,5 @@
 //! conv2d gradients and conv_transpose2d on the CPU: f64 reference loops, and an im2col/col2im
-//! baseline (the matrix form of seed 002, with `np.add.at` as a scatter loop).
+//! baseline (the im2col tutorial's matrix form, with `np.add.at` as a scatter loop).
 
 use ndarray::{s, Array1, Array2, Array4, ArrayView1, ArrayView4, Axis};
 
@@ -187,7 +187,7 @@ pub fn conv_transpose2d(
     Ok(backward_input_loops(&g, weight, input, bias))
 }
 
-/// All three gradients through matrix products, as seed 002 computes them:
+/// All three gradients through matrix products, as the im2col tutorial computes them:
 /// `dw = dY · colsᵀ`, `dcols = Wᵀ · dY` scattered back into the input with an `np.add.at`-style
 /// loop (col2im), `db = Σ dY`. f32 accumulation: the CPU baseline for benchmarks.
 pub fn conv2d_backward_im2col(

@@ -1,5 +1,5 @@
-//! The main job (`wgconv` with no arguments): the adapter, seed 004 on GPU and CPU, a short
-//! check of every op and a short benchmark table.
+//! The main job (`wgconv` with no arguments): the adapter, the CS231n example on GPU and CPU,
+//! a short check of every op and a short benchmark table.
 
 use std::io::IsTerminal;
 
@@ -17,7 +17,7 @@ pub fn run() -> wgconv::Result<()> {
     );
     println!("chosen:  {}", gpu.selection_reason());
     println!();
-    seed_example(&gpu)?;
+    cs231n_example(&gpu)?;
     println!();
     let cases = 12;
     println!("short check: {cases} random parameter sets per op, GPU against the CPU reference (wgconv check for more)");
@@ -65,10 +65,10 @@ pub fn run() -> wgconv::Result<()> {
     Ok(())
 }
 
-/// Seed 004: the CS231n 7x7x3 input (zero border included), two 3x3x3 filters, bias [1, 0],
+/// The CS231n tutorial's 7x7x3 input (zero border included), two 3x3x3 filters, bias [1, 0],
 /// stride 2; TensorFlow prints `[[6,4,3],[13,7,4],[10,9,5]]` and `[[-1,-3,1],[0,6,2],[1,-3,12]]`.
-fn seed_example(gpu: &Gpu) -> wgconv::Result<()> {
-    // The seed's own text, NHWC slices x[:, :, c] and HWIO slices w[:, :, c_in, c_out].
+fn cs231n_example(gpu: &Gpu) -> wgconv::Result<()> {
+    // The tutorial's own text, NHWC slices x[:, :, c] and HWIO slices w[:, :, c_in, c_out].
     let x_planes = [
         "0 0 0 0 0 0 0;0 0 1 0 1 0 0;0 2 1 0 1 2 0;0 0 2 0 0 1 0;0 2 0 1 0 0 0;0 0 0 1 2 2 0;0 0 0 0 0 0 0",
         "0 0 0 0 0 0 0;0 1 0 0 1 1 0;0 0 2 2 1 1 0;0 2 1 2 1 0 0;0 2 1 1 2 2 0;0 1 2 0 2 2 0;0 0 0 0 0 0 0",
@@ -106,7 +106,7 @@ fn seed_example(gpu: &Gpu) -> wgconv::Result<()> {
     )?
     .read()?;
     let on_cpu = cpu::conv2d(x.view(), w.view(), Some(b.view()), &p)?;
-    println!("seed 004 (CS231n 7x7x3, two 3x3 filters, bias [1, 0], stride 2):");
+    println!("CS231n example (7x7x3 input, two 3x3 filters, bias [1, 0], stride 2):");
     for oc in 0..2 {
         println!("  filter {oc}  gpu {}", rows(&on_gpu, oc));
         println!("            cpu {}", rows(&on_cpu, oc));
@@ -124,7 +124,7 @@ fn seed_example(gpu: &Gpu) -> wgconv::Result<()> {
 fn fill_plane(mut plane: ndarray::ArrayViewMut2<f32>, text: &str) {
     for (i, row) in text.split(';').enumerate() {
         for (j, v) in row.split_whitespace().enumerate() {
-            plane[[i, j]] = v.parse().expect("seed text holds numbers");
+            plane[[i, j]] = v.parse().expect("the example's text holds numbers");
         }
     }
 }
