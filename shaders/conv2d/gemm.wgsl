@@ -61,3 +61,58 @@ struct GemmConvUniforms {
     _pad1: u32,
     _pad2: u32,
 }
+
+// Geometry of the gather GEMMs on packed operands (packed.wgsl and tiled.wgsl).
+
+// The packed-source offset (in vec4s) of tap (0, 0) of destination pixel p; the host padded
+// the source so that every tap of every pixel lies inside.
+fn source_offset(g: u32, p: u32) -> i32 {
+    let n = p / (u.grid_w * u.grid_h);
+    let packed = source_position(p) - vec2<i32>(bitcast<i32>(u.pack_off_h), bitcast<i32>(u.pack_off_w));
+    return ((i32((g * u.batch + n) * u.packed_h) + packed.x) * i32(u.packed_w) + packed.y) * i32(u.reduce4);
+}
+
+// The source position (row, column) of tap (0, 0) of destination pixel p.
+fn source_position(p: u32) -> vec2<i32> {
+    let gx = p % u.grid_w;
+    let gy = (p / u.grid_w) % u.grid_h;
+    return vec2<i32>(
+        i32(gy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h),
+        i32(gx) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w),
+    );
+}
+
+// Where destination pixel p starts in dst (channel 0).
+fn destination_offset(p: u32) -> u32 {
+    let gx = p % u.grid_w;
+    let gyn = p / u.grid_w;
+    let gy = gyn % u.grid_h;
+    let n = gyn / u.grid_h;
+    let dy = gy * u.dst_step_h + u.dst_off_h;
+    let dx = gx * u.dst_step_w + u.dst_off_w;
+    return n * u.dst_stride_n + dy * u.dst_stride_h + dx * u.dst_stride_w;
+}
+
+// Where column col = (r, ty, tx) of group g starts in the packed input: row (r, tx), padded
+// row ty * dilation of image 0.
+fn input_row(g: u32, col: u32) -> u32 {
+    let taps = u.taps_h * u.taps_w;
+    let r = col / taps;
+    let row = (g * u.reduce_per_group + r) * u.taps_w + col % u.taps_w;
+    return (row * u.batch * u.packed_h + ((col % taps) / u.taps_w) * u.tap_step_h) * u.ow4;
+}
+
+// Bit c set where output pixel (oy, 4 ox4 + c) meets the input (not its padding, nor past the
+// row's end) at column col = (r, ty, tx).
+fn input_live(col: u32, oy: u32, ox4: u32) -> u32 {
+    let taps = u.taps_h * u.taps_w;
+    let iy = i32(oy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) + i32((col % taps) / u.taps_w) * bitcast<i32>(u.tap_step_h);
+    var bits = 0u;
+    for (var c = 0u; c < 4u; c++) {
+        let ox = 4u * ox4 + c;
+        let ix = i32(ox) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w) + i32(col % u.taps_w) * bitcast<i32>(u.tap_step_w);
+        let live = ox < u.grid_w && iy >= 0 && iy < i32(u.src_h) && ix >= 0 && ix < i32(u.src_w);
+        bits |= select(0u, 1u << c, live);
+    }
+    return bits;
+}

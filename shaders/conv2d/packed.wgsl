@@ -169,25 +169,6 @@ fn widest_exponent16(
     return max(a, b);
 }
 
-// Writes one destination pixel's two channels (m, m + 1) of this lane, with bias and
-// activation; channels past the group's end and pixels past the end are skipped.
-fn store_pair(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: vec2<f32>) {
-    if (!pixel_live || m >= u.channels_per_group) {
-        return;
-    }
-    let c = g * u.channels_per_group + m;
-    var b = vec2<f32>(0.0);
-    if (u.has_bias != 0u) {
-        b = vec2<f32>(bias[c], bias[min(c + 1u, g * u.channels_per_group + u.channels_per_group - 1u)]);
-    }
-    let out = activate2(v + b);
-    let at = dst_pixel + c * u.dst_stride_c;
-    dst[at] = out.x;
-    if (m + 1u < u.channels_per_group) {
-        dst[at + u.dst_stride_c] = out.y;
-    }
-}
-
 // Gather convolution (the forward pass, or the input gradient for one stride phase).
 // packed_a = source from pack_source_texture, packed_b = weights from pack_weight_texture, bias
 // (if has_bias), dst = destination in its own layout. Subgroup s takes column block
@@ -321,49 +302,8 @@ fn conv2d_gemm_packed8(
     store_pair(base + 15u < u.pixels, subgroupBroadcast(hi_pixel, 7u), g, m, b7);
 }
 
-// The packed-source offset (in vec4s) of tap (0, 0) of destination pixel p; the host padded
-// the source so that every tap of every pixel lies inside.
-fn source_offset(g: u32, p: u32) -> i32 {
-    let n = p / (u.grid_w * u.grid_h);
-    let packed = source_position(p) - vec2<i32>(bitcast<i32>(u.pack_off_h), bitcast<i32>(u.pack_off_w));
-    return ((i32((g * u.batch + n) * u.packed_h) + packed.x) * i32(u.packed_w) + packed.y) * i32(u.reduce4);
-}
-
-// The source position (row, column) of tap (0, 0) of destination pixel p.
-fn source_position(p: u32) -> vec2<i32> {
-    let gx = p % u.grid_w;
-    let gy = (p / u.grid_w) % u.grid_h;
-    return vec2<i32>(
-        i32(gy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h),
-        i32(gx) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w),
-    );
-}
-
 fn inside_source(pos: vec2<i32>) -> bool {
     return pos.x >= 0 && pos.x < i32(u.src_h) && pos.y >= 0 && pos.y < i32(u.src_w);
-}
-
-// Where destination pixel p starts in dst (channel 0).
-fn destination_offset(p: u32) -> u32 {
-    let gx = p % u.grid_w;
-    let gyn = p / u.grid_w;
-    let gy = gyn % u.grid_h;
-    let n = gyn / u.grid_h;
-    let dy = gy * u.dst_step_h + u.dst_off_h;
-    let dx = gx * u.dst_step_w + u.dst_off_w;
-    return n * u.dst_stride_n + dy * u.dst_stride_h + dx * u.dst_stride_w;
-}
-
-// Writes one column's partial sums for this lane's two output channels (m, m + 1).
-fn store_weight_pair(column_live: bool, w_column: u32, block: u32, g: u32, m: u32, v: vec2<f32>) {
-    if (!column_live || m >= u.channels_per_group) {
-        return;
-    }
-    let at = block * u.reduce_len + u.w_base + g * u.w_stride_g + m * u.w_stride_m + w_column;
-    dst[at] = v.x;
-    if (m + 1u < u.channels_per_group) {
-        dst[at + u.w_stride_m] = v.y;
-    }
 }
 
 // Weight gradient, pass 1, as a split-K GEMM whose reduction runs over output pixels in vec4s:
@@ -507,33 +447,9 @@ fn conv2d_weight_grad_packed8(
     store_weight_pair(base + 15u < columns, subgroupBroadcast(hi_column, 7u), block, g, m, b7);
 }
 
-// Where column col = (r, ty, tx) of group g starts in the packed input: row (r, tx), padded
-// row ty * dilation of image 0.
-fn input_row(g: u32, col: u32) -> u32 {
-    let taps = u.taps_h * u.taps_w;
-    let r = col / taps;
-    let row = (g * u.reduce_per_group + r) * u.taps_w + col % u.taps_w;
-    return (row * u.batch * u.packed_h + ((col % taps) / u.taps_w) * u.tap_step_h) * u.ow4;
-}
-
 // The packed-input offset of output row `row` (n, oy), vec4 `ox4`, from image 0 row 0.
 fn pixel_step(row: u32, ox4: u32) -> u32 {
     return ((row / u.grid_h) * u.packed_h + (row % u.grid_h) * u.src_step_h) * u.ow4 + ox4;
-}
-
-// Bit c set where output pixel (oy, 4 ox4 + c) meets the input (not its padding, nor past the
-// row's end) at column col = (r, ty, tx).
-fn input_live(col: u32, oy: u32, ox4: u32) -> u32 {
-    let taps = u.taps_h * u.taps_w;
-    let iy = i32(oy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) + i32((col % taps) / u.taps_w) * bitcast<i32>(u.tap_step_h);
-    var bits = 0u;
-    for (var c = 0u; c < 4u; c++) {
-        let ox = 4u * ox4 + c;
-        let ix = i32(ox) * bitcast<i32>(u.src_step_w) + bitcast<i32>(u.src_off_w) + i32(col % u.taps_w) * bitcast<i32>(u.tap_step_w);
-        let live = ox < u.grid_w && iy >= 0 && iy < i32(u.src_h) && ix >= 0 && ix < i32(u.src_w);
-        bits |= select(0u, 1u << c, live);
-    }
-    return bits;
 }
 
 // Where column col = (r, ty, tx) of the weight gradient sits in the weight's layout.

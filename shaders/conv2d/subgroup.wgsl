@@ -29,7 +29,7 @@
 @group(0) @binding(0) var<uniform> u: GemmConvUniforms;
 @group(0) @binding(1) var<storage, read> src_a: array<f32>;
 @group(0) @binding(2) var<storage, read> src_b: array<f32>;
-@group(0) @binding(3) var<storage, read> src_c: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
 // Lanes per subgroup, and columns per subgroup tile.
@@ -95,25 +95,6 @@ fn met_non_finite(acc: Acc8) -> bool {
     return subgroupAny(any(acc.exponents == vec2<u32>(EXPONENT_BITS)));
 }
 
-// Writes one destination pixel's two channels (m, m + 1) of this lane, with bias and
-// activation; channels past the group's end and pixels past the end are skipped.
-fn store_gemm_pair(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: vec2<f32>) {
-    if (!pixel_live || m >= u.channels_per_group) {
-        return;
-    }
-    let c = g * u.channels_per_group + m;
-    var bias = vec2<f32>(0.0);
-    if (u.has_bias != 0u) {
-        bias = vec2<f32>(src_c[c], src_c[min(c + 1u, g * u.channels_per_group + u.channels_per_group - 1u)]);
-    }
-    let out = activate2(v + bias);
-    let at = dst_pixel + c * u.dst_stride_c;
-    dst[at] = out.x;
-    if (m + 1u < u.channels_per_group) {
-        dst[at + u.dst_stride_c] = out.y;
-    }
-}
-
 // The (r, ty, tx) counters of the next reduction step.
 fn next_k(kc: vec3<u32>) -> vec3<u32> {
     let wrap_x = kc.z + 1u == u.taps_w;
@@ -147,7 +128,7 @@ fn gemm_steps(masked: bool, sy0: i32, sx0: i32, src_pixel: u32, w0: u32, w1: u32
     return acc;
 }
 
-// src_a = source activations, src_b = weight, src_c = bias (if has_bias), dst = destination.
+// src_a = source activations, src_b = weight, bias (if has_bias), dst = destination.
 // Subgroup s of the dispatch takes column block s % column_blocks (8 destination pixels of the
 // flattened (n, gy, gx) range), then channel tile and group. Tail lanes clamp their pixel and
 // channels so that every lane keeps broadcasting (subgroup operations need all lanes), and
@@ -192,26 +173,14 @@ fn conv2d_gemm_subgroup8(
     let dx = gx * u.dst_step_w + u.dst_off_w;
     let dst_pixel = n * u.dst_stride_n + dy * u.dst_stride_h + dx * u.dst_stride_w;
     let base = block * LANES;
-    store_gemm_pair(base < u.pixels, subgroupBroadcast(dst_pixel, 0u), g, m, acc.a0);
-    store_gemm_pair(base + 1u < u.pixels, subgroupBroadcast(dst_pixel, 1u), g, m, acc.a1);
-    store_gemm_pair(base + 2u < u.pixels, subgroupBroadcast(dst_pixel, 2u), g, m, acc.a2);
-    store_gemm_pair(base + 3u < u.pixels, subgroupBroadcast(dst_pixel, 3u), g, m, acc.a3);
-    store_gemm_pair(base + 4u < u.pixels, subgroupBroadcast(dst_pixel, 4u), g, m, acc.a4);
-    store_gemm_pair(base + 5u < u.pixels, subgroupBroadcast(dst_pixel, 5u), g, m, acc.a5);
-    store_gemm_pair(base + 6u < u.pixels, subgroupBroadcast(dst_pixel, 6u), g, m, acc.a6);
-    store_gemm_pair(base + 7u < u.pixels, subgroupBroadcast(dst_pixel, 7u), g, m, acc.a7);
-}
-
-// Writes one column's partial sums for this lane's two output channels (m, m + 1).
-fn store_weight_pair(column_live: bool, w_column: u32, block: u32, g: u32, m: u32, v: vec2<f32>) {
-    if (!column_live || m >= u.channels_per_group) {
-        return;
-    }
-    let at = block * u.reduce_len + u.w_base + g * u.w_stride_g + m * u.w_stride_m + w_column;
-    dst[at] = v.x;
-    if (m + 1u < u.channels_per_group) {
-        dst[at + u.w_stride_m] = v.y;
-    }
+    store_pair(base < u.pixels, subgroupBroadcast(dst_pixel, 0u), g, m, acc.a0);
+    store_pair(base + 1u < u.pixels, subgroupBroadcast(dst_pixel, 1u), g, m, acc.a1);
+    store_pair(base + 2u < u.pixels, subgroupBroadcast(dst_pixel, 2u), g, m, acc.a2);
+    store_pair(base + 3u < u.pixels, subgroupBroadcast(dst_pixel, 3u), g, m, acc.a3);
+    store_pair(base + 4u < u.pixels, subgroupBroadcast(dst_pixel, 4u), g, m, acc.a4);
+    store_pair(base + 5u < u.pixels, subgroupBroadcast(dst_pixel, 5u), g, m, acc.a5);
+    store_pair(base + 6u < u.pixels, subgroupBroadcast(dst_pixel, 6u), g, m, acc.a6);
+    store_pair(base + 7u < u.pixels, subgroupBroadcast(dst_pixel, 7u), g, m, acc.a7);
 }
 
 // The reduction of `conv2d_weight_grad_subgroup8` for one lane over its block of rows: its

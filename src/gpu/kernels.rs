@@ -38,11 +38,13 @@ static CONV2D_DEPTHWISE: ShaderModule = module!(NONE;
 static CONV2D_REDUCE: ShaderModule = module!(NONE;
     "common/invocation", "conv2d/uniforms" => "conv2d/reduce");
 static CONV2D_SUBGROUP: ShaderModule = module!(SUBGROUP;
-    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm" => "conv2d/subgroup");
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm", "conv2d/gemm_store"
+    => "conv2d/subgroup");
 static CONV2D_PACK: ShaderModule = module!(NONE;
     "common/invocation", "common/packed_texture", "conv2d/gemm" => "conv2d/pack");
 static CONV2D_PACKED: ShaderModule = module!(SUBGROUP;
-    "common/invocation", "common/nonfinite", "common/activate", "common/packed_texture", "conv2d/gemm"
+    "common/invocation", "common/nonfinite", "common/activate", "common/packed_texture", "conv2d/gemm",
+    "conv2d/gemm_store"
     => "conv2d/packed");
 static CONV2D_TILED: ShaderModule = module!(NONE;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm" => "conv2d/tiled");

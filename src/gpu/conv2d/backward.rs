@@ -1,92 +1,23 @@
 //! Host side of the conv2d gradients and conv_transpose2d: plan every dispatch (validating all
 //! arguments and sizes) before encoding anything, then submit them together.
 
-use crate::error::{too_large, Result};
-use crate::gpu::conv2d::forward::{geometry_uniforms, FORWARD_CHANNEL_TILE};
-use crate::gpu::conv2d::gemm::{self, gcd, modular_inverse, SUBGROUP_COLUMNS};
+use crate::error::Result;
+use crate::gpu::conv2d::direct::{
+    direct_uniforms, gather_operands, plan_bias, plan_input_direct, CHANNEL_TILE,
+};
+use crate::gpu::conv2d::gemm::{self, SUBGROUP_COLUMNS};
+use crate::gpu::conv2d::reduce::plan_reduction;
 use crate::gpu::conv2d::split_backward::{self, Pass};
-use crate::gpu::conv2d::uniforms::Conv2dUniforms;
 use crate::gpu::conv2d::variant::{self, ConvPass, ConvVariant};
 use crate::gpu::conv2d::{depthwise as conv2d_depthwise, packed as conv2d_packed};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::memory::{self, Ledger, MemoryEstimate};
 use crate::gpu::plan::{run_into_output, ConvOperands, Operand, Plan, ReadyPlan, Step};
-use crate::gpu::runtime::dispatch::DispatchGrid;
-use crate::gpu::runtime::launch::{
-    check_binding, check_same_gpu, check_whole, conv_operands, dims4, submit,
-};
+use crate::gpu::runtime::launch::{check_same_gpu, check_whole, conv_operands, dims4, submit};
 use crate::gpu::split;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::grads::{Conv2dGrads, GradSelection};
 use crate::params::{Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Layout};
-
-/// Channels per invocation in the gradient kernels (`TILE` in the shader).
-const CHANNEL_TILE: usize = FORWARD_CHANNEL_TILE;
-/// Most terms one block of a blocked reduction sums before its partial is written: bounds the
-/// f32 error of each partial and keeps blocks short.
-pub const BLOCK_TERMS: usize = 1024;
-/// Fewest pass-1 invocations a blocked reduction aims for, so that every core of the device has
-/// work even when there are few outputs (a 3-channel bias, a tiny filter bank).
-pub const MIN_PARALLEL_INVOCATIONS: usize = 16 * 1024;
-
-/// How a blocked reduction over the `rows` rows (n, oy) of grad_output is cut into blocks.
-/// Depends only on the shape and the device's binding limit, so it is the same on every run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReductionPlan {
-    pub rows_per_block: usize,
-    pub blocks: usize,
-}
-
-impl ReductionPlan {
-    /// `rows` rows of `row_len` terms, `pass1_per_block` pass-1 invocations per block, and
-    /// `partials_per_block` partial sums written per block.
-    pub fn new(
-        rows: usize,
-        row_len: usize,
-        pass1_per_block: usize,
-        partials_per_block: usize,
-        max_binding_bytes: u64,
-    ) -> Self {
-        let mut rows_per_block = (BLOCK_TERMS / row_len.max(1)).clamp(1, rows);
-        let wanted_blocks = MIN_PARALLEL_INVOCATIONS.div_ceil(pass1_per_block.max(1));
-        if rows.div_ceil(rows_per_block) < wanted_blocks {
-            rows_per_block = rows.div_ceil(wanted_blocks).max(1);
-        }
-        let max_blocks = (max_binding_bytes / 4 / partials_per_block.max(1) as u64).max(1);
-        if rows.div_ceil(rows_per_block) as u64 > max_blocks {
-            rows_per_block = rows.div_ceil(max_blocks as usize);
-        }
-        Self {
-            rows_per_block,
-            blocks: rows.div_ceil(rows_per_block),
-        }
-    }
-}
-
-fn grid(gpu: &Gpu, op: &'static str, invocations: usize) -> Result<DispatchGrid> {
-    DispatchGrid::for_invocations(
-        op,
-        invocations as u64,
-        gpu.limits().max_compute_workgroups_per_dimension,
-    )
-}
-
-/// `(gcd, step, inverse)` for one axis of the stride-phase skipping in the dx kernel: taps `k`
-/// with `k * dilation = t (mod stride)` are `k0 + j * step` with `step = stride / gcd` and
-/// `k0 = (t / gcd) * inverse (mod step)`.
-fn stride_phase(op: &'static str, stride: usize, dilation: usize) -> Result<(u32, u32, u32)> {
-    let gcd = gcd(stride, dilation);
-    let step = stride / gcd;
-    // The shader multiplies two residues below `step` in u32.
-    if step > 65_536 {
-        return Err(too_large(
-            op,
-            format!("stride {stride} with dilation {dilation}: the input-gradient kernel supports a stride phase of at most 65536"),
-        ));
-    }
-    let inverse = modular_inverse(dilation / gcd, step);
-    Ok((gcd as u32, step as u32, inverse as u32))
-}
 
 /// The input-gradient dispatches of the variant the planner picks: one for the direct kernel,
 /// one per stride phase for the GEMM kernels (after the repacking, for packed8).
@@ -137,106 +68,6 @@ fn plan_input_with(
             max_per_dimension,
         )?,
     })
-}
-
-/// Operands of the unpacked input-gradient kernels.
-fn gather_operands() -> Vec<Operand> {
-    vec![
-        Operand::GradOutput,
-        Operand::Weight,
-        Operand::Bias,
-        Operand::Output,
-    ]
-}
-
-fn plan_input_direct(
-    gpu: &Gpu,
-    op: &'static str,
-    g: &Conv2dGeometry,
-    has_bias: bool,
-) -> Result<Step> {
-    let tiles = g.in_channels_per_group().div_ceil(CHANNEL_TILE);
-    let invocations = g.batch * g.groups * tiles * g.h.input * g.w.input;
-    let grid = grid(gpu, op, invocations)?;
-    let (gcd_h, step_h, inv_h) = stride_phase(op, g.h.stride, g.h.dilation)?;
-    let (gcd_w, step_w, inv_w) = stride_phase(op, g.w.stride, g.w.dilation)?;
-    Ok(Step::new(
-        Kernel::Conv2dBackwardInput,
-        &Conv2dUniforms {
-            channel_tiles_per_group: tiles as u32,
-            has_bias: u32::from(has_bias),
-            invocations: grid.invocations,
-            phase_gcd_h: gcd_h,
-            phase_gcd_w: gcd_w,
-            phase_step_h: step_h,
-            phase_step_w: step_w,
-            phase_inv_h: inv_h,
-            phase_inv_w: inv_w,
-            ..geometry_uniforms(g)
-        },
-        grid,
-        gather_operands(),
-    ))
-}
-
-/// A blocked reduction: the `prelude` steps, then pass 1 (`kernel` on `pass1_operands`, whose
-/// `Output` is the partial sums, with the uniforms `pass1_uniforms` makes from the reduction
-/// plan and the shared uniforms, whose `invocations` match the pass-1 grid), then pass 2
-/// adding the partials in block order into the step's `Output`.
-#[allow(clippy::too_many_arguments)]
-fn plan_reduction(
-    gpu: &Gpu,
-    op: &'static str,
-    g: &Conv2dGeometry,
-    mut prelude: Plan,
-    kernel: Kernel,
-    pass1_operands: Vec<Operand>,
-    pass1_per_block: usize,
-    reduce_len: usize,
-    pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
-) -> Result<Plan> {
-    let plan = ReductionPlan::new(
-        g.batch * g.h.output,
-        g.w.output,
-        pass1_per_block,
-        reduce_len,
-        gpu.max_storage_binding(),
-    );
-    check_binding(gpu, op, "partial sums", &[plan.blocks, reduce_len])?;
-    let partials = Operand::Scratch(prelude.add_scratch(plan.blocks * reduce_len));
-    let base = Conv2dUniforms {
-        rows_per_block: plan.rows_per_block as u32,
-        blocks: plan.blocks as u32,
-        reduce_len: reduce_len as u32,
-        ..geometry_uniforms(g)
-    };
-    let pass1_grid = grid(gpu, op, plan.blocks * pass1_per_block)?;
-    let pass2_grid = grid(gpu, op, reduce_len)?;
-    prelude.steps.push(Step {
-        kernel,
-        uniforms: pass1_uniforms(
-            &plan,
-            Conv2dUniforms {
-                invocations: pass1_grid.invocations,
-                ..base
-            },
-        ),
-        grid: pass1_grid,
-        operands: pass1_operands
-            .into_iter()
-            .map(|o| if o == Operand::Output { partials } else { o })
-            .collect(),
-    });
-    prelude.steps.push(Step::new(
-        Kernel::ReducePartials,
-        &Conv2dUniforms {
-            invocations: pass2_grid.invocations,
-            ..base
-        },
-        pass2_grid,
-        vec![partials, Operand::Unused, Operand::Unused, Operand::Output],
-    ));
-    Ok(prelude)
 }
 
 fn plan_weight(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> {
@@ -336,37 +167,6 @@ fn plan_weight_with(
             )
         }
     }
-}
-
-/// Pass-1 uniforms of the direct reduction kernels: the shared ones with `tiles` channel tiles
-/// per group.
-fn direct_uniforms(tiles: usize) -> impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8> {
-    move |_, u| {
-        bytemuck::bytes_of(&Conv2dUniforms {
-            channel_tiles_per_group: tiles as u32,
-            ..u
-        })
-        .to_vec()
-    }
-}
-
-fn plan_bias(gpu: &Gpu, op: &'static str, g: &Conv2dGeometry) -> Result<Plan> {
-    plan_reduction(
-        gpu,
-        op,
-        g,
-        Plan::default(),
-        Kernel::Conv2dBackwardBiasPartial,
-        vec![
-            Operand::Unused,
-            Operand::GradOutput,
-            Operand::Unused,
-            Operand::Output,
-        ],
-        g.out_channels,
-        g.out_channels,
-        direct_uniforms(1),
-    )
 }
 
 /// The peak bytes of the gradients `which` of `g` computed unsplit: each gradient with its
@@ -870,45 +670,4 @@ pub(crate) fn transpose_whole(
         bias,
     };
     run_into_output(gpu, OP, &plan, operands, &g.input_shape(), layout)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stride_phase_lists_exactly_the_contributing_taps() {
-        for stride in 1..7 {
-            for dilation in 1..7 {
-                let (gcd, step, inv) = stride_phase("t", stride, dilation).unwrap();
-                let (gcd, step, inv) = (gcd as usize, step as usize, inv as usize);
-                for t in 0..50usize {
-                    let expected: Vec<usize> = (0..20)
-                        .filter(|k| (t + 1000 * stride - k * dilation) % stride == 0)
-                        .collect();
-                    let got: Vec<usize> = if t % gcd != 0 {
-                        vec![]
-                    } else {
-                        let k0 = ((t / gcd) % step) * inv % step;
-                        (k0..20).step_by(step).collect()
-                    };
-                    assert_eq!(got, expected, "stride {stride} dilation {dilation} t {t}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn reduction_plan_bounds_blocks_and_keeps_cores_busy() {
-        // 64x64x3x3 weights at batch 8, 56x56: many outputs, blocks of at most BLOCK_TERMS terms.
-        let p = ReductionPlan::new(8 * 56, 56, 16 * 64 * 9, 64 * 64 * 9, 128 << 20);
-        assert!(p.rows_per_block * 56 <= BLOCK_TERMS);
-        assert_eq!(p.blocks, (8 * 56usize).div_ceil(p.rows_per_block));
-        // A 3-channel bias: few outputs, so many one-row blocks.
-        let p = ReductionPlan::new(8 * 56, 56, 3, 3, 128 << 20);
-        assert_eq!(p.rows_per_block, 1);
-        // A tiny binding limit forces bigger blocks.
-        let p = ReductionPlan::new(1000, 1, 100, 100, 4 * 100 * 10);
-        assert!(p.blocks <= 10);
-    }
 }

@@ -23,3 +23,5 @@ pub(crate) mod uniforms;
 pub fn depthwise_input_grad_fits(g: &crate::params::Conv2dGeometry) -> bool {
     depthwise::input_grad_as_forward(g).is_some()
 }
+pub(crate) mod direct;
+pub(crate) mod reduce;
