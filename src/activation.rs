@@ -15,7 +15,10 @@ pub enum Activation {
     /// `tanh(x)`.
     Tanh,
     /// `x` for `x > 0`, `slope * x` otherwise.
-    LeakyRelu { slope: f32 },
+    LeakyRelu {
+        /// The slope for negative inputs (PyTorch's `negative_slope`).
+        slope: f32,
+    },
 }
 
 /// Which forward tensor [`crate::activation_backward`] is given.

@@ -9,33 +9,64 @@ pub enum Error {
          without a GPU install Mesa's software Vulkan driver (Debian/Ubuntu: \
          `apt-get install mesa-vulkan-drivers`)"
     )]
-    NoAdapter { reason: String },
+    NoAdapter {
+        /// What the search found, or why nothing matched.
+        reason: String,
+    },
 
     /// A shape or parameter is invalid for the op; `what` names the argument and the numbers.
     #[error("{op}: {what}")]
-    InvalidArgument { op: &'static str, what: String },
+    InvalidArgument {
+        /// The op that failed, as its function is named (`conv2d`, `max_pool2d`, ...).
+        op: &'static str,
+        /// The argument, what is wrong with it, and the numbers.
+        what: String,
+    },
 
     /// The work is valid but exceeds a numeric or device limit (u32 indexing, buffer binding size).
     #[error("{op}: too large: {what}")]
-    TooLarge { op: &'static str, what: String },
+    TooLarge {
+        /// The op that failed, as its function is named (`conv2d`, `max_pool2d`, ...).
+        op: &'static str,
+        /// Which limit the work passes, and by how much.
+        what: String,
+    },
 
     /// wgpu reported a validation error or an internal error.
     #[error("{op}: GPU error: {message}")]
-    Device { op: &'static str, message: String },
+    Device {
+        /// The op that failed, as its function is named (`conv2d`, `max_pool2d`, ...).
+        op: &'static str,
+        /// wgpu's message.
+        message: String,
+    },
 
     /// The device could not allocate memory for the call. The `Gpu` stays usable: free tensors
     /// (and [`crate::Gpu::clear_buffer_pool`]) or use smaller work.
     #[error("{op}: out of GPU memory: {message}")]
-    OutOfMemory { op: &'static str, message: String },
+    OutOfMemory {
+        /// The op that failed, as its function is named (`conv2d`, `max_pool2d`, ...).
+        op: &'static str,
+        /// wgpu's message.
+        message: String,
+    },
 
     /// The device was lost (destroyed, reset, or the driver gave up): every later call on this
     /// `Gpu` and its tensors returns this error. Create a new `Gpu` and upload again.
     #[error("{op}: GPU device lost ({reason}); create a new Gpu")]
-    DeviceLost { op: &'static str, reason: String },
+    DeviceLost {
+        /// The op that failed, as its function is named (`conv2d`, `max_pool2d`, ...).
+        op: &'static str,
+        /// The driver's reason, as reported when the device was lost.
+        reason: String,
+    },
 
     /// Two tensors or a tensor and a context belong to different `Gpu`s.
     #[error("{op}: tensors belong to different Gpu contexts")]
-    ContextMismatch { op: &'static str },
+    ContextMismatch {
+        /// The op that failed, as its function is named (`conv2d`, `max_pool2d`, ...).
+        op: &'static str,
+    },
 }
 
 /// `std::result::Result` with wgconv's [`Error`].

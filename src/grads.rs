@@ -42,7 +42,10 @@ impl GradSelection {
 /// (dx, dw) and `T1` the 1-D bias gradient.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2dGrads<T4, T1> {
+    /// dx, the gradient of the input.
     pub input: Option<T4>,
+    /// dw, the gradient of the weight.
     pub weight: Option<T4>,
+    /// db, the gradient of the bias.
     pub bias: Option<T1>,
 }

@@ -18,6 +18,8 @@
 //! Conventions follow PyTorch: NCHW input, OIHW weights, cross-correlation (no kernel flip) and
 //! `out = floor((in + pad_before + pad_after - dilation*(k-1) - 1)/stride) + 1` per axis.
 
+#![warn(missing_docs)]
+
 pub mod activation;
 pub mod cpu;
 pub mod error;
@@ -31,8 +33,10 @@ pub mod verify;
 
 pub use activation::{Activation, SavedTensor};
 pub use error::{Error, Result};
+// The function only: `gpu::conv2d` also names the op family's module.
+pub use gpu::conv2d::forward::conv2d;
 pub use gpu::{
-    activation_backward, conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
+    activation_backward, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
     conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, max_pool2d,
     max_pool2d_backward, max_pool2d_with_indices, ConvPass, ConvVariant, Gpu, GpuTensor,
     MemoryEstimate, OpCall, PoolVariant,

@@ -8,9 +8,11 @@ use crate::params::{Conv2dParams, Padding, Pool2dParams};
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose whole sequence `seed` fixes.
     pub fn new(seed: u64) -> Self {
         Rng(seed)
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -26,12 +28,15 @@ impl Rng {
     pub fn unit(&mut self) -> f32 {
         ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
+    /// True `percent` times in a hundred.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.next_u64() % 100 < percent
     }
+    /// An array of `shape`, uniform in [-1, 1).
     pub fn array4(&mut self, shape: [usize; 4]) -> Array4<f32> {
         Array4::from_shape_simple_fn(shape, || self.unit())
     }
+    /// A vector of `len` values, uniform in [-1, 1).
     pub fn array1(&mut self, len: usize) -> Array1<f32> {
         Array1::from_shape_simple_fn(len, || self.unit())
     }
@@ -40,9 +45,13 @@ impl Rng {
 /// One random conv2d problem (NCHW shapes).
 #[derive(Clone, Debug)]
 pub struct ConvCase {
+    /// The input's shape.
     pub input: [usize; 4],
+    /// The weight's shape (OIHW).
     pub weight: [usize; 4],
+    /// Whether the case has a bias.
     pub bias: bool,
+    /// The parameters.
     pub params: Conv2dParams,
 }
 
@@ -50,19 +59,30 @@ pub struct ConvCase {
 /// on purpose rather than by luck.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
+    /// Any small layer.
     General,
+    /// A stride larger than the kernel, which skips input.
     StrideAboveKernel,
+    /// Dilation above 1.
     Dilated,
+    /// Different padding before and after.
     AsymmetricPadding,
+    /// Several groups.
     Grouped,
+    /// One input channel per group.
     Depthwise,
+    /// A 1x1 kernel.
     Pointwise,
+    /// A kernel as large as the padded input: one output per axis.
     KernelEqualsInput,
+    /// `Padding::Same`.
     Same,
+    /// Several samples.
     Batched,
 }
 
 impl Flavour {
+    /// Every flavour, in the order sweeps cycle through them.
     pub const ALL: [Flavour; 10] = [
         Flavour::General,
         Flavour::StrideAboveKernel,

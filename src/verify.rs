@@ -48,8 +48,9 @@ pub struct Comparison {
     pub max_rel_err: f64,
     /// Index of the element that is furthest outside (or closest to) its tolerance.
     pub worst_index: Vec<usize>,
-    /// The actual and expected values there.
+    /// The actual value there.
     pub worst_actual: f32,
+    /// The expected value there.
     pub worst_expected: f32,
     /// How many elements fail the tolerance.
     pub failures: usize,

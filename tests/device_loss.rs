@@ -4,7 +4,7 @@
 //! simulated here. A real out-of-memory cannot be provoked on lavapipe without exhausting the
 //! machine's memory (its buffers are host memory, up to 2 GiB each), so the allocations tried
 //! here are ones the device limits rule out; how wgpu's out-of-memory errors map to
-//! `Error::OutOfMemory` is a unit test in `src/gpu/context.rs`.
+//! `Error::OutOfMemory` is a unit test in `src/gpu/runtime/gpu.rs`.
 
 mod common;
 

@@ -44,7 +44,9 @@ pub fn conv2d_f64(
 
 /// An element type of the reference loops; they accumulate in f64 whatever it is.
 pub trait Real: Copy + Default {
+    /// The value as f64, exactly.
     fn to_f64(self) -> f64;
+    /// The nearest value of this type to `v`.
     fn from_f64(v: f64) -> Self;
 }
 

@@ -1,6 +1,6 @@
 //! The CPU reference: readable loops that are the specification, plus faster baselines.
 //!
-//! Every function here has the same parameters as its GPU twin in [`crate::ops`], taking ndarray
+//! Every function here has the same parameters as its GPU twin at the crate root, taking ndarray
 //! views instead of [`crate::GpuTensor`]s, and validates them through the same
 //! [`crate::params`] code, so both paths accept and reject exactly the same calls.
 

@@ -14,40 +14,61 @@ use crate::params::{Conv2dParams, ConvTranspose2dParams, Pool2dParams};
 pub enum OpCall {
     /// [`crate::conv2d`] / [`crate::conv2d_with_activation`].
     Conv2d {
+        /// The input's shape (conv_transpose2d: its input, the grad_output-shaped one).
         input: [usize; 4],
+        /// The weight's shape.
         weight: [usize; 4],
+        /// Whether a bias is passed.
         bias: bool,
+        /// The parameters.
         params: Conv2dParams,
+        /// The fused activation.
         activation: Activation,
     },
     /// [`crate::conv2d_backward`] with the gradients `which` selects (the single-gradient
     /// entry points are the same call with one gradient selected).
     Conv2dBackward {
+        /// The input's shape (conv_transpose2d: its input, the grad_output-shaped one).
         input: [usize; 4],
+        /// The weight's shape.
         weight: [usize; 4],
+        /// The parameters.
         params: Conv2dParams,
+        /// The gradients computed.
         which: GradSelection,
     },
     /// [`crate::conv_transpose2d`].
     ConvTranspose2d {
+        /// The input's shape (conv_transpose2d: its input, the grad_output-shaped one).
         input: [usize; 4],
+        /// The weight's shape.
         weight: [usize; 4],
+        /// Whether a bias is passed.
         bias: bool,
+        /// The parameters.
         params: ConvTranspose2dParams,
     },
     /// [`crate::max_pool2d`], or [`crate::max_pool2d_with_indices`] with `with_indices`.
     MaxPool2d {
+        /// The input's shape (conv_transpose2d: its input, the grad_output-shaped one).
         input: [usize; 4],
+        /// The parameters.
         params: Pool2dParams,
+        /// Whether indices are returned too.
         with_indices: bool,
     },
     /// [`crate::max_pool2d_backward`] for a pooled input of `input` (its shape).
     MaxPool2dBackward {
+        /// The input's shape (conv_transpose2d: its input, the grad_output-shaped one).
         input: [usize; 4],
+        /// The parameters.
         params: Pool2dParams,
     },
     /// [`crate::activation_backward`] on tensors of `shape`.
-    ActivationBackward { shape: Vec<usize> },
+    ActivationBackward {
+        /// The shape of grad_output (and of the saved tensor).
+        shape: Vec<usize>,
+    },
 }
 
 impl Gpu {

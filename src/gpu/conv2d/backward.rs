@@ -222,7 +222,7 @@ fn must_split(
     split::needed(gpu, &shapes, avail, || whole_bytes(gpu, op, g, which))
 }
 
-/// The tiled call of the one gradient `one` selects (`gpu::split_grad`).
+/// The tiled call of the one gradient `one` selects (`gpu::conv2d::split_backward`).
 fn tiled<'a>(
     op: &'static str,
     g: &'a Conv2dGeometry,
@@ -330,7 +330,7 @@ pub(crate) fn transpose_memory(
     })
 }
 
-/// conv_transpose2d of `g` as a tiled call (`gpu::split_grad`).
+/// conv_transpose2d of `g` as a tiled call (`gpu::conv2d::split_backward`).
 fn transposed(g: &Conv2dGeometry, bias: bool) -> split_backward::Whole<'_> {
     split_backward::Whole {
         op: "conv_transpose2d",
@@ -505,7 +505,7 @@ pub(crate) fn bias_grad_whole(
 
 /// [`backward`] for work past the binding limit or the budget: each requested gradient on its
 /// own, whole if it fits (the budget counting the ones already made), else in tiles
-/// (`gpu::split_grad`).
+/// (`gpu::conv2d::split_backward`).
 fn backward_split(
     op: &'static str,
     g: &Conv2dGeometry,

@@ -12,7 +12,7 @@ uniform_struct! {
     /// Mirrors `GemmConvUniforms` in `shaders/conv2d/gemm.wgsl`, the piece every
     /// GEMM and packing module is composed with: the gather-convolution description shared by the
     /// forward, input-gradient and weight-gradient GEMM kernels and their repacking kernels
-    /// (see `gpu::conv2d_gemm` and `gpu::conv2d_packed`). Signed fields carry i32 bits.
+    /// (see `gpu::conv2d::gemm` and `gpu::conv2d::packed`). Signed fields carry i32 bits.
     pub struct GemmConvUniforms {
         pixels, grid_h, grid_w, groups,
         channels_per_group, reduce_per_group, channel_tiles_per_group, column_blocks,

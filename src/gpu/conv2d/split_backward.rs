@@ -7,25 +7,25 @@
 //!   one group is an ungrouped conv over that group's output channels. Tiles cover dx once,
 //!   and each element sums the same terms as unsplit. When even one row of grad_output across
 //!   a group's output channels is too large, a tile is cut further into parts over those
-//!   output channels, whose dx are added in a fixed order (`gpu::partial_sums`) before the
+//!   output channels, whose dx are added in a fixed order (`gpu::conv2d::partial_sums`) before the
 //!   tile is placed (conv_transpose2d's bias joins the first part only).
 //! - **dw** sums over samples and output positions, so a tile computes the weight gradient of
 //!   some output channels (the grad_output channels and the input channels of their groups)
 //!   over some samples and a band of output rows, reading the input rows those windows reach
 //!   (`AxisGeometry::output_band`, which keeps as padding only what lies outside the input).
 //!   Channel ranges are disjoint boxes of dw; within a range the tiles' gradients are added in
-//!   a fixed order (`gpu::partial_sums`). A band whose windows lie wholly in the padding adds
+//!   a fixed order (`gpu::conv2d::partial_sums`). A band whose windows lie wholly in the padding adds
 //!   no term (a padding tap adds none) and is skipped. When the input band of a group's input
 //!   channels is too large, dw is cut over those input channels too (disjoint boxes of dw).
 //! - **db** likewise, from grad_output alone.
 //!
-//! Every box moves by buffer copies (`gpu::copy`), since the whole tensors may be past what one
+//! Every box moves by buffer copies (`gpu::split::copy`), since the whole tensors may be past what one
 //! binding holds. Cuts go coarse to fine (`gpu::split`): for dx samples, then row bands, then
 //! channels; for dw and db samples, then channel ranges (which cost no partial sums), then row
 //! bands; only when none fits, the other side's channels within a group (dx: output
 //! channels, dw: input channels) as well. A cut fits when every tile's tensors fit one binding
 //! and, under a memory budget, the tiled call's peak (worked out in the order it allocates)
-//! fits what the budget leaves. The tiles themselves are made in `gpu::split_grad_tiles`.
+//! fits what the budget leaves. The tiles themselves are made in `gpu::conv2d::split_backward_tiles`.
 
 use std::collections::HashMap;
 

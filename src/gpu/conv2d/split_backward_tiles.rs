@@ -1,4 +1,4 @@
-//! The tiles of a split conv2d gradient or conv_transpose2d (`gpu::split_grad`): each tile's own conv geometry and the boxes it reads and writes.
+//! The tiles of a split conv2d gradient or conv_transpose2d (`gpu::conv2d::split_backward`): each tile's own conv geometry and the boxes it reads and writes.
 
 use crate::error::{too_large, Result};
 use crate::gpu::conv2d::split_backward::{Pass, Whole};

@@ -7,7 +7,7 @@
 //! explicit padding. Output channels split by whole groups, or within one group (the tile is
 //! then an ungrouped conv over that group's input channels); the weight and bias are sliced to
 //! the tile's output channels. Every input box, slice and output placement is a buffer copy
-//! (`gpu::copy`), since the whole tensors may be past what one binding holds. The tiles cover
+//! (`gpu::split::copy`), since the whole tensors may be past what one binding holds. The tiles cover
 //! the output once, and each output element sums the same terms in the same order as unsplit.
 //!
 //! Cuts are tried from coarse to fine (`split::coarsest_cut`): whole samples first (no halo,

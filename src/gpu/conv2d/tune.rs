@@ -46,7 +46,7 @@ pub fn default_cache_path() -> PathBuf {
 
 /// Tuned choices, keyed by adapter, pass and shape, backed by a JSON file:
 /// `{"version": 1, "entries": {"<key>": "<variant name>", ...}}` where a key reads
-/// `adapter name|driver info|pass|geometry` (see [`cache_key`]). The file is rewritten
+/// `adapter name|driver info|pass|geometry`. The file is rewritten
 /// whole after each new entry.
 #[derive(Debug)]
 pub struct Tuner {
@@ -75,6 +75,7 @@ impl Tuner {
         })
     }
 
+    /// The cache file this tuner reads and writes.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -104,12 +104,16 @@ impl ConvVariant {
 /// The passes of a convolution, each planned on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConvPass {
+    /// The forward pass (conv2d).
     Forward,
+    /// The input gradient dx, which conv_transpose2d also runs.
     InputGrad,
+    /// The weight gradient dw.
     WeightGrad,
 }
 
 impl ConvPass {
+    /// The short name `--explain` and the tuning cache use: `forward`, `dx`, `dw`.
     pub fn name(self) -> &'static str {
         match self {
             ConvPass::Forward => "forward",
@@ -130,8 +134,11 @@ impl ConvPass {
 /// A planner decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Choice {
+    /// The pass planned.
     pub pass: ConvPass,
+    /// The variant that runs it.
     pub variant: ConvVariant,
+    /// Why: the rule, the forced setting or the tuning measurement behind the pick.
     pub reason: String,
 }
 

@@ -7,7 +7,7 @@
 //! may reach it (`AxisGeometry::input_band`). Indices stay those of the whole plane: the
 //! kernels add the band's first position (`index_base`) to every index they write or compare.
 //! TensorFlow-style indices count channels, so with them channels are never split.
-//! Boxes move by buffer copies (`gpu::copy`); tiles cover the output once, so the result is
+//! Boxes move by buffer copies (`gpu::split::copy`); tiles cover the output once, so the result is
 //! the unsplit one bit for bit.
 
 use std::collections::HashSet;

@@ -39,11 +39,11 @@ pub(crate) struct GpuInner {
     pub binding_limit: AtomicU64,
     /// The most bytes one tensor buffer (segment) may hold: the device's `max_buffer_size`, or
     /// less when set by [`Gpu::limit_buffer_size`]. Larger tensors are segmented (see
-    /// `gpu::segments`).
+    /// `gpu::runtime::segments`).
     pub buffer_limit: AtomicU64,
     /// The most texels along either side of a packed texture (see `limit_texture_dimension`).
     pub texture_limit: AtomicU32,
-    /// Recycled buffers and the allocation counters (see `gpu::pool`).
+    /// Recycled buffers and the allocation counters (see `gpu::runtime::buffer_pool`).
     pub pool: Arc<BufferPool>,
     /// Kernel timing for benchmarks.
     pub profiler: Mutex<crate::gpu::runtime::profiler::Profiler>,
@@ -281,7 +281,7 @@ impl Gpu {
     }
 
     /// Frees the pooled buffers and keeps at most `bytes` of free buffers from now on (default
-    /// [`crate::gpu::runtime::buffer_pool::DEFAULT_POOL_LIMIT_BYTES`]); 0 turns pooling off.
+    /// 1 GiB); 0 turns pooling off.
     pub fn set_buffer_pool_limit(&self, bytes: u64) {
         self.inner.pool.clear(Some(bytes));
     }

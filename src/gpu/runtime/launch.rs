@@ -43,7 +43,7 @@ impl<'a> Resource<'a> {
 ///
 /// Uniform buffers come from the pool and are filled by `queue.write_buffer`, which wgpu runs
 /// before this submission and after every earlier one; they go back to the pool once the
-/// submission is recorded (see `gpu::pool` for why reuse by a later submission is safe).
+/// submission is recorded (see `gpu::runtime::buffer_pool` for why reuse by a later submission is safe).
 pub(crate) fn submit(gpu: &Gpu, label: &'static str, dispatches: &[Dispatch<'_>]) -> Result<()> {
     let device = &gpu.inner.device;
     let uniform_buffers = dispatches

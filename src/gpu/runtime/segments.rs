@@ -6,7 +6,7 @@
 //! than whole samples per buffer, because they work for every shape alike (1-D biases,
 //! weights, either layout, a single sample past the limit), fill each buffer to the limit (the
 //! fewest buffers), and cost the copies nothing extra: the splitters already move data as
-//! contiguous runs between tensors (`gpu::copy`), and a run that crosses a segment boundary is
+//! contiguous runs between tensors (`gpu::split::copy`), and a run that crosses a segment boundary is
 //! simply cut in two. No kernel binds a segmented tensor: it is past the buffer limit, so past
 //! the binding limit (`Gpu::limit_storage_binding` never exceeds the buffer limit), so every op
 //! splits it into tiles that are single buffers.

@@ -13,7 +13,7 @@ use crate::gpu::Gpu;
 
 /// A tensor living in GPU memory: a storage buffer holding `f32` values in row-major order of
 /// `shape`, or several (segments) when the values pass [`Gpu::max_buffer_size`] (see
-/// `gpu::segments`). Ops take tensors and return new ones without waiting for the GPU; only
+/// `gpu::runtime::segments`). Ops take tensors and return new ones without waiting for the GPU; only
 /// the `read` methods synchronise. Cloning shares the buffers.
 #[derive(Clone, Debug)]
 pub struct GpuTensor {
@@ -45,7 +45,9 @@ pub enum IndexOrigin {
     /// Written by wgconv's max pooling of an input of this shape with these parameters: every
     /// index lies inside its own window by construction.
     Pooled {
+        /// The pooled input's shape, in the parameters' layout.
         input_shape: [usize; 4],
+        /// The pooling's parameters.
         params: Pool2dParams,
     },
     /// Uploaded by the caller (from PyTorch, say). A host copy is kept so that each index can
@@ -117,7 +119,7 @@ impl GpuTensor {
             .as_slice()
             .expect("as_standard_layout returns a contiguous array");
         // A pooled buffer may still be read by submitted work, so it is filled by a queue write,
-        // which wgpu orders after that work (see `gpu::pool`), never by mapping.
+        // which wgpu orders after that work (see `gpu::runtime::buffer_pool`), never by mapping.
         let segment = segments::segment_bytes(gpu, bytes);
         let buffers = gpu
             .capture(op, || -> Result<Vec<PooledBuffer>> {

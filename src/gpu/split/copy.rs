@@ -5,7 +5,7 @@
 //! contiguous runs: a run spans every axis inside the outermost one the box does not cover
 //! whole (in both tensors), so rows of full width in NCHW are one run per (n, c) plane, and a
 //! band of full rows in NHWC one run per sample; a channel range in NHWC is one run per pixel.
-//! Either tensor may be segmented (`gpu::segments`): a run is then cut where it crosses a
+//! Either tensor may be segmented (`gpu::runtime::segments`): a run is then cut where it crosses a
 //! segment boundary of either, each piece one buffer copy.
 
 use crate::error::{invalid, too_large, Result};

@@ -2,17 +2,17 @@
 //!
 //! A tensor larger than one binding may hold (128 MiB on lavapipe and most WebGPU devices)
 //! can still live in one buffer (up to `max_buffer_size`), or past that in several
-//! (`gpu::segments`); only a kernel cannot bind it whole.
+//! (`gpu::runtime::segments`); only a kernel cannot bind it whole.
 //! So ops cut their work into tiles of samples, channels and rows, copy each tile's inputs
 //! into pooled tensors (buffer copies need only 4-byte alignment, where binding sub-ranges
-//! would need 256-byte-aligned offsets; see `gpu::copy`), run on them, and copy the results
-//! into place (`gpu::split_conv`, `gpu::split_pool`, `gpu::split_grad`), or add them in a fixed
-//! order where the result sums over the cut (`gpu::partial_sums`); elementwise ops cut their
-//! elements into chunks (`gpu::split_flat`). Everything is enqueued in order on one queue, so
-//! tile buffers are reused safely (see `gpu::pool`), and nothing waits.
+//! would need 256-byte-aligned offsets; see `gpu::split::copy`), run on them, and copy the results
+//! into place (`gpu::conv2d::split_forward`, `gpu::pool2d::split`, `gpu::conv2d::split_backward`), or add them in a fixed
+//! order where the result sums over the cut (`gpu::conv2d::partial_sums`); elementwise ops cut their
+//! elements into chunks (`gpu::split::flat`). Everything is enqueued in order on one queue, so
+//! tile buffers are reused safely (see `gpu::runtime::buffer_pool`), and nothing waits.
 //!
 //! Tiles are sized by the memory budget too: a cut fits when every tile's copies and op fit
-//! what the budget leaves, each op working its peaks out as `gpu::memory` does.
+//! what the budget leaves, each op working its peaks out as `gpu::plan::memory` does.
 
 pub(crate) mod copy;
 pub(crate) mod flat;
