@@ -90,9 +90,9 @@ fn depthwise_column_liveness(q: u32) -> DepthwiseLiveness {
     let off_grid = vec4<i32>((1 << u.insert_shift_w) - 1);
     let zero = vec4<i32>(0);
     return DepthwiseLiveness(
-        exists & cols >= zero & cols < in_w & (cols & off_grid) == zero,
-        exists & cols + vec4<i32>(1) < in_w & vec4<bool>(u.kernel_w > 1u) & ((cols + vec4<i32>(1)) & off_grid) == zero,
-        exists & cols + vec4<i32>(2) < in_w & vec4<bool>(u.kernel_w > 2u) & ((cols + vec4<i32>(2)) & off_grid) == zero,
+        exists & (cols >= zero) & (cols < in_w) & ((cols & off_grid) == zero),
+        exists & (cols + vec4<i32>(1) < in_w) & vec4<bool>(u.kernel_w > 1u) & (((cols + vec4<i32>(1)) & off_grid) == zero),
+        exists & (cols + vec4<i32>(2) < in_w) & vec4<bool>(u.kernel_w > 2u) & (((cols + vec4<i32>(2)) & off_grid) == zero),
     );
 }
 

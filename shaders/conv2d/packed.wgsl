@@ -19,6 +19,14 @@
 // textures).
 //
 // Needs the SUBGROUP feature and a subgroup size of exactly 8, like subgroup.wgsl.
+//
+// Uniformity: every subgroup operation runs in control flow that is uniform across the subgroup
+// in fact. The subgroup's tile index comes from `subgroupBroadcastFirst(local)`, the same value
+// on every lane; branches test it, uniform uniforms, or `subgroupAny`. WGSL's uniformity analysis
+// cannot see through the broadcast (it treats every builtin input as non-uniform), so each entry
+// point, and each helper that calls a subgroup operation, turns off `subgroup_uniformity`
+// for itself, and only that rule.
+//
 // Signed quantities travel as i32 bits in u32 fields.
 
 @group(0) @binding(0) var<uniform> u: GemmConvUniforms;
@@ -43,8 +51,9 @@ const TILE_CHANNELS: u32 = 16u;
 const COLUMNS: u32 = 16u;
 
 // The subgroup an invocation belongs to, counted over the whole dispatch.
-fn subgroup_index(wg: vec3<u32>, groups: vec3<u32>, local: u32, lane: u32) -> u32 {
-    return (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+@diagnostic(off, subgroup_uniformity)
+fn subgroup_index(wg: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
+    return (workgroup_index(wg, groups) * WORKGROUP_SIZE + subgroupBroadcastFirst(local)) / LANES;
 }
 
 // Which tile subgroup sg computes: column block fastest, then channel tile and group, and for
@@ -177,13 +186,14 @@ fn widest_exponent16(
 // Tail lanes clamp their pixel (an in-bounds source position) so that every lane keeps
 // broadcasting, and skip their stores; channels past the group's end have zero weights.
 @compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
 fn conv2d_gemm_packed8(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = subgroup_index(wg, groups, local, lane);
+    let sg = subgroup_index(wg, groups, local);
     if (sg * LANES >= u.invocations) {
         return;
     }
@@ -316,13 +326,14 @@ fn inside_source(pos: vec2<i32>) -> bool {
 // columns), then channel tile, group and block of rows_per_block output rows, summed in
 // order; pass 2 adds the blocks in block order.
 @compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
 fn conv2d_weight_grad_packed8(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = subgroup_index(wg, groups, local, lane);
+    let sg = subgroup_index(wg, groups, local);
     if (sg * LANES >= u.invocations) {
         return;
     }
@@ -547,6 +558,7 @@ struct WideTile {
 
 // One step of a wide tile: column vec4s x0..x3 (lane j's of columns j, 8 + j, 16 + j and
 // 24 + j) against this lane's four channels' vec4s wa..wd of four terms each.
+@diagnostic(off, subgroup_uniformity)
 fn wide_step(acc: ptr<function, WideTile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>, wa: vec4<f32>, wb: vec4<f32>, wc: vec4<f32>, wd: vec4<f32>) {
     let t0 = vec4<f32>(wa.x, wb.x, wc.x, wd.x);
     let t1 = vec4<f32>(wa.y, wb.y, wc.y, wd.y);
@@ -588,6 +600,7 @@ fn wide_step(acc: ptr<function, WideTile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec
 
 // Whether any lane of the subgroup holds an infinite or NaN accumulator (see
 // widest_exponent16).
+@diagnostic(off, subgroup_uniformity)
 fn wide_non_finite(acc: WideTile) -> bool {
     var widest = max(exponent(acc.c0.xy), exponent(acc.c0.zw));
     widest = max(widest, max(exponent(acc.c1.xy), exponent(acc.c1.zw)));
@@ -633,13 +646,14 @@ fn wide_from(redo: array<vec4<f32>, 32>) -> WideTile {
 
 // Gather convolution like conv2d_gemm_packed8, with tiles of WIDE_COLUMNS x WIDE_CHANNELS.
 @compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
 fn conv2d_gemm_packed8_wide(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = subgroup_index(wg, groups, local, lane);
+    let sg = subgroup_index(wg, groups, local);
     if (sg * LANES >= u.invocations) {
         return;
     }
@@ -749,13 +763,14 @@ fn store_weight_quad(column_live: bool, w_column: u32, block: u32, g: u32, m: u3
 // rows of its channels 4l .. 4l + 3, whose vec4s (four output pixels each) are transposed
 // into one vec4 of channels per pixel for free.
 @compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
 fn conv2d_weight_grad_packed8_wide(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = subgroup_index(wg, groups, local, lane);
+    let sg = subgroup_index(wg, groups, local);
     if (sg * LANES >= u.invocations) {
         return;
     }
@@ -870,13 +885,14 @@ const FEW_CHANNELS: u32 = 4u;
 const FEW_COLUMNS: u32 = 64u;
 
 @compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
 fn conv2d_gemm_packed8_few(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = subgroup_index(wg, groups, local, lane);
+    let sg = subgroup_index(wg, groups, local);
     if (sg * LANES >= u.invocations) {
         return;
     }

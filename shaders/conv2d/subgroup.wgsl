@@ -25,6 +25,13 @@
 // blocks in block order, so results are bitwise reproducible.
 //
 // Signed quantities (offsets, steps) travel as i32 bits in u32 fields.
+//
+// Uniformity: every subgroup operation runs in control flow that is uniform across the subgroup
+// in fact. The subgroup's tile index comes from `subgroupBroadcastFirst(local)`, the same value
+// on every lane; branches test it, uniform uniforms, or `subgroupAny`. WGSL's uniformity analysis
+// cannot see through the broadcast (it treats every builtin input as non-uniform), so each entry
+// point, and each helper that calls a subgroup operation, turns off `subgroup_uniformity`
+// for itself, and only that rule.
 
 @group(0) @binding(0) var<uniform> u: GemmConvUniforms;
 @group(0) @binding(1) var<storage, read> src_a: array<f32>;
@@ -66,6 +73,7 @@ struct Acc8 {
 // adds nothing at all. Masking every step costs 10-20% on lavapipe, so kernels run unmasked,
 // note the exponents seen, and run again masked only when a lane met a non-finite operand
 // (`met_non_finite`), which `masked` makes a constant at each call site.
+@diagnostic(off, subgroup_uniformity)
 fn accumulate(acc: ptr<function, Acc8>, x: f32, w: vec2<f32>, ok: bool, masked: bool) {
     (*acc).exponents = max((*acc).exponents, bitcast<vec2<u32>>(w) & vec2<u32>(EXPONENT_BITS));
     if (masked) {
@@ -91,6 +99,7 @@ fn accumulate(acc: ptr<function, Acc8>, x: f32, w: vec2<f32>, ok: bool, masked: 
 }
 
 // True on every lane when some lane of the subgroup multiplied an infinity or NaN.
+@diagnostic(off, subgroup_uniformity)
 fn met_non_finite(acc: Acc8) -> bool {
     return subgroupAny(any(acc.exponents == vec2<u32>(EXPONENT_BITS)));
 }
@@ -134,13 +143,14 @@ fn gemm_steps(masked: bool, sy0: i32, sx0: i32, src_pixel: u32, w0: u32, w1: u32
 // channels so that every lane keeps broadcasting (subgroup operations need all lanes), and
 // skip their stores.
 @compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
 fn conv2d_gemm_subgroup8(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + subgroupBroadcastFirst(local)) / LANES;
     if (sg * LANES >= u.invocations) {
         return;
     }
@@ -226,13 +236,14 @@ fn weight_grad_steps(
 // reduce_per_group * taps columns), then channel tile, group and row block; each lane loads
 // its column's input value and its two channels' grad_output values per output pixel.
 @compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
 fn conv2d_weight_grad_subgroup8(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + local - lane) / LANES;
+    let sg = (workgroup_index(wg, groups) * WORKGROUP_SIZE + subgroupBroadcastFirst(local)) / LANES;
     if (sg * LANES >= u.invocations) {
         return;
     }

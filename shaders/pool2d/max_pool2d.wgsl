@@ -55,6 +55,10 @@ struct Pool2dUniforms {
 @group(0) @binding(3) var<storage, read_write> dst4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> dst_indices4: array<vec4<u32>>;
 
+// -infinity, what max pooling pads with. A private variable, not a constant: a WGSL
+// const-expression must be finite (Tint rejects `bitcast<f32>(0xff800000u)` as one).
+var<private> NEG_INF_BITS: u32 = 0xff800000u;
+
 struct WindowMax {
     value: f32,
     index: u32,
@@ -85,7 +89,7 @@ fn window_max(n: u32, c: u32, oh: u32, ow: u32) -> WindowMax {
     let w0 = i32(ow * u.stride_w) - i32(u.pad_w);
     let ky0 = first_tap(h0, u.dilation_h);
     let kx0 = first_tap(w0, u.dilation_w);
-    var best = bitcast<f32>(0xff800000u);
+    var best = bitcast<f32>(NEG_INF_BITS);
     var best_index = flat_index(c, u32(h0 + i32(ky0 * u.dilation_h)), u32(w0 + i32(kx0 * u.dilation_w)));
     var saw_nan = false;
     // Windows of at most 2x2 or 3x3 (nearly all pooling) take a loop of constant length,
@@ -123,7 +127,7 @@ fn window_max(n: u32, c: u32, oh: u32, ow: u32) -> WindowMax {
 // same taps in the same order with the same rule, every load unconditional (from a clamped
 // address) and every update a select.
 fn small_window_max(plane: u32, c: u32, h0: i32, w0: i32, first_index: u32, side: u32) -> WindowMax {
-    var best = bitcast<f32>(0xff800000u);
+    var best = bitcast<f32>(NEG_INF_BITS);
     var best_index = first_index;
     var saw_nan = false;
     for (var t = 0u; t < side * side; t++) {
@@ -282,7 +286,7 @@ struct QuadColumns {
 
 fn window_columns(iw0: i32) -> vec3<bool> {
     let cols = vec3<i32>(iw0) + vec3<i32>(0, 1, 2);
-    return cols >= vec3<i32>(0) & cols < vec3<i32>(i32(u.in_w)) & vec3<bool>(true, true, u.kernel_w == 3u);
+    return (cols >= vec3<i32>(0)) & (cols < vec3<i32>(i32(u.in_w))) & vec3<bool>(true, true, u.kernel_w == 3u);
 }
 
 fn quad_columns(col0: i32) -> QuadColumns {
@@ -328,10 +332,10 @@ fn quad_row_at(h0: i32, ky: u32) -> QuadRow {
 // index of the first tap at or after 0 on each axis.
 fn quad_start(c: u32, first_h: u32, col0: i32) -> Quad {
     return Quad(
-        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(max(col0, 0))), false),
-        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 2)), false),
-        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 4)), false),
-        Window(bitcast<f32>(0xff800000u), flat_index(c, first_h, u32(col0 + 6)), false),
+        Window(bitcast<f32>(NEG_INF_BITS), flat_index(c, first_h, u32(max(col0, 0))), false),
+        Window(bitcast<f32>(NEG_INF_BITS), flat_index(c, first_h, u32(col0 + 2)), false),
+        Window(bitcast<f32>(NEG_INF_BITS), flat_index(c, first_h, u32(col0 + 4)), false),
+        Window(bitcast<f32>(NEG_INF_BITS), flat_index(c, first_h, u32(col0 + 6)), false),
     );
 }
 

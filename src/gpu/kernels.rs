@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::gpu::runtime::pipelines::{self, Binding, CompiledKernel, KernelSpec, ShaderModule};
+pub use crate::gpu::runtime::pipelines::ShaderTarget;
 use crate::gpu::Gpu;
 
 /// Texels per row of a packed texture (`TEXTURE_WIDTH` in `shaders/common/packed_texture.wgsl`):
@@ -55,7 +56,6 @@ static ACTIVATION: ShaderModule = module!(NONE;
 static SHADER_COPY: ShaderModule = module!(NONE; "common/invocation" => "shader_copy");
 
 /// Every shader module the crate builds.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) static MODULES: &[&ShaderModule] = &[
     &CONV2D_DIRECT,
     &CONV2D_DEPTHWISE,
@@ -68,6 +68,16 @@ pub(crate) static MODULES: &[&ShaderModule] = &[
     &ACTIVATION,
     &SHADER_COPY,
 ];
+
+/// Every shader module the crate builds, as `(name, source)` with the source exactly as the
+/// crate hands it to `target`'s compiler. The name is the body's path under `shaders/` without
+/// `.wgsl` (`conv2d/direct`); `wgconv shaders` writes these out for other compilers to check.
+pub fn shader_sources(target: ShaderTarget) -> Vec<(&'static str, String)> {
+    MODULES
+        .iter()
+        .map(|m| (m.name, m.source_for(target).into_owned()))
+        .collect()
+}
 
 use Binding::{ReadOnly, ReadWrite, StorageTexture, Texture, Uniform};
 /// The conv2d family's layout: uniforms, three read-only arrays, the destination.

@@ -7,7 +7,7 @@
 
 mod activation;
 pub mod conv2d;
-pub(crate) mod kernels;
+mod kernels;
 mod op_call;
 pub(crate) mod plan;
 pub mod pool2d;
@@ -22,6 +22,7 @@ pub use conv2d::backward::{
 };
 pub use conv2d::forward::{conv2d, conv2d_with_activation};
 pub use conv2d::{ConvPass, ConvVariant};
+pub use kernels::{shader_sources, ShaderTarget};
 pub use op_call::OpCall;
 pub use plan::memory::MemoryEstimate;
 pub use pool2d::max_pool2d::{

@@ -23,6 +23,39 @@ pub(crate) struct ShaderModule {
     pub features: wgpu::Features,
 }
 
+/// Whose WGSL compiler a module's source is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShaderTarget {
+    /// wgpu's native backends (Vulkan, Metal, DX12, GL), through naga: the sources as they are.
+    Native,
+    /// A browser's WebGPU (and Dawn, Chromium's implementation): modules that use subgroup
+    /// operations start with `enable subgroups;`, which the WGSL spec requires and naga does not
+    /// yet parse.
+    WebGpu,
+}
+
+impl ShaderTarget {
+    /// The compiler behind `backend`.
+    pub(crate) fn of(backend: wgpu::Backend) -> Self {
+        match backend {
+            wgpu::Backend::BrowserWebGpu => ShaderTarget::WebGpu,
+            _ => ShaderTarget::Native,
+        }
+    }
+}
+
+impl ShaderModule {
+    /// The source as `target`'s compiler must get it.
+    pub fn source_for(&self, target: ShaderTarget) -> std::borrow::Cow<'static, str> {
+        match target {
+            ShaderTarget::WebGpu if self.features.contains(wgpu::Features::SUBGROUP) => {
+                format!("enable subgroups;\n{}", self.source).into()
+            }
+            _ => self.source.into(),
+        }
+    }
+}
+
 /// How a kernel sees one binding of bind group 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Binding {
@@ -70,6 +103,7 @@ impl Pipelines {
     pub fn get(
         &self,
         device: &wgpu::Device,
+        target: ShaderTarget,
         kernel: &'static KernelSpec,
     ) -> Result<Arc<CompiledKernel>> {
         let mut kernels = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
@@ -84,7 +118,7 @@ impl Pipelines {
                 .or_insert_with(|| {
                     device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(kernel.module.name),
-                        source: wgpu::ShaderSource::Wgsl(kernel.module.source.into()),
+                        source: wgpu::ShaderSource::Wgsl(kernel.module.source_for(target)),
                     })
                 })
                 .clone()
@@ -162,7 +196,7 @@ pub(crate) fn compiled(
             ),
         ));
     }
-    gpu.capture(op, || gpu.inner.pipelines.get(&gpu.inner.device, kernel))
+    gpu.capture(op, || gpu.inner.pipelines.get(&gpu.inner.device, ShaderTarget::of(gpu.inner.info.backend), kernel))
         .and_then(|r| r)
         .map_err(|e| match e {
             Error::Device { op, message } => Error::Device {
