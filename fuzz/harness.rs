@@ -19,6 +19,19 @@ pub fn npy_bytes(data: &[u8]) {
     assert_eq!(to_bytes(&again), written, "round trip changed the array");
 }
 
+/// The `.npz` reader on arbitrary bytes, asked for the seeds' member names and for the only
+/// member: `Ok` or `Err`, and what it reads round-trips as `.npy` does.
+pub fn npz_bytes(data: &[u8]) {
+    for member in [None, Some("x"), Some("indices")] {
+        let Ok(array) = npy::parse_npz(data, member) else {
+            continue;
+        };
+        let written = to_bytes(&array);
+        let again = npy::parse(&written).expect("a file wgconv wrote must read back");
+        assert_eq!(to_bytes(&again), written, "round trip changed the array");
+    }
+}
+
 fn to_bytes(array: &NpyArray) -> Vec<u8> {
     match array {
         NpyArray::F32(a) => npy::to_bytes_f32(a.view()),

@@ -26,6 +26,8 @@ pub mod error;
 pub mod flags;
 pub mod gpu;
 pub mod grads;
+// Only with `cli`: it is the command line's file format, on crates a library user need not build.
+#[cfg(feature = "cli")]
 pub mod npy;
 pub mod params;
 pub mod sweep;

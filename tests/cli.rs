@@ -1,4 +1,4 @@
-//! The `wgconv` command line: each subcommand on small inputs, .npy round trips, error paths.
+//! The `wgconv` command line: each subcommand on small inputs, .npy and .npz round trips, error paths.
 
 mod common;
 
@@ -409,6 +409,120 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_no_output() {
         .filter(|n| n.to_string_lossy().contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A `.npz` as numpy's `savez` (stored, Zip64 entries) or `savez_compressed` (deflated) writes it.
+fn save_npz(path: &Path, arrays: &[(&str, &Array4<f32>)], compressed: bool) {
+    use std::io::Write;
+    let method = if compressed {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(method)
+        .large_file(true);
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, a) in arrays {
+        zip.start_file(format!("{name}.npy"), options).unwrap();
+        zip.write_all(&npy::to_bytes_f32(a.view().into_dyn()))
+            .unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn run_reads_npz_members_and_writes_only_npy() {
+    let dir = scratch("npz");
+    let mut rng = common::Rng::new(72);
+    let x = rng.array4([1, 2, 6, 6]);
+    let w = rng.array4([3, 2, 3, 3]);
+    let want = cpu::conv2d(x.view(), w.view(), None, &Conv2dParams::default()).unwrap();
+    let (stored, deflated) = (dir.join("xw.npz"), dir.join("xw_compressed.npz"));
+    save_npz(&stored, &[("x", &x), ("w", &w)], false);
+    save_npz(&deflated, &[("x", &x), ("w", &w)], true);
+    let single = dir.join("only_w.npz");
+    save_npz(&single, &[("w", &w)], false);
+    let y = dir.join("y.npy");
+    for (input, weight) in [
+        (
+            format!("{}:x", stored.display()),
+            format!("{}:w", stored.display()),
+        ),
+        (
+            format!("{}:x", deflated.display()),
+            single.display().to_string(),
+        ),
+    ] {
+        let o = wgconv(&[
+            "run",
+            "conv2d",
+            "--cpu",
+            "--input",
+            &input,
+            "--weight",
+            &weight,
+            "--output",
+            y.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{input} {weight}: {}", stderr(&o));
+        assert_eq!(load_f32(&y), want.clone().into_dyn());
+        std::fs::remove_file(&y).unwrap();
+    }
+
+    let xp = save(&dir.join("x.npy"), &x);
+    // A .npy under a .npz name: read as the archive its name says it is.
+    let fake = dir.join("fake.npz");
+    std::fs::copy(&xp, &fake).unwrap();
+    let out_npz = dir.join("y.npz");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--input".into(), format!("{}:nope", stored.display())],
+            "no array \"nope\" in the archive (x, w)",
+        ),
+        (
+            vec!["--input".into(), stored.display().to_string()],
+            "holds 2 arrays (x, w); name one as FILE.npz:NAME",
+        ),
+        (
+            vec!["--input".into(), format!("{}:x", fake.display())],
+            "not a readable .npz",
+        ),
+    ];
+    for (input, needle) in cases {
+        let mut args: Vec<String> = ["run", "conv2d", "--cpu", "--weight"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(format!("{}:w", stored.display()));
+        args.extend(input);
+        args.extend(["--output".to_string(), y.display().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = wgconv(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!y.exists(), "{args:?} left an output file");
+    }
+    let o = wgconv(&[
+        "run",
+        "conv2d",
+        "--cpu",
+        "--input",
+        &xp,
+        "--weight",
+        &format!("{}:w", stored.display()),
+        "--output",
+        &format!("{}:y", out_npz.display()),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("outputs are written as .npy files"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out_npz.exists());
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The fuzz targets' checks on stable Rust: seeds from `fuzz/seeds/` and random mutations of them fed to the `.npy` reader and the flag parsers, which must never panic.
+//! The fuzz targets' checks on stable Rust: seeds from `fuzz/seeds/` and random mutations of them fed to the `.npy` and `.npz` readers and the flag parsers, which must never panic.
 //!
 //! cargo-fuzz (coverage-guided, nightly or `RUSTC_BOOTSTRAP`) runs the same `fuzz/harness.rs`
 //! for 20 s per target in CI (`.ci/fuzz`) and for as long as one likes by hand (README.md,
@@ -60,6 +60,13 @@ const TOKENS: &[&[u8]] = &[
     b"\x00",
     b"\xff",
     b"\xc3\xa9",
+    // Zip record signatures and a Zip64 extra field's tag, for the .npz reader.
+    b"PK\x03\x04",
+    b"PK\x01\x02",
+    b"PK\x05\x06",
+    b"PK\x06\x06",
+    b"\x01\x00",
+    b"\xff\xff\xff\xff",
 ];
 
 /// One random edit: flip a bit, overwrite or insert a byte or token, delete or duplicate a run,
@@ -145,6 +152,11 @@ fn npy_reader_never_panics_on_mutated_files() {
 }
 
 #[test]
+fn npz_reader_never_panics_on_mutated_archives() {
+    run("npz", "npz", harness::npz_bytes);
+}
+
+#[test]
 fn flag_parsers_never_panic_on_mutated_text() {
     run("flags", "flags", harness::flag_text);
 }
@@ -154,6 +166,13 @@ fn flag_parsers_never_panic_on_mutated_text() {
 fn seeds_parse() {
     for data in seeds("npy") {
         wgconv::npy::parse(&data).unwrap();
+    }
+    // arr_0.npz, first by name, holds a single array; the others hold `x` and `indices`.
+    let npz = seeds("npz");
+    wgconv::npy::parse_npz(&npz[0], None).unwrap();
+    for data in &npz[1..] {
+        wgconv::npy::parse_npz(data, Some("x")).unwrap();
+        wgconv::npy::parse_npz(data, Some("indices")).unwrap();
     }
     let conv = &seeds("flags")[0];
     let text = String::from_utf8_lossy(conv);

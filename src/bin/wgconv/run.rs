@@ -1,4 +1,4 @@
-//! `wgconv run OP`: one op on .npy files, flags named like PyTorch's arguments.
+//! `wgconv run OP`: one op on .npy files (or .npz members), flags named like PyTorch's arguments.
 
 use std::path::{Path, PathBuf};
 
@@ -29,12 +29,14 @@ pub struct RunArgs {
     /// Run on the GPU (the default).
     #[arg(long)]
     gpu: bool,
+    /// X.npy, or ARCHIVE.npz:NAME for one array of an np.savez archive (every array read takes either).
     #[arg(long)]
     input: Option<PathBuf>,
     #[arg(long)]
     weight: Option<PathBuf>,
     #[arg(long)]
     bias: Option<PathBuf>,
+    /// Always written as .npy, as are the other outputs.
     #[arg(long)]
     output: Option<PathBuf>,
     #[arg(long)]
@@ -130,7 +132,31 @@ enum Out {
     I64(PathBuf, ArrayD<i64>),
 }
 
+/// Outputs are .npy files only: a `.npz` name is refused before any work, rather than given
+/// a file that is not the archive its name promises.
+fn check_outputs(args: &RunArgs) -> wgconv::Result<()> {
+    let mut outputs = vec![
+        ("output", &args.output),
+        ("grad-input", &args.grad_input),
+        ("grad-weight", &args.grad_weight),
+        ("grad-bias", &args.grad_bias),
+    ];
+    if matches!(args.op, Op::MaxPool2d) {
+        outputs.push(("indices", &args.indices));
+    }
+    for (flag, path) in outputs {
+        if let Some(path) = path.as_deref().filter(|p| npy::is_npz_source(p)) {
+            return Err(usage(format!(
+                "--{flag} {}: outputs are written as .npy files (.npz archives are only read)",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: &RunArgs) -> wgconv::Result<()> {
+    check_outputs(args)?;
     let layout = flags::layout(&args.layout)?;
     let gpu = if args.cpu { None } else { Some(Gpu::new()?) };
     let outputs = match args.op {
