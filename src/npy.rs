@@ -20,7 +20,9 @@ const OP: &str = "npy";
 /// A parsed `.npy` array, in C order whatever order the file stored.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NpyArray {
+    /// float32 data.
     F32(ArrayD<f32>),
+    /// int64 data: pooling indices, PyTorch's dtype.
     I64(ArrayD<i64>),
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod split_backward;
 pub(crate) mod split_backward_tiles;
 pub(crate) mod split_forward;
 pub(crate) mod tune;
+mod tune_cache;
 pub(crate) mod variant;
 
 pub use depthwise::forward_fits as depthwise_forward_fits;
