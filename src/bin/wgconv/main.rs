@@ -1,10 +1,11 @@
-//! The `wgconv` command-line tool: info, check, bench, run on .npy files; no arguments runs the
-//! main job.
+//! The `wgconv` command-line tool: info, check, bench, run on .npy files, shaders; no arguments
+//! runs the main job.
 
 mod bench;
 mod check;
 mod main_job;
 mod run;
+mod shaders;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run one op on .npy files, on the GPU or the CPU.
     Run(Box<run::RunArgs>),
+    /// Write every shader module as native wgpu or a browser's WebGPU would compile it.
+    Shaders(shaders::ShadersArgs),
 }
 
 /// What a subcommand ended with: exit 0, 1 (a check found a mismatch) or 2 (bad input).
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Bench(args)) => bench::run(&args).map(|()| Outcome::Ok),
         Some(Command::Run(args)) => run::run(&args).map(|()| Outcome::Ok),
+        Some(Command::Shaders(args)) => shaders::run(&args).map(|()| Outcome::Ok),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
