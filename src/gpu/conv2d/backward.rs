@@ -7,7 +7,7 @@ use crate::gpu::conv2d::direct::{
 };
 use crate::gpu::conv2d::gemm::{self, SUBGROUP_COLUMNS};
 use crate::gpu::conv2d::reduce::plan_reduction;
-use crate::gpu::conv2d::split_backward::{self, Pass};
+use crate::gpu::conv2d::split_backward::{self, TiledGrad};
 use crate::gpu::conv2d::variant::{self, ConvPass, ConvVariant};
 use crate::gpu::conv2d::{depthwise as conv2d_depthwise, packed as conv2d_packed};
 use crate::gpu::kernels::Kernel;
@@ -229,11 +229,11 @@ fn tiled<'a>(
     one: GradSelection,
 ) -> split_backward::Whole<'a> {
     let pass = if one.input {
-        Pass::InputGrad
+        TiledGrad::InputGrad
     } else if one.weight {
-        Pass::WeightGrad
+        TiledGrad::WeightGrad
     } else {
-        Pass::BiasGrad
+        TiledGrad::BiasGrad
     };
     split_backward::Whole {
         op,
@@ -335,7 +335,7 @@ fn transposed(g: &Conv2dGeometry, bias: bool) -> split_backward::Whole<'_> {
     split_backward::Whole {
         op: "conv_transpose2d",
         g,
-        pass: Pass::Transpose { bias },
+        pass: TiledGrad::Transpose { bias },
         inner: None,
     }
 }

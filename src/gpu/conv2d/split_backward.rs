@@ -42,7 +42,7 @@ use crate::params::Conv2dGeometry;
 
 /// Which result of the conv2d family is tiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Pass {
+pub(crate) enum TiledGrad {
     /// dx of conv2d.
     InputGrad,
     /// conv_transpose2d: dx of the conv whose input gradient it is, plus a bias if it has one.
@@ -53,10 +53,10 @@ pub(crate) enum Pass {
     BiasGrad,
 }
 
-impl Pass {
+impl TiledGrad {
     /// Whether tiles' results are summed (over samples and rows) rather than placed.
     pub(super) fn sums(self) -> bool {
-        matches!(self, Pass::WeightGrad | Pass::BiasGrad)
+        matches!(self, TiledGrad::WeightGrad | TiledGrad::BiasGrad)
     }
 }
 
@@ -82,7 +82,7 @@ impl Schedule {
 pub(crate) struct Whole<'a> {
     pub op: &'static str,
     pub g: &'a Conv2dGeometry,
-    pub pass: Pass,
+    pub pass: TiledGrad,
     /// The other side's channels per tile within a group (see [`Tile::part`]); `None` for
     /// all of them.
     pub inner: Option<usize>,
@@ -94,19 +94,19 @@ impl Whole<'_> {
         let g = self.g;
         let (x, dy, w) = (g.input_shape(), g.output_shape(), g.weight_shape());
         match self.pass {
-            Pass::InputGrad => vec![("grad_output", dy), ("weight", w), ("dx", x)],
-            Pass::Transpose { .. } => vec![("input", dy), ("weight", w), ("output", x)],
-            Pass::WeightGrad => vec![("input", x), ("grad_output", dy), ("dw", w)],
-            Pass::BiasGrad => vec![("grad_output", dy)],
+            TiledGrad::InputGrad => vec![("grad_output", dy), ("weight", w), ("dx", x)],
+            TiledGrad::Transpose { .. } => vec![("input", dy), ("weight", w), ("output", x)],
+            TiledGrad::WeightGrad => vec![("input", x), ("grad_output", dy), ("dw", w)],
+            TiledGrad::BiasGrad => vec![("grad_output", dy)],
         }
     }
 
     /// The result's shape in the layout.
     fn result_shape(&self, g: &Conv2dGeometry) -> Vec<usize> {
         match self.pass {
-            Pass::InputGrad | Pass::Transpose { .. } => g.input_shape().to_vec(),
-            Pass::WeightGrad => g.weight_shape().to_vec(),
-            Pass::BiasGrad => vec![g.out_channels],
+            TiledGrad::InputGrad | TiledGrad::Transpose { .. } => g.input_shape().to_vec(),
+            TiledGrad::WeightGrad => g.weight_shape().to_vec(),
+            TiledGrad::BiasGrad => vec![g.out_channels],
         }
     }
 
@@ -114,10 +114,12 @@ impl Whole<'_> {
     /// `with_bias`).
     fn whole_bytes(&self, gpu: &Gpu, g: &Conv2dGeometry, with_bias: bool) -> Result<u64> {
         let one = match self.pass {
-            Pass::Transpose { .. } => return backward::transpose_whole_bytes(gpu, g, with_bias),
-            Pass::InputGrad => GradSelection::INPUT,
-            Pass::WeightGrad => GradSelection::WEIGHT,
-            Pass::BiasGrad => GradSelection::BIAS,
+            TiledGrad::Transpose { .. } => {
+                return backward::transpose_whole_bytes(gpu, g, with_bias)
+            }
+            TiledGrad::InputGrad => GradSelection::INPUT,
+            TiledGrad::WeightGrad => GradSelection::WEIGHT,
+            TiledGrad::BiasGrad => GradSelection::BIAS,
         };
         backward::whole_bytes(gpu, self.op, g, one)
     }
@@ -127,7 +129,7 @@ impl Whole<'_> {
     pub fn needs_split(&self, gpu: &Gpu, avail: Option<u64>) -> Result<bool> {
         let named = self.named();
         let shapes: Vec<&[usize]> = named.iter().map(|(_, s)| &s[..]).collect();
-        let bias = self.pass == (Pass::Transpose { bias: true });
+        let bias = self.pass == (TiledGrad::Transpose { bias: true });
         split::needed(gpu, &shapes, avail, || self.whole_bytes(gpu, self.g, bias))
     }
 
@@ -136,12 +138,12 @@ impl Whole<'_> {
     pub(super) fn whole_cut(&self) -> Cut {
         let g = self.g;
         match self.pass {
-            Pass::InputGrad | Pass::Transpose { .. } => Cut {
+            TiledGrad::InputGrad | TiledGrad::Transpose { .. } => Cut {
                 samples: g.batch,
                 channels: g.in_channels,
                 rows: g.h.input,
             },
-            Pass::WeightGrad | Pass::BiasGrad => Cut {
+            TiledGrad::WeightGrad | TiledGrad::BiasGrad => Cut {
                 samples: g.batch,
                 channels: g.out_channels,
                 rows: g.h.output,
@@ -151,7 +153,7 @@ impl Whole<'_> {
 
     /// Whether a tile copies out a box of the input (dw only).
     fn slices_input(&self, t: &Tile) -> bool {
-        self.pass == Pass::WeightGrad
+        self.pass == TiledGrad::WeightGrad
             && (t.x_start != [0; 4] || t.g.input_sizes() != self.g.input_sizes())
     }
 
@@ -176,8 +178,10 @@ impl Whole<'_> {
 
     /// Whether a tile copies out a slice of the weight (and of conv_transpose2d's bias).
     fn slices_weight(&self, t: &Tile) -> bool {
-        matches!(self.pass, Pass::InputGrad | Pass::Transpose { .. })
-            && t.g.weight_sizes() != self.g.weight_sizes()
+        matches!(
+            self.pass,
+            TiledGrad::InputGrad | TiledGrad::Transpose { .. }
+        ) && t.g.weight_sizes() != self.g.weight_sizes()
     }
 
     /// Whether a tile copies out a slice of conv_transpose2d's bias (when it adds it, over a
@@ -256,18 +260,18 @@ impl Whole<'_> {
     /// What the other side's channels are, for messages.
     fn other_side(&self) -> &'static str {
         match self.pass {
-            Pass::InputGrad => "grad_output",
-            Pass::Transpose { .. } => "input",
-            Pass::WeightGrad => "input",
-            Pass::BiasGrad => "grad_output",
+            TiledGrad::InputGrad => "grad_output",
+            TiledGrad::Transpose { .. } => "input",
+            TiledGrad::WeightGrad => "input",
+            TiledGrad::BiasGrad => "grad_output",
         }
     }
 
     /// The rows a tile bands, as the cut counts them.
     fn tile_rows(&self, t: &Tile) -> usize {
         match self.pass {
-            Pass::InputGrad | Pass::Transpose { .. } => t.g.h.input,
-            Pass::WeightGrad | Pass::BiasGrad => t.g.h.output,
+            TiledGrad::InputGrad | TiledGrad::Transpose { .. } => t.g.h.input,
+            TiledGrad::WeightGrad | TiledGrad::BiasGrad => t.g.h.output,
         }
     }
 
@@ -436,7 +440,7 @@ impl Whole<'_> {
         let run = |t: &Tile, w: &GpuTensor, b: Option<&GpuTensor>| -> Result<GpuTensor> {
             let dy = self.tile_grad_output(grad_output, t)?;
             match self.pass {
-                Pass::Transpose { .. } => backward::transpose_whole(&dy, w, b, &t.g),
+                TiledGrad::Transpose { .. } => backward::transpose_whole(&dy, w, b, &t.g),
                 _ => backward::input_grad_whole(op, &t.g, w, &dy),
             }
         };
@@ -498,7 +502,7 @@ impl Whole<'_> {
             };
             let dy = self.tile_grad_output(grad_output, t)?;
             match self.pass {
-                Pass::WeightGrad => {
+                TiledGrad::WeightGrad => {
                     let x = x.ok_or_else(|| {
                         invalid(op, "the weight gradient needs the forward input")
                     })?;
@@ -518,7 +522,7 @@ impl Whole<'_> {
             };
             let t = &tiles[0];
             match self.pass {
-                Pass::WeightGrad => {
+                TiledGrad::WeightGrad => {
                     let at = layout.weight_shape(t.out_start);
                     copy::copy_box(gpu, op, &sum, Box4::whole(t.g.weight_shape()), result, at)?;
                 }

@@ -1,7 +1,7 @@
 //! The tiles of a split conv2d gradient or conv_transpose2d (`gpu::conv2d::split_backward`): each tile's own conv geometry and the boxes it reads and writes.
 
 use crate::error::{too_large, Result};
-use crate::gpu::conv2d::split_backward::{Pass, Whole};
+use crate::gpu::conv2d::split_backward::{TiledGrad, Whole};
 use crate::gpu::split::{self, Cut};
 use crate::params::{AxisGeometry, Conv2dGeometry};
 
@@ -28,9 +28,9 @@ impl Whole<'_> {
     /// The other side's channels per group (dx: output, dw: input), which a part splits.
     pub(super) fn other_per_group(&self) -> usize {
         match self.pass {
-            Pass::InputGrad | Pass::Transpose { .. } => self.g.out_channels_per_group(),
-            Pass::WeightGrad => self.g.in_channels_per_group(),
-            Pass::BiasGrad => 1,
+            TiledGrad::InputGrad | TiledGrad::Transpose { .. } => self.g.out_channels_per_group(),
+            TiledGrad::WeightGrad => self.g.in_channels_per_group(),
+            TiledGrad::BiasGrad => 1,
         }
     }
 
@@ -38,8 +38,8 @@ impl Whole<'_> {
         let g = self.g;
         let whole = self.whole_cut();
         let per_group = match self.pass {
-            Pass::InputGrad | Pass::Transpose { .. } => g.in_channels_per_group(),
-            Pass::WeightGrad | Pass::BiasGrad => g.out_channels_per_group(),
+            TiledGrad::InputGrad | TiledGrad::Transpose { .. } => g.in_channels_per_group(),
+            TiledGrad::WeightGrad | TiledGrad::BiasGrad => g.out_channels_per_group(),
         };
         let other = self.other_per_group();
         let inner = self.inner.unwrap_or(other).clamp(1, other);
@@ -59,7 +59,9 @@ impl Whole<'_> {
             // dx: a tile's parts are consecutive, to be summed; dw: a part is a box of its
             // own, over all samples and rows.
             let (outer, innermost) = match self.pass {
-                Pass::InputGrad | Pass::Transpose { .. } => (vec![(0, other)], parts.clone()),
+                TiledGrad::InputGrad | TiledGrad::Transpose { .. } => {
+                    (vec![(0, other)], parts.clone())
+                }
                 _ => (parts.clone(), vec![(0, other)]),
             };
             for &dw_part in &outer {
@@ -70,11 +72,11 @@ impl Whole<'_> {
                         for &dx_part in &innermost {
                             let at = ([n0, c0, r0], [nb, cb, rb]);
                             let tile = match self.pass {
-                                Pass::InputGrad | Pass::Transpose { .. } => {
+                                TiledGrad::InputGrad | TiledGrad::Transpose { .. } => {
                                     Some(self.input_tile(at.0, at.1, dx_part))
                                 }
-                                Pass::WeightGrad => self.weight_tile(at.0, at.1, dw_part)?,
-                                Pass::BiasGrad => Some(self.bias_tile(at.0, at.1)),
+                                TiledGrad::WeightGrad => self.weight_tile(at.0, at.1, dw_part)?,
+                                TiledGrad::BiasGrad => Some(self.bias_tile(at.0, at.1)),
                             };
                             tiles.extend(tile);
                         }
@@ -131,7 +133,7 @@ impl Whole<'_> {
             },
             range: (c0, cb),
             part: (q0, qb),
-            with_bias: self.pass == (Pass::Transpose { bias: true }) && q0 == 0,
+            with_bias: self.pass == (TiledGrad::Transpose { bias: true }) && q0 == 0,
             x_start: [0; 4],
             dy_start: [n0, group * opg + q0, o0, 0],
             w_start: [group * opg + q0, first_in, 0, 0],

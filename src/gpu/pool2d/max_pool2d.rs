@@ -3,7 +3,7 @@
 use crate::error::{invalid, Result};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::memory::{self, MemoryEstimate};
-use crate::gpu::pool2d::split::{self, Pass, Split};
+use crate::gpu::pool2d::split::{self, PoolPass, Split};
 use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::launch::{
     check_binding, check_layout, check_same_gpu, check_whole, dims4, submit, Dispatch, Resource,
@@ -200,7 +200,7 @@ pub(crate) fn forward_memory(
     let split = Split {
         op: OP,
         g: &g,
-        pass: Pass::Forward { with_indices },
+        pass: PoolPass::Forward { with_indices },
     };
     estimate(
         gpu,
@@ -222,7 +222,7 @@ pub(crate) fn backward_memory(
     let split = Split {
         op: OP,
         g: &g,
-        pass: Pass::Backward,
+        pass: PoolPass::Backward,
     };
     estimate(gpu, split, output_bytes, backward_whole_bytes(gpu, &g))
 }
@@ -274,17 +274,17 @@ fn forward(
     let split = Split {
         op: OP,
         g: &g,
-        pass: Pass::Forward { with_indices },
+        pass: PoolPass::Forward { with_indices },
     };
     if split.needs_split(gpu, gpu.memory_available())? {
         return split::forward(input, split, origin);
     }
-    dispatch_forward(OP, input, &g, with_indices, 0, origin)
+    forward_whole(OP, input, &g, with_indices, 0, origin)
 }
 
 /// One forward dispatch over all of `g`, whose indices start at `index_base` (a band's first
 /// row in the whole plane) and carry `origin`.
-pub(crate) fn dispatch_forward(
+pub(crate) fn forward_whole(
     op: &'static str,
     input: &GpuTensor,
     g: &Pool2dGeometry,
@@ -404,18 +404,18 @@ pub fn max_pool2d_backward(
     let split = Split {
         op: OP,
         g: &g,
-        pass: Pass::Backward,
+        pass: PoolPass::Backward,
     };
     if split.needs_split(gpu, gpu.memory_available())? {
         return split::backward(grad_output, indices, split);
     }
-    dispatch_backward(OP, grad_output, indices, &g, 0, true)
+    backward_whole(OP, grad_output, indices, &g, 0, true)
 }
 
 /// One backward dispatch over all of `g`, whose indices start at `index_base`. `whole_rows`
 /// says whether `g` spans its planes' every row: in a band of rows, windows at the edges may
 /// name rows outside it, which the gather form skips but the plane scan would write to.
-pub(crate) fn dispatch_backward(
+pub(crate) fn backward_whole(
     op: &'static str,
     grad_output: &GpuTensor,
     indices: &GpuTensor,

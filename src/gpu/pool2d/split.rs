@@ -15,17 +15,19 @@ use std::collections::HashSet;
 use crate::error::{too_large, Error, Result};
 use crate::gpu::plan::memory;
 use crate::gpu::pool2d::max_pool2d::forward_whole_bytes;
-use crate::gpu::pool2d::max_pool2d::{backward_whole_bytes, dispatch_backward, dispatch_forward};
+use crate::gpu::pool2d::max_pool2d::{backward_whole, backward_whole_bytes, forward_whole};
 use crate::gpu::runtime::tensor::IndexOrigin;
 use crate::gpu::split::copy::{self, Box4};
 use crate::gpu::split::{self, bytes, coarsest_cut, Cut};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::{IndexStyle, Pool2dGeometry};
 
-/// Which pass is split.
+/// Which pooling pass is split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Pass {
+pub(crate) enum PoolPass {
+    /// The forward pass, with or without indices.
     Forward { with_indices: bool },
+    /// The backward pass.
     Backward,
 }
 
@@ -45,44 +47,44 @@ struct Tile {
 pub(crate) struct Split<'a> {
     pub op: &'static str,
     pub g: &'a Pool2dGeometry,
-    pub pass: Pass,
+    pub pass: PoolPass,
 }
 
 impl Split<'_> {
     /// The shapes the pass reads and writes, in the layout.
     fn read_shape(&self, g: &Pool2dGeometry) -> [usize; 4] {
         match self.pass {
-            Pass::Forward { .. } => g.input_shape(),
-            Pass::Backward => g.output_shape(),
+            PoolPass::Forward { .. } => g.input_shape(),
+            PoolPass::Backward => g.output_shape(),
         }
     }
 
     fn write_shape(&self, g: &Pool2dGeometry) -> [usize; 4] {
         match self.pass {
-            Pass::Forward { .. } => g.output_shape(),
-            Pass::Backward => g.input_shape(),
+            PoolPass::Forward { .. } => g.output_shape(),
+            PoolPass::Backward => g.input_shape(),
         }
     }
 
     /// Tensors the pass reads (the backward reads grad_output and the indices) and writes.
     fn reads(&self) -> u64 {
         match self.pass {
-            Pass::Forward { .. } => 1,
-            Pass::Backward => 2,
+            PoolPass::Forward { .. } => 1,
+            PoolPass::Backward => 2,
         }
     }
 
     fn writes(&self) -> u64 {
         match self.pass {
-            Pass::Forward { with_indices } => 1 + u64::from(with_indices),
-            Pass::Backward => 1,
+            PoolPass::Forward { with_indices } => 1 + u64::from(with_indices),
+            PoolPass::Backward => 1,
         }
     }
 
     fn whole_bytes(&self, gpu: &Gpu, g: &Pool2dGeometry) -> u64 {
         match self.pass {
-            Pass::Forward { with_indices } => forward_whole_bytes(gpu, g, with_indices),
-            Pass::Backward => backward_whole_bytes(gpu, g),
+            PoolPass::Forward { with_indices } => forward_whole_bytes(gpu, g, with_indices),
+            PoolPass::Backward => backward_whole_bytes(gpu, g),
         }
     }
 
@@ -102,8 +104,8 @@ impl Split<'_> {
     /// The rows the pass tiles: output rows forward, input (gradient) rows backward.
     fn rows(&self) -> usize {
         match self.pass {
-            Pass::Forward { .. } => self.g.h.output,
-            Pass::Backward => self.g.h.input,
+            PoolPass::Forward { .. } => self.g.h.output,
+            PoolPass::Backward => self.g.h.input,
         }
     }
 
@@ -128,7 +130,7 @@ impl Split<'_> {
     fn tile(&self, [n0, c0, r0]: [usize; 3], [nb, cb, rb]: [usize; 3]) -> Result<Tile> {
         let g = self.g;
         let (read_row, write_row, first_input_row, h) = match self.pass {
-            Pass::Forward { .. } => {
+            PoolPass::Forward { .. } => {
                 let (row0, h) = g.h.output_band(r0, rb).ok_or_else(|| {
                     too_large(
                         self.op,
@@ -142,7 +144,7 @@ impl Split<'_> {
                 })?;
                 (row0, r0, row0, h)
             }
-            Pass::Backward => {
+            PoolPass::Backward => {
                 let (o0, h) = g.h.input_band(r0, rb);
                 (o0, r0, r0, h)
             }
@@ -197,8 +199,8 @@ impl Split<'_> {
                             t.g.batch,
                             t.g.channels,
                             match self.pass {
-                                Pass::Forward { .. } => t.g.h.output,
-                                Pass::Backward => t.g.h.input,
+                                PoolPass::Forward { .. } => t.g.h.output,
+                                PoolPass::Backward => t.g.h.input,
                             },
                             bytes(&shape)
                         ),
@@ -236,7 +238,7 @@ impl Split<'_> {
         };
         let indices_count_channels = self.g.index_style == IndexStyle::TensorFlow
             && self.pass
-                != (Pass::Forward {
+                != (PoolPass::Forward {
                     with_indices: false,
                 });
         let named = [
@@ -270,7 +272,7 @@ pub(crate) fn forward(
     origin: IndexOrigin,
 ) -> Result<(GpuTensor, Option<GpuTensor>)> {
     let (gpu, op, g) = (input.gpu(), split.op, split.g);
-    let Pass::Forward { with_indices } = split.pass else {
+    let PoolPass::Forward { with_indices } = split.pass else {
         unreachable!("a forward split")
     };
     let shape = g.output_shape();
@@ -296,7 +298,7 @@ pub(crate) fn forward(
         } else {
             input.clone()
         };
-        let (v, i) = dispatch_forward(op, &x, &t.g, with_indices, t.index_base, origin.clone())?;
+        let (v, i) = forward_whole(op, &x, &t.g, with_indices, t.index_base, origin.clone())?;
         let at = physical(t.write_start);
         copy::copy_box(gpu, op, &v, Box4::whole(t.g.output_shape()), &values, at)?;
         if let (Some(i), Some(indices)) = (i, &indices) {
@@ -329,7 +331,7 @@ pub(crate) fn backward(
         } else {
             (grad_output.clone(), indices.clone())
         };
-        let part = dispatch_backward(op, &dy, &idx, &t.g, t.index_base, t.g.h == g.h)?;
+        let part = backward_whole(op, &dy, &idx, &t.g, t.index_base, t.g.h == g.h)?;
         let at = physical(t.write_start);
         copy::copy_box(gpu, op, &part, Box4::whole(t.g.input_shape()), &dx, at)?;
     }
