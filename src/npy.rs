@@ -35,7 +35,9 @@ impl Dtype {
 /// A parsed `.npy` array.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NpyArray {
+    /// A float32 (`<f4`) array.
     F32(ArrayD<f32>),
+    /// An int64 (`<i8`) array, such as pooling indices.
     I64(ArrayD<i64>),
 }
 

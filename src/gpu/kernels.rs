@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::gpu::runtime::pipelines::{self, Binding, CompiledKernel, KernelSpec, ShaderModule};
 pub use crate::gpu::runtime::pipelines::ShaderTarget;
+use crate::gpu::runtime::pipelines::{self, Binding, CompiledKernel, KernelSpec, ShaderModule};
 use crate::gpu::Gpu;
 
 /// Texels per row of a packed texture (`TEXTURE_WIDTH` in `shaders/common/packed_texture.wgsl`):

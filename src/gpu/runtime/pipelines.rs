@@ -196,13 +196,19 @@ pub(crate) fn compiled(
             ),
         ));
     }
-    gpu.capture(op, || gpu.inner.pipelines.get(&gpu.inner.device, ShaderTarget::of(gpu.inner.info.backend), kernel))
-        .and_then(|r| r)
-        .map_err(|e| match e {
-            Error::Device { op, message } => Error::Device {
-                op,
-                message: format!("building kernel {}: {message}", kernel.entry_point),
-            },
-            other => other,
-        })
+    gpu.capture(op, || {
+        gpu.inner.pipelines.get(
+            &gpu.inner.device,
+            ShaderTarget::of(gpu.inner.info.backend),
+            kernel,
+        )
+    })
+    .and_then(|r| r)
+    .map_err(|e| match e {
+        Error::Device { op, message } => Error::Device {
+            op,
+            message: format!("building kernel {}: {message}", kernel.entry_point),
+        },
+        other => other,
+    })
 }
