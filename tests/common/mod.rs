@@ -29,6 +29,51 @@ pub fn gpu() -> Option<&'static Gpu> {
     }
 }
 
+/// Whether the adapter runs 8-wide subgroups, read from what it reports rather than its name:
+/// the SUBGROUP feature on the device and a subgroup size fixed at exactly 8 (wgpu's
+/// `AdapterInfo::subgroup_min_size == subgroup_max_size == 8`), the rule the planner documents
+/// for subgroup8 and packed8 (`src/gpu/conv2d/variant.rs`).
+pub fn has_subgroups_of_8(gpu: &Gpu) -> bool {
+    let info = gpu.adapter_info();
+    gpu.device().features().contains(wgpu::Features::SUBGROUP)
+        && (info.subgroup_min_size, info.subgroup_max_size) == (8, 8)
+}
+
+/// Asserts that `variant` is available on `gpu` exactly where the adapter's features and
+/// subgroup sizes say it must be (the subgroup variants where [`has_subgroups_of_8`], every
+/// other variant everywhere), and returns whether it is; a refusal is said out loud.
+pub fn check_availability(gpu: &Gpu, variant: wgconv::ConvVariant) -> bool {
+    use wgconv::ConvVariant;
+    let expected = match variant {
+        ConvVariant::Subgroup8 | ConvVariant::Packed8 => has_subgroups_of_8(gpu),
+        ConvVariant::Direct | ConvVariant::Tiled | ConvVariant::Depthwise => true,
+    };
+    let info = gpu.adapter_info();
+    match variant.available(gpu) {
+        Ok(()) => assert!(
+            expected,
+            "{} ran on {} without SUBGROUP and subgroups of exactly 8 ({}..={})",
+            variant.name(),
+            info.name,
+            info.subgroup_min_size,
+            info.subgroup_max_size
+        ),
+        Err(why) => {
+            assert!(
+                !expected,
+                "{} must run on {} (features {:?}, subgroups {}..={}): {why}",
+                variant.name(),
+                info.name,
+                gpu.device().features(),
+                info.subgroup_min_size,
+                info.subgroup_max_size
+            );
+            eprintln!("NOT RUN: {} on {}: {why}", variant.name(), info.name);
+        }
+    }
+    expected
+}
+
 /// Random parameter sets per flavour in a sweep: `WGCONV_SWEEP_CASES`, else `default`.
 pub fn cases_per_flavour(default: usize) -> usize {
     std::env::var("WGCONV_SWEEP_CASES")

@@ -229,7 +229,8 @@ pub(crate) fn peak(gpu: &Gpu, whole: Whole, avail: Option<u64>) -> Result<(u64, 
     Ok((out + whole.most_tile_bytes(gpu, &tiles)?, tiles.len()))
 }
 
-/// Runs the tiled call: allocates the output, then each tile's copies, conv2d and placement.
+/// Runs the tiled call: chooses the tiles, allocates the output, then runs each tile's
+/// copies, conv2d and placement.
 pub(crate) fn run(
     input: &GpuTensor,
     weight: &GpuTensor,
@@ -238,11 +239,13 @@ pub(crate) fn run(
 ) -> Result<GpuTensor> {
     let gpu = input.gpu();
     let layout = whole.g.layout;
+    // Tiles first, with what the budget will leave beside the output (as `peak` counts it), so
+    // that a call which cannot split fails before allocating an output it will never fill.
+    let out = memory::tensor_bytes(gpu, &whole.g.output_shape());
+    let tiles = whole.choose(gpu, gpu.memory_available().map(|a| a.saturating_sub(out)))?;
     let output = gpu.capture(OP, || {
         GpuTensor::uninit(gpu, OP, &whole.g.output_shape(), layout)
     })??;
-    // The output exists, so what the budget leaves now is what the tiles may use.
-    let tiles = whole.choose(gpu, gpu.memory_available())?;
     let activations = |a| layout.activation_shape(a);
     let weights = |w| layout.weight_shape(w);
     // The weight and bias slices of the current channel range; replaced (the old ones dropped

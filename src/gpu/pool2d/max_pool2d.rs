@@ -301,12 +301,15 @@ pub(crate) fn forward_whole(
     let kernel_id = PoolVariant::choose(gpu, g, false).forward_kernel(g, with_indices);
     let invocations = match kernel_id {
         // An octet per eight outputs of a row, the last one half-empty when out_w is 4 past a
-        // multiple of 8.
+        // multiple of 8: rows times octets per row, as the shader numbers them
+        // (`octet_place`). Rounding rows * (out_w + 4) / 8 as a whole instead counts half an
+        // octet per row too many where out_w is a multiple of 8, octets past the last row
+        // that read past the input and write past the output.
         Kernel::MaxPool2dForwardOctets
         | Kernel::MaxPool2dForwardOctetsWithIndices
         | Kernel::MaxPool2dForwardOctets2x2
         | Kernel::MaxPool2dForwardOctets2x2WithIndices => {
-            outputs / g.w.output * (g.w.output + 4) / 8
+            outputs / g.w.output * g.w.output.div_ceil(8)
         }
         _ => outputs,
     };

@@ -260,9 +260,20 @@ impl Split<'_> {
 /// The peak bytes of the tiled call and its number of tiles, with `avail` bytes of budget
 /// left before it.
 pub(crate) fn peak(gpu: &Gpu, split: Split, avail: Option<u64>) -> Result<(u64, usize)> {
-    let out = split.writes() * memory::tensor_bytes(gpu, &split.write_shape(split.g));
+    let out = output_bytes(gpu, &split);
     let tiles = split.choose(gpu, avail.map(|a| a.saturating_sub(out)))?;
     Ok((out + split.most_tile_bytes(gpu, &tiles)?, tiles.len()))
+}
+
+/// The bytes of the whole outputs of the split call.
+fn output_bytes(gpu: &Gpu, split: &Split) -> u64 {
+    split.writes() * memory::tensor_bytes(gpu, &split.write_shape(split.g))
+}
+
+/// What the memory budget will leave the tiles once the whole outputs exist.
+fn available_beside_outputs(gpu: &Gpu, split: &Split) -> Option<u64> {
+    let out = output_bytes(gpu, split);
+    gpu.memory_available().map(|a| a.saturating_sub(out))
 }
 
 /// The tiled forward pass: values, and indices (of the whole input, with `origin`) if asked.
@@ -275,6 +286,9 @@ pub(crate) fn forward(
     let PoolPass::Forward { with_indices } = split.pass else {
         unreachable!("a forward split")
     };
+    // Tiles first, with what the budget will leave beside the outputs (as `peak` counts it),
+    // so that a call which cannot split fails before allocating outputs it will never fill.
+    let tiles = split.choose(gpu, available_beside_outputs(gpu, &split))?;
     let shape = g.output_shape();
     let values = gpu.capture(op, || GpuTensor::uninit(gpu, op, &shape, g.layout))??;
     let indices = with_indices
@@ -284,8 +298,6 @@ pub(crate) fn forward(
             })?
         })
         .transpose()?;
-    // The outputs exist, so what the budget leaves now is what the tiles may use.
-    let tiles = split.choose(gpu, gpu.memory_available())?;
     let physical = |a| g.layout.activation_shape(a);
     for t in &tiles {
         let x = if split.slices(t) {
@@ -316,10 +328,10 @@ pub(crate) fn backward(
     split: Split,
 ) -> Result<GpuTensor> {
     let (gpu, op, g) = (grad_output.gpu(), split.op, split.g);
+    let tiles = split.choose(gpu, available_beside_outputs(gpu, &split))?;
     let dx = gpu.capture(op, || {
         GpuTensor::uninit(gpu, op, &g.input_shape(), g.layout)
     })??;
-    let tiles = split.choose(gpu, gpu.memory_available())?;
     let physical = |a| g.layout.activation_shape(a);
     for t in &tiles {
         let (dy, idx) = if split.slices(t) {
