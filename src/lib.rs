@@ -48,7 +48,7 @@ pub use params::{
     Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, IndexStyle, Layout, Padding,
     Pool2dGeometry, Pool2dParams,
 };
-pub use verify::{compare, Comparison, Tolerance};
+pub use verify::{compare, Bound, Comparison, ErrorBound, Tolerance};
 
 /// Compiles the README's Rust code blocks as doctests.
 #[cfg(doctest)]

@@ -14,8 +14,8 @@ use ndarray::{Array1, Array4};
 use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_with_activation, conv_transpose2d, cpu,
     max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams,
-    ConvTranspose2dParams, ConvVariant, Gpu, GpuTensor, GradSelection, Layout, Padding,
-    Pool2dParams, PoolVariant, SavedTensor, Tolerance,
+    ConvTranspose2dParams, ConvVariant, ErrorBound, Gpu, GpuTensor, GradSelection, Layout, Padding,
+    Pool2dParams, PoolVariant, SavedTensor,
 };
 
 /// What the bytes past a tensor's end hold: a quiet NaN with a payload no op computes.
@@ -182,11 +182,9 @@ fn pooling_stays_inside_its_tensors() {
             let dyt = upload(gpu, &dy, p.layout);
             poison_outputs(gpu, &[shape]);
             let dx = max_pool2d_backward(&dyt, &i, shape, &p).unwrap();
-            let r = compare(
-                dx.read().unwrap().view(),
-                want.view(),
-                Tolerance::for_reduction(4),
-            );
+            let bound =
+                ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+            let r = compare(dx.read().unwrap().view(), want.view(), &bound);
             assert!(r.passed(), "backward, {what}\n{r}");
             assert_untouched(&format!("grad_input, {what}"), &dx);
         }
@@ -267,11 +265,15 @@ fn conv2d_and_its_gradients_stay_inside_their_tensors() {
             .unwrap();
             poison_outputs(gpu, &[g.output_shape()]);
             let y = conv2d_with_activation(&xt, &wt, Some(&bt), &p, Activation::Relu).unwrap();
-            let r = compare(
-                y.read().unwrap().view(),
-                want.view(),
-                Tolerance::for_reduction(g.reduction_len()),
-            );
+            let bound = ErrorBound::conv2d_with_activation(
+                x.view(),
+                w.view(),
+                Some(b.view()),
+                &p,
+                Activation::Relu,
+            )
+            .unwrap();
+            let r = compare(y.read().unwrap().view(), want.view(), &bound);
             assert!(r.passed(), "forward, {what}\n{r}");
             assert_untouched(&format!("output, {what}"), &y);
 
@@ -281,25 +283,26 @@ fn conv2d_and_its_gradients_stay_inside_their_tensors() {
                 .unwrap();
             poison_outputs(gpu, &[input, weight, [1, 1, 1, g.out_channels]]);
             let got = conv2d_backward(&xt, &wt, &dyt, &p, GradSelection::ALL).unwrap();
-            let dx_len = g.out_channels_per_group() * g.h.kernel * g.w.kernel;
-            let dw_len = g.batch * g.h.output * g.w.output;
+            let bounds =
+                ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL)
+                    .unwrap();
             let (dx, dw, db) = (got.input.unwrap(), got.weight.unwrap(), got.bias.unwrap());
             let r = compare(
                 dx.read().unwrap().view(),
                 want.input.unwrap().view(),
-                Tolerance::for_reduction(dx_len),
+                &bounds.input.unwrap(),
             );
             assert!(r.passed(), "dx, {what}\n{r}");
             let r = compare(
                 dw.read().unwrap().view(),
                 want.weight.unwrap().view(),
-                Tolerance::for_reduction(dw_len),
+                &bounds.weight.unwrap(),
             );
             assert!(r.passed(), "dw, {what}\n{r}");
             let r = compare(
                 db.read_1d().unwrap().view(),
                 want.bias.unwrap().view(),
-                Tolerance::for_reduction(dw_len),
+                &bounds.bias.unwrap(),
             );
             assert!(r.passed(), "db, {what}\n{r}");
             assert_untouched(&format!("dx, {what}"), &dx);
@@ -321,11 +324,9 @@ fn conv2d_and_its_gradients_stay_inside_their_tensors() {
             let want = cpu::conv_transpose2d(dy.view(), w.view(), Some(tb.view()), &tp).unwrap();
             poison_outputs(gpu, &[want.dim().into()]);
             let got = conv_transpose2d(&dyt, &wt, Some(&tbt), &tp).unwrap();
-            let r = compare(
-                got.read().unwrap().view(),
-                want.view(),
-                Tolerance::for_reduction(dx_len),
-            );
+            let bound =
+                ErrorBound::conv_transpose2d(dy.view(), w.view(), Some(tb.view()), &tp).unwrap();
+            let r = compare(got.read().unwrap().view(), want.view(), &bound);
             assert!(r.passed(), "conv_transpose2d, {what}\n{r}");
             assert_untouched(&format!("conv_transpose2d, {what}"), &got);
         }
@@ -350,11 +351,8 @@ fn activation_backward_stays_inside_its_tensors() {
     );
     poison_outputs(gpu, &[shape]);
     let dx = activation_backward(&dyt, &zt, a, SavedTensor::PreActivation).unwrap();
-    let r = compare(
-        dx.read().unwrap().view(),
-        want.view(),
-        Tolerance::for_reduction(1),
-    );
+    let bound = ErrorBound::activation_backward(dy.view(), a, SavedTensor::PreActivation);
+    let r = compare(dx.read().unwrap().view(), want.view(), &bound);
     assert!(r.passed(), "{r}");
     assert_untouched("activation_backward", &dx);
 }

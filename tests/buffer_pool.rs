@@ -8,7 +8,7 @@ use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
     conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
     max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
-    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
+    Error, ErrorBound, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor,
 };
 
 /// Deterministic values that differ with `seed`, so a stale buffer would show.
@@ -21,8 +21,13 @@ fn up(gpu: &Gpu, a: &Array4<f32>) -> GpuTensor {
     GpuTensor::upload(gpu, a.view()).unwrap()
 }
 
-fn assert_close(what: &str, got: &Array4<f32>, want: &Array4<f32>, reduction: usize) {
-    let r = compare(got.view(), want.view(), Tolerance::for_reduction(reduction));
+fn assert_close<D: ndarray::Dimension>(
+    what: &str,
+    got: &ndarray::Array<f32, D>,
+    want: &ndarray::Array<f32, D>,
+    bound: &ErrorBound<D>,
+) {
+    let r = compare(got.view(), want.view(), bound);
     assert!(r.passed(), "{what}: {r}");
 }
 
@@ -42,7 +47,15 @@ fn conv(gpu: &Gpu, seed: u64) {
     let want =
         cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), &p, Activation::Relu)
             .unwrap();
-    assert_close("conv2d_with_activation", &got, &want, 72);
+    let bound = ErrorBound::conv2d_with_activation(
+        x.view(),
+        w.view(),
+        Some(b.view()),
+        &p,
+        Activation::Relu,
+    )
+    .unwrap();
+    assert_close("conv2d_with_activation", &got, &want, &bound);
 }
 
 fn backward_all(gpu: &Gpu, seed: u64) {
@@ -66,10 +79,11 @@ fn backward_all(gpu: &Gpu, seed: u64) {
     let want_dx = cpu::conv2d_backward_input([2, 8, 9, 9], w.view(), dy.view(), &p).unwrap();
     let want_dw = cpu::conv2d_backward_weight(x.view(), [16, 8, 3, 3], dy.view(), &p).unwrap();
     let want_db = cpu::conv2d_backward_bias(dy.view(), Layout::Nchw).unwrap();
-    assert_close("dx", &dx, &want_dx, 144);
-    assert_close("dw", &dw, &want_dw, 32);
-    let r = compare(db.view(), want_db.view(), Tolerance::for_reduction(32));
-    assert!(r.passed(), "db: {r}");
+    let bounds =
+        ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+    assert_close("dx", &dx, &want_dx, &bounds.input.unwrap());
+    assert_close("dw", &dw, &want_dw, &bounds.weight.unwrap());
+    assert_close("db", &db, &want_db, &bounds.bias.unwrap());
 }
 
 fn backward_each(gpu: &Gpu, seed: u64) {
@@ -94,10 +108,21 @@ fn backward_each(gpu: &Gpu, seed: u64) {
     let want_dx = cpu::conv2d_backward_input([1, 4, 7, 7], w.view(), dy.view(), &p).unwrap();
     let want_dw = cpu::conv2d_backward_weight(x.view(), [8, 4, 3, 3], dy.view(), &p).unwrap();
     let want_db = cpu::conv2d_backward_bias(dy.view(), Layout::Nchw).unwrap();
-    assert_close("conv2d_backward_input", &dx, &want_dx, 72);
-    assert_close("conv2d_backward_weight", &dw, &want_dw, 49);
-    let r = compare(db.view(), want_db.view(), Tolerance::for_reduction(49));
-    assert!(r.passed(), "conv2d_backward_bias: {r}");
+    let bounds =
+        ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+    assert_close(
+        "conv2d_backward_input",
+        &dx,
+        &want_dx,
+        &bounds.input.unwrap(),
+    );
+    assert_close(
+        "conv2d_backward_weight",
+        &dw,
+        &want_dw,
+        &bounds.weight.unwrap(),
+    );
+    assert_close("conv2d_backward_bias", &db, &want_db, &bounds.bias.unwrap());
 }
 
 fn transpose(gpu: &Gpu, seed: u64) {
@@ -108,7 +133,8 @@ fn transpose(gpu: &Gpu, seed: u64) {
         .read()
         .unwrap();
     let want = cpu::conv_transpose2d(x.view(), w.view(), None, &p).unwrap();
-    assert_close("conv_transpose2d", &got, &want, 72);
+    let bound = ErrorBound::conv_transpose2d(x.view(), w.view(), None, &p).unwrap();
+    assert_close("conv_transpose2d", &got, &want, &bound);
 }
 
 fn pool(gpu: &Gpu, seed: u64) {
@@ -117,8 +143,8 @@ fn pool(gpu: &Gpu, seed: u64) {
     let values = max_pool2d(&up(gpu, &x), &p).unwrap().read().unwrap();
     let (v2, indices) = max_pool2d_with_indices(&up(gpu, &x), &p).unwrap();
     let (want, want_i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
-    assert_close("max_pool2d", &values, &want, 1);
-    assert_close("max_pool2d_with_indices", &v2.read().unwrap(), &want, 1);
+    assert_eq!(values, want, "max_pool2d");
+    assert_eq!(v2.read().unwrap(), want, "max_pool2d_with_indices");
     assert_eq!(indices.read_indices().unwrap(), want_i);
     let dy = data([2, 3, 5, 5], seed + 1);
     let dx = max_pool2d_backward(&up(gpu, &dy), &indices, [2, 3, 9, 9], &p)
@@ -126,7 +152,9 @@ fn pool(gpu: &Gpu, seed: u64) {
         .read()
         .unwrap();
     let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), [2, 3, 9, 9], &p).unwrap();
-    assert_close("max_pool2d_backward", &dx, &want_dx, 9);
+    let bound =
+        ErrorBound::max_pool2d_backward(dy.view(), want_i.view(), [2, 3, 9, 9], &p).unwrap();
+    assert_close("max_pool2d_backward", &dx, &want_dx, &bound);
 }
 
 fn activation(gpu: &Gpu, seed: u64) {
@@ -138,7 +166,8 @@ fn activation(gpu: &Gpu, seed: u64) {
         .unwrap();
     let want =
         cpu::activation_backward(dy.view(), z.view(), a, SavedTensor::PreActivation).unwrap();
-    assert_close("activation_backward", &got, &want, 4);
+    let bound = ErrorBound::activation_backward(dy.view(), a, SavedTensor::PreActivation);
+    assert_close("activation_backward", &got, &want, &bound);
 }
 
 const OPS: &[(&str, Op)] = &[

@@ -158,6 +158,12 @@ fn run_backward_transpose_and_pooling_match_the_library() {
         save(&dir.join("dy.npy"), &dy),
     );
     let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+    let bounds =
+        wgconv::ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL)
+            .unwrap();
+    let bound_dx = bounds.input.unwrap().into_dyn();
+    let bound_dw = bounds.weight.unwrap().into_dyn();
+    let bound_db = bounds.bias.unwrap().into_dyn();
     for device in devices() {
         let (dx, dw, db) = (dir.join("dx.npy"), dir.join("dw.npy"), dir.join("db.npy"));
         let o = wgconv(&[
@@ -184,23 +190,22 @@ fn run_backward_transpose_and_pooling_match_the_library() {
             db.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{device}: {}", stderr(&o));
-        let tol = wgconv::Tolerance::for_reduction(2 * 25);
         assert!(wgconv::compare(
             load_f32(&dx).view(),
             want.input.as_ref().unwrap().view().into_dyn(),
-            tol
+            &bound_dx
         )
         .passed());
         assert!(wgconv::compare(
             load_f32(&dw).view(),
             want.weight.as_ref().unwrap().view().into_dyn(),
-            tol
+            &bound_dw
         )
         .passed());
         assert!(wgconv::compare(
             load_f32(&db).view(),
             want.bias.as_ref().unwrap().view().into_dyn(),
-            tol
+            &bound_db
         )
         .passed());
 
@@ -226,10 +231,11 @@ fn run_backward_transpose_and_pooling_match_the_library() {
             t.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{device}: {}", stderr(&o));
+        // The same sums as dx: its bound.
         assert!(wgconv::compare(
             load_f32(&t).view(),
             want.input.as_ref().unwrap().view().into_dyn(),
-            tol
+            &bound_dx
         )
         .passed());
 
@@ -294,12 +300,17 @@ fn run_backward_transpose_and_pooling_match_the_library() {
             &pool,
         )
         .unwrap();
-        assert!(wgconv::compare(
-            load_f32(&pdx).view(),
-            want_pdx.view().into_dyn(),
-            wgconv::Tolerance::for_reduction(4)
+        let bound = wgconv::ErrorBound::max_pool2d_backward(
+            values.mapv(|v| v * 0.5).view(),
+            indices.view(),
+            [2, 4, 9, 9],
+            &pool,
         )
-        .passed());
+        .unwrap()
+        .into_dyn();
+        assert!(
+            wgconv::compare(load_f32(&pdx).view(), want_pdx.view().into_dyn(), &bound).passed()
+        );
     }
     let _ = Layout::Nchw;
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::{random_case, Flavour, Rng};
 use ndarray::{s, Array4, Axis};
-use wgconv::{compare, conv2d, cpu, Conv2dParams, GpuTensor, Padding, Tolerance};
+use wgconv::{compare, conv2d, cpu, Bound, Conv2dParams, ErrorBound, GpuTensor, Padding};
 
 /// Cases per flavour; 10 flavours. `WGCONV_SWEEP_CASES` raises it for a longer local run.
 #[test]
@@ -34,15 +34,15 @@ fn gpu_matches_reference_on_random_parameter_sets() {
                 .unwrap()
                 .read()
                 .unwrap();
-            let g = case
-                .params
-                .geometry("t", case.input, case.weight, None)
-                .unwrap();
-            let report = compare(
-                got.view(),
-                expected.view(),
-                Tolerance::for_reduction(g.reduction_len()),
-            );
+            let bound = ErrorBound::conv2d(
+                x.view(),
+                w.view(),
+                b.as_ref().map(|b| b.view()),
+                &case.params,
+            )
+            .unwrap();
+            let report = compare(got.view(), expected.view(), &bound);
+            common::note_ratio("conv2d", &report);
             assert!(report.passed(), "{flavour:?} case {i}: {case:?}\n{report}");
             checked += 1;
         }
@@ -103,7 +103,8 @@ fn upload_of_a_strided_view_uses_logical_order() {
     .unwrap()
     .read()
     .unwrap();
-    assert!(compare(got.view(), expected.view(), Tolerance::for_reduction(27)).passed());
+    let bound = ErrorBound::conv2d(view, wt_view, None, &Conv2dParams::default()).unwrap();
+    assert!(compare(got.view(), expected.view(), &bound).passed());
 }
 
 #[test]
@@ -137,12 +138,17 @@ fn chained_ops_stay_on_the_gpu() {
     .unwrap();
     let z = conv2d(&y, &GpuTensor::upload(gpu, w2.view()).unwrap(), None, &p).unwrap();
     let got = z.read().unwrap();
-    // Two stacked reductions of 27 and 72 terms.
-    let report = compare(
-        got.view(),
-        expected.view(),
-        Tolerance::for_reduction(27 + 72),
-    );
+    // Two stacked reductions of 27 and 72 terms: the first one's error, at most γ_27 times its
+    // magnitudes (and the reference's rounding of y, one more), reaches the second through |w2|,
+    // so the whole is within γ_(27+1+72) of the magnitudes carried through both layers.
+    let first = cpu::conv2d_magnitude(x.view(), w1.view(), None, &p).unwrap();
+    let abs_w2 = w2.mapv(|v| f64::from(v.abs()));
+    let bound = ErrorBound {
+        magnitude: cpu::conv2d_f64(first.view(), abs_w2.view(), None, &p).unwrap(),
+        bound: Bound::sum(27 + 1 + 72),
+        terms: 27 + 1 + 72,
+    };
+    let report = compare(got.view(), expected.view(), &bound);
     assert!(report.passed(), "{report}");
 }
 
@@ -163,6 +169,7 @@ fn depthwise_reads_only_its_own_channel() {
     .unwrap()
     .read()
     .unwrap();
+    let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
     for k in 0..6 {
         let single = cpu::conv2d(
             x.slice(s![.., k / 2..k / 2 + 1, .., ..]),
@@ -171,10 +178,15 @@ fn depthwise_reads_only_its_own_channel() {
             &Conv2dParams::default(),
         )
         .unwrap();
+        let channel = ErrorBound {
+            magnitude: bound.magnitude.index_axis(Axis(1), k).to_owned(),
+            bound: bound.bound,
+            terms: bound.terms,
+        };
         let report = compare(
             got.index_axis(Axis(1), k),
             single.index_axis(Axis(1), 0),
-            Tolerance::for_reduction(9),
+            &channel,
         );
         assert!(report.passed(), "channel {k}: {report}");
     }

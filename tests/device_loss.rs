@@ -13,7 +13,7 @@ use wgconv::{
     activation_backward, compare, conv2d, conv2d_backward, conv2d_backward_bias,
     conv2d_backward_input, conv2d_backward_weight, conv_transpose2d, cpu, max_pool2d,
     max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
-    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
+    Error, ErrorBound, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor,
 };
 
 fn data(shape: [usize; 4], seed: u64) -> Array4<f32> {
@@ -34,7 +34,8 @@ fn conv_works(gpu: &Gpu) {
     .read()
     .unwrap();
     let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
-    let r = compare(got.view(), want.view(), Tolerance::for_reduction(27));
+    let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
+    let r = compare(got.view(), want.view(), &bound);
     assert!(r.passed(), "{r}");
 }
 

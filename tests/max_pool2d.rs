@@ -6,8 +6,8 @@ mod common;
 use common::Rng;
 use ndarray::{array, s, Array4};
 use wgconv::{
-    compare, cpu, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Error, GpuTensor,
-    Layout, Pool2dParams, Tolerance,
+    compare, cpu, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Error, ErrorBound,
+    GpuTensor, Layout, Pool2dParams,
 };
 
 /// Values and indices from the CPU reference and, when there is an adapter, from both GPU
@@ -298,8 +298,8 @@ fn gpu_matches_reference_exactly_on_random_parameter_sets() {
             .unwrap()
             .read()
             .unwrap();
-        let overlap = p.kernel[0].div_ceil(p.stride[0]) * p.kernel[1].div_ceil(p.stride[1]);
-        let r = compare(got.view(), want.view(), Tolerance::for_reduction(overlap));
+        let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+        let r = compare(got.view(), want.view(), &bound);
         assert!(r.passed(), "backward, case {checked}: {p:?} {shape:?}\n{r}");
         checked += 1;
     }
@@ -428,7 +428,8 @@ fn uploaded_indices_are_checked() {
         .unwrap()
         .read()
         .unwrap();
-    assert!(compare(got.view(), want.view(), Tolerance::for_reduction(1)).passed());
+    let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+    assert!(compare(got.view(), want.view(), &bound).passed());
 
     for bad in [&out_of_range, &outside_window] {
         let t = GpuTensor::upload_indices(gpu, bad.view(), Layout::Nchw).unwrap();

@@ -2,13 +2,14 @@
 
 mod common;
 
-use ndarray::{Array1, Array4, ArrayD};
+use ndarray::{Array1, Array4, ArrayD, IxDyn};
 use wgconv::gpu::conv2d::{self as planner, ConvPass};
 use wgconv::gpu::{MemoryEstimate, OpCall};
 use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_with_activation, conv_transpose2d, cpu,
     max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
-    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
+    Error, ErrorBound, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor,
+    Tolerance,
 };
 
 fn data(shape: [usize; 4], seed: u64) -> Array4<f32> {
@@ -19,14 +20,31 @@ fn up(gpu: &Gpu, a: &Array4<f32>, layout: Layout) -> GpuTensor {
     GpuTensor::upload_with_layout(gpu, a.view(), layout).unwrap()
 }
 
+/// The bounds of the three gradients as dynamic-dimensional arrays, dw and db in any order.
+fn grad_bounds(
+    x: &Array4<f32>,
+    w: &Array4<f32>,
+    dy: &Array4<f32>,
+    p: &Conv2dParams,
+) -> [ErrorBound<IxDyn>; 3] {
+    let b =
+        ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), p, GradSelection::ALL).unwrap();
+    [
+        b.input.unwrap().into_dyn(),
+        b.weight.unwrap().in_any_order().into_dyn(),
+        b.bias.unwrap().in_any_order().into_dyn(),
+    ]
+}
+
 /// An op call ready to run on tensors already uploaded, with the reference's answers.
 struct Case {
     name: String,
     call: OpCall,
     /// Runs the op; its outputs, unread (reading allocates a staging buffer).
     run: Box<dyn Fn() -> wgconv::Result<Vec<GpuTensor>>>,
-    /// Per output: the reference (indices as f32) and the reduction length for the tolerance.
-    want: Vec<(ArrayD<f32>, usize)>,
+    /// Per output: the reference (indices as f32) and its error bound, `None` for an exact
+    /// result. These calls split, so the gradients' dw and db bounds are `in_any_order`.
+    want: Vec<(ArrayD<f32>, Option<ErrorBound<IxDyn>>)>,
 }
 
 /// Every op on a small batch, in `layout`, with its tensors uploaded to `gpu`.
@@ -45,6 +63,14 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
     let want =
         cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), &p, Activation::Relu)
             .unwrap();
+    let fwd_bound = ErrorBound::conv2d_with_activation(
+        x.view(),
+        w.view(),
+        Some(b.view()),
+        &p,
+        Activation::Relu,
+    )
+    .unwrap();
     let (xt, wt, bt) = (
         up(gpu, &x, layout),
         up(gpu, &w, layout),
@@ -68,7 +94,7 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
                 Activation::Relu,
             )?])
         }),
-        want: vec![(dynamic(want), 27)],
+        want: vec![(dynamic(want), Some(fwd_bound.into_dyn()))],
     });
 
     let p = Conv2dParams::default()
@@ -77,6 +103,7 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
         .with_layout(layout);
     let dy = data(layout.activation_shape([6, 8, 5, 5]), 3);
     let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+    let bounds = grad_bounds(&x, &w, &dy, &p);
     let (xt, wt, dyt) = (
         up(gpu, &x, layout),
         up(gpu, &w, layout),
@@ -95,9 +122,9 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
             Ok(vec![g.input.unwrap(), g.weight.unwrap(), g.bias.unwrap()])
         }),
         want: vec![
-            (dynamic(want.input.unwrap()), 36),
-            (dynamic(want.weight.unwrap()), 6 * 25),
-            (want.bias.unwrap().into_dyn(), 6 * 25),
+            (dynamic(want.input.unwrap()), Some(bounds[0].clone())),
+            (dynamic(want.weight.unwrap()), Some(bounds[1].clone())),
+            (want.bias.unwrap().into_dyn(), Some(bounds[2].clone())),
         ],
     });
 
@@ -113,6 +140,7 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
     );
     let want =
         cpu::conv2d_backward(x1.view(), w1.view(), dy1.view(), &p1, GradSelection::ALL).unwrap();
+    let bounds = grad_bounds(&x1, &w1, &dy1, &p1);
     let (x1t, w1t, dy1t) = (
         up(gpu, &x1, layout),
         up(gpu, &w1, layout),
@@ -131,9 +159,9 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
             Ok(vec![g.input.unwrap(), g.weight.unwrap(), g.bias.unwrap()])
         }),
         want: vec![
-            (dynamic(want.input.unwrap()), 54),
-            (dynamic(want.weight.unwrap()), 280),
-            (want.bias.unwrap().into_dyn(), 280),
+            (dynamic(want.input.unwrap()), Some(bounds[0].clone())),
+            (dynamic(want.weight.unwrap()), Some(bounds[1].clone())),
+            (want.bias.unwrap().into_dyn(), Some(bounds[2].clone())),
         ],
     });
 
@@ -141,6 +169,7 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
     let tw = data(layout.weight_shape([3, 4, 3, 3]), 4);
     // conv_transpose2d's weight is [C_in, C_out, kh, kw] in NCHW terms.
     let want = cpu::conv_transpose2d(x.view(), tw.view(), None, &tp).unwrap();
+    let transpose_bound = ErrorBound::conv_transpose2d(x.view(), tw.view(), None, &tp).unwrap();
     let (xt, twt) = (up(gpu, &x, layout), up(gpu, &tw, layout));
     cases.push(Case {
         name: format!("{layout:?} conv_transpose2d"),
@@ -151,7 +180,7 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
             params: tp,
         },
         run: Box::new(move || Ok(vec![conv_transpose2d(&xt, &twt, None, &tp)?])),
-        want: vec![(dynamic(want), 36)],
+        want: vec![(dynamic(want), Some(transpose_bound.into_dyn()))],
     });
 
     let pp = Pool2dParams::new(3, 3)
@@ -172,14 +201,16 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
             Ok(vec![v, i])
         }),
         want: vec![
-            (dynamic(want_v), 1),
-            (dynamic(want_i.mapv(|i| i as f32)), 1),
+            (dynamic(want_v), None),
+            (dynamic(want_i.mapv(|i| i as f32)), None),
         ],
     });
 
     let input_shape: [usize; 4] = x.dim().into();
     let pdy = data(pp.geometry("t", input_shape).unwrap().output_shape(), 5);
     let want = cpu::max_pool2d_backward(pdy.view(), want_i.view(), input_shape, &pp).unwrap();
+    let pool_bound =
+        ErrorBound::max_pool2d_backward(pdy.view(), want_i.view(), input_shape, &pp).unwrap();
     let (pdyt, it) = (
         up(gpu, &pdy, layout),
         GpuTensor::upload_indices(gpu, want_i.view(), layout).unwrap(),
@@ -191,13 +222,15 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
             params: pp,
         },
         run: Box::new(move || Ok(vec![max_pool2d_backward(&pdyt, &it, input_shape, &pp)?])),
-        want: vec![(dynamic(want), 9)],
+        want: vec![(dynamic(want), Some(pool_bound.into_dyn()))],
     });
 
     let (ady, z) = (data([5, 3, 9, 9], 6), data([5, 3, 9, 9], 7));
     let a = Activation::Tanh;
     let want =
         cpu::activation_backward(ady.view(), z.view(), a, SavedTensor::PreActivation).unwrap();
+    let activation_bound =
+        ErrorBound::activation_backward(ady.view(), a, SavedTensor::PreActivation).into_dyn();
     let (adyt, zt) = (up(gpu, &ady, layout), up(gpu, &z, layout));
     cases.push(Case {
         name: format!("{layout:?} activation_backward"),
@@ -212,7 +245,7 @@ fn cases(gpu: &Gpu, layout: Layout) -> Vec<Case> {
                 SavedTensor::PreActivation,
             )?])
         }),
-        want: vec![(dynamic(want), 1)],
+        want: vec![(dynamic(want), Some(activation_bound))],
     });
     cases
 }
@@ -227,18 +260,17 @@ fn measured(gpu: &Gpu, case: &Case) -> wgconv::Result<(Vec<GpuTensor>, u64)> {
 }
 
 fn check_outputs(what: &str, outputs: &[GpuTensor], case: &Case) {
-    for (k, (t, (want, reduction))) in outputs.iter().zip(&case.want).enumerate() {
+    for (k, (t, (want, bound))) in outputs.iter().zip(&case.want).enumerate() {
         let got = match t.contents() {
             wgconv::gpu::Contents::Indices(_) => {
                 t.read_indices().unwrap().mapv(|i| i as f32).into_dyn()
             }
             wgconv::gpu::Contents::Values => t.read_dyn().unwrap(),
         };
-        let r = compare(
-            got.view(),
-            want.view(),
-            Tolerance::for_reduction(*reduction),
-        );
+        let r = match bound {
+            Some(bound) => compare(got.view(), want.view(), bound),
+            None => compare(got.view(), want.view(), Tolerance::exact()),
+        };
         assert!(r.passed(), "{what} output {k}: {r}");
     }
 }

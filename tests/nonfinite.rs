@@ -13,7 +13,7 @@ use wgconv::{
     activation_backward, compare, conv2d_backward_bias, conv2d_backward_input,
     conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
     max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
-    Gpu, GpuTensor, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
+    ErrorBound, Gpu, GpuTensor, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
 };
 
 const NAN: f32 = f32::NAN;
@@ -62,22 +62,18 @@ fn up(gpu: &Gpu, a: &Array4<f32>) -> GpuTensor {
 }
 
 /// Asserts the kinds of `got` are `want` element by element, and that `got` equals the CPU
-/// reference (NaN matching NaN, infinities exactly, finite values within the tolerance).
-fn check(
+/// reference (NaN matching NaN, infinities exactly, finite values within `criterion`).
+fn check<'a>(
     what: &str,
     got: &Array4<f32>,
     want: &Array4<char>,
     reference: &Array4<f32>,
-    reduction: usize,
+    criterion: impl Into<wgconv::verify::Criterion<'a, ndarray::Ix4>>,
 ) {
     for ((pos, &g), &k) in got.indexed_iter().zip(want.iter()) {
         assert_eq!(kind(g), k, "{what}: at {pos:?} got {g}, want kind {k}");
     }
-    let report = compare(
-        got.view(),
-        reference.view(),
-        Tolerance::for_reduction(reduction),
-    );
+    let report = compare(got.view(), reference.view(), criterion);
     assert!(
         report.passed(),
         "{what}: against the CPU reference: {report}"
@@ -125,7 +121,8 @@ fn conv2d_forward_propagates_nan_and_inf() {
             }
         });
         let reference = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
-        check(&format!("{v} NaN input"), &got, &want, &reference, 27);
+        let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
+        check(&format!("{v} NaN input"), &got, &want, &reference, &bound);
 
         // +inf at weight tap (0, 0) of channel 2: +inf where that tap reads the image, no term
         // (a finite output) where it reads the padding, NaN where it meets a 0 input (inf * 0).
@@ -146,7 +143,8 @@ fn conv2d_forward_propagates_nan_and_inf() {
             }
         });
         let reference = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
-        check(&format!("{v} inf weight"), &got, &want, &reference, 27);
+        let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
+        check(&format!("{v} inf weight"), &got, &want, &reference, &bound);
 
         // +inf and -inf inputs: NaN where a window holds both, each sign where it holds one.
         let mut x = positive([1, 3, 5, 6]);
@@ -188,7 +186,21 @@ fn conv2d_forward_propagates_nan_and_inf() {
             let reference =
                 cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), &p, activation)
                     .unwrap();
-            check(&format!("{v} {activation:?}"), &got, &want, &reference, 27);
+            let bound = ErrorBound::conv2d_with_activation(
+                x.view(),
+                w.view(),
+                Some(b.view()),
+                &p,
+                activation,
+            )
+            .unwrap();
+            check(
+                &format!("{v} {activation:?}"),
+                &got,
+                &want,
+                &reference,
+                &bound,
+            );
             // The finite images of the infinities, exactly.
             for (pos, &k) in base.indexed_iter() {
                 let g = got[pos];
@@ -230,7 +242,15 @@ fn conv2d_backward_input_propagates_nan_and_inf() {
             }
         });
         let reference = cpu::conv2d_backward_input(input_shape, w.view(), dy.view(), &p).unwrap();
-        check(&format!("{v} NaN grad_output"), &got, &want, &reference, 36);
+        let bound =
+            ErrorBound::conv2d_backward_input(input_shape, w.view(), dy.view(), &p).unwrap();
+        check(
+            &format!("{v} NaN grad_output"),
+            &got,
+            &want,
+            &reference,
+            &bound,
+        );
 
         // +inf at weight (oc 3, c 1, tap (2, 2)), a 0 in grad_output where that tap lands: the
         // tap maps input (iy, ix) to output (iy - 1, ix - 1); inputs it maps outside the output
@@ -251,7 +271,9 @@ fn conv2d_backward_input_propagates_nan_and_inf() {
             }
         });
         let reference = cpu::conv2d_backward_input(input_shape, w.view(), dy.view(), &p).unwrap();
-        check(&format!("{v} inf weight"), &got, &want, &reference, 36);
+        let bound =
+            ErrorBound::conv2d_backward_input(input_shape, w.view(), dy.view(), &p).unwrap();
+        check(&format!("{v} inf weight"), &got, &want, &reference, &bound);
     }
 }
 
@@ -279,7 +301,9 @@ fn conv2d_backward_weight_propagates_nan_and_inf() {
             }
         });
         let reference = cpu::conv2d_backward_weight(x.view(), weight_shape, dy.view(), &p).unwrap();
-        check(&format!("{v} NaN input"), &got, &want, &reference, 60);
+        let bound =
+            ErrorBound::conv2d_backward_weight(x.view(), weight_shape, dy.view(), &p).unwrap();
+        check(&format!("{v} NaN input"), &got, &want, &reference, &bound);
 
         // +inf at grad_output (n 0, oc 1, 0, 0) and -inf at (n 1, oc 1, 4, 5): tap (ky, kx) of
         // output (0, 0) reads input (ky - 1, kx - 1), of output (4, 5) input (3 + ky, 4 + kx);
@@ -303,7 +327,15 @@ fn conv2d_backward_weight_propagates_nan_and_inf() {
             }
         });
         let reference = cpu::conv2d_backward_weight(x.view(), weight_shape, dy.view(), &p).unwrap();
-        check(&format!("{v} inf grad_output"), &got, &want, &reference, 60);
+        let bound =
+            ErrorBound::conv2d_backward_weight(x.view(), weight_shape, dy.view(), &p).unwrap();
+        check(
+            &format!("{v} inf grad_output"),
+            &got,
+            &want,
+            &reference,
+            &bound,
+        );
     }
 }
 
@@ -323,7 +355,8 @@ fn conv2d_backward_bias_propagates_nan_and_inf() {
         let kinds: String = got.iter().map(|&g| kind(g)).collect();
         assert_eq!(kinds, "N+N-f", "{}: {got}", variant.name());
         let reference = cpu::conv2d_backward_bias(dy.view(), Layout::Nchw).unwrap();
-        let report = compare(got.view(), reference.view(), Tolerance::for_reduction(18));
+        let bound = ErrorBound::conv2d_backward_bias(dy.view(), Layout::Nchw).unwrap();
+        let report = compare(got.view(), reference.view(), &bound);
         assert!(report.passed(), "{}: {report}", variant.name());
     }
 }
@@ -356,12 +389,13 @@ fn conv_transpose2d_propagates_nan_and_inf() {
             }
         });
         let reference = cpu::conv_transpose2d(x.view(), w.view(), Some(b.view()), &p).unwrap();
+        let bound = ErrorBound::conv_transpose2d(x.view(), w.view(), Some(b.view()), &p).unwrap();
         check(
             &format!("{v} NaN input, inf bias"),
             &got,
             &want,
             &reference,
-            36,
+            &bound,
         );
 
         // -inf at weight (ci 0, oc 0, tap (0, 0)) and a 0 input at (c 0, (1, 1)): that tap puts
@@ -382,7 +416,8 @@ fn conv_transpose2d_propagates_nan_and_inf() {
             }
         });
         let reference = cpu::conv_transpose2d(x.view(), w.view(), None, &p).unwrap();
-        check(&format!("{v} -inf weight"), &got, &want, &reference, 36);
+        let bound = ErrorBound::conv_transpose2d(x.view(), w.view(), None, &p).unwrap();
+        check(&format!("{v} -inf weight"), &got, &want, &reference, &bound);
     }
 }
 
@@ -432,7 +467,7 @@ fn max_pool2d_propagates_nan_and_inf() {
     let got = max_pool2d(&up(gpu, &x), &p).unwrap().read().unwrap();
     let want = Array4::from_shape_fn((1, 2, 3, 3), |(_, c, oh, ow)| pool_expected(c, oh, ow).0);
     let reference = cpu::max_pool2d(x.view(), &p).unwrap();
-    check("max_pool2d", &got, &want, &reference, 1);
+    check("max_pool2d", &got, &want, &reference, Tolerance::exact());
     let exact = compare(got.view(), reference.view(), Tolerance::exact());
     assert!(exact.passed(), "{exact}");
 }
@@ -486,7 +521,9 @@ fn max_pool2d_backward_propagates_nan_and_inf() {
     let ref_indices = cpu::max_pool2d_with_indices(x.view(), &p).unwrap().1;
     let reference =
         cpu::max_pool2d_backward(dy.view(), ref_indices.view(), [1, 2, 6, 6], &p).unwrap();
-    check("max_pool2d_backward", &got, &want, &reference, 9);
+    let bound =
+        ErrorBound::max_pool2d_backward(dy.view(), ref_indices.view(), [1, 2, 6, 6], &p).unwrap();
+    check("max_pool2d_backward", &got, &want, &reference, &bound);
 }
 
 /// `(dy, saved value, expected dx)`.

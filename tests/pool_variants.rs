@@ -8,8 +8,8 @@ mod common;
 use common::Rng;
 use ndarray::Array4;
 use wgconv::{
-    compare, cpu, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Gpu, GpuTensor,
-    IndexStyle, Layout, Pool2dParams, PoolVariant, Tolerance,
+    compare, cpu, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, ErrorBound, Gpu,
+    GpuTensor, IndexStyle, Layout, Pool2dParams, PoolVariant,
 };
 
 /// A device of its own with `variant` forced (the shared one keeps the default choice).
@@ -105,8 +105,8 @@ fn sweep(variant: PoolVariant) -> (usize, usize, usize, usize) {
         let dy = rng.array4(values.dim().into());
         let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
         let dyt = GpuTensor::upload_with_layout(&gpu, dy.view(), p.layout).unwrap();
-        let overlap = p.kernel[0].div_ceil(p.stride[0]) * p.kernel[1].div_ceil(p.stride[1]);
-        let tolerance = Tolerance::for_reduction(overlap);
+        let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+        let tolerance = &bound;
         let through_gpu = max_pool2d_backward(&dyt, &i, shape, &p).unwrap();
         let r = compare(through_gpu.read().unwrap().view(), want.view(), tolerance);
         assert!(r.passed(), "backward through GPU indices, {case}\n{r}");
@@ -222,7 +222,8 @@ fn blocked_kernels_match_the_reference_on_network_poolings() {
             .unwrap()
             .read()
             .unwrap();
-        let r = compare(got.view(), want.view(), Tolerance::for_reduction(4));
+        let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+        let r = compare(got.view(), want.view(), &bound);
         assert!(r.passed(), "{p:?}\n{r}");
     }
 }

@@ -15,12 +15,13 @@ use std::sync::OnceLock;
 use ndarray::{Array1, Array4, ArrayD, Dimension};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+use wgconv::verify::Criterion;
 use wgconv::ConvVariant;
 use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_backward_input, conv2d_with_activation,
     conv_transpose2d, cpu, max_pool2d, max_pool2d_backward, max_pool2d_with_indices, Activation,
-    Conv2dParams, ConvTranspose2dParams, Error, Gpu, GpuTensor, GradSelection, IndexStyle, Layout,
-    Padding, Pool2dParams, SavedTensor, Tolerance,
+    Conv2dParams, ConvTranspose2dParams, Error, ErrorBound, Gpu, GpuTensor, GradSelection,
+    IndexStyle, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
 };
 
 fn config() -> ProptestConfig {
@@ -162,13 +163,14 @@ const CPU_WORK_LIMIT: usize = 2_000_000;
 
 /// The GPU's answer against the CPU's, by the rules in the module docs. `cpu` is `None` when
 /// the reference was not run (too much work for a property test): then only the kind of a GPU
-/// error is checked.
+/// error is checked. `criterion` judges the values, and is there wherever the reference ran
+/// without an error (a result's error bound comes from the same validated call).
 fn judge<D: Dimension>(
     what: &str,
     gpu: &Gpu,
     got: wgconv::Result<ndarray::Array<f32, D>>,
     want: Option<wgconv::Result<ndarray::Array<f32, D>>>,
-    tolerance: Tolerance,
+    criterion: Option<Criterion<'_, D>>,
 ) -> Result<(), TestCaseError> {
     // Nothing may be left for the next call: an escaped wgpu error would show here.
     if let Err(e) = gpu.synchronize() {
@@ -178,7 +180,8 @@ fn judge<D: Dimension>(
     }
     match (got, want) {
         (Ok(g), Some(Ok(w))) => {
-            let r = compare(g.view(), w.view(), tolerance);
+            let criterion = criterion.expect("a criterion wherever the reference ran");
+            let r = compare(g.view(), w.view(), criterion);
             prop_assert!(
                 r.passed(),
                 "{what}: GPU differs from the CPU reference: {r}"
@@ -327,7 +330,7 @@ fn check_conv_forward(c: &ConvCase) -> Result<(), TestCaseError> {
     let x = array(c.input_shape(), c.seed);
     let w = array(c.weight_shape(), c.seed ^ 1);
     let b = c.bias.map(|len| Array1::from_elem(len, 0.25f32));
-    let (reduction, small) = c.work().unwrap_or((1, true));
+    let (_, small) = c.work().unwrap_or((1, true));
     let want = small.then(|| {
         cpu::conv2d_with_activation(
             x.view(),
@@ -351,12 +354,23 @@ fn check_conv_forward(c: &ConvCase) -> Result<(), TestCaseError> {
         )?
         .read()
     })();
+    let bound = small
+        .then(|| {
+            ErrorBound::conv2d_with_activation(
+                x.view(),
+                w.view(),
+                b.as_ref().map(|b| b.view()),
+                &c.params,
+                c.activation,
+            )
+        })
+        .and_then(Result::ok);
     judge(
         "conv2d",
         gpu,
         got,
         want,
-        Tolerance::for_reduction(reduction + 1),
+        bound.as_ref().map(Criterion::from),
     )
 }
 
@@ -374,6 +388,11 @@ fn check_conv_backward(c: &ConvCase, which: GradSelection) -> Result<(), TestCas
     let dy = array(dy_shape, c.seed ^ 2);
     let small = c.work().is_none_or(|(_, small)| small);
     let want = small.then(|| cpu::conv2d_backward(x.view(), w.view(), dy.view(), p, which));
+    // One of the devices splits work over the batch, whose dw and db partial sums are then
+    // added in tiles: any order of their terms.
+    let bounds = small
+        .then(|| ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), p, which))
+        .and_then(Result::ok);
     let got = (|| {
         conv2d_backward(
             &up(gpu, &x, p.layout)?,
@@ -383,13 +402,10 @@ fn check_conv_backward(c: &ConvCase, which: GradSelection) -> Result<(), TestCas
             which,
         )
     })();
-    let [n, _, oh, ow] = p.layout.logical_activation(dy_shape);
-    let [cout, cin_pg, kh, kw] = p.layout.logical_weight(c.weight_shape());
-    let dx_len = (cout / c.params.groups.clamp(1, cout.max(1))) * kh * kw;
-    let dw_len = n * oh * ow;
     // Compare each requested gradient; errors are judged once, on the whole call.
     match (got, want) {
         (Ok(g), Some(Ok(w))) => {
+            let bounds = bounds.expect("bounds wherever the reference ran");
             let pairs: [GradPair; 3] = [
                 (
                     "dx",
@@ -399,7 +415,7 @@ fn check_conv_backward(c: &ConvCase, which: GradSelection) -> Result<(), TestCas
                         .map_err(fail)?
                         .map(|a| a.into_dyn()),
                     w.input.map(|a| a.into_dyn()),
-                    dx_len.max(cin_pg),
+                    bounds.input.map(ErrorBound::into_dyn),
                 ),
                 (
                     "dw",
@@ -409,7 +425,7 @@ fn check_conv_backward(c: &ConvCase, which: GradSelection) -> Result<(), TestCas
                         .map_err(fail)?
                         .map(|a| a.into_dyn()),
                     w.weight.map(|a| a.into_dyn()),
-                    dw_len,
+                    bounds.weight.map(|b| b.in_any_order().into_dyn()),
                 ),
                 (
                     "db",
@@ -419,10 +435,10 @@ fn check_conv_backward(c: &ConvCase, which: GradSelection) -> Result<(), TestCas
                         .map_err(fail)?
                         .map(to_dyn),
                     w.bias.map(to_dyn),
-                    dw_len,
+                    bounds.bias.map(|b| b.in_any_order().into_dyn()),
                 ),
             ];
-            for (name, got, want, len) in pairs {
+            for (name, got, want, bound) in pairs {
                 prop_assert_eq!(got.is_some(), want.is_some(), "{} presence", name);
                 if let (Some(got), Some(want)) = (got, want) {
                     judge(
@@ -430,7 +446,7 @@ fn check_conv_backward(c: &ConvCase, which: GradSelection) -> Result<(), TestCas
                         gpu,
                         Ok(got),
                         Some(Ok(want)),
-                        Tolerance::for_reduction(len + 1),
+                        bound.as_ref().map(Criterion::from),
                     )?;
                 }
             }
@@ -441,17 +457,17 @@ fn check_conv_backward(c: &ConvCase, which: GradSelection) -> Result<(), TestCas
             gpu,
             got.map(|_| Array1::<f32>::zeros(0)),
             want.map(|w| w.map(|_| Array1::<f32>::zeros(0))),
-            Tolerance::exact(),
+            Some(Tolerance::exact().into()),
         ),
     }
 }
 
-/// A gradient's name, the GPU's and the CPU's value if requested, and its reduction length.
+/// A gradient's name, the GPU's and the CPU's value if requested, and its error bound.
 type GradPair = (
     &'static str,
     Option<ArrayD<f32>>,
     Option<ArrayD<f32>>,
-    usize,
+    Option<ErrorBound<ndarray::IxDyn>>,
 );
 
 fn fail(e: Error) -> TestCaseError {
@@ -505,8 +521,10 @@ proptest! {
             conv2d_backward_input(input_shape, &up(gpu, &w, p.layout)?, &up(gpu, &dy, p.layout)?, p)?
                 .read()
         })();
-        let len = geometry.map_or(1, |g| g.out_channels_per_group() * g.h.kernel * g.w.kernel);
-        judge("conv2d_backward_input", gpu, got, want, Tolerance::for_reduction(len + 1))?;
+        let bound = small
+            .then(|| ErrorBound::conv2d_backward_input(input_shape, w.view(), dy.view(), p))
+            .and_then(Result::ok);
+        judge("conv2d_backward_input", gpu, got, want, bound.as_ref().map(Criterion::from))?;
     }
 
     #[test]
@@ -543,8 +561,10 @@ proptest! {
             let bt = b.as_ref().map(|b| GpuTensor::upload_1d(gpu, b.view())).transpose()?;
             conv_transpose2d(&up(gpu, &x, layout)?, &up(gpu, &w, layout)?, bt.as_ref(), &p)?.read()
         })();
-        let len = geometry.map_or(1, |g| g.out_channels_per_group() * g.h.kernel * g.w.kernel);
-        judge("conv_transpose2d", gpu, got, want, Tolerance::for_reduction(len + 1))?;
+        let bound = small
+            .then(|| ErrorBound::conv_transpose2d(x.view(), w.view(), b.as_ref().map(|b| b.view()), &p))
+            .and_then(Result::ok);
+        judge("conv_transpose2d", gpu, got, want, bound.as_ref().map(Criterion::from))?;
     }
 }
 
@@ -656,8 +676,8 @@ proptest! {
         })();
         match (got, want) {
             (Ok((values, v2, indices)), Ok((want_v, want_i))) => {
-                judge("max_pool2d", gpu, Ok(values), Some(Ok(want_v.clone())), Tolerance::exact())?;
-                judge("max_pool2d_with_indices", gpu, Ok(v2), Some(Ok(want_v)), Tolerance::exact())?;
+                judge("max_pool2d", gpu, Ok(values), Some(Ok(want_v.clone())), Some(Tolerance::exact().into()))?;
+                judge("max_pool2d_with_indices", gpu, Ok(v2), Some(Ok(want_v)), Some(Tolerance::exact().into()))?;
                 prop_assert_eq!(&indices, &want_i);
                 // Backward through the GPU's indices and through uploaded (maybe corrupt) ones.
                 let g = p.geometry("t", c.shape).unwrap();
@@ -674,11 +694,12 @@ proptest! {
                     let dx2 = iu.and_then(|iu| max_pool2d_backward(&dyt, &iu, c.shape, p)?.read());
                     Ok((dx, dx2))
                 })();
-                let window = p.kernel[0] * p.kernel[1];
+                let bound = ErrorBound::max_pool2d_backward(dy.view(), want_i.view(), c.shape, p).ok();
+                let bound2 = ErrorBound::max_pool2d_backward(dy.view(), uploaded.view(), c.shape, p).ok();
                 match got {
                     Ok((dx, dx2)) => {
-                        judge("max_pool2d_backward", gpu, Ok(dx), Some(want_dx), Tolerance::for_reduction(window))?;
-                        judge("max_pool2d_backward (uploaded indices)", gpu, dx2, Some(want_dx2), Tolerance::for_reduction(window))?;
+                        judge("max_pool2d_backward", gpu, Ok(dx), Some(want_dx), bound.as_ref().map(Criterion::from))?;
+                        judge("max_pool2d_backward (uploaded indices)", gpu, dx2, Some(want_dx2), bound2.as_ref().map(Criterion::from))?;
                     }
                     Err(e) => return Err(TestCaseError::fail(format!("backward of a valid forward failed: {e}"))),
                 }
@@ -688,7 +709,7 @@ proptest! {
                 gpu,
                 got.map(|(v, _, _)| v),
                 Some(want.map(|(v, _)| v)),
-                Tolerance::exact(),
+                Some(Tolerance::exact().into()),
             )?,
         }
     }
@@ -732,8 +753,9 @@ proptest! {
                 .read()
         })();
         // sigmoid' and tanh' recomputed from the pre-activation are ill-conditioned where y
-        // nears +-1: `1 - y` and `1 - y * y` lose relative precision by about y / (1 - y),
-        // up to 13 at |z| = 2 (tanh), over the few ulp of the device's f32 exp and tanh.
-        judge("activation_backward", gpu, got, Some(want), Tolerance::for_reduction(64))?;
+        // nears +-1 (`1 - y * y` loses relative precision by about y / (1 - y)): the bound
+        // allows the device's error in the activation absolutely, scaled by |dy|.
+        let bound = ErrorBound::activation_backward(dy.view(), activation, saved);
+        judge("activation_backward", gpu, got, Some(want), Some((&bound).into()))?;
     }
 }

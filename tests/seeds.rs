@@ -185,11 +185,8 @@ fn eleven_by_eleven_by_four_stride_two_gives_four_by_four() {
     assert!((f64::from(reference[[0, 0, 1, 2]]) - by_hand).abs() < 1e-6);
     if let Some(y) = gpu_conv(&x, &w, None, &p) {
         assert_eq!(y.dim(), (1, 1, 4, 4));
-        let c = wgconv::compare(
-            y.view(),
-            reference.view(),
-            wgconv::Tolerance::for_reduction(100),
-        );
+        let bound = wgconv::ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
+        let c = wgconv::compare(y.view(), reference.view(), &bound);
         assert!(c.passed(), "{c}");
     }
 }

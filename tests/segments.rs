@@ -8,7 +8,7 @@ use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
     conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
     max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
-    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
+    Error, ErrorBound, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor,
 };
 
 /// Bytes per buffer: 250 floats, so segment boundaries fall inside rows, planes and pixels.
@@ -47,8 +47,16 @@ fn assert_segmented(what: &str, t: &GpuTensor) {
     );
 }
 
-fn assert_matches(what: &str, got: &Array4<f32>, want: &Array4<f32>, reduction: usize) {
-    let r = compare(got.view(), want.view(), Tolerance::for_reduction(reduction));
+/// `got` within `bound` of the reference `want`. Segmented gradients are split calls, whose
+/// dw and db add their tiles' partial sums in an order of their own: their bounds come
+/// `in_any_order`.
+fn assert_matches<D: ndarray::Dimension>(
+    what: &str,
+    got: &ndarray::Array<f32, D>,
+    want: &ndarray::Array<f32, D>,
+    bound: &ErrorBound<D>,
+) {
+    let r = compare(got.view(), want.view(), bound);
     assert!(r.passed(), "{what}: {r}");
 }
 
@@ -137,11 +145,19 @@ fn conv2d_takes_and_returns_segmented_tensors() {
         let want =
             cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), &p, Activation::Relu)
                 .unwrap();
+        let bound = ErrorBound::conv2d_with_activation(
+            x.view(),
+            w.view(),
+            Some(b.view()),
+            &p,
+            Activation::Relu,
+        )
+        .unwrap();
         assert_matches(
             &format!("{layout:?} conv2d 1x1"),
             &got.read().unwrap(),
             &want,
-            4,
+            &bound,
         );
 
         // A 3x3 conv with padding and stride, its weight segmented too.
@@ -170,11 +186,14 @@ fn conv2d_takes_and_returns_segmented_tensors() {
         assert_segmented(&format!("{layout:?} 3x3 output"), &got);
         let want =
             cpu::conv2d_with_activation(x.view(), w.view(), None, &p, Activation::Tanh).unwrap();
+        let bound =
+            ErrorBound::conv2d_with_activation(x.view(), w.view(), None, &p, Activation::Tanh)
+                .unwrap();
         assert_matches(
             &format!("{layout:?} conv2d 3x3"),
             &got.read().unwrap(),
             &want,
-            36,
+            &bound,
         );
     }
 }
@@ -218,28 +237,28 @@ fn conv2d_gradients_take_and_return_segmented_tensors() {
         let dw = got.weight.unwrap();
         assert_segmented(&format!("{layout:?} dx"), &dx);
         assert_segmented(&format!("{layout:?} dw"), &dw);
-        let [n, _, oh, ow] = g.output_sizes();
+        let bounds =
+            ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL)
+                .unwrap();
+        let bx = bounds.input.unwrap();
+        let bw = bounds.weight.unwrap().in_any_order();
+        let bb = bounds.bias.unwrap().in_any_order();
         let (want_dx, want_dw) = (want.input.unwrap(), want.weight.unwrap());
         assert_matches(
             &format!("{layout:?} dx"),
             &dx.read().unwrap(),
             &want_dx,
-            8 * 9,
+            &bx,
         );
         assert_matches(
             &format!("{layout:?} dw"),
             &dw.read().unwrap(),
             &want_dw,
-            n * oh * ow,
+            &bw,
         );
         let db = got.bias.unwrap().read_1d().unwrap();
         let want_db = want.bias.unwrap();
-        let r = compare(
-            db.view(),
-            want_db.view(),
-            Tolerance::for_reduction(n * oh * ow),
-        );
-        assert!(r.passed(), "{layout:?} db: {r}");
+        assert_matches(&format!("{layout:?} db"), &db, &want_db, &bb);
 
         // The single-gradient entry points take the same segmented tensors.
         let dx = conv2d_backward_input(xs, &wt, &dyt, &p).unwrap();
@@ -248,25 +267,25 @@ fn conv2d_gradients_take_and_return_segmented_tensors() {
             &format!("{layout:?} dx alone"),
             &dx.read().unwrap(),
             &want_dx,
-            8 * 9,
+            &bx,
         );
         let dw = conv2d_backward_weight(&xt, ws, &dyt, &p).unwrap();
         assert_matches(
             &format!("{layout:?} dw alone"),
             &dw.read().unwrap(),
             &want_dw,
-            n * oh * ow,
+            &bw,
         );
         let db = conv2d_backward_bias(&dyt, layout)
             .unwrap()
             .read_1d()
             .unwrap();
-        let r = compare(
-            db.view(),
-            want_db.view(),
-            Tolerance::for_reduction(n * oh * ow),
+        assert_matches(
+            &format!("{layout:?} conv2d_backward_bias"),
+            &db,
+            &want_db,
+            &bb,
         );
-        assert!(r.passed(), "{layout:?} conv2d_backward_bias: {r}");
     }
 }
 
@@ -300,11 +319,12 @@ fn conv_transpose2d_takes_and_returns_segmented_tensors() {
         assert_eq!(peak, estimate.peak_bytes, "{layout:?}: {estimate:?}");
         assert_segmented(&format!("{layout:?} output"), &got);
         let want = cpu::conv_transpose2d(x.view(), w.view(), Some(b.view()), &p).unwrap();
+        let bound = ErrorBound::conv_transpose2d(x.view(), w.view(), Some(b.view()), &p).unwrap();
         assert_matches(
             &format!("{layout:?} conv_transpose2d"),
             &got.read().unwrap(),
             &want,
-            72,
+            &bound,
         );
     }
 }
@@ -325,12 +345,7 @@ fn pooling_takes_and_returns_segmented_tensors() {
 
         let values = max_pool2d(&xt, &p).unwrap();
         assert_segmented(&format!("{layout:?} values"), &values);
-        assert_matches(
-            &format!("{layout:?} max_pool2d"),
-            &values.read().unwrap(),
-            &want_v,
-            1,
-        );
+        assert_eq!(values.read().unwrap(), want_v, "{layout:?} max_pool2d");
 
         let estimate = gpu
             .memory_required(&OpCall::MaxPool2d {
@@ -353,6 +368,7 @@ fn pooling_takes_and_returns_segmented_tensors() {
         let dy = data(want_v.dim().into(), 13);
         let dyt = up(&gpu, &dy, layout);
         let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+        let bound = ErrorBound::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
         let estimate = gpu
             .memory_required(&OpCall::MaxPool2dBackward {
                 input: shape,
@@ -367,7 +383,7 @@ fn pooling_takes_and_returns_segmented_tensors() {
             &format!("{layout:?} backward"),
             &dx.read().unwrap(),
             &want_dx,
-            9,
+            &bound,
         );
         let uploaded = GpuTensor::upload_indices(&gpu, want_i.view(), layout).unwrap();
         assert_segmented(&format!("{layout:?} uploaded indices"), &uploaded);
@@ -376,7 +392,7 @@ fn pooling_takes_and_returns_segmented_tensors() {
             &format!("{layout:?} backward, uploaded indices"),
             &dx.read().unwrap(),
             &want_dx,
-            9,
+            &bound,
         );
     }
 }
@@ -401,11 +417,12 @@ fn activation_backward_takes_and_returns_segmented_tensors() {
         assert_eq!(peak, estimate.peak_bytes, "{layout:?}: {estimate:?}");
         assert_segmented(&format!("{layout:?} grad_input"), &got);
         let want = cpu::activation_backward(dy.view(), z.view(), a, saved).unwrap();
+        let bound = ErrorBound::activation_backward(dy.view(), a, saved);
         assert_matches(
             &format!("{layout:?} activation_backward"),
             &got.read().unwrap(),
             &want,
-            8,
+            &bound,
         );
     }
 }

@@ -10,8 +10,8 @@ use wgconv::{
     activation_backward, compare, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
     conv2d_backward_weight, conv2d_with_activation, conv_transpose2d, cpu, max_pool2d,
     max_pool2d_backward, max_pool2d_with_indices, Activation, Conv2dParams, ConvTranspose2dParams,
-    Error, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, PoolVariant, SavedTensor,
-    Tolerance,
+    Error, ErrorBound, Gpu, GpuTensor, GradSelection, Layout, Padding, Pool2dParams, PoolVariant,
+    SavedTensor,
 };
 
 /// Bytes one storage binding may hold in these tests: a few samples of the shapes below.
@@ -75,9 +75,36 @@ fn up(gpu: &Gpu, a: &Array4<f32>, layout: Layout) -> GpuTensor {
     GpuTensor::upload_with_layout(gpu, a.view(), layout).unwrap()
 }
 
-fn assert_matches(what: &str, got: &Array4<f32>, want: &Array4<f32>, reduction: usize) {
-    let r = compare(got.view(), want.view(), Tolerance::for_reduction(reduction));
+/// `got` within `bound` of the reference `want`. A split gradient adds its tiles' partial sums
+/// in an order of its own, so dw and db bounds come `in_any_order` here.
+fn assert_matches<D: ndarray::Dimension>(
+    what: &str,
+    got: &ndarray::Array<f32, D>,
+    want: &ndarray::Array<f32, D>,
+    bound: &ErrorBound<D>,
+) {
+    let r = compare(got.view(), want.view(), bound);
     assert!(r.passed(), "{what}: {r}");
+}
+
+/// The bounds of the three gradients, dw and db in any order (see [`assert_matches`]).
+fn grad_bounds(
+    x: &Array4<f32>,
+    w: &Array4<f32>,
+    dy: &Array4<f32>,
+    p: &Conv2dParams,
+) -> (
+    ErrorBound<ndarray::Ix4>,
+    ErrorBound<ndarray::Ix4>,
+    ErrorBound<ndarray::Ix1>,
+) {
+    let b =
+        ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), p, GradSelection::ALL).unwrap();
+    (
+        b.input.unwrap(),
+        b.weight.unwrap().in_any_order(),
+        b.bias.unwrap().in_any_order(),
+    )
 }
 
 #[test]
@@ -109,11 +136,19 @@ fn conv2d_past_the_binding_limit_splits_over_the_batch() {
                 Activation::Relu,
             )
             .unwrap();
+            let bound = ErrorBound::conv2d_with_activation(
+                x.view(),
+                w.view(),
+                Some(b.view()),
+                &p,
+                Activation::Relu,
+            )
+            .unwrap();
             assert_matches(
                 &format!("{variant} {layout:?} conv2d"),
                 &got.read().unwrap(),
                 &want,
-                27,
+                &bound,
             );
         }
     }
@@ -145,43 +180,42 @@ fn conv2d_gradients_past_the_binding_limit_split_and_sum_over_the_batch() {
                 want.bias.unwrap(),
             );
             let what = |g: &str| format!("{variant} {layout:?} {g}");
+            let (bx, bw, bb) = grad_bounds(&x, &w, &dy, &p);
             let got = conv2d_backward(&xt, &wt, &dyt, &p, GradSelection::ALL).unwrap();
             assert_matches(
                 &what("dx"),
                 &got.input.unwrap().read().unwrap(),
                 &want_dx,
-                36,
+                &bx,
             );
             assert_matches(
                 &what("dw"),
                 &got.weight.unwrap().read().unwrap(),
                 &want_dw,
-                n * 16,
+                &bw,
             );
             let db = got.bias.unwrap().read_1d().unwrap();
-            let r = compare(db.view(), want_db.view(), Tolerance::for_reduction(n * 16));
-            assert!(r.passed(), "{}: {r}", what("db"));
+            assert_matches(&what("db"), &db, &want_db, &bb);
             // The single-gradient entry points split the same way.
             let dx = conv2d_backward_input(xt.shape().try_into().unwrap(), &wt, &dyt, &p).unwrap();
             assert_matches(
                 &what("conv2d_backward_input"),
                 &dx.read().unwrap(),
                 &want_dx,
-                36,
+                &bx,
             );
             let dw = conv2d_backward_weight(&xt, wt.shape().try_into().unwrap(), &dyt, &p).unwrap();
             assert_matches(
                 &what("conv2d_backward_weight"),
                 &dw.read().unwrap(),
                 &want_dw,
-                n * 16,
+                &bw,
             );
             let db = conv2d_backward_bias(&dyt, layout)
                 .unwrap()
                 .read_1d()
                 .unwrap();
-            let r = compare(db.view(), want_db.view(), Tolerance::for_reduction(n * 16));
-            assert!(r.passed(), "{}: {r}", what("conv2d_backward_bias"));
+            assert_matches(&what("conv2d_backward_bias"), &db, &want_db, &bb);
         }
     }
 }
@@ -201,11 +235,12 @@ fn conv_transpose2d_past_the_binding_limit_splits_over_the_batch() {
         .unwrap();
         assert!(got.byte_size() > LIMIT);
         let want = cpu::conv_transpose2d(x.view(), w.view(), None, &p).unwrap();
+        let bound = ErrorBound::conv_transpose2d(x.view(), w.view(), None, &p).unwrap();
         assert_matches(
             &format!("{variant} conv_transpose2d"),
             &got.read().unwrap(),
             &want,
-            36,
+            &bound,
         );
     }
 }
@@ -222,7 +257,7 @@ fn pooling_and_activation_backward_past_the_binding_limit_split_over_the_batch()
         .read()
         .unwrap();
     let want = cpu::max_pool2d(x.view(), &p).unwrap();
-    assert_matches("max_pool2d", &got, &want, 1);
+    assert_eq!(got, want, "max_pool2d");
 
     let (dy, z) = (data([4, 3, 5, 5], 6), data([4, 3, 5, 5], 7));
     let a = Activation::Sigmoid;
@@ -237,7 +272,8 @@ fn pooling_and_activation_backward_past_the_binding_limit_split_over_the_batch()
     .unwrap();
     let want =
         cpu::activation_backward(dy.view(), z.view(), a, SavedTensor::PreActivation).unwrap();
-    assert_matches("activation_backward", &got, &want, 8);
+    let bound = ErrorBound::activation_backward(dy.view(), a, SavedTensor::PreActivation);
+    assert_matches("activation_backward", &got, &want, &bound);
 }
 
 #[test]
@@ -254,12 +290,7 @@ fn pooling_with_indices_and_its_backward_split_over_the_batch() {
             .with_layout(layout);
         let (values, indices) = max_pool2d_with_indices(&up(&gpu, &x, layout), &p).unwrap();
         let (want_v, want_i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
-        assert_matches(
-            &format!("{layout:?} values"),
-            &values.read().unwrap(),
-            &want_v,
-            1,
-        );
+        assert_eq!(values.read().unwrap(), want_v, "{layout:?} values");
         assert_eq!(
             indices.read_indices().unwrap(),
             want_i,
@@ -268,6 +299,7 @@ fn pooling_with_indices_and_its_backward_split_over_the_batch() {
         let g = p.geometry("t", shape).unwrap();
         let dy = data(g.output_shape(), 15);
         let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+        let bound = ErrorBound::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
         let dyt = up(&gpu, &dy, layout);
         // Through the split forward's indices, and through uploaded ones.
         let dx = max_pool2d_backward(&dyt, &indices, shape, &p).unwrap();
@@ -276,7 +308,7 @@ fn pooling_with_indices_and_its_backward_split_over_the_batch() {
             &format!("{layout:?} backward"),
             &dx.read().unwrap(),
             &want_dx,
-            9,
+            &bound,
         );
         let uploaded = GpuTensor::upload_indices(&gpu, want_i.view(), layout).unwrap();
         let dx = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
@@ -284,7 +316,7 @@ fn pooling_with_indices_and_its_backward_split_over_the_batch() {
             &format!("{layout:?} backward, uploaded indices"),
             &dx.read().unwrap(),
             &want_dx,
-            9,
+            &bound,
         );
     }
 }
@@ -388,7 +420,15 @@ fn conv2d_splits_one_sample_over_rows_and_output_channels() {
                     Activation::LeakyRelu { slope: 0.1 },
                 )
                 .unwrap();
-                assert_matches(&what, &got.read().unwrap(), &want, ws[1] * ws[2] * ws[3]);
+                let bound = ErrorBound::conv2d_with_activation(
+                    x.view(),
+                    w.view(),
+                    Some(b.view()),
+                    &p,
+                    Activation::LeakyRelu { slope: 0.1 },
+                )
+                .unwrap();
+                assert_matches(&what, &got.read().unwrap(), &want, &bound);
                 // The estimate of the tiled call names its pieces and fits the binding.
                 let e = gpu
                     .memory_required(&wgconv::gpu::OpCall::Conv2d {
@@ -455,7 +495,8 @@ fn a_real_input_past_128_mib_gives_the_reference_answer() {
         .read()
         .unwrap();
     let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
-    assert_matches("big conv2d", &got, &want, 64);
+    let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
+    assert_matches("big conv2d", &got, &want, &bound);
 }
 
 /// Pooling cases whose single sample is past the 1 KiB limit: row bands with their halo (with
@@ -531,6 +572,8 @@ fn pooling_and_its_backward_split_one_sample_over_rows_and_channels() {
                 50 + k as u64,
             );
             let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+            let bound =
+                ErrorBound::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
             let dyt = up(&gpu, &dy, layout);
             let dx = max_pool2d_backward(&dyt, &indices, shape, &p)
                 .unwrap_or_else(|e| panic!("{what} backward: {e}"));
@@ -538,7 +581,7 @@ fn pooling_and_its_backward_split_one_sample_over_rows_and_channels() {
                 &format!("{what} backward"),
                 &dx.read().unwrap(),
                 &want_dx,
-                9,
+                &bound,
             );
             let uploaded = GpuTensor::upload_indices(&gpu, want_i.view(), layout).unwrap();
             let dx = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
@@ -546,7 +589,7 @@ fn pooling_and_its_backward_split_one_sample_over_rows_and_channels() {
                 &format!("{what} backward, uploaded indices"),
                 &dx.read().unwrap(),
                 &want_dx,
-                9,
+                &bound,
             );
         }
     }
@@ -572,11 +615,12 @@ fn tensorflow_indices_split_rows_but_never_channels() {
     let dy = data(p.geometry("t", shape).unwrap().output_shape(), 61);
     let dx = max_pool2d_backward(&up(&gpu, &dy, Layout::Nhwc), &indices, shape, &p).unwrap();
     let want_dx = cpu::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
+    let bound = ErrorBound::max_pool2d_backward(dy.view(), want_i.view(), shape, &p).unwrap();
     assert_matches(
         "TensorFlow indices backward",
         &dx.read().unwrap(),
         &want_dx,
-        9,
+        &bound,
     );
     // A band of one output row of all 64 channels is past the limit: channels would have to
     // split, which TensorFlow's indices do not allow.
@@ -661,7 +705,6 @@ fn conv2d_gradients_split_one_sample_over_rows_and_channels() {
                 let g = p
                     .geometry("t", xshape, layout.weight_shape(ws), None)
                     .unwrap();
-                let [n, _, oh, ow] = g.output_sizes();
                 assert!(
                     (xs[1..].iter().product::<usize>() * 4) as u64 > LIMIT,
                     "{what}: one sample must be past the limit"
@@ -682,8 +725,7 @@ fn conv2d_gradients_split_one_sample_over_rows_and_channels() {
                     up(&gpu, &w, layout),
                     up(&gpu, &dy, layout),
                 );
-                let dx_terms = ws[0] / p.groups * ws[2] * ws[3];
-                let sum_terms = n * oh * ow;
+                let (bx, bw, bb) = grad_bounds(&x, &w, &dy, &p);
                 let estimate = gpu
                     .memory_required(&wgconv::gpu::OpCall::Conv2dBackward {
                         input: xshape,
@@ -699,16 +741,11 @@ fn conv2d_gradients_split_one_sample_over_rows_and_channels() {
                 let got = got.unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
                 let dx = got.input.unwrap().read().unwrap();
-                assert_matches(&format!("{what} dx"), &dx, &want_dx, dx_terms);
+                assert_matches(&format!("{what} dx"), &dx, &want_dx, &bx);
                 let dw = got.weight.unwrap().read().unwrap();
-                assert_matches(&format!("{what} dw"), &dw, &want_dw, sum_terms);
+                assert_matches(&format!("{what} dw"), &dw, &want_dw, &bw);
                 let db = got.bias.unwrap().read_1d().unwrap();
-                let r = compare(
-                    db.view(),
-                    want_db.view(),
-                    Tolerance::for_reduction(sum_terms),
-                );
-                assert!(r.passed(), "{what} db: {r}");
+                assert_matches(&format!("{what} db"), &db, &want_db, &bb);
 
                 // The single-gradient entry points tile the same way.
                 let dx = conv2d_backward_input(xshape, &wt, &dyt, &p)
@@ -717,7 +754,7 @@ fn conv2d_gradients_split_one_sample_over_rows_and_channels() {
                     &format!("{what} conv2d_backward_input"),
                     &dx.read().unwrap(),
                     &want_dx,
-                    dx_terms,
+                    &bx,
                 );
                 let dw = conv2d_backward_weight(&xt, layout.weight_shape(ws), &dyt, &p)
                     .unwrap_or_else(|e| panic!("{what} conv2d_backward_weight: {e}"));
@@ -725,18 +762,13 @@ fn conv2d_gradients_split_one_sample_over_rows_and_channels() {
                     &format!("{what} conv2d_backward_weight"),
                     &dw.read().unwrap(),
                     &want_dw,
-                    sum_terms,
+                    &bw,
                 );
                 let db = conv2d_backward_bias(&dyt, layout)
                     .unwrap_or_else(|e| panic!("{what} conv2d_backward_bias: {e}"))
                     .read_1d()
                     .unwrap();
-                let r = compare(
-                    db.view(),
-                    want_db.view(),
-                    Tolerance::for_reduction(sum_terms),
-                );
-                assert!(r.passed(), "{what} conv2d_backward_bias: {r}");
+                assert_matches(&format!("{what} conv2d_backward_bias"), &db, &want_db, &bb);
             }
         }
     }
@@ -803,7 +835,14 @@ fn conv_transpose2d_splits_one_sample_over_rows_and_channels() {
                     measured_peak(&gpu, || conv_transpose2d(&xt, &wt, bias.as_ref(), &p));
                 let got = got.unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
-                assert_matches(&what, &got.read().unwrap(), &want, xs[1] * ws[2] * ws[3]);
+                let bound = ErrorBound::conv_transpose2d(
+                    x.view(),
+                    w.view(),
+                    has_bias.then(|| b.view()),
+                    &p,
+                )
+                .unwrap();
+                assert_matches(&what, &got.read().unwrap(), &want, &bound);
             }
         }
     }
@@ -837,7 +876,8 @@ fn activation_backward_splits_one_sample_into_chunks_of_elements() {
             let (got, peak) = measured_peak(&gpu, || activation_backward(&dyt, &yt, a, saved));
             let got = got.unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(peak, estimate.peak_bytes, "{what}: {estimate:?}");
-            assert_matches(&what, &got.read().unwrap(), &want, 8);
+            let bound = ErrorBound::activation_backward(dy.view(), a, saved);
+            assert_matches(&what, &got.read().unwrap(), &want, &bound);
         }
     }
 }
@@ -860,6 +900,7 @@ fn dx_splits_grad_output_channels_into_parts_and_what_cannot_split_says_why() {
         let (wt, dyt) = (up(&gpu, &w, layout), up(&gpu, &dy, layout));
         let want =
             cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL).unwrap();
+        let (bx, bw, _) = grad_bounds(&x, &w, &dy, &p);
         let what = format!("{layout:?} dx in parts");
         let estimate = gpu
             .memory_required(&wgconv::gpu::OpCall::Conv2dBackward {
@@ -876,14 +917,14 @@ fn dx_splits_grad_output_channels_into_parts_and_what_cannot_split_says_why() {
             &what,
             &dx.read().unwrap(),
             want.input.as_ref().unwrap(),
-            144,
+            &bx,
         );
         let dw = conv2d_backward_weight(&up(&gpu, &x, layout), wshape, &dyt, &p).unwrap();
         assert_matches(
             "dw",
             &dw.read().unwrap(),
             want.weight.as_ref().unwrap(),
-            200,
+            &bw,
         );
 
         let tp = ConvTranspose2dParams::default()
@@ -894,11 +935,12 @@ fn dx_splits_grad_output_channels_into_parts_and_what_cannot_split_says_why() {
         let want = cpu::conv_transpose2d(dy.view(), w.view(), Some(b.view()), &tp).unwrap();
         let got = conv_transpose2d(&dyt, &wt, Some(&bt), &tp)
             .unwrap_or_else(|e| panic!("{layout:?} conv_transpose2d in parts: {e}"));
+        let bound = ErrorBound::conv_transpose2d(dy.view(), w.view(), Some(b.view()), &tp).unwrap();
         assert_matches(
             "conv_transpose2d in parts",
             &got.read().unwrap(),
             &want,
-            144,
+            &bound,
         );
     }
 
@@ -990,9 +1032,7 @@ fn random_splits(variant: &str, gpu: &Gpu) {
             up(gpu, &wt, layout),
             up(gpu, &dy, layout),
         );
-        let [n, _, oh, ow] = g.output_sizes();
-        let sums = Tolerance::for_reduction(n * oh * ow);
-        let dx_terms = g.out_channels_per_group() * kh * kw;
+        let (bx, bw, bb) = grad_bounds(&x, &wt, &dy, &p);
         for which in [
             GradSelection::INPUT,
             GradSelection::WEIGHT,
@@ -1013,17 +1053,15 @@ fn random_splits(variant: &str, gpu: &Gpu) {
                     split += usize::from(e.pieces > batch);
                     if let Some(dx) = got.input {
                         let want = want.input.as_ref().unwrap();
-                        assert_matches(&what, &dx.read().unwrap(), want, dx_terms);
+                        assert_matches(&what, &dx.read().unwrap(), want, &bx);
                     }
                     if let Some(dw) = got.weight {
                         let want = want.weight.as_ref().unwrap();
-                        let r = compare(dw.read().unwrap().view(), want.view(), sums);
-                        assert!(r.passed(), "{what}: {r}");
+                        assert_matches(&what, &dw.read().unwrap(), want, &bw);
                     }
                     if let Some(db) = got.bias {
                         let want = want.bias.as_ref().unwrap();
-                        let r = compare(db.read_1d().unwrap().view(), want.view(), sums);
-                        assert!(r.passed(), "{what}: {r}");
+                        assert_matches(&what, &db.read_1d().unwrap(), want, &bb);
                     }
                 }
                 (Err(e), Err(_)) => {
@@ -1080,7 +1118,10 @@ fn random_splits(variant: &str, gpu: &Gpu) {
             (Ok(got), Ok(e)) => {
                 assert_eq!(peak, e.peak_bytes, "{what}: {e:?}");
                 split += usize::from(e.pieces > batch);
-                assert_matches(&what, &got.read().unwrap(), &want, dx_terms);
+                let bound =
+                    ErrorBound::conv_transpose2d(dy.view(), wt.view(), Some(bias.view()), &tp)
+                        .unwrap();
+                assert_matches(&what, &got.read().unwrap(), &want, &bound);
             }
             (Err(e), Err(_)) => {
                 assert!(

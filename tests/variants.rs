@@ -1,14 +1,14 @@
 //! Every conv2d kernel variant, forced in turn, against the CPU reference on the random
 //! parameter sweeps (forward with bias and activation, dx, dw, db, conv_transpose2d, both
-//! layouts, flip), at the unchanged tolerance; and the planner's choices and refusals.
+//! layouts, flip), within the same error bounds; and the planner's choices and refusals.
 
 mod common;
 
 use common::{random_case, Flavour, Rng};
 use wgconv::gpu::conv2d::{self as planner, ConvPass, ConvVariant};
 use wgconv::{
-    compare, conv2d_backward, cpu, Activation, Conv2dParams, ConvTranspose2dParams, Error, Gpu,
-    GpuTensor, GradSelection, Layout, Padding, Tolerance,
+    compare, conv2d_backward, cpu, Activation, Conv2dParams, ConvTranspose2dParams, Error,
+    ErrorBound, Gpu, GpuTensor, GradSelection, Layout, Padding,
 };
 
 /// A device of its own with `variant` forced (the shared one must keep the planner's choice).
@@ -332,11 +332,8 @@ fn tuning_times_once_caches_per_shape_and_reloads() {
     .read()
     .unwrap();
     let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
-    let r = compare(
-        got.view(),
-        want.view(),
-        Tolerance::for_reduction(g.reduction_len()),
-    );
+    let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
+    let r = compare(got.view(), want.view(), &bound);
     assert!(r.passed(), "{r}");
 
     let text = std::fs::read_to_string(&path).expect("the tuner wrote its cache");
@@ -431,11 +428,8 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
             .unwrap()
             .read()
             .unwrap();
-            let r = compare(
-                got_y.view(),
-                want_y.view(),
-                Tolerance::for_reduction(g.reduction_len()),
-            );
+            let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
+            let r = compare(got_y.view(), want_y.view(), &bound);
             assert!(r.passed(), "{} forward {p:?}\n{r}", variant.name());
             let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL)
                 .unwrap();
@@ -447,16 +441,19 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
                 GradSelection::ALL,
             )
             .unwrap();
+            let bounds =
+                ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, GradSelection::ALL)
+                    .unwrap();
             let r = compare(
                 got.input.unwrap().read().unwrap().view(),
                 want.input.unwrap().view(),
-                Tolerance::for_reduction(g.out_channels_per_group() * 6),
+                &bounds.input.unwrap(),
             );
             assert!(r.passed(), "{} dx {p:?}\n{r}", variant.name());
             let r = compare(
                 got.weight.unwrap().read().unwrap().view(),
                 want.weight.unwrap().view(),
-                Tolerance::for_reduction(g.batch * g.h.output * g.w.output),
+                &bounds.weight.unwrap(),
             );
             assert!(r.passed(), "{} dw {p:?}\n{r}", variant.name());
         }
@@ -498,11 +495,8 @@ fn packed_textures_past_the_texture_limit_are_passed_over_or_too_large() {
         )
     };
     let got = run(&limited).unwrap().read().unwrap();
-    let r = compare(
-        got.view(),
-        want.view(),
-        Tolerance::for_reduction(g.reduction_len()),
-    );
+    let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
+    let r = compare(got.view(), want.view(), &bound);
     assert!(r.passed(), "{r}");
     limited.force_conv_variant(Some(ConvVariant::Packed8));
     match run(&limited) {

@@ -3,7 +3,7 @@
 
 use ndarray::{s, Array1, Array2, Array4, ArrayView1, ArrayView4, Axis};
 
-use super::conv2d::{fill_columns, input_coord};
+use super::conv2d::{fill_columns, input_coord, Real};
 use super::{nchw, nchw_mut, new_activation, oihw, shape4};
 use crate::error::{invalid, Result};
 use crate::grads::{Conv2dGrads, GradSelection};
@@ -33,18 +33,19 @@ pub fn conv2d_backward_input(
     Ok(backward_input_loops(&g, weight, grad_output, None))
 }
 
-/// The dx loops shared by the gradient and conv_transpose2d (which adds a bias).
-fn backward_input_loops(
+/// The dx loops shared by the gradient and conv_transpose2d (which adds a bias), on f32 data or
+/// on f64 (the magnitudes of `super::magnitude`); they accumulate in f64 either way.
+pub(super) fn backward_input_loops<T: Real>(
     g: &Conv2dGeometry,
-    weight: ArrayView4<f32>,
-    grad_output: ArrayView4<f32>,
-    bias: Option<ArrayView1<f32>>,
-) -> Array4<f32> {
+    weight: ArrayView4<T>,
+    grad_output: ArrayView4<T>,
+    bias: Option<ArrayView1<T>>,
+) -> Array4<T> {
     let weight = oihw(weight, g.layout, g.flip);
     let grad_output = nchw(grad_output, g.layout);
     let cin_pg = g.in_channels_per_group();
     let cout_pg = g.out_channels_per_group();
-    let mut stored = new_activation::<f32>(g.input_sizes(), g.layout);
+    let mut stored = new_activation::<T>(g.input_sizes(), g.layout);
     let mut dx = nchw_mut(&mut stored, g.layout);
     for n in 0..g.batch {
         for c in 0..g.in_channels {
@@ -52,7 +53,7 @@ fn backward_input_loops(
             let ci = c % cin_pg;
             for iy in 0..g.h.input {
                 for ix in 0..g.w.input {
-                    let mut sum = bias.map_or(0.0, |b| f64::from(b[c]));
+                    let mut sum = bias.map_or(0.0, |b| b[c].to_f64());
                     for oc in group * cout_pg..(group + 1) * cout_pg {
                         for ky in 0..g.h.kernel {
                             let Some(oy) = output_coord(&g.h, iy, ky) else {
@@ -62,12 +63,12 @@ fn backward_input_loops(
                                 let Some(ox) = output_coord(&g.w, ix, kx) else {
                                     continue;
                                 };
-                                sum += f64::from(weight[[oc, ci, ky, kx]])
-                                    * f64::from(grad_output[[n, oc, oy, ox]]);
+                                sum += weight[[oc, ci, ky, kx]].to_f64()
+                                    * grad_output[[n, oc, oy, ox]].to_f64();
                             }
                         }
                     }
-                    dx[[n, c, iy, ix]] = sum as f32;
+                    dx[[n, c, iy, ix]] = T::from_f64(sum);
                 }
             }
         }
@@ -85,11 +86,21 @@ pub fn conv2d_backward_weight(
 ) -> Result<Array4<f32>> {
     const OP: &str = "cpu::conv2d_backward_weight";
     let g = params.backward_geometry(OP, shape4(&input), weight_shape, shape4(&grad_output))?;
+    Ok(backward_weight_loops(&g, input, grad_output))
+}
+
+/// The dw loops, on f32 data or on f64 (the magnitudes of `super::magnitude`); they accumulate
+/// in f64 either way.
+pub(super) fn backward_weight_loops<T: Real>(
+    g: &Conv2dGeometry,
+    input: ArrayView4<T>,
+    grad_output: ArrayView4<T>,
+) -> Array4<T> {
     let input = nchw(input, g.layout);
     let grad_output = nchw(grad_output, g.layout);
     let cin_pg = g.in_channels_per_group();
     let cout_pg = g.out_channels_per_group();
-    let mut stored = Array4::<f32>::zeros(g.weight_shape());
+    let mut stored = Array4::<T>::default(g.weight_shape());
     // Written through the same (permuted, maybe flipped) view the forward reads weights through.
     let mut dw = oihw_mut(&mut stored, g.layout, g.flip);
     for oc in 0..g.out_channels {
@@ -108,21 +119,21 @@ pub fn conv2d_backward_weight(
                                 let Some(ix) = input_coord(&g.w, ox, kx) else {
                                     continue;
                                 };
-                                sum += f64::from(input[[n, c, iy, ix]])
-                                    * f64::from(grad_output[[n, oc, oy, ox]]);
+                                sum += input[[n, c, iy, ix]].to_f64()
+                                    * grad_output[[n, oc, oy, ox]].to_f64();
                             }
                         }
                     }
-                    dw[[oc, ci, ky, kx]] = sum as f32;
+                    dw[[oc, ci, ky, kx]] = T::from_f64(sum);
                 }
             }
         }
     }
-    Ok(stored)
+    stored
 }
 
 /// The mutable twin of [`super::oihw`].
-fn oihw_mut(w: &mut Array4<f32>, layout: Layout, flip: bool) -> ndarray::ArrayViewMut4<'_, f32> {
+fn oihw_mut<T>(w: &mut Array4<T>, layout: Layout, flip: bool) -> ndarray::ArrayViewMut4<'_, T> {
     let mut v = w.view_mut().permuted_axes(layout.weight_permutation());
     if flip {
         v.invert_axis(Axis(2));

@@ -86,6 +86,17 @@ pub fn max_pool2d_backward(
     input_shape: [usize; 4],
     params: &Pool2dParams,
 ) -> Result<Array4<f32>> {
+    Ok(routed_sums(grad_output, indices, input_shape, params)?.mapv(|v| v as f32))
+}
+
+/// [`max_pool2d_backward`]'s sums in f64, before they are rounded to f32 (the magnitudes of
+/// `super::magnitude` are these sums of `|grad_output|`).
+pub(super) fn routed_sums(
+    grad_output: ArrayView4<f32>,
+    indices: ArrayView4<i64>,
+    input_shape: [usize; 4],
+    params: &Pool2dParams,
+) -> Result<Array4<f64>> {
     const OP: &str = "cpu::max_pool2d_backward";
     let g = params.geometry(OP, input_shape)?;
     check_pool_shapes(OP, &g, shape4(&grad_output), shape4(&indices))?;
@@ -105,7 +116,7 @@ pub fn max_pool2d_backward(
         dx[[n, c, position / g.w.input, position % g.w.input]] +=
             f64::from(grad_output[[n, c, oh, ow]]);
     }
-    Ok(stored.mapv(|v| v as f32))
+    Ok(stored)
 }
 
 /// `Err` unless grad_output and indices both have the pooling's output shape.

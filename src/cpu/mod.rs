@@ -7,6 +7,7 @@
 mod activation;
 mod conv2d;
 mod conv2d_backward;
+mod magnitude;
 mod max_pool2d;
 
 pub use activation::activation_backward;
@@ -14,6 +15,11 @@ pub use conv2d::{conv2d, conv2d_f64, conv2d_im2col, conv2d_with_activation, Real
 pub use conv2d_backward::{
     conv2d_backward, conv2d_backward_bias, conv2d_backward_im2col, conv2d_backward_input,
     conv2d_backward_weight, conv_transpose2d,
+};
+pub use magnitude::{
+    conv2d_backward_bias_magnitude, conv2d_backward_input_magnitude, conv2d_backward_magnitude,
+    conv2d_backward_weight_magnitude, conv2d_magnitude, conv_transpose2d_magnitude,
+    max_pool2d_backward_magnitude,
 };
 pub(crate) use max_pool2d::check_pool_shapes;
 pub use max_pool2d::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices};

@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 use ndarray::Array4;
 use wgconv::sweep::{random_conv_case, random_pool_case, Flavour, Rng};
 use wgconv::{
-    compare, cpu, Activation, Comparison, ConvTranspose2dParams, Gpu, GpuTensor, GradSelection,
-    Layout, Padding, SavedTensor, Tolerance,
+    compare, cpu, Activation, Comparison, ConvTranspose2dParams, ErrorBound, Gpu, GpuTensor,
+    GradSelection, Layout, Padding, SavedTensor, Tolerance,
 };
 
 use crate::Outcome;
@@ -70,12 +70,15 @@ pub struct OpSummary {
     pub failures: usize,
     pub max_abs_err: f64,
     pub max_rel_err: f64,
+    /// The largest error over its element's bound: 1 or more fails.
+    pub max_ratio: f64,
     pub first_failure: Option<String>,
 }
 
 impl OpSummary {
     fn record(&mut self, report: &Comparison, describe: impl FnOnce() -> String) {
         self.max_abs_err = self.max_abs_err.max(report.max_abs_err);
+        self.max_ratio = self.max_ratio.max(report.worst_ratio);
         if report.max_rel_err.is_finite() {
             self.max_rel_err = self.max_rel_err.max(report.max_rel_err);
         }
@@ -103,18 +106,19 @@ pub fn run(args: &CheckArgs) -> wgconv::Result<Outcome> {
         std::io::stderr().is_terminal(),
     )?;
     println!(
-        "{:<24} {:>6} {:>9} {:>11} {:>11}",
-        "op", "cases", "failures", "max abs", "max rel"
+        "{:<24} {:>6} {:>9} {:>11} {:>11} {:>11}",
+        "op", "cases", "failures", "max abs", "max rel", "err/bound"
     );
     let mut any_failure = false;
     for (op, s) in ops.iter().zip(&summaries) {
         println!(
-            "{:<24} {:>6} {:>9} {:>11.3e} {:>11.3e}",
+            "{:<24} {:>6} {:>9} {:>11.3e} {:>11.3e} {:>11.4}",
             op_name(*op),
             s.cases,
             s.failures,
             s.max_abs_err,
-            s.max_rel_err
+            s.max_rel_err,
+            s.max_ratio
         );
         any_failure |= s.failures > 0;
     }
@@ -134,6 +138,7 @@ pub fn run(args: &CheckArgs) -> wgconv::Result<Outcome> {
                 "failures": s.failures,
                 "max_abs_err": s.max_abs_err,
                 "max_rel_err": s.max_rel_err,
+                "max_error_over_bound": s.max_ratio,
                 "first_failure": s.first_failure,
             })).collect::<Vec<_>>(),
         });
@@ -241,11 +246,8 @@ fn check_case(
                 let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p)?;
                 let got = wgconv::max_pool2d_backward(&tensor(gpu, &dy, layout)?, &i, shape, &p)?
                     .read()?;
-                let overlap = p.kernel[0].div_ceil(p.stride[0]) * p.kernel[1].div_ceil(p.stride[1]);
-                summary.record(
-                    &compare(got.view(), want.view(), Tolerance::for_reduction(overlap)),
-                    describe,
-                );
+                let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p)?;
+                summary.record(&compare(got.view(), want.view(), &bound), describe);
             }
         }
         CheckOp::ActivationBackward => {
@@ -281,10 +283,10 @@ fn check_case(
                 saved,
             )?
             .read()?;
-            summary.record(
-                &compare(got.view(), want.view(), Tolerance::for_reduction(8)),
-                || format!("{} {activation:?} {saved:?} {shape:?}", id()),
-            );
+            let bound = ErrorBound::activation_backward(dy.view(), activation, saved);
+            summary.record(&compare(got.view(), want.view(), &bound), || {
+                format!("{} {activation:?} {saved:?} {shape:?}", id())
+            });
         }
         _ => {
             let flavour = Flavour::ALL[rng.range(0, Flavour::ALL.len() - 1)];
@@ -326,14 +328,14 @@ fn check_case(
                         activation,
                     )?
                     .read()?;
-                    summary.record(
-                        &compare(
-                            got.view(),
-                            want.view(),
-                            Tolerance::for_reduction(g.reduction_len()),
-                        ),
-                        describe,
-                    );
+                    let bound = ErrorBound::conv2d_with_activation(
+                        x.view(),
+                        w.view(),
+                        Some(b.view()),
+                        &p,
+                        activation,
+                    )?;
+                    summary.record(&compare(got.view(), want.view(), &bound), describe);
                 }
                 CheckOp::ConvTranspose2d => {
                     // The conv's geometry read backwards: its output is this op's input.
@@ -352,7 +354,7 @@ fn check_case(
                     let input = rng.array4(g.output_shape());
                     // Transposed weights are [C_in, C_out/g, kh, kw]: the conv's OIHW weight read
                     // as (conv out = transposed in, conv in/g = transposed out/g).
-                    let Ok(tg) = tp.geometry("check", g.output_shape(), g.weight_shape(), None)
+                    let Ok(_) = tp.geometry("check", g.output_shape(), g.weight_shape(), None)
                     else {
                         return Ok(());
                     };
@@ -364,9 +366,7 @@ fn check_case(
                         &tp,
                     )?
                     .read()?;
-                    let tol = Tolerance::for_reduction(
-                        tg.out_channels_per_group() * tg.h.kernel * tg.w.kernel,
-                    );
+                    let tol = &ErrorBound::conv_transpose2d(input.view(), w.view(), None, &tp)?;
                     summary.record(&compare(got.view(), want.view(), tol), || {
                         format!(
                             "{} input {:?} weight {:?} {tp:?}",
@@ -391,23 +391,23 @@ fn check_case(
                         &p,
                         which,
                     )?;
-                    let terms = g.batch * g.h.output * g.w.output;
+                    let bounds =
+                        ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, which)?;
                     let report = if let (Some(a), Some(b)) = (got.input, want.input) {
                         compare(
                             a.read()?.view(),
                             b.view(),
-                            Tolerance::for_reduction(
-                                g.out_channels_per_group() * g.h.kernel * g.w.kernel,
-                            ),
+                            bounds.input.as_ref().expect("requested"),
                         )
                     } else if let (Some(a), Some(b)) = (got.weight, want.weight) {
-                        compare(a.read()?.view(), b.view(), Tolerance::for_reduction(terms))
+                        let bound = bounds.weight.as_ref().expect("requested");
+                        compare(a.read()?.view(), b.view(), bound)
                     } else {
                         let (a, b) = (got.bias.expect("requested"), want.bias.expect("requested"));
                         compare(
                             a.read_1d()?.view(),
                             b.view(),
-                            Tolerance::for_reduction(terms),
+                            bounds.bias.as_ref().expect("requested"),
                         )
                     };
                     summary.record(&report, describe);
