@@ -1,7 +1,7 @@
 //! The README's quick start: one convolution on the GPU, checked against the CPU reference.
 
 use ndarray::Array4;
-use wgconv::{conv2d, cpu, Conv2dParams, Gpu, GpuTensor, Padding, Tolerance};
+use wgconv::{conv2d, cpu, Conv2dParams, ErrorBound, Gpu, GpuTensor, Padding};
 
 fn main() -> wgconv::Result<()> {
     let gpu = Gpu::new()?; // WGCONV_ADAPTER=<name substring> picks an adapter
@@ -24,13 +24,11 @@ fn main() -> wgconv::Result<()> {
     )?;
     let y = y.read()?;
 
-    // The CPU reference takes the same parameters; `compare` reports the worst error.
+    // The CPU reference takes the same parameters; `compare` checks each element against a bound
+    // derived from how it is summed, and reports the worst error over that bound.
     let reference = cpu::conv2d(x.view(), w.view(), None, &params)?;
-    let report = wgconv::compare(
-        y.view(),
-        reference.view(),
-        Tolerance::for_reduction(3 * 3 * 3),
-    );
+    let bound = ErrorBound::conv2d(x.view(), w.view(), None, &params)?;
+    let report = wgconv::compare(y.view(), reference.view(), &bound);
     assert!(report.passed(), "{report}");
     println!("output {:?}, {report}", y.dim());
     Ok(())
