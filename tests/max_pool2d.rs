@@ -158,6 +158,128 @@ fn ceil_mode_drops_a_window_starting_in_the_right_padding() {
 }
 
 #[test]
+fn ceil_mode_keeps_a_clipped_window_wider_than_the_padded_input() {
+    // PyTorch: out = floor((in + 2p - d(k-1) - 1 + (s-1)) / s) + 1, rounding toward -inf.
+    // 2x2, k 3, s 3: floor((2 - 2 - 1 + 2) / 3) + 1 = 1, and window 0 starts at 0 < 2, so it
+    // stays; its taps past the input are skipped.
+    let x = plane(&[&[1., 2.], &[3., 4.]]);
+    let p = Pool2dParams::new(3, 3).with_stride(3).with_ceil_mode(true);
+    let (y, i) = pool_everywhere(&x, &p);
+    assert_eq!(y, plane(&[&[4.]]));
+    assert_eq!(i.iter().copied().collect::<Vec<_>>(), vec![3]);
+    // Only the rows overhang: 2 x 6, k 3, s 3 gives 1 row (floor(1/3) + 1) and
+    // floor((6 - 2 - 1 + 2) / 3) + 1 = 2 columns, windows over columns 0..3 and 3..6.
+    let x = plane(&[&[1., 5., 2., 0., -1., -3.], &[4., 3., -2., -5., -4., -6.]]);
+    let (y, i) = pool_everywhere(&x, &p);
+    assert_eq!(y, plane(&[&[5., 0.]]));
+    assert_eq!(i.iter().copied().collect::<Vec<_>>(), vec![1, 3]);
+    // 1x1, k 4, s 4, p 1: floor((1 + 2 - 3 - 1 + 3) / 4) + 1 = 1; the window covers padded
+    // rows -1..3 of which only row 0 is input.
+    let x = plane(&[&[-7.]]);
+    let p = Pool2dParams::new(4, 4)
+        .with_stride(4)
+        .with_padding(1)
+        .with_ceil_mode(true);
+    let (y, i) = pool_everywhere(&x, &p);
+    assert_eq!((y[[0, 0, 0, 0]], i[[0, 0, 0, 0]]), (-7., 0));
+    // 1x1, k 2, dilation 5, p 2, s 2: floor((1 + 4 - 5 - 1 + 1) / 2) + 1 = 1, taps at -2 and
+    // 3, none in the input: -inf, with the index of the first tap at or after 0 (row 3,
+    // column 3: 3 * 1 + 3 = 6), and a gradient that reaches no input.
+    let p = Pool2dParams::new(2, 2)
+        .with_stride(2)
+        .with_dilation(5)
+        .with_padding(2)
+        .with_ceil_mode(true);
+    let (y, i) = pool_everywhere(&x, &p);
+    assert_eq!((y[[0, 0, 0, 0]], i[[0, 0, 0, 0]]), (f32::NEG_INFINITY, 6));
+    let dy = plane(&[&[2.5]]);
+    let dx = cpu::max_pool2d_backward(dy.view(), i.view(), [1, 1, 1, 1], &p).unwrap();
+    assert_eq!(dx, plane(&[&[0.]]));
+}
+
+#[test]
+fn ceil_mode_output_size_with_a_window_past_the_input() {
+    // 5 wide, k 4, s 3: floor((5 - 3 - 1 + 2) / 3) + 1 = 2 (floor mode: floor(1/3) + 1 = 1);
+    // window 1 starts at 3 < 5 and covers columns 3, 4 (and 5, 6 outside).
+    let x = Array4::from_shape_fn((1, 1, 5, 5), |(_, _, h, w)| (h * 5 + w) as f32);
+    let p = Pool2dParams::new(4, 4).with_stride(3).with_ceil_mode(true);
+    let (y, i) = pool_everywhere(&x, &p);
+    assert_eq!(y, plane(&[&[18., 19.], &[23., 24.]]));
+    assert_eq!(i.iter().copied().collect::<Vec<_>>(), vec![18, 19, 23, 24]);
+    let (y, _) = pool_everywhere(&x, &Pool2dParams::new(4, 4).with_stride(3));
+    assert_eq!(y, plane(&[&[18.]]));
+    // The gradient of each output reaches its argmax only.
+    let dy = plane(&[&[1., 2.], &[3., 4.]]);
+    let dx = cpu::max_pool2d_backward(dy.view(), i.view(), [1, 1, 5, 5], &p).unwrap();
+    if let Some(gpu) = common::gpu() {
+        let xt = GpuTensor::upload(gpu, x.view()).unwrap();
+        let (_, gi) = max_pool2d_with_indices(&xt, &p).unwrap();
+        let dyt = GpuTensor::upload(gpu, dy.view()).unwrap();
+        let got = max_pool2d_backward(&dyt, &gi, [1, 1, 5, 5], &p).unwrap();
+        assert_eq!(got.read().unwrap(), dx);
+    }
+    let mut want = Array4::zeros((1, 1, 5, 5));
+    want[[0, 0, 3, 3]] = 1.;
+    want[[0, 0, 3, 4]] = 2.;
+    want[[0, 0, 4, 3]] = 3.;
+    want[[0, 0, 4, 4]] = 4.;
+    assert_eq!(dx, want);
+}
+
+#[test]
+fn a_window_wider_than_the_padded_input_is_still_refused_where_pytorch_refuses_it() {
+    let x = plane(&[&[1., 2.], &[3., 4.]]);
+    // Floor mode: floor((2 - 3) / 3) + 1 = 0 outputs.
+    let p = Pool2dParams::new(3, 3).with_stride(3);
+    let cpu_err = cpu::max_pool2d(x.view(), &p).unwrap_err().to_string();
+    for want in [
+        "cpu::max_pool2d",
+        "output height would be 0",
+        "effective kernel height 3",
+        "padded input height 2",
+        "floor mode",
+    ] {
+        assert!(cpu_err.contains(want), "{want:?} not in {cpu_err}");
+    }
+    // Ceil mode with too small a stride: floor((1 - 3 + 1) / 2) + 1 = 0, as -1 / 2 rounds
+    // toward -inf.
+    let x1 = plane(&[&[1.]]);
+    let p_ceil = Pool2dParams::new(3, 3).with_stride(2).with_ceil_mode(true);
+    let e = cpu::max_pool2d(x1.view(), &p_ceil).unwrap_err().to_string();
+    assert!(
+        e.contains("output height would be 0") && e.contains("ceil mode"),
+        "{e}"
+    );
+    // Padding above half the kernel stays an error in ceil mode too.
+    let p_pad = Pool2dParams::new(3, 3)
+        .with_stride(3)
+        .with_padding(2)
+        .with_ceil_mode(true);
+    let e = cpu::max_pool2d(x.view(), &p_pad).unwrap_err().to_string();
+    assert!(e.contains("padding height (2)") && e.contains("(3:"), "{e}");
+    if let Some(gpu) = common::gpu() {
+        let xt = GpuTensor::upload(gpu, x.view()).unwrap();
+        for (p, want) in [
+            (&p, "output height would be 0"),
+            (&p_pad, "padding height (2)"),
+        ] {
+            let e = max_pool2d(&xt, p).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidArgument {
+                        op: "max_pool2d",
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+}
+
+#[test]
 fn padding_acts_as_minus_infinity() {
     let x = plane(&[&[-5., -4.], &[-3., -2.]]);
     let (y, i) = pool_everywhere(&x, &Pool2dParams::new(2, 2).with_stride(1).with_padding(1));

@@ -227,3 +227,123 @@ fn blocked_kernels_match_the_reference_on_network_poolings() {
         assert!(r.passed(), "{p:?}\n{r}");
     }
 }
+
+/// Ceil-mode parameters on small inputs, so that a window is often wider than the padded input
+/// (PyTorch keeps one clipped window where the rounded-up size is at least 1); about a third
+/// shaped for the octet kernels, whose windows then overhang the rows only.
+fn small_ceil_case(rng: &mut Rng) -> (Pool2dParams, [usize; 4]) {
+    let octet_shaped = rng.chance(35);
+    let kernel = [rng.range(1, 5), rng.range(1, 5)];
+    let dilation = [rng.range(1, 3), rng.range(1, 3)];
+    let mut p = Pool2dParams {
+        kernel,
+        stride: [rng.range(1, 5), rng.range(1, 5)],
+        dilation,
+        // Up to half the effective kernel, PyTorch's limit.
+        padding: [0, 1].map(|a| {
+            let effective = dilation[a] * (kernel[a] - 1) + 1;
+            rng.range(0, effective / 2)
+        }),
+        ceil_mode: true,
+        layout: if rng.chance(40) {
+            Layout::Nhwc
+        } else {
+            Layout::Nchw
+        },
+        index_style: IndexStyle::PyTorch,
+    };
+    let mut sizes = [
+        rng.range(1, 2),
+        rng.range(1, 3),
+        rng.range(1, 5),
+        rng.range(1, 5),
+    ];
+    if octet_shaped {
+        // Without left padding, so that ceil mode keeps out_w = in_w / 2 (a multiple of 4).
+        p.kernel = [rng.range(2, 3), rng.range(2, 3)];
+        p.stride = [rng.range(2, 4), 2];
+        p.dilation = [1, 1];
+        p.padding = [rng.range(0, 1), 0];
+        p.layout = Layout::Nchw;
+        sizes[2] = rng.range(1, 2);
+        sizes[3] = 8 * rng.range(1, 2);
+    }
+    if p.layout == Layout::Nhwc && rng.chance(30) {
+        p.index_style = IndexStyle::TensorFlow;
+    }
+    (p, p.layout.activation_shape(sizes))
+}
+
+/// Whether some window of `p` on `shape` spans more than the padded input.
+fn window_wider_than_padded_input(p: &Pool2dParams, shape: [usize; 4]) -> bool {
+    let [_, _, h, w] = p.layout.logical_activation(shape);
+    [(0, h), (1, w)]
+        .into_iter()
+        .any(|(a, extent)| p.dilation[a] * (p.kernel[a] - 1) + 1 > extent + 2 * p.padding[a])
+}
+
+/// Ceil-mode cases with windows wider than the padded input, forced through `variant`:
+/// forward values and indices, inference, backward through the GPU's and through uploaded
+/// indices, all against the CPU reference. Returns how many cases had such a window and how
+/// many of those took an octet forward.
+fn ceil_sweep(variant: PoolVariant) -> (usize, usize) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return (0, 0);
+    };
+    let mut rng = Rng::new(0x900d_0003 + variant as u64);
+    let (mut oversized, mut oversized_octets) = (0, 0);
+    for case in 0..200 {
+        let (p, shape) = small_ceil_case(&mut rng);
+        let Ok(g) = p.geometry("t", shape) else {
+            continue;
+        };
+        let case = format!("case {case}, {}: {p:?} {shape:?}", variant.name());
+        let x = tie_heavy(&mut rng, shape);
+        let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+        let xt = GpuTensor::upload_with_layout(&gpu, x.view(), p.layout).unwrap();
+        let (v, i) = max_pool2d_with_indices(&xt, &p).unwrap();
+        assert_eq!(bits(&v.read().unwrap()), bits(&values), "values, {case}");
+        assert_eq!(i.read_indices().unwrap(), indices, "indices, {case}");
+        let inference = max_pool2d(&xt, &p).unwrap().read().unwrap();
+        assert_eq!(bits(&inference), bits(&values), "inference values, {case}");
+
+        let dy = rng.array4(values.dim().into());
+        let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+        let dyt = GpuTensor::upload_with_layout(&gpu, dy.view(), p.layout).unwrap();
+        let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
+        let got = max_pool2d_backward(&dyt, &i, shape, &p).unwrap();
+        let r = compare(got.read().unwrap().view(), want.view(), &bound);
+        assert!(r.passed(), "backward through GPU indices, {case}\n{r}");
+        let uploaded = GpuTensor::upload_indices(&gpu, indices.view(), p.layout).unwrap();
+        let got = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
+        let r = compare(got.read().unwrap().view(), want.view(), &bound);
+        assert!(r.passed(), "backward through uploaded indices, {case}\n{r}");
+
+        if window_wider_than_padded_input(&p, shape) {
+            oversized += 1;
+            oversized_octets += usize::from(
+                variant
+                    .forward_entry_point(&g, true)
+                    .starts_with("max_pool2d_forward_octets"),
+            );
+        }
+    }
+    (oversized, oversized_octets)
+}
+
+#[test]
+fn ceil_mode_windows_wider_than_the_padded_input_match_the_reference() {
+    let (per_element, _) = ceil_sweep(PoolVariant::PerElement);
+    let (blocked, blocked_octets) = ceil_sweep(PoolVariant::Blocked);
+    if common::gpu().is_some() {
+        // The sweep must really reach the clipped windows, in the octet kernels too.
+        assert!(
+            per_element >= 30 && blocked >= 30,
+            "only {per_element} and {blocked} of 200 cases had a window wider than the padded input"
+        );
+        assert!(
+            blocked_octets >= 15,
+            "only {blocked_octets} such cases took an octet forward"
+        );
+    }
+}

@@ -524,6 +524,19 @@ fn within_sample_pool_cases() -> Vec<([usize; 4], Pool2dParams)> {
             Pool2dParams::new(3, 3).with_stride(2).with_padding(1),
         ),
         ([1, 32, 8, 8], Pool2dParams::new(2, 2)),
+        // Ceil mode keeps one clipped window where the kernel is wider than the padded input:
+        // across the columns of row bands, and across the rows of channel chunks (in the
+        // octet forward for the blocked variant).
+        (
+            [1, 4, 40, 2],
+            Pool2dParams::new(3, 3).with_stride(2).with_ceil_mode(true),
+        ),
+        (
+            [1, 4, 2, 64],
+            Pool2dParams::new(3, 3)
+                .with_stride_hw(3, 2)
+                .with_ceil_mode(true),
+        ),
     ]
 }
 

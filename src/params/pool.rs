@@ -18,7 +18,8 @@ pub struct Pool2dParams {
     /// Spacing between window taps.
     pub dilation: [usize; 2],
     /// Round the output size up instead of down (a last window that would start in the right
-    /// padding is still dropped).
+    /// padding is still dropped). As in PyTorch this can keep one window wider than the padded
+    /// input, clipped to it.
     pub ceil_mode: bool,
     /// Memory order of input and output.
     pub layout: Layout,
@@ -166,25 +167,27 @@ fn pool_axis(
             format!("padded input {axis} {padded} exceeds {MAX_PADDED_EXTENT}"),
         ));
     }
-    if effective > padded {
+    // PyTorch's pooling_output_shape, in signed arithmetic: under ceil_mode the numerator may
+    // be negative (a window wider than the padded input), and rounding it toward -inf decides
+    // whether one clipped window remains. i128 holds any usize stride times any output.
+    let stride_s = stride as i128;
+    let rounding = if ceil_mode { stride_s - 1 } else { 0 };
+    let numerator = padded as i128 - effective as i128 + rounding;
+    let mut output = numerator.div_euclid(stride_s) + 1;
+    // PyTorch: under ceil_mode the last window must start inside the input or the left padding.
+    if ceil_mode && (output - 1) * stride_s >= input as i128 + pad as i128 {
+        output -= 1;
+    }
+    if output < 1 {
+        let mode = if ceil_mode { "ceil" } else { "floor" };
         return Err(invalid(
             op,
             format!(
-                "effective kernel {axis} {effective} (kernel {kernel}, dilation {dilation}) \
-                 exceeds padded input {axis} {padded} (input {input} + padding {pad} + {pad})"
+                "output {axis} would be {output}: effective kernel {axis} {effective} (kernel \
+                 {kernel}, dilation {dilation}) exceeds padded input {axis} {padded} (input \
+                 {input} + padding {pad} + {pad}) with stride {stride} in {mode} mode"
             ),
         ));
-    }
-    let span = padded - effective;
-    let stride64 = stride as u64;
-    let mut output = if ceil_mode {
-        span.div_ceil(stride64)
-    } else {
-        span / stride64
-    } + 1;
-    // PyTorch: under ceil_mode the last window must start inside the input or the left padding.
-    if ceil_mode && (output - 1) * stride64 >= input as u64 + pad as u64 {
-        output -= 1;
     }
     Ok(AxisGeometry {
         input,
@@ -193,6 +196,7 @@ fn pool_axis(
         dilation,
         pad_before: pad,
         pad_after: pad,
+        // 1 <= output <= padded, so the cast is exact.
         output: output as usize,
     }
     .normalized())
@@ -365,6 +369,34 @@ mod tests {
         assert_eq!(g.geometry("t", [1, 1, 5, 5]).unwrap().h.output, 3);
         let g = Pool2dParams::new(2, 2);
         assert_eq!(g.geometry("t", [1, 1, 5, 5]).unwrap().h.output, 2);
+    }
+
+    #[test]
+    fn pool_ceil_mode_keeps_one_clipped_window_wider_than_the_padded_input() {
+        // H 2, k 3, s 3, p 0, ceil: floor((2 - 3 + 2) / 3) + 1 = 1; the drop rule needs
+        // 0 >= 2, so one window stays, its third row past the input.
+        let p = Pool2dParams::new(3, 3).with_ceil_mode(true);
+        let g = p.geometry("t", [1, 1, 2, 2]).unwrap();
+        assert_eq!((g.h.output, g.w.output), (1, 1));
+        // k 3, s 2 on 1: numerator 1 - 3 + 1 = -1 rounds toward -inf to -1, so output 0.
+        let e = Pool2dParams::new(3, 3)
+            .with_stride(2)
+            .with_ceil_mode(true)
+            .geometry("t", [1, 1, 1, 1])
+            .unwrap_err();
+        assert!(e.to_string().contains("output height would be 0"), "{e}");
+        // Floor mode never keeps such a window: floor((2 - 3) / 3) + 1 = 0.
+        let e = Pool2dParams::new(3, 3)
+            .geometry("t", [1, 1, 2, 2])
+            .unwrap_err();
+        assert!(e.to_string().contains("output height would be 0"), "{e}");
+        // A stride near usize::MAX neither overflows nor changes the single window.
+        let g = Pool2dParams::new(3, 3)
+            .with_stride(usize::MAX)
+            .with_ceil_mode(true)
+            .geometry("t", [1, 1, 2, 2])
+            .unwrap();
+        assert_eq!((g.h.output, g.w.output), (1, 1));
     }
 
     #[test]
