@@ -1,5 +1,4 @@
-//! `wgconv info`: every adapter with its limits and the kernel variants it can run, then the
-//! adapter wgconv would choose and why.
+//! `wgconv info`: every adapter, its limits and kernel variants, and the one chosen and why.
 
 use clap::Args;
 use wgconv::gpu::conv2d as planner;
