@@ -981,3 +981,44 @@ fn bench_on_every_adapter_reports_them_side_by_side() {
         }
     }
 }
+
+#[test]
+fn run_takes_each_adapter_by_name_and_backend() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("run-adapter");
+    let mut rng = common::Rng::new(17);
+    let x = save(&dir.join("x.npy"), &rng.array4([1, 3, 9, 9]));
+    let w = save(&dir.join("w.npy"), &rng.array4([4, 3, 3, 3]));
+    let run = |device: &[&str], name: &str| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "run",
+            "conv2d",
+            "--input",
+            &x,
+            "--weight",
+            &w,
+            "--padding",
+            "same",
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(device);
+        let o = wgconv(&args);
+        assert!(o.status.success(), "{device:?}: {}", stderr(&o));
+        load_f32(&out)
+    };
+    let want = run(&["--cpu"], "cpu.npy");
+    for (i, a) in adapters().iter().enumerate() {
+        let spec = format!("{} {}", a.name, a.backend.to_str());
+        let got = run(&["--adapter", &spec], &format!("gpu{i}.npy"));
+        let report = wgconv::compare(
+            got.view(),
+            want.view(),
+            wgconv::Tolerance::for_reduction(27),
+        );
+        assert!(report.passed(), "{spec}: {report}");
+    }
+}
