@@ -674,3 +674,362 @@ fn bench_explains_the_planner_and_forces_a_variant() {
     tune("tuned earlier");
     let _ = std::fs::remove_file(&cache);
 }
+
+/// Every adapter the binary will see: it inherits this process's environment.
+fn adapters() -> Vec<wgpu::AdapterInfo> {
+    wgconv::Gpu::available_adapters()
+}
+
+/// How the binary names an adapter in legends and errors.
+fn described(a: &wgpu::AdapterInfo) -> String {
+    format!("{} ({:?}, {:?})", a.name, a.backend, a.device_type)
+}
+
+#[test]
+fn an_adapter_that_matches_nothing_is_a_one_line_error_listing_the_adapters() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("bad-adapter");
+    let out = dir.join("y.npy");
+    let out = out.to_str().unwrap();
+    let bad = "no-such-adapter-xyz";
+    for args in [
+        vec!["info", "--adapter", bad],
+        vec!["check", "--cases", "1", "--adapter", bad],
+        vec!["check", "--compare-adapters", "--adapter", bad],
+        vec!["bench", "--suite", "smoke", "--adapter", bad],
+        vec![
+            "run",
+            "conv2d",
+            "--input",
+            "x.npy",
+            "--weight",
+            "w.npy",
+            "--output",
+            out,
+            "--adapter",
+            bad,
+        ],
+        vec!["--adapter", bad],
+    ] {
+        let o = wgconv(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("--adapter") && err.contains(bad), "{err}");
+        for a in adapters() {
+            assert!(
+                err.contains(&described(&a)),
+                "{args:?} does not list {a:?}: {err}"
+            );
+        }
+    }
+    // `all` is for the subcommands that run on several adapters; a subcommand's flag goes after
+    // its name; --cpu takes no adapter.
+    for args in [
+        vec!["--adapter", "all"],
+        vec!["--adapter", "all", "info"],
+        vec![
+            "run",
+            "conv2d",
+            "--input",
+            "x.npy",
+            "--weight",
+            "w.npy",
+            "--output",
+            out,
+            "--cpu",
+            "--adapter",
+            "all",
+        ],
+    ] {
+        let o = wgconv(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
+    }
+    assert!(!Path::new(out).exists());
+}
+
+#[test]
+fn info_lists_every_adapter_with_subgroup_sizes_limits_and_variants() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let o = wgconv(&["info"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let all = adapters();
+    assert!(!all.is_empty());
+    for (i, a) in all.iter().enumerate() {
+        let tag = format!("[{}] {}", i + 1, a.name);
+        let block: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != tag)
+            .take_while(|l| *l == tag || l.starts_with(' '))
+            .collect();
+        let block = block.join("\n");
+        assert!(!block.is_empty(), "no {tag:?} in\n{text}");
+        for expected in [
+            format!("backend {:?}", a.backend),
+            format!(
+                "subgroup size {}..={}",
+                a.subgroup_min_size, a.subgroup_max_size
+            ),
+            "max storage binding".to_string(),
+            "max texture 2D".to_string(),
+        ] {
+            assert!(block.contains(&expected), "{expected:?} not in\n{block}");
+        }
+        // Every conv2d variant, with whether it runs here; the planner's picks marked.
+        for v in wgconv::ConvVariant::ALL {
+            assert!(
+                block.lines().any(|l| l.trim_start().starts_with(v.name())
+                    && (l.contains(" yes") || l.contains(" no: "))),
+                "{} not listed in\n{block}",
+                v.name()
+            );
+        }
+        assert!(block.contains("<- 3x3 64->64 56x56"), "{block}");
+        assert!(
+            block.contains("pooling variants: per-element, blocked"),
+            "{block}"
+        );
+    }
+    assert!(text.contains("chosen:"), "{text}");
+
+    // --adapter narrows the list to what it names.
+    let first = &all[0];
+    let spec = first.backend.to_str();
+    let o = wgconv(&["info", "--adapter", spec]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let listed = text.lines().filter(|l| l.starts_with('[')).count();
+    let expected = all
+        .iter()
+        .filter(|a| wgconv::Gpu::adapter_matches(a, spec))
+        .count();
+    assert_eq!(listed, expected, "{text}");
+}
+
+#[test]
+fn check_on_every_adapter_prints_one_table_and_one_json_entry_each() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("check-all");
+    let json = dir.join("check.json");
+    let o = wgconv(&[
+        "check",
+        "--adapter",
+        "all",
+        "--cases",
+        "3",
+        "--seed",
+        "5",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let all = adapters();
+    for (i, a) in all.iter().enumerate() {
+        assert!(
+            text.contains(&format!("[{}] {}", i + 1, described(a))),
+            "{a:?} not in the legend:\n{text}"
+        );
+    }
+    // Every op has one row per adapter, and the rows say 3 cases, 0 failures.
+    let ops = [
+        "conv2d",
+        "conv2d-backward-input",
+        "conv2d-backward-weight",
+        "conv2d-backward-bias",
+        "conv-transpose2d",
+        "max-pool2d",
+        "max-pool2d-backward",
+        "activation-backward",
+    ];
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("op "))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .take_while(|w: &Vec<&str>| w.len() >= 7)
+        .collect();
+    assert_eq!(rows.len(), ops.len() * all.len(), "{text}");
+    for (k, row) in rows.iter().enumerate() {
+        let (op, i) = (ops[k / all.len()], k % all.len());
+        let tag = format!("[{}]", i + 1);
+        let cells = if i == 0 {
+            assert_eq!(row[0], op, "{text}");
+            &row[1..]
+        } else {
+            &row[..]
+        };
+        assert_eq!(&cells[..3], [tag.as_str(), "3", "0"], "{text}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let entries = report["adapters"].as_array().unwrap();
+    assert_eq!(entries.len(), all.len());
+    for (entry, a) in entries.iter().zip(&all) {
+        assert_eq!(entry["adapter"], a.name.as_str());
+        assert_eq!(entry["backend"], a.backend.to_str());
+        let ops_json = entry["ops"].as_array().unwrap();
+        assert_eq!(ops_json.len(), ops.len());
+        assert!(ops_json
+            .iter()
+            .all(|s| s["cases"] == 3 && s["failures"] == 0));
+    }
+}
+
+/// With one adapter there is nothing to compare it with: the check says so, compares with the
+/// CPU only and exits 0. With several, every adapter after the first is compared with it.
+#[test]
+fn compare_adapters_works_with_any_number_of_adapters() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let all = adapters();
+    let first = &all[0];
+    let narrow = format!("{} {}", first.name, first.backend.to_str());
+    let wide = "all".to_string();
+    for spec in [narrow, wide] {
+        let matching = all
+            .iter()
+            .filter(|a| wgconv::Gpu::adapter_matches(a, &spec))
+            .count();
+        let dir = scratch("compare");
+        let json = dir.join("compare.json");
+        let o = wgconv(&[
+            "check",
+            "--compare-adapters",
+            "--adapter",
+            &spec,
+            "--op",
+            "conv2d-backward-weight",
+            "--cases",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{spec}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(report["adapters"].as_array().unwrap().len(), matching);
+        if matching == 1 {
+            assert!(text.contains("nothing to compare"), "{text}");
+            assert!(!text.contains("worst pair"), "{text}");
+            assert!(report.get("against_first_adapter").is_none(), "{report}");
+        } else {
+            assert!(text.contains("adapters against [1]"), "{text}");
+            assert!(text.contains("worst pair: ["), "{text}");
+            // The second table: one row per adapter after the first.
+            let compared: Vec<&str> = text
+                .lines()
+                .skip_while(|l| !l.starts_with("adapters against [1]"))
+                .skip(2)
+                .take_while(|l| !l.starts_with("worst pair"))
+                .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('[')))
+                .collect();
+            let expected: Vec<String> = (2..=matching).map(|k| format!("[{k}]")).collect();
+            assert_eq!(compared, expected, "{text}");
+            let pairs = report["against_first_adapter"].as_array().unwrap();
+            assert_eq!(pairs.len(), matching - 1);
+            assert!(pairs.iter().all(|p| p["ops"][0]["failures"] == 0));
+        }
+    }
+}
+
+#[test]
+fn bench_on_every_adapter_reports_them_side_by_side() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let all = adapters();
+    let dir = scratch("bench-all");
+    let (json, svg) = (dir.join("bench.json"), dir.join("bench.svg"));
+    let o = wgconv(&[
+        "bench",
+        "--suite",
+        "smoke",
+        "--repeat",
+        "1",
+        "--adapter",
+        "all",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let entries = report["adapters"].as_array().unwrap();
+    assert_eq!(entries.len(), all.len());
+    for (entry, a) in entries.iter().zip(&all) {
+        assert_eq!(entry["adapter"], a.name.as_str());
+        let rows = entry["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 11, "3 conv layers x 3 ops + 1 pool layer x 2");
+        // The CPU is timed once and reported with every adapter.
+        assert!(rows.iter().all(|r| r["cpu_ms"].as_f64().unwrap() > 0.0));
+    }
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg"));
+    for (i, a) in all.iter().enumerate() {
+        assert!(
+            svg.contains(&format!("[{}] {}", i + 1, described(a))),
+            "{a:?}"
+        );
+    }
+    if all.len() > 1 {
+        let header = text.lines().find(|l| l.starts_with("layer ")).unwrap();
+        for i in 1..=all.len() {
+            assert!(header.contains(&format!("[{i}] ms")), "{header}");
+        }
+    }
+}
+
+#[test]
+fn run_takes_each_adapter_by_name_and_backend() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("run-adapter");
+    let mut rng = common::Rng::new(17);
+    let x = save(&dir.join("x.npy"), &rng.array4([1, 3, 9, 9]));
+    let w = save(&dir.join("w.npy"), &rng.array4([4, 3, 3, 3]));
+    let run = |device: &[&str], name: &str| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "run",
+            "conv2d",
+            "--input",
+            &x,
+            "--weight",
+            &w,
+            "--padding",
+            "same",
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(device);
+        let o = wgconv(&args);
+        assert!(o.status.success(), "{device:?}: {}", stderr(&o));
+        load_f32(&out)
+    };
+    let want = run(&["--cpu"], "cpu.npy");
+    for (i, a) in adapters().iter().enumerate() {
+        let spec = format!("{} {}", a.name, a.backend.to_str());
+        let got = run(&["--adapter", &spec], &format!("gpu{i}.npy"));
+        let report = wgconv::compare(
+            got.view(),
+            want.view(),
+            wgconv::Tolerance::for_reduction(27),
+        );
+        assert!(report.passed(), "{spec}: {report}");
+    }
+}

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+
+use crate::adapters;
 use ndarray::Array4;
 use wgconv::gpu::conv2d::{self as planner, ConvPass, ConvVariant};
 use wgconv::{
@@ -47,6 +49,8 @@ pub struct BenchArgs {
     /// `WGCONV_POOL_VARIANT` does) instead of the choice by adapter type.
     #[arg(long, value_parser = parse_pool_variant)]
     pool_variant: Option<PoolVariant>,
+    #[arg(long, value_name = "NAME", help = BENCH_ADAPTER_HELP)]
+    adapter: Option<String>,
     /// Autotune: time every variant on the first use of each layer and pass and keep the
     /// fastest, cached per adapter and shape (see --tune-cache).
     #[arg(long)]
@@ -56,6 +60,11 @@ pub struct BenchArgs {
     #[arg(long, requires = "tune")]
     tune_cache: Option<PathBuf>,
 }
+
+/// `--adapter` as check has it: several adapters run the suite one after the other.
+const BENCH_ADAPTER_HELP: &str = "Adapters to time: `all`, or what names some (a part of the \
+    name, a backend, `cpu` or `gpu`, or words of these that must all match, as in `wgconv \
+    info`); several are printed side by side [default: the one `wgconv info` marks chosen]";
 
 fn parse_variant(name: &str) -> Result<ConvVariant, String> {
     ConvVariant::from_name(name).ok_or_else(|| {
@@ -206,8 +215,9 @@ pub struct Row {
     pub kernel: Option<Duration>,
     /// Median wall time of upload, op and readback.
     pub wall: Duration,
-    /// Median CPU baseline time (im2col path; reference loops for pooling).
-    pub cpu: Duration,
+    /// Median CPU baseline time (im2col path; reference loops for pooling); `None` where not
+    /// measured (the CPU is timed once however many adapters run).
+    pub cpu: Option<Duration>,
     /// FLOPs (convolutions) or bytes moved (pooling) of one run.
     pub work: f64,
     pub is_bytes: bool,
@@ -289,6 +299,15 @@ fn time_gpu(
     })
 }
 
+/// [`time_cpu`] when `measure` is set.
+fn maybe_time_cpu<T>(
+    measure: bool,
+    repeat: usize,
+    op: impl FnMut() -> wgconv::Result<T>,
+) -> wgconv::Result<Option<Duration>> {
+    measure.then(|| time_cpu(repeat, op)).transpose()
+}
+
 fn time_cpu<T>(
     repeat: usize,
     mut op: impl FnMut() -> wgconv::Result<T>,
@@ -331,12 +350,13 @@ fn time_shader_copy(gpu: &Gpu, bytes: f64, repeat: usize) -> wgconv::Result<Dura
     Ok(timing.kernel.unwrap_or(timing.wall))
 }
 
-/// Measures every layer of a suite, forward and backward.
+/// Measures every layer of a suite, forward and backward; the CPU baseline too when `cpu`.
 pub fn measure(
     gpu: &Gpu,
     layers: &[Layer],
     repeat: usize,
     progress: bool,
+    cpu: bool,
 ) -> wgconv::Result<Vec<Row>> {
     let bar = progress.then(|| {
         let bar = indicatif::ProgressBar::new(layers.len() as u64);
@@ -375,8 +395,9 @@ pub fn measure(
                     )?;
                     y.read().map(drop)
                 })?;
-                let cpu_forward =
-                    time_cpu(repeat, || cpu::conv2d_im2col(x.view(), w.view(), None, p))?;
+                let cpu_forward = maybe_time_cpu(cpu, repeat, || {
+                    cpu::conv2d_im2col(x.view(), w.view(), None, p)
+                })?;
                 rows.push(Row {
                     layer: name.to_string(),
                     op: "forward",
@@ -389,7 +410,7 @@ pub fn measure(
                     copy: None,
                     shader_copy: None,
                 });
-                let cpu_backward = time_cpu(repeat, || {
+                let cpu_backward = maybe_time_cpu(cpu, repeat, || {
                     cpu::conv2d_backward_im2col(
                         x.view(),
                         w.view(),
@@ -423,7 +444,7 @@ pub fn measure(
                         kernel: t.kernel,
                         wall: t.wall,
                         allocations: t.allocations,
-                        cpu: cpu_backward / 2,
+                        cpu: cpu_backward.map(|t| t / 2),
                         work: flops,
                         is_bytes: false,
                         copy: None,
@@ -452,8 +473,9 @@ pub fn measure(
                     v.read()?;
                     i.read_indices().map(drop)
                 })?;
-                let cpu_forward =
-                    time_cpu(repeat, || cpu::max_pool2d_with_indices(x.view(), params))?;
+                let cpu_forward = maybe_time_cpu(cpu, repeat, || {
+                    cpu::max_pool2d_with_indices(x.view(), params)
+                })?;
                 rows.push(Row {
                     layer: name.to_string(),
                     op: "forward",
@@ -468,7 +490,6 @@ pub fn measure(
                 });
                 let xt = GpuTensor::upload(gpu, x.view())?;
                 let (_, indices) = wgconv::max_pool2d_with_indices(&xt, params)?;
-                let cpu_indices = cpu::max_pool2d_with_indices(x.view(), params)?.1;
                 let backward = time_gpu(gpu, repeat, || {
                     wgconv::max_pool2d_backward(
                         &GpuTensor::upload(gpu, dy.view())?,
@@ -479,9 +500,14 @@ pub fn measure(
                     .read()
                     .map(drop)
                 })?;
-                let cpu_backward = time_cpu(repeat, || {
-                    cpu::max_pool2d_backward(dy.view(), cpu_indices.view(), *input, params)
-                })?;
+                let cpu_backward = if cpu {
+                    let cpu_indices = cpu::max_pool2d_with_indices(x.view(), params)?.1;
+                    Some(time_cpu(repeat, || {
+                        cpu::max_pool2d_backward(dy.view(), cpu_indices.view(), *input, params)
+                    })?)
+                } else {
+                    None
+                };
                 // Backward reads dy and the indices and writes dx.
                 let bytes = g.forward_bytes(true);
                 rows.push(Row {
@@ -521,19 +547,24 @@ pub fn print_rows(rows: &[Row]) {
         "gpu/cpu",
         "allocs 1st/rep"
     );
+    let na = || "n/a".to_string();
     for r in rows {
         let unit = if r.is_bytes { "GB/s" } else { "GFLOP/s" };
         println!(
-            "{:<26} {:<8} {:>11} {:>11.3} {:>11.3} {:>10.2} {:>10.2} {:>8.2} {:>13}  {unit}",
+            "{:<26} {:<8} {:>11} {:>11.3} {:>11} {:>10.2} {:>10} {:>8} {:>13}  {unit}",
             r.layer,
             r.op,
             r.kernel
-                .map_or("n/a".into(), |k| format!("{:.3}", k.as_secs_f64() * 1e3)),
+                .map_or_else(na, |k| format!("{:.3}", k.as_secs_f64() * 1e3)),
             r.wall.as_secs_f64() * 1e3,
-            r.cpu.as_secs_f64() * 1e3,
+            r.cpu
+                .map_or_else(na, |c| format!("{:.3}", c.as_secs_f64() * 1e3)),
             r.rate(r.gpu_time()),
-            r.rate(r.cpu),
-            r.cpu.as_secs_f64() / r.gpu_time().as_secs_f64(),
+            r.cpu.map_or_else(na, |c| format!("{:.2}", r.rate(c))),
+            r.cpu.map_or_else(na, |c| format!(
+                "{:.2}",
+                c.as_secs_f64() / r.gpu_time().as_secs_f64()
+            )),
             format!("{}/{}", r.allocations.0, r.allocations.1),
         );
     }
@@ -566,8 +597,117 @@ pub fn print_rows(rows: &[Row]) {
     println!("gpu rate from kernel time (timestamps; wall time where the device has none); wall: upload + op + readback; cpu: im2col path (dx/dw share one im2col backward), pooling: reference loops");
 }
 
+/// Every adapter's rows side by side: per adapter its GPU time (kernel time, or wall time
+/// marked `w` where it has no timestamps) and rate, then the CPU's once.
+fn print_side_by_side(gpus: &[Gpu], runs: &[Vec<Row>]) {
+    adapters::print_legend(gpus);
+    let mut header = format!("{:<26} {:<8}", "layer", "op");
+    for i in 0..gpus.len() {
+        header.push_str(&format!(
+            " | {:>11} {:>9}",
+            format!("{} ms", adapters::tag(i)),
+            "rate"
+        ));
+    }
+    header.push_str(&format!(" | {:>11} {:>9}", "cpu ms", "rate"));
+    println!("{header}");
+    let ms = |r: &Row| match r.kernel {
+        Some(k) => format!("{:.3}", k.as_secs_f64() * 1e3),
+        None => format!("{:.3}w", r.wall.as_secs_f64() * 1e3),
+    };
+    let Some(first) = runs.first() else {
+        return;
+    };
+    for (k, r0) in first.iter().enumerate() {
+        let mut line = format!("{:<26} {:<8}", r0.layer, r0.op);
+        for rows in runs {
+            match rows.get(k) {
+                Some(r) => {
+                    line.push_str(&format!(" | {:>11} {:>9.2}", ms(r), r.rate(r.gpu_time())))
+                }
+                None => line.push_str(&format!(" | {:>11} {:>9}", "n/a", "")),
+            }
+        }
+        match r0.cpu {
+            Some(c) => line.push_str(&format!(
+                " | {:>11.3} {:>9.2}",
+                c.as_secs_f64() * 1e3,
+                r0.rate(c)
+            )),
+            None => line.push_str(&format!(" | {:>11} {:>9}", "n/a", "")),
+        }
+        line.push_str(if r0.is_bytes { "  GB/s" } else { "  GFLOP/s" });
+        println!("{line}");
+    }
+    let mut total = format!("{:<26} {:<8}", "total", "");
+    for rows in runs {
+        let sum: f64 = rows.iter().map(|r| r.gpu_time().as_secs_f64()).sum();
+        total.push_str(&format!(" | {:>11.3} {:>9}", sum * 1e3, ""));
+    }
+    let cpu: f64 = first
+        .iter()
+        .filter_map(|r| r.cpu)
+        .map(|c| c.as_secs_f64())
+        .sum();
+    total.push_str(&format!(" | {:>11.3}", cpu * 1e3));
+    println!("{total}");
+    println!("ms: kernel time (timestamp queries, median); `w`: wall time (upload + op + readback) where the adapter has no timestamps; rate: GFLOP/s, GB/s for pooling; cpu: im2col path (dx/dw share one im2col backward), pooling: reference loops");
+}
+
 pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
-    let gpu = Gpu::new()?;
+    let gpus = adapters::open_many(args.adapter.as_deref(), false)?;
+    let layers = layers(args.suite, args.batch);
+    let mut runs: Vec<Vec<Row>> = Vec::new();
+    for (i, gpu) in gpus.iter().enumerate() {
+        // The CPU is the same whatever the adapter: timed once, with the first.
+        let rows = bench_adapter(args, gpu, &layers, i == 0)
+            .map_err(|e| adapters::on(&gpus, i, "wgconv bench", e))?;
+        runs.push(rows);
+    }
+    let cpu: Vec<Option<Duration>> = runs
+        .first()
+        .map(|rows| rows.iter().map(|r| r.cpu).collect())
+        .unwrap_or_default();
+    for rows in runs.iter_mut().skip(1) {
+        for (r, c) in rows.iter_mut().zip(&cpu) {
+            r.cpu = *c;
+        }
+    }
+    if let [rows] = runs.as_slice() {
+        print_rows(rows);
+    } else {
+        print_side_by_side(&gpus, &runs);
+    }
+    if let Some(path) = &args.json {
+        write_json(path, args, &gpus, &runs)?;
+    }
+    if let Some(path) = &args.plot {
+        let labels: Vec<String> = gpus
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                format!(
+                    "{} {}",
+                    adapters::tag(i),
+                    adapters::describe(g.adapter_info())
+                )
+            })
+            .collect();
+        plot(path, &labels, &runs).map_err(|e| wgconv::Error::InvalidArgument {
+            op: "wgconv bench",
+            what: format!("cannot draw {}: {e}", path.display()),
+        })?;
+    }
+    Ok(())
+}
+
+/// The suite on one adapter, with the flags that set up its device.
+fn bench_adapter(
+    args: &BenchArgs,
+    gpu: &Gpu,
+    layers: &[Layer],
+    cpu: bool,
+) -> wgconv::Result<Vec<Row>> {
     if args.variant.is_some() {
         gpu.force_conv_variant(args.variant);
     }
@@ -576,11 +716,12 @@ pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
     }
     if args.tune {
         gpu.enable_tuning(args.tune_cache.as_deref())?;
-        let tuner = gpu.tuner().expect("just enabled");
-        println!("tuning cache: {}", tuner.path().display());
+        if let Some(tuner) = gpu.tuner() {
+            println!("tuning cache: {}", tuner.path().display());
+        }
     }
     if args.explain {
-        explain(&gpu, &layers(args.suite, args.batch))?;
+        explain(gpu, layers)?;
     }
     println!(
         "adapter: {} ({:?}), suite {:?}, batch {}, median of {}",
@@ -590,101 +731,191 @@ pub fn run(args: &BenchArgs) -> wgconv::Result<()> {
         args.batch,
         args.repeat
     );
-    let rows = measure(
-        &gpu,
-        &layers(args.suite, args.batch),
+    measure(
+        gpu,
+        layers,
         args.repeat.max(1),
         std::io::stderr().is_terminal(),
-    )?;
-    print_rows(&rows);
+        cpu,
+    )
+}
+
+/// Each row with the name of its layer (the table leaves it blank after a layer's first row).
+fn named(rows: &[Row]) -> Vec<(String, &Row)> {
     let mut layer = String::new();
-    let named: Vec<(String, &Row)> = rows
-        .iter()
+    rows.iter()
         .map(|r| {
             if !r.layer.is_empty() {
                 layer = r.layer.clone();
             }
             (layer.clone(), r)
         })
-        .collect();
-    if let Some(path) = &args.json {
-        let json = serde_json::json!({
-            "adapter": gpu.adapter_info().name,
-            "suite": format!("{:?}", args.suite),
-            "batch": args.batch,
-            "repeat": args.repeat,
-            "rows": named.iter().map(|(layer, r)| serde_json::json!({
-                "layer": layer,
-                "op": r.op,
-                "kernel_ms": r.kernel.map(|k| k.as_secs_f64() * 1e3),
-                "wall_ms": r.wall.as_secs_f64() * 1e3,
-                "cpu_ms": r.cpu.as_secs_f64() * 1e3,
-                "gpu_rate": r.rate(r.gpu_time()),
-                "cpu_rate": r.rate(r.cpu),
-                "unit": if r.is_bytes { "GB/s" } else { "GFLOP/s" },
-                "device_copy_ms": r.copy.map(|c| c.as_secs_f64() * 1e3),
-                "shader_copy_ms": r.shader_copy.map(|c| c.as_secs_f64() * 1e3),
-                "allocations_first_call": r.allocations.0,
-                "allocations_repeats": r.allocations.1,
-            })).collect::<Vec<_>>(),
-            "pool": {
-                "allocations": gpu.pool_stats().allocations,
-                "reuses": gpu.pool_stats().reuses,
-            },
-        });
-        std::fs::write(
-            path,
-            serde_json::to_string_pretty(&json).expect("JSON values serialise"),
-        )
-        .map_err(|e| wgconv::Error::InvalidArgument {
-            op: "wgconv bench",
-            what: format!("cannot write {}: {e}", path.display()),
-        })?;
-    }
-    if let Some(path) = &args.plot {
-        plot(path, &named).map_err(|e| wgconv::Error::InvalidArgument {
-            op: "wgconv bench",
-            what: format!("cannot draw {}: {e}", path.display()),
-        })?;
-    }
-    Ok(())
+        .collect()
 }
 
-/// Bars of GPU and CPU rate per (layer, op).
-fn plot(path: &std::path::Path, rows: &[(String, &Row)]) -> Result<(), Box<dyn std::error::Error>> {
-    use plotters::prelude::*;
-    let height = 60 + 28 * rows.len() as u32;
-    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let max = rows
+/// One entry per adapter; with one adapter also its `adapter`, `rows` and `pool` at the top
+/// level, as the file has always had them.
+fn write_json(
+    path: &std::path::Path,
+    args: &BenchArgs,
+    gpus: &[Gpu],
+    runs: &[Vec<Row>],
+) -> wgconv::Result<()> {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let rows_json = |rows: &[Row]| -> Vec<serde_json::Value> {
+        named(rows)
+            .iter()
+            .map(|(layer, r)| {
+                serde_json::json!({
+                    "layer": layer,
+                    "op": r.op,
+                    "kernel_ms": r.kernel.map(ms),
+                    "wall_ms": ms(r.wall),
+                    "cpu_ms": r.cpu.map(ms),
+                    "gpu_rate": r.rate(r.gpu_time()),
+                    "cpu_rate": r.cpu.map(|c| r.rate(c)),
+                    "unit": if r.is_bytes { "GB/s" } else { "GFLOP/s" },
+                    "device_copy_ms": r.copy.map(ms),
+                    "shader_copy_ms": r.shader_copy.map(ms),
+                    "allocations_first_call": r.allocations.0,
+                    "allocations_repeats": r.allocations.1,
+                })
+            })
+            .collect()
+    };
+    let pool_json = |gpu: &Gpu| {
+        serde_json::json!({
+            "allocations": gpu.pool_stats().allocations,
+            "reuses": gpu.pool_stats().reuses,
+        })
+    };
+    let entries: Vec<serde_json::Value> = gpus
         .iter()
-        .map(|(_, r)| r.rate(r.gpu_time()).max(r.rate(r.cpu)))
+        .zip(runs)
+        .enumerate()
+        .map(|(i, (gpu, rows))| {
+            let info = gpu.adapter_info();
+            serde_json::json!({
+                "index": i + 1,
+                "adapter": info.name,
+                "backend": info.backend.to_str(),
+                "device_type": format!("{:?}", info.device_type),
+                "driver": info.driver,
+                "driver_info": info.driver_info,
+                "timestamps": rows.iter().all(|r| r.kernel.is_some()),
+                "rows": rows_json(rows),
+                "pool": pool_json(gpu),
+            })
+        })
+        .collect();
+    let mut json = serde_json::json!({
+        "suite": format!("{:?}", args.suite),
+        "batch": args.batch,
+        "repeat": args.repeat,
+        "adapters": entries,
+    });
+    if let ([gpu], [rows]) = (gpus, runs) {
+        json["adapter"] = gpu.adapter_info().name.clone().into();
+        json["rows"] = rows_json(rows).into();
+        json["pool"] = pool_json(gpu);
+    }
+    let text = serde_json::to_string_pretty(&json).map_err(|e| wgconv::Error::InvalidArgument {
+        op: "wgconv bench",
+        what: format!("cannot encode the results as JSON: {e}"),
+    })?;
+    std::fs::write(path, text).map_err(|e| wgconv::Error::InvalidArgument {
+        op: "wgconv bench",
+        what: format!("cannot write {}: {e}", path.display()),
+    })
+}
+
+/// Bars of rate per (layer, op): one per adapter, then the CPU's, each with its value, since
+/// adapters can differ by orders of magnitude and a short bar alone would say nothing.
+fn plot(
+    path: &std::path::Path,
+    labels: &[String],
+    runs: &[Vec<Row>],
+) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let Some(first) = runs.first() else {
+        return Ok(());
+    };
+    let rows = named(first);
+    let series = runs.len() + 1;
+    let bar = 11;
+    let row_height = bar * series as i32 + 8;
+    let legend_height = 20 * series as i32 + 10;
+    let width = 1000;
+    let height = 40 + legend_height + row_height * rows.len() as i32;
+    let root = SVGBackend::new(path, (width, height.max(1) as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    // Dark enough to read on white; the CPU grey, as the single-adapter plot always had it.
+    const COLOURS: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
+        RGBColor(23, 190, 207),
+        RGBColor(227, 119, 194),
+    ];
+    let colour = |s: usize| -> RGBColor {
+        if s == runs.len() {
+            RGBColor(150, 150, 150)
+        } else {
+            COLOURS[s % COLOURS.len()]
+        }
+    };
+    // Rate of series `s` (an adapter, or the CPU last) on row `k`.
+    let rate = |s: usize, k: usize| -> Option<f64> {
+        if s == runs.len() {
+            first.get(k).and_then(|r| r.cpu.map(|c| r.rate(c)))
+        } else {
+            runs[s].get(k).map(|r| r.rate(r.gpu_time()))
+        }
+    };
+    let max = (0..rows.len())
+        .flat_map(|k| (0..series).filter_map(move |s| rate(s, k)))
+        .filter(|v| v.is_finite())
         .fold(1e-9, f64::max);
     let label_width: i32 = 260;
-    let scale = f64::from(900 - label_width - 40) / max;
+    let scale = f64::from(width as i32 - label_width - 90) / max;
     root.draw(&Text::new(
-        "GPU (blue) vs CPU (grey): GFLOP/s, or GB/s for pooling",
+        "GFLOP/s, or GB/s for pooling (GPU: kernel time, or wall time without timestamps)",
         (10, 10),
         ("sans-serif", 16),
     ))?;
-    for (i, (layer, r)) in rows.iter().enumerate() {
-        let y = 40 + 28 * i as i32;
+    for s in 0..series {
+        let y = 36 + 20 * s as i32;
+        root.draw(&Rectangle::new([(10, y), (30, y + 12)], colour(s).filled()))?;
+        let name = labels
+            .get(s)
+            .map_or("CPU (im2col; pooling: reference loops)", |l| l);
+        root.draw(&Text::new(name.to_string(), (38, y), ("sans-serif", 12)))?;
+    }
+    for (k, (layer, r)) in rows.iter().enumerate() {
+        let y0 = 40 + legend_height + row_height * k as i32;
         root.draw(&Text::new(
             format!("{layer} {}", r.op),
-            (10, y + 4),
+            (10, y0 + 4),
             ("sans-serif", 12),
         ))?;
-        let gpu_w = (r.rate(r.gpu_time()) * scale) as i32;
-        let cpu_w = (r.rate(r.cpu) * scale) as i32;
-        let x0 = label_width;
-        root.draw(&Rectangle::new(
-            [(x0, y), (x0 + gpu_w.max(1), y + 11)],
-            BLUE.filled(),
-        ))?;
-        root.draw(&Rectangle::new(
-            [(x0, y + 12), (x0 + cpu_w.max(1), y + 23)],
-            RGBColor(150, 150, 150).filled(),
-        ))?;
+        for s in 0..series {
+            let Some(v) = rate(s, k) else { continue };
+            let y = y0 + bar * s as i32;
+            let w = if v.is_finite() { (v * scale) as i32 } else { 0 };
+            let x0 = label_width;
+            root.draw(&Rectangle::new(
+                [(x0, y), (x0 + w.max(1), y + bar - 1)],
+                colour(s).filled(),
+            ))?;
+            root.draw(&Text::new(
+                format!("{v:.2}"),
+                (x0 + w.max(1) + 4, y),
+                ("sans-serif", 10),
+            ))?;
+        }
     }
     root.present()?;
     Ok(())

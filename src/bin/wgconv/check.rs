@@ -1,17 +1,18 @@
-//! `wgconv check`: random parameter sweeps, GPU against the CPU reference, for every op.
+//! `wgconv check`: random parameter sweeps, GPU against the CPU reference, for every op, on one
+//! adapter or several, and optionally adapters against each other.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use ndarray::Array4;
+use ndarray::{Array4, ArrayD};
 use wgconv::sweep::{random_conv_case, random_pool_case, Flavour, Rng};
 use wgconv::{
-    compare, cpu, Activation, Comparison, ConvTranspose2dParams, ErrorBound, Gpu, GpuTensor,
-    GradSelection, Layout, Padding, SavedTensor, Tolerance,
+    compare, cpu, Activation, Comparison, Conv2dParams, ConvTranspose2dParams, ErrorBound, Gpu,
+    GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
 };
 
-use crate::Outcome;
+use crate::{adapters, Outcome};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
 pub enum CheckOp {
@@ -48,9 +49,19 @@ pub struct CheckArgs {
     /// Seed of the sweep; a failure names the seed and case that reproduce it.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Write the results as JSON.
+    /// Write the results as JSON (one entry per adapter).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Adapters to check, each against the CPU: `all`, or what names some (a part of the name,
+    /// a backend, `cpu` or `gpu`, or words of these that must all match, as in `wgconv info`)
+    /// [default: the one `wgconv info` marks chosen].
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+    /// Also compare the adapters with each other: every adapter's result against the first
+    /// adapter's, element by element, at the CPU comparison's tolerance. Runs on every adapter
+    /// unless --adapter names fewer; with one adapter only the CPU comparison is left.
+    #[arg(long)]
+    compare_adapters: bool,
 }
 
 fn op_name(op: CheckOp) -> String {
@@ -70,86 +81,106 @@ pub struct OpSummary {
     pub failures: usize,
     pub max_abs_err: f64,
     pub max_rel_err: f64,
-    /// The largest error over its element's bound: 1 or more fails.
-    pub max_ratio: f64,
+    /// The largest error as a fraction of what its element is allowed (above 1 fails).
+    pub tolerance_used: f64,
+    /// Cases whose result equals the reference exactly (NaN matching NaN).
+    pub identical: usize,
     pub first_failure: Option<String>,
+    /// The case that used the most of its tolerance.
+    pub worst_case: Option<String>,
 }
 
 impl OpSummary {
-    fn record(&mut self, report: &Comparison, describe: impl FnOnce() -> String) {
+    fn record(&mut self, verdict: &Verdict, describe: &str) {
+        let report = &verdict.report;
+        self.cases += 1;
         self.max_abs_err = self.max_abs_err.max(report.max_abs_err);
-        self.max_ratio = self.max_ratio.max(report.worst_ratio);
         if report.max_rel_err.is_finite() {
             self.max_rel_err = self.max_rel_err.max(report.max_rel_err);
+        }
+        if verdict.tolerance_used > self.tolerance_used || self.worst_case.is_none() {
+            self.tolerance_used = self.tolerance_used.max(verdict.tolerance_used);
+            self.worst_case = Some(describe.to_string());
+        }
+        if verdict.tolerance_used == 0.0 && report.passed() {
+            self.identical += 1;
         }
         if !report.passed() {
             self.failures += 1;
             if self.first_failure.is_none() {
-                self.first_failure = Some(format!("{}: {report}", describe()));
+                self.first_failure = Some(format!("{describe}: {report}"));
             }
         }
     }
 }
 
+/// What `check` found on every adapter, and between adapters.
+pub struct Results {
+    /// Per adapter, per op: against the CPU reference.
+    pub against_cpu: Vec<Vec<OpSummary>>,
+    /// Per adapter after the first, per op: against the first adapter (empty unless asked).
+    pub against_first: Vec<Vec<OpSummary>>,
+}
+
 pub fn run(args: &CheckArgs) -> wgconv::Result<Outcome> {
-    let gpu = Gpu::new()?;
+    let gpus = adapters::open_many(args.adapter.as_deref(), args.compare_adapters)?;
     let ops: Vec<CheckOp> = if args.op == CheckOp::All {
         OPS.to_vec()
     } else {
         vec![args.op]
     };
-    let summaries = sweep(
-        &gpu,
+    let compare_adapters = args.compare_adapters && gpus.len() > 1;
+    if args.compare_adapters && !compare_adapters {
+        println!(
+            "one adapter ({}): nothing to compare it with, so only the CPU comparison is left",
+            adapters::describe(gpus[0].adapter_info())
+        );
+    }
+    let results = sweep_adapters(
+        &gpus,
         &ops,
         args.cases,
         args.seed,
         std::io::stderr().is_terminal(),
+        compare_adapters,
     )?;
-    println!(
-        "{:<24} {:>6} {:>9} {:>11} {:>11} {:>11}",
-        "op", "cases", "failures", "max abs", "max rel", "err/bound"
-    );
-    let mut any_failure = false;
-    for (op, s) in ops.iter().zip(&summaries) {
-        println!(
-            "{:<24} {:>6} {:>9} {:>11.3e} {:>11.3e} {:>11.4}",
-            op_name(*op),
-            s.cases,
-            s.failures,
-            s.max_abs_err,
-            s.max_rel_err,
-            s.max_ratio
-        );
-        any_failure |= s.failures > 0;
+    // The table without adapters where none was asked for, as it has always been printed.
+    if args.adapter.is_none() && !args.compare_adapters {
+        print_single(&ops, &results.against_cpu[0]);
+    } else {
+        adapters::print_legend(&gpus);
+        print_against_cpu(&ops, &results.against_cpu);
     }
-    for (op, s) in ops.iter().zip(&summaries) {
-        if let Some(f) = &s.first_failure {
-            println!("MISMATCH {}: {f}", op_name(*op));
+    let mut any_failure = false;
+    for (i, summaries) in results.against_cpu.iter().enumerate() {
+        for (op, s) in ops.iter().zip(summaries) {
+            any_failure |= s.failures > 0;
+            if let Some(f) = &s.first_failure {
+                let on = if gpus.len() > 1 {
+                    format!(" on {}", adapters::tag(i))
+                } else {
+                    String::new()
+                };
+                println!("MISMATCH {}{on}: {f}", op_name(*op));
+            }
+        }
+    }
+    let worst_pair = compare_adapters.then(|| print_against_first(&ops, &results.against_first));
+    for (k, summaries) in results.against_first.iter().enumerate() {
+        for (op, s) in ops.iter().zip(summaries) {
+            any_failure |= s.failures > 0;
+            if let Some(f) = &s.first_failure {
+                println!(
+                    "ADAPTERS DIFFER {} {} against {}: {f}",
+                    op_name(*op),
+                    adapters::tag(k + 1),
+                    adapters::tag(0)
+                );
+            }
         }
     }
     if let Some(path) = &args.json {
-        let json = serde_json::json!({
-            "seed": args.seed,
-            "cases_per_op": args.cases,
-            "adapter": gpu.adapter_info().name,
-            "ops": ops.iter().zip(&summaries).map(|(op, s)| serde_json::json!({
-                "op": op_name(*op),
-                "cases": s.cases,
-                "failures": s.failures,
-                "max_abs_err": s.max_abs_err,
-                "max_rel_err": s.max_rel_err,
-                "max_error_over_bound": s.max_ratio,
-                "first_failure": s.first_failure,
-            })).collect::<Vec<_>>(),
-        });
-        std::fs::write(
-            path,
-            serde_json::to_string_pretty(&json).expect("JSON values serialise"),
-        )
-        .map_err(|e| wgconv::Error::InvalidArgument {
-            op: "wgconv check",
-            what: format!("cannot write {}: {e}", path.display()),
-        })?;
+        write_json(path, args, &gpus, &ops, &results, worst_pair.flatten())?;
     }
     Ok(if any_failure {
         Outcome::Mismatch
@@ -158,7 +189,204 @@ pub fn run(args: &CheckArgs) -> wgconv::Result<Outcome> {
     })
 }
 
-/// Runs `cases` random cases of each op; also used by the main job.
+/// The table of one adapter, as it has always looked.
+fn print_single(ops: &[CheckOp], summaries: &[OpSummary]) {
+    println!(
+        "{:<24} {:>6} {:>9} {:>11} {:>11}",
+        "op", "cases", "failures", "max abs", "max rel"
+    );
+    for (op, s) in ops.iter().zip(summaries) {
+        println!(
+            "{:<24} {:>6} {:>9} {:>11.3e} {:>11.3e}",
+            op_name(*op),
+            s.cases,
+            s.failures,
+            s.max_abs_err,
+            s.max_rel_err
+        );
+    }
+}
+
+const WIDE_HEADER: [&str; 7] = [
+    "cases",
+    "failures",
+    "max abs",
+    "max rel",
+    "tol used",
+    "identical",
+    "",
+];
+
+fn print_wide_row(op: &str, who: &str, s: &OpSummary) {
+    println!(
+        "{op:<24} {who:<8} {:>6} {:>9} {:>11.3e} {:>11.3e} {:>9.3} {:>10}",
+        s.cases, s.failures, s.max_abs_err, s.max_rel_err, s.tolerance_used, s.identical
+    );
+}
+
+/// Adapter x op, each against the CPU: one block per op, so that the adapters' numbers for the
+/// same cases sit together.
+fn print_against_cpu(ops: &[CheckOp], against_cpu: &[Vec<OpSummary>]) {
+    println!("against the CPU reference:");
+    let h = WIDE_HEADER;
+    println!(
+        "{:<24} {:<8} {:>6} {:>9} {:>11} {:>11} {:>9} {:>10}",
+        "op", "adapter", h[0], h[1], h[2], h[3], h[4], h[5]
+    );
+    for (j, op) in ops.iter().enumerate() {
+        for (i, summaries) in against_cpu.iter().enumerate() {
+            let name = if i == 0 { op_name(*op) } else { String::new() };
+            print_wide_row(&name, &adapters::tag(i), &summaries[j]);
+        }
+    }
+}
+
+/// The worst comparison between two adapters: which one against the first, on which op, and
+/// its summary.
+struct WorstPair<'a> {
+    adapter: usize,
+    op: CheckOp,
+    summary: &'a OpSummary,
+}
+
+/// Every adapter against the first, op by op, and the pair whose results differ most
+/// (as a fraction of the tolerance).
+fn print_against_first<'a>(
+    ops: &[CheckOp],
+    against_first: &'a [Vec<OpSummary>],
+) -> Option<WorstPair<'a>> {
+    println!(
+        "adapters against {} (the same cases; the tolerance of the CPU comparison):",
+        adapters::tag(0)
+    );
+    let h = WIDE_HEADER;
+    println!(
+        "{:<24} {:<8} {:>6} {:>9} {:>11} {:>11} {:>9} {:>10}",
+        "op", "adapter", h[0], h[1], h[2], h[3], h[4], h[5]
+    );
+    let mut worst: Option<WorstPair> = None;
+    for (j, op) in ops.iter().enumerate() {
+        for (k, summaries) in against_first.iter().enumerate() {
+            let name = if k == 0 { op_name(*op) } else { String::new() };
+            let s = &summaries[j];
+            print_wide_row(&name, &adapters::tag(k + 1), s);
+            let key = |s: &OpSummary| (s.tolerance_used, s.max_rel_err);
+            if worst.as_ref().is_none_or(|w| key(s) > key(w.summary)) {
+                worst = Some(WorstPair {
+                    adapter: k + 1,
+                    op: *op,
+                    summary: s,
+                });
+            }
+        }
+    }
+    if let Some(w) = &worst {
+        println!(
+            "worst pair: {} against {} on {}: max abs {:.3e}, max rel {:.3e}, {:.1}% of the \
+             tolerance{}",
+            adapters::tag(w.adapter),
+            adapters::tag(0),
+            op_name(w.op),
+            w.summary.max_abs_err,
+            w.summary.max_rel_err,
+            w.summary.tolerance_used * 100.0,
+            w.summary
+                .worst_case
+                .as_ref()
+                .map_or(String::new(), |c| format!(" ({c})"))
+        );
+    }
+    worst
+}
+
+fn summary_json(op: CheckOp, s: &OpSummary) -> serde_json::Value {
+    serde_json::json!({
+        "op": op_name(op),
+        "cases": s.cases,
+        "failures": s.failures,
+        "max_abs_err": s.max_abs_err,
+        "max_rel_err": s.max_rel_err,
+        "tolerance_used": s.tolerance_used,
+        "identical": s.identical,
+        "first_failure": s.first_failure,
+        "worst_case": s.worst_case,
+    })
+}
+
+/// One entry per adapter; with one adapter also its `adapter` and `ops` at the top level, as
+/// the file has always had them.
+fn write_json(
+    path: &std::path::Path,
+    args: &CheckArgs,
+    gpus: &[Gpu],
+    ops: &[CheckOp],
+    results: &Results,
+    worst_pair: Option<WorstPair>,
+) -> wgconv::Result<()> {
+    let ops_json = |summaries: &[OpSummary]| -> Vec<serde_json::Value> {
+        ops.iter()
+            .zip(summaries)
+            .map(|(op, s)| summary_json(*op, s))
+            .collect()
+    };
+    let entries: Vec<serde_json::Value> = gpus
+        .iter()
+        .zip(&results.against_cpu)
+        .enumerate()
+        .map(|(i, (gpu, summaries))| {
+            let info = gpu.adapter_info();
+            serde_json::json!({
+                "index": i + 1,
+                "adapter": info.name,
+                "backend": info.backend.to_str(),
+                "device_type": format!("{:?}", info.device_type),
+                "driver": info.driver,
+                "driver_info": info.driver_info,
+                "ops": ops_json(summaries),
+            })
+        })
+        .collect();
+    let mut json = serde_json::json!({
+        "seed": args.seed,
+        "cases_per_op": args.cases,
+        "adapters": entries,
+    });
+    if !results.against_first.is_empty() {
+        json["against_first_adapter"] = results
+            .against_first
+            .iter()
+            .enumerate()
+            .map(|(k, summaries)| {
+                serde_json::json!({
+                    "index": k + 2,
+                    "against": 1,
+                    "ops": ops_json(summaries),
+                })
+            })
+            .collect();
+        json["worst_pair"] = worst_pair.map_or(serde_json::Value::Null, |w| {
+            serde_json::json!({
+                "index": w.adapter + 1,
+                "against": 1,
+                "summary": summary_json(w.op, w.summary),
+            })
+        });
+    }
+    if let [gpu] = gpus {
+        json["adapter"] = gpu.adapter_info().name.clone().into();
+        json["ops"] = ops_json(&results.against_cpu[0]).into();
+    }
+    let text = serde_json::to_string_pretty(&json).map_err(|e| wgconv::Error::InvalidArgument {
+        op: "wgconv check",
+        what: format!("cannot encode the results as JSON: {e}"),
+    })?;
+    std::fs::write(path, text).map_err(|e| wgconv::Error::InvalidArgument {
+        op: "wgconv check",
+        what: format!("cannot write {}: {e}", path.display()),
+    })
+}
+
+/// Runs `cases` random cases of each op on one adapter; the main job's check.
 pub fn sweep(
     gpu: &Gpu,
     ops: &[CheckOp],
@@ -166,61 +394,216 @@ pub fn sweep(
     seed: u64,
     progress: bool,
 ) -> wgconv::Result<Vec<OpSummary>> {
+    let mut results = sweep_adapters(std::slice::from_ref(gpu), ops, cases, seed, progress, false)?;
+    Ok(results.against_cpu.swap_remove(0))
+}
+
+/// Runs `cases` random cases of each op on every adapter: each case is drawn and its CPU
+/// reference computed once, then run on each adapter in turn, so every adapter sees the same
+/// inputs; with `compare_adapters` each result is also compared with the first adapter's.
+pub fn sweep_adapters(
+    gpus: &[Gpu],
+    ops: &[CheckOp],
+    cases: usize,
+    seed: u64,
+    progress: bool,
+    compare_adapters: bool,
+) -> wgconv::Result<Results> {
     let bar = progress.then(|| {
         let bar = indicatif::ProgressBar::new((ops.len() * cases) as u64);
-        bar.set_style(
+        if let Ok(style) =
             indicatif::ProgressStyle::with_template("{msg:<24} [{bar:40}] {pos}/{len} {elapsed}")
-                .expect("valid template"),
-        );
+        {
+            bar.set_style(style);
+        }
         bar
     });
-    let mut summaries = Vec::new();
-    for &op in ops {
+    let per_op = || -> Vec<OpSummary> { ops.iter().map(|_| OpSummary::default()).collect() };
+    let mut results = Results {
+        against_cpu: gpus.iter().map(|_| per_op()).collect(),
+        against_first: if compare_adapters {
+            gpus.iter().skip(1).map(|_| per_op()).collect()
+        } else {
+            Vec::new()
+        },
+    };
+    for (j, &op) in ops.iter().enumerate() {
         if let Some(bar) = &bar {
             bar.set_message(op_name(op));
         }
-        let mut summary = OpSummary::default();
         for case in 0..cases {
             // Each case has its own generator, so `--seed S` reproduces any single case.
             let mut rng = Rng::new(
                 seed.wrapping_mul(0x9E37_79B9)
                     .wrapping_add((op as u64) << 32 | case as u64),
             );
-            check_case(gpu, op, &mut rng, &mut summary, || {
-                format!("seed {seed} case {case}")
-            })?;
-            summary.cases += 1;
+            let id = format!("seed {seed} case {case}");
+            match draw_case(op, &mut rng, &id)? {
+                Some(c) => {
+                    let mut first: Option<Output> = None;
+                    for (i, gpu) in gpus.iter().enumerate() {
+                        let got = run_case(gpu, &c.work)
+                            .map_err(|e| adapters::on(gpus, i, "wgconv check", e))?;
+                        results.against_cpu[i][j]
+                            .record(&verdict(&got, &c.reference, &c.judge), &c.describe);
+                        if compare_adapters {
+                            match &first {
+                                None => first = Some(got),
+                                Some(reference) => results.against_first[i - 1][j]
+                                    .record(&verdict(&got, reference, &c.judge), &c.describe),
+                            }
+                        }
+                    }
+                }
+                // A case the op has no geometry for counts as checked, as it always has.
+                None => {
+                    for summaries in results
+                        .against_cpu
+                        .iter_mut()
+                        .chain(results.against_first.iter_mut())
+                    {
+                        summaries[j].cases += 1;
+                    }
+                }
+            }
             if let Some(bar) = &bar {
                 bar.inc(1);
             }
         }
-        if bar.is_none() && !progress {
-            eprintln!(
-                "checked {} x {}: {} failures",
-                op_name(op),
-                summary.cases,
-                summary.failures
-            );
+        if !progress {
+            let counts: Vec<String> = results
+                .against_cpu
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let who = if gpus.len() > 1 {
+                        format!("{} ", adapters::tag(i))
+                    } else {
+                        String::new()
+                    };
+                    format!("{who}{} failures", s[j].failures)
+                })
+                .collect();
+            eprintln!("checked {} x {cases}: {}", op_name(op), counts.join(", "));
         }
-        summaries.push(summary);
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(summaries)
+    Ok(results)
+}
+
+/// A result of one case, from an adapter or the CPU reference.
+struct Output {
+    values: ArrayD<f32>,
+    /// Pooling's indices, which must match exactly.
+    indices: Option<ArrayD<i64>>,
+}
+
+impl Output {
+    fn values<D: ndarray::Dimension>(a: ndarray::Array<f32, D>) -> Self {
+        Output {
+            values: a.into_dyn(),
+            indices: None,
+        }
+    }
+}
+
+/// A comparison, and how much of its tolerance the worst element used.
+struct Verdict {
+    report: Comparison,
+    tolerance_used: f64,
+}
+
+/// How a case's values are judged: exactly (pooling), or each element within its error bound.
+enum Judge {
+    Exact,
+    Bound(ErrorBound<ndarray::IxDyn>),
+}
+
+/// `got` against `want`: the values as `judge` says, the indices (if any) equal.
+fn verdict(got: &Output, want: &Output, judge: &Judge) -> Verdict {
+    let (got_values, want_values) = (got.values.view(), want.values.view());
+    let mut report = match judge {
+        Judge::Exact => compare(got_values, want_values, Tolerance::exact()),
+        Judge::Bound(bound) => compare(got_values, want_values, bound),
+    };
+    let mut tolerance_used = tolerance_used(&report);
+    if got.indices != want.indices {
+        report.failures += 1;
+        tolerance_used = f64::INFINITY;
+    }
+    Verdict {
+        report,
+        tolerance_used,
+    }
+}
+
+/// The worst element's error as a fraction of what it is allowed: 0 for an exact match, above
+/// 1 for a failure.
+fn tolerance_used(r: &Comparison) -> f64 {
+    if r.max_abs_err.is_infinite() {
+        return f64::INFINITY;
+    }
+    r.worst_ratio
+}
+
+/// What one case runs, with its inputs.
+enum Work {
+    Pool {
+        x: Array4<f32>,
+        layout: Layout,
+        params: Pool2dParams,
+    },
+    PoolBackward {
+        x: Array4<f32>,
+        dy: Array4<f32>,
+        layout: Layout,
+        params: Pool2dParams,
+        shape: [usize; 4],
+    },
+    Activation {
+        dy: Array4<f32>,
+        saved: Array4<f32>,
+        activation: Activation,
+        kind: SavedTensor,
+    },
+    Conv2d {
+        x: Array4<f32>,
+        w: Array4<f32>,
+        b: ndarray::Array1<f32>,
+        params: Conv2dParams,
+        activation: Activation,
+    },
+    Transpose {
+        input: Array4<f32>,
+        w: Array4<f32>,
+        params: ConvTranspose2dParams,
+    },
+    Backward {
+        x: Array4<f32>,
+        w: Array4<f32>,
+        dy: Array4<f32>,
+        params: Conv2dParams,
+        which: GradSelection,
+    },
+}
+
+/// One random case: what to run, the CPU's answer and how close a result must come.
+struct Case {
+    work: Work,
+    reference: Output,
+    judge: Judge,
+    describe: String,
 }
 
 fn tensor(gpu: &Gpu, a: &Array4<f32>, layout: Layout) -> wgconv::Result<GpuTensor> {
     GpuTensor::upload_with_layout(gpu, a.view(), layout)
 }
 
-fn check_case(
-    gpu: &Gpu,
-    op: CheckOp,
-    rng: &mut Rng,
-    summary: &mut OpSummary,
-    id: impl Fn() -> String,
-) -> wgconv::Result<()> {
+/// Draws case `id` of `op` from `rng` and computes its CPU reference; `None` for a case the op
+/// has no geometry for. Draws in the order the sweep always has, so seeds keep their cases.
+fn draw_case(op: CheckOp, rng: &mut Rng, id: &str) -> wgconv::Result<Option<Case>> {
     let layout = if rng.chance(50) {
         Layout::Nhwc
     } else {
@@ -229,26 +612,37 @@ fn check_case(
     match op {
         CheckOp::MaxPool2d | CheckOp::MaxPool2dBackward => {
             let (shape, p) = random_pool_case(rng);
-            let p = p.with_layout(layout);
+            let params = p.with_layout(layout);
             let shape = layout.activation_shape(shape);
             let x = rng.array4(shape);
-            let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &p)?;
-            let (v, i) = wgconv::max_pool2d_with_indices(&tensor(gpu, &x, layout)?, &p)?;
-            let describe = || format!("{} input {shape:?} {p:?}", id());
+            let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &params)?;
+            let describe = format!("{id} input {shape:?} {params:?}");
             if op == CheckOp::MaxPool2d {
-                let mut report = compare(v.read()?.view(), values.view(), Tolerance::exact());
-                if i.read_indices()? != indices {
-                    report.failures += 1;
-                }
-                summary.record(&report, describe);
-            } else {
-                let dy = rng.array4(values.dim().into());
-                let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p)?;
-                let got = wgconv::max_pool2d_backward(&tensor(gpu, &dy, layout)?, &i, shape, &p)?
-                    .read()?;
-                let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p)?;
-                summary.record(&compare(got.view(), want.view(), &bound), describe);
+                return Ok(Some(Case {
+                    work: Work::Pool { x, layout, params },
+                    reference: Output {
+                        values: values.into_dyn(),
+                        indices: Some(indices.into_dyn()),
+                    },
+                    judge: Judge::Exact,
+                    describe,
+                }));
             }
+            let dy = rng.array4(values.dim().into());
+            let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &params)?;
+            let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &params)?;
+            Ok(Some(Case {
+                work: Work::PoolBackward {
+                    x,
+                    dy,
+                    layout,
+                    params,
+                    shape,
+                },
+                reference: Output::values(want),
+                judge: Judge::Bound(bound.into_dyn()),
+                describe,
+            }))
         }
         CheckOp::ActivationBackward => {
             let activation = [
@@ -257,7 +651,7 @@ fn check_case(
                 Activation::Tanh,
                 Activation::LeakyRelu { slope: 0.2 },
             ][rng.range(0, 3)];
-            let saved = if rng.chance(50) {
+            let kind = if rng.chance(50) {
                 SavedTensor::Output
             } else {
                 SavedTensor::PreActivation
@@ -269,151 +663,242 @@ fn check_case(
                 rng.range(1, 12),
             ];
             let z = rng.array4(shape).mapv(|v| v * 4.0);
-            let saved_values = if saved == SavedTensor::Output {
+            let saved = if kind == SavedTensor::Output {
                 z.mapv(|v| activation.apply(f64::from(v)) as f32)
             } else {
                 z
             };
             let dy = rng.array4(shape);
-            let want = cpu::activation_backward(dy.view(), saved_values.view(), activation, saved)?;
-            let got = wgconv::activation_backward(
-                &tensor(gpu, &dy, Layout::Nchw)?,
-                &tensor(gpu, &saved_values, Layout::Nchw)?,
+            let want = cpu::activation_backward(dy.view(), saved.view(), activation, kind)?;
+            let bound = ErrorBound::activation_backward(dy.view(), activation, kind).into_dyn();
+            Ok(Some(Case {
+                describe: format!("{id} {activation:?} {kind:?} {shape:?}"),
+                work: Work::Activation {
+                    dy,
+                    saved,
+                    activation,
+                    kind,
+                },
+                reference: Output::values(want),
+                judge: Judge::Bound(bound),
+            }))
+        }
+        _ => draw_conv_case(op, rng, id, layout),
+    }
+}
+
+/// [`draw_case`] for the convolution ops.
+fn draw_conv_case(
+    op: CheckOp,
+    rng: &mut Rng,
+    id: &str,
+    layout: Layout,
+) -> wgconv::Result<Option<Case>> {
+    let flavour = Flavour::ALL[rng.range(0, Flavour::ALL.len() - 1)];
+    let case = random_conv_case(rng, flavour);
+    let p = case.params.with_layout(layout).with_flip(rng.chance(20));
+    let g = p.geometry(
+        "check",
+        layout.activation_shape(case.input),
+        layout.weight_shape(case.weight),
+        None,
+    )?;
+    let x = rng.array4(g.input_shape());
+    let w = rng.array4(g.weight_shape());
+    let describe = format!(
+        "{id} input {:?} weight {:?} {p:?}",
+        g.input_shape(),
+        g.weight_shape()
+    );
+    match op {
+        CheckOp::Conv2d => {
+            let b = rng.array1(g.out_channels);
+            let activation =
+                [Activation::None, Activation::Relu, Activation::Tanh][rng.range(0, 2)];
+            let want =
+                cpu::conv2d_with_activation(x.view(), w.view(), Some(b.view()), &p, activation)?;
+            let bound = ErrorBound::conv2d_with_activation(
+                x.view(),
+                w.view(),
+                Some(b.view()),
+                &p,
                 activation,
-                saved,
-            )?
-            .read()?;
-            let bound = ErrorBound::activation_backward(dy.view(), activation, saved);
-            summary.record(&compare(got.view(), want.view(), &bound), || {
-                format!("{} {activation:?} {saved:?} {shape:?}", id())
-            });
+            )?;
+            Ok(Some(Case {
+                work: Work::Conv2d {
+                    x,
+                    w,
+                    b,
+                    params: p,
+                    activation,
+                },
+                reference: Output::values(want),
+                judge: Judge::Bound(bound.into_dyn()),
+                describe,
+            }))
+        }
+        CheckOp::ConvTranspose2d => {
+            // The conv's geometry read backwards: its output is this op's input.
+            let tp = ConvTranspose2dParams {
+                stride: p.stride,
+                padding: match p.padding {
+                    Padding::Same => Padding::Valid,
+                    other => other,
+                },
+                output_padding: [0, 0],
+                dilation: p.dilation,
+                groups: p.groups,
+                layout,
+                flip: p.flip,
+            };
+            let input = rng.array4(g.output_shape());
+            // Transposed weights are [C_in, C_out/g, kh, kw]: the conv's OIHW weight read as
+            // (conv out = transposed in, conv in/g = transposed out/g).
+            let Ok(_) = tp.geometry("check", g.output_shape(), g.weight_shape(), None) else {
+                return Ok(None);
+            };
+            let want = cpu::conv_transpose2d(input.view(), w.view(), None, &tp)?;
+            let bound = ErrorBound::conv_transpose2d(input.view(), w.view(), None, &tp)?;
+            Ok(Some(Case {
+                describe: format!(
+                    "{id} input {:?} weight {:?} {tp:?}",
+                    g.output_shape(),
+                    g.weight_shape()
+                ),
+                work: Work::Transpose {
+                    input,
+                    w,
+                    params: tp,
+                },
+                reference: Output::values(want),
+                judge: Judge::Bound(bound.into_dyn()),
+            }))
         }
         _ => {
-            let flavour = Flavour::ALL[rng.range(0, Flavour::ALL.len() - 1)];
-            let case = random_conv_case(rng, flavour);
-            let p = case.params.with_layout(layout).with_flip(rng.chance(20));
-            let g = p.geometry(
-                "check",
-                layout.activation_shape(case.input),
-                layout.weight_shape(case.weight),
-                None,
-            )?;
-            let x = rng.array4(g.input_shape());
-            let w = rng.array4(g.weight_shape());
-            let describe = || {
-                format!(
-                    "{} input {:?} weight {:?} {p:?}",
-                    id(),
-                    g.input_shape(),
-                    g.weight_shape()
-                )
+            let dy = rng.array4(g.output_shape());
+            let which = match op {
+                CheckOp::Conv2dBackwardInput => GradSelection::INPUT,
+                CheckOp::Conv2dBackwardWeight => GradSelection::WEIGHT,
+                _ => GradSelection::BIAS,
             };
-            match op {
-                CheckOp::Conv2d => {
-                    let b = rng.array1(g.out_channels);
-                    let activation =
-                        [Activation::None, Activation::Relu, Activation::Tanh][rng.range(0, 2)];
-                    let want = cpu::conv2d_with_activation(
-                        x.view(),
-                        w.view(),
-                        Some(b.view()),
-                        &p,
-                        activation,
-                    )?;
-                    let got = wgconv::conv2d_with_activation(
-                        &tensor(gpu, &x, layout)?,
-                        &tensor(gpu, &w, layout)?,
-                        Some(&GpuTensor::upload_1d(gpu, b.view())?),
-                        &p,
-                        activation,
-                    )?
-                    .read()?;
-                    let bound = ErrorBound::conv2d_with_activation(
-                        x.view(),
-                        w.view(),
-                        Some(b.view()),
-                        &p,
-                        activation,
-                    )?;
-                    summary.record(&compare(got.view(), want.view(), &bound), describe);
-                }
-                CheckOp::ConvTranspose2d => {
-                    // The conv's geometry read backwards: its output is this op's input.
-                    let tp = ConvTranspose2dParams {
-                        stride: p.stride,
-                        padding: match p.padding {
-                            Padding::Same => Padding::Valid,
-                            other => other,
-                        },
-                        output_padding: [0, 0],
-                        dilation: p.dilation,
-                        groups: p.groups,
-                        layout,
-                        flip: p.flip,
-                    };
-                    let input = rng.array4(g.output_shape());
-                    // Transposed weights are [C_in, C_out/g, kh, kw]: the conv's OIHW weight read
-                    // as (conv out = transposed in, conv in/g = transposed out/g).
-                    let Ok(_) = tp.geometry("check", g.output_shape(), g.weight_shape(), None)
-                    else {
-                        return Ok(());
-                    };
-                    let want = cpu::conv_transpose2d(input.view(), w.view(), None, &tp)?;
-                    let got = wgconv::conv_transpose2d(
-                        &tensor(gpu, &input, layout)?,
-                        &tensor(gpu, &w, layout)?,
-                        None,
-                        &tp,
-                    )?
-                    .read()?;
-                    let tol = &ErrorBound::conv_transpose2d(input.view(), w.view(), None, &tp)?;
-                    summary.record(&compare(got.view(), want.view(), tol), || {
-                        format!(
-                            "{} input {:?} weight {:?} {tp:?}",
-                            id(),
-                            g.output_shape(),
-                            g.weight_shape()
-                        )
-                    });
-                }
-                _ => {
-                    let dy = rng.array4(g.output_shape());
-                    let which = match op {
-                        CheckOp::Conv2dBackwardInput => GradSelection::INPUT,
-                        CheckOp::Conv2dBackwardWeight => GradSelection::WEIGHT,
-                        _ => GradSelection::BIAS,
-                    };
-                    let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, which)?;
-                    let got = wgconv::conv2d_backward(
-                        &tensor(gpu, &x, layout)?,
-                        &tensor(gpu, &w, layout)?,
-                        &tensor(gpu, &dy, layout)?,
-                        &p,
-                        which,
-                    )?;
-                    let bounds =
-                        ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, which)?;
-                    let report = if let (Some(a), Some(b)) = (got.input, want.input) {
-                        compare(
-                            a.read()?.view(),
-                            b.view(),
-                            bounds.input.as_ref().expect("requested"),
-                        )
-                    } else if let (Some(a), Some(b)) = (got.weight, want.weight) {
-                        let bound = bounds.weight.as_ref().expect("requested");
-                        compare(a.read()?.view(), b.view(), bound)
-                    } else {
-                        let (a, b) = (got.bias.expect("requested"), want.bias.expect("requested"));
-                        compare(
-                            a.read_1d()?.view(),
-                            b.view(),
-                            bounds.bias.as_ref().expect("requested"),
-                        )
-                    };
-                    summary.record(&report, describe);
-                }
-            }
+            let want = cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, which)?;
+            let bounds = ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, which)?;
+            let (reference, bound) = if let (Some(dx), Some(b)) = (want.input, bounds.input) {
+                (Output::values(dx), b.into_dyn())
+            } else if let (Some(dw), Some(b)) = (want.weight, bounds.weight) {
+                (Output::values(dw), b.into_dyn())
+            } else if let (Some(db), Some(b)) = (want.bias, bounds.bias) {
+                (Output::values(db), b.into_dyn())
+            } else {
+                return Err(missing_gradient());
+            };
+            Ok(Some(Case {
+                work: Work::Backward {
+                    x,
+                    w,
+                    dy,
+                    params: p,
+                    which,
+                },
+                reference,
+                judge: Judge::Bound(bound),
+                describe,
+            }))
         }
     }
-    Ok(())
+}
+
+fn missing_gradient() -> wgconv::Error {
+    wgconv::Error::InvalidArgument {
+        op: "wgconv check",
+        what: "conv2d_backward returned no gradient of those selected".into(),
+    }
+}
+
+/// Runs a case on `gpu`.
+fn run_case(gpu: &Gpu, work: &Work) -> wgconv::Result<Output> {
+    Ok(match work {
+        Work::Pool { x, layout, params } => {
+            let (v, i) = wgconv::max_pool2d_with_indices(&tensor(gpu, x, *layout)?, params)?;
+            Output {
+                values: v.read()?.into_dyn(),
+                indices: Some(i.read_indices()?.into_dyn()),
+            }
+        }
+        Work::PoolBackward {
+            x,
+            dy,
+            layout,
+            params,
+            shape,
+        } => {
+            // The backward reads the indices this adapter's forward wrote.
+            let (_, i) = wgconv::max_pool2d_with_indices(&tensor(gpu, x, *layout)?, params)?;
+            let dx = wgconv::max_pool2d_backward(&tensor(gpu, dy, *layout)?, &i, *shape, params)?;
+            Output::values(dx.read()?)
+        }
+        Work::Activation {
+            dy,
+            saved,
+            activation,
+            kind,
+        } => Output::values(
+            wgconv::activation_backward(
+                &tensor(gpu, dy, Layout::Nchw)?,
+                &tensor(gpu, saved, Layout::Nchw)?,
+                *activation,
+                *kind,
+            )?
+            .read()?,
+        ),
+        Work::Conv2d {
+            x,
+            w,
+            b,
+            params,
+            activation,
+        } => Output::values(
+            wgconv::conv2d_with_activation(
+                &tensor(gpu, x, params.layout)?,
+                &tensor(gpu, w, params.layout)?,
+                Some(&GpuTensor::upload_1d(gpu, b.view())?),
+                params,
+                *activation,
+            )?
+            .read()?,
+        ),
+        Work::Transpose { input, w, params } => Output::values(
+            wgconv::conv_transpose2d(
+                &tensor(gpu, input, params.layout)?,
+                &tensor(gpu, w, params.layout)?,
+                None,
+                params,
+            )?
+            .read()?,
+        ),
+        Work::Backward {
+            x,
+            w,
+            dy,
+            params,
+            which,
+        } => {
+            let grads = wgconv::conv2d_backward(
+                &tensor(gpu, x, params.layout)?,
+                &tensor(gpu, w, params.layout)?,
+                &tensor(gpu, dy, params.layout)?,
+                params,
+                *which,
+            )?;
+            if let Some(dx) = grads.input {
+                Output::values(dx.read()?)
+            } else if let Some(dw) = grads.weight {
+                Output::values(dw.read()?)
+            } else if let Some(db) = grads.bias {
+                Output::values(db.read_1d()?)
+            } else {
+                return Err(missing_gradient());
+            }
+        }
+    })
 }

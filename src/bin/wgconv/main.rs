@@ -1,8 +1,10 @@
 //! The `wgconv` command-line tool: info, check, bench, run on .npy files, shaders; no arguments
 //! runs the main job.
 
+mod adapters;
 mod bench;
 mod check;
+mod info;
 mod main_job;
 mod run;
 mod shaders;
@@ -20,12 +22,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// The main job's adapter (subcommands take their own --adapter, after their name).
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Every adapter wgpu sees, the one chosen and why, its features and the limits that matter.
-    Info,
+    /// Every adapter wgpu sees: limits, subgroup sizes, the kernel variants it can run and the
+    /// planner's picks; then the one chosen and why.
+    Info(info::InfoArgs),
     /// Random parameter sweeps, GPU against the CPU reference, for every op and gradient.
     Check(check::CheckArgs),
     /// Time GPU kernels, GPU wall time and the CPU baseline over layer suites.
@@ -63,9 +69,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.adapter.is_some() && cli.command.is_some() {
+        eprintln!(
+            "wgconv: --adapter before a subcommand is the main job's; put it after the \
+             subcommand's name (wgconv check --adapter NAME)"
+        );
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
-        None => main_job::run().map(|()| Outcome::Ok),
-        Some(Command::Info) => info().map(|()| Outcome::Ok),
+        None => main_job::run(cli.adapter.as_deref()).map(|()| Outcome::Ok),
+        Some(Command::Info(args)) => info::run(&args).map(|()| Outcome::Ok),
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Bench(args)) => bench::run(&args).map(|()| Outcome::Ok),
         Some(Command::Run(args)) => run::run(&args).map(|()| Outcome::Ok),
@@ -79,62 +92,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// `wgconv info`.
-fn info() -> wgconv::Result<()> {
-    println!(
-        "adapters wgpu sees (WGPU_BACKEND={:?}):",
-        std::env::var("WGPU_BACKEND").unwrap_or_default()
-    );
-    for a in wgconv::Gpu::available_adapters() {
-        println!(
-            "  {} ({:?}, {:?}, driver {} {})",
-            a.name, a.backend, a.device_type, a.driver, a.driver_info
-        );
-    }
-    let gpu = wgconv::Gpu::new()?;
-    let info = gpu.adapter_info();
-    println!(
-        "chosen: {} ({:?}, {:?})",
-        info.name, info.backend, info.device_type
-    );
-    println!("  why: {}", gpu.selection_reason());
-    println!(
-        "  subgroup size: {}..={}",
-        info.subgroup_min_size, info.subgroup_max_size
-    );
-    println!("  features: {:?}", gpu.device().features());
-    let l = gpu.limits();
-    println!("  limits:");
-    for (name, value) in [
-        (
-            "max_storage_buffer_binding_size",
-            l.max_storage_buffer_binding_size,
-        ),
-        ("max_buffer_size", l.max_buffer_size),
-        (
-            "max_compute_workgroups_per_dimension",
-            u64::from(l.max_compute_workgroups_per_dimension),
-        ),
-        (
-            "max_compute_invocations_per_workgroup",
-            u64::from(l.max_compute_invocations_per_workgroup),
-        ),
-        (
-            "max_compute_workgroup_size_x",
-            u64::from(l.max_compute_workgroup_size_x),
-        ),
-        (
-            "max_compute_workgroup_storage_size",
-            u64::from(l.max_compute_workgroup_storage_size),
-        ),
-        (
-            "max_storage_buffers_per_shader_stage",
-            u64::from(l.max_storage_buffers_per_shader_stage),
-        ),
-    ] {
-        println!("    {name:<40} {value}");
-    }
-    Ok(())
 }

@@ -6,10 +6,10 @@ use std::io::IsTerminal;
 use ndarray::{array, s, Array4};
 use wgconv::{conv2d, cpu, Conv2dParams, Gpu, GpuTensor};
 
-use crate::{bench, check};
+use crate::{adapters, bench, check};
 
-pub fn run() -> wgconv::Result<()> {
-    let gpu = Gpu::new()?;
+pub fn run(adapter: Option<&str>) -> wgconv::Result<()> {
+    let gpu = adapters::open_one(adapter)?;
     let info = gpu.adapter_info();
     println!(
         "adapter: {} ({:?}, {:?}, driver {} {})",
@@ -54,6 +54,7 @@ pub fn run() -> wgconv::Result<()> {
         &bench::layers(bench::Suite::Smoke, 1),
         3,
         std::io::stderr().is_terminal(),
+        true,
     )?;
     bench::print_rows(&rows);
     if failures > 0 {

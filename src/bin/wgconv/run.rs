@@ -29,6 +29,8 @@ pub struct RunArgs {
     /// Run on the GPU (the default).
     #[arg(long)]
     gpu: bool,
+    #[arg(long, value_name = "NAME", conflicts_with = "cpu", help = crate::adapters::HELP)]
+    adapter: Option<String>,
     /// X.npy, or ARCHIVE.npz:NAME for one array of an np.savez archive (every array read takes either).
     #[arg(long)]
     input: Option<PathBuf>,
@@ -158,7 +160,11 @@ fn check_outputs(args: &RunArgs) -> wgconv::Result<()> {
 pub fn run(args: &RunArgs) -> wgconv::Result<()> {
     check_outputs(args)?;
     let layout = flags::layout(&args.layout)?;
-    let gpu = if args.cpu { None } else { Some(Gpu::new()?) };
+    let gpu = if args.cpu {
+        None
+    } else {
+        Some(crate::adapters::open_one(args.adapter.as_deref())?)
+    };
     let outputs = match args.op {
         Op::Conv2d => conv2d(args, layout, gpu.as_ref())?,
         Op::Conv2dBackward => conv2d_backward(args, layout, gpu.as_ref())?,
