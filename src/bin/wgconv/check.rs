@@ -192,17 +192,18 @@ pub fn run(args: &CheckArgs) -> wgconv::Result<Outcome> {
 /// The table of one adapter, as it has always looked.
 fn print_single(ops: &[CheckOp], summaries: &[OpSummary]) {
     println!(
-        "{:<24} {:>6} {:>9} {:>11} {:>11}",
-        "op", "cases", "failures", "max abs", "max rel"
+        "{:<24} {:>6} {:>9} {:>11} {:>11} {:>11}",
+        "op", "cases", "failures", "max abs", "max rel", "err/bound"
     );
     for (op, s) in ops.iter().zip(summaries) {
         println!(
-            "{:<24} {:>6} {:>9} {:>11.3e} {:>11.3e}",
+            "{:<24} {:>6} {:>9} {:>11.3e} {:>11.3e} {:>11.4}",
             op_name(*op),
             s.cases,
             s.failures,
             s.max_abs_err,
-            s.max_rel_err
+            s.max_rel_err,
+            s.tolerance_used
         );
     }
 }
@@ -212,7 +213,7 @@ const WIDE_HEADER: [&str; 7] = [
     "failures",
     "max abs",
     "max rel",
-    "tol used",
+    "err/bound",
     "identical",
     "",
 ];
