@@ -139,6 +139,64 @@ fn run_conv2d_reproduces_cs231n_7x7x3_in_nhwc() {
         assert_eq!(o0, vec![6., 4., 3., 13., 7., 4., 10., 9., 5.], "{device}");
         assert_eq!(o1, vec![-1., -3., 1., 0., 6., 2., 1., -3., 12.], "{device}");
     }
+    // The same outputs as TensorFlow printed them, checked as a reference produced elsewhere:
+    // `run --expect` and `compare` pass on them, and fail naming the element one entry off.
+    let mut tf = Array4::<f32>::zeros((1, 3, 3, 2));
+    let printed = [
+        [6., 4., 3., 13., 7., 4., 10., 9., 5.],
+        [-1., -3., 1., 0., 6., 2., 1., -3., 12.],
+    ];
+    for (c, values) in printed.iter().enumerate() {
+        for (i, &v) in values.iter().enumerate() {
+            tf[[0, i / 3, i % 3, c]] = v;
+        }
+    }
+    let mut tf_off = tf.clone();
+    tf_off[[0, 1, 1, 1]] += 1e-3;
+    let (tfp, offp) = (dir.join("tf.npy"), dir.join("tf_off.npy"));
+    save(&tfp, &tf);
+    save(&offp, &tf_off);
+    let op_flags = [
+        "--input",
+        xp.to_str().unwrap(),
+        "--weight",
+        wp.to_str().unwrap(),
+        "--bias",
+        bp.to_str().unwrap(),
+        "--stride",
+        "2",
+        "--padding",
+        "valid",
+        "--layout",
+        "nhwc",
+    ];
+    let out = dir.join("y-expect.npy");
+    for (reference, passes) in [(&tfp, true), (&offp, false)] {
+        let device = *devices().last().expect("the CPU at least");
+        let mut run = vec!["run", "conv2d", device, "--output", out.to_str().unwrap()];
+        run.extend(op_flags);
+        run.extend(["--expect", reference.to_str().unwrap()]);
+        let got = dir.join("y--cpu.npy");
+        let mut compare = vec![
+            "compare",
+            got.to_str().unwrap(),
+            reference.to_str().unwrap(),
+        ];
+        compare.extend(["--op", "conv2d"]);
+        compare.extend(op_flags);
+        for args in [run, compare] {
+            let o = wgconv(&args);
+            let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+            if passes {
+                assert!(o.status.success(), "{args:?}: {}{stdout}", stderr(&o));
+                assert!(stdout.contains("PASS"), "{stdout}");
+            } else {
+                assert_eq!(o.status.code(), Some(1), "{args:?}: {}{stdout}", stderr(&o));
+                assert!(stdout.contains("MISMATCH"), "{stdout}");
+                assert!(stdout.contains("[0, 1, 1, 1]"), "{stdout}");
+            }
+        }
+    }
 }
 
 #[test]

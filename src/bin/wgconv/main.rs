@@ -4,6 +4,7 @@
 mod adapters;
 mod bench;
 mod check;
+mod compare;
 mod info;
 mod main_job;
 mod run;
@@ -38,6 +39,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run one op on .npy files, on the GPU or the CPU.
     Run(Box<run::RunArgs>),
+    /// Judge a result computed elsewhere against a reference, under the op's error bound.
+    Compare(Box<compare::CompareArgs>),
     /// Write every shader module as native wgpu or a browser's WebGPU would compile it.
     Shaders(shaders::ShadersArgs),
 }
@@ -81,7 +84,8 @@ fn main() -> ExitCode {
         Some(Command::Info(args)) => info::run(&args).map(|()| Outcome::Ok),
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Bench(args)) => bench::run(&args).map(|()| Outcome::Ok),
-        Some(Command::Run(args)) => run::run(&args).map(|()| Outcome::Ok),
+        Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Compare(args)) => compare::run(&args),
         Some(Command::Shaders(args)) => shaders::run(&args).map(|()| Outcome::Ok),
     };
     match result {

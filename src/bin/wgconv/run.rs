@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4};
+use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4, IxDyn};
 use wgconv::npy::{self, NpyArray};
 use wgconv::{
-    cpu, flags, Conv2dParams, ConvTranspose2dParams, Error, Gpu, GpuTensor, GradSelection, Layout,
-    Pool2dParams,
+    compare, cpu, flags, Comparison, Conv2dParams, ConvTranspose2dParams, Error, ErrorBound, Gpu,
+    GpuTensor, GradSelection, Layout, Pool2dParams, Tolerance,
 };
+
+use crate::Outcome;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Op {
@@ -31,6 +33,18 @@ pub struct RunArgs {
     gpu: bool,
     #[arg(long, value_name = "NAME", conflicts_with = "cpu", help = crate::adapters::HELP)]
     adapter: Option<String>,
+    /// Compare the op's result with REF.npy (from PyTorch, JAX, TensorFlow...) under its
+    /// per-element error bound (pooling: exactly); exit 1 naming the worst element if outside.
+    /// conv2d-backward compares the one gradient it is asked for.
+    #[arg(long, value_name = "REF.npy")]
+    expect: Option<PathBuf>,
+    #[command(flatten)]
+    pub f: OpFlags,
+}
+
+/// The op's files and parameters, shared by `wgconv run` and `wgconv compare`.
+#[derive(Args)]
+pub struct OpFlags {
     /// X.npy, or ARCHIVE.npz:NAME for one array of an np.savez archive (every array read takes either).
     #[arg(long)]
     input: Option<PathBuf>,
@@ -65,7 +79,7 @@ pub struct RunArgs {
     groups: usize,
     /// nchw (weights OIHW, the default) or nhwc (weights HWIO).
     #[arg(long, default_value = "nchw")]
-    layout: String,
+    pub layout: String,
     /// True convolution (kernel flipped).
     #[arg(long)]
     flip: bool,
@@ -94,7 +108,7 @@ fn required<'a>(path: &'a Option<PathBuf>, flag: &str) -> wgconv::Result<&'a Pat
         .ok_or_else(|| usage(format!("--{flag} is required for this op")))
 }
 
-fn read_f32<D: ndarray::Dimension>(
+pub fn read_f32<D: ndarray::Dimension>(
     path: &Path,
     what: &str,
 ) -> wgconv::Result<ndarray::Array<f32, D>> {
@@ -138,13 +152,13 @@ enum Out {
 /// a file that is not the archive its name promises.
 fn check_outputs(args: &RunArgs) -> wgconv::Result<()> {
     let mut outputs = vec![
-        ("output", &args.output),
-        ("grad-input", &args.grad_input),
-        ("grad-weight", &args.grad_weight),
-        ("grad-bias", &args.grad_bias),
+        ("output", &args.f.output),
+        ("grad-input", &args.f.grad_input),
+        ("grad-weight", &args.f.grad_weight),
+        ("grad-bias", &args.f.grad_bias),
     ];
     if matches!(args.op, Op::MaxPool2d) {
-        outputs.push(("indices", &args.indices));
+        outputs.push(("indices", &args.f.indices));
     }
     for (flag, path) in outputs {
         if let Some(path) = path.as_deref().filter(|p| npy::is_npz_source(p)) {
@@ -157,9 +171,9 @@ fn check_outputs(args: &RunArgs) -> wgconv::Result<()> {
     Ok(())
 }
 
-pub fn run(args: &RunArgs) -> wgconv::Result<()> {
+pub fn run(args: &RunArgs) -> wgconv::Result<Outcome> {
     check_outputs(args)?;
-    let layout = flags::layout(&args.layout)?;
+    let layout = flags::layout(&args.f.layout)?;
     let gpu = if args.cpu {
         None
     } else {
@@ -172,27 +186,188 @@ pub fn run(args: &RunArgs) -> wgconv::Result<()> {
         Op::MaxPool2d => max_pool2d(args, layout, gpu.as_ref())?,
         Op::MaxPool2dBackward => max_pool2d_backward(args, layout, gpu.as_ref())?,
     };
+    // Judged before anything is written: a bad reference file is an error, not half a run.
+    let judged = match &args.expect {
+        Some(reference) => {
+            let gradient = match args.op {
+                Op::Conv2dBackward => Some(requested_gradient(&args.f)?),
+                _ => None,
+            };
+            let judge = Judge::of(args.op, &args.f, layout, gradient)?;
+            let got = match outputs.first() {
+                Some(Out::F32(_, a)) => a,
+                _ => unreachable!("every op's first output is its values"),
+            };
+            Some(judge.compare(got, &read_f32::<IxDyn>(reference, "reference")?)?)
+        }
+        None => None,
+    };
     for out in outputs {
         match out {
             Out::F32(path, a) => npy::write_atomically(&path, &npy::to_bytes_f32(a.view()))?,
             Out::I64(path, a) => npy::write_atomically(&path, &npy::to_bytes_i64(a.view()))?,
         }
     }
-    Ok(())
+    Ok(match judged {
+        Some(report) => report_outcome("result", &report),
+        None => Outcome::Ok,
+    })
 }
 
-fn conv_params(args: &RunArgs, layout: Layout) -> wgconv::Result<Conv2dParams> {
+/// Prints a comparison in one line and says whether it passed.
+pub fn report_outcome(what: &str, report: &Comparison) -> Outcome {
+    println!("{what} against the reference: {report}");
+    if report.passed() {
+        println!("PASS");
+        Outcome::Ok
+    } else {
+        println!("MISMATCH");
+        Outcome::Mismatch
+    }
+}
+
+/// The gradient of conv2d-backward a comparison is about.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Gradient {
+    Input,
+    Weight,
+    Bias,
+}
+
+/// With `--expect`, conv2d-backward must be asked for exactly one gradient: the one compared.
+fn requested_gradient(f: &OpFlags) -> wgconv::Result<Gradient> {
+    match (&f.grad_input, &f.grad_weight, &f.grad_bias) {
+        (Some(_), None, None) => Ok(Gradient::Input),
+        (None, Some(_), None) => Ok(Gradient::Weight),
+        (None, None, Some(_)) => Ok(Gradient::Bias),
+        _ => Err(usage(
+            "--expect with conv2d-backward compares one gradient: give exactly one of \
+             --grad-input, --grad-weight, --grad-bias"
+                .into(),
+        )),
+    }
+}
+
+/// How a result of the op is judged against a reference: exactly (max pooling), or each element
+/// within the error bound its summation allows (`wgconv::ErrorBound`, as `wgconv check` uses).
+pub enum Judge {
+    Exact,
+    Bound(ErrorBound<IxDyn>),
+}
+
+impl Judge {
+    /// The judge for `op` on the files and parameters of `f`.
+    pub fn of(
+        op: Op,
+        f: &OpFlags,
+        layout: Layout,
+        gradient: Option<Gradient>,
+    ) -> wgconv::Result<Judge> {
+        let read4 = |path: &Option<PathBuf>, flag: &str| -> wgconv::Result<Array4<f32>> {
+            read_f32::<Ix4>(required(path, flag)?, flag)
+        };
+        let bias = || -> wgconv::Result<Option<Array1<f32>>> {
+            f.bias
+                .as_deref()
+                .map(|path| read_f32::<Ix1>(path, "bias"))
+                .transpose()
+        };
+        Ok(match op {
+            Op::MaxPool2d => Judge::Exact,
+            Op::Conv2d => {
+                let (x, w, b) = (
+                    read4(&f.input, "input")?,
+                    read4(&f.weight, "weight")?,
+                    bias()?,
+                );
+                let p = conv_params(f, layout)?;
+                let bound =
+                    ErrorBound::conv2d(x.view(), w.view(), b.as_ref().map(|b| b.view()), &p)?;
+                Judge::Bound(bound.into_dyn())
+            }
+            Op::ConvTranspose2d => {
+                let (x, w, b) = (
+                    read4(&f.input, "input")?,
+                    read4(&f.weight, "weight")?,
+                    bias()?,
+                );
+                let p = transpose_params(f, layout)?;
+                let bound = ErrorBound::conv_transpose2d(
+                    x.view(),
+                    w.view(),
+                    b.as_ref().map(|b| b.view()),
+                    &p,
+                )?;
+                Judge::Bound(bound.into_dyn())
+            }
+            Op::Conv2dBackward => {
+                let gradient = gradient.ok_or_else(|| {
+                    usage("conv2d-backward: say which gradient with --gradient".into())
+                })?;
+                let which = match gradient {
+                    Gradient::Input => GradSelection::INPUT,
+                    Gradient::Weight => GradSelection::WEIGHT,
+                    Gradient::Bias => GradSelection::BIAS,
+                };
+                let (x, w) = (read4(&f.input, "input")?, read4(&f.weight, "weight")?);
+                let dy = read4(&f.grad_output, "grad-output")?;
+                let p = conv_params(f, layout)?;
+                let b = ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, which)?;
+                let bound = match gradient {
+                    Gradient::Input => b.input.map(ErrorBound::into_dyn),
+                    Gradient::Weight => b.weight.map(ErrorBound::into_dyn),
+                    Gradient::Bias => b.bias.map(ErrorBound::into_dyn),
+                };
+                Judge::Bound(bound.expect("the selected gradient has a bound"))
+            }
+            Op::MaxPool2dBackward => {
+                let p = pool_params(f, layout)?;
+                let shape = input_shape(f)?;
+                let dy = read4(&f.grad_output, "grad-output")?;
+                let indices = read_indices(required(&f.indices, "indices")?)?;
+                let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p)?;
+                Judge::Bound(bound.into_dyn())
+            }
+        })
+    }
+
+    /// `got` against `expected`; shapes must match.
+    pub fn compare(&self, got: &ArrayD<f32>, expected: &ArrayD<f32>) -> wgconv::Result<Comparison> {
+        if got.shape() != expected.shape() {
+            return Err(usage(format!(
+                "the result has shape {:?} and the reference {:?}",
+                got.shape(),
+                expected.shape()
+            )));
+        }
+        Ok(match self {
+            Judge::Exact => compare(got.view(), expected.view(), Tolerance::exact()),
+            Judge::Bound(bound) => {
+                if bound.magnitude.shape() != got.shape() {
+                    return Err(usage(format!(
+                        "the files have shape {:?}, but the op on these inputs gives {:?}",
+                        got.shape(),
+                        bound.magnitude.shape()
+                    )));
+                }
+                compare(got.view(), expected.view(), bound)
+            }
+        })
+    }
+}
+
+fn conv_params(f: &OpFlags, layout: Layout) -> wgconv::Result<Conv2dParams> {
     let mut p = Conv2dParams::default()
-        .with_groups(args.groups)
+        .with_groups(f.groups)
         .with_layout(layout)
-        .with_flip(args.flip);
-    if let Some(s) = &args.stride {
+        .with_flip(f.flip);
+    if let Some(s) = &f.stride {
         p.stride = flags::pair("stride", s)?;
     }
-    if let Some(s) = &args.padding {
+    if let Some(s) = &f.padding {
         p.padding = flags::padding(s)?;
     }
-    if let Some(s) = &args.dilation {
+    if let Some(s) = &f.dilation {
         p.dilation = flags::pair("dilation", s)?;
     }
     Ok(p)
@@ -213,14 +388,15 @@ struct ConvOperands<'a> {
 impl<'a> ConvOperands<'a> {
     fn read(args: &'a RunArgs) -> wgconv::Result<Self> {
         Ok(Self {
-            x: read_f32::<Ix4>(required(&args.input, "input")?, "input")?,
-            w: read_f32::<Ix4>(required(&args.weight, "weight")?, "weight")?,
+            x: read_f32::<Ix4>(required(&args.f.input, "input")?, "input")?,
+            w: read_f32::<Ix4>(required(&args.f.weight, "weight")?, "weight")?,
             b: args
+                .f
                 .bias
                 .as_deref()
                 .map(|path| read_f32::<Ix1>(path, "bias"))
                 .transpose()?,
-            output: required(&args.output, "output")?,
+            output: required(&args.f.output, "output")?,
         })
     }
 }
@@ -230,7 +406,7 @@ fn upload_bias(gpu: &Gpu, b: Option<&Array1<f32>>) -> wgconv::Result<Option<GpuT
 }
 
 fn conv2d(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv::Result<Vec<Out>> {
-    let p = conv_params(args, layout)?;
+    let p = conv_params(&args.f, layout)?;
     let ConvOperands { x, w, b, output } = ConvOperands::read(args)?;
     let y = match gpu {
         None => cpu::conv2d(x.view(), w.view(), b.as_ref().map(|b| b.view()), &p)?,
@@ -249,21 +425,21 @@ fn conv2d(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv::Result<V
 }
 
 fn conv2d_backward(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv::Result<Vec<Out>> {
-    let p = conv_params(args, layout)?;
+    let p = conv_params(&args.f, layout)?;
     let which = GradSelection {
-        input: args.grad_input.is_some(),
-        weight: args.grad_weight.is_some(),
-        bias: args.grad_bias.is_some(),
+        input: args.f.grad_input.is_some(),
+        weight: args.f.grad_weight.is_some(),
+        bias: args.f.grad_bias.is_some(),
     };
     if !(which.input || which.weight || which.bias) {
         return Err(usage(
             "give at least one of --grad-input, --grad-weight, --grad-bias".into(),
         ));
     }
-    let x: Array4<f32> = read_f32::<Ix4>(required(&args.input, "input")?, "input")?;
-    let w: Array4<f32> = read_f32::<Ix4>(required(&args.weight, "weight")?, "weight")?;
+    let x: Array4<f32> = read_f32::<Ix4>(required(&args.f.input, "input")?, "input")?;
+    let w: Array4<f32> = read_f32::<Ix4>(required(&args.f.weight, "weight")?, "weight")?;
     let dy: Array4<f32> =
-        read_f32::<Ix4>(required(&args.grad_output, "grad-output")?, "grad_output")?;
+        read_f32::<Ix4>(required(&args.f.grad_output, "grad-output")?, "grad_output")?;
     let grads = match gpu {
         None => cpu::conv2d_backward(x.view(), w.view(), dy.view(), &p, which)?,
         Some(gpu) => {
@@ -282,37 +458,42 @@ fn conv2d_backward(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv:
         }
     };
     let mut outputs = Vec::new();
-    if let (Some(path), Some(a)) = (&args.grad_input, grads.input) {
+    if let (Some(path), Some(a)) = (&args.f.grad_input, grads.input) {
         outputs.push(Out::F32(path.clone(), a.into_dyn()));
     }
-    if let (Some(path), Some(a)) = (&args.grad_weight, grads.weight) {
+    if let (Some(path), Some(a)) = (&args.f.grad_weight, grads.weight) {
         outputs.push(Out::F32(path.clone(), a.into_dyn()));
     }
-    if let (Some(path), Some(a)) = (&args.grad_bias, grads.bias) {
+    if let (Some(path), Some(a)) = (&args.f.grad_bias, grads.bias) {
         outputs.push(Out::F32(path.clone(), a.into_dyn()));
     }
     Ok(outputs)
 }
 
-fn conv_transpose2d(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv::Result<Vec<Out>> {
+fn transpose_params(f: &OpFlags, layout: Layout) -> wgconv::Result<ConvTranspose2dParams> {
     let mut p = ConvTranspose2dParams {
-        groups: args.groups,
+        groups: f.groups,
         layout,
-        flip: args.flip,
+        flip: f.flip,
         ..Default::default()
     };
-    if let Some(s) = &args.stride {
+    if let Some(s) = &f.stride {
         p.stride = flags::pair("stride", s)?;
     }
-    if let Some(s) = &args.padding {
+    if let Some(s) = &f.padding {
         p.padding = flags::padding(s)?;
     }
-    if let Some(s) = &args.dilation {
+    if let Some(s) = &f.dilation {
         p.dilation = flags::pair("dilation", s)?;
     }
-    if let Some(s) = &args.output_padding {
+    if let Some(s) = &f.output_padding {
         p.output_padding = flags::pair("output-padding", s)?;
     }
+    Ok(p)
+}
+
+fn conv_transpose2d(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv::Result<Vec<Out>> {
+    let p = transpose_params(&args.f, layout)?;
     let ConvOperands { x, w, b, output } = ConvOperands::read(args)?;
     let y = match gpu {
         None => cpu::conv_transpose2d(x.view(), w.view(), b.as_ref().map(|b| b.view()), &p)?,
@@ -330,32 +511,32 @@ fn conv_transpose2d(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv
     Ok(vec![Out::F32(output.to_path_buf(), y.into_dyn())])
 }
 
-fn pool_params(args: &RunArgs, layout: Layout) -> wgconv::Result<Pool2dParams> {
+fn pool_params(f: &OpFlags, layout: Layout) -> wgconv::Result<Pool2dParams> {
     let kernel = flags::pair(
         "kernel",
-        args.kernel
+        f.kernel
             .as_deref()
             .ok_or_else(|| usage("--kernel is required for pooling".into()))?,
     )?;
     let mut p = Pool2dParams::new(kernel[0], kernel[1])
         .with_layout(layout)
-        .with_ceil_mode(args.ceil_mode);
-    if let Some(s) = &args.stride {
+        .with_ceil_mode(f.ceil_mode);
+    if let Some(s) = &f.stride {
         p.stride = flags::pair("stride", s)?;
     }
-    if let Some(s) = &args.padding {
+    if let Some(s) = &f.padding {
         p.padding = flags::pair("padding", s)?;
     }
-    if let Some(s) = &args.dilation {
+    if let Some(s) = &f.dilation {
         p.dilation = flags::pair("dilation", s)?;
     }
     Ok(p)
 }
 
 fn max_pool2d(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv::Result<Vec<Out>> {
-    let p = pool_params(args, layout)?;
-    let x: Array4<f32> = read_f32::<Ix4>(required(&args.input, "input")?, "input")?;
-    let output = required(&args.output, "output")?;
+    let p = pool_params(&args.f, layout)?;
+    let x: Array4<f32> = read_f32::<Ix4>(required(&args.f.input, "input")?, "input")?;
+    let output = required(&args.f.output, "output")?;
     let (values, indices) = match gpu {
         None => cpu::max_pool2d_with_indices(x.view(), &p)?,
         Some(gpu) => {
@@ -364,10 +545,19 @@ fn max_pool2d(args: &RunArgs, layout: Layout, gpu: Option<&Gpu>) -> wgconv::Resu
         }
     };
     let mut outputs = vec![Out::F32(output.to_path_buf(), values.into_dyn())];
-    if let Some(path) = &args.indices {
+    if let Some(path) = &args.f.indices {
         outputs.push(Out::I64(path.clone(), indices.into_dyn()));
     }
     Ok(outputs)
+}
+
+fn input_shape(f: &OpFlags) -> wgconv::Result<[usize; 4]> {
+    flags::shape4(
+        "input-shape",
+        f.input_shape
+            .as_deref()
+            .ok_or_else(|| usage("--input-shape is required for max-pool2d-backward".into()))?,
+    )
 }
 
 fn max_pool2d_backward(
@@ -375,17 +565,12 @@ fn max_pool2d_backward(
     layout: Layout,
     gpu: Option<&Gpu>,
 ) -> wgconv::Result<Vec<Out>> {
-    let p = pool_params(args, layout)?;
-    let input_shape = flags::shape4(
-        "input-shape",
-        args.input_shape
-            .as_deref()
-            .ok_or_else(|| usage("--input-shape is required for max-pool2d-backward".into()))?,
-    )?;
+    let p = pool_params(&args.f, layout)?;
+    let input_shape = input_shape(&args.f)?;
     let dy: Array4<f32> =
-        read_f32::<Ix4>(required(&args.grad_output, "grad-output")?, "grad_output")?;
-    let indices = read_indices(required(&args.indices, "indices")?)?;
-    let output = required(&args.output, "output")?;
+        read_f32::<Ix4>(required(&args.f.grad_output, "grad-output")?, "grad_output")?;
+    let indices = read_indices(required(&args.f.indices, "indices")?)?;
+    let output = required(&args.f.output, "output")?;
     let dx = match gpu {
         None => cpu::max_pool2d_backward(dy.view(), indices.view(), input_shape, &p)?,
         Some(gpu) => {
