@@ -14,7 +14,7 @@
 #                       (and why not) and which the planner picks for sample layers
 #   check.txt/.json     `wgconv check --adapter all --compare-adapters --cases 100`: every op on
 #                       every adapter against the CPU reference (cases, failures, worst absolute
-#                       and relative error, share of the tolerance used), then every adapter
+#                       and relative error, share of the bound used), then every adapter
 #                       against the first and the worst pair
 #   bench-<suite>.txt/.json/.svg   `wgconv bench --suite resnet50|vgg|pool --batch 32 --repeat 5
 #                       --explain` on the GPU adapters (`--adapter gpu`: every backend reaching a

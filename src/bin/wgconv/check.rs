@@ -8,10 +8,11 @@ use clap::{Args, ValueEnum};
 use ndarray::{Array4, ArrayD};
 use wgconv::sweep::{random_conv_case, random_pool_case, Flavour, Rng};
 use wgconv::{
-    compare, cpu, Activation, Comparison, Conv2dParams, ConvTranspose2dParams, ErrorBound, Gpu,
-    GpuTensor, GradSelection, Layout, Padding, Pool2dParams, SavedTensor, Tolerance,
+    cpu, Activation, Comparison, Conv2dParams, ConvTranspose2dParams, ErrorBound, Gpu, GpuTensor,
+    GradSelection, Layout, Padding, Pool2dParams, SavedTensor,
 };
 
+use crate::run::Judge;
 use crate::{adapters, Outcome};
 
 mod cases;
@@ -62,7 +63,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "NAME")]
     adapter: Option<String>,
     /// Also compare the adapters with each other: every adapter's result against the first
-    /// adapter's, element by element, at the CPU comparison's tolerance. Runs on every adapter
+    /// adapter's, element by element, under the CPU comparison's bound. Runs on every adapter
     /// unless --adapter names fewer; with one adapter only the CPU comparison is left.
     #[arg(long)]
     compare_adapters: bool,
@@ -86,11 +87,11 @@ pub struct OpSummary {
     pub max_abs_err: f64,
     pub max_rel_err: f64,
     /// The largest error as a fraction of what its element is allowed (above 1 fails).
-    pub tolerance_used: f64,
+    pub error_over_bound: f64,
     /// Cases whose result equals the reference exactly (NaN matching NaN).
     pub identical: usize,
     pub first_failure: Option<String>,
-    /// The case that used the most of its tolerance.
+    /// The case that came nearest its bound.
     pub worst_case: Option<String>,
 }
 
@@ -102,11 +103,11 @@ impl OpSummary {
         if report.max_rel_err.is_finite() {
             self.max_rel_err = self.max_rel_err.max(report.max_rel_err);
         }
-        if verdict.tolerance_used > self.tolerance_used || self.worst_case.is_none() {
-            self.tolerance_used = self.tolerance_used.max(verdict.tolerance_used);
+        if verdict.error_over_bound > self.error_over_bound || self.worst_case.is_none() {
+            self.error_over_bound = self.error_over_bound.max(verdict.error_over_bound);
             self.worst_case = Some(describe.to_string());
         }
-        if verdict.tolerance_used == 0.0 && report.passed() {
+        if verdict.error_over_bound == 0.0 && report.passed() {
             self.identical += 1;
         }
         if !report.passed() {
@@ -207,7 +208,7 @@ fn print_single(ops: &[CheckOp], summaries: &[OpSummary]) {
             s.failures,
             s.max_abs_err,
             s.max_rel_err,
-            s.tolerance_used
+            s.error_over_bound
         );
     }
 }
@@ -225,7 +226,7 @@ const WIDE_HEADER: [&str; 7] = [
 fn print_wide_row(op: &str, who: &str, s: &OpSummary) {
     println!(
         "{op:<24} {who:<8} {:>6} {:>9} {:>11.3e} {:>11.3e} {:>9.3} {:>10}",
-        s.cases, s.failures, s.max_abs_err, s.max_rel_err, s.tolerance_used, s.identical
+        s.cases, s.failures, s.max_abs_err, s.max_rel_err, s.error_over_bound, s.identical
     );
 }
 
@@ -255,13 +256,13 @@ struct WorstPair<'a> {
 }
 
 /// Every adapter against the first, op by op, and the pair whose results differ most
-/// (as a fraction of the tolerance).
+/// (as a fraction of the bound).
 fn print_against_first<'a>(
     ops: &[CheckOp],
     against_first: &'a [Vec<OpSummary>],
 ) -> Option<WorstPair<'a>> {
     println!(
-        "adapters against {} (the same cases; the tolerance of the CPU comparison):",
+        "adapters against {} (the same cases; the CPU comparison's bound):",
         adapters::tag(0)
     );
     let h = WIDE_HEADER;
@@ -275,7 +276,7 @@ fn print_against_first<'a>(
             let name = if k == 0 { op_name(*op) } else { String::new() };
             let s = &summaries[j];
             print_wide_row(&name, &adapters::tag(k + 1), s);
-            let key = |s: &OpSummary| (s.tolerance_used, s.max_rel_err);
+            let key = |s: &OpSummary| (s.error_over_bound, s.max_rel_err);
             if worst.as_ref().is_none_or(|w| key(s) > key(w.summary)) {
                 worst = Some(WorstPair {
                     adapter: k + 1,
@@ -288,13 +289,13 @@ fn print_against_first<'a>(
     if let Some(w) = &worst {
         println!(
             "worst pair: {} against {} on {}: max abs {:.3e}, max rel {:.3e}, {:.1}% of the \
-             tolerance{}",
+             bound{}",
             adapters::tag(w.adapter),
             adapters::tag(0),
             op_name(w.op),
             w.summary.max_abs_err,
             w.summary.max_rel_err,
-            w.summary.tolerance_used * 100.0,
+            w.summary.error_over_bound * 100.0,
             w.summary
                 .worst_case
                 .as_ref()
@@ -311,7 +312,7 @@ fn summary_json(op: CheckOp, s: &OpSummary) -> serde_json::Value {
         "failures": s.failures,
         "max_abs_err": s.max_abs_err,
         "max_rel_err": s.max_rel_err,
-        "tolerance_used": s.tolerance_used,
+        "max_error_over_bound": s.error_over_bound,
         "identical": s.identical,
         "first_failure": s.first_failure,
         "worst_case": s.worst_case,
@@ -514,41 +515,22 @@ impl Output {
     }
 }
 
-/// A comparison, and how much of its tolerance the worst element used.
+/// A comparison, and how much of its bound the worst element used.
 struct Verdict {
     report: Comparison,
-    tolerance_used: f64,
-}
-
-/// How a case's values are judged: exactly (pooling), or each element within its error bound.
-enum Judge {
-    Exact,
-    Bound(ErrorBound<ndarray::IxDyn>),
+    error_over_bound: f64,
 }
 
 /// `got` against `want`: the values as `judge` says, the indices (if any) equal.
 fn verdict(got: &Output, want: &Output, judge: &Judge) -> Verdict {
-    let (got_values, want_values) = (got.values.view(), want.values.view());
-    let mut report = match judge {
-        Judge::Exact => compare(got_values, want_values, Tolerance::exact()),
-        Judge::Bound(bound) => compare(got_values, want_values, bound),
-    };
-    let mut tolerance_used = tolerance_used(&report);
+    let mut report = judge.report(got.values.view(), want.values.view());
+    let mut error_over_bound = report.worst_ratio;
     if got.indices != want.indices {
         report.failures += 1;
-        tolerance_used = f64::INFINITY;
+        error_over_bound = f64::INFINITY;
     }
     Verdict {
         report,
-        tolerance_used,
+        error_over_bound,
     }
-}
-
-/// The worst element's error as a fraction of what it is allowed: 0 for an exact match, above
-/// 1 for a failure.
-fn tolerance_used(r: &Comparison) -> f64 {
-    if r.max_abs_err.is_infinite() {
-        return f64::INFINITY;
-    }
-    r.worst_ratio
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4, IxDyn};
+use ndarray::{Array1, Array4, ArrayD, ArrayViewD, Ix1, Ix4, IxDyn};
 use wgconv::npy::{self, NpyArray};
 use wgconv::{
     compare, cpu, flags, Comparison, Conv2dParams, ConvTranspose2dParams, Error, ErrorBound, Gpu,
@@ -340,19 +340,24 @@ impl Judge {
                 expected.shape()
             )));
         }
-        Ok(match self {
-            Judge::Exact => compare(got.view(), expected.view(), Tolerance::exact()),
-            Judge::Bound(bound) => {
-                if bound.magnitude.shape() != got.shape() {
-                    return Err(usage(format!(
-                        "the files have shape {:?}, but the op on these inputs gives {:?}",
-                        got.shape(),
-                        bound.magnitude.shape()
-                    )));
-                }
-                compare(got.view(), expected.view(), bound)
+        if let Judge::Bound(bound) = self {
+            if bound.magnitude.shape() != got.shape() {
+                return Err(usage(format!(
+                    "the files have shape {:?}, but the op on these inputs gives {:?}",
+                    got.shape(),
+                    bound.magnitude.shape()
+                )));
             }
-        })
+        }
+        Ok(self.report(got.view(), expected.view()))
+    }
+
+    /// `got` against `expected`, element by element; a shape mismatch fails every element.
+    pub fn report(&self, got: ArrayViewD<f32>, expected: ArrayViewD<f32>) -> Comparison {
+        match self {
+            Judge::Exact => compare(got, expected, Tolerance::exact()),
+            Judge::Bound(bound) => compare(got, expected, bound),
+        }
     }
 }
 
