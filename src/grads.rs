@@ -36,6 +36,20 @@ impl GradSelection {
         weight: false,
         bias: true,
     };
+
+    /// Runs the selected computations, in the order dx, dw, db, and gathers what they return.
+    pub(crate) fn compute<T4, T1, E>(
+        self,
+        input: impl FnOnce() -> Result<T4, E>,
+        weight: impl FnOnce() -> Result<T4, E>,
+        bias: impl FnOnce() -> Result<T1, E>,
+    ) -> Result<Conv2dGrads<T4, T1>, E> {
+        Ok(Conv2dGrads {
+            input: self.input.then(input).transpose()?,
+            weight: self.weight.then(weight).transpose()?,
+            bias: self.bias.then(bias).transpose()?,
+        })
+    }
 }
 
 /// The gradients a backward call computed; `None` where not requested. `T4` holds 4-D tensors

@@ -145,17 +145,28 @@ fn oihw_mut<T>(w: &mut Array4<T>, layout: Layout, flip: bool) -> ndarray::ArrayV
 /// Gradient with respect to the bias: `grad_output` (stored in `layout`) summed over N, OH and
 /// OW, in f64.
 pub fn conv2d_backward_bias(grad_output: ArrayView4<f32>, layout: Layout) -> Result<Array1<f32>> {
-    const OP: &str = "cpu::conv2d_backward_bias";
+    let sums = channel_sums("cpu::conv2d_backward_bias", grad_output, layout, f64::from)?;
+    Ok(sums.mapv(|v| v as f32))
+}
+
+/// `term(v)` summed over N, OH and OW for each channel of `grad_output`, in f64: the bias
+/// gradient, and with `|v|` its magnitude.
+pub(super) fn channel_sums(
+    op: &'static str,
+    grad_output: ArrayView4<f32>,
+    layout: Layout,
+    term: impl Fn(f32) -> f64,
+) -> Result<Array1<f64>> {
     let shape = shape4(&grad_output);
     if shape.contains(&0) {
         return Err(invalid(
-            OP,
+            op,
             format!("grad_output shape {shape:?} has a zero-sized dimension"),
         ));
     }
     Ok(nchw(grad_output, layout)
         .axis_iter(Axis(1))
-        .map(|channel| channel.iter().map(|&v| f64::from(v)).sum::<f64>() as f32)
+        .map(|channel| channel.iter().map(|&v| term(v)).sum::<f64>())
         .collect())
 }
 
@@ -169,20 +180,11 @@ pub fn conv2d_backward(
 ) -> Result<Conv2dGrads<Array4<f32>, Array1<f32>>> {
     const OP: &str = "cpu::conv2d_backward";
     params.backward_geometry(OP, shape4(&input), shape4(&weight), shape4(&grad_output))?;
-    Ok(Conv2dGrads {
-        input: which
-            .input
-            .then(|| conv2d_backward_input(shape4(&input), weight, grad_output, params))
-            .transpose()?,
-        weight: which
-            .weight
-            .then(|| conv2d_backward_weight(input, shape4(&weight), grad_output, params))
-            .transpose()?,
-        bias: which
-            .bias
-            .then(|| conv2d_backward_bias(grad_output, params.layout))
-            .transpose()?,
-    })
+    which.compute(
+        || conv2d_backward_input(shape4(&input), weight, grad_output, params),
+        || conv2d_backward_weight(input, shape4(&weight), grad_output, params),
+        || conv2d_backward_bias(grad_output, params.layout),
+    )
 }
 
 /// Transposed convolution (PyTorch's `conv_transpose2d`): the input gradient of the matching

@@ -6,13 +6,13 @@
 //! the magnitudes of the terms the op adds. The results stay in f64: they only scale a bound, and
 //! f64 neither rounds them noticeably nor overflows where f32 terms are finite.
 
-use ndarray::{Array1, Array4, ArrayView1, ArrayView4, Axis};
+use ndarray::{Array1, Array4, ArrayView1, ArrayView4};
 
 use super::conv2d::conv2d_f64;
-use super::conv2d_backward::{backward_input_loops, backward_weight_loops};
+use super::conv2d_backward::{backward_input_loops, backward_weight_loops, channel_sums};
 use super::max_pool2d::routed_sums;
-use super::{nchw, shape4};
-use crate::error::{invalid, Result};
+use super::shape4;
+use crate::error::Result;
 use crate::grads::{Conv2dGrads, GradSelection};
 use crate::params::{Conv2dParams, ConvTranspose2dParams, Layout, Pool2dParams};
 
@@ -52,20 +52,11 @@ pub fn conv2d_backward_magnitude(
 ) -> Result<Conv2dGrads<Array4<f64>, Array1<f64>>> {
     const OP: &str = "cpu::conv2d_backward_magnitude";
     params.backward_geometry(OP, shape4(&input), shape4(&weight), shape4(&grad_output))?;
-    Ok(Conv2dGrads {
-        input: which
-            .input
-            .then(|| conv2d_backward_input_magnitude(shape4(&input), weight, grad_output, params))
-            .transpose()?,
-        weight: which
-            .weight
-            .then(|| conv2d_backward_weight_magnitude(input, shape4(&weight), grad_output, params))
-            .transpose()?,
-        bias: which
-            .bias
-            .then(|| conv2d_backward_bias_magnitude(grad_output, params.layout))
-            .transpose()?,
-    })
+    which.compute(
+        || conv2d_backward_input_magnitude(shape4(&input), weight, grad_output, params),
+        || conv2d_backward_weight_magnitude(input, shape4(&weight), grad_output, params),
+        || conv2d_backward_bias_magnitude(grad_output, params.layout),
+    )
 }
 
 /// [`super::conv2d_backward_input`]'s Σ|weight · grad_output| per dx element.
@@ -106,18 +97,12 @@ pub fn conv2d_backward_bias_magnitude(
     grad_output: ArrayView4<f32>,
     layout: Layout,
 ) -> Result<Array1<f64>> {
-    const OP: &str = "cpu::conv2d_backward_bias_magnitude";
-    let shape = shape4(&grad_output);
-    if shape.contains(&0) {
-        return Err(invalid(
-            OP,
-            format!("grad_output shape {shape:?} has a zero-sized dimension"),
-        ));
-    }
-    Ok(nchw(grad_output, layout)
-        .axis_iter(Axis(1))
-        .map(|channel| channel.iter().map(|&v| f64::from(v.abs())).sum::<f64>())
-        .collect())
+    channel_sums(
+        "cpu::conv2d_backward_bias_magnitude",
+        grad_output,
+        layout,
+        |v| f64::from(v.abs()),
+    )
 }
 
 /// [`super::conv_transpose2d`]'s Σ|input·weight| (+ |bias|) per output element.

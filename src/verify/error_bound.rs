@@ -137,20 +137,11 @@ impl ErrorBound<Ix4> {
             dims(&weight),
             dims(&grad_output),
         )?;
-        Ok(Conv2dGrads {
-            input: which
-                .input
-                .then(|| Self::conv2d_backward_input(dims(&input), weight, grad_output, params))
-                .transpose()?,
-            weight: which
-                .weight
-                .then(|| Self::conv2d_backward_weight(input, dims(&weight), grad_output, params))
-                .transpose()?,
-            bias: which
-                .bias
-                .then(|| ErrorBound::conv2d_backward_bias(grad_output, params.layout))
-                .transpose()?,
-        })
+        which.compute(
+            || Self::conv2d_backward_input(dims(&input), weight, grad_output, params),
+            || Self::conv2d_backward_weight(input, dims(&weight), grad_output, params),
+            || ErrorBound::conv2d_backward_bias(grad_output, params.layout),
+        )
     }
 
     /// [`crate::conv_transpose2d`] with an optional bias.
