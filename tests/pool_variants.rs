@@ -94,30 +94,7 @@ fn sweep(variant: PoolVariant) -> (usize, usize, usize, usize) {
             rng.array4(shape)
         };
         let case = format!("case {checked}, {}: {p:?} {shape:?}", variant.name());
-        let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
-        let xt = GpuTensor::upload_with_layout(&gpu, x.view(), p.layout).unwrap();
-        let (v, i) = max_pool2d_with_indices(&xt, &p).unwrap();
-        assert_eq!(bits(&v.read().unwrap()), bits(&values), "values, {case}");
-        assert_eq!(i.read_indices().unwrap(), indices, "indices, {case}");
-        let inference = max_pool2d(&xt, &p).unwrap().read().unwrap();
-        assert_eq!(bits(&inference), bits(&values), "inference values, {case}");
-
-        let dy = rng.array4(values.dim().into());
-        let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
-        let dyt = GpuTensor::upload_with_layout(&gpu, dy.view(), p.layout).unwrap();
-        let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
-        let tolerance = &bound;
-        let through_gpu = max_pool2d_backward(&dyt, &i, shape, &p).unwrap();
-        let r = compare(through_gpu.read().unwrap().view(), want.view(), tolerance);
-        assert!(r.passed(), "backward through GPU indices, {case}\n{r}");
-        let uploaded = GpuTensor::upload_indices(&gpu, indices.view(), p.layout).unwrap();
-        let through_upload = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
-        let r = compare(
-            through_upload.read().unwrap().view(),
-            want.view(),
-            tolerance,
-        );
-        assert!(r.passed(), "backward through uploaded indices, {case}\n{r}");
+        assert_matches_reference(&gpu, &mut rng, &x, &p, shape, &case);
 
         let kernel = variant.forward_entry_point(&g, true);
         if matches!(
@@ -299,25 +276,7 @@ fn ceil_sweep(variant: PoolVariant) -> (usize, usize) {
         };
         let case = format!("case {case}, {}: {p:?} {shape:?}", variant.name());
         let x = tie_heavy(&mut rng, shape);
-        let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
-        let xt = GpuTensor::upload_with_layout(&gpu, x.view(), p.layout).unwrap();
-        let (v, i) = max_pool2d_with_indices(&xt, &p).unwrap();
-        assert_eq!(bits(&v.read().unwrap()), bits(&values), "values, {case}");
-        assert_eq!(i.read_indices().unwrap(), indices, "indices, {case}");
-        let inference = max_pool2d(&xt, &p).unwrap().read().unwrap();
-        assert_eq!(bits(&inference), bits(&values), "inference values, {case}");
-
-        let dy = rng.array4(values.dim().into());
-        let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
-        let dyt = GpuTensor::upload_with_layout(&gpu, dy.view(), p.layout).unwrap();
-        let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, &p).unwrap();
-        let got = max_pool2d_backward(&dyt, &i, shape, &p).unwrap();
-        let r = compare(got.read().unwrap().view(), want.view(), &bound);
-        assert!(r.passed(), "backward through GPU indices, {case}\n{r}");
-        let uploaded = GpuTensor::upload_indices(&gpu, indices.view(), p.layout).unwrap();
-        let got = max_pool2d_backward(&dyt, &uploaded, shape, &p).unwrap();
-        let r = compare(got.read().unwrap().view(), want.view(), &bound);
-        assert!(r.passed(), "backward through uploaded indices, {case}\n{r}");
+        assert_matches_reference(&gpu, &mut rng, &x, &p, shape, &case);
 
         if window_wider_than_padded_input(&p, shape) {
             oversized += 1;
@@ -346,4 +305,36 @@ fn ceil_mode_windows_wider_than_the_padded_input_match_the_reference() {
             "only {blocked_octets} such cases took an octet forward"
         );
     }
+}
+
+/// One pooling case on `gpu` against the CPU reference: forward values (bitwise) and indices,
+/// inference values, and the backward through the GPU's and through uploaded indices, each
+/// within its error bound.
+fn assert_matches_reference(
+    gpu: &Gpu,
+    rng: &mut Rng,
+    x: &Array4<f32>,
+    p: &Pool2dParams,
+    shape: [usize; 4],
+    case: &str,
+) {
+    let (values, indices) = cpu::max_pool2d_with_indices(x.view(), p).unwrap();
+    let xt = GpuTensor::upload_with_layout(gpu, x.view(), p.layout).unwrap();
+    let (v, i) = max_pool2d_with_indices(&xt, p).unwrap();
+    assert_eq!(bits(&v.read().unwrap()), bits(&values), "values, {case}");
+    assert_eq!(i.read_indices().unwrap(), indices, "indices, {case}");
+    let inference = max_pool2d(&xt, p).unwrap().read().unwrap();
+    assert_eq!(bits(&inference), bits(&values), "inference values, {case}");
+
+    let dy = rng.array4(values.dim().into());
+    let want = cpu::max_pool2d_backward(dy.view(), indices.view(), shape, p).unwrap();
+    let dyt = GpuTensor::upload_with_layout(gpu, dy.view(), p.layout).unwrap();
+    let bound = ErrorBound::max_pool2d_backward(dy.view(), indices.view(), shape, p).unwrap();
+    let got = max_pool2d_backward(&dyt, &i, shape, p).unwrap();
+    let r = compare(got.read().unwrap().view(), want.view(), &bound);
+    assert!(r.passed(), "backward through GPU indices, {case}\n{r}");
+    let uploaded = GpuTensor::upload_indices(gpu, indices.view(), p.layout).unwrap();
+    let got = max_pool2d_backward(&dyt, &uploaded, shape, p).unwrap();
+    let r = compare(got.read().unwrap().view(), want.view(), &bound);
+    assert!(r.passed(), "backward through uploaded indices, {case}\n{r}");
 }
