@@ -63,6 +63,7 @@ impl Dtype {
 /// Parses a whole `.npy` file.
 pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
     check_header_len(bytes)?;
+    check_header_nesting(bytes)?;
     let mut data = bytes;
     let header = Header::from_reader(&mut data).map_err(header_error)?;
     let dtype = Dtype::of(&header)?;
@@ -84,6 +85,49 @@ fn check_header_len(bytes: &[u8]) -> Result<()> {
                 OP,
                 format!("header of {len} bytes runs past the end of the file"),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// How deep brackets may nest in the header dict: a plain dtype's header nests 2 deep (the
+/// dict and its shape tuple), a structured dtype a little more, which [`Dtype::of`] refuses by
+/// name.
+const MAX_HEADER_NESTING: usize = 4;
+
+/// ndarray-npy's dict parser backtracks on nested brackets, in time exponential in the depth:
+/// a header of 90 `[` in a row would run for hours, so such a header is refused before it is
+/// parsed. Brackets inside quoted strings do not count.
+fn check_header_nesting(bytes: &[u8]) -> Result<()> {
+    if !bytes.starts_with(b"\x93NUMPY") {
+        return Ok(());
+    }
+    let header = match bytes.get(6) {
+        Some(1) => bytes.get(10..),
+        Some(2 | 3) => bytes.get(12..),
+        _ => None,
+    };
+    let (mut depth, mut quote) = (0usize, None);
+    for &b in header.unwrap_or_default() {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b'(' | b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_HEADER_NESTING {
+                    return Err(invalid(
+                        OP,
+                        format!(
+                            "bad header: brackets nested more than {MAX_HEADER_NESTING} deep \
+                             (a plain dtype's header nests 2 deep)"
+                        ),
+                    ));
+                }
+            }
+            (None, b')' | b']' | b'}') => depth = depth.saturating_sub(1),
+            (None, b'\n') => break,
+            _ => {}
         }
     }
     Ok(())
@@ -341,7 +385,7 @@ mod tests {
         ))
         .unwrap_err()
         .to_string();
-        assert!(e.contains("bad header: error parsing metadata dict"), "{e}");
+        assert!(e.contains("bad header: brackets nested"), "{e}");
         assert!(!e.contains('\n') && e.len() < 200, "{e}");
     }
 
@@ -369,6 +413,30 @@ mod tests {
         v2.extend_from_slice(&[2, 0, 0xff, 0xff, 0xff, 0xff]);
         let e = parse(&v2).unwrap_err().to_string();
         assert!(e.contains("runs past the end"), "{e}");
+    }
+
+    /// The header's dict parser backtracks on nested brackets, taking time exponential in the
+    /// depth (a fuzzer's 90 `[` in a row ran for minutes); no dtype wgconv reads nests at all.
+    #[test]
+    fn deeply_nested_headers_are_refused_at_once() {
+        for depth in [5, 90, 5000] {
+            let dict = format!("{{'descr': {}'<f4', 'shape': (2,)}}", "[".repeat(depth));
+            let start = std::time::Instant::now();
+            let e = parse(&npy_file(&dict, &[0; 8])).unwrap_err().to_string();
+            assert!(e.contains("nested"), "{e}");
+            assert!(start.elapsed().as_secs_f64() < 1.0, "depth {depth}");
+        }
+        // Parentheses and braces nest too; quoted brackets do not count.
+        let e = parse(&npy_file(
+            "{'descr': '<f4', 'shape': ((((((2,),),),),),)}",
+            &[0; 8],
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("nested"), "{e}");
+        let quoted = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), '[[[[[[': 1}";
+        let e = parse(&npy_file(quoted, &[0; 8])).unwrap_err().to_string();
+        assert!(!e.contains("nested"), "{e}");
     }
 
     fn zip_of(members: &[(&str, &[u8])], method: zip::CompressionMethod) -> Vec<u8> {
