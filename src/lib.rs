@@ -27,6 +27,7 @@ pub mod flags;
 pub mod gpu;
 pub mod grads;
 // Only with `cli`: it is the command line's file format, on crates a library user need not build.
+pub mod nn;
 #[cfg(feature = "cli")]
 pub mod npy;
 pub mod params;

@@ -53,6 +53,7 @@ static MAX_POOL2D: ShaderModule = module!(NONE;
     "common/invocation", "common/nonfinite" => "pool2d/max_pool2d");
 static ACTIVATION: ShaderModule = module!(NONE;
     "common/invocation", "common/nonfinite" => "activation");
+static OPTIMIZER: ShaderModule = module!(NONE; "common/invocation" => "optimizer");
 static SHADER_COPY: ShaderModule = module!(NONE; "common/invocation" => "shader_copy");
 
 /// Every shader module the crate builds.
@@ -66,6 +67,7 @@ pub(crate) static MODULES: &[&ShaderModule] = &[
     &CONV2D_TILED,
     &MAX_POOL2D,
     &ACTIVATION,
+    &OPTIMIZER,
     &SHADER_COPY,
 ];
 
@@ -92,6 +94,10 @@ const POOL: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite];
 /// Activation backward: uniforms, grad_output, the saved tensor, grad_input.
 const ACTIVATION_BINDINGS: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadWrite];
 const COPY: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
+/// Gradient accumulation: uniforms, the gradient, the accumulated gradient.
+const ACCUMULATE: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
+/// SGD: uniforms, the gradient, the weight, the velocity.
+const SGD: &[Binding] = &[Uniform, ReadOnly, ReadWrite, ReadWrite];
 
 /// Declares `Kernel`, one variant per entry, with its module, entry point, bindings and
 /// workgroup size, and `Kernel::ALL`.
@@ -197,6 +203,10 @@ kernels! {
     MaxPool2dBackwardScan = MAX_POOL2D, "max_pool2d_backward_scan", POOL, 8;
     /// Elementwise activation backward.
     ActivationBackward = ACTIVATION, "activation_backward", ACTIVATION_BINDINGS, 64;
+    /// `accumulated += gradient`, in place (training).
+    AccumulateGradient = OPTIMIZER, "accumulate_gradient", ACCUMULATE, 64;
+    /// One SGD-with-momentum step, in place on the weight and its velocity (training).
+    SgdMomentumStep = OPTIMIZER, "sgd_momentum_step", SGD, 64;
     /// A plain copy of vec4s (the bench's reference for memory-bound kernels).
     CopyVec4 = SHADER_COPY, "copy_vec4", COPY, 64;
 }
@@ -229,6 +239,7 @@ mod tests {
     use crate::gpu::activation::ActivationUniforms;
     use crate::gpu::conv2d::gemm::GemmConvUniforms;
     use crate::gpu::conv2d::uniforms::Conv2dUniforms;
+    use crate::gpu::optimizer::OptimizerUniforms;
     use crate::gpu::pool2d::max_pool2d::Pool2dUniforms;
     use crate::gpu::shader_copy::CopyUniforms;
 
@@ -396,7 +407,7 @@ mod tests {
             GemmConvUniforms::FIELDS,
             std::mem::size_of::<GemmConvUniforms>(),
         );
-        let twins: [(&ShaderModule, Twin); 10] = [
+        let twins: [(&ShaderModule, Twin); 11] = [
             (&CONV2D_DIRECT, conv),
             (&CONV2D_DEPTHWISE, conv),
             (&CONV2D_REDUCE, conv),
@@ -418,6 +429,14 @@ mod tests {
                     ActivationUniforms::WGSL_NAME,
                     ActivationUniforms::FIELDS,
                     std::mem::size_of::<ActivationUniforms>(),
+                ),
+            ),
+            (
+                &OPTIMIZER,
+                (
+                    OptimizerUniforms::WGSL_NAME,
+                    OptimizerUniforms::FIELDS,
+                    std::mem::size_of::<OptimizerUniforms>(),
                 ),
             ),
             (

@@ -9,6 +9,7 @@ mod activation;
 pub mod conv2d;
 mod kernels;
 mod op_call;
+pub(crate) mod optimizer;
 pub(crate) mod plan;
 pub mod pool2d;
 pub(crate) mod runtime;

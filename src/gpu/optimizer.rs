@@ -1,0 +1,132 @@
+//! Host side of the parameter-update kernels (`shaders/optimizer.wgsl`): gradient accumulation
+//! and SGD with momentum, in place on the parameter's own buffers.
+
+use crate::error::{invalid, Result};
+use crate::gpu::kernels::Kernel;
+use crate::gpu::runtime::dispatch::DispatchGrid;
+use crate::gpu::runtime::launch::{check_same_gpu, check_whole, submit, Dispatch, Resource};
+use crate::gpu::runtime::uniforms::uniform_struct;
+use crate::gpu::GpuTensor;
+
+uniform_struct! {
+    /// Mirrors `OptimizerUniforms` in `shaders/optimizer.wgsl`.
+    pub struct OptimizerUniforms {
+        invocations, learning_rate, momentum, weight_decay,
+    }
+}
+
+/// The scalars of one SGD step, PyTorch's `torch.optim.SGD` without dampening or Nesterov.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdStep {
+    /// The learning rate.
+    pub learning_rate: f32,
+    /// The momentum factor (0 for plain SGD).
+    pub momentum: f32,
+    /// L2 penalty added to the gradient (`weight_decay * w`).
+    pub weight_decay: f32,
+}
+
+/// `Err` unless the tensors hold f32 values of one shape on one device, in one buffer each.
+fn check_operands(op: &'static str, named: &[(&str, &GpuTensor)]) -> Result<()> {
+    let (first_name, first) = named[0];
+    let others: Vec<&GpuTensor> = named[1..].iter().map(|(_, t)| *t).collect();
+    check_same_gpu(first.gpu(), op, &others)?;
+    for (name, t) in named {
+        t.expect_values(op)?;
+        if t.shape() != first.shape() {
+            return Err(invalid(
+                op,
+                format!(
+                    "{name} has shape {:?}, {first_name} has {:?}; they must match",
+                    t.shape(),
+                    first.shape()
+                ),
+            ));
+        }
+    }
+    check_whole(op, named)
+}
+
+/// `into += grad`, elementwise, in `into`'s own buffer (every clone of `into` sees it).
+pub(crate) fn accumulate_gradient(into: &GpuTensor, grad: &GpuTensor) -> Result<()> {
+    const OP: &str = "accumulate_gradient";
+    check_operands(OP, &[("accumulated gradient", into), ("gradient", grad)])?;
+    dispatch(
+        OP,
+        Kernel::AccumulateGradient,
+        into,
+        OptimizerUniforms::default(),
+        Resource::buffers([grad.first_buffer(), into.first_buffer()]),
+    )
+}
+
+/// One SGD-with-momentum step, in place: `g = grad + weight_decay * w`, `v = momentum * v + g`,
+/// `w -= learning_rate * v`. `velocity` starts at zero, as PyTorch's momentum buffer does in
+/// effect (its first step sets `v = g`).
+pub(crate) fn sgd_momentum_step(
+    weight: &GpuTensor,
+    velocity: &GpuTensor,
+    grad: &GpuTensor,
+    step: SgdStep,
+) -> Result<()> {
+    const OP: &str = "sgd_momentum_step";
+    check_operands(
+        OP,
+        &[
+            ("weight", weight),
+            ("velocity", velocity),
+            ("gradient", grad),
+        ],
+    )?;
+    let uniforms = OptimizerUniforms {
+        learning_rate: step.learning_rate.to_bits(),
+        momentum: step.momentum.to_bits(),
+        weight_decay: step.weight_decay.to_bits(),
+        ..Default::default()
+    };
+    dispatch(
+        OP,
+        Kernel::SgdMomentumStep,
+        weight,
+        uniforms,
+        Resource::buffers([
+            grad.first_buffer(),
+            weight.first_buffer(),
+            velocity.first_buffer(),
+        ]),
+    )
+}
+
+/// One dispatch of `kernel` over `target`'s elements, with `resources` after the uniforms.
+fn dispatch(
+    op: &'static str,
+    kernel: Kernel,
+    target: &GpuTensor,
+    mut uniforms: OptimizerUniforms,
+    resources: Vec<Resource<'_>>,
+) -> Result<()> {
+    if target.is_empty() {
+        return Ok(());
+    }
+    let gpu = target.gpu();
+    let grid = DispatchGrid::for_invocations(
+        op,
+        target.len() as u64,
+        gpu.limits().max_compute_workgroups_per_dimension,
+    )?;
+    uniforms.invocations = grid.invocations;
+    let compiled = kernel.compiled(gpu, op)?;
+    gpu.capture(op, || {
+        submit(
+            gpu,
+            op,
+            &[Dispatch {
+                kernel: &compiled,
+                label: kernel.entry_point(),
+                uniforms: bytemuck::bytes_of(&uniforms),
+                resources,
+                grid,
+            }],
+        )
+    })?
+}
