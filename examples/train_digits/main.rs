@@ -7,6 +7,9 @@
 //! cargo run --release --example train_digits -- --compare    # GPU vs CPU, first 100 steps
 //! cargo run --release --example train_digits -- --plot loss.svg
 //! ```
+//!
+//! The network and the loop are in `training.rs`, the data in `digits.rs`; `tests/train_digits.rs`
+//! runs a short version of the comparison.
 
 mod digits;
 mod training;
@@ -53,6 +56,9 @@ struct Args {
     batch: usize,
     #[arg(long, default_value_t = Config::default().sgd.learning_rate)]
     learning_rate: f32,
+    /// Exit with failure when the test accuracy ends below this (CI uses 0.97).
+    #[arg(long)]
+    min_accuracy: Option<f64>,
     /// The dataset (gzipped CSV: 64 pixel counts and the digit per line).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -78,6 +84,7 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         seed: args.seed,
         epochs: args.epochs,
         batch: args.batch,
+        widths: Config::default().widths,
         sgd: Sgd {
             learning_rate: args.learning_rate,
             ..Config::default().sgd
@@ -111,15 +118,21 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Some(path) = &args.plot {
         plot(path, &[(trainer.backend.name(), &losses)])?;
     }
+    let accuracy = result.correct as f64 / result.samples as f64;
     println!(
-        "test accuracy: {:.3} ({}/{}), train time: {:.1} s, backend: {}",
-        result.correct as f64 / result.samples as f64,
+        "test accuracy: {accuracy:.3} ({}/{}), train time: {:.1} s, backend: {}",
         result.correct,
         result.samples,
         train_time.as_secs_f64(),
         trainer.backend.name()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(match args.min_accuracy {
+        Some(min) if accuracy < min => {
+            eprintln!("train_digits: test accuracy {accuracy:.3} is below --min-accuracy {min}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// GPU and CPU trainers from one config, stepped in lockstep.

@@ -17,6 +17,10 @@ pub struct Config {
     pub seed: u64,
     pub epochs: usize,
     pub batch: usize,
+    /// Output channels of the two conv layers.
+    pub widths: [usize; 2],
+    /// The peak learning rate (of the first epoch) and the momentum; see
+    /// [`Trainer::learning_rate`].
     pub sgd: Sgd,
 }
 
@@ -26,6 +30,7 @@ impl Default for Config {
             seed: 1,
             epochs: 12,
             batch: 32,
+            widths: [32, 64],
             sgd: Sgd {
                 learning_rate: 0.05,
                 momentum: 0.9,
@@ -35,9 +40,14 @@ impl Default for Config {
     }
 }
 
-/// conv 3x3 (1 -> 16) + ReLU, max pool 2; conv 3x3 (16 -> 32) + ReLU, max pool 2; dense
-/// (32x2x2 -> 10). Weights He-uniform from `rng`, biases zero.
-pub fn lenet(backend: &Backend, rng: &mut init::Rng) -> wgconv::Result<Sequential> {
+/// conv 3x3 (1 -> a) + ReLU, max pool 2; conv 3x3 (a -> b) + ReLU, max pool 2; dense
+/// (b x 2 x 2 -> 10), for `widths` `[a, b]`. Weights He-uniform from `rng`, biases zero.
+pub fn lenet(
+    backend: &Backend,
+    widths: [usize; 2],
+    rng: &mut init::Rng,
+) -> wgconv::Result<Sequential> {
+    let [a, b] = widths;
     let same = Conv2dParams::default().with_padding(Padding::Same);
     let pool = Pool2dParams::new(2, 2);
     let mut conv = |shape: [usize; 4], params: Conv2dParams, activation| {
@@ -51,12 +61,12 @@ pub fn lenet(backend: &Backend, rng: &mut init::Rng) -> wgconv::Result<Sequentia
         )
     };
     Ok(Sequential::new(vec![
-        Box::new(conv([16, 1, 3, 3], same, Activation::Relu)?),
+        Box::new(conv([a, 1, 3, 3], same, Activation::Relu)?),
         Box::new(MaxPool2d::new(pool)),
-        Box::new(conv([32, 16, 3, 3], same, Activation::Relu)?),
+        Box::new(conv([b, a, 3, 3], same, Activation::Relu)?),
         Box::new(MaxPool2d::new(pool)),
         Box::new(conv(
-            [CLASSES, 32, 2, 2],
+            [CLASSES, b, 2, 2],
             Conv2dParams::default(),
             Activation::None,
         )?),
@@ -79,25 +89,36 @@ pub struct Trainer {
     order_rng: init::Rng,
     /// This epoch's images, shuffled and uploaded once; batches are taken from it in place.
     epoch: Option<(Tensor, Vec<usize>)>,
+    /// Epochs started so far.
+    epochs_started: usize,
     next: usize,
 }
 
 impl Trainer {
     pub fn new(backend: Backend, config: Config) -> wgconv::Result<Self> {
         let mut rng = init::Rng::new(config.seed);
-        let net = lenet(&backend, &mut rng)?;
+        let net = lenet(&backend, config.widths, &mut rng)?;
         Ok(Self {
             backend,
             net,
             order_rng: init::Rng::new(config.seed ^ 0x5eed),
             config,
             epoch: None,
+            epochs_started: 0,
             next: 0,
         })
     }
 
     pub fn steps_per_epoch(&self, train: &Digits) -> usize {
         train.len().div_ceil(self.config.batch)
+    }
+
+    /// The learning rate of epoch `epoch` (from 0): cosine annealing from the configured rate
+    /// towards zero over the configured epochs, which settles the last epochs' noisy steps.
+    pub fn learning_rate(&self, epoch: usize) -> f32 {
+        let progress = epoch as f64 / self.config.epochs.max(1) as f64;
+        let scale = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
+        (f64::from(self.config.sgd.learning_rate) * scale) as f32
     }
 
     /// Shuffles the training images and uploads them for the epoch.
@@ -107,6 +128,7 @@ impl Trainer {
         let shuffled = train.select(&order);
         let images = self.backend.upload(shuffled.images.view(), Layout::Nchw)?;
         self.epoch = Some((images, shuffled.labels));
+        self.epochs_started += 1;
         self.next = 0;
         Ok(())
     }
@@ -126,7 +148,11 @@ impl Trainer {
         let logits = self.net.forward(&x, true)?;
         let loss = softmax_cross_entropy(&self.backend, &logits, &labels[range.clone()])?;
         self.net.backward(&loss.grad)?;
-        self.config.sgd.step(&self.backend, self.net.params())?;
+        let sgd = Sgd {
+            learning_rate: self.learning_rate(self.epochs_started - 1),
+            ..self.config.sgd
+        };
+        sgd.step(&self.backend, self.net.params())?;
         Ok(Some(Step {
             loss: loss.loss,
             correct: loss.correct,
