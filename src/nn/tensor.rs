@@ -23,10 +23,13 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// `gpu (ADAPTER)` or `cpu`, for logs and reports.
+    /// `gpu (ADAPTER, API)` or `cpu`, for logs and reports.
     pub fn name(&self) -> String {
         match self {
-            Backend::Gpu(gpu) => format!("gpu ({})", gpu.adapter_info().name),
+            Backend::Gpu(gpu) => {
+                let info = gpu.adapter_info();
+                format!("gpu ({}, {})", info.name, info.backend)
+            }
             Backend::Cpu => "cpu".to_string(),
         }
     }
