@@ -110,8 +110,14 @@ fn dense_layer_is_a_dot_product_with_the_whole_input() {
         });
         let weight = Array4::from_shape_fn((3, 2, 2, 2), |(o, ..)| (o + 1) as f32);
         let bias = array![0.5f32, -1.0, 0.0];
-        let mut dense =
-            Conv2d::dense(&backend, weight.view(), bias.view(), Activation::None).unwrap();
+        let mut dense = Conv2d::dense(
+            &backend,
+            weight.view(),
+            bias.view(),
+            Activation::None,
+            Layout::Nchw,
+        )
+        .unwrap();
         let y = dense
             .forward(&backend.upload(x.view(), Layout::Nchw).unwrap(), false)
             .unwrap();
@@ -209,67 +215,103 @@ fn misuse_is_an_error_not_a_panic() {
     }
 }
 
-/// One training step of a conv + pool + dense net from the same weights leaves the same
-/// weights on both backends (to f32 rounding).
-#[test]
-fn one_step_updates_the_same_weights_on_both_backends() {
-    let Some(gpu) = common::gpu() else { return };
-    let build = |backend: &Backend| {
-        let w1 = Array4::from_shape_fn((4, 2, 3, 3), |(o, c, h, w)| {
-            ((o * 7 + c * 5 + h * 3 + w) % 11) as f32 / 11.0 - 0.45
-        });
-        let w2 = Array4::from_shape_fn((3, 4, 2, 2), |(o, c, h, w)| {
-            ((o * 5 + c * 3 + h * 2 + w) % 7) as f32 / 7.0 - 0.4
-        });
-        Sequential::new(vec![
-            Box::new(
-                Conv2d::new(
-                    backend,
-                    w1.view(),
-                    Array1::from_elem(4, 0.1).view(),
-                    Conv2dParams::default().with_padding(wgconv::Padding::Same),
-                    Activation::Relu,
-                )
-                .unwrap(),
-            ),
-            Box::new(MaxPool2d::new(Pool2dParams::new(2, 2))),
-            Box::new(
-                Conv2d::dense(
-                    backend,
-                    w2.view(),
-                    Array1::zeros(3).view(),
-                    Activation::None,
-                )
-                .unwrap(),
-            ),
-        ])
-    };
+/// One training step of a conv + pool + dense net from the same weights, in `layout`, on
+/// `backend`: the loss, and the updated parameters with weights back in OIHW order.
+fn one_step(backend: &Backend, layout: Layout) -> (f64, Vec<Vec<f32>>) {
+    // OIHW weights, NCHW input; NHWC runs get the same values permuted.
+    let w1 = Array4::from_shape_fn((4, 2, 3, 3), |(o, c, h, w)| {
+        ((o * 7 + c * 5 + h * 3 + w) % 11) as f32 / 11.0 - 0.45
+    });
+    let w2 = Array4::from_shape_fn((3, 4, 2, 2), |(o, c, h, w)| {
+        ((o * 5 + c * 3 + h * 2 + w) % 7) as f32 / 7.0 - 0.4
+    });
     let x = Array4::from_shape_fn((3, 2, 4, 4), |(n, c, h, w)| {
         ((n * 13 + c * 7 + h * 3 + w * 5) % 17) as f32 / 17.0
     });
-    let labels = [0, 2, 1];
+    let (to_layout, weight_to_layout, weight_back): ([usize; 4], [usize; 4], [usize; 4]) =
+        match layout {
+            Layout::Nchw => ([0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]),
+            // NCHW -> NHWC; OIHW -> HWIO and back.
+            Layout::Nhwc => ([0, 2, 3, 1], [2, 3, 1, 0], [3, 2, 0, 1]),
+        };
+    let same = Conv2dParams::default()
+        .with_padding(wgconv::Padding::Same)
+        .with_layout(layout);
+    let mut net = Sequential::new(vec![
+        Box::new(
+            Conv2d::new(
+                backend,
+                w1.view().permuted_axes(weight_to_layout),
+                Array1::from_elem(4, 0.1).view(),
+                same,
+                Activation::Relu,
+            )
+            .unwrap(),
+        ),
+        Box::new(MaxPool2d::new(Pool2dParams::new(2, 2).with_layout(layout))),
+        Box::new(
+            Conv2d::dense(
+                backend,
+                w2.view().permuted_axes(weight_to_layout),
+                Array1::zeros(3).view(),
+                Activation::None,
+                layout,
+            )
+            .unwrap(),
+        ),
+    ]);
     let sgd = Sgd {
         learning_rate: 0.5,
         momentum: 0.9,
         weight_decay: 0.0,
     };
-    let mut after = Vec::new();
-    for backend in [Backend::Cpu, Backend::Gpu(gpu.clone())] {
-        let mut net = build(&backend);
-        let input = backend.upload(x.view(), Layout::Nchw).unwrap();
-        let logits = net.forward(&input, true).unwrap();
-        let loss = softmax_cross_entropy(&backend, &logits, &labels).unwrap();
-        net.backward(&loss.grad).unwrap();
-        sgd.step(&backend, net.params()).unwrap();
-        let weights: Vec<Vec<f32>> = net.params().iter().map(|p| values(&p.value)).collect();
-        after.push((loss.loss, weights));
-    }
-    let (cpu, gpu) = (&after[0], &after[1]);
-    assert_abs_diff_eq!(cpu.0, gpu.0, epsilon = 1e-5);
-    assert_eq!(cpu.1.len(), 4, "two weights and two biases");
-    for (c, g) in cpu.1.iter().zip(&gpu.1) {
-        for (a, b) in c.iter().zip(g) {
-            assert_abs_diff_eq!(a, b, epsilon = 1e-5);
+    let input = backend
+        .upload(x.view().permuted_axes(to_layout), layout)
+        .unwrap();
+    let logits = net.forward(&input, true).unwrap();
+    let loss = softmax_cross_entropy(backend, &logits, &[0, 2, 1]).unwrap();
+    net.backward(&loss.grad).unwrap();
+    sgd.step(backend, net.params()).unwrap();
+    let params = net
+        .params()
+        .iter()
+        .map(|p| {
+            let a = p.value.to_array().unwrap();
+            let a = if a.ndim() == 4 {
+                a.permuted_axes(weight_back.to_vec())
+            } else {
+                a
+            };
+            a.iter().copied().collect()
+        })
+        .collect();
+    (loss.loss, params)
+}
+
+/// One training step leaves the same weights on both backends and in both layouts (to f32
+/// rounding): NHWC/HWIO networks are the NCHW/OIHW ones with their axes permuted.
+#[test]
+fn one_step_updates_the_same_weights_on_both_backends_and_layouts() {
+    let Some(gpu) = common::gpu() else { return };
+    let reference = one_step(&Backend::Cpu, Layout::Nchw);
+    assert_eq!(reference.1.len(), 4, "two weights and two biases");
+    let runs = [
+        (Backend::Gpu(gpu.clone()), Layout::Nchw),
+        (Backend::Cpu, Layout::Nhwc),
+        (Backend::Gpu(gpu.clone()), Layout::Nhwc),
+    ];
+    for (backend, layout) in runs {
+        let (loss, params) = one_step(&backend, layout);
+        let what = format!("{} {layout:?}", backend.name());
+        assert!(
+            (loss - reference.0).abs() < 1e-5,
+            "{what}: loss {loss} vs {}",
+            reference.0
+        );
+        for (p, r) in params.iter().zip(&reference.1) {
+            for (a, b) in p.iter().zip(r) {
+                assert!((a - b).abs() < 1e-5, "{what}: {a} vs {b}");
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use super::tensor::{self, Backend, Indices, Tensor};
 use crate::activation::Activation;
 use crate::error::{invalid, Result};
 use crate::grads::GradSelection;
-use crate::params::{Conv2dParams, Pool2dParams};
+use crate::params::{Conv2dParams, Layout, Pool2dParams};
 
 /// A trainable tensor, its accumulated gradient, and the optimizer's state for it.
 #[derive(Clone, Debug)]
@@ -86,15 +86,18 @@ impl Conv2d {
     }
 
     /// A dense (fully connected) layer as the convolution whose kernel covers its whole input:
-    /// `weight` is `[out_features, C, H, W]` for an NCHW input of `C x H x W` per sample, and the
-    /// output is `[N, out_features, 1, 1]`.
+    /// for an input of `C x H x W` per sample, `weight` is `[out_features, C, H, W]` (OIHW) in
+    /// `Layout::Nchw` or `[H, W, C, out_features]` (HWIO) in `Layout::Nhwc`, and the output is
+    /// `[N, out_features, 1, 1]` (NCHW) or `[N, 1, 1, out_features]` (NHWC).
     pub fn dense(
         backend: &Backend,
         weight: ArrayView4<f32>,
         bias: ArrayView1<f32>,
         activation: Activation,
+        layout: Layout,
     ) -> Result<Self> {
-        Self::new(backend, weight, bias, Conv2dParams::default(), activation)
+        let params = Conv2dParams::default().with_layout(layout);
+        Self::new(backend, weight, bias, params, activation)
     }
 }
 

@@ -28,7 +28,7 @@
 //!             Array1::zeros(8).view(), conv, Activation::Relu)?),
 //!         Box::new(MaxPool2d::new(Pool2dParams::new(2, 2))),
 //!         Box::new(Conv2d::dense(&backend, init::kaiming_uniform(&mut rng, [4, 8, 2, 2]).view(),
-//!             Array1::zeros(4).view(), Activation::None)?),
+//!             Array1::zeros(4).view(), Activation::None, Layout::Nchw)?),
 //!     ]);
 //!     let sgd = Sgd { learning_rate: 0.5, momentum: 0.9, weight_decay: 0.0 };
 //!     let x = backend.upload(images.view(), Layout::Nchw)?;
