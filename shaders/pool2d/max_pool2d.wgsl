@@ -4,8 +4,9 @@
 // Bindings shared by every entry point: `src` (f32, read), `src_indices` (u32, read), `dst`
 // (f32, write), `dst_indices` (u32, write); each entry point's comment says which it uses.
 // Work mapping, per-element kernels (for real GPUs, and any shape): one invocation per output
-// element (forward) or per input element (backward), numbered with the column fastest so that
-// neighbouring lanes touch neighbouring memory. The host folds the range into a 3-D grid of
+// element (forward) or per input element (backward), numbered with the layout's contiguous
+// dimension fastest (the column in NCHW, the channel in NHWC) so that neighbouring lanes touch
+// neighbouring memory. The host folds the range into a 3-D grid of
 // 64-wide workgroups; `invocation_index` undoes it. The blocked kernels further down give each
 // invocation more work, for CPU adapters (lavapipe) where an invocation and a load cost far more
 // than arithmetic; each says how it maps work.
@@ -89,18 +90,20 @@ fn window_max(n: u32, c: u32, oh: u32, ow: u32) -> WindowMax {
     let w0 = i32(ow * u.stride_w) - i32(u.pad_w);
     let ky0 = first_tap(h0, u.dilation_h);
     let kx0 = first_tap(w0, u.dilation_w);
-    var best = bitcast<f32>(NEG_INF_BITS);
-    var best_index = flat_index(c, u32(h0 + i32(ky0 * u.dilation_h)), u32(w0 + i32(kx0 * u.dilation_w)));
-    var saw_nan = false;
+    // The best tap's row and column; its flattened index is computed once, at the end.
+    var best_h = u32(h0 + i32(ky0 * u.dilation_h));
+    var best_w = u32(w0 + i32(kx0 * u.dilation_w));
     // Windows of at most 2x2 or 3x3 (nearly all pooling) take a loop of constant length,
     // which the compiler unrolls into straight-line code: lavapipe runs loads lane by lane and
     // pays for loop iterations and masked branches.
     if (u.kernel_h <= 2u && u.kernel_w <= 2u) {
-        return small_window_max(plane, c, h0, w0, best_index, 2u);
+        return small_window_max(plane, c, h0, w0, vec2<u32>(best_h, best_w), 2u);
     }
     if (u.kernel_h <= 3u && u.kernel_w <= 3u) {
-        return small_window_max(plane, c, h0, w0, best_index, 3u);
+        return small_window_max(plane, c, h0, w0, vec2<u32>(best_h, best_w), 3u);
     }
+    var best = bitcast<f32>(NEG_INF_BITS);
+    var saw_nan = false;
     for (var ky = ky0; ky < u.kernel_h; ky++) {
         let ih = u32(h0 + i32(ky * u.dilation_h));
         if (ih >= u.in_h) {
@@ -115,20 +118,21 @@ fn window_max(n: u32, c: u32, oh: u32, ow: u32) -> WindowMax {
             let nan = is_nan(v);
             if (nan || (!saw_nan && v > best)) {
                 best = v;
-                best_index = flat_index(c, ih, iw);
+                best_h = ih;
+                best_w = iw;
                 saw_nan = saw_nan || nan;
             }
         }
     }
-    return WindowMax(best, best_index);
+    return WindowMax(best, flat_index(c, best_h, best_w));
 }
 
 // window_max for windows of at most side x side taps (side a constant at each call): the
 // same taps in the same order with the same rule, every load unconditional (from a clamped
 // address) and every update a select.
-fn small_window_max(plane: u32, c: u32, h0: i32, w0: i32, first_index: u32, side: u32) -> WindowMax {
+fn small_window_max(plane: u32, c: u32, h0: i32, w0: i32, first: vec2<u32>, side: u32) -> WindowMax {
     var best = bitcast<f32>(NEG_INF_BITS);
-    var best_index = first_index;
+    var best_at = first;
     var saw_nan = false;
     for (var t = 0u; t < side * side; t++) {
         let ky = t / side;
@@ -142,10 +146,10 @@ fn small_window_max(plane: u32, c: u32, h0: i32, w0: i32, first_index: u32, side
         let nan = is_nan(v);
         let take = live && (nan || (!saw_nan && v > best));
         best = select(best, v, take);
-        best_index = select(best_index, flat_index(c, ch, cw), take);
+        best_at = select(best_at, vec2<u32>(ch, cw), take);
         saw_nan = saw_nan || (live && nan);
     }
-    return WindowMax(best, best_index);
+    return WindowMax(best, flat_index(c, best_at.x, best_at.y));
 }
 
 struct OutputPosition {
@@ -157,16 +161,35 @@ struct OutputPosition {
     offset: u32,
 }
 
-// The output element a forward invocation owns: invocations are numbered with ow fastest.
+// Whether consecutive invocations take consecutive channels: where channels are the contiguous
+// dimension (NHWC), so that neighbouring lanes read and write neighbouring memory in either
+// layout. (With one channel the two orders coincide.)
+fn channels_fastest(stride_c: u32, stride_w: u32) -> bool {
+    return stride_c == 1u && stride_w != 1u;
+}
+
+// (n, c, h, w) of invocation `index` over an N x C x H x W range, numbered with the output's
+// contiguous dimension fastest: w (NCHW) or c (NHWC).
+fn element_position(index: u32, h: u32, w: u32, by_channel: bool) -> vec4<u32> {
+    if (by_channel) {
+        let c = index % u.channels;
+        var rest = index / u.channels;
+        let x = rest % w;
+        rest = rest / w;
+        return vec4<u32>(rest / h, c, rest % h, x);
+    }
+    let x = index % w;
+    var rest = index / w;
+    let y = rest % h;
+    rest = rest / h;
+    return vec4<u32>(rest / u.channels, rest % u.channels, y, x);
+}
+
+// The output element a forward invocation owns.
 fn output_position(index: u32) -> OutputPosition {
-    let ow = index % u.out_w;
-    var rest = index / u.out_w;
-    let oh = rest % u.out_h;
-    rest = rest / u.out_h;
-    let c = rest % u.channels;
-    let n = rest / u.channels;
-    let offset = n * u.out_stride_n + c * u.out_stride_c + oh * u.out_stride_h + ow * u.out_stride_w;
-    return OutputPosition(n, c, oh, ow, offset);
+    let p = element_position(index, u.out_h, u.out_w, channels_fastest(u.out_stride_c, u.out_stride_w));
+    let offset = p.x * u.out_stride_n + p.y * u.out_stride_c + p.z * u.out_stride_h + p.w * u.out_stride_w;
+    return OutputPosition(p.x, p.y, p.z, p.w, offset);
 }
 
 // Inference forward: src = input [N, C, H, W], dst = output [N, C, OH, OW]; no indices written.
@@ -216,12 +239,11 @@ fn max_pool2d_backward(
     if (index >= u.invocations) {
         return;
     }
-    let iw = index % u.in_w;
-    var rest = index / u.in_w;
-    let ih = rest % u.in_h;
-    rest = rest / u.in_h;
-    let c = rest % u.channels;
-    let n = rest / u.channels;
+    let p = element_position(index, u.in_h, u.in_w, channels_fastest(u.in_stride_c, u.in_stride_w));
+    let n = p.x;
+    let c = p.y;
+    let ih = p.z;
+    let iw = p.w;
     let me = flat_index(c, ih, iw);
     // Windows covering row ih: start = oh*stride - pad <= ih <= start + (kernel-1)*dilation.
     let reach_h = (u.kernel_h - 1u) * u.dilation_h;
