@@ -17,8 +17,12 @@ pub(crate) const PACKED_TEXTURE_WIDTH: usize = 4096;
 /// so a piece may use what the body declares (e.g. the uniforms `u`).
 macro_rules! module {
     ($features:expr; $($piece:literal),+ => $body:literal) => {
+        module!($body; $features; $($piece),+ => $body)
+    };
+    // A body composed more than once (with different pieces) names each module itself.
+    ($name:literal; $features:expr; $($piece:literal),+ => $body:literal) => {
         ShaderModule {
-            name: $body,
+            name: $name,
             pieces: &[$($piece,)+ $body],
             source: concat!(
                 $(include_str!(concat!("../../shaders/", $piece, ".wgsl")),)+
@@ -38,9 +42,24 @@ static CONV2D_DEPTHWISE: ShaderModule = module!(NONE;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/uniforms" => "conv2d/depthwise");
 static CONV2D_REDUCE: ShaderModule = module!(NONE;
     "common/invocation", "conv2d/uniforms" => "conv2d/reduce");
-static CONV2D_SUBGROUP: ShaderModule = module!(SUBGROUP;
-    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm", "conv2d/gemm_store"
-    => "conv2d/subgroup");
+// The subgroup kernels, once per lane width (see `shaders/conv2d/subgroup.wgsl`).
+static CONV2D_SUBGROUP4: ShaderModule = module!("conv2d/subgroup4"; SUBGROUP;
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
+    "conv2d/subgroup_lanes4" => "conv2d/subgroup");
+static CONV2D_SUBGROUP8: ShaderModule = module!("conv2d/subgroup8"; SUBGROUP;
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
+    "conv2d/subgroup_lanes8" => "conv2d/subgroup");
+static CONV2D_SUBGROUP16: ShaderModule = module!("conv2d/subgroup16"; SUBGROUP;
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
+    "conv2d/subgroup_lanes16" => "conv2d/subgroup");
+static CONV2D_SUBGROUP32: ShaderModule = module!("conv2d/subgroup32"; SUBGROUP;
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
+    "conv2d/subgroup_lanes32" => "conv2d/subgroup");
+static CONV2D_SUBGROUP64: ShaderModule = module!("conv2d/subgroup64"; SUBGROUP;
+    "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
+    "conv2d/subgroup_lanes64" => "conv2d/subgroup");
+static CONV2D_SUBGROUP_PROBE: ShaderModule =
+    module!(SUBGROUP; "common/invocation" => "conv2d/subgroup_probe");
 static CONV2D_PACK: ShaderModule = module!(NONE;
     "common/invocation", "common/packed_texture", "conv2d/gemm" => "conv2d/pack");
 static CONV2D_PACKED: ShaderModule = module!(SUBGROUP;
@@ -61,7 +80,12 @@ pub(crate) static MODULES: &[&ShaderModule] = &[
     &CONV2D_DIRECT,
     &CONV2D_DEPTHWISE,
     &CONV2D_REDUCE,
-    &CONV2D_SUBGROUP,
+    &CONV2D_SUBGROUP4,
+    &CONV2D_SUBGROUP8,
+    &CONV2D_SUBGROUP16,
+    &CONV2D_SUBGROUP32,
+    &CONV2D_SUBGROUP64,
+    &CONV2D_SUBGROUP_PROBE,
     &CONV2D_PACK,
     &CONV2D_PACKED,
     &CONV2D_TILED,
@@ -89,6 +113,8 @@ const PACKED: &[Binding] = &[Uniform, Texture, Texture, ReadOnly, ReadWrite];
 /// Packing into a storage buffer (the tiled GEMMs read those) or a texture (packed8 reads those).
 const PACK_INTO_BUFFER: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
 const PACK_INTO_TEXTURE: &[Binding] = &[Uniform, ReadOnly, StorageTexture];
+/// The subgroup probe: uniforms, what each invocation saw.
+const PROBE: &[Binding] = &[Uniform, ReadWrite];
 /// Max pooling: uniforms, source, source indices, destination, destination indices.
 const POOL: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite];
 /// Activation backward: uniforms, grad_output, the saved tensor, grad_input.
@@ -148,10 +174,28 @@ kernels! {
     /// Depthwise weight gradient, pass 1: every tap of one channel over a block of rows.
     Conv2dDepthwiseWeightGradQuads = CONV2D_DEPTHWISE, "conv2d_depthwise_weight_grad_quads", GATHER, 64;
     /// Gather convolution (forward, or input gradient per stride phase) as an implicit GEMM,
-    /// 8 pixels x 16 channels per 8-wide subgroup, loads shared by subgroup broadcast.
-    Conv2dGemmSubgroup8 = CONV2D_SUBGROUP, "conv2d_gemm_subgroup8", GATHER, 64;
-    /// Weight gradient, pass 1, as a split-K GEMM over 8-wide subgroups.
-    Conv2dWeightGradSubgroup8 = CONV2D_SUBGROUP, "conv2d_weight_grad_subgroup8", GATHER, 64;
+    /// 4 pixels x 16 channels per 4-wide subgroup, loads shared by subgroup broadcast.
+    Conv2dGemmSubgroup4 = CONV2D_SUBGROUP4, "conv2d_gemm_subgroup", GATHER, 64;
+    /// The same, 8 pixels x 16 channels per 8-wide subgroup.
+    Conv2dGemmSubgroup8 = CONV2D_SUBGROUP8, "conv2d_gemm_subgroup", GATHER, 64;
+    /// The same, 16 pixels x 16 channels per 16-wide subgroup.
+    Conv2dGemmSubgroup16 = CONV2D_SUBGROUP16, "conv2d_gemm_subgroup", GATHER, 64;
+    /// The same, 32 pixels x 32 channels per 32-wide subgroup.
+    Conv2dGemmSubgroup32 = CONV2D_SUBGROUP32, "conv2d_gemm_subgroup", GATHER, 64;
+    /// The same, 64 pixels x 64 channels per 64-wide subgroup.
+    Conv2dGemmSubgroup64 = CONV2D_SUBGROUP64, "conv2d_gemm_subgroup", GATHER, 64;
+    /// What a workgroup's subgroups look like, checked before the subgroup kernels are trusted.
+    SubgroupProbe = CONV2D_SUBGROUP_PROBE, "subgroup_probe", PROBE, 64;
+    /// Weight gradient, pass 1, as a split-K GEMM over 4-wide subgroups.
+    Conv2dWeightGradSubgroup4 = CONV2D_SUBGROUP4, "conv2d_weight_grad_subgroup", GATHER, 64;
+    /// The same over 8-wide subgroups.
+    Conv2dWeightGradSubgroup8 = CONV2D_SUBGROUP8, "conv2d_weight_grad_subgroup", GATHER, 64;
+    /// The same over 16-wide subgroups.
+    Conv2dWeightGradSubgroup16 = CONV2D_SUBGROUP16, "conv2d_weight_grad_subgroup", GATHER, 64;
+    /// The same over 32-wide subgroups.
+    Conv2dWeightGradSubgroup32 = CONV2D_SUBGROUP32, "conv2d_weight_grad_subgroup", GATHER, 64;
+    /// The same over 64-wide subgroups.
+    Conv2dWeightGradSubgroup64 = CONV2D_SUBGROUP64, "conv2d_weight_grad_subgroup", GATHER, 64;
     /// Activations repacked channel-innermost as zero-padded vec4s (packed8 GEMM source).
     PackSourceVec4 = CONV2D_PACK, "pack_source_vec4", PACK_INTO_BUFFER, 64;
     /// Weights repacked reduction-major as vec4s (packed8 GEMM weights).
@@ -238,6 +282,7 @@ mod tests {
     use super::*;
     use crate::gpu::activation::ActivationUniforms;
     use crate::gpu::conv2d::gemm::GemmConvUniforms;
+    use crate::gpu::conv2d::subgroup::SubgroupProbeUniforms;
     use crate::gpu::conv2d::uniforms::Conv2dUniforms;
     use crate::gpu::optimizer::OptimizerUniforms;
     use crate::gpu::pool2d::max_pool2d::Pool2dUniforms;
@@ -407,11 +452,23 @@ mod tests {
             GemmConvUniforms::FIELDS,
             std::mem::size_of::<GemmConvUniforms>(),
         );
-        let twins: [(&ShaderModule, Twin); 11] = [
+        let twins: [(&ShaderModule, Twin); 16] = [
             (&CONV2D_DIRECT, conv),
             (&CONV2D_DEPTHWISE, conv),
             (&CONV2D_REDUCE, conv),
-            (&CONV2D_SUBGROUP, gemm),
+            (&CONV2D_SUBGROUP4, gemm),
+            (&CONV2D_SUBGROUP8, gemm),
+            (&CONV2D_SUBGROUP16, gemm),
+            (&CONV2D_SUBGROUP32, gemm),
+            (&CONV2D_SUBGROUP64, gemm),
+            (
+                &CONV2D_SUBGROUP_PROBE,
+                (
+                    SubgroupProbeUniforms::WGSL_NAME,
+                    SubgroupProbeUniforms::FIELDS,
+                    std::mem::size_of::<SubgroupProbeUniforms>(),
+                ),
+            ),
             (&CONV2D_PACK, gemm),
             (&CONV2D_PACKED, gemm),
             (&CONV2D_TILED, gemm),

@@ -1,13 +1,14 @@
 //! Host side of the conv2d gradients and conv_transpose2d: plan every dispatch (validating all
 //! arguments and sizes) before encoding anything, then submit them together.
 
-use crate::error::Result;
+use crate::error::{invalid, Result};
 use crate::gpu::conv2d::direct::{
     direct_uniforms, gather_operands, plan_bias, plan_input_direct, CHANNEL_TILE,
 };
-use crate::gpu::conv2d::gemm::{self, SUBGROUP_COLUMNS};
+use crate::gpu::conv2d::gemm;
 use crate::gpu::conv2d::reduce::plan_reduction;
 use crate::gpu::conv2d::split_backward::{self, TiledGrad};
+use crate::gpu::conv2d::subgroup::SubgroupWidth;
 use crate::gpu::conv2d::variant::{self, ConvPass, ConvVariant};
 use crate::gpu::conv2d::{depthwise as conv2d_depthwise, packed as conv2d_packed};
 use crate::gpu::kernels::Kernel;
@@ -46,20 +47,16 @@ fn plan_input_with(
         ConvVariant::Direct | ConvVariant::Depthwise => {
             Plan::single(plan_input_direct(gpu, op, g, has_bias)?)
         }
-        ConvVariant::Subgroup8 => Plan {
-            steps: gemm::input_grad(op, g, has_bias, max_per_dimension)?
-                .iter()
-                .map(|d| {
-                    Step::new(
-                        Kernel::Conv2dGemmSubgroup8,
-                        &d.uniforms,
-                        d.grid,
-                        gather_operands(),
-                    )
-                })
-                .collect(),
-            ..Plan::default()
-        },
+        ConvVariant::Subgroup => {
+            let width = SubgroupWidth::of(gpu).map_err(|why| invalid(op, why))?;
+            Plan {
+                steps: gemm::input_grad(op, g, width.tile(), has_bias, max_per_dimension)?
+                    .iter()
+                    .map(|d| Step::new(width.gemm_kernel(), &d.uniforms, d.grid, gather_operands()))
+                    .collect(),
+                ..Plan::default()
+            }
+        }
         ConvVariant::Packed8 | ConvVariant::Tiled => conv2d_packed::input_grad(
             op,
             variant.packed_tiling().expect("a packed variant"),
@@ -90,7 +87,6 @@ fn plan_weight_with(
         Operand::Unused,
         Operand::Output,
     ];
-    let subgroup_invocations = gemm::weight_grad_subgroups_per_block(g) * SUBGROUP_COLUMNS;
     match variant {
         ConvVariant::Depthwise if conv2d_depthwise::forward_fits(g) => plan_reduction(
             gpu,
@@ -117,25 +113,30 @@ fn plan_weight_with(
                 direct_uniforms(tiles),
             )
         }
-        ConvVariant::Subgroup8 => plan_reduction(
-            gpu,
-            op,
-            g,
-            Plan::default(),
-            Kernel::Conv2dWeightGradSubgroup8,
-            unpacked,
-            subgroup_invocations,
-            reduce_len,
-            |plan, direct| {
-                let u = gemm::weight_grad_partial(
-                    g,
-                    plan.rows_per_block,
-                    plan.blocks,
-                    direct.invocations,
-                );
-                bytemuck::bytes_of(&u).to_vec()
-            },
-        ),
+        ConvVariant::Subgroup => {
+            let width = SubgroupWidth::of(gpu).map_err(|why| invalid(op, why))?;
+            let tile = width.tile();
+            plan_reduction(
+                gpu,
+                op,
+                g,
+                Plan::default(),
+                width.weight_grad_kernel(),
+                unpacked,
+                gemm::weight_grad_subgroups_per_block(g, tile) * tile.columns,
+                reduce_len,
+                |plan, direct| {
+                    let u = gemm::weight_grad_partial(
+                        g,
+                        tile,
+                        plan.rows_per_block,
+                        plan.blocks,
+                        direct.invocations,
+                    );
+                    bytemuck::bytes_of(&u).to_vec()
+                },
+            )
+        }
         variant @ (ConvVariant::Packed8 | ConvVariant::Tiled) => {
             let tiling = variant
                 .packed_tiling()

@@ -1,8 +1,9 @@
 //! Host side of the conv2d kernels: validation, uniforms, dispatch.
 
 use crate::activation::Activation;
-use crate::error::Result;
+use crate::error::{invalid, Result};
 use crate::gpu::conv2d::split_forward;
+use crate::gpu::conv2d::subgroup::SubgroupWidth;
 use crate::gpu::conv2d::uniforms::Conv2dUniforms;
 use crate::gpu::conv2d::variant::{self, ConvPass, ConvVariant};
 use crate::gpu::conv2d::{depthwise as conv2d_depthwise, gemm, packed as conv2d_packed};
@@ -94,10 +95,11 @@ fn forward_plan(
             let uniforms = forward_uniforms(g, has_bias, activation, grid.invocations);
             Plan::single(Step::new(Kernel::Conv2dForward, &uniforms, grid, standard))
         }
-        ConvVariant::Subgroup8 => {
-            let d = gemm::forward(OP, g, has_bias, activation, max_per_dimension)?;
+        ConvVariant::Subgroup => {
+            let width = SubgroupWidth::of(gpu).map_err(|why| invalid(OP, why))?;
+            let d = gemm::forward(OP, g, width.tile(), has_bias, activation, max_per_dimension)?;
             Plan::single(Step::new(
-                Kernel::Conv2dGemmSubgroup8,
+                width.gemm_kernel(),
                 &d.uniforms,
                 d.grid,
                 standard,

@@ -31,10 +31,32 @@ uniform_struct! {
     }
 }
 
-/// Destination pixels (GEMM columns) per subgroup tile of the subgroup kernels.
-pub const SUBGROUP_COLUMNS: usize = 8;
-/// Channels (GEMM rows) per subgroup tile of the subgroup kernels: two per lane.
-pub const SUBGROUP_CHANNELS: usize = 16;
+/// The tile one subgroup of the subgroup kernels computes: one destination pixel (GEMM column)
+/// per lane, by `channels` channels (GEMM rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubgroupTile {
+    /// Destination pixels (or weight-gradient columns): the lanes.
+    pub columns: usize,
+    /// Channels: `CHANNELS_PER_LANE` (`shaders/conv2d/subgroup_lanes*.wgsl`) per lane.
+    pub channels: usize,
+}
+
+impl SubgroupTile {
+    /// The packed8 kernels' tile: 8 lanes, two channels each.
+    pub const PACKED8: Self = Self {
+        columns: 8,
+        channels: 16,
+    };
+
+    /// The tile of `lanes`-wide subgroups: 16 channels (four, two or one per lane) up to 16
+    /// lanes, one channel per lane beyond.
+    pub fn for_lanes(lanes: usize) -> Self {
+        Self {
+            columns: lanes,
+            channels: lanes.max(16),
+        }
+    }
+}
 
 /// One dispatch of a GEMM kernel: its uniforms and grid.
 #[derive(Clone, Copy, Debug)]
@@ -48,10 +70,15 @@ pub(crate) fn signed(v: i64) -> u32 {
     (v as i32) as u32
 }
 
-fn grid(op: &'static str, subgroups: usize, max_per_dimension: u32) -> Result<DispatchGrid> {
+fn grid(
+    op: &'static str,
+    tile: SubgroupTile,
+    subgroups: usize,
+    max_per_dimension: u32,
+) -> Result<DispatchGrid> {
     DispatchGrid::for_invocations(
         op,
-        (subgroups as u64) * SUBGROUP_COLUMNS as u64,
+        (subgroups as u64) * tile.columns as u64,
         max_per_dimension,
     )
 }
@@ -59,7 +86,7 @@ fn grid(op: &'static str, subgroups: usize, max_per_dimension: u32) -> Result<Di
 /// The fields the forward pass and the weight gradient share: the forward convolution read
 /// as a gather, with output pixels as destination pixels, output channels as channels and input
 /// channels by taps as K.
-pub(crate) fn forward_view(g: &Conv2dGeometry) -> GemmConvUniforms {
+pub(crate) fn forward_view(g: &Conv2dGeometry, tile: SubgroupTile) -> GemmConvUniforms {
     let u = |v: usize| v as u32;
     let src = g.layout.activation_strides(g.input_sizes());
     let dst = g.layout.activation_strides(g.output_sizes());
@@ -71,7 +98,7 @@ pub(crate) fn forward_view(g: &Conv2dGeometry) -> GemmConvUniforms {
         groups: u(g.groups),
         channels_per_group: u(g.out_channels_per_group()),
         reduce_per_group: u(g.in_channels_per_group()),
-        channel_tiles_per_group: u(g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS)),
+        channel_tiles_per_group: u(g.out_channels_per_group().div_ceil(tile.channels)),
         taps_h: u(g.h.kernel),
         taps_w: u(g.w.kernel),
         src_h: u(g.h.input),
@@ -106,14 +133,15 @@ pub(crate) fn forward_view(g: &Conv2dGeometry) -> GemmConvUniforms {
 pub fn forward(
     op: &'static str,
     g: &Conv2dGeometry,
+    tile: SubgroupTile,
     has_bias: bool,
     activation: Activation,
     max_per_dimension: u32,
 ) -> Result<GemmDispatch> {
-    let view = forward_view(g);
-    let column_blocks = (view.pixels as usize).div_ceil(SUBGROUP_COLUMNS);
+    let view = forward_view(g, tile);
+    let column_blocks = (view.pixels as usize).div_ceil(tile.columns);
     let subgroups = column_blocks * view.channel_tiles_per_group as usize * g.groups;
-    let grid = grid(op, subgroups, max_per_dimension)?;
+    let grid = grid(op, tile, subgroups, max_per_dimension)?;
     let (activation, activation_slope) = activation.code();
     Ok(GemmDispatch {
         uniforms: GemmConvUniforms {
@@ -214,6 +242,7 @@ pub(crate) fn modular_inverse(a: usize, m: usize) -> usize {
 pub fn input_grad(
     op: &'static str,
     g: &Conv2dGeometry,
+    tile: SubgroupTile,
     has_bias: bool,
     max_per_dimension: u32,
 ) -> Result<Vec<GemmDispatch>> {
@@ -221,7 +250,7 @@ pub fn input_grad(
     let src = g.layout.activation_strides(g.output_sizes());
     let dst = g.layout.activation_strides(g.input_sizes());
     let w = weight_view(g);
-    let tiles = g.in_channels_per_group().div_ceil(SUBGROUP_CHANNELS);
+    let tiles = g.in_channels_per_group().div_ceil(tile.channels);
     let mut dispatches = Vec::new();
     for py in 0..g.h.stride.min(g.h.input) {
         let ay = phase_axis(
@@ -245,8 +274,13 @@ pub fn input_grad(
             if pixels == 0 {
                 continue;
             }
-            let column_blocks = pixels.div_ceil(SUBGROUP_COLUMNS);
-            let grid = grid(op, column_blocks * tiles * g.groups, max_per_dimension)?;
+            let column_blocks = pixels.div_ceil(tile.columns);
+            let grid = grid(
+                op,
+                tile,
+                column_blocks * tiles * g.groups,
+                max_per_dimension,
+            )?;
             let w_base = w
                 .base
                 .wrapping_add(u(ay.first_tap).wrapping_mul(w.stride_h))
@@ -301,11 +335,9 @@ pub fn input_grad(
 }
 
 /// Subgroups of pass 1 of the weight gradient for one block of rows.
-pub fn weight_grad_subgroups_per_block(g: &Conv2dGeometry) -> usize {
+pub fn weight_grad_subgroups_per_block(g: &Conv2dGeometry, tile: SubgroupTile) -> usize {
     let columns = g.in_channels_per_group() * g.h.kernel * g.w.kernel;
-    g.groups
-        * g.out_channels_per_group().div_ceil(SUBGROUP_CHANNELS)
-        * columns.div_ceil(SUBGROUP_COLUMNS)
+    g.groups * g.out_channels_per_group().div_ceil(tile.channels) * columns.div_ceil(tile.columns)
 }
 
 /// Uniforms of pass 1 of the weight gradient: partial sums of `blocks` blocks of
@@ -313,18 +345,19 @@ pub fn weight_grad_subgroups_per_block(g: &Conv2dGeometry) -> usize {
 /// layout, over `invocations` invocations (the grid the reduction plan made).
 pub fn weight_grad_partial(
     g: &Conv2dGeometry,
+    tile: SubgroupTile,
     rows_per_block: usize,
     blocks: usize,
     invocations: u32,
 ) -> GemmConvUniforms {
     let columns = g.in_channels_per_group() * g.h.kernel * g.w.kernel;
     GemmConvUniforms {
-        column_blocks: columns.div_ceil(SUBGROUP_COLUMNS) as u32,
+        column_blocks: columns.div_ceil(tile.columns) as u32,
         invocations,
         rows_per_block: rows_per_block as u32,
         blocks: blocks as u32,
         reduce_len: (g.out_channels * columns) as u32,
-        ..forward_view(g)
+        ..forward_view(g, tile)
     }
 }
 

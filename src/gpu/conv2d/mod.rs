@@ -9,6 +9,7 @@ pub(crate) mod packed;
 pub(crate) mod split_backward;
 pub(crate) mod split_backward_tiles;
 pub(crate) mod split_forward;
+pub(crate) mod subgroup;
 pub(crate) mod tune;
 mod tune_cache;
 pub(crate) mod variant;

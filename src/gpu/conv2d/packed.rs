@@ -4,7 +4,7 @@
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::conv2d::gemm::GemmConvUniforms;
-use crate::gpu::conv2d::gemm::{self, signed, GemmDispatch, SUBGROUP_CHANNELS, SUBGROUP_COLUMNS};
+use crate::gpu::conv2d::gemm::{self, signed, GemmDispatch, SubgroupTile};
 use crate::gpu::conv2d::variant::ConvPass;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::{Operand, Plan, Step};
@@ -36,7 +36,7 @@ impl Tiling {
     /// Channels per tile, which the packed weights are padded to.
     fn channels(self) -> usize {
         match self {
-            Tiling::Subgroup8 => SUBGROUP_CHANNELS,
+            Tiling::Subgroup8 => SubgroupTile::PACKED8.channels,
             Tiling::Subgroup8Wide => WIDE_CHANNELS,
             Tiling::Subgroup8Few => FEW_CHANNELS,
             Tiling::Workgroup => TILED_CHANNELS,
@@ -56,7 +56,9 @@ impl Tiling {
     /// Invocations per tile: a subgroup of 8, or a workgroup of 64.
     fn invocations(self) -> usize {
         match self {
-            Tiling::Subgroup8 | Tiling::Subgroup8Wide | Tiling::Subgroup8Few => SUBGROUP_COLUMNS,
+            Tiling::Subgroup8 | Tiling::Subgroup8Wide | Tiling::Subgroup8Few => {
+                SubgroupTile::PACKED8.columns
+            }
             Tiling::Workgroup => WORKGROUP_SIZE as usize,
         }
     }
@@ -143,7 +145,7 @@ impl Tiling {
     /// gather's beyond 16 channels, else packed8's own.
     pub fn for_weight_grad(self, channels: usize) -> Tiling {
         match self {
-            Tiling::Subgroup8 if channels > SUBGROUP_CHANNELS => Tiling::Subgroup8Wide,
+            Tiling::Subgroup8 if channels > SubgroupTile::PACKED8.channels => Tiling::Subgroup8Wide,
             other => other,
         }
     }
@@ -327,6 +329,7 @@ pub fn forward(
     let gemms = [gemm::forward(
         op,
         g,
+        SubgroupTile::PACKED8,
         has_bias,
         activation,
         max_per_dimension,
@@ -350,7 +353,7 @@ pub fn input_grad(
     has_bias: bool,
     max_per_dimension: u32,
 ) -> Result<Plan> {
-    let gemms = gemm::input_grad(op, g, has_bias, max_per_dimension)?;
+    let gemms = gemm::input_grad(op, g, SubgroupTile::PACKED8, has_bias, max_per_dimension)?;
     gather_plan(
         op,
         tiling,
@@ -419,7 +422,7 @@ pub fn weight_grad_packing(
     g: &Conv2dGeometry,
     max_per_dimension: u32,
 ) -> Result<(Plan, [Operand; 2])> {
-    let view = gemm::forward_view(g);
+    let view = gemm::forward_view(g, SubgroupTile::PACKED8);
     let ow4 = row_vec4s(g);
     let mut plan = Plan::default();
     let base = GemmConvUniforms {
@@ -504,7 +507,13 @@ pub fn weight_grad_partial(
         column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
             .div_ceil(tiling.columns()) as u32,
         channel_tiles_per_group: g.out_channels_per_group().div_ceil(tiling.channels()) as u32,
-        ..gemm::weight_grad_partial(g, rows_per_block, blocks, invocations)
+        ..gemm::weight_grad_partial(
+            g,
+            SubgroupTile::PACKED8,
+            rows_per_block,
+            blocks,
+            invocations,
+        )
     }
 }
 

@@ -278,7 +278,7 @@ mod tests {
     const AWKWARD: &[(&str, &str)] = &[
         (
             "llvmpipe (LLVM 15.0.6, 256 bits)|Mesa 22.3.6|dw|n1 c16->16 g1 Nchw",
-            "subgroup8",
+            "subgroup",
         ),
         ("quotes \"here\" and 'there'", "direct"),
         ("back\\slash\\\\ and a trailing one\\", "packed8"),

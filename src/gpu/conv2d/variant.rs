@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{invalid, Result};
 use crate::gpu::conv2d::packed::Tiling;
+use crate::gpu::conv2d::subgroup::SubgroupWidth;
 use crate::gpu::conv2d::{depthwise as conv2d_depthwise, packed as conv2d_packed, tune as tuning};
 use crate::gpu::Gpu;
 use crate::params::Conv2dGeometry;
 
-/// Environment variable that forces a conv2d kernel variant by name (`direct`, `subgroup8`,
-/// `packed8`, `tiled`) on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
+/// Environment variable that forces a conv2d kernel variant by name (`direct`, `subgroup`,
+/// `packed8`, `tiled`, `depthwise`) on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
 pub const VARIANT_ENV: &str = "WGCONV_CONV_VARIANT";
 
 /// A family of conv2d kernels. Every variant computes every pass of every parameter set; they
@@ -20,15 +21,16 @@ pub enum ConvVariant {
     /// Register-tiled direct convolution (`conv2d_forward`, `conv2d_backward_input`,
     /// `conv2d_backward_weight_partial`): 4 channels x 4 columns per invocation, portable.
     Direct,
-    /// Implicit GEMM over 8-wide subgroups (`conv2d_gemm_subgroup8`,
-    /// `conv2d_weight_grad_subgroup8`): each lane loads distinct values and shares them by
-    /// subgroup broadcast. Needs SUBGROUP and a subgroup size of exactly 8 (lavapipe on AVX2).
-    Subgroup8,
-    /// The subgroup8 scheme on operands repacked into textures as zero-padded vec4s along the
+    /// Implicit GEMM over subgroups (`conv2d_gemm_subgroup`, `conv2d_weight_grad_subgroup`):
+    /// each lane loads distinct values and shares them by subgroup broadcast, a tile of one
+    /// column per lane by 16 channels (more past 16 lanes). Needs SUBGROUP and a subgroup size
+    /// the adapter fixes at 4, 8, 16, 32 or 64 (lavapipe at every vector width, SwiftShader).
+    Subgroup,
+    /// The subgroup scheme at 8 lanes on operands repacked into textures as zero-padded vec4s along the
     /// reduction (`pack_*_texture`, then `conv2d_gemm_packed8[_wide]` or
     /// `conv2d_weight_grad_packed8[_wide]`): four reduction terms per load and loop step, no
     /// bounds checks, at the price of scratch memory and one repacking pass per operand.
-    /// Same device needs as subgroup8.
+    /// Needs SUBGROUP and a subgroup size of exactly 8 (lavapipe on AVX2).
     Packed8,
     /// Implicit GEMM with workgroup-memory tiles (`conv2d_gemm_tiled`,
     /// `conv2d_weight_grad_tiled`) on operands packed as packed8's, into buffers
@@ -49,7 +51,7 @@ impl ConvVariant {
     /// Every variant, in the order `--explain` lists them.
     pub const ALL: &'static [ConvVariant] = &[
         ConvVariant::Direct,
-        ConvVariant::Subgroup8,
+        ConvVariant::Subgroup,
         ConvVariant::Packed8,
         ConvVariant::Tiled,
         ConvVariant::Depthwise,
@@ -60,7 +62,7 @@ impl ConvVariant {
         match self {
             ConvVariant::Packed8 => Some(Tiling::Subgroup8),
             ConvVariant::Tiled => Some(Tiling::Workgroup),
-            ConvVariant::Direct | ConvVariant::Subgroup8 | ConvVariant::Depthwise => None,
+            ConvVariant::Direct | ConvVariant::Subgroup | ConvVariant::Depthwise => None,
         }
     }
 
@@ -68,7 +70,7 @@ impl ConvVariant {
     pub fn name(self) -> &'static str {
         match self {
             ConvVariant::Direct => "direct",
-            ConvVariant::Subgroup8 => "subgroup8",
+            ConvVariant::Subgroup => "subgroup",
             ConvVariant::Packed8 => "packed8",
             ConvVariant::Tiled => "tiled",
             ConvVariant::Depthwise => "depthwise",
@@ -84,19 +86,13 @@ impl ConvVariant {
     pub fn available(self, gpu: &Gpu) -> std::result::Result<(), String> {
         match self {
             ConvVariant::Direct | ConvVariant::Tiled | ConvVariant::Depthwise => Ok(()),
-            ConvVariant::Subgroup8 | ConvVariant::Packed8 => {
-                if !gpu.device().features().contains(wgpu::Features::SUBGROUP) {
-                    return Err("the device lacks the SUBGROUP feature".into());
-                }
-                let info = gpu.adapter_info();
-                if (info.subgroup_min_size, info.subgroup_max_size) != (8, 8) {
-                    return Err(format!(
-                        "subgroup size is {}..={}, the kernel needs exactly 8",
-                        info.subgroup_min_size, info.subgroup_max_size
-                    ));
-                }
-                Ok(())
-            }
+            ConvVariant::Subgroup => SubgroupWidth::of(gpu).map(|_| ()),
+            ConvVariant::Packed8 => match SubgroupWidth::of(gpu)?.lanes() {
+                8 => Ok(()),
+                lanes => Err(format!(
+                    "subgroups are {lanes} wide, the packed kernels need exactly 8"
+                )),
+            },
         }
     }
 }
@@ -223,7 +219,11 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                 p.largest_scratch_bytes() <= gpu.max_storage_binding() && p.textures_fit(gpu)
             })
     };
-    let packed = fits(Tiling::Subgroup8);
+    let width = SubgroupWidth::of(gpu);
+    let packed = match width {
+        Ok(w) if w.lanes() == 8 => fits(Tiling::Subgroup8),
+        _ => None,
+    };
     let real_gpu = matches!(
         gpu.adapter_info().device_type,
         wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
@@ -235,7 +235,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         ConvPass::InputGrad => conv2d_depthwise::input_grad_as_forward(g).is_some(),
         ConvPass::WeightGrad => conv2d_depthwise::forward_fits(g),
     };
-    let (variant, reason) = match ConvVariant::Subgroup8.available(gpu) {
+    let (variant, reason) = match width {
         _ if depthwise => (
             ConvVariant::Depthwise,
             format!(
@@ -250,14 +250,14 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                 gpu.adapter_info().device_type
             ),
         ),
-        Err(why) => (ConvVariant::Direct, format!("subgroup8 unavailable: {why}")),
-        Ok(()) if cin.max(cout) < SUBGROUP_MIN_CHANNELS => (
+        Err(why) => (ConvVariant::Direct, format!("no subgroup kernels: {why}")),
+        Ok(_) if cin.max(cout) < SUBGROUP_MIN_CHANNELS => (
             ConvVariant::Direct,
             format!(
                 "{channels} channels per group ({cin} in, {cout} out): 16-channel subgroup tiles would be mostly idle"
             ),
         ),
-        Ok(()) => match packed {
+        Ok(w) => match packed {
             // Even a tile with few live channels (a 3-channel stem's dx) wins: the long
             // reduction over the other side's channels runs four terms per load.
             Some(p) => (
@@ -273,15 +273,30 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                 ),
             ),
             None if channels >= SUBGROUP_MIN_CHANNELS => (
-                ConvVariant::Subgroup8,
+                ConvVariant::Subgroup,
                 format!(
-                    "8-wide subgroups, {channels} channels per group; packed8's scratch would not fit one binding or texture"
+                    "{}-wide subgroups, tiles of {} pixels x {} channels, {channels} channels per group; {}",
+                    w.lanes(),
+                    w.tile().columns,
+                    w.tile().channels,
+                    if w.lanes() == 8 {
+                        "packed8's scratch would not fit one binding or texture"
+                    } else {
+                        "the packed kernels need 8-wide subgroups"
+                    }
                 ),
             ),
             None => (
                 ConvVariant::Direct,
                 format!(
-                    "{channels} channels per group and packed8's scratch would not fit one binding or texture"
+                    "{channels} channels per group, too few for {}-wide subgroup tiles of {} channels{}",
+                    w.lanes(),
+                    w.tile().channels,
+                    if w.lanes() == 8 {
+                        ", and packed8's scratch would not fit one binding or texture"
+                    } else {
+                        ""
+                    }
                 ),
             ),
         },
