@@ -13,6 +13,8 @@ pub(crate) mod plan;
 pub mod pool2d;
 pub(crate) mod runtime;
 mod shader_copy;
+#[cfg(test)]
+mod shader_ir;
 pub(crate) mod split;
 
 pub use activation::activation_backward;
