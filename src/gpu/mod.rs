@@ -7,7 +7,11 @@
 
 mod activation;
 pub mod conv2d;
+#[cfg(test)]
+mod cost_model;
 mod kernels;
+#[cfg(test)]
+mod lane_address;
 mod op_call;
 pub(crate) mod plan;
 pub mod pool2d;

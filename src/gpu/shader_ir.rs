@@ -12,15 +12,20 @@ const POSITIVE_UNIFORM_STEPS: &[&str] = &["phase_step_h", "phase_step_w"];
 /// The module parsed and validated (with subgroups allowed: the registry's own tests check
 /// which modules need them).
 pub(crate) fn parse(module: &ShaderModule) -> Module {
+    parse_with_info(module).0
+}
+
+/// The module parsed and validated, with naga's analysis of it (expression types, uniformity).
+pub(crate) fn parse_with_info(module: &ShaderModule) -> (Module, naga::valid::ModuleInfo) {
     let parsed = naga::front::wgsl::parse_str(module.source)
         .unwrap_or_else(|e| panic!("{}: {}", module.name, e.emit_to_string(module.source)));
-    naga::valid::Validator::new(
+    let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::all(),
     )
     .validate(&parsed)
     .unwrap_or_else(|e| panic!("{}: {}", module.name, e.emit_to_string(module.source)));
-    parsed
+    (parsed, info)
 }
 
 /// The global variable a pointer expression ends at, through any chain of accesses.
