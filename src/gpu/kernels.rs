@@ -50,9 +50,10 @@ const SUBGROUP: wgpu::Features = wgpu::Features::SUBGROUP;
 /// drivers from unrolling the GEMMs' constant-trip inner loops.
 ///
 /// Zero-initialisation of workgroup memory is skipped only in `conv2d/tiled`, the one module
-/// with workgroup variables: each tile loop writes every element of the staging arrays (every
-/// invocation its fixed share, out-of-range terms as zeros) before the barrier that precedes
-/// the first read, and nothing reads them after the last tile.
+/// with a workgroup variable (`tiles`): each K tile is written whole (every invocation its fixed
+/// share of the 32 term rows, terms past the operand and channels past the group as zeros)
+/// before the barrier that precedes its reads, and the output tile is written whole (every
+/// invocation its 32 outputs) before the barrier that precedes the stores' reads.
 const LOOPS_END: Trust = Trust {
     loops_terminate: true,
     ..Trust::NONE

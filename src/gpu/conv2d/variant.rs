@@ -59,7 +59,7 @@ impl ConvVariant {
     pub fn packed_tiling(self) -> Option<Tiling> {
         match self {
             ConvVariant::Packed8 => Some(Tiling::Subgroup8),
-            ConvVariant::Tiled => Some(Tiling::Workgroup),
+            ConvVariant::Tiled => Some(Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)),
             ConvVariant::Direct | ConvVariant::Subgroup8 | ConvVariant::Depthwise => None,
         }
     }
@@ -229,7 +229,9 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
     );
     // Only real GPUs take tiled: elsewhere its plan would be built on every call for nothing.
-    let tiled = real_gpu.then(|| fits(Tiling::Workgroup)).flatten();
+    let tiled = real_gpu
+        .then(|| fits(Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)))
+        .flatten();
     let depthwise = match pass {
         ConvPass::Forward => conv2d_depthwise::forward_fits(g),
         ConvPass::InputGrad => conv2d_depthwise::input_grad_as_forward(g).is_some(),
