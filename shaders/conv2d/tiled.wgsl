@@ -384,7 +384,8 @@ fn conv2d_weight_grad_tiled(
     let taps = u.taps_h * u.taps_w;
     let columns = u.reduce_per_group * taps;
     let k_begin = block * u.rows_per_block * u.ow4;
-    let k_end = min(u.k_vec, k_begin + u.rows_per_block * u.ow4);
+    // A block past the rows (none is planned) sums nothing rather than wrapping k_quads.
+    let k_end = max(k_begin, min(u.k_vec, k_begin + u.rows_per_block * u.ow4));
     let staged_channel = tile * l.m + l.staged_m;
     let staged_live = staged_channel < u.channels_per_group;
     let channel = (g * u.channels_per_group + min(staged_channel, u.channels_per_group - 1u)) * u.k_vec;
