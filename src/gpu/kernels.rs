@@ -470,6 +470,20 @@ mod tests {
         }
     }
 
+    /// The planner refuses the tiled kernels on devices with less workgroup memory than they
+    /// declare, so the host's figure must be the shader's.
+    #[test]
+    fn tiled_kernels_declare_the_workgroup_memory_the_planner_checks() {
+        let module = parsed(&CONV2D_TILED);
+        let bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, v)| v.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, v)| module.types[v.ty].inner.size(module.to_ctx()))
+            .sum();
+        assert_eq!(bytes, crate::gpu::conv2d::packed::TILED_WORKGROUP_BYTES);
+    }
+
     #[test]
     fn packed_textures_have_the_host_width_in_every_module_that_indexes_them() {
         let shift = PACKED_TEXTURE_WIDTH.trailing_zeros();

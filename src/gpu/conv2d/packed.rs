@@ -175,6 +175,10 @@ pub const WIDE_CHANNELS: usize = 32;
 /// their widest channel tile.
 pub const TILED_OUTPUTS: usize = 2048;
 pub const TILED_CHANNELS: u32 = 64;
+/// Workgroup memory the tiled kernels declare (`tiles` in `shaders/conv2d/tiled.wgsl`): two
+/// K tiles of 32 terms by 64 channels. WebGPU guarantees 16384 bytes, but wgpu's downlevel
+/// (GLES) limits only 16352, so the planner checks the device's.
+pub const TILED_WORKGROUP_BYTES: u32 = 16384;
 
 /// The tiled kernels' channels per tile for `channels` channels per group: the narrowest of 8,
 /// 16, 32 and 64 that holds them (64 past that), so that 8 to 32 channels idle no more than

@@ -83,7 +83,17 @@ impl ConvVariant {
     /// `Ok` when this device can run the variant, else why not.
     pub fn available(self, gpu: &Gpu) -> std::result::Result<(), String> {
         match self {
-            ConvVariant::Direct | ConvVariant::Tiled | ConvVariant::Depthwise => Ok(()),
+            ConvVariant::Direct | ConvVariant::Depthwise => Ok(()),
+            ConvVariant::Tiled => {
+                let have = gpu.limits().max_compute_workgroup_storage_size;
+                if have < conv2d_packed::TILED_WORKGROUP_BYTES {
+                    return Err(format!(
+                        "the device has {have} bytes of workgroup memory, the kernels need {}",
+                        conv2d_packed::TILED_WORKGROUP_BYTES
+                    ));
+                }
+                Ok(())
+            }
             ConvVariant::Subgroup8 | ConvVariant::Packed8 => {
                 if !gpu.device().features().contains(wgpu::Features::SUBGROUP) {
                     return Err("the device lacks the SUBGROUP feature".into());
@@ -229,7 +239,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
     );
     // Only real GPUs take tiled: elsewhere its plan would be built on every call for nothing.
-    let tiled = real_gpu
+    let tiled = (real_gpu && ConvVariant::Tiled.available(gpu).is_ok())
         .then(|| fits(Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)))
         .flatten();
     let depthwise = match pass {
