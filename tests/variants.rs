@@ -168,7 +168,7 @@ fn tile_tails(variant: ConvVariant, seed: u64) {
                 .with_padding(Padding::uniform(2)),
         ),
         // More than one 64-channel tile and 32-pixel block of the tiled variant, and more
-        // than one 4-vec4 chunk of reduction with a partial last one.
+        // than one 8-vec4 K tile of reduction with a partial last one.
         (
             [1, 9, 7, 6],
             [70, 9, 3, 3],
@@ -180,6 +180,14 @@ fn tile_tails(variant: ConvVariant, seed: u64) {
             Conv2dParams::default()
                 .with_stride(2)
                 .with_padding(Padding::explicit(3, 0, 1, 4)),
+        ),
+        // The tiled variant's narrow tiles past one column block: 7 output channels (tiles
+        // of 8 channels by 256 pixels forward, by 256 weight columns for dw) and 30 input
+        // channels (dx: 32 by 64), over K tiles with a partial last one.
+        (
+            [2, 30, 15, 13],
+            [7, 30, 3, 3],
+            Conv2dParams::default().with_padding(Padding::uniform(1)),
         ),
         // Gathers into at most 4 channels (packed8's few tiles of 64 pixels): an RGB input's
         // dx over stride phases with a partial last block, and 2 groups of 1 output channel.

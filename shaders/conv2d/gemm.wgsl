@@ -57,7 +57,8 @@ struct GemmConvUniforms {
     packed_w_base: u32,
     k_vec: u32,
     ow4: u32,
-    _pad0: u32,
+    // The tiled GEMMs: log2 of the channels per workgroup tile (3 to 6).
+    tile_shift: u32,
     _pad1: u32,
     _pad2: u32,
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::error::Result;
 pub use crate::gpu::runtime::pipelines::ShaderTarget;
-use crate::gpu::runtime::pipelines::{self, Binding, CompiledKernel, KernelSpec, ShaderModule};
+use crate::gpu::runtime::pipelines::{
+    self, Binding, CompiledKernel, KernelSpec, ShaderModule, Trust,
+};
 use crate::gpu::Gpu;
 
 /// Texels per row of a packed texture (`TEXTURE_WIDTH` in `shaders/common/packed_texture.wgsl`):
@@ -14,13 +16,14 @@ pub(crate) const PACKED_TEXTURE_WIDTH: usize = 4096;
 
 /// A shader module composed from files under `shaders/` (without `.wgsl`), in order: the shared
 /// pieces first, the body (which names the module) last. WGSL declarations may come in any order,
-/// so a piece may use what the body declares (e.g. the uniforms `u`).
+/// so a piece may use what the body declares (e.g. the uniforms `u`). The second argument is the
+/// module's [`Trust`]: which of wgpu's runtime checks it does without.
 macro_rules! module {
-    ($features:expr; $($piece:literal),+ => $body:literal) => {
-        module!($body; $features; $($piece),+ => $body)
+    ($features:expr, $trust:expr; $($piece:literal),+ => $body:literal) => {
+        module!($body; $features, $trust; $($piece),+ => $body)
     };
     // A body composed more than once (with different pieces) names each module itself.
-    ($name:literal; $features:expr; $($piece:literal),+ => $body:literal) => {
+    ($name:literal; $features:expr, $trust:expr; $($piece:literal),+ => $body:literal) => {
         ShaderModule {
             name: $name,
             pieces: &[$($piece,)+ $body],
@@ -29,6 +32,7 @@ macro_rules! module {
                 include_str!(concat!("../../shaders/", $body, ".wgsl"))
             ),
             features: $features,
+            trust: $trust,
         }
     };
 }
@@ -36,44 +40,71 @@ macro_rules! module {
 const NONE: wgpu::Features = wgpu::Features::empty();
 const SUBGROUP: wgpu::Features = wgpu::Features::SUBGROUP;
 
-static CONV2D_DIRECT: ShaderModule = module!(NONE;
+/// Which runtime checks each module does without, and why.
+///
+/// Bounds checks stay on everywhere: the host sizes every binding and every index, but a clamped
+/// access is cheap next to a load and keeps a planning bug from reading another tensor.
+///
+/// Loop bounding is off in every module (`LOOPS_END`): each loop is a counted `for` whose
+/// counter only its update changes, stepping by a literal or by a uniform the host sets to at
+/// least 1 (the direct dx kernel's `phase_step_h/w`, a stride over a gcd), towards a bound that
+/// is a literal or a size the host keeps below `i32::MAX`, so the counter cannot wrap before it
+/// reaches the bound; `every_loop_of_a_terminating_module_is_a_counted_for` checks the shape in
+/// naga's IR. Bounding wraps every loop in a 64-bit counter and a branch, which also keeps
+/// drivers from unrolling the GEMMs' constant-trip inner loops.
+///
+/// Zero-initialisation of workgroup memory is skipped only in `conv2d/tiled`, the one module
+/// with a workgroup variable (`tiles`): each K tile is written whole (every invocation its fixed
+/// share of the 32 term rows, terms past the operand and channels past the group as zeros)
+/// before the barrier that precedes its reads, and the output tile is written whole (every
+/// invocation its 32 outputs) before the barrier that precedes the stores' reads.
+const LOOPS_END: Trust = Trust {
+    loops_terminate: true,
+    ..Trust::NONE
+};
+const LOOPS_END_WORKGROUP_WRITTEN: Trust = Trust {
+    loops_terminate: true,
+    workgroup_memory_written_first: true,
+};
+
+static CONV2D_DIRECT: ShaderModule = module!(NONE, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/uniforms" => "conv2d/direct");
-static CONV2D_DEPTHWISE: ShaderModule = module!(NONE;
+static CONV2D_DEPTHWISE: ShaderModule = module!(NONE, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/uniforms" => "conv2d/depthwise");
-static CONV2D_REDUCE: ShaderModule = module!(NONE;
+static CONV2D_REDUCE: ShaderModule = module!(NONE, LOOPS_END;
     "common/invocation", "conv2d/uniforms" => "conv2d/reduce");
 // The subgroup kernels, once per lane width (see `shaders/conv2d/subgroup.wgsl`).
-static CONV2D_SUBGROUP4: ShaderModule = module!("conv2d/subgroup4"; SUBGROUP;
+static CONV2D_SUBGROUP4: ShaderModule = module!("conv2d/subgroup4"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
     "conv2d/subgroup_lanes4" => "conv2d/subgroup");
-static CONV2D_SUBGROUP8: ShaderModule = module!("conv2d/subgroup8"; SUBGROUP;
+static CONV2D_SUBGROUP8: ShaderModule = module!("conv2d/subgroup8"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
     "conv2d/subgroup_lanes8" => "conv2d/subgroup");
-static CONV2D_SUBGROUP16: ShaderModule = module!("conv2d/subgroup16"; SUBGROUP;
+static CONV2D_SUBGROUP16: ShaderModule = module!("conv2d/subgroup16"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
     "conv2d/subgroup_lanes16" => "conv2d/subgroup");
-static CONV2D_SUBGROUP32: ShaderModule = module!("conv2d/subgroup32"; SUBGROUP;
+static CONV2D_SUBGROUP32: ShaderModule = module!("conv2d/subgroup32"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
     "conv2d/subgroup_lanes32" => "conv2d/subgroup");
-static CONV2D_SUBGROUP64: ShaderModule = module!("conv2d/subgroup64"; SUBGROUP;
+static CONV2D_SUBGROUP64: ShaderModule = module!("conv2d/subgroup64"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
     "conv2d/subgroup_lanes64" => "conv2d/subgroup");
 static CONV2D_SUBGROUP_PROBE: ShaderModule =
-    module!(SUBGROUP; "common/invocation" => "conv2d/subgroup_probe");
-static CONV2D_PACK: ShaderModule = module!(NONE;
+    module!(SUBGROUP, LOOPS_END; "common/invocation" => "conv2d/subgroup_probe");
+static CONV2D_PACK: ShaderModule = module!(NONE, LOOPS_END;
     "common/invocation", "common/packed_texture", "conv2d/gemm" => "conv2d/pack");
-static CONV2D_PACKED: ShaderModule = module!(SUBGROUP;
+static CONV2D_PACKED: ShaderModule = module!(SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "common/packed_texture", "conv2d/gemm",
     "conv2d/gemm_store"
     => "conv2d/packed");
-static CONV2D_TILED: ShaderModule = module!(NONE;
+static CONV2D_TILED: ShaderModule = module!(NONE, LOOPS_END_WORKGROUP_WRITTEN;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm" => "conv2d/tiled");
-static MAX_POOL2D: ShaderModule = module!(NONE;
+static MAX_POOL2D: ShaderModule = module!(NONE, LOOPS_END;
     "common/invocation", "common/nonfinite" => "pool2d/max_pool2d");
-static ACTIVATION: ShaderModule = module!(NONE;
+static ACTIVATION: ShaderModule = module!(NONE, LOOPS_END;
     "common/invocation", "common/nonfinite" => "activation");
-static OPTIMIZER: ShaderModule = module!(NONE; "common/invocation" => "optimizer");
-static SHADER_COPY: ShaderModule = module!(NONE; "common/invocation" => "shader_copy");
+static OPTIMIZER: ShaderModule = module!(NONE, LOOPS_END; "common/invocation" => "optimizer");
+static SHADER_COPY: ShaderModule = module!(NONE, LOOPS_END; "common/invocation" => "shader_copy");
 
 /// Every shader module the crate builds.
 pub(crate) static MODULES: &[&ShaderModule] = &[
@@ -513,6 +544,20 @@ mod tests {
         for (module, (name, fields, size)) in twins {
             assert_mirrors(module, name, fields, size);
         }
+    }
+
+    /// The planner refuses the tiled kernels on devices with less workgroup memory than they
+    /// declare, so the host's figure must be the shader's.
+    #[test]
+    fn tiled_kernels_declare_the_workgroup_memory_the_planner_checks() {
+        let module = parsed(&CONV2D_TILED);
+        let bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, v)| v.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, v)| module.types[v.ty].inner.size(module.to_ctx()))
+            .sum();
+        assert_eq!(bytes, crate::gpu::conv2d::packed::TILED_WORKGROUP_BYTES);
     }
 
     #[test]

@@ -7,13 +7,19 @@
 
 mod activation;
 pub mod conv2d;
+#[cfg(test)]
+mod cost_model;
 mod kernels;
+#[cfg(test)]
+mod lane_address;
 mod op_call;
 pub(crate) mod optimizer;
 pub(crate) mod plan;
 pub mod pool2d;
 pub(crate) mod runtime;
 mod shader_copy;
+#[cfg(test)]
+mod shader_ir;
 pub(crate) mod split;
 
 pub use activation::activation_backward;

@@ -59,7 +59,9 @@ pub fn check_availability(gpu: &Gpu, variant: wgconv::ConvVariant) -> bool {
     let expected = match variant {
         ConvVariant::Subgroup => subgroup_width(gpu).is_some(),
         ConvVariant::Packed8 => has_subgroups_of_8(gpu),
-        ConvVariant::Direct | ConvVariant::Tiled | ConvVariant::Depthwise => true,
+        ConvVariant::Direct | ConvVariant::Depthwise => true,
+        // The tiled kernels declare 16 KiB of workgroup memory.
+        ConvVariant::Tiled => gpu.limits().max_compute_workgroup_storage_size >= 16384,
     };
     let info = gpu.adapter_info();
     match variant.available(gpu) {

@@ -27,9 +27,11 @@ pub enum Tiling {
     /// `conv2d_gemm_packed8_few`: 64 pixels x 4 channels per 8-wide subgroup, the gathers of
     /// `Subgroup8` into at most 4 channels (see [`Tiling::for_gather`]).
     Subgroup8Few,
-    /// `conv2d_gemm_tiled`: 32 pixels x 64 channels per workgroup through workgroup memory
-    /// (real GPUs; portable).
-    Workgroup,
+    /// `conv2d_gemm_tiled`: this many channels (8, 16, 32 or 64) by 2048 / that many pixels per
+    /// workgroup, outer products through workgroup memory (real GPUs; portable). The planner
+    /// starts from [`TILED_CHANNELS`]; [`Tiling::for_gather`] and [`Tiling::for_weight_grad`]
+    /// narrow it to the layer's channels.
+    Workgroup(u32),
 }
 
 impl Tiling {
@@ -39,7 +41,7 @@ impl Tiling {
             Tiling::Subgroup8 => SubgroupTile::PACKED8.channels,
             Tiling::Subgroup8Wide => WIDE_CHANNELS,
             Tiling::Subgroup8Few => FEW_CHANNELS,
-            Tiling::Workgroup => TILED_CHANNELS,
+            Tiling::Workgroup(channels) => channels as usize,
         }
     }
 
@@ -49,7 +51,7 @@ impl Tiling {
             Tiling::Subgroup8 => PACKED_COLUMNS,
             Tiling::Subgroup8Wide => WIDE_COLUMNS,
             Tiling::Subgroup8Few => FEW_COLUMNS,
-            Tiling::Workgroup => TILED_PIXELS,
+            Tiling::Workgroup(channels) => TILED_OUTPUTS / channels as usize,
         }
     }
 
@@ -59,7 +61,7 @@ impl Tiling {
             Tiling::Subgroup8 | Tiling::Subgroup8Wide | Tiling::Subgroup8Few => {
                 SubgroupTile::PACKED8.columns
             }
-            Tiling::Workgroup => WORKGROUP_SIZE as usize,
+            Tiling::Workgroup(_) => WORKGROUP_SIZE as usize,
         }
     }
 
@@ -76,7 +78,7 @@ impl Tiling {
                 Kernel::Conv2dGemmPacked8Few,
                 Kernel::Conv2dWeightGradPacked8,
             ),
-            Tiling::Workgroup => (Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled),
+            Tiling::Workgroup(_) => (Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled),
         }
     }
 }
@@ -126,7 +128,10 @@ impl Tiling {
             Tiling::Subgroup8 => ", tiles of 16 columns x 16 channels",
             Tiling::Subgroup8Wide => ", wide tiles of 32 columns x 32 channels",
             Tiling::Subgroup8Few => ", few tiles of 64 pixels x 4 channels",
-            Tiling::Workgroup => ", workgroup tiles of 32 columns x 64 channels",
+            Tiling::Workgroup(8) => ", workgroup tiles of 256 columns x 8 channels",
+            Tiling::Workgroup(16) => ", workgroup tiles of 128 columns x 16 channels",
+            Tiling::Workgroup(32) => ", workgroup tiles of 64 columns x 32 channels",
+            Tiling::Workgroup(_) => ", workgroup tiles of 32 columns x 64 channels",
         }
     }
 
@@ -146,7 +151,16 @@ impl Tiling {
     pub fn for_weight_grad(self, channels: usize) -> Tiling {
         match self {
             Tiling::Subgroup8 if channels > SubgroupTile::PACKED8.channels => Tiling::Subgroup8Wide,
+            Tiling::Workgroup(_) => Tiling::Workgroup(tiled_channels(channels)),
             other => other,
+        }
+    }
+
+    /// The `tile_shift` uniform of the tiled kernels: log2 of their channels per tile.
+    fn tile_shift(self) -> u32 {
+        match self {
+            Tiling::Workgroup(channels) => channels.trailing_zeros(),
+            _ => 0,
         }
     }
 }
@@ -159,9 +173,23 @@ pub const FEW_CHANNELS: usize = 4;
 pub const WIDE_COLUMNS: usize = 32;
 pub const WIDE_CHANNELS: usize = 32;
 
-/// Destination pixels and channels per workgroup of `conv2d_gemm_tiled`.
-pub const TILED_PIXELS: usize = 32;
-pub const TILED_CHANNELS: usize = 64;
+/// Outputs per workgroup of the tiled kernels (64 invocations of 4 columns x 8 channels), and
+/// their widest channel tile.
+pub const TILED_OUTPUTS: usize = 2048;
+pub const TILED_CHANNELS: u32 = 64;
+/// Workgroup memory the tiled kernels declare (`tiles` in `shaders/conv2d/tiled.wgsl`): two
+/// K tiles of 32 terms by 64 channels. WebGPU guarantees 16384 bytes, but wgpu's downlevel
+/// (GLES) limits only 16352, so the planner checks the device's.
+pub const TILED_WORKGROUP_BYTES: u32 = 16384;
+
+/// The tiled kernels' channels per tile for `channels` channels per group: the narrowest of 8,
+/// 16, 32 and 64 that holds them (64 past that), so that 8 to 32 channels idle no more than
+/// half a tile.
+pub fn tiled_channels(channels: usize) -> u32 {
+    (channels
+        .next_power_of_two()
+        .clamp(8, TILED_CHANNELS as usize)) as u32
+}
 
 /// The i32 in a u32 field.
 fn signed_of(v: u32) -> i64 {
@@ -305,6 +333,7 @@ fn push_gemms(
         let u = GemmConvUniforms {
             column_blocks: column_blocks as u32,
             invocations: grid.invocations,
+            tile_shift: tiling.tile_shift(),
             ..*u
         };
         plan.steps.push(Step::new(
@@ -507,6 +536,7 @@ pub fn weight_grad_partial(
         column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
             .div_ceil(tiling.columns()) as u32,
         channel_tiles_per_group: g.out_channels_per_group().div_ceil(tiling.channels()) as u32,
+        tile_shift: tiling.tile_shift(),
         ..gemm::weight_grad_partial(
             g,
             SubgroupTile::PACKED8,
@@ -555,9 +585,14 @@ mod tests {
         assert_eq!(plan(16), Kernel::Conv2dGemmPacked8);
         assert_eq!(plan(17), Kernel::Conv2dGemmPacked8Wide);
         assert_eq!(plan(64), Kernel::Conv2dGemmPacked8Wide);
-        // The real-GPU tiling is never widened.
-        assert_eq!(Tiling::Workgroup.for_gather(64), Tiling::Workgroup);
-        assert_eq!(Tiling::Workgroup.for_gather(3), Tiling::Workgroup);
+        // The real-GPU tiling narrows to the layer's channels, from 8 to 64.
+        let tiled = Tiling::Workgroup(TILED_CHANNELS);
+        assert_eq!(tiled.for_gather(3), Tiling::Workgroup(8));
+        assert_eq!(tiled.for_gather(8), Tiling::Workgroup(8));
+        assert_eq!(tiled.for_gather(9), Tiling::Workgroup(16));
+        assert_eq!(tiled.for_gather(32), Tiling::Workgroup(32));
+        assert_eq!(tiled.for_weight_grad(33), Tiling::Workgroup(64));
+        assert_eq!(tiled.for_gather(1000), Tiling::Workgroup(64));
         // Weight gradients never run few tiles.
         assert_eq!(Tiling::Subgroup8.for_weight_grad(3), Tiling::Subgroup8);
     }

@@ -61,7 +61,7 @@ impl ConvVariant {
     pub fn packed_tiling(self) -> Option<Tiling> {
         match self {
             ConvVariant::Packed8 => Some(Tiling::Subgroup8),
-            ConvVariant::Tiled => Some(Tiling::Workgroup),
+            ConvVariant::Tiled => Some(Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)),
             ConvVariant::Direct | ConvVariant::Subgroup | ConvVariant::Depthwise => None,
         }
     }
@@ -85,7 +85,17 @@ impl ConvVariant {
     /// `Ok` when this device can run the variant, else why not.
     pub fn available(self, gpu: &Gpu) -> std::result::Result<(), String> {
         match self {
-            ConvVariant::Direct | ConvVariant::Tiled | ConvVariant::Depthwise => Ok(()),
+            ConvVariant::Direct | ConvVariant::Depthwise => Ok(()),
+            ConvVariant::Tiled => {
+                let have = gpu.limits().max_compute_workgroup_storage_size;
+                if have < conv2d_packed::TILED_WORKGROUP_BYTES {
+                    return Err(format!(
+                        "the device has {have} bytes of workgroup memory, the kernels need {}",
+                        conv2d_packed::TILED_WORKGROUP_BYTES
+                    ));
+                }
+                Ok(())
+            }
             ConvVariant::Subgroup => SubgroupWidth::of(gpu).map(|_| ()),
             ConvVariant::Packed8 => match SubgroupWidth::of(gpu)?.lanes() {
                 8 => Ok(()),
@@ -229,7 +239,9 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
     );
     // Only real GPUs take tiled: elsewhere its plan would be built on every call for nothing.
-    let tiled = real_gpu.then(|| fits(Tiling::Workgroup)).flatten();
+    let tiled = (real_gpu && ConvVariant::Tiled.available(gpu).is_ok())
+        .then(|| fits(Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)))
+        .flatten();
     let depthwise = match pass {
         ConvPass::Forward => conv2d_depthwise::forward_fits(g),
         ConvPass::InputGrad => conv2d_depthwise::input_grad_as_forward(g).is_some(),

@@ -21,6 +21,43 @@ pub(crate) struct ShaderModule {
     pub pieces: &'static [&'static str],
     /// Device features a module of this source needs.
     pub features: wgpu::Features,
+    /// Which of wgpu's safety nets the module can do without (the registry says why, per
+    /// module).
+    pub trust: Trust,
+}
+
+/// What a module's source guarantees, so that wgpu may leave out the code that would
+/// otherwise enforce it. Bounds checks on buffers and textures are never given up: no kernel
+/// relies on robust buffer access, but a clamped index is what stands between a planning bug and
+/// a read of another tensor's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Trust {
+    /// Every loop terminates: each is a counted `for` whose counter only its update changes,
+    /// stepping by a positive amount towards a bound the host keeps below `i32::MAX` (the
+    /// registry's tests check the shape in naga's IR). wgpu then does not wrap each loop in a
+    /// bounding counter, which costs a branch and a 64-bit add per iteration and keeps drivers
+    /// from unrolling.
+    pub loops_terminate: bool,
+    /// Every entry point writes each element of the module's workgroup variables before any
+    /// invocation reads it (with a barrier between), so the zero-fill wgpu otherwise runs at the
+    /// start of every workgroup, with its own barrier, is dead work.
+    pub workgroup_memory_written_first: bool,
+}
+
+impl Trust {
+    /// wgpu's defaults: every check on.
+    pub const NONE: Trust = Trust {
+        loops_terminate: false,
+        workgroup_memory_written_first: false,
+    };
+
+    /// The runtime checks a module built with this trust gets: all of wgpu's, but loop
+    /// bounding where the loops terminate.
+    pub fn runtime_checks(self) -> wgpu::ShaderRuntimeChecks {
+        let mut checks = wgpu::ShaderRuntimeChecks::checked();
+        checks.force_loop_bounding = !self.loops_terminate;
+        checks
+    }
 }
 
 /// Whose WGSL compiler a module's source is written for.
@@ -116,10 +153,23 @@ impl Pipelines {
             modules
                 .entry(kernel.module.name)
                 .or_insert_with(|| {
-                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    let descriptor = wgpu::ShaderModuleDescriptor {
                         label: Some(kernel.module.name),
                         source: wgpu::ShaderSource::Wgsl(kernel.module.source_for(target)),
-                    })
+                    };
+                    // SAFETY: the only check `runtime_checks` drops is loop bounding, and only
+                    // for modules whose `Trust::loops_terminate` the registry sets: every loop
+                    // there is a counted `for` with a positive step towards a bound below
+                    // i32::MAX (the registry's tests check this shape in naga's IR for each such
+                    // module), so no loop is infinite and a backend compiler has no unreachable
+                    // loop to draw conclusions from. Bounds checks stay on, so no access leaves
+                    // its binding whatever the index.
+                    unsafe {
+                        device.create_shader_module_trusted(
+                            descriptor,
+                            kernel.module.trust.runtime_checks(),
+                        )
+                    }
                 })
                 .clone()
         };
@@ -171,7 +221,13 @@ impl Pipelines {
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some(kernel.entry_point),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                zero_initialize_workgroup_memory: !kernel
+                    .module
+                    .trust
+                    .workgroup_memory_written_first,
+                ..Default::default()
+            },
             cache: None,
         });
         let compiled = Arc::new(CompiledKernel { pipeline, layout });
