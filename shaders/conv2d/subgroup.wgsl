@@ -12,8 +12,8 @@
 // Both kernels compute a tile of LANES "columns" by TILE_CHANNELS "channels" per subgroup: lane
 // l loads the column value of column l and the CHANNELS_PER_LANE channel values of its channels
 // at each step of the reduction, broadcasts its column value to the other lanes, and
-// accumulates the LANES x CHANNELS_PER_LANE products that belong to it (16 floats at 4, 8 and
-// 16 lanes: within a CPU's vector register file, no spills; LANES at 32 and 64).
+// accumulates the LANES x CHANNELS_PER_LANE products that belong to it (16 floats at 4 and 8
+// lanes, AVX2's register file; 32 at 16 lanes, AVX-512's; LANES at 32 and 64).
 //
 // `conv2d_gemm_subgroup` is a gather convolution written generally enough to serve the
 // forward pass and the input gradient: destination pixel (n, gy, gx) sits at

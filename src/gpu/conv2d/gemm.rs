@@ -48,12 +48,17 @@ impl SubgroupTile {
         channels: 16,
     };
 
-    /// The tile of `lanes`-wide subgroups: 16 channels (four, two or one per lane) up to 16
-    /// lanes, one channel per lane beyond.
+    /// The tile of `lanes`-wide subgroups: four channels per lane at 4 lanes, two at 8 and 16,
+    /// one beyond. At 16 lanes (lavapipe at 512 bits) two channels per lane ran the suite 1.3x
+    /// faster than one, and four no faster than two (docs/benchmarks.md).
     pub fn for_lanes(lanes: usize) -> Self {
         Self {
             columns: lanes,
-            channels: lanes.max(16),
+            channels: match lanes {
+                4 | 8 => 16,
+                16 => 32,
+                wider => wider,
+            },
         }
     }
 }
