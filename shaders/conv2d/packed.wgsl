@@ -1,5 +1,5 @@
 // Implicit-GEMM conv2d over 8-wide subgroups on operands repacked as vec4 along the reduction
-// (pack.wgsl's *_texture entry points make them). This is the subgroup8 scheme of
+// (pack.wgsl's *_texture entry points make them). This is the subgroup scheme of
 // subgroup.wgsl with four reduction terms per step and more columns per lane:
 // - conv2d_gemm_packed8: an 8-wide subgroup owns 16 destination pixels ("columns") by 16
 //   channels; at each step lane l loads the vec4s of columns l and l + 8 and the vec4s of its
