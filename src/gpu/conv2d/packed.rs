@@ -296,6 +296,11 @@ fn pack_weights(
         total += weight_vec4s(u);
     }
     let (packed, kernel) = tiling.add_packed(plan, total, Packing::Weights);
+    if let Operand::Scratch(i) = packed {
+        // Repacking on every call would read the weights uncoalesced each time; they change
+        // only between training steps.
+        plan.kept_weights = Some(i);
+    }
     for u in gemms.iter() {
         let vec4s = weight_vec4s(u);
         // A stride phase without taps reads no weights.
