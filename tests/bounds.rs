@@ -221,6 +221,18 @@ fn conv_cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
             [3, 17, 1, 1],
             Conv2dParams::default().with_layout(Layout::Nhwc),
         ),
+        // 1x1 layers the tiled variant reads in place: the last channel's clamped rereads,
+        // and an NHWC source bound as its own vec4s.
+        (
+            [1, 6, 7, 5],
+            [5, 6, 1, 1],
+            Conv2dParams::default().with_stride(2),
+        ),
+        (
+            [2, 8, 3, 5],
+            [4, 8, 1, 1],
+            Conv2dParams::default().with_layout(Layout::Nhwc),
+        ),
     ]
 }
 

@@ -325,3 +325,58 @@ fn a_full_pool_frees_its_longest_idle_buffers_for_the_one_returned() {
     drop(up(&gpu, &data([1, 1, 512, 512], 3)));
     assert_eq!(gpu.pool_stats().free_bytes, 300 << 10);
 }
+
+/// The tiled kernels' packed weights are kept per weight tensor and contents version: a second
+/// call with the same weight tensor does not pack them again, an SGD step in place on that
+/// tensor makes the next call pack them again (and give the new weights' answer), they count
+/// as memory in use, and a memory budget releases them.
+#[test]
+fn packed_weights_are_kept_until_the_weights_change() {
+    use wgconv::nn::{Backend, Param, Sgd, Tensor};
+    let Some(gpu) = fresh_gpu(Some(ConvVariant::Tiled)) else {
+        return;
+    };
+    let p = Conv2dParams::default().with_padding(Padding::uniform(1));
+    let x = data([2, 8, 9, 9], 1);
+    let (xt, wt) = (up(&gpu, &x), up(&gpu, &data([16, 8, 3, 3], 2)));
+    let check = |what: &str| {
+        let w = wt.read().unwrap();
+        let got = wgconv::conv2d(&xt, &wt, None, &p).unwrap().read().unwrap();
+        let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
+        let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
+        assert_close(what, &got, &want, &bound);
+        let s = gpu.pool_stats();
+        (s.kept_misses, s.kept_hits, s.kept_buffers)
+    };
+    assert_eq!(check("first call"), (1, 0, 1));
+    let in_use = gpu.memory_in_use();
+    assert!(gpu.pool_stats().kept_bytes > 0 && in_use >= gpu.pool_stats().kept_bytes);
+    assert_eq!(check("same weights"), (1, 1, 1));
+
+    let mut param = Param::new(Tensor::Gpu(wt.clone()));
+    param.grad = Some(Tensor::Gpu(up(&gpu, &data([16, 8, 3, 3], 3))));
+    let sgd = Sgd {
+        learning_rate: 0.5,
+        momentum: 0.0,
+        weight_decay: 0.0,
+    };
+    sgd.step(&Backend::Gpu(gpu.clone()), [&mut param]).unwrap();
+    // The old packing is found no more, and the new one takes its place.
+    let allocations = gpu.buffer_allocations();
+    assert_eq!(check("after an SGD step in place"), (2, 1, 1));
+    assert_eq!(check("after an SGD step, again"), (2, 2, 1));
+    assert_eq!(
+        gpu.buffer_allocations(),
+        allocations,
+        "the repacking reuses pooled buffers"
+    );
+
+    let kept = gpu.pool_stats().kept_bytes;
+    let before = gpu.memory_in_use();
+    gpu.set_memory_budget(Some(1 << 30));
+    let s = gpu.pool_stats();
+    assert_eq!((s.kept_buffers, s.kept_bytes), (0, 0));
+    assert_eq!(gpu.memory_in_use(), before - kept);
+    // Under a budget nothing is kept, and the answer is still right.
+    assert_eq!(check("under a budget"), (2, 2, 0));
+}

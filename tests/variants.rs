@@ -131,6 +131,51 @@ fn packed8_variant_handles_tile_tails_and_empty_phases() {
     tile_tails(ConvVariant::Packed8, 0x7a71_0005);
 }
 
+/// 1x1 layers whose windows lie inside the input, which the tiled variant reads in place (no
+/// packing): either layout, strides, groups, channel counts that are not whole vec4s, more than
+/// one K tile and channel tile; with an infinite value in the last channel of the input and of
+/// grad_output, which the in-place kernel's clamped reads meet again against zero weights (its
+/// masked redo must give the reference's infinity, not NaN).
+#[test]
+fn tiled_variant_reads_1x1_layers_in_place() {
+    let Some(gpu) = gpu_forcing(ConvVariant::Tiled) else {
+        return;
+    };
+    let mut rng = Rng::new(0x7a71_000a);
+    let plain = Conv2dParams::default();
+    let cases = [
+        ([2, 17, 6, 5], [12, 17, 1, 1], plain),
+        ([1, 16, 7, 7], [24, 16, 1, 1], plain.with_stride(2)),
+        (
+            [1, 12, 5, 6],
+            [10, 6, 1, 1],
+            plain.with_groups(2).with_stride_hw(2, 1),
+        ),
+        ([2, 64, 5, 5], [70, 64, 1, 1], plain),
+        ([1, 40, 9, 3], [9, 40, 1, 1], plain.with_stride(3)),
+    ];
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        for (i, (input, weight, p)) in cases.into_iter().enumerate() {
+            let p = p.with_layout(layout).with_flip(i % 2 == 1);
+            let (input, weight) = (layout.activation_shape(input), layout.weight_shape(weight));
+            let g = p.geometry("t", input, weight, None).unwrap();
+            let last_channel = |shape: [usize; 4], c: usize| match layout {
+                Layout::Nchw => [shape[0] - 1, c - 1, 0, 0],
+                Layout::Nhwc => [shape[0] - 1, 0, 0, c - 1],
+            };
+            let mut x = rng.array4(input);
+            x[last_channel(input, g.in_channels)] = f32::INFINITY;
+            let w = rng.array4(weight);
+            let b = rng.array1(g.out_channels);
+            let mut dy = rng.array4(g.output_shape());
+            dy[last_channel(g.output_shape(), g.out_channels)] = f32::NEG_INFINITY;
+            let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?}");
+            common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, Activation::None, &what);
+            common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+        }
+    }
+}
+
 /// Shapes whose tails exercise the subgroup tiles' masking: channel counts around 16 and at
 /// most 4 (and, for
 /// packed8, reduction channels that are not a multiple of 4), pixel counts around 8, output

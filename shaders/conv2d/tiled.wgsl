@@ -312,6 +312,13 @@ fn conv2d_gemm_tiled(
         }
     }
     workgroupBarrier();
+    store_gather_tile(l, t, block, tile, g, channels_contiguous);
+}
+
+// The gathers' epilogue, after the barrier that follows the output tile's last write: each
+// invocation stores 32 of its outputs, in the order that coalesces them (see output_place),
+// with the bias and the activation.
+fn store_gather_tile(l: Lanes, t: u32, block: u32, tile: u32, g: u32, channels_contiguous: bool) {
     for (var s = 0u; s < 32u; s++) {
         let place = output_place(l, t + 64u * s, channels_contiguous);
         let p = block * l.columns + place.x;
@@ -325,6 +332,134 @@ fn conv2d_gemm_tiled(
             dst[destination_offset(p) + c * u.dst_stride_c] = activate1(v);
         }
     }
+}
+
+// The source read in place by conv2d_gemm_tiled_in_place, as stored (any layout).
+@group(0) @binding(1) var<storage, read> source: array<f32>;
+
+// Where destination pixel p of group g meets the source (channel 0 of the group): only for
+// 1x1 windows whose every read lies inside the source, so there is no padding to step over.
+fn in_place_base(g: u32, p: u32) -> u32 {
+    let position = source_position(p);
+    let n = p / (u.grid_w * u.grid_h);
+    return n * u.src_stride_n + g * u.reduce_per_group * u.src_stride_c + u32(position.x) * u.src_stride_h + u32(position.y) * u.src_stride_w;
+}
+
+// Output (pixel p, channel m of group g) of the in-place gather recomputed from the real
+// channels only: the slow path. The fast path reads the last channel again for the reduction
+// terms past the group's channels (their weights are zero), which makes NaN of an infinite
+// value there.
+fn gather_in_place_masked(g: u32, p: u32, m: u32) -> f32 {
+    let base = in_place_base(g, p);
+    let weights = u.packed_w_base + g * u.taps_h * u.taps_w * u.reduce4 * u.m_pad + m;
+    var sum = 0.0;
+    for (var c = 0u; c < u.taps_h * u.taps_w * u.reduce_per_group; c++) {
+        sum += source[base + c * u.src_stride_c] * packed_b[weights + (c >> 2u) * u.m_pad][c & 3u];
+    }
+    return sum;
+}
+
+// conv2d_gemm_tiled for 1x1 windows that read only inside the source (no padding), reading it
+// in place: a plain matrix product in either layout, with no packing pass for the activation.
+// Reduction term c of a column is source[base + c * src_stride_c]: consecutive column lanes
+// take consecutive pixels, so in NCHW their loads are coalesced. The weights are staged as in
+// conv2d_gemm_tiled. Terms past the group's channels read its last channel again, at a clamped
+// offset (never past the source), against zero weights; a non-finite accumulator recomputes
+// without them. Taps are 0 (a stride phase of dx without any: the bias alone) or 1.
+@compute @workgroup_size(64)
+fn conv2d_gemm_tiled_in_place(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let w = (wg.z * groups.y + wg.y) * groups.x + wg.x;
+    if (w * 64u >= u.invocations) {
+        return;
+    }
+    let channels_contiguous = u.dst_stride_c == 1u;
+    let l = lanes(t, channels_contiguous);
+    let block = w % u.column_blocks;
+    let rest = w / u.column_blocks;
+    let tile = rest % u.channel_tiles_per_group;
+    let g = rest / u.channel_tiles_per_group;
+    let k_quads = u.taps_h * u.taps_w * u.reduce4;
+    let weight_base = u.packed_w_base + g * k_quads * u.m_pad + tile * l.m + l.staged_m;
+
+    let first = block * l.columns + l.tp;
+    let s0 = in_place_base(g, min(first, u.pixels - 1u));
+    let s1 = in_place_base(g, min(first + l.column_lanes, u.pixels - 1u));
+    let s2 = in_place_base(g, min(first + 2u * l.column_lanes, u.pixels - 1u));
+    let s3 = in_place_base(g, min(first + 3u * l.column_lanes, u.pixels - 1u));
+    // Term offsets of the current quad from a column's base, advanced by four channels a step
+    // and clamped to the group's last channel.
+    let c1 = u.src_stride_c;
+    let c2 = 2u * c1;
+    let c3 = 3u * c1;
+    let last = (max(u.reduce_per_group, 1u) - 1u) * c1;
+    var o = 0u;
+
+    var acc: array<vec4<f32>, 8>;
+    put(l, 0u, 0u, stage_weights(l, weight_base, k_quads, 0u, 0u));
+    put(l, 0u, 1u, stage_weights(l, weight_base, k_quads, 0u, 1u));
+    put(l, 0u, 2u, stage_weights(l, weight_base, k_quads, 0u, 2u));
+    put(l, 0u, 3u, stage_weights(l, weight_base, k_quads, 0u, 3u));
+    put(l, 0u, 4u, stage_weights(l, weight_base, k_quads, 0u, 4u));
+    put(l, 0u, 5u, stage_weights(l, weight_base, k_quads, 0u, 5u));
+    put(l, 0u, 6u, stage_weights(l, weight_base, k_quads, 0u, 6u));
+    put(l, 0u, 7u, stage_weights(l, weight_base, k_quads, 0u, 7u));
+    workgroupBarrier();
+    let k_tiles = (k_quads + TILE_QUADS - 1u) / TILE_QUADS;
+    for (var kt = 0u; kt < k_tiles; kt++) {
+        let current = (kt & 1u) * BUFFER;
+        let next = (kt + 1u) * TILE_QUADS;
+        let n0 = stage_weights(l, weight_base, k_quads, next, 0u);
+        let n1 = stage_weights(l, weight_base, k_quads, next, 1u);
+        let n2 = stage_weights(l, weight_base, k_quads, next, 2u);
+        let n3 = stage_weights(l, weight_base, k_quads, next, 3u);
+        let n4 = stage_weights(l, weight_base, k_quads, next, 4u);
+        let n5 = stage_weights(l, weight_base, k_quads, next, 5u);
+        let n6 = stage_weights(l, weight_base, k_quads, next, 6u);
+        let n7 = stage_weights(l, weight_base, k_quads, next, 7u);
+        let quads = min(TILE_QUADS, k_quads - kt * TILE_QUADS);
+        for (var q = 0u; q < quads; q++) {
+            let o1 = min(o + c1, last);
+            let o2 = min(o + c2, last);
+            let o3 = min(o + c3, last);
+            outer4(&acc, l, current + 4u * q * l.m4,
+                vec4<f32>(source[s0 + o], source[s0 + o1], source[s0 + o2], source[s0 + o3]),
+                vec4<f32>(source[s1 + o], source[s1 + o1], source[s1 + o2], source[s1 + o3]),
+                vec4<f32>(source[s2 + o], source[s2 + o1], source[s2 + o2], source[s2 + o3]),
+                vec4<f32>(source[s3 + o], source[s3 + o1], source[s3 + o2], source[s3 + o3]));
+            o += 4u * c1;
+        }
+        let other = BUFFER - current;
+        put(l, other, 0u, n0);
+        put(l, other, 1u, n1);
+        put(l, other, 2u, n2);
+        put(l, other, 3u, n3);
+        put(l, other, 4u, n4);
+        put(l, other, 5u, n5);
+        put(l, other, 6u, n6);
+        put(l, other, 7u, n7);
+        workgroupBarrier();
+    }
+
+    put_outputs(&acc, l);
+    if (any_nonfinite(&acc)) {
+        for (var i = 0u; i < 4u; i++) {
+            let p = first + i * l.column_lanes;
+            for (var h = 0u; h < 2u; h++) {
+                for (var c = 0u; c < 4u; c++) {
+                    let m = 4u * (l.tm + h * l.channel_lanes) + c;
+                    if (p < u.pixels && tile * l.m + m < u.channels_per_group) {
+                        store_word(output_word(l, l.tp + i * l.column_lanes, m), gather_in_place_masked(g, p, tile * l.m + m));
+                    }
+                }
+            }
+        }
+    }
+    workgroupBarrier();
+    store_gather_tile(l, t, block, tile, g, channels_contiguous);
 }
 
 // The offset of reduction vec4 k = (n, oy, ox4) within a row of the packed input.

@@ -63,7 +63,8 @@ struct Conv2dUniforms {
     // in_h and in_w are then the sizes with the zeros, and an inserted zero is no term at all.
     insert_shift_h: u32,
     insert_shift_w: u32,
-    _pad0: u32,
+    // reduce_partials only: blocks per segment (see shaders/conv2d/reduce.wgsl).
+    reduce_segment: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: Conv2dUniforms;

@@ -435,7 +435,11 @@ pub(crate) fn kernel_cost(kernel: Kernel) -> Result<KernelCost, String> {
 }
 
 /// The kernels the planner runs on real GPUs that have a K loop through workgroup memory.
-const REAL_GPU_GEMMS: &[Kernel] = &[Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled];
+const REAL_GPU_GEMMS: &[Kernel] = &[
+    Kernel::Conv2dGemmTiled,
+    Kernel::Conv2dGemmTiledInPlace,
+    Kernel::Conv2dWeightGradTiled,
+];
 
 /// Kernels known to miss their budgets: each must still miss one (so that a fixed kernel
 /// leaves this list), every other must meet all.

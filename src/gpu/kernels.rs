@@ -256,6 +256,9 @@ kernels! {
     /// Gather convolution as an implicit GEMM on packed operands, 32 pixels x 64 channels per
     /// workgroup through workgroup memory.
     Conv2dGemmTiled = CONV2D_TILED, "conv2d_gemm_tiled", GATHER, 64;
+    /// `Conv2dGemmTiled` for 1x1 windows inside the source, reading it in place (no packing):
+    /// a plain matrix product in either layout.
+    Conv2dGemmTiledInPlace = CONV2D_TILED, "conv2d_gemm_tiled_in_place", GATHER, 64;
     /// Weight gradient, pass 1, as a split-K GEMM on packed rows with workgroup-memory tiles.
     Conv2dWeightGradTiled = CONV2D_TILED, "conv2d_weight_grad_tiled", GATHER, 64;
     /// Max pooling, values only (inference).

@@ -51,6 +51,7 @@ fn check_operands(op: &'static str, named: &[(&str, &GpuTensor)]) -> Result<()> 
 pub(crate) fn accumulate_gradient(into: &GpuTensor, grad: &GpuTensor) -> Result<()> {
     const OP: &str = "accumulate_gradient";
     check_operands(OP, &[("accumulated gradient", into), ("gradient", grad)])?;
+    into.contents_changed();
     dispatch(
         OP,
         Kernel::AccumulateGradient,
@@ -78,6 +79,9 @@ pub(crate) fn sgd_momentum_step(
             ("gradient", grad),
         ],
     )?;
+    // Before the dispatch, so that nothing derived from the old values outlives an error.
+    weight.contents_changed();
+    velocity.contents_changed();
     let uniforms = OptimizerUniforms {
         learning_rate: step.learning_rate.to_bits(),
         momentum: step.momentum.to_bits(),

@@ -434,7 +434,7 @@ fn backward_whole(
                 .map(|p| -> Result<_> {
                     Ok((
                         GpuTensor::uninit(gpu, op, &shape, layout)?,
-                        p.scratch(gpu, op)?,
+                        p.scratch(gpu, op, weight)?,
                     ))
                 })
                 .transpose()
@@ -463,11 +463,18 @@ fn backward_whole(
             }
         }
         submit(gpu, op, &dispatches)?;
+        drop(dispatches);
         // wgpu keeps the scratch buffers alive until the submitted work is done.
+        let mut results = [dx, dw, db].map(|out| {
+            out.map(|(t, scratch)| {
+                scratch.finish(gpu);
+                t
+            })
+        });
         Ok(Conv2dGrads {
-            input: dx.map(|(t, _)| t),
-            weight: dw.map(|(t, _)| t),
-            bias: db.map(|(t, _)| t),
+            input: results[0].take(),
+            weight: results[1].take(),
+            bias: results[2].take(),
         })
     })?
 }

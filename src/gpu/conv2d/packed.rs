@@ -296,6 +296,11 @@ fn pack_weights(
         total += weight_vec4s(u);
     }
     let (packed, kernel) = tiling.add_packed(plan, total, Packing::Weights);
+    if let Operand::Scratch(i) = packed {
+        // Repacking on every call would read the weights uncoalesced each time; they change
+        // only between training steps.
+        plan.kept_weights = Some(i);
+    }
     for u in gemms.iter() {
         let vec4s = weight_vec4s(u);
         // A stride phase without taps reads no weights.
@@ -316,11 +321,76 @@ fn pack_weights(
     Ok(packed)
 }
 
-/// Appends the GEMM dispatches of `gemms` reading the packed source and weights.
+/// How the gathers of a tiled plan read their source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SourceRead {
+    /// Repacked first (`pack_source_vec4`), zero-padded: any window.
+    Packed,
+    /// Bound as it lies, as the packed source it already is: a channel-innermost source with
+    /// one group of whole vec4s of channels (NHWC), read by `conv2d_gemm_tiled`.
+    AsPacked,
+    /// Read in place, a scalar per term, by `conv2d_gemm_tiled_in_place`: any layout.
+    InPlace,
+}
+
+/// How the gathers `gemms` of `tiling` read their source. Packing pays for zero padding and for
+/// the taps' shared vec4s; a 1x1 window whose every read lies inside the source needs neither
+/// (every stride phase of its dx has at most one tap), so the tiled kernels read such a layer's
+/// activations where they lie: a plain matrix product, with no packing pass that would cost
+/// a third to half of the GEMM's own time, and for a strided window nothing of what it skips.
+fn source_read(tiling: Tiling, gemms: &[GemmConvUniforms]) -> SourceRead {
+    let inside = |u: &GemmConvUniforms| {
+        let taps = u.taps_h * u.taps_w;
+        let within = |range: Option<(i64, i64)>, size: u32| {
+            range.is_none_or(|(lo, hi)| lo >= 0 && hi < i64::from(size))
+        };
+        taps == 0
+            || (taps == 1
+                && within(
+                    read_range(u.grid_h, u.src_step_h, u.src_off_h, 1, u.tap_step_h),
+                    u.src_h,
+                )
+                && within(
+                    read_range(u.grid_w, u.src_step_w, u.src_off_w, 1, u.tap_step_w),
+                    u.src_w,
+                ))
+    };
+    if !matches!(tiling, Tiling::Workgroup(_)) || !gemms.iter().all(inside) {
+        return SourceRead::Packed;
+    }
+    let u = &gemms[0];
+    let c = u.reduce_per_group;
+    let channels_innermost = u.src_stride_c == 1
+        && u.src_stride_w == c
+        && u.src_stride_h == u.src_w * c
+        && u.src_stride_n == u.src_h * u.src_w * c;
+    if u.groups == 1 && c.is_multiple_of(4) && channels_innermost {
+        SourceRead::AsPacked
+    } else {
+        SourceRead::InPlace
+    }
+}
+
+/// Sets the pack fields of `gemms` for a source bound as its own packed form
+/// ([`SourceRead::AsPacked`]): the whole source, no offset.
+fn source_as_packed(batch: usize, gemms: &mut [GemmConvUniforms]) {
+    for u in gemms.iter_mut() {
+        u.batch = batch as u32;
+        u.packed_h = u.src_h;
+        u.packed_w = u.src_w;
+        u.pack_off_h = 0;
+        u.pack_off_w = 0;
+        u.reduce4 = reduce4(u);
+    }
+}
+
+/// Appends the GEMM dispatches `kernel` of `gemms` reading the source and the packed weights.
+#[allow(clippy::too_many_arguments)]
 fn push_gemms(
     plan: &mut Plan,
     op: &'static str,
     tiling: Tiling,
+    kernel: Kernel,
     uniforms: &[GemmConvUniforms],
     source: Operand,
     weights: Operand,
@@ -337,7 +407,7 @@ fn push_gemms(
             ..*u
         };
         plan.steps.push(Step::new(
-            tiling.kernels().0,
+            kernel,
             &u,
             grid,
             vec![source, weights, Operand::Bias, Operand::Output],
@@ -407,22 +477,34 @@ fn gather_plan(
     }
     let tiling = tiling.for_gather(gemms[0].uniforms.channels_per_group as usize);
     let mut uniforms: Vec<GemmConvUniforms> = gemms.iter().map(|d| d.uniforms).collect();
-    let packed_source = pack_source(
-        &mut plan,
-        op,
-        tiling,
-        source,
-        batch,
-        &mut uniforms,
-        max_per_dimension,
-    )?;
+    let read = source_read(tiling, &uniforms);
+    let (source, kernel) = match read {
+        SourceRead::Packed => (
+            pack_source(
+                &mut plan,
+                op,
+                tiling,
+                source,
+                batch,
+                &mut uniforms,
+                max_per_dimension,
+            )?,
+            tiling.kernels().0,
+        ),
+        SourceRead::AsPacked => {
+            source_as_packed(batch, &mut uniforms);
+            (source, tiling.kernels().0)
+        }
+        SourceRead::InPlace => (source, Kernel::Conv2dGemmTiledInPlace),
+    };
     let packed_weights = pack_weights(&mut plan, op, tiling, &mut uniforms, max_per_dimension)?;
     push_gemms(
         &mut plan,
         op,
         tiling,
+        kernel,
         &uniforms,
-        packed_source,
+        source,
         packed_weights,
         max_per_dimension,
     )?;
@@ -568,6 +650,106 @@ mod tests {
         // Input-gradient phase: 5 positions at step 1 from 1, 2 taps stepping -1: rows 0..=5.
         assert_eq!(read_range(5, 1, 1, 2, signed(-1)), Some((0, 5)));
         assert_eq!(read_range(5, 1, 1, 0, 0), None);
+    }
+
+    /// The kernels of the tiled forward and dx plans of a layer given in NCHW terms.
+    fn tiled_kernels(
+        layout: crate::Layout,
+        input: [usize; 4],
+        weight: [usize; 4],
+        params: crate::Conv2dParams,
+    ) -> (Vec<Kernel>, Vec<Kernel>) {
+        let params = params.with_layout(layout);
+        let g = params
+            .geometry(
+                "t",
+                layout.activation_shape(input),
+                layout.weight_shape(weight),
+                None,
+            )
+            .unwrap();
+        let tiled = Tiling::Workgroup(TILED_CHANNELS);
+        let kernels = |plan: Plan| plan.steps.iter().map(|s| s.kernel).collect::<Vec<_>>();
+        (
+            kernels(forward("t", tiled, &g, true, Activation::None, 65535).unwrap()),
+            kernels(input_grad("t", tiled, &g, false, 65535).unwrap()),
+        )
+    }
+
+    /// 1x1 layers whose windows lie inside the input run as plain matrix products on the
+    /// activations where they lie: only the weights are packed, in either layout, strided or
+    /// not, grouped or not; a padded 1x1 layer and a 3x3 one still pack their source.
+    #[test]
+    fn tiled_1x1_layers_pack_no_activations() {
+        use crate::{Conv2dParams, Layout, Padding};
+        use Kernel::{Conv2dGemmTiled, Conv2dGemmTiledInPlace, PackSourceVec4, PackWeightVec4};
+        let plain = Conv2dParams::default();
+        let cases = [
+            // NHWC, one group of whole vec4s of channels: the input is its own packed form.
+            (
+                Layout::Nhwc,
+                [2, 64, 14, 14],
+                [256, 64, 1, 1],
+                plain,
+                Conv2dGemmTiled,
+            ),
+            (
+                Layout::Nhwc,
+                [2, 64, 14, 14],
+                [128, 64, 1, 1],
+                plain.with_stride(2),
+                Conv2dGemmTiled,
+            ),
+            // NCHW, channels that are not whole vec4s, groups: read a scalar per term.
+            (
+                Layout::Nchw,
+                [2, 64, 14, 14],
+                [256, 64, 1, 1],
+                plain,
+                Conv2dGemmTiledInPlace,
+            ),
+            (
+                Layout::Nchw,
+                [2, 64, 15, 15],
+                [128, 64, 1, 1],
+                plain.with_stride(2),
+                Conv2dGemmTiledInPlace,
+            ),
+            (
+                Layout::Nhwc,
+                [1, 18, 5, 7],
+                [12, 6, 1, 1],
+                plain.with_groups(3),
+                Conv2dGemmTiledInPlace,
+            ),
+            (
+                Layout::Nhwc,
+                [1, 17, 5, 7],
+                [12, 17, 1, 1],
+                plain,
+                Conv2dGemmTiledInPlace,
+            ),
+        ];
+        for (layout, input, weight, params, gemm) in cases {
+            let (forward, dx) = tiled_kernels(layout, input, weight, params);
+            let what = format!("{layout:?} {input:?} {weight:?} {params:?}");
+            assert_eq!(forward, [PackWeightVec4, gemm], "forward {what}");
+            // dx gathers from grad_output, whose channels may make the other in-place kind.
+            let reads_in_place = [PackWeightVec4, Conv2dGemmTiled, Conv2dGemmTiledInPlace];
+            assert!(
+                dx.iter().all(|k| reads_in_place.contains(k)),
+                "dx {what}: {dx:?}"
+            );
+        }
+        let padded = plain.with_padding(Padding::uniform(1));
+        for (weight, params) in [([8, 8, 1, 1], padded), ([8, 8, 3, 3], plain)] {
+            let (forward, _) = tiled_kernels(Layout::Nhwc, [1, 8, 6, 6], weight, params);
+            assert_eq!(
+                forward,
+                [PackSourceVec4, PackWeightVec4, Conv2dGemmTiled],
+                "{weight:?} {params:?}"
+            );
+        }
     }
 
     #[test]

@@ -132,6 +132,7 @@ fn add_rows(
     let uniforms = crate::gpu::conv2d::uniforms::Conv2dUniforms {
         invocations: grid.invocations,
         blocks: rows as u32,
+        reduce_segment: rows as u32,
         reduce_len: len as u32,
         ..Default::default()
     };

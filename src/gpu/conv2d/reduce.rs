@@ -1,6 +1,7 @@
 //! Blocked reductions (`shaders/conv2d/reduce.wgsl`): every weight and bias gradient sums over
 //! the N*OH rows of grad_output in blocks (pass 1, by the variant's kernel), then adds the
-//! blocks' partial sums in block order (pass 2), so results are bitwise reproducible.
+//! blocks' partial sums in a fixed tree of runs in block order (pass 2), so results are
+//! bitwise reproducible.
 
 use crate::error::Result;
 use crate::gpu::conv2d::forward::geometry_uniforms;
@@ -18,6 +19,22 @@ pub(crate) const BLOCK_TERMS: usize = 1024;
 /// Fewest pass-1 invocations a blocked reduction aims for, so that every core of the device has
 /// work even when there are few outputs (a 3-channel bias, a tiny filter bank).
 pub(crate) const MIN_PARALLEL_INVOCATIONS: usize = 16 * 1024;
+/// Most partials one invocation of pass 2 adds in a chain: more blocks than this are added in a
+/// tree of passes (each adding runs of this many), which keeps every chain of dependent adds
+/// short and, for few outputs, puts more invocations to work.
+pub(crate) const REDUCE_FAN_IN: usize = 16;
+
+/// Runs per element of each pass of pass 2 over `blocks` partials, the last pass's being 1.
+pub(crate) fn reduction_passes(blocks: usize) -> Vec<usize> {
+    let mut passes = Vec::new();
+    let mut n = blocks;
+    while n > REDUCE_FAN_IN {
+        n = n.div_ceil(REDUCE_FAN_IN);
+        passes.push(n);
+    }
+    passes.push(1);
+    passes
+}
 
 /// How a blocked reduction over the `rows` rows (n, oy) of grad_output is cut into blocks.
 /// Depends only on the shape and the device's binding limit, so it is the same on every run.
@@ -64,7 +81,8 @@ pub(crate) fn grid(gpu: &Gpu, op: &'static str, invocations: usize) -> Result<Di
 /// A blocked reduction: the `prelude` steps, then pass 1 (`kernel` on `pass1_operands`, whose
 /// `Output` is the partial sums, with the uniforms `pass1_uniforms` makes from the reduction
 /// plan and the shared uniforms, whose `invocations` match the pass-1 grid), then pass 2
-/// adding the partials in block order into the step's `Output`.
+/// adding the partials in a tree of passes (runs of at most [`REDUCE_FAN_IN`] in block order)
+/// into the step's `Output`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_reduction(
     gpu: &Gpu,
@@ -93,7 +111,6 @@ pub(crate) fn plan_reduction(
         ..geometry_uniforms(g)
     };
     let pass1_grid = grid(gpu, op, plan.blocks * pass1_per_block)?;
-    let pass2_grid = grid(gpu, op, reduce_len)?;
     prelude.steps.push(Step {
         kernel,
         uniforms: pass1_uniforms(
@@ -109,21 +126,59 @@ pub(crate) fn plan_reduction(
             .map(|o| if o == Operand::Output { partials } else { o })
             .collect(),
     });
-    prelude.steps.push(Step::new(
-        Kernel::ReducePartials,
-        &Conv2dUniforms {
-            invocations: pass2_grid.invocations,
-            ..base
-        },
-        pass2_grid,
-        vec![partials, Operand::Unused, Operand::Unused, Operand::Output],
-    ));
+    let (mut source, mut blocks) = (partials, plan.blocks);
+    for runs in reduction_passes(plan.blocks) {
+        let target = if runs == 1 {
+            Operand::Output
+        } else {
+            Operand::Scratch(prelude.add_scratch(runs * reduce_len))
+        };
+        let pass2_grid = grid(gpu, op, runs * reduce_len)?;
+        prelude.steps.push(Step::new(
+            Kernel::ReducePartials,
+            &Conv2dUniforms {
+                invocations: pass2_grid.invocations,
+                blocks: blocks as u32,
+                reduce_segment: blocks.div_ceil(runs) as u32,
+                ..base
+            },
+            pass2_grid,
+            vec![source, Operand::Unused, Operand::Unused, target],
+        ));
+        (source, blocks) = (target, runs);
+    }
     Ok(prelude)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every pass but the last adds runs of at most the fan-in; the last adds at most that
+    /// many partials, and they cover every block.
+    #[test]
+    fn pass_two_is_a_tree_of_short_chains() {
+        assert_eq!(reduction_passes(1), [1]);
+        assert_eq!(reduction_passes(REDUCE_FAN_IN), [1]);
+        assert_eq!(reduction_passes(REDUCE_FAN_IN + 1), [2, 1]);
+        assert_eq!(reduction_passes(448), [28, 2, 1]);
+        for blocks in 1..2000 {
+            let mut n = blocks;
+            for runs in reduction_passes(blocks) {
+                assert!(
+                    n.div_ceil(runs) <= REDUCE_FAN_IN,
+                    "{blocks}: {n} in {runs} runs"
+                );
+                // No run is empty: the last run starts before the end.
+                assert!(
+                    (runs - 1) * n.div_ceil(runs) < n,
+                    "{blocks}: {n} in {runs} runs"
+                );
+                n = runs;
+            }
+            assert_eq!(n, 1);
+        }
+    }
 
     #[test]
     fn reduction_plan_bounds_blocks_and_keeps_cores_busy() {

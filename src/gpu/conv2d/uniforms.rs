@@ -17,7 +17,7 @@ uniform_struct! {
         in_stride_n, in_stride_c, in_stride_h, in_stride_w,
         out_stride_n, out_stride_c, out_stride_h, out_stride_w,
         w_stride_o, w_stride_i, w_stride_h, w_stride_w,
-        w_base, insert_shift_h, insert_shift_w, _pad0,
+        w_base, insert_shift_h, insert_shift_w, reduce_segment,
     }
 }
 

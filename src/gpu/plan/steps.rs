@@ -1,12 +1,13 @@
 //! Planned dispatches whose buffers are named by role, resolved once a call's tensors exist, so
 //! that every check and size computation happens before anything is allocated or encoded.
 
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
 
 use crate::error::too_large;
 use crate::error::Result;
 use crate::gpu::kernels::{Kernel, PACKED_TEXTURE_WIDTH};
-use crate::gpu::runtime::buffer_pool::{BufferPool, PooledTexture};
+use crate::gpu::runtime::buffer_pool::{BufferPool, KeptKey, PooledTexture};
 use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::launch::{check_binding, check_whole, submit, Dispatch, Resource};
 use crate::gpu::runtime::pipelines::CompiledKernel;
@@ -65,6 +66,17 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub scratch: Vec<usize>,
     pub textures: Vec<usize>,
+    /// The scratch buffer that holds what the steps `[Weight, Scratch(i)]` derive from the
+    /// weights alone (the tiled kernels' packed weights): kept after the call, and found again
+    /// by a later call with the same weight contents, which then skips those steps.
+    pub kept_weights: Option<usize>,
+}
+
+impl Step {
+    /// Whether the step derives kept scratch buffer `i` from the weights alone.
+    fn derives_weights(&self, i: usize) -> bool {
+        self.operands == [Operand::Weight, Operand::Scratch(i)]
+    }
 }
 
 /// Width and height in texels of a packed texture of `vec4s` vec4s: rows of
@@ -167,15 +179,54 @@ impl ReadyPlan {
         Ok(Self { plan, kernels })
     }
 
-    /// Allocates the scratch buffers and textures. Call inside [`Gpu::capture`].
-    pub fn scratch(&self, gpu: &Gpu, op: &'static str) -> Result<Scratch> {
+    /// What identifies the derivation of the kept weights: the steps that make them (kernels
+    /// and uniforms) and their size.
+    fn kept_key(&self, i: usize, weight: &GpuTensor) -> KeptKey {
+        let mut derivation = (self.plan.scratch[i] as u64).to_le_bytes().to_vec();
+        for step in self.plan.steps.iter().filter(|s| s.derives_weights(i)) {
+            derivation.extend_from_slice(step.kernel.entry_point().as_bytes());
+            derivation.push(0);
+            derivation.extend_from_slice(&step.uniforms);
+        }
+        let (source, version) = weight.contents_identity();
+        KeptKey {
+            source,
+            version,
+            derivation,
+        }
+    }
+
+    /// Allocates the scratch buffers and textures, or for the kept weights finds those that a
+    /// call with the same `weight` contents left. Call inside [`Gpu::capture`].
+    pub fn scratch(
+        &self,
+        gpu: &Gpu,
+        op: &'static str,
+        weight: Option<&GpuTensor>,
+    ) -> Result<Scratch> {
+        let kept = self
+            .plan
+            .kept_weights
+            .zip(weight)
+            .map(|(i, w)| (i, self.kept_key(i, w), w.contents_liveness()));
+        let found = kept
+            .as_ref()
+            .and_then(|(i, key, _)| Some((*i, gpu.inner.pool.find_kept(key)?)));
         Ok(Scratch {
             buffers: self
                 .plan
                 .scratch
                 .iter()
-                .map(|&floats| GpuTensor::uninit(gpu, op, &[floats], Layout::Nchw))
+                .enumerate()
+                .map(|(i, &floats)| match &found {
+                    Some((k, buffer)) if *k == i => Ok(ScratchBuffer::Kept(buffer.clone())),
+                    _ => {
+                        GpuTensor::uninit(gpu, op, &[floats], Layout::Nchw).map(ScratchBuffer::New)
+                    }
+                })
                 .collect::<Result<_>>()?,
+            keep: if found.is_some() { None } else { kept },
+            found: found.map(|(i, _)| i),
             textures: self
                 .plan
                 .textures
@@ -203,6 +254,7 @@ impl ReadyPlan {
             .steps
             .iter()
             .zip(&self.kernels)
+            .filter(|(step, _)| scratch.found.is_none_or(|i| !step.derives_weights(i)))
             .map(|(step, kernel)| Dispatch {
                 kernel,
                 label: step.kernel.entry_point(),
@@ -211,7 +263,7 @@ impl ReadyPlan {
                     .operands
                     .iter()
                     .map(|&o| match o {
-                        Operand::Scratch(i) => Resource::Buffer(scratch.buffers[i].first_buffer()),
+                        Operand::Scratch(i) => Resource::Buffer(scratch.buffers[i].buffer()),
                         Operand::Texture(i) => Resource::Texture(scratch.textures[i].view()),
                         other => Resource::Buffer(resolve(other)),
                     })
@@ -224,8 +276,43 @@ impl ReadyPlan {
 
 /// The scratch memory of one run of a plan.
 pub(crate) struct Scratch {
-    buffers: Vec<GpuTensor>,
+    buffers: Vec<ScratchBuffer>,
     textures: Vec<PooledTexture>,
+    /// The kept weights this run found (its steps deriving them are skipped).
+    found: Option<usize>,
+    /// The kept weights this run derives, to keep once its commands are submitted, with the
+    /// weight tensor's liveness.
+    keep: Option<(usize, KeptKey, Weak<AtomicU64>)>,
+}
+
+/// A scratch buffer: allocated for this run, or kept from an earlier one.
+enum ScratchBuffer {
+    New(GpuTensor),
+    Kept(wgpu::Buffer),
+}
+
+impl ScratchBuffer {
+    fn buffer(&self) -> &wgpu::Buffer {
+        match self {
+            ScratchBuffer::New(t) => t.first_buffer(),
+            ScratchBuffer::Kept(b) => b,
+        }
+    }
+}
+
+impl Scratch {
+    /// Keeps the weights this run derived (call after submitting its commands, so that only
+    /// what was really written is kept) and frees the rest.
+    pub fn finish(self, gpu: &Gpu) {
+        let Some((i, key, source)) = self.keep else {
+            return;
+        };
+        if let Some(ScratchBuffer::New(t)) = self.buffers.into_iter().nth(i) {
+            if let Some(buffer) = t.into_only_buffer() {
+                gpu.inner.pool.keep(key, source, buffer);
+            }
+        }
+    }
 }
 
 /// The operands of a plan that turns one source tensor, the weights and an optional bias into
@@ -260,7 +347,7 @@ pub(crate) fn run_into_output(
     gpu.capture(op, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, op, output_shape, layout)?;
         check_whole(op, &[("output", &output)])?;
-        let scratch = plan.scratch(gpu, op)?;
+        let scratch = plan.scratch(gpu, op, Some(weight))?;
         let placeholder = &gpu.inner.placeholder;
         let dispatches = plan.dispatches(&scratch, |operand| match operand {
             role if role == source_role => source.first_buffer(),
@@ -270,6 +357,8 @@ pub(crate) fn run_into_output(
             _ => placeholder,
         });
         submit(gpu, op, &dispatches)?;
+        drop(dispatches);
+        scratch.finish(gpu);
         Ok(output)
     })?
 }

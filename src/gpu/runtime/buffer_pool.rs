@@ -28,9 +28,15 @@
 //! The packed8 kernels' operand textures are pooled the same way, by extent, as
 //! [`PooledTexture`]s, and count toward the same figures and budget: a texture is written
 //! only by the commands of the call that holds it, as a buffer is.
+//!
+//! Kept buffers (packed weights) stay in use after their call, found again by what they were
+//! derived from ([`KeptKey`]): a later call binds one only to read it, so sharing it needs
+//! nothing beyond the above. An evicted one is freed, never pooled, since a call on another
+//! thread may still be about to bind it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::{Error, Result};
 
@@ -61,6 +67,32 @@ pub struct PoolStats {
     /// at any moment since the `Gpu` was made or [`crate::Gpu::reset_peak_memory`]: what
     /// [`crate::Gpu::memory_required`] predicts for one call.
     pub peak_in_use_bytes: u64,
+    /// Buffers kept for what they hold (the tiled kernels' packed weights, per weight tensor
+    /// and contents version): in use, counted in `live_bytes`.
+    pub kept_buffers: usize,
+    /// Their total size in bytes.
+    pub kept_bytes: u64,
+    /// Calls that found their kept buffer (and skipped deriving it).
+    pub kept_hits: u64,
+    /// Calls that looked for one and derived it instead.
+    pub kept_misses: u64,
+}
+
+/// What a kept buffer was derived from: a tensor (its buffers' identity and contents version,
+/// see `GpuTensor::contents_version`) and a description of the derivation (kernels and
+/// uniforms), which must match exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeptKey {
+    pub source: usize,
+    pub version: u64,
+    pub derivation: Vec<u8>,
+}
+
+/// Kept buffers, oldest first, each with what tells whether its source tensor is still alive.
+#[derive(Default)]
+struct Kept {
+    entries: VecDeque<(KeptKey, Weak<AtomicU64>, wgpu::Buffer)>,
+    bytes: u64,
 }
 
 #[derive(Default)]
@@ -78,6 +110,7 @@ struct Free {
 /// Free buffers by (size class, usage), and counters.
 pub(crate) struct BufferPool {
     free: Mutex<Free>,
+    kept: Mutex<Kept>,
     stats: Mutex<PoolStats>,
     limit_bytes: Mutex<u64>,
 }
@@ -86,6 +119,7 @@ impl BufferPool {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             free: Mutex::default(),
+            kept: Mutex::default(),
             stats: Mutex::default(),
             limit_bytes: Mutex::new(DEFAULT_POOL_LIMIT_BYTES),
         })
@@ -273,21 +307,128 @@ impl BufferPool {
     }
 
     pub fn stats(&self) -> PoolStats {
+        let (kept_buffers, kept_bytes) = {
+            let kept = lock(&self.kept);
+            (kept.entries.len(), kept.bytes)
+        };
         let free = lock(&self.free);
         PoolStats {
             free_buffers: free.buffers,
             free_bytes: free.bytes,
+            kept_buffers,
+            kept_bytes,
             ..*lock(&self.stats)
         }
     }
 
-    /// Frees every pooled buffer and sets how many bytes the pool may keep from now on.
+    /// Frees every pooled buffer and every kept one, and sets how many bytes the pool may keep
+    /// from now on.
     pub fn clear(&self, limit_bytes: Option<u64>) {
         if let Some(limit) = limit_bytes {
             *lock(&self.limit_bytes) = limit;
         }
+        self.clear_kept();
         let idle = std::mem::take(&mut *lock(&self.free));
         self.freed(idle.bytes);
+    }
+}
+
+/// Kept buffers: at most a quarter of the pool's limit, none under a memory budget (a budget
+/// rations memory; a kept buffer is only a saving of time), oldest evicted first.
+impl BufferPool {
+    fn kept_limit(&self) -> u64 {
+        if lock(&self.stats).budget.is_some() {
+            return 0;
+        }
+        *lock(&self.limit_bytes) / 4
+    }
+
+    /// The buffer kept under `key`, if any; counts a hit or a miss while keeping is on.
+    pub fn find_kept(&self, key: &KeptKey) -> Option<wgpu::Buffer> {
+        if self.kept_limit() == 0 {
+            return None;
+        }
+        self.release_orphans();
+        let found = lock(&self.kept)
+            .entries
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, b)| b.clone());
+        let mut stats = lock(&self.stats);
+        if found.is_some() {
+            stats.kept_hits += 1;
+        } else {
+            stats.kept_misses += 1;
+        }
+        found
+    }
+
+    /// Keeps `buffer` under `key`, in place of what was derived the same way from an older
+    /// version of the same tensor (which no call can find again: back to the pool, for the
+    /// next step of a training loop to reuse), evicting the oldest entries to stay within the
+    /// limit; returns `buffer` to the pool instead when keeping is off or it alone passes the
+    /// limit.
+    /// `source` is the source tensor's version cell: once no tensor holds it, nothing can
+    /// find the entry again, and its buffer goes back to the pool.
+    pub fn keep(&self, key: KeptKey, source: Weak<AtomicU64>, buffer: PooledBuffer) {
+        let limit = self.kept_limit();
+        let size = buffer.size();
+        if size > limit {
+            return; // dropped: back to the pool
+        }
+        self.release_orphans();
+        let raw = buffer.into_raw();
+        let mut evicted = 0;
+        let mut replaced = None;
+        {
+            let mut kept = lock(&self.kept);
+            if let Some(i) = kept
+                .entries
+                .iter()
+                .position(|(k, _, _)| k.source == key.source && k.derivation == key.derivation)
+            {
+                let (_, _, old) = kept.entries.remove(i).expect("found");
+                kept.bytes -= old.size();
+                replaced = Some(old);
+            }
+            while kept.bytes + size > limit {
+                let Some((_, _, old)) = kept.entries.pop_front() else {
+                    break;
+                };
+                kept.bytes -= old.size();
+                evicted += old.size();
+            }
+            kept.bytes += size;
+            kept.entries.push_back((key, source, raw));
+        }
+        self.freed(evicted);
+        if let Some(old) = replaced {
+            self.give_back(old);
+        }
+    }
+
+    /// Returns to the pool the kept buffers whose source tensors are gone (the weights of an
+    /// earlier call with other tensors): no call can bind them again, so a later one may reuse
+    /// them as it would the scratch they were.
+    fn release_orphans(&self) {
+        let orphans: Vec<wgpu::Buffer> = {
+            let mut kept = lock(&self.kept);
+            let (alive, dead): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut kept.entries)
+                .into_iter()
+                .partition(|(_, source, _)| source.strong_count() > 0);
+            kept.entries = alive;
+            kept.bytes -= dead.iter().map(|(_, _, b)| b.size()).sum::<u64>();
+            dead.into_iter().map(|(_, _, b)| b).collect()
+        };
+        for buffer in orphans {
+            self.give_back(buffer);
+        }
+    }
+
+    /// Frees every kept buffer.
+    fn clear_kept(&self) {
+        let kept = std::mem::take(&mut *lock(&self.kept));
+        self.freed(kept.bytes);
     }
 }
 
@@ -409,6 +550,11 @@ impl Drop for PooledTexture {
 impl BufferPool {
     /// Sets (or, with `None`, lifts) the most bytes of buffers this pool may have alive.
     pub fn set_budget(&self, budget: Option<u64>) {
+        if budget.is_some() {
+            // Nothing is kept under a budget, so no figure the budget is checked against
+            // depends on what earlier calls left behind.
+            self.clear_kept();
+        }
         lock(&self.stats).budget = budget;
     }
 
@@ -461,6 +607,14 @@ impl PooledBuffer {
     /// wgpu 30 cannot be asked for a buffer's map state, so the owner says.
     pub(crate) fn set_mapping(&mut self, mapping: bool) {
         self.mapping = mapping;
+    }
+}
+
+impl PooledBuffer {
+    /// The buffer, no longer on loan: its bytes stay counted as live until the owner reports
+    /// it freed.
+    fn into_raw(mut self) -> wgpu::Buffer {
+        self.buffer.take().expect("present until drop")
     }
 }
 

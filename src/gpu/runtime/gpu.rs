@@ -246,7 +246,8 @@ impl Gpu {
         self.inner.pool.stats().live_bytes
     }
 
-    /// Frees every buffer waiting in the pool (buffers in use are unaffected).
+    /// Frees every buffer waiting in the pool, and the packed weights kept for later calls
+    /// (buffers in use by tensors are unaffected).
     pub fn clear_buffer_pool(&self) {
         self.inner.pool.clear(None);
     }

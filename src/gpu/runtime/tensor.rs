@@ -1,5 +1,6 @@
 //! `GpuTensor`: an f32 storage buffer with a shape, uploaded from and read back into ndarray.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ndarray::{Array1, Array4, ArrayD, ArrayView, ArrayView1, ArrayView4, Dimension, IxDyn};
@@ -28,6 +29,16 @@ pub struct GpuTensor {
     shape: Vec<usize>,
     contents: Contents,
     layout: Layout,
+    /// The contents version, shared by clones: unique among all tensors' versions, renewed by
+    /// every write into this tensor after it was made (see [`GpuTensor::contents_changed`]), so
+    /// that what was derived from an older version (packed weights) is never taken for this one.
+    version: Arc<AtomicU64>,
+}
+
+/// The next contents version of any tensor.
+fn next_version() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// What a tensor's buffer holds.
@@ -139,6 +150,7 @@ impl GpuTensor {
             shape,
             contents: Contents::Values,
             layout: Layout::Nchw,
+            version: Arc::new(AtomicU64::new(next_version())),
         })
     }
 
@@ -160,6 +172,7 @@ impl GpuTensor {
             shape: shape.to_vec(),
             contents: Contents::Values,
             layout,
+            version: Arc::new(AtomicU64::new(next_version())),
         })
     }
 
@@ -264,9 +277,42 @@ impl GpuTensor {
         &self.gpu
     }
 
+    /// Says that the values changed other than through wgconv (commands of the caller's own
+    /// that write [`GpuTensor::buffer`] or [`GpuTensor::segments`]). Call it after such a
+    /// write: wgconv keeps what it derives from a weight tensor (the packed weights of the
+    /// tiled kernels) until the tensor's contents change, and learns of changes it did not
+    /// make only from this. Every write wgconv makes (an upload, an op's output, an optimizer
+    /// step in place) already counts.
+    pub fn contents_changed(&self) {
+        self.version.store(next_version(), Ordering::Relaxed);
+    }
+
+    /// What identifies these contents: the buffers' identity and the contents version.
+    pub(crate) fn contents_identity(&self) -> (usize, u64) {
+        (
+            Arc::as_ptr(&self.buffers) as usize,
+            self.version.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The version cell, to tell later whether any clone of this tensor is still alive.
+    pub(crate) fn contents_liveness(&self) -> std::sync::Weak<AtomicU64> {
+        Arc::downgrade(&self.version)
+    }
+
+    /// The tensor's one buffer, taken from it: `None` if it is segmented or shared by a clone.
+    pub(crate) fn into_only_buffer(self) -> Option<PooledBuffer> {
+        let mut buffers = Arc::try_unwrap(self.buffers).ok()?;
+        if buffers.len() != 1 {
+            return None;
+        }
+        buffers.pop()
+    }
+
     /// The storage buffer, for callers that bind it in their own pipelines; its values fill the
     /// first [`GpuTensor::byte_size`] bytes. It is pooled: keep the tensor alive until commands
-    /// using the buffer are submitted, or the pool may hand it to another tensor first.
+    /// using the buffer are submitted, or the pool may hand it to another tensor first. A
+    /// caller that writes it must call [`GpuTensor::contents_changed`] afterwards.
     /// `TooLarge` for a segmented tensor, which no single buffer holds (see
     /// [`GpuTensor::segments`]).
     pub fn buffer(&self) -> Result<&wgpu::Buffer> {
