@@ -2,10 +2,11 @@
 // fixed subgroup width (CPU adapters above all).
 //
 // Needs the SUBGROUP feature and a subgroup size fixed at one power of two from 4 to 64; the
-// module is composed once per width with `subgroup_lanes{W}.wgsl`, which sets LANES, the
-// channels per lane and the per-lane code that must name each lane as a constant. On lavapipe a
-// workgroup's x dimension runs as LANES-wide SIMD and every load inside a loop is executed lane
-// by lane, even when all lanes want the same address. So instead of every lane loading the same
+// module is composed once per width with `subgroup_lanes{W}.wgsl`, which sets LANES and the
+// per-lane code that must name each lane as a constant, and `subgroup_channels{C}.wgsl`, the
+// channels each lane keeps and their vector types. On lavapipe a workgroup's x dimension runs
+// as LANES-wide SIMD and every load inside a loop is executed lane by lane, even when all lanes
+// want the same address. So instead of every lane loading the same
 // weight, each lane loads a *different* value and the others read it with `subgroupBroadcast`,
 // which is a register shuffle there.
 //
@@ -45,6 +46,13 @@
 
 // Channels per subgroup tile.
 const TILE_CHANNELS: u32 = LANES * CHANNELS_PER_LANE;
+
+// One lane's accumulators, a[j] for column j of the tile, and the largest exponent field
+// among the operands it multiplied by broadcast values: all ones means an infinity or NaN.
+struct Acc {
+    a: array<LaneChannels, LANES>,
+    exponents: LaneBits,
+}
 
 const EXPONENT_BITS: u32 = 0x7f800000u;
 

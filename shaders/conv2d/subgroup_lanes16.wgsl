@@ -1,36 +1,8 @@
 // The lane width of the subgroup kernels in `subgroup.wgsl`: subgroups of exactly 16 lanes
-// (lavapipe at 512 bits, Intel GPUs in SIMD16): two channels per lane (a vec2), tiles of 16
-// columns x 32 channels (one channel per lane ran 1.3x slower on lavapipe, four no faster).
-// Composed before the body, which is the same for every width.
+// (lavapipe at 512 bits, Intel GPUs in SIMD16). Composed with `subgroup_channels2.wgsl` (the
+// channels each lane keeps) before the body, which is the same for every width.
 
 const LANES: u32 = 16u;
-// Channels each lane accumulates for every column of the tile.
-const CHANNELS_PER_LANE: u32 = 2u;
-alias LaneChannels = vec2<f32>;
-alias LaneBits = vec2<u32>;
-alias LaneOffsets = vec2<u32>;
-
-// One lane's accumulators, a[j] for column j of the tile, and the largest exponent field
-// among the operands it multiplied by broadcast values: all ones means an infinity or NaN.
-struct Acc {
-    a: array<LaneChannels, 16>,
-    exponents: LaneBits,
-}
-
-// Element offsets `base + min(m + i, last) * stride` of the lane's channels m + i.
-fn lane_offsets(base: u32, m: u32, last: u32, stride: u32) -> LaneOffsets {
-    return vec2<u32>(base + min(m, last) * stride, base + min(m + 1u, last) * stride);
-}
-
-// The lane's channels of `src_b`, `at` past their offsets.
-fn load_lane(offsets: LaneOffsets, at: u32) -> LaneChannels {
-    return vec2<f32>(src_b[offsets.x + at], src_b[offsets.y + at]);
-}
-
-// Channel i of the lane's values.
-fn lane_channel(v: LaneChannels, i: u32) -> f32 {
-    return v[i];
-}
 
 // Adds `broadcast(x, j) * w` to accumulator j for every lane j; one line per lane, because a
 // broadcast's lane must be a constant.

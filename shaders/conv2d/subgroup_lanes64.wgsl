@@ -1,35 +1,8 @@
 // The lane width of the subgroup kernels in `subgroup.wgsl`: subgroups of exactly 64 lanes (AMD
-// GCN and RDNA in wave64): one channel per lane, tiles of 64 columns x 64 channels. Composed
+// GCN and RDNA in wave64). Composed with `subgroup_channels1.wgsl` (the channels each lane keeps)
 // before the body, which is the same for every width.
 
 const LANES: u32 = 64u;
-// Channels each lane accumulates for every column of the tile.
-const CHANNELS_PER_LANE: u32 = 1u;
-alias LaneChannels = f32;
-alias LaneBits = u32;
-alias LaneOffsets = u32;
-
-// One lane's accumulators, a[j] for column j of the tile, and the largest exponent field
-// among the operands it multiplied by broadcast values: all ones means an infinity or NaN.
-struct Acc {
-    a: array<LaneChannels, 64>,
-    exponents: LaneBits,
-}
-
-// Element offsets `base + min(m + i, last) * stride` of the lane's channels m + i.
-fn lane_offsets(base: u32, m: u32, last: u32, stride: u32) -> LaneOffsets {
-    return base + min(m, last) * stride;
-}
-
-// The lane's channels of `src_b`, `at` past their offsets.
-fn load_lane(offsets: LaneOffsets, at: u32) -> LaneChannels {
-    return src_b[offsets + at];
-}
-
-// Channel i of the lane's values.
-fn lane_channel(v: LaneChannels, i: u32) -> f32 {
-    return v;
-}
 
 // Adds `broadcast(x, j) * w` to accumulator j for every lane j; one line per lane, because a
 // broadcast's lane must be a constant.

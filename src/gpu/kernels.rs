@@ -76,19 +76,19 @@ static CONV2D_REDUCE: ShaderModule = module!(NONE, LOOPS_END;
 // The subgroup kernels, once per lane width (see `shaders/conv2d/subgroup.wgsl`).
 static CONV2D_SUBGROUP4: ShaderModule = module!("conv2d/subgroup4"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_lanes4" => "conv2d/subgroup");
+    "conv2d/subgroup_channels4", "conv2d/subgroup_lanes4" => "conv2d/subgroup");
 static CONV2D_SUBGROUP8: ShaderModule = module!("conv2d/subgroup8"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_lanes8" => "conv2d/subgroup");
+    "conv2d/subgroup_channels2", "conv2d/subgroup_lanes8" => "conv2d/subgroup");
 static CONV2D_SUBGROUP16: ShaderModule = module!("conv2d/subgroup16"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_lanes16" => "conv2d/subgroup");
+    "conv2d/subgroup_channels2", "conv2d/subgroup_lanes16" => "conv2d/subgroup");
 static CONV2D_SUBGROUP32: ShaderModule = module!("conv2d/subgroup32"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_lanes32" => "conv2d/subgroup");
+    "conv2d/subgroup_channels1", "conv2d/subgroup_lanes32" => "conv2d/subgroup");
 static CONV2D_SUBGROUP64: ShaderModule = module!("conv2d/subgroup64"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_lanes64" => "conv2d/subgroup");
+    "conv2d/subgroup_channels1", "conv2d/subgroup_lanes64" => "conv2d/subgroup");
 static CONV2D_SUBGROUP_PROBE: ShaderModule =
     module!(SUBGROUP, LOOPS_END; "common/invocation" => "conv2d/subgroup_probe");
 static CONV2D_PACK: ShaderModule = module!(NONE, LOOPS_END;
@@ -386,6 +386,46 @@ mod tests {
             on_disk, used,
             "files under shaders/ and the modules' pieces disagree"
         );
+    }
+
+    /// The value of the `u32` constant `name` of `module`.
+    fn u32_constant(module: &naga::Module, name: &str) -> u32 {
+        let (_, constant) = module
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no constant {name}"));
+        match module.global_expressions[constant.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref other => panic!("{name} = {other:?}"),
+        }
+    }
+
+    /// Each subgroup module's lane width and tile are what the host dispatches it with
+    /// (`SubgroupWidth` and `SubgroupTile::for_lanes`): the pieces it is composed of set them.
+    #[test]
+    fn subgroup_modules_match_the_host_tiles() {
+        use crate::gpu::conv2d::gemm::SubgroupTile;
+        use crate::gpu::conv2d::subgroup::SUBGROUP_WIDTHS;
+        let modules = [
+            &CONV2D_SUBGROUP4,
+            &CONV2D_SUBGROUP8,
+            &CONV2D_SUBGROUP16,
+            &CONV2D_SUBGROUP32,
+            &CONV2D_SUBGROUP64,
+        ];
+        for (module, width) in modules.into_iter().zip(SUBGROUP_WIDTHS) {
+            let parsed = parsed(module);
+            let lanes = u32_constant(&parsed, "LANES");
+            let channels = lanes * u32_constant(&parsed, "CHANNELS_PER_LANE");
+            let tile = SubgroupTile::for_lanes(width as usize);
+            assert_eq!(
+                (lanes as usize, channels as usize),
+                (tile.columns, tile.channels),
+                "{}",
+                module.name
+            );
+        }
     }
 
     /// A module that declares SUBGROUP really needs it (else the planner would withhold its
