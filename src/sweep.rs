@@ -1,10 +1,13 @@
-//! Seeded random parameter sets for sweeps: shared by `wgconv check` and the test suite.
+//! Seeded random parameter sets for sweeps (shared by `wgconv check` and the test suite), and
+//! the generator behind them, which `nn::init` uses too.
 
 use ndarray::{Array1, Array4};
 
 use crate::params::{Conv2dParams, Padding, Pool2dParams};
 
-/// SplitMix64: small, seeded, reproducible; no dependency.
+/// SplitMix64: small, seeded, reproducible; no dependency. The same seed gives the same
+/// sequence on every machine.
+#[derive(Clone, Debug)]
 pub struct Rng(u64);
 
 impl Rng {
@@ -27,6 +30,20 @@ impl Rng {
     /// Uniform in [-1, 1).
     pub fn unit(&mut self) -> f32 {
         ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    /// Uniform in `[0, 1)`, from the top 53 bits.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.uniform() * n as f64) as usize % n.max(1)
+    }
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
     }
     /// True `percent` times in a hundred.
     pub fn chance(&mut self, percent: u64) -> bool {
