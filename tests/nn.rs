@@ -196,6 +196,17 @@ fn misuse_is_an_error_not_a_panic() {
         // Inference mode saves nothing either.
         pool.forward(&x, false).unwrap();
         assert!(pool.backward(&x, true).is_err());
+        // A gradient of another shape is refused alike on both backends.
+        let mut param = Param::new(x.clone());
+        param.grad = Some(x.clone());
+        let other = backend
+            .upload(Array4::<f32>::zeros((1, 1, 2, 1)).view(), Layout::Nchw)
+            .unwrap();
+        let e = param.accumulate(other).unwrap_err().to_string();
+        assert!(
+            e.contains("gradient has shape [1, 1, 2, 1], accumulated gradient has [1, 1, 2, 2]"),
+            "{e}"
+        );
     }
     if let Some(gpu) = common::gpu() {
         let on_gpu = Backend::Gpu(gpu.clone());

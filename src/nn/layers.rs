@@ -53,6 +53,17 @@ pub trait Layer {
     }
 }
 
+/// What a training forward pass saved for the backward pass, taken (a backward pass uses it
+/// once), or an error naming `op` when there is none.
+fn take_saved<T>(saved: &mut Option<T>, op: &'static str) -> Result<T> {
+    saved.take().ok_or_else(|| {
+        invalid(
+            op,
+            "no saved forward pass: call forward with training = true first",
+        )
+    })
+}
+
 /// A convolution with bias and a fused activation: PyTorch's `nn.Conv2d` followed by the
 /// activation, run as one kernel. The backward pass returns dx and accumulates dw and db.
 #[derive(Clone, Debug)]
@@ -115,12 +126,7 @@ impl Layer for Conv2d {
     }
 
     fn backward(&mut self, grad_output: &Tensor, input_grad: bool) -> Result<Option<Tensor>> {
-        let (input, output) = self.saved.take().ok_or_else(|| {
-            invalid(
-                "nn::Conv2d::backward",
-                "no saved forward pass: call forward with training = true first",
-            )
-        })?;
+        let (input, output) = take_saved(&mut self.saved, "nn::Conv2d::backward")?;
         let dz = tensor::activation_backward(grad_output, &output, self.activation)?;
         let which = GradSelection {
             input: input_grad,
@@ -171,12 +177,7 @@ impl Layer for MaxPool2d {
     }
 
     fn backward(&mut self, grad_output: &Tensor, input_grad: bool) -> Result<Option<Tensor>> {
-        let (indices, shape) = self.saved.take().ok_or_else(|| {
-            invalid(
-                "nn::MaxPool2d::backward",
-                "no saved forward pass: call forward with training = true first",
-            )
-        })?;
+        let (indices, shape) = take_saved(&mut self.saved, "nn::MaxPool2d::backward")?;
         if !input_grad {
             return Ok(None);
         }

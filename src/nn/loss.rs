@@ -58,15 +58,16 @@ pub fn softmax_cross_entropy(
         let max = row
             .iter()
             .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-        let sum: f64 = row.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+        let exps: Vec<f64> = row.iter().map(|&v| (f64::from(v) - max).exp()).collect();
+        let sum: f64 = exps.iter().sum();
         total += max + sum.ln() - f64::from(row[label]);
         let best = row
             .iter()
             .enumerate()
             .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
         correct += usize::from(best == label);
-        for (j, &v) in row.iter().enumerate() {
-            let p = (f64::from(v) - max).exp() / sum;
+        for (j, e) in exps.iter().enumerate() {
+            let p = e / sum;
             let target = if j == label { 1.0 } else { 0.0 };
             grad[[i, j]] = ((p - target) / n as f64) as f32;
         }
