@@ -220,7 +220,7 @@ fn conv2d_gemm_tiled(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    let w = (wg.z * groups.y + wg.y) * groups.x + wg.x;
+    let w = workgroup_index(wg, groups);
     if (w * 64u >= u.invocations) {
         return;
     }
@@ -372,7 +372,7 @@ fn conv2d_gemm_tiled_in_place(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    let w = (wg.z * groups.y + wg.y) * groups.x + wg.x;
+    let w = workgroup_index(wg, groups);
     if (w * 64u >= u.invocations) {
         return;
     }
@@ -504,7 +504,7 @@ fn conv2d_weight_grad_tiled(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    let w = (wg.z * groups.y + wg.y) * groups.x + wg.x;
+    let w = workgroup_index(wg, groups);
     if (w * 64u >= u.invocations) {
         return;
     }
