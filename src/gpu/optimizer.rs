@@ -1,12 +1,13 @@
 //! Host side of the parameter-update kernels (`shaders/optimizer.wgsl`): gradient accumulation
 //! and SGD with momentum, in place on the parameter's own buffers.
 
-use crate::error::{invalid, Result};
+use crate::error::Result;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::launch::{check_same_gpu, check_whole, submit, Dispatch, Resource};
 use crate::gpu::runtime::uniforms::uniform_struct;
 use crate::gpu::GpuTensor;
+use crate::params::check_same_shape;
 
 uniform_struct! {
     /// Mirrors `OptimizerUniforms` in `shaders/optimizer.wgsl`.
@@ -28,22 +29,14 @@ pub struct SgdStep {
 
 /// `Err` unless the tensors hold f32 values of one shape on one device, in one buffer each.
 fn check_operands(op: &'static str, named: &[(&str, &GpuTensor)]) -> Result<()> {
-    let (first_name, first) = named[0];
+    let (_, first) = named[0];
     let others: Vec<&GpuTensor> = named[1..].iter().map(|(_, t)| *t).collect();
     check_same_gpu(first.gpu(), op, &others)?;
-    for (name, t) in named {
+    for (_, t) in named {
         t.expect_values(op)?;
-        if t.shape() != first.shape() {
-            return Err(invalid(
-                op,
-                format!(
-                    "{name} has shape {:?}, {first_name} has {:?}; they must match",
-                    t.shape(),
-                    first.shape()
-                ),
-            ));
-        }
     }
+    let shapes: Vec<(&str, &[usize])> = named.iter().map(|&(n, t)| (n, t.shape())).collect();
+    check_same_shape(op, &shapes)?;
     check_whole(op, named)
 }
 

@@ -289,32 +289,20 @@ pub(crate) fn max_pool2d_backward(
     })
 }
 
-/// `Err` unless the `named` tensors have one shape, as the GPU's optimizer ops require
-/// (`gpu::optimizer`), so both backends refuse a mismatch alike.
-fn check_same_shape(op: &'static str, named: &[(&str, &Tensor)]) -> Result<()> {
-    let (first_name, first) = named[0];
-    for (name, t) in &named[1..] {
-        if t.shape() != first.shape() {
-            return Err(invalid(
-                op,
-                format!(
-                    "{name} has shape {:?}, {first_name} has {:?}; they must match",
-                    t.shape(),
-                    first.shape()
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// `Err` unless the `named` host arrays have one shape: the CPU twin of the GPU optimizer ops'
+/// own check (`gpu::optimizer`), with the same rule and wording.
+fn check_same_shape(op: &'static str, named: &[(&str, &ArrayD<f32>)]) -> Result<()> {
+    let shapes: Vec<(&str, &[usize])> = named.iter().map(|&(n, a)| (n, a.shape())).collect();
+    crate::params::check_same_shape(op, &shapes)
 }
 
 /// `into += grad`, in place.
 pub(crate) fn accumulate(into: &mut Tensor, grad: &Tensor) -> Result<()> {
     const OP: &str = "nn::Param::accumulate";
-    check_same_shape(OP, &[("accumulated gradient", into), ("gradient", grad)])?;
     match (into, grad) {
         (Tensor::Gpu(a), Tensor::Gpu(g)) => optimizer::accumulate_gradient(a, g),
         (Tensor::Cpu(a), Tensor::Cpu(g)) => {
+            check_same_shape(OP, &[("accumulated gradient", a), ("gradient", g)])?;
             *a += g;
             Ok(())
         }
@@ -331,19 +319,12 @@ pub(crate) fn sgd_momentum_step(
     step: SgdStep,
 ) -> Result<()> {
     const OP: &str = "nn::Sgd::step";
-    check_same_shape(
-        OP,
-        &[
-            ("weight", weight),
-            ("velocity", velocity),
-            ("gradient", grad),
-        ],
-    )?;
     match (weight, velocity, grad) {
         (Tensor::Gpu(w), Tensor::Gpu(v), Tensor::Gpu(g)) => {
             optimizer::sgd_momentum_step(w, v, g, step)
         }
         (Tensor::Cpu(w), Tensor::Cpu(v), Tensor::Cpu(g)) => {
+            check_same_shape(OP, &[("weight", w), ("velocity", v), ("gradient", g)])?;
             ndarray::Zip::from(w).and(v).and(g).for_each(|w, v, &g| {
                 let g = g + step.weight_decay * *w;
                 *v = step.momentum * *v + g;

@@ -72,3 +72,20 @@ pub(super) fn check_element_count(op: &'static str, name: &str, shape: &[usize])
         )),
     }
 }
+
+/// `Err` unless the `named` shapes (the first is the reference) are one shape: the operands of an
+/// elementwise op such as the optimizer's, on either backend.
+pub(crate) fn check_same_shape(op: &'static str, named: &[(&str, &[usize])]) -> Result<()> {
+    let Some(&(first_name, first)) = named.first() else {
+        return Ok(());
+    };
+    for &(name, shape) in &named[1..] {
+        if shape != first {
+            return Err(invalid(
+                op,
+                format!("{name} has shape {shape:?}, {first_name} has {first:?}; they must match"),
+            ));
+        }
+    }
+    Ok(())
+}

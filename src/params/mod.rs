@@ -6,6 +6,7 @@
 
 mod axis;
 mod checks;
+pub(crate) use checks::check_same_shape;
 mod conv;
 mod conv_transpose;
 mod layout;
