@@ -7,19 +7,27 @@ mod common;
 
 use common::Rng;
 use ndarray::Array4;
-use wgconv::gpu::conv2d::{depthwise_forward_fits, depthwise_input_grad_fits};
+use wgconv::gpu::conv2d::{
+    depthwise_forward_fits, depthwise_input_grad_fits, depthwise_rows_per_invocation,
+    DepthwiseLanes,
+};
 use wgconv::ConvVariant;
 use wgconv::{
     compare, conv2d_backward, conv2d_with_activation, cpu, Activation, Conv2dParams,
     ConvTranspose2dParams, ErrorBound, Gpu, GpuTensor, GradSelection, Layout, Padding,
 };
 
-fn gpu_forcing_depthwise() -> Option<Gpu> {
+/// A device forcing the depthwise variant, its kernels laying lanes out in `lanes` order: every
+/// driver here is a CPU driver, so the GPU order runs only when forced.
+fn gpu_forcing_depthwise(lanes: DepthwiseLanes) -> Option<Gpu> {
     common::gpu()?;
     let gpu = Gpu::new().expect("a second device on the adapter");
     gpu.force_conv_variant(Some(ConvVariant::Depthwise));
+    gpu.force_depthwise_lanes(Some(lanes));
     Some(gpu)
 }
+
+const BOTH_ORDERS: [DepthwiseLanes; 2] = [DepthwiseLanes::Contiguous, DepthwiseLanes::Channels];
 
 /// A depthwise layer near the quad kernel's domain: NCHW, up to 3x3, column stride 1 or 2,
 /// left padding 0 or 1, widths of whole and short last quads; sometimes a multiplier of 2, a
@@ -71,13 +79,15 @@ fn upload(gpu: &Gpu, a: &Array4<f32>, layout: Layout) -> GpuTensor {
 
 #[test]
 fn depthwise_variant_matches_the_reference_on_depthwise_layers() {
-    let Some(gpu) = gpu_forcing_depthwise() else {
+    let Some(gpu) = gpu_forcing_depthwise(DepthwiseLanes::Contiguous) else {
         return;
     };
     let gpu = &gpu;
     let mut rng = Rng::new(0xde97_0001);
     let (mut forward_quads, mut dx_quads, mut checked) = (0, 0, 0);
     while checked < 160 {
+        // Both lane orders, case by case.
+        gpu.force_depthwise_lanes(Some(BOTH_ORDERS[checked % 2]));
         let (p, sizes, weight_sizes) = depthwise_case(&mut rng);
         let layout = p.layout;
         let input = layout.activation_shape(sizes);
@@ -140,11 +150,12 @@ fn depthwise_variant_matches_the_reference_on_depthwise_layers() {
 /// A MobileNet-like layer: many planes and long rows, where every quad of a row runs at once.
 #[test]
 fn depthwise_variant_matches_the_reference_on_a_mobilenet_layer() {
-    let Some(gpu) = gpu_forcing_depthwise() else {
+    let Some(gpu) = gpu_forcing_depthwise(DepthwiseLanes::Contiguous) else {
         return;
     };
     let mut rng = Rng::new(0xde97_0002);
-    for stride in [1, 2] {
+    for (stride, lanes) in [1, 2].into_iter().flat_map(|s| BOTH_ORDERS.map(|l| (s, l))) {
+        gpu.force_depthwise_lanes(Some(lanes));
         let p = Conv2dParams::default()
             .with_stride(stride)
             .with_padding(Padding::Explicit {
@@ -176,7 +187,7 @@ fn depthwise_variant_matches_the_reference_on_a_mobilenet_layer() {
             ErrorBound::conv2d_with_activation(x.view(), w.view(), None, &p, Activation::Relu)
                 .unwrap();
         let r = compare(got.view(), want.view(), &bound);
-        assert!(r.passed(), "stride {stride}\n{r}");
+        assert!(r.passed(), "stride {stride} {lanes:?}\n{r}");
 
         // Both gradients: dx by the flipped forward (reading grad_output with zeros inserted
         // at stride 2), dw by
@@ -200,12 +211,54 @@ fn depthwise_variant_matches_the_reference_on_a_mobilenet_layer() {
             want.input.unwrap().view(),
             &bounds.input.unwrap(),
         );
-        assert!(r.passed(), "dx, stride {stride}\n{r}");
+        assert!(r.passed(), "dx, stride {stride} {lanes:?}\n{r}");
         let r = compare(
             got.weight.unwrap().read().unwrap().view(),
             want.weight.unwrap().view(),
             &bounds.weight.unwrap(),
         );
-        assert!(r.passed(), "dw, stride {stride}\n{r}");
+        assert!(r.passed(), "dw, stride {stride} {lanes:?}\n{r}");
+    }
+}
+
+/// A layer large enough that each forward invocation walks 8 or more output rows, with a short last
+/// run (60 rows), in both layouts: the runs of rows, the lanes along the contiguous dimension
+/// (NCHW columns, NHWC channels) and dw's partial sums per quad column, against the reference.
+#[test]
+fn depthwise_variant_walks_runs_of_rows_in_both_layouts() {
+    let Some(gpu) = gpu_forcing_depthwise(DepthwiseLanes::Contiguous) else {
+        return;
+    };
+    let mut rng = Rng::new(0xde97_0003);
+    // NCHW in the GPU order (lanes along the quads of a row, dw one quad per invocation), NHWC
+    // in the CPU order (lanes along channels, dw over whole rows); the random layers above
+    // take every other pairing.
+    for (layout, lanes) in [
+        (Layout::Nchw, DepthwiseLanes::Contiguous),
+        (Layout::Nhwc, DepthwiseLanes::Channels),
+    ] {
+        gpu.force_depthwise_lanes(Some(lanes));
+        let p = Conv2dParams::default()
+            .with_padding(Padding::symmetric(1, 1))
+            .with_groups(64)
+            .with_layout(layout);
+        let input = layout.activation_shape([1, 64, 60, 128]);
+        let weight = layout.weight_shape([64, 1, 3, 3]);
+        let g = p.geometry("t", input, weight, None).unwrap();
+        assert!(depthwise_forward_fits(&g) && depthwise_input_grad_fits(&g));
+        let rows = depthwise_rows_per_invocation(&g);
+        assert!(rows >= 8, "{layout:?}: {rows} rows per invocation");
+        assert_ne!(
+            g.h.output % rows,
+            0,
+            "{layout:?}: the last run must be short"
+        );
+        let x = rng.array4(input);
+        let w = rng.array4(weight);
+        let b = rng.array1(64);
+        let what = |pass: &str| format!("{layout:?} {lanes:?} {pass}");
+        common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, Activation::Relu, &what);
+        let dy = rng.array4(g.output_shape());
+        common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
     }
 }

@@ -1,14 +1,44 @@
-// The depthwise conv2d kernels: one input channel per group, any channel multiplier, dense
-// NCHW, windows up to 3x3; the forward pass and pass 1 of the weight gradient, each walking an
-// output row four outputs at a time.
+// The depthwise conv2d kernels: one input channel per group, any channel multiplier, NCHW or
+// NHWC, windows up to 3x3; the forward pass and pass 1 of the weight gradient. Both work on
+// quads, four neighbouring outputs of a row, and map consecutive invocations to the contiguous
+// dimension of the layout: NCHW, consecutive quads of a row (lanes read neighbouring columns);
+// NHWC, consecutive channels of one quad (lanes read neighbouring channels). That is the order
+// for GPUs, whose loads coalesce across lanes; on CPU drivers, where lanes are one core's SIMD
+// elements, consecutive channels measured faster in both layouts (see depthwise.rs).
 
-// The inputs of taps kx = 0, 1, 2 of the four windows of depthwise quad q on input row iy
-// (clamped into the input; the caller masks a row outside it), each a vec4 over the four
-// outputs. The windows span input columns B - 1 .. B + 8 (B = 4q * stride_w): ten loads from
-// clamped addresses, straight-line, which lavapipe turns into gathers across lanes (as fast
-// here as aligned vec4 loads, measured, and free of any alignment condition on the width);
-// each tap's inputs are then a swizzle of those, picked by selects on the stride and the
-// padding.
+// Where an invocation's work lies: image n, output channel oc, column c of quads (forward:
+// quad c; weight gradient: quads_per_invocation quads from c * quads_per_invocation) and run
+// of rows (forward: rows_per_block output rows of image n; weight gradient: a block of
+// rows_per_block rows (n, oy) over the batch, with n unused).
+struct DepthwiseItem {
+    n: u32,
+    oc: u32,
+    column: u32,
+    run: u32,
+}
+
+// Invocation `index`'s item, over `columns` columns per row and `runs` runs of rows per image,
+// channels fastest where lanes_along_channels says so (NHWC's contiguous dimension, and on CPU
+// drivers), else columns fastest (NCHW's contiguous dimension on a GPU).
+fn depthwise_item(index: u32, columns: u32, runs: u32) -> DepthwiseItem {
+    if (u.lanes_along_channels != 0u) {
+        let oc = index % u.out_channels;
+        let rest = index / u.out_channels;
+        let rest2 = rest / columns;
+        return DepthwiseItem(rest2 / runs, oc, rest % columns, rest2 % runs);
+    }
+    let rest = index / columns;
+    let rest2 = rest / runs;
+    return DepthwiseItem(rest2 / u.out_channels, rest2 % u.out_channels, index % columns, rest % runs);
+}
+
+// The inputs of taps kx = 0, 1, 2 of the four windows of quad q on input row iy of the plane
+// at `plane` (clamped into the input; the caller masks a row outside it), each a vec4 over the
+// four outputs. The windows span input columns B - 1 .. B + 8 (B = 4q * stride_w): ten loads
+// from clamped addresses, straight-line, which lavapipe turns into gathers across lanes (as
+// fast there as aligned vec4 loads, measured, and free of any alignment condition on the
+// width); each tap's inputs are then a swizzle of those, picked by selects on the stride and
+// the padding.
 struct DepthwiseTaps {
     t0: vec4<f32>,
     t1: vec4<f32>,
@@ -16,19 +46,18 @@ struct DepthwiseTaps {
 }
 
 fn depthwise_row_taps(plane: u32, iy: i32, q: u32) -> DepthwiseTaps {
-    // Stored rows and columns (see insert_shift_*): shifts, not divisions, so a forward
-    // (shift 0) pays one cheap operation per load.
-    let real_h = ((u.in_h - 1u) >> u.insert_shift_h) + 1u;
-    let real_w = ((u.in_w - 1u) >> u.insert_shift_w) + 1u;
-    let row = (plane * real_h + (u32(clamp(iy, 0, i32(u.in_h) - 1)) >> u.insert_shift_h)) * real_w;
+    // Stored rows and columns (see insert_shift_*; the input strides are the stored tensor's):
+    // shifts, not divisions, so a forward (shift 0) pays one cheap operation per load.
+    let row = plane + (u32(clamp(iy, 0, i32(u.in_h) - 1)) >> u.insert_shift_h) * u.in_stride_h;
     // left.w is column B - 1, mid and right columns B .. B + 7, next.x column B + 8.
     let b = i32(4u * q * u.stride_w);
     let last = i32(u.in_w) - 1;
     let sw = u.insert_shift_w;
-    let left = vec4<f32>(0.0, 0.0, 0.0, src_a[row + (u32(clamp(b - 1, 0, last)) >> sw)]);
-    let mid = vec4<f32>(src_a[row + (u32(clamp(b, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 1, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 2, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 3, 0, last)) >> sw)]);
-    let right = vec4<f32>(src_a[row + (u32(clamp(b + 4, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 5, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 6, 0, last)) >> sw)], src_a[row + (u32(clamp(b + 7, 0, last)) >> sw)]);
-    let next = vec4<f32>(src_a[row + (u32(clamp(b + 8, 0, last)) >> sw)], 0.0, 0.0, 0.0);
+    let cs = u.in_stride_w;
+    let left = vec4<f32>(0.0, 0.0, 0.0, src_a[row + (u32(clamp(b - 1, 0, last)) >> sw) * cs]);
+    let mid = vec4<f32>(src_a[row + (u32(clamp(b, 0, last)) >> sw) * cs], src_a[row + (u32(clamp(b + 1, 0, last)) >> sw) * cs], src_a[row + (u32(clamp(b + 2, 0, last)) >> sw) * cs], src_a[row + (u32(clamp(b + 3, 0, last)) >> sw) * cs]);
+    let right = vec4<f32>(src_a[row + (u32(clamp(b + 4, 0, last)) >> sw) * cs], src_a[row + (u32(clamp(b + 5, 0, last)) >> sw) * cs], src_a[row + (u32(clamp(b + 6, 0, last)) >> sw) * cs], src_a[row + (u32(clamp(b + 7, 0, last)) >> sw) * cs]);
+    let next = vec4<f32>(src_a[row + (u32(clamp(b + 8, 0, last)) >> sw) * cs], 0.0, 0.0, 0.0);
     // e[m]: input column B - pad_left + m.
     let odd = u.pad_left == 1u;
     let e0 = select(mid, vec4<f32>(left.w, mid.xyz), odd);
@@ -42,7 +71,6 @@ fn depthwise_row_taps(plane: u32, iy: i32, q: u32) -> DepthwiseTaps {
         select(vec4<f32>(e0.zw, e4.xy), vec4<f32>(e0.z, e4.x, e4.z, e8), stride2),
     );
 }
-
 // True when input row iy holds data: inside the input, and not an inserted zero row.
 fn depthwise_row_live(iy: i32) -> bool {
     return iy >= 0 && iy < i32(u.in_h) && (iy & ((1 << u.insert_shift_h) - 1)) == 0;
@@ -96,17 +124,16 @@ fn depthwise_column_liveness(q: u32) -> DepthwiseLiveness {
     );
 }
 
-// Depthwise forward (one input channel per group, any channel multiplier) on dense NCHW:
-// src_a = input, src_b = weight (any layout; a flip goes through w_base and the strides),
-// src_c = bias [C_out] (if has_bias), dst = output. One invocation: an
-// output row (n, oc, oy), its nine weights loaded once, walked a quad of neighbouring outputs
-// (4q .. 4q+3) at a time, each accumulated as one vec4 (from the bias). The host checks the
-// shape: windows at most 3x3, column stride 1 or 2, dilation_w 1, pad_left at most 1; rows
-// take any stride, dilation and padding. Straight-line taps (see depthwise_row_taps), three
-// rows each masked outside the input or the kernel: on lavapipe, which runs loads lane by
-// lane and pays for loops, this makes 30
-// loads and 9 weight loads serve 36 multiply-adds, where the direct kernel's channel tiles
-// would idle three lanes of four on a depthwise layer.
+// Depthwise forward (one input channel per group, any channel multiplier): src_a = input,
+// src_b = weight (any layout; a flip goes through w_base and the strides), src_c = bias
+// [C_out] (if has_bias), dst = output. One invocation: quad q (outputs 4q .. 4q+3) of output
+// channel oc in `rows_per_block` consecutive output rows of image n, its nine weights loaded
+// once, each quad accumulated as one vec4 (from the bias). The host checks the shape: windows
+// at most 3x3, column stride 1 or 2, dilation_w 1, pad_left at most 1; rows take any stride,
+// dilation and padding. Straight-line taps (see depthwise_row_taps), three rows each masked
+// outside the input or the kernel: on lavapipe, which runs loads lane by lane and pays for
+// loops, this makes 30 loads and 9 weight loads serve 36 multiply-adds, where the direct
+// kernel's channel tiles would idle three lanes of four on a depthwise layer.
 @compute @workgroup_size(64)
 fn conv2d_depthwise_quads(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -117,14 +144,14 @@ fn conv2d_depthwise_quads(
     if (index >= u.invocations) {
         return;
     }
-    let oy = index % u.out_h;
-    let rest = index / u.out_h;
-    let oc = rest % u.out_channels;
-    let n = rest / u.out_channels;
-    let plane = n * u.in_channels + oc / u.out_channels_per_group;
+    let quads = (u.out_w + 3u) / 4u;
+    let item = depthwise_item(index, quads, (u.out_h + u.rows_per_block - 1u) / u.rows_per_block);
+    let oc = item.oc;
+    let q = item.column;
+    let plane = item.n * u.in_stride_n + (oc / u.out_channels_per_group) * u.in_stride_c;
 
-    // The (at most 3x3) weights, loaded once for the row; taps past the kernel are masked
-    // and read a real tap.
+    // The (at most 3x3) weights, loaded once; taps past the kernel are masked and read a real
+    // tap.
     let w_oc = u.w_base + oc * u.w_stride_o;
     let kx1 = min(1u, u.kernel_w - 1u) * u.w_stride_w;
     let kx2 = min(2u, u.kernel_w - 1u) * u.w_stride_w;
@@ -133,14 +160,17 @@ fn conv2d_depthwise_quads(
     let w0 = vec3<f32>(src_b[w_oc], src_b[w_oc + kx1], src_b[w_oc + kx2]);
     let w1 = vec3<f32>(src_b[w_row1], src_b[w_row1 + kx1], src_b[w_row1 + kx2]);
     let w2 = vec3<f32>(src_b[w_row2], src_b[w_row2 + kx1], src_b[w_row2 + kx2]);
-    let window = depthwise_rows(oy);
     var bias = 0.0;
     if (u.has_bias != 0u) {
         bias = src_c[oc];
     }
-    let quads = (u.out_w + 3u) / 4u;
-    for (var q = 0u; q < quads; q++) {
-        let live = depthwise_column_liveness(q);
+    let live = depthwise_column_liveness(q);
+    let out_quad = item.n * u.out_stride_n + oc * u.out_stride_c + 4u * q * u.out_stride_w;
+    let count = min(4u, u.out_w - 4u * q);
+    let first = item.run * u.rows_per_block;
+    let end = min(u.out_h, first + u.rows_per_block);
+    for (var oy = first; oy < end; oy++) {
+        let window = depthwise_rows(oy);
         // A tap outside the input adds no term at all (not 0 * w), as in the CPU reference.
         var acc = vec4<f32>(bias);
         let t0 = depthwise_row_taps(plane, window.y0, q);
@@ -155,16 +185,17 @@ fn conv2d_depthwise_quads(
         acc += select(vec4<f32>(0.0), t2.t0 * w2.x, window.live2 & live.l0);
         acc += select(vec4<f32>(0.0), t2.t1 * w2.y, window.live2 & live.l1);
         acc += select(vec4<f32>(0.0), t2.t2 * w2.z, window.live2 & live.l2);
-        store4(index * u.out_w + 4u * q, 1u, min(4u, u.out_w - 4u * q), activate4(acc));
+        store4(out_quad + oy * u.out_stride_h, u.out_stride_w, count, activate4(acc));
     }
 }
 
 // Depthwise weight gradient, pass 1 of a blocked reduction over the N*OH rows of grad_output,
-// on the shapes the depthwise forward serves. src_a = input, src_b = grad_output (both dense
-// NCHW), dst = partial sums [blocks, weight elements], each block's partials laid out
-// like the weight. One invocation: all (at most 9) taps of one output channel over one block of
-// rows (n, oy), walking each row a quad of outputs at a time: the quad's grad_output is four
-// loads and each tap's four inputs come from depthwise_row_taps, in fixed order (rows, then
+// on the shapes the depthwise forward serves. src_a = input, src_b = grad_output, dst =
+// partial sums [blocks * columns, weight elements], the partials of (block, column c) at
+// block * columns + c, each laid out like the weight. One invocation: all (at most 9) taps of
+// output channel oc over the quads of column c (quads_per_invocation of them: a whole row on
+// CPU drivers, one quad on GPUs) of every row (n, oy) of one block, each quad's grad_output
+// four loads and each tap's four inputs from depthwise_row_taps, in fixed order (rows, then
 // quads, then the four lanes summed).
 @compute @workgroup_size(64)
 fn conv2d_depthwise_weight_grad_quads(
@@ -176,10 +207,14 @@ fn conv2d_depthwise_weight_grad_quads(
     if (index >= u.invocations) {
         return;
     }
-    let oc = index % u.out_channels;
-    let block = index / u.out_channels;
-    let ic = oc / u.out_channels_per_group;
     let quads = (u.out_w + 3u) / 4u;
+    let columns = (quads + u.quads_per_invocation - 1u) / u.quads_per_invocation;
+    let item = depthwise_item(index, columns, u.blocks);
+    let oc = item.oc;
+    let block = item.run;
+    let q_first = item.column * u.quads_per_invocation;
+    let q_end = min(quads, q_first + u.quads_per_invocation);
+    let channel = (oc / u.out_channels_per_group) * u.in_stride_c;
     var a00 = vec4<f32>(0.0);
     var a01 = vec4<f32>(0.0);
     var a02 = vec4<f32>(0.0);
@@ -189,21 +224,25 @@ fn conv2d_depthwise_weight_grad_quads(
     var a20 = vec4<f32>(0.0);
     var a21 = vec4<f32>(0.0);
     var a22 = vec4<f32>(0.0);
+    let zero = vec4<f32>(0.0);
+    let last = u.out_w - 1u;
+    let sw = u.out_stride_w;
     let rows = u.batch * u.out_h;
-    let row_end = min(rows, (block + 1u) * u.rows_per_block);
-    for (var r = block * u.rows_per_block; r < row_end; r++) {
-        let n = r / u.out_h;
-        let oy = r % u.out_h;
-        let plane = n * u.in_channels + ic;
+    let first = block * u.rows_per_block;
+    let row_end = min(rows, first + u.rows_per_block);
+    // Row r is (n, oy), advanced by counting: a vector division costs lavapipe one scalar
+    // division per lane.
+    var n = first / u.out_h;
+    var oy = first % u.out_h;
+    for (var r = first; r < row_end; r++) {
+        let plane = n * u.in_stride_n + channel;
         let window = depthwise_rows(oy);
-        let dy_row = ((n * u.out_channels + oc) * u.out_h + oy) * u.out_w;
-        let last = u.out_w - 1u;
-        for (var q = 0u; q < quads; q++) {
-            // Past the row's end (a short last quad) the masks drop the term.
-            let o = dy_row + 4u * q;
-            let dy = vec4<f32>(src_b[o], src_b[dy_row + min(4u * q + 1u, last)], src_b[dy_row + min(4u * q + 2u, last)], src_b[dy_row + min(4u * q + 3u, last)]);
+        let dy_row = n * u.out_stride_n + oc * u.out_stride_c + oy * u.out_stride_h;
+        for (var q = q_first; q < q_end; q++) {
+            // Past the row's end (a short last quad) the masks drop the term; the loads
+            // stay inside.
+            let dy = vec4<f32>(src_b[dy_row + 4u * q * sw], src_b[dy_row + min(4u * q + 1u, last) * sw], src_b[dy_row + min(4u * q + 2u, last) * sw], src_b[dy_row + min(4u * q + 3u, last) * sw]);
             let live = depthwise_column_liveness(q);
-            let zero = vec4<f32>(0.0);
             let t0 = depthwise_row_taps(plane, window.y0, q);
             a00 += select(zero, t0.t0 * dy, window.live0 & live.l0);
             a01 += select(zero, t0.t1 * dy, window.live0 & live.l1);
@@ -217,23 +256,28 @@ fn conv2d_depthwise_weight_grad_quads(
             a21 += select(zero, t2.t1 * dy, window.live2 & live.l1);
             a22 += select(zero, t2.t2 * dy, window.live2 & live.l2);
         }
+        oy++;
+        if (oy == u.out_h) {
+            oy = 0u;
+            n++;
+        }
     }
     let one = vec4<f32>(1.0);
-    let base = block * u.reduce_len + u.w_base + oc * u.w_stride_o;
+    let base = (block * columns + item.column) * u.reduce_len + u.w_base + oc * u.w_stride_o;
     let sh = u.w_stride_h;
-    let sw = u.w_stride_w;
+    let sk = u.w_stride_w;
     // Taps past the kernel have nowhere to go (their sums are zero).
     dst[base] = dot(a00, one);
-    if (u.kernel_w > 1u) { dst[base + sw] = dot(a01, one); }
-    if (u.kernel_w > 2u) { dst[base + 2u * sw] = dot(a02, one); }
+    if (u.kernel_w > 1u) { dst[base + sk] = dot(a01, one); }
+    if (u.kernel_w > 2u) { dst[base + 2u * sk] = dot(a02, one); }
     if (u.kernel_h > 1u) {
         dst[base + sh] = dot(a10, one);
-        if (u.kernel_w > 1u) { dst[base + sh + sw] = dot(a11, one); }
-        if (u.kernel_w > 2u) { dst[base + sh + 2u * sw] = dot(a12, one); }
+        if (u.kernel_w > 1u) { dst[base + sh + sk] = dot(a11, one); }
+        if (u.kernel_w > 2u) { dst[base + sh + 2u * sk] = dot(a12, one); }
     }
     if (u.kernel_h > 2u) {
         dst[base + 2u * sh] = dot(a20, one);
-        if (u.kernel_w > 1u) { dst[base + 2u * sh + sw] = dot(a21, one); }
-        if (u.kernel_w > 2u) { dst[base + 2u * sh + 2u * sw] = dot(a22, one); }
+        if (u.kernel_w > 1u) { dst[base + 2u * sh + sk] = dot(a21, one); }
+        if (u.kernel_w > 2u) { dst[base + 2u * sh + 2u * sk] = dot(a22, one); }
     }
 }

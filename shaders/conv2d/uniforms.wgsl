@@ -65,6 +65,14 @@ struct Conv2dUniforms {
     insert_shift_w: u32,
     // reduce_partials only: blocks per segment (see shaders/conv2d/reduce.wgsl).
     reduce_segment: u32,
+    // Depthwise kernels only: 1 when consecutive invocations take consecutive channels, 0 when
+    // they take consecutive quads of a row (see depthwise_item); and the quads of a row each
+    // weight-gradient invocation walks.
+    lanes_along_channels: u32,
+    quads_per_invocation: u32,
+    // Uniform buffers come in multiples of 16 bytes.
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: Conv2dUniforms;

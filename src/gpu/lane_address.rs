@@ -1,4 +1,4 @@
-//! Test-only lane-address check of the tiled GEMMs: bank sets of workgroup-memory accesses per phase and 32-byte sectors per 32-lane store, from a host mirror of the kernels' index expressions.
+//! Test-only lane-address checks of the real-GPU kernels: bank sets of the tiled GEMMs' workgroup-memory accesses per phase, and 32-byte sectors per 32-lane access of their stores and of the depthwise kernels, from host mirrors of the kernels' index expressions.
 
 /// One access of 32 consecutive lanes (a warp; two AMD half-waves behave alike).
 pub(crate) enum Access {
@@ -263,4 +263,96 @@ fn tiled_gemm_lanes_are_conflict_free_and_stores_coalesced() {
         }
     }
     assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Invocation `index` of a depthwise kernel as (n, oc, column of quads, run of rows), mirrored
+/// from `depthwise_item` in `shaders/conv2d/depthwise.wgsl`.
+fn depthwise_item(
+    index: u32,
+    along_channels: bool,
+    channels: u32,
+    columns: u32,
+    runs: u32,
+) -> [u32; 4] {
+    if along_channels {
+        let rest = index / channels;
+        let rest2 = rest / columns;
+        [rest2 / runs, index % channels, rest % columns, rest2 % runs]
+    } else {
+        let rest = index / columns;
+        let rest2 = rest / runs;
+        [
+            rest2 / channels,
+            rest2 % channels,
+            index % columns,
+            rest % runs,
+        ]
+    }
+}
+
+/// Sectors one warp's depthwise forward touches against the fewest its distinct bytes fit in:
+/// the ten input loads of the first tap row of each lane's first output row, and the four
+/// stores of its quad. A 3x3 layer of 64 channels at 56x56, batch 2, 16 rows per invocation;
+/// warps at several places in the grid.
+fn depthwise_warp_sectors(nhwc: bool, along_channels: bool) -> [(usize, usize); 2] {
+    let (c, h, w, rows) = (64u32, 56u32, 56u32, 16u32);
+    let columns = w.div_ceil(4);
+    let runs = h.div_ceil(rows);
+    let address = move |n: u32, ch: u32, y: u32, x: u32| -> u64 {
+        let (n, ch, y, x) = (u64::from(n), u64::from(ch), u64::from(y), u64::from(x));
+        let (c, h, w) = (u64::from(c), u64::from(h), u64::from(w));
+        4 * if nhwc {
+            ((n * h + y) * w + x) * c + ch
+        } else {
+            ((n * c + ch) * h + y) * w + x
+        }
+    };
+    let mut totals = [(0, 0); 2];
+    for warp in [0u32, 1, 5, 77] {
+        let item = |lane: u32| depthwise_item(32 * warp + lane, along_channels, c, columns, runs);
+        let loads: Vec<u64> = (0..32)
+            .flat_map(|lane| {
+                let [n, ch, q, run] = item(lane);
+                (0..10).map(move |j| {
+                    let x = (4 * q + j).saturating_sub(1).min(w - 1);
+                    address(n, ch, run * rows, x)
+                })
+            })
+            .collect();
+        let stores: Vec<u64> = (0..32)
+            .flat_map(|lane| {
+                let [n, ch, q, run] = item(lane);
+                (0..4).map(move |j| address(n, ch, run * rows, (4 * q + j).min(w - 1)))
+            })
+            .collect();
+        for (total, bytes) in totals.iter_mut().zip([loads, stores]) {
+            let mut words = bytes.clone();
+            words.sort_unstable();
+            words.dedup();
+            let mut touched: Vec<u64> = words.iter().map(|b| b / SECTOR).collect();
+            touched.dedup();
+            total.0 += touched.len();
+            total.1 += (words.len() as u64 * 4).div_ceil(SECTOR) as usize;
+        }
+    }
+    totals
+}
+
+/// The GPU order of the depthwise kernels (lanes along the quads of a row in NCHW, along
+/// channels in NHWC) touches at most 1.5x the sectors its bytes need, loads and stores; lanes
+/// along channels in NCHW (the CPU-driver order) would not, which shows the check can fail.
+#[test]
+fn depthwise_gpu_order_coalesces_in_both_layouts() {
+    let within = |(touched, fewest): (usize, usize)| 2 * touched <= 3 * fewest;
+    for nhwc in [false, true] {
+        let [loads, stores] = depthwise_warp_sectors(nhwc, nhwc);
+        println!("depthwise, GPU order, nhwc {nhwc}: loads {loads:?}, stores {stores:?} (touched, fewest)");
+        assert!(
+            within(loads) && within(stores),
+            "nhwc {nhwc}: {loads:?} {stores:?}"
+        );
+    }
+    let [loads, stores] = depthwise_warp_sectors(false, true);
+    println!("depthwise, NCHW with lanes along channels: loads {loads:?}, stores {stores:?}");
+    assert!(!within(loads) && !within(stores), "{loads:?} {stores:?}");
 }

@@ -2,13 +2,15 @@
 //! arguments and sizes) before encoding anything, then submit them together.
 
 use crate::error::{invalid, Result};
+use crate::gpu::conv2d::depthwise::LaneOrder;
 use crate::gpu::conv2d::direct::{
     direct_uniforms, gather_operands, plan_bias, plan_input_direct, CHANNEL_TILE,
 };
 use crate::gpu::conv2d::gemm;
-use crate::gpu::conv2d::reduce::plan_reduction;
+use crate::gpu::conv2d::reduce::{plan_reduction, plan_reduction_by_columns};
 use crate::gpu::conv2d::split_backward::{self, TiledGrad};
 use crate::gpu::conv2d::subgroup::SubgroupWidth;
+use crate::gpu::conv2d::uniforms::Conv2dUniforms;
 use crate::gpu::conv2d::variant::{self, ConvPass, ConvVariant};
 use crate::gpu::conv2d::{depthwise as conv2d_depthwise, packed as conv2d_packed};
 use crate::gpu::kernels::Kernel;
@@ -38,12 +40,9 @@ fn plan_input_with(
     let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
     let as_forward = conv2d_depthwise::input_grad_as_forward(g);
     Ok(match variant {
-        ConvVariant::Depthwise if as_forward.is_some() => conv2d_depthwise::input_grad(
-            op,
-            &as_forward.expect("checked"),
-            has_bias,
-            max_per_dimension,
-        )?,
+        ConvVariant::Depthwise if as_forward.is_some() => {
+            conv2d_depthwise::input_grad(gpu, op, &as_forward.expect("checked"), has_bias)?
+        }
         ConvVariant::Direct | ConvVariant::Depthwise => {
             Plan::single(plan_input_direct(gpu, op, g, has_bias)?)
         }
@@ -88,17 +87,31 @@ fn plan_weight_with(
         Operand::Output,
     ];
     match variant {
-        ConvVariant::Depthwise if conv2d_depthwise::forward_fits(g) => plan_reduction(
-            gpu,
-            op,
-            g,
-            Plan::default(),
-            Kernel::Conv2dDepthwiseWeightGradQuads,
-            unpacked,
-            g.out_channels,
-            reduce_len,
-            |_, u| bytemuck::bytes_of(&u).to_vec(),
-        ),
+        ConvVariant::Depthwise if conv2d_depthwise::forward_fits(g) => {
+            // One invocation per channel and column of quads in each block of rows; each
+            // column sums apart, so that on a GPU lanes can lie along the contiguous dimension.
+            let order = LaneOrder::for_device(gpu, g.layout);
+            let per_invocation = order.weight_grad_quads(g);
+            let columns = g.w.output.div_ceil(4).div_ceil(per_invocation);
+            plan_reduction_by_columns(
+                gpu,
+                op,
+                g,
+                Plan::default(),
+                Kernel::Conv2dDepthwiseWeightGradQuads,
+                unpacked,
+                (g.out_channels * columns, columns),
+                reduce_len,
+                |_, u| {
+                    bytemuck::bytes_of(&Conv2dUniforms {
+                        lanes_along_channels: u32::from(order.along_channels),
+                        quads_per_invocation: per_invocation as u32,
+                        ..u
+                    })
+                    .to_vec()
+                },
+            )
+        }
         ConvVariant::Direct | ConvVariant::Depthwise => {
             let tiles = g.out_channels_per_group().div_ceil(CHANNEL_TILE);
             plan_reduction(

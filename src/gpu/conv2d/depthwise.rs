@@ -3,18 +3,20 @@
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::conv2d::forward::geometry_uniforms;
+use crate::gpu::conv2d::reduce::MIN_PARALLEL_INVOCATIONS;
 use crate::gpu::conv2d::uniforms::Conv2dUniforms;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::{Operand, Plan, Step};
 use crate::gpu::runtime::dispatch::DispatchGrid;
+use crate::gpu::Gpu;
 use crate::params::{AxisGeometry, Conv2dGeometry, Layout};
+use std::sync::Mutex;
 
 /// True when `conv2d_depthwise_quads` (and the weight-gradient kernel) compute `g` (see the
-/// shader): one input channel per group, dense NCHW, windows at most 3x3, column stride 1 or 2
-/// with dilation 1 and left padding at most 1.
+/// shader): one input channel per group, NCHW or NHWC, windows at most 3x3, column stride 1
+/// or 2 with dilation 1 and left padding at most 1.
 pub fn forward_fits(g: &Conv2dGeometry) -> bool {
     g.in_channels_per_group() == 1
-        && g.layout == Layout::Nchw
         && g.h.kernel <= 3
         && g.w.kernel <= 3
         && matches!(g.w.stride, 1 | 2)
@@ -22,30 +24,126 @@ pub fn forward_fits(g: &Conv2dGeometry) -> bool {
         && g.w.pad_before <= 1
 }
 
+/// The orders the depthwise kernels can lay their work over invocations in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepthwiseLanes {
+    /// Consecutive lanes along the layout's contiguous dimension (NCHW: the quads of a row;
+    /// NHWC: channels), so that a warp's loads and stores coalesce, and the weight gradient one
+    /// quad per invocation for parallelism: the order for GPUs.
+    Contiguous,
+    /// Consecutive lanes along channels in either layout, and the weight gradient over whole
+    /// rows: the order for CPU drivers, where a "lane" is one SIMD element of a core and
+    /// nothing coalesces; it measured faster there (lavapipe, MobileNet layers,
+    /// docs/benchmarks.md).
+    Channels,
+}
+
+/// Per device: an order every depthwise call must use (tests run both on every driver).
+#[derive(Default)]
+struct DepthwiseSettings {
+    forced: Mutex<Option<DepthwiseLanes>>,
+}
+
+impl Gpu {
+    /// Makes the depthwise kernels on this device (and its clones) lay their work out in
+    /// `lanes` order instead of the one for its device type; `None` restores that.
+    pub fn force_depthwise_lanes(&self, lanes: Option<DepthwiseLanes>) {
+        *self
+            .inner
+            .extensions
+            .get::<DepthwiseSettings>()
+            .forced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = lanes;
+    }
+
+    /// The order the depthwise kernels use on this device: the forced one, else
+    /// [`DepthwiseLanes::Contiguous`] on a GPU and [`DepthwiseLanes::Channels`] elsewhere.
+    pub fn depthwise_lanes(&self) -> DepthwiseLanes {
+        let forced = *self
+            .inner
+            .extensions
+            .get::<DepthwiseSettings>()
+            .forced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        forced.unwrap_or(if self.is_hardware_gpu() {
+            DepthwiseLanes::Contiguous
+        } else {
+            DepthwiseLanes::Channels
+        })
+    }
+}
+
+/// How the depthwise kernels lay their work over invocations for one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LaneOrder {
+    /// Consecutive invocations take consecutive channels, else consecutive quads of a row.
+    pub along_channels: bool,
+    /// A weight-gradient invocation walks whole rows, else one quad of each row.
+    pub whole_rows: bool,
+}
+
+impl LaneOrder {
+    /// The order on `gpu` (see [`Gpu::depthwise_lanes`]) for tensors in `layout`.
+    pub fn for_device(gpu: &Gpu, layout: Layout) -> Self {
+        match gpu.depthwise_lanes() {
+            DepthwiseLanes::Contiguous => Self {
+                along_channels: layout == Layout::Nhwc,
+                whole_rows: false,
+            },
+            DepthwiseLanes::Channels => Self {
+                along_channels: true,
+                whole_rows: true,
+            },
+        }
+    }
+
+    /// Quads of a row each weight-gradient invocation walks, for `g`.
+    pub fn weight_grad_quads(self, g: &Conv2dGeometry) -> usize {
+        if self.whole_rows {
+            g.w.output.div_ceil(4)
+        } else {
+            1
+        }
+    }
+}
+
 /// The forward of `g` through the quad kernel; the caller checks [`forward_fits`].
 pub fn forward(
+    gpu: &Gpu,
     op: &'static str,
     g: &Conv2dGeometry,
     has_bias: bool,
     activation: Activation,
-    max_per_dimension: u32,
 ) -> Result<Plan> {
-    forward_inserting(op, g, [0, 0], has_bias, activation, max_per_dimension)
+    forward_inserting(gpu, op, g, [0, 0], has_bias, activation)
 }
 
 /// [`forward`] reading its input as if `2^insert_shift - 1` zeros (no terms) sat between its
 /// rows and columns: `g`'s input sizes count them.
 fn forward_inserting(
+    gpu: &Gpu,
     op: &'static str,
     g: &Conv2dGeometry,
     insert_shift: [u32; 2],
     has_bias: bool,
     activation: Activation,
-    max_per_dimension: u32,
 ) -> Result<Plan> {
-    let rows = (g.batch * g.out_channels * g.h.output) as u64;
-    let grid = DispatchGrid::for_invocations(op, rows, max_per_dimension)?;
+    let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
+    let rows_per_invocation = forward_rows_per_invocation(g);
+    let invocations = quad_columns(g) * g.h.output.div_ceil(rows_per_invocation);
+    let grid = DispatchGrid::for_invocations(op, invocations as u64, max_per_dimension)?;
     let (activation, activation_slope) = activation.code();
+    // The input strides address the stored tensor, without the inserted zeros.
+    let stored = |size: usize, shift: u32| ((size - 1) >> shift) + 1;
+    let stored_strides = g.layout.activation_strides([
+        g.batch,
+        g.in_channels,
+        stored(g.h.input, insert_shift[0]),
+        stored(g.w.input, insert_shift[1]),
+    ]);
+    let u = |v: usize| v as u32;
     let uniforms = Conv2dUniforms {
         has_bias: u32::from(has_bias),
         invocations: grid.invocations,
@@ -53,6 +151,12 @@ fn forward_inserting(
         activation_slope,
         insert_shift_h: insert_shift[0],
         insert_shift_w: insert_shift[1],
+        rows_per_block: u(rows_per_invocation),
+        lanes_along_channels: u32::from(LaneOrder::for_device(gpu, g.layout).along_channels),
+        in_stride_n: u(stored_strides[0]),
+        in_stride_c: u(stored_strides[1]),
+        in_stride_h: u(stored_strides[2]),
+        in_stride_w: u(stored_strides[3]),
         ..geometry_uniforms(g)
     };
     Ok(Plan::single(Step::new(
@@ -66,6 +170,23 @@ fn forward_inserting(
             Operand::Output,
         ],
     )))
+}
+
+/// Columns of quads over the batch and channels of `g`'s output.
+fn quad_columns(g: &Conv2dGeometry) -> usize {
+    g.batch * g.out_channels * g.w.output.div_ceil(4)
+}
+
+/// Output rows each forward invocation walks down its quad column: up to 16, fewer where that
+/// would leave under [`MIN_PARALLEL_INVOCATIONS`] invocations. More rows amortise the weight
+/// loads and the invocation's set-up.
+pub(crate) fn forward_rows_per_invocation(g: &Conv2dGeometry) -> usize {
+    let rows = g.h.output;
+    let mut per = 16.min(rows).max(1);
+    while per > 1 && quad_columns(g) * rows.div_ceil(per) < MIN_PARALLEL_INVOCATIONS {
+        per /= 2;
+    }
+    per
 }
 
 /// The input gradient of a depthwise `g` with channel multiplier 1, as the forward it is:
@@ -129,18 +250,18 @@ pub struct DepthwiseInputGrad {
 /// The input-gradient dispatch for `dx` from [`input_grad_as_forward`]: grad_output is its
 /// input, and `has_bias` adds conv_transpose2d's bias.
 pub fn input_grad(
+    gpu: &Gpu,
     op: &'static str,
     dx: &DepthwiseInputGrad,
     has_bias: bool,
-    max_per_dimension: u32,
 ) -> Result<Plan> {
     let mut plan = forward_inserting(
+        gpu,
         op,
         &dx.as_forward,
         dx.insert_shift,
         has_bias,
         Activation::None,
-        max_per_dimension,
     )?;
     for step in &mut plan.steps {
         for operand in &mut step.operands {

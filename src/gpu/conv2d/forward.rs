@@ -88,7 +88,7 @@ fn forward_plan(
     ];
     Ok(match variant {
         ConvVariant::Depthwise if conv2d_depthwise::forward_fits(g) => {
-            conv2d_depthwise::forward(OP, g, has_bias, activation, max_per_dimension)?
+            conv2d_depthwise::forward(gpu, OP, g, has_bias, activation)?
         }
         ConvVariant::Direct | ConvVariant::Depthwise => {
             let grid = forward_grid(g, max_per_dimension)?;

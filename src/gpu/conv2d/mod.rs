@@ -15,6 +15,7 @@ mod tune_cache;
 pub(crate) mod variant;
 
 pub use depthwise::forward_fits as depthwise_forward_fits;
+pub use depthwise::DepthwiseLanes;
 pub use tune::{default_cache_path, Tuner};
 pub use variant::{choose, plan, Choice, ConvPass, ConvVariant, VARIANT_ENV};
 pub(crate) mod partial_sums;
@@ -24,6 +25,11 @@ pub(crate) mod uniforms;
 /// grad_output with the flipped kernel); where they do not, the direct kernels run it.
 pub fn depthwise_input_grad_fits(g: &crate::params::Conv2dGeometry) -> bool {
     depthwise::input_grad_as_forward(g).is_some()
+}
+/// Output rows each invocation of the depthwise forward walks for `g` (at most 16, fewer where
+/// the layer is too small to keep a large GPU busy otherwise).
+pub fn depthwise_rows_per_invocation(g: &crate::params::Conv2dGeometry) -> usize {
+    depthwise::forward_rows_per_invocation(g)
 }
 pub(crate) mod direct;
 pub(crate) mod reduce;

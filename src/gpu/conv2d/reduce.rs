@@ -88,22 +88,52 @@ pub(crate) fn plan_reduction(
     gpu: &Gpu,
     op: &'static str,
     g: &Conv2dGeometry,
-    mut prelude: Plan,
+    prelude: Plan,
     kernel: Kernel,
     pass1_operands: Vec<Operand>,
     pass1_per_block: usize,
     reduce_len: usize,
     pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
 ) -> Result<Plan> {
+    plan_reduction_by_columns(
+        gpu,
+        op,
+        g,
+        prelude,
+        kernel,
+        pass1_operands,
+        (pass1_per_block, 1),
+        reduce_len,
+        pass1_uniforms,
+    )
+}
+
+/// [`plan_reduction`] whose pass 1 also cuts every row into `column_sets` runs of columns
+/// (`pass1.1`), each summed apart: a block then writes `column_sets` sets of partials (set
+/// `block * column_sets + run`), and pass 2 adds all of them. `pass1.0` is the pass-1
+/// invocations per block of rows. The uniforms' `blocks` is the blocks of rows in pass 1.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plan_reduction_by_columns(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    mut prelude: Plan,
+    kernel: Kernel,
+    pass1_operands: Vec<Operand>,
+    (pass1_per_block, column_sets): (usize, usize),
+    reduce_len: usize,
+    pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
+) -> Result<Plan> {
     let plan = ReductionPlan::new(
         g.batch * g.h.output,
-        g.w.output,
+        g.w.output.div_ceil(column_sets),
         pass1_per_block,
-        reduce_len,
+        reduce_len * column_sets,
         gpu.max_storage_binding(),
     );
-    check_binding(gpu, op, "partial sums", &[plan.blocks, reduce_len])?;
-    let partials = Operand::Scratch(prelude.add_scratch(plan.blocks * reduce_len));
+    let sets = plan.blocks * column_sets;
+    check_binding(gpu, op, "partial sums", &[sets, reduce_len])?;
+    let partials = Operand::Scratch(prelude.add_scratch(sets * reduce_len));
     let base = Conv2dUniforms {
         rows_per_block: plan.rows_per_block as u32,
         blocks: plan.blocks as u32,
@@ -126,8 +156,8 @@ pub(crate) fn plan_reduction(
             .map(|o| if o == Operand::Output { partials } else { o })
             .collect(),
     });
-    let (mut source, mut blocks) = (partials, plan.blocks);
-    for runs in reduction_passes(plan.blocks) {
+    let (mut source, mut blocks) = (partials, sets);
+    for runs in reduction_passes(sets) {
         let target = if runs == 1 {
             Operand::Output
         } else {

@@ -18,6 +18,7 @@ uniform_struct! {
         out_stride_n, out_stride_c, out_stride_h, out_stride_w,
         w_stride_o, w_stride_i, w_stride_h, w_stride_w,
         w_base, insert_shift_h, insert_shift_w, reduce_segment,
+        lanes_along_channels, quads_per_invocation, _pad0, _pad1,
     }
 }
 

@@ -38,8 +38,9 @@ pub enum ConvVariant {
     /// per workgroup of 64, each operand read from device memory once per tile. Written for
     /// real GPUs, where workgroup memory is fast and loads are coalesced; portable.
     Tiled,
-    /// Depthwise layers (one input channel per group) on dense NCHW: rows of outputs walked
-    /// four at a time with straight-line taps (`conv2d_depthwise_quads`), for the forward, a
+    /// Depthwise layers (one input channel per group), NCHW or NHWC: quads of outputs with
+    /// straight-line taps, lanes in the order [`Gpu::depthwise_lanes`] gives
+    /// (`conv2d_depthwise_quads`), for the forward, a
     /// unit-stride input gradient (a flipped forward) and the weight gradient (split-K,
     /// `conv2d_depthwise_weight_grad_quads`), where the shape allows (windows up to 3x3,
     /// column stride 1 or 2, left padding up to 1); every other pass and shape runs the
@@ -234,10 +235,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         Ok(w) if w.lanes() == 8 => fits(Tiling::Subgroup8),
         _ => None,
     };
-    let real_gpu = matches!(
-        gpu.adapter_info().device_type,
-        wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
-    );
+    let real_gpu = gpu.is_hardware_gpu();
     // Only real GPUs take tiled: elsewhere its plan would be built on every call for nothing.
     let tiled = (real_gpu && ConvVariant::Tiled.available(gpu).is_ok())
         .then(|| fits(Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)))
@@ -251,8 +249,11 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         _ if depthwise => (
             ConvVariant::Depthwise,
             format!(
-                "depthwise ({cout} out per input channel), 3x3 or smaller: rows of {} outputs four at a time, straight-line taps",
-                g.w.output
+                "depthwise ({cout} out per input channel), 3x3 or smaller: quads of outputs with straight-line taps, lanes {}",
+                match conv2d_depthwise::LaneOrder::for_device(gpu, g.layout).along_channels {
+                    true => "along channels",
+                    false => "along the quads of a row",
+                }
             ),
         ),
         _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && tiled.is_some() => (

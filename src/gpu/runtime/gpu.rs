@@ -151,6 +151,16 @@ impl Gpu {
         &self.inner.info
     }
 
+    /// True on a discrete or integrated GPU; false on CPU drivers (lavapipe, SwiftShader,
+    /// llvmpipe) and on virtual or unknown devices. Kernels that lay lanes out for coalesced
+    /// loads, or tile for workgroup memory, are chosen on this.
+    pub fn is_hardware_gpu(&self) -> bool {
+        matches!(
+            self.inner.info.device_type,
+            wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
+        )
+    }
+
     /// Why this adapter was chosen.
     pub fn selection_reason(&self) -> &str {
         &self.inner.selection
