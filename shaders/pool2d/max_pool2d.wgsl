@@ -134,9 +134,11 @@ fn small_window_max(plane: u32, c: u32, h0: i32, w0: i32, first: vec2<u32>, side
     var best = bitcast<f32>(NEG_INF_BITS);
     var best_at = first;
     var saw_nan = false;
+    // Tap t is (ky, kx), counted rather than divided out of t: no division in the loop on a
+    // driver that does not unroll it.
+    var ky = 0u;
+    var kx = 0u;
     for (var t = 0u; t < side * side; t++) {
-        let ky = t / side;
-        let kx = t % side;
         let ih = h0 + i32(ky * u.dilation_h);
         let iw = w0 + i32(kx * u.dilation_w);
         let live = ky < u.kernel_h && kx < u.kernel_w && ih >= 0 && ih < i32(u.in_h) && iw >= 0 && iw < i32(u.in_w);
@@ -148,6 +150,10 @@ fn small_window_max(plane: u32, c: u32, h0: i32, w0: i32, first: vec2<u32>, side
         best = select(best, v, take);
         best_at = select(best_at, vec2<u32>(ch, cw), take);
         saw_nan = saw_nan || (live && nan);
+        kx++;
+        let wrap = kx == side;
+        kx = select(kx, 0u, wrap);
+        ky = select(ky, ky + 1u, wrap);
     }
     return WindowMax(best, flat_index(c, best_at.x, best_at.y));
 }
@@ -255,20 +261,26 @@ fn max_pool2d_backward(
     let ow_lo = select(0u, (left - reach_w + u.stride_w - 1u) / u.stride_w, left > reach_w);
     let ow_hi = min(u.out_w, left / u.stride_w + 1u);
     let out_plane = n * u.out_stride_n + c * u.out_stride_c;
+    // Window oh covers row ih on a tap when (top - oh * stride) % dilation is 0. The remainder
+    // is computed once per axis and stepped down by stride % dilation as oh (ow) goes up, so
+    // that the loops hold no division.
+    let step_h = u.stride_h % u.dilation_h;
+    let step_w = u.stride_w % u.dilation_w;
+    let first_w = (left - ow_lo * u.stride_w) % u.dilation_w;
+    var off_h = (top - oh_lo * u.stride_h) % u.dilation_h;
     var acc = 0.0;
     for (var oh = oh_lo; oh < oh_hi; oh++) {
-        if ((top - oh * u.stride_h) % u.dilation_h != 0u) {
-            continue;
-        }
-        for (var ow = ow_lo; ow < ow_hi; ow++) {
-            if ((left - ow * u.stride_w) % u.dilation_w != 0u) {
-                continue;
-            }
-            let o = out_plane + oh * u.out_stride_h + ow * u.out_stride_w;
-            if (src_indices[o] == me) {
-                acc += src[o];
+        if (off_h == 0u) {
+            var off_w = first_w;
+            for (var ow = ow_lo; ow < ow_hi; ow++) {
+                let o = out_plane + oh * u.out_stride_h + ow * u.out_stride_w;
+                if (off_w == 0u && src_indices[o] == me) {
+                    acc += src[o];
+                }
+                off_w = select(off_w + u.dilation_w - step_w, off_w - step_w, off_w >= step_w);
             }
         }
+        off_h = select(off_h + u.dilation_h - step_h, off_h - step_h, off_h >= step_h);
     }
     dst[n * u.in_stride_n + c * u.in_stride_c + ih * u.in_stride_h + iw * u.in_stride_w] = acc;
 }

@@ -1,4 +1,4 @@
-//! Test-only static cost model of the real-GPU GEMM kernels, counted in naga's IR, with the budgets docs/design.md explains.
+//! Test-only static cost model of the real-GPU kernels, counted in naga's IR: the GEMMs' K-loop budgets and the other kernels' inner loops, as docs/design.md explains.
 
 use naga::valid::{FunctionInfo, ModuleInfo};
 use naga::{Block, Expression, Function, Handle, Module, Statement, TypeInner};
@@ -518,4 +518,115 @@ fn the_counter_counts_known_code() {
     assert_eq!((c.multiply_adds, c.div_mod, c.dynamic_private), (4, 1, 1));
     let c = count("for (var i = 0u; i < 3u; i++) { acc[1] = x * x; } workgroupBarrier();");
     assert_eq!((c.other_float, c.barriers, c.dynamic_private), (12, 1, 0));
+}
+
+/// The innermost loops of `block` (loops with no loop inside, through calls), each with its
+/// function.
+fn innermost_loops<'a>(
+    counter: &Counter<'a>,
+    f: &'a Function,
+    block: &'a Block,
+    out: &mut Vec<(&'a Function, &'a Statement)>,
+) {
+    let is_loop = |s: &Statement| matches!(s, Statement::Loop { .. });
+    for s in block.iter() {
+        match s {
+            Statement::Loop {
+                body, continuing, ..
+            } => {
+                if counter.contains(body, &is_loop) || counter.contains(continuing, &is_loop) {
+                    innermost_loops(counter, f, body, out);
+                    innermost_loops(counter, f, continuing, out);
+                } else {
+                    out.push((f, s));
+                }
+            }
+            Statement::Call { function, .. } => {
+                let callee = &counter.module.functions[*function];
+                innermost_loops(counter, callee, &callee.body, out);
+            }
+            other => {
+                for child in child_blocks(other) {
+                    innermost_loops(counter, f, child, out);
+                }
+            }
+        }
+    }
+}
+
+/// One iteration of each innermost loop of `kernel`'s entry point.
+fn innermost_loop_costs(kernel: Kernel) -> Vec<Cost> {
+    let spec = kernel.spec();
+    let (module, info) = parse_with_info(spec.module);
+    let counter = Counter {
+        module: &module,
+        info: &info,
+    };
+    let entry = module
+        .entry_points
+        .iter()
+        .find(|e| e.name == spec.entry_point)
+        .expect("the entry point");
+    let mut loops = Vec::new();
+    innermost_loops(&counter, &entry.function, &entry.function.body, &mut loops);
+    loops
+        .into_iter()
+        .map(|(f, l)| {
+            let Statement::Loop {
+                body, continuing, ..
+            } = l
+            else {
+                unreachable!()
+            };
+            let mut cost = counter.block(f, body, false).expect("non-strict");
+            cost.add(counter.block(f, continuing, false).expect("non-strict"), 1);
+            cost
+        })
+        .collect()
+}
+
+/// The kernels other than the GEMMs that the planner runs on real GPUs: few-channel layers'
+/// direct kernels, depthwise, the reductions, packing, per-element pooling, the elementwise
+/// kernels.
+const REAL_GPU_STREAMING: &[Kernel] = &[
+    Kernel::Conv2dForward,
+    Kernel::Conv2dBackwardInput,
+    Kernel::Conv2dBackwardWeightPartial,
+    Kernel::Conv2dBackwardBiasPartial,
+    Kernel::ReducePartials,
+    Kernel::Conv2dDepthwiseQuads,
+    Kernel::Conv2dDepthwiseWeightGradQuads,
+    Kernel::PackSourceVec4,
+    Kernel::PackWeightVec4,
+    Kernel::PackRowsVec4,
+    Kernel::MaxPool2dForward,
+    Kernel::MaxPool2dForwardWithIndices,
+    Kernel::MaxPool2dBackward,
+    Kernel::ActivationBackward,
+    Kernel::AccumulateGradient,
+    Kernel::SgdMomentumStep,
+    Kernel::CopyVec4,
+];
+
+/// `cargo test --lib cost_model -- --nocapture` prints each loop's figures.
+#[test]
+fn real_gpu_streaming_kernels_keep_division_out_of_inner_loops() {
+    let mut bad = Vec::new();
+    for &kernel in REAL_GPU_STREAMING {
+        for (i, c) in innermost_loop_costs(kernel).iter().enumerate() {
+            println!(
+                "{} inner loop {i}: {} multiply-adds, {} other float ops, {} global loads, {} div/mod, {} dynamic private indexings",
+                kernel.entry_point(),
+                c.multiply_adds,
+                c.other_float,
+                c.global_loads,
+                c.div_mod,
+                c.dynamic_private
+            );
+            if c.div_mod > 0 || c.dynamic_private > 0 {
+                bad.push(format!("{kernel:?} loop {i}: {c:?}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
 }
