@@ -360,9 +360,9 @@ fn weight_column(col: u32) -> u32 {
 // are as in conv2d_gemm_packed; the weights are packed the same way, to tiles of
 // WIDE_CHANNELS.
 const WIDE_CHANNELS: u32 = 4u * LANES;
-const WIDE_COLUMNS: u32 = 32u;
+const WIDE_COLUMNS: u32 = 4u * LANES;
 // Column vec4s each lane loads per step of a wide tile.
-const WIDE_LOADS: u32 = WIDE_COLUMNS / LANES;
+const WIDE_LOADS: u32 = 4u;
 
 // acc (this lane's four channels at one column) plus four reduction terms: column values x
 // against t0..t3, the four channels' weights for each term.
@@ -389,94 +389,6 @@ fn by_term(wa: vec4<f32>, wb: vec4<f32>, wc: vec4<f32>, wd: vec4<f32>) -> array<
         vec4<f32>(wa.y, wb.y, wc.y, wd.y),
         vec4<f32>(wa.z, wb.z, wc.z, wd.z),
         vec4<f32>(wa.w, wb.w, wc.w, wd.w),
-    );
-}
-
-// The accumulators of one lane of a wide tile: column j (loaded by lane j % LANES as its load
-// j / LANES) in c{j}, four channels each. Members, not an array: an array indexed dynamically
-// would be kept in memory, inside the hot loop too; a struct's members become registers (and
-// spills) like separate variables.
-struct WideTile {
-    c0: vec4<f32>,
-    c1: vec4<f32>,
-    c2: vec4<f32>,
-    c3: vec4<f32>,
-    c4: vec4<f32>,
-    c5: vec4<f32>,
-    c6: vec4<f32>,
-    c7: vec4<f32>,
-    c8: vec4<f32>,
-    c9: vec4<f32>,
-    c10: vec4<f32>,
-    c11: vec4<f32>,
-    c12: vec4<f32>,
-    c13: vec4<f32>,
-    c14: vec4<f32>,
-    c15: vec4<f32>,
-    c16: vec4<f32>,
-    c17: vec4<f32>,
-    c18: vec4<f32>,
-    c19: vec4<f32>,
-    c20: vec4<f32>,
-    c21: vec4<f32>,
-    c22: vec4<f32>,
-    c23: vec4<f32>,
-    c24: vec4<f32>,
-    c25: vec4<f32>,
-    c26: vec4<f32>,
-    c27: vec4<f32>,
-    c28: vec4<f32>,
-    c29: vec4<f32>,
-    c30: vec4<f32>,
-    c31: vec4<f32>,
-}
-
-// One step of a wide tile: column vec4s x0..x3 (lane j's of columns j, 8 + j, 16 + j and
-// 24 + j) against this lane's four channels' vec4s wa..wd of four terms each.
-
-// Whether any lane of the subgroup holds an infinite or NaN accumulator (see
-// pair_non_finite).
-@diagnostic(off, subgroup_uniformity)
-fn wide_non_finite(acc: WideTile) -> bool {
-    var widest = max(exponent(acc.c0.xy), exponent(acc.c0.zw));
-    widest = max(widest, max(exponent(acc.c1.xy), exponent(acc.c1.zw)));
-    widest = max(widest, max(exponent(acc.c2.xy), exponent(acc.c2.zw)));
-    widest = max(widest, max(exponent(acc.c3.xy), exponent(acc.c3.zw)));
-    widest = max(widest, max(exponent(acc.c4.xy), exponent(acc.c4.zw)));
-    widest = max(widest, max(exponent(acc.c5.xy), exponent(acc.c5.zw)));
-    widest = max(widest, max(exponent(acc.c6.xy), exponent(acc.c6.zw)));
-    widest = max(widest, max(exponent(acc.c7.xy), exponent(acc.c7.zw)));
-    widest = max(widest, max(exponent(acc.c8.xy), exponent(acc.c8.zw)));
-    widest = max(widest, max(exponent(acc.c9.xy), exponent(acc.c9.zw)));
-    widest = max(widest, max(exponent(acc.c10.xy), exponent(acc.c10.zw)));
-    widest = max(widest, max(exponent(acc.c11.xy), exponent(acc.c11.zw)));
-    widest = max(widest, max(exponent(acc.c12.xy), exponent(acc.c12.zw)));
-    widest = max(widest, max(exponent(acc.c13.xy), exponent(acc.c13.zw)));
-    widest = max(widest, max(exponent(acc.c14.xy), exponent(acc.c14.zw)));
-    widest = max(widest, max(exponent(acc.c15.xy), exponent(acc.c15.zw)));
-    widest = max(widest, max(exponent(acc.c16.xy), exponent(acc.c16.zw)));
-    widest = max(widest, max(exponent(acc.c17.xy), exponent(acc.c17.zw)));
-    widest = max(widest, max(exponent(acc.c18.xy), exponent(acc.c18.zw)));
-    widest = max(widest, max(exponent(acc.c19.xy), exponent(acc.c19.zw)));
-    widest = max(widest, max(exponent(acc.c20.xy), exponent(acc.c20.zw)));
-    widest = max(widest, max(exponent(acc.c21.xy), exponent(acc.c21.zw)));
-    widest = max(widest, max(exponent(acc.c22.xy), exponent(acc.c22.zw)));
-    widest = max(widest, max(exponent(acc.c23.xy), exponent(acc.c23.zw)));
-    widest = max(widest, max(exponent(acc.c24.xy), exponent(acc.c24.zw)));
-    widest = max(widest, max(exponent(acc.c25.xy), exponent(acc.c25.zw)));
-    widest = max(widest, max(exponent(acc.c26.xy), exponent(acc.c26.zw)));
-    widest = max(widest, max(exponent(acc.c27.xy), exponent(acc.c27.zw)));
-    widest = max(widest, max(exponent(acc.c28.xy), exponent(acc.c28.zw)));
-    widest = max(widest, max(exponent(acc.c29.xy), exponent(acc.c29.zw)));
-    widest = max(widest, max(exponent(acc.c30.xy), exponent(acc.c30.zw)));
-    widest = max(widest, max(exponent(acc.c31.xy), exponent(acc.c31.zw)));
-    return subgroupAny(any(widest == vec2<u32>(EXPONENT)));
-}
-
-// The tile of a masked redo's accumulators.
-fn wide_from(redo: array<vec4<f32>, 32>) -> WideTile {
-    return WideTile(
-        redo[0], redo[1], redo[2], redo[3], redo[4], redo[5], redo[6], redo[7], redo[8], redo[9], redo[10], redo[11], redo[12], redo[13], redo[14], redo[15], redo[16], redo[17], redo[18], redo[19], redo[20], redo[21], redo[22], redo[23], redo[24], redo[25], redo[26], redo[27], redo[28], redo[29], redo[30], redo[31],
     );
 }
 
@@ -520,14 +432,9 @@ fn conv2d_gemm_packed_wide(
     for (var k = 0u; k < k_len; k++) {
         let x0 = load_a(u32(walk.at));
         let x1 = load_a(u32(walk.at + d.y));
-        // A constant condition: the compiler drops the branch, and at 16 lanes the loads.
-        var x2 = x0;
-        var x3 = x0;
-        if (WIDE_LOADS == 4u) {
-            x2 = load_a(u32(walk.at + d.z));
-            x3 = load_a(u32(walk.at + d.w));
-        }
-        wide_step(&acc, x0, x1, x2, x3, by_term(load_b(wk), load_b(wk + 1u), load_b(wk + 2u), load_b(wk + 3u)));
+        let x2 = load_a(u32(walk.at + d.z));
+        let x3 = load_a(u32(walk.at + d.w));
+        wide_step(&acc, x0, x1, x2, x3, load_b(wk), load_b(wk + 1u), load_b(wk + 2u), load_b(wk + 3u));
         wk += u.m_pad;
         gather_step(&walk);
     }
@@ -614,13 +521,9 @@ fn conv2d_weight_grad_packed_wide(
     for (var k = k_begin; k < k_end; k++) {
         let x0 = load_b(walk.at);
         let x1 = load_b(walk.at + u32(d.y));
-        var x2 = x0;
-        var x3 = x0;
-        if (WIDE_LOADS == 4u) {
-            x2 = load_b(walk.at + u32(d.z));
-            x3 = load_b(walk.at + u32(d.w));
-        }
-        wide_step(&acc, x0, x1, x2, x3, by_term(load_a(a0 + k), load_a(a1 + k), load_a(a2 + k), load_a(a3 + k)));
+        let x2 = load_b(walk.at + u32(d.z));
+        let x3 = load_b(walk.at + u32(d.w));
+        wide_step(&acc, x0, x1, x2, x3, load_a(a0 + k), load_a(a1 + k), load_a(a2 + k), load_a(a3 + k));
         row_step(&walk);
     }
     // As in conv2d_weight_grad_packed: redo a tile where a non-finite grad_output may have

@@ -47,7 +47,7 @@ impl Tiling {
     fn columns(self) -> usize {
         match self {
             Tiling::Subgroup(lanes) => 2 * lanes as usize,
-            Tiling::SubgroupWide(_) => WIDE_COLUMNS,
+            Tiling::SubgroupWide(lanes) => WIDE_COLUMNS_PER_LANE * lanes as usize,
             Tiling::SubgroupFew(lanes) => 8 * lanes as usize,
             Tiling::Workgroup(channels) => TILED_OUTPUTS / channels as usize,
         }
@@ -164,7 +164,7 @@ impl Tiling {
 pub const FEW_CHANNELS: usize = 4;
 
 /// Destination pixels (weight-gradient columns) per subgroup of `conv2d_gemm_packed_wide`.
-pub const WIDE_COLUMNS: usize = 32;
+pub const WIDE_COLUMNS_PER_LANE: usize = 4;
 
 /// Outputs per workgroup of the tiled kernels (64 invocations of 4 columns x 8 channels), and
 /// their widest channel tile.
