@@ -6,20 +6,21 @@
 //   channels; at each step lane l loads the vec4s of columns l and l + LANES and the vec4s of
 //   its own two channels, the others read the column vec4s by `subgroupBroadcast`, and each
 //   lane does 2 * LANES x 2 x 4 fused multiply-adds from 4 loads.
-// - conv2d_gemm_packed_wide (more than 2 * LANES channels): 32 columns by 4 * LANES channels,
-//   each lane loading 32 / LANES column vec4s and its four channels' vec4s for 32 x 4 x 4
-//   multiply-adds (8 loads at 8 lanes, 6 at 16).
+// - conv2d_gemm_packed_wide (more than 2 * LANES channels): 4 * LANES columns by 4 * LANES
+//   channels, each lane loading four column vec4s and its four channels' vec4s for
+//   4 * LANES x 4 x 4 multiply-adds from 8 loads.
 // The weight-gradient kernels map the same tiles onto columns (r, ty, tx).
 //
 // What pays on lavapipe is fewer load instructions per multiply-add: each load inside a loop
 // costs tens of cycles, many times a multiply-add. Hence the four terms per vec4, the wide
 // tiles, no bounds selects (the repacked source is zero-padded around its edges and past its
 // last channel) and the operands in textures, whose fetches cost half a buffer load there.
-// The accumulators (64 or 128 per lane) overflow the register file, and the spills still cost
+// The accumulators (up to 256 per lane) overflow the register file, and the spills still cost
 // less than the loads they save (measured at 8 lanes on the 3x3 64-channel 56x56 layer at
 // batch 8: 136 -> 84 ms for 16 columns instead of 8, then ~1.4x for the wide tiles and ~1.5x
-// for textures). At 16 lanes each instruction does twice the lanes' work for the same
-// broadcasts per step, so the wide tile keeps its 32 columns and doubles its channels.
+// for textures; at 16 lanes, one thread: 37 -> 30 ms forward for wide tiles of 64 columns
+// instead of 32, whose two column loads per lane left the weights' four loads in the
+// majority).
 //
 // Needs the SUBGROUP feature and a subgroup size of exactly LANES, like subgroup.wgsl.
 //
@@ -348,21 +349,19 @@ fn weight_column(col: u32) -> u32 {
     return (col / taps) * u.w_stride_r + ((col % taps) / u.taps_w) * u.w_tap_h + (col % u.taps_w) * u.w_tap_w;
 }
 
-// conv2d_gemm_packed with more work per loaded value: a subgroup owns WIDE_COLUMNS (32)
-// destination pixels ("columns") by WIDE_CHANNELS (4 per lane) channels. At each step lane l
-// loads the vec4s of columns l + q * LANES (q < WIDE_LOADS), and the vec4s of its own four
-// channels (4l .. 4l + 3), and does 32 x 4 x 4 fused multiply-adds from those loads: at 8
-// lanes 8 loads against packed's 128 multiply-adds from 4, half the loads per multiply-add.
-// Loads are what lavapipe pays for (each runs lane by lane); the 128 accumulators spill to the
-// stack, and spills are cheap next to them. The four channel vec4s are transposed for free:
+// conv2d_gemm_packed with more work per loaded value: a subgroup owns WIDE_COLUMNS (4 per
+// lane) destination pixels ("columns") by WIDE_CHANNELS (4 per lane) channels. At each step
+// lane l loads the vec4s of columns l + q * LANES (q < 4), and the vec4s of its own four
+// channels (4l .. 4l + 3), and does WIDE_COLUMNS x 4 x 4 fused multiply-adds from those 8
+// loads: at 8 lanes 512 against packed's 128 from 4, half the loads per multiply-add.
+// Loads are what lavapipe pays for (each runs lane by lane); the accumulators (128 at 8 lanes,
+// 256 at 16) spill to the stack, and spills are cheap next to them. The four channel vec4s are transposed for free:
 // lavapipe keeps each component of a vec4 in its own register, so vec4(wa.x, wb.x, wc.x,
 // wd.x) is a renaming. The reduction loop, the clamped tail lanes and the zero-padded operands
 // are as in conv2d_gemm_packed; the weights are packed the same way, to tiles of
 // WIDE_CHANNELS.
 const WIDE_CHANNELS: u32 = 4u * LANES;
 const WIDE_COLUMNS: u32 = 4u * LANES;
-// Column vec4s each lane loads per step of a wide tile.
-const WIDE_LOADS: u32 = 4u;
 
 // acc (this lane's four channels at one column) plus four reduction terms: column values x
 // against t0..t3, the four channels' weights for each term.
@@ -414,8 +413,8 @@ fn conv2d_gemm_packed_wide(
     let base = block * WIDE_COLUMNS;
     let last = u.pixels - 1u;
     let lo = source_offset(g, min(base + lane, last));
-    // Offsets of the lane's column q from its first, d[q] (q < WIDE_LOADS; clamped past the
-    // end, like every column).
+    // Offsets of the lane's column q from its first, d[q] (clamped past the end, like every
+    // column).
     let d = vec4<i32>(
         0,
         source_offset(g, min(base + LANES + lane, last)) - lo,
@@ -442,8 +441,8 @@ fn conv2d_gemm_packed_wide(
     // zero padding, with the padding's terms masked out.
     if (wide_non_finite(acc)) {
         var redo = array<vec4<f32>, WIDE_COLUMNS>();
-        var pos: array<vec2<i32>, WIDE_LOADS>;
-        for (var q = 0u; q < WIDE_LOADS; q++) {
+        var pos: array<vec2<i32>, 4>;
+        for (var q = 0u; q < 4u; q++) {
             pos[q] = source_position(min(base + q * LANES + lane, last));
         }
         for (var k = 0u; k < k_len; k++) {
@@ -451,7 +450,7 @@ fn conv2d_gemm_packed_wide(
             let at = lo + gather_offset(tap, k);
             let w = w_start + k * u.m_pad;
             let t = by_term(load_b(w), load_b(w + 1u), load_b(w + 2u), load_b(w + 3u));
-            for (var q = 0u; q < WIDE_LOADS; q++) {
+            for (var q = 0u; q < 4u; q++) {
                 let x = load_a(u32(at + d[q]));
                 let live = subgroupBallot(inside_source(pos[q] + tap)).x;
                 for (var j = 0u; j < LANES; j++) {
@@ -534,7 +533,7 @@ fn conv2d_weight_grad_packed_wide(
             let row = k / u.ow4;
             let at = row0 + pixel_step(row, k % u.ow4);
             let t = by_term(load_a(a0 + k), load_a(a1 + k), load_a(a2 + k), load_a(a3 + k));
-            for (var q = 0u; q < WIDE_LOADS; q++) {
+            for (var q = 0u; q < 4u; q++) {
                 let x = load_b(at + u32(d[q]));
                 let live = input_live(min(base + q * LANES + lane, columns - 1u), row % u.grid_h, k % u.ow4);
                 for (var j = 0u; j < LANES; j++) {

@@ -259,13 +259,13 @@ kernels! {
     Conv2dWeightGradPacked8Wide = CONV2D_PACKED8, "conv2d_weight_grad_packed_wide", PACKED, 64;
     /// The packed gather at 16 lanes: 32 pixels x 32 channels per subgroup.
     Conv2dGemmPacked16 = CONV2D_PACKED16, "conv2d_gemm_packed", PACKED, 64;
-    /// `Conv2dGemmPacked16` with 32 pixels x 64 channels, for more than 32 channels.
+    /// `Conv2dGemmPacked16` with 64 pixels x 64 channels, for more than 32 channels.
     Conv2dGemmPacked16Wide = CONV2D_PACKED16, "conv2d_gemm_packed_wide", PACKED, 64;
     /// `Conv2dGemmPacked16` with 128 pixels x 4 channels, for at most 4 channels.
     Conv2dGemmPacked16Few = CONV2D_PACKED16, "conv2d_gemm_packed_few", PACKED, 64;
     /// The packed weight gradient's pass 1 at 16 lanes: 32 columns x 32 channels.
     Conv2dWeightGradPacked16 = CONV2D_PACKED16, "conv2d_weight_grad_packed", PACKED, 64;
-    /// `Conv2dWeightGradPacked16` with 32 columns x 64 channels, for more than 32.
+    /// `Conv2dWeightGradPacked16` with 64 columns x 64 channels, for more than 32.
     Conv2dWeightGradPacked16Wide = CONV2D_PACKED16, "conv2d_weight_grad_packed_wide", PACKED, 64;
     /// Gather convolution as an implicit GEMM on packed operands, 32 pixels x 64 channels per
     /// workgroup through workgroup memory.

@@ -19,7 +19,7 @@ pub enum Tiling {
     /// many lanes (lavapipe), two columns per lane, which halves the weight loads per
     /// multiply-add against one.
     Subgroup(u32),
-    /// `conv2d_gemm_packed_wide`: 32 pixels by 4 x lanes channels per subgroup, what
+    /// `conv2d_gemm_packed_wide`: 4 x lanes pixels by 4 x lanes channels per subgroup, what
     /// `Subgroup` runs into more than its channels (see [`Tiling::for_gather`]).
     SubgroupWide(u32),
     /// `conv2d_gemm_packed_few`: 8 x lanes pixels by 4 channels per subgroup, the gathers of
@@ -163,7 +163,7 @@ impl Tiling {
 /// Channels per subgroup of `conv2d_gemm_packed_few`.
 pub const FEW_CHANNELS: usize = 4;
 
-/// Destination pixels (weight-gradient columns) per subgroup of `conv2d_gemm_packed_wide`.
+/// Destination pixels (weight-gradient columns) per lane of `conv2d_gemm_packed_wide`.
 pub const WIDE_COLUMNS_PER_LANE: usize = 4;
 
 /// Outputs per workgroup of the tiled kernels (64 invocations of 4 columns x 8 channels), and

@@ -27,14 +27,14 @@ pub enum ConvVariant {
     /// the adapter fixes at 4, 8, 16, 32 or 64 (lavapipe at every vector width, SwiftShader).
     Subgroup,
     /// The subgroup scheme at 8 lanes on operands repacked into textures as zero-padded vec4s along the
-    /// reduction (`pack_*_texture`, then `conv2d_gemm_packed8[_wide]` or
-    /// `conv2d_weight_grad_packed8[_wide]`): four reduction terms per load and loop step, no
+    /// reduction (`pack_*_texture`, then `conv2d_gemm_packed[_wide|_few]` or
+    /// `conv2d_weight_grad_packed[_wide]` of `conv2d/packed8`): four reduction terms per load and loop step, no
     /// bounds checks, at the price of scratch memory and one repacking pass per operand.
     /// Needs SUBGROUP and a subgroup size of exactly 8 (lavapipe on AVX2).
     Packed8,
     /// Packed8's kernels composed for 16 lanes (`conv2d_gemm_packed[_wide]` and
     /// `conv2d_weight_grad_packed[_wide]` of `conv2d/packed16`): tiles of 32 pixels by 32
-    /// channels, or 64 where there are more. Needs SUBGROUP and a subgroup size of exactly 16
+    /// channels, or of 64 by 64 where there are more than 32. Needs SUBGROUP and a subgroup size of exactly 16
     /// (lavapipe at 512 bits, on AVX-512).
     Packed16,
     /// Implicit GEMM with workgroup-memory tiles (`conv2d_gemm_tiled`,
