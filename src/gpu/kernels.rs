@@ -308,6 +308,13 @@ impl Kernel {
         self.spec().entry_point
     }
 
+    /// Whether the kernel is written for CPU drivers (the packed subgroup kernels, which the
+    /// planner picks only on lavapipe), so that plans size its work for a few cores.
+    pub(crate) fn for_cpu_drivers(self) -> bool {
+        let module = self.spec().module;
+        std::ptr::eq(module, &CONV2D_PACKED8) || std::ptr::eq(module, &CONV2D_PACKED16)
+    }
+
     /// Invocations per workgroup, as the entry point declares (along x).
     pub(crate) fn workgroup_size(self) -> u32 {
         self.spec().workgroup_size

@@ -7,11 +7,7 @@ use crate::gpu::conv2d::direct::{
     direct_uniforms, gather_operands, plan_bias, plan_input_direct, CHANNEL_TILE,
 };
 use crate::gpu::conv2d::gemm;
-use crate::gpu::conv2d::packed::Tiling;
-use crate::gpu::conv2d::reduce::{
-    plan_reduction, plan_reduction_aiming_for, plan_reduction_by_columns, CPU_PARALLEL_INVOCATIONS,
-    MIN_PARALLEL_INVOCATIONS,
-};
+use crate::gpu::conv2d::reduce::{plan_reduction, plan_reduction_by_columns};
 use crate::gpu::conv2d::split_backward::{self, TiledGrad};
 use crate::gpu::conv2d::subgroup::SubgroupWidth;
 use crate::gpu::conv2d::uniforms::Conv2dUniforms;
@@ -165,13 +161,7 @@ fn plan_weight_with(
             let (packing, [rows_a, rows_b]) =
                 conv2d_packed::weight_grad_packing(op, tiling, g, max_per_dimension)?;
             let (kernel, per_block) = conv2d_packed::weight_grad_pass1(tiling, g);
-            // The subgroup tilings are written for CPU drivers.
-            let min_parallel = match tiling {
-                Tiling::Workgroup(_) => MIN_PARALLEL_INVOCATIONS,
-                _ => CPU_PARALLEL_INVOCATIONS,
-            };
-            plan_reduction_aiming_for(
-                min_parallel,
+            plan_reduction(
                 gpu,
                 op,
                 g,

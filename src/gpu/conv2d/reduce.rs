@@ -19,7 +19,7 @@ pub(crate) const BLOCK_TERMS: usize = 1024;
 /// Fewest pass-1 invocations a blocked reduction aims for, so that every core of the device has
 /// work even when there are few outputs (a 3-channel bias, a tiny filter bank).
 pub(crate) const MIN_PARALLEL_INVOCATIONS: usize = 16 * 1024;
-/// The same for the pass-1 kernels written for CPU drivers (the packed subgroup kernels): 64
+/// The same for pass-1 kernels written for CPU drivers ([`Kernel::for_cpu_drivers`]): 64
 /// workgroups keep even a many-core host busy, and fewer, longer blocks spare pass 1 its
 /// per-tile setup and stores and pass 2 its partials (lavapipe at 512 bits, the 3x3
 /// 64-channel 56x56 layer at batch 8: dw 68 -> 53 ms on one thread).
@@ -115,34 +115,6 @@ pub(crate) fn plan_reduction(
     )
 }
 
-/// [`plan_reduction`] aiming for at least `min_parallel` pass-1 invocations instead of
-/// [`MIN_PARALLEL_INVOCATIONS`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn plan_reduction_aiming_for(
-    min_parallel: usize,
-    gpu: &Gpu,
-    op: &'static str,
-    g: &Conv2dGeometry,
-    prelude: Plan,
-    kernel: Kernel,
-    pass1_operands: Vec<Operand>,
-    pass1_per_block: usize,
-    reduce_len: usize,
-    pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
-) -> Result<Plan> {
-    plan_blocked(
-        gpu,
-        op,
-        g,
-        prelude,
-        kernel,
-        pass1_operands,
-        (pass1_per_block, 1, min_parallel),
-        reduce_len,
-        pass1_uniforms,
-    )
-}
-
 /// [`plan_reduction`] whose pass 1 also cuts every row into `column_sets` runs of columns
 /// (`pass1.1`), each summed apart: a block then writes `column_sets` sets of partials (set
 /// `block * column_sets + run`), and pass 2 adds all of them. `pass1.0` is the pass-1
@@ -152,40 +124,18 @@ pub(crate) fn plan_reduction_by_columns(
     gpu: &Gpu,
     op: &'static str,
     g: &Conv2dGeometry,
-    prelude: Plan,
+    mut prelude: Plan,
     kernel: Kernel,
     pass1_operands: Vec<Operand>,
     (pass1_per_block, column_sets): (usize, usize),
     reduce_len: usize,
     pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
 ) -> Result<Plan> {
-    plan_blocked(
-        gpu,
-        op,
-        g,
-        prelude,
-        kernel,
-        pass1_operands,
-        (pass1_per_block, column_sets, MIN_PARALLEL_INVOCATIONS),
-        reduce_len,
-        pass1_uniforms,
-    )
-}
-
-/// The blocked reduction every `plan_reduction*` plans: `pass1` is the pass-1 invocations per
-/// block of rows, the runs of columns per row and the fewest pass-1 invocations to aim for.
-#[allow(clippy::too_many_arguments)]
-fn plan_blocked(
-    gpu: &Gpu,
-    op: &'static str,
-    g: &Conv2dGeometry,
-    mut prelude: Plan,
-    kernel: Kernel,
-    pass1_operands: Vec<Operand>,
-    (pass1_per_block, column_sets, min_parallel): (usize, usize, usize),
-    reduce_len: usize,
-    pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
-) -> Result<Plan> {
+    let min_parallel = if kernel.for_cpu_drivers() {
+        CPU_PARALLEL_INVOCATIONS
+    } else {
+        MIN_PARALLEL_INVOCATIONS
+    };
     let plan = ReductionPlan::new(
         g.batch * g.h.output,
         g.w.output.div_ceil(column_sets),
