@@ -88,7 +88,7 @@ enum Packing {
 }
 
 impl Tiling {
-    /// Whether the packed operands live in textures (the packed8 kernels, for lavapipe's
+    /// Whether the packed operands live in textures (the packed subgroup kernels, for lavapipe's
     /// faster texel fetches) or storage buffers (the tiled kernels, which stage them through
     /// workgroup memory anyway).
     fn packs_to_textures(self) -> bool {
