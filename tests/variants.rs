@@ -104,6 +104,11 @@ fn packed8_variant_matches_reference_on_random_parameter_sets() {
     sweep(ConvVariant::Packed8, 0x7a71_0004);
 }
 
+#[test]
+fn packed16_variant_matches_reference_on_random_parameter_sets() {
+    sweep(ConvVariant::Packed16, 0x7a71_000c);
+}
+
 /// Forced on the general sweep the depthwise variant mostly falls back to the direct kernels;
 /// tests/depthwise.rs sweeps the layers its own kernel serves.
 #[test]
@@ -129,6 +134,11 @@ fn subgroup_variant_handles_tile_tails_and_empty_phases() {
 #[test]
 fn packed8_variant_handles_tile_tails_and_empty_phases() {
     tile_tails(ConvVariant::Packed8, 0x7a71_0005);
+}
+
+#[test]
+fn packed16_variant_handles_tile_tails_and_empty_phases() {
+    tile_tails(ConvVariant::Packed16, 0x7a71_000d);
 }
 
 /// 1x1 layers whose windows lie inside the input, which the tiled variant reads in place (no
@@ -176,9 +186,9 @@ fn tiled_variant_reads_1x1_layers_in_place() {
     }
 }
 
-/// Shapes whose tails exercise the subgroup tiles' masking: channel counts around 16 and at
-/// most 4 (and, for
-/// packed8, reduction channels that are not a multiple of 4), pixel counts around 8, output
+/// Shapes whose tails exercise the subgroup tiles' masking: channel counts around 16, 32 and
+/// 64 and at most 4 (and, for the packed variants, reduction channels that are not a multiple
+/// of 4), pixel counts around 8 and 32, output
 /// rows that are not a multiple of 4 wide, strides that leave phases without taps, padding
 /// wider than the kernel, and many groups.
 fn tile_tails(variant: ConvVariant, seed: u64) {
@@ -234,6 +244,19 @@ fn tile_tails(variant: ConvVariant, seed: u64) {
             [7, 30, 3, 3],
             Conv2dParams::default().with_padding(Padding::uniform(1)),
         ),
+        // Past packed16's tiles: 36 channels on both sides (wide tiles of 64 channels by 32
+        // pixels, dw columns 36 x 4 past a multiple of 32) and 70 output channels (a second
+        // wide tile), over 33 pixels.
+        (
+            [1, 36, 3, 11],
+            [36, 36, 2, 2],
+            Conv2dParams::default().with_padding(Padding::explicit(0, 1, 0, 0)),
+        ),
+        (
+            [1, 24, 5, 6],
+            [70, 24, 3, 3],
+            Conv2dParams::default().with_padding(Padding::uniform(1)),
+        ),
         // Gathers into at most 4 channels (packed8's few tiles of 64 pixels): an RGB input's
         // dx over stride phases with a partial last block, and 2 groups of 1 output channel.
         (
@@ -266,8 +289,9 @@ fn tile_tails(variant: ConvVariant, seed: u64) {
 
 /// The planner's rules (`src/gpu/conv2d/variant.rs`), with what each needs read from the
 /// adapter: depthwise layers take the depthwise kernels anywhere; real GPUs take tiled; other
-/// adapters packed8 where they run 8-wide subgroups (the SUBGROUP feature, subgroups of exactly
-/// 8), subgroup at the other widths it serves, else direct, which says why.
+/// adapters packed8 or packed16 where they run 8- or 16-wide subgroups (the SUBGROUP feature,
+/// subgroups of exactly that width), subgroup at the other widths it serves, else direct, which
+/// says why.
 #[test]
 fn planner_explains_its_choice_and_falls_back_without_subgroups() {
     let Some(gpu) = common::gpu() else { return };
@@ -301,6 +325,8 @@ fn planner_explains_its_choice_and_falls_back_without_subgroups() {
         )
     } else if width == Some(8) {
         (ConvVariant::Packed8, "8-wide subgroups".to_string())
+    } else if width == Some(16) {
+        (ConvVariant::Packed16, "16-wide subgroups".to_string())
     } else if let Some(w) = width {
         (ConvVariant::Subgroup, format!("{w}-wide subgroups"))
     } else {
@@ -468,6 +494,12 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
                 [40, 20, 3, 3],
                 Conv2dParams::default().with_padding(Padding::uniform(1)),
             ),
+            // More than 64 output channels: packed16's second wide tile.
+            (
+                [1, 36, 9, 10],
+                [72, 36, 3, 3],
+                Conv2dParams::default().with_padding(Padding::uniform(1)),
+            ),
             // 4 output channels: packed8's forward runs few tiles (64 pixels, 9 x 10 here).
             (
                 [1, 20, 9, 10],
@@ -482,6 +514,10 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
             if weight[0] > 35 {
                 // The last channel of a lane's four, in the second tile of 32.
                 w[[35, 7, 2, 2]] = f32::NEG_INFINITY;
+            }
+            if weight[0] > 67 {
+                // The same in the second tile of 64.
+                w[[67, 30, 2, 2]] = f32::NEG_INFINITY;
             }
             let mut dy = rng.array4(g.output_shape());
             dy[[0, 4.min(weight[0] - 1), 0, 0]] = f32::NEG_INFINITY;
@@ -527,14 +563,18 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
     }
 }
 
-/// Packed operands past the texture limit: the planner passes packed8 over (and the answer is
-/// still the reference's), and packed8 forced is `TooLarge`, naming the texture limit.
+/// Packed operands past the texture limit: the planner passes the packed variant over (and the
+/// answer is still the reference's), and that variant forced is `TooLarge`, naming the texture
+/// limit.
 #[test]
 fn packed_textures_past_the_texture_limit_are_passed_over_or_too_large() {
     let Some(gpu) = common::gpu() else { return };
-    if ConvVariant::Packed8.available(gpu).is_err() {
+    let Some(packed) = [ConvVariant::Packed8, ConvVariant::Packed16]
+        .into_iter()
+        .find(|v| v.available(gpu).is_ok())
+    else {
         return;
-    }
+    };
     // 10 x 10 padded pixels of 16 vec4s: a 1600-texel row, past a limit of 512.
     let p = Conv2dParams::default().with_padding(Padding::uniform(1));
     let g = p
@@ -546,7 +586,7 @@ fn packed_textures_past_the_texture_limit_are_passed_over_or_too_large() {
     let limited = Gpu::new().expect("a second device on the adapter");
     assert_eq!(
         planner::plan(&limited, ConvPass::Forward, &g).variant,
-        ConvVariant::Packed8
+        packed
     );
     limited.limit_texture_dimension(512);
     assert_eq!(limited.max_texture_dimension(), 512);
@@ -565,7 +605,7 @@ fn packed_textures_past_the_texture_limit_are_passed_over_or_too_large() {
     let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
     let r = compare(got.view(), want.view(), &bound);
     assert!(r.passed(), "{r}");
-    limited.force_conv_variant(Some(ConvVariant::Packed8));
+    limited.force_conv_variant(Some(packed));
     match run(&limited) {
         Err(wgconv::Error::TooLarge { what, .. }) => {
             assert!(what.contains("texture limit of 512"), "{what}")

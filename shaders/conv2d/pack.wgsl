@@ -5,7 +5,7 @@
 // is what pays on lavapipe, where every load inside a loop runs lane by lane.
 //
 // One invocation writes one vec4, into a storage buffer (the *_vec4 entry points, which the
-// tiled kernels read) or a texture (the *_texture ones, for the packed8 kernels: lavapipe
+// tiled kernels read) or a texture (the *_texture ones, for the packed kernels: lavapipe
 // fetches texels faster than it loads from buffers). Signed quantities travel as i32 bits in
 // u32 fields.
 

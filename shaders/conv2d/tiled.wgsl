@@ -493,7 +493,7 @@ fn weight_grad_masked(g: u32, col: u32, m: u32, k_begin: u32, k_end: u32) -> f32
     return sum;
 }
 
-// Weight gradient, pass 1, as a split-K GEMM on the operands of conv2d_weight_grad_packed8
+// Weight gradient, pass 1, as a split-K GEMM on the operands of conv2d_weight_grad_packed
 // (grad_output rows in packed_a, the x-only im2col input in packed_b). Workgroup w takes column
 // block w % column_blocks (of the reduce_per_group * taps columns), then channel tile, group
 // and block of rows_per_block output rows, and writes that block's partial sums; pass 2 adds

@@ -93,10 +93,13 @@ static CONV2D_SUBGROUP_PROBE: ShaderModule =
     module!(SUBGROUP, LOOPS_END; "common/invocation" => "conv2d/subgroup_probe");
 static CONV2D_PACK: ShaderModule = module!(NONE, LOOPS_END;
     "common/invocation", "common/packed_texture", "conv2d/gemm" => "conv2d/pack");
-static CONV2D_PACKED: ShaderModule = module!(SUBGROUP, LOOPS_END;
+// The packed kernels, once per lane width (see `shaders/conv2d/packed.wgsl`).
+static CONV2D_PACKED8: ShaderModule = module!("conv2d/packed8"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "common/packed_texture", "conv2d/gemm",
-    "conv2d/gemm_store"
-    => "conv2d/packed");
+    "conv2d/gemm_store", "conv2d/packed_lanes8" => "conv2d/packed");
+static CONV2D_PACKED16: ShaderModule = module!("conv2d/packed16"; SUBGROUP, LOOPS_END;
+    "common/invocation", "common/nonfinite", "common/activate", "common/packed_texture", "conv2d/gemm",
+    "conv2d/gemm_store", "conv2d/packed_lanes16" => "conv2d/packed");
 static CONV2D_TILED: ShaderModule = module!(NONE, LOOPS_END_WORKGROUP_WRITTEN;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm" => "conv2d/tiled");
 static MAX_POOL2D: ShaderModule = module!(NONE, LOOPS_END;
@@ -118,7 +121,8 @@ pub(crate) static MODULES: &[&ShaderModule] = &[
     &CONV2D_SUBGROUP64,
     &CONV2D_SUBGROUP_PROBE,
     &CONV2D_PACK,
-    &CONV2D_PACKED,
+    &CONV2D_PACKED8,
+    &CONV2D_PACKED16,
     &CONV2D_TILED,
     &MAX_POOL2D,
     &ACTIVATION,
@@ -239,20 +243,30 @@ kernels! {
     PackWeightTexture = CONV2D_PACK, "pack_weight_texture", PACK_INTO_TEXTURE, 64;
     /// `PackRowsVec4` into a texture.
     PackRowsTexture = CONV2D_PACK, "pack_rows_texture", PACK_INTO_TEXTURE, 64;
-    /// Gather convolution as an implicit GEMM on packed vec4 operands, 8 pixels x 16 channels
+    /// Gather convolution as an implicit GEMM on packed vec4 operands, 16 pixels x 16 channels
     /// per 8-wide subgroup.
-    Conv2dGemmPacked8 = CONV2D_PACKED, "conv2d_gemm_packed8", PACKED, 64;
+    Conv2dGemmPacked8 = CONV2D_PACKED8, "conv2d_gemm_packed", PACKED, 64;
     /// `Conv2dGemmPacked8` with 32 pixels x 32 channels per subgroup: half the loads per
     /// multiply-add, for gathers into more than 16 channels.
-    Conv2dGemmPacked8Wide = CONV2D_PACKED, "conv2d_gemm_packed8_wide", PACKED, 64;
+    Conv2dGemmPacked8Wide = CONV2D_PACKED8, "conv2d_gemm_packed_wide", PACKED, 64;
     /// `Conv2dGemmPacked8` with 64 pixels x 4 channels per subgroup, for gathers into at most
     /// 4 channels.
-    Conv2dGemmPacked8Few = CONV2D_PACKED, "conv2d_gemm_packed8_few", PACKED, 64;
+    Conv2dGemmPacked8Few = CONV2D_PACKED8, "conv2d_gemm_packed_few", PACKED, 64;
     /// Weight gradient, pass 1, as a split-K GEMM on packed vec4 rows.
-    Conv2dWeightGradPacked8 = CONV2D_PACKED, "conv2d_weight_grad_packed8", PACKED, 64;
+    Conv2dWeightGradPacked8 = CONV2D_PACKED8, "conv2d_weight_grad_packed", PACKED, 64;
     /// `Conv2dWeightGradPacked8` with 32 columns x 32 channels per subgroup, for weight
     /// gradients of more than 16 output channels.
-    Conv2dWeightGradPacked8Wide = CONV2D_PACKED, "conv2d_weight_grad_packed8_wide", PACKED, 64;
+    Conv2dWeightGradPacked8Wide = CONV2D_PACKED8, "conv2d_weight_grad_packed_wide", PACKED, 64;
+    /// The packed gather at 16 lanes: 32 pixels x 32 channels per subgroup.
+    Conv2dGemmPacked16 = CONV2D_PACKED16, "conv2d_gemm_packed", PACKED, 64;
+    /// `Conv2dGemmPacked16` with 64 pixels x 64 channels, for more than 32 channels.
+    Conv2dGemmPacked16Wide = CONV2D_PACKED16, "conv2d_gemm_packed_wide", PACKED, 64;
+    /// `Conv2dGemmPacked16` with 128 pixels x 4 channels, for at most 4 channels.
+    Conv2dGemmPacked16Few = CONV2D_PACKED16, "conv2d_gemm_packed_few", PACKED, 64;
+    /// The packed weight gradient's pass 1 at 16 lanes: 32 columns x 32 channels.
+    Conv2dWeightGradPacked16 = CONV2D_PACKED16, "conv2d_weight_grad_packed", PACKED, 64;
+    /// `Conv2dWeightGradPacked16` with 64 columns x 64 channels, for more than 32.
+    Conv2dWeightGradPacked16Wide = CONV2D_PACKED16, "conv2d_weight_grad_packed_wide", PACKED, 64;
     /// Gather convolution as an implicit GEMM on packed operands, 32 pixels x 64 channels per
     /// workgroup through workgroup memory.
     Conv2dGemmTiled = CONV2D_TILED, "conv2d_gemm_tiled", GATHER, 64;
@@ -292,6 +306,13 @@ kernels! {
 impl Kernel {
     pub(crate) fn entry_point(self) -> &'static str {
         self.spec().entry_point
+    }
+
+    /// Whether the kernel is written for CPU drivers (the packed subgroup kernels, which the
+    /// planner picks only on lavapipe), so that plans size its work for a few cores.
+    pub(crate) fn for_cpu_drivers(self) -> bool {
+        let module = self.spec().module;
+        std::ptr::eq(module, &CONV2D_PACKED8) || std::ptr::eq(module, &CONV2D_PACKED16)
     }
 
     /// Invocations per workgroup, as the entry point declares (along x).
@@ -428,6 +449,25 @@ mod tests {
         }
     }
 
+    /// Each packed module's lane width is the one the host dispatches it at.
+    #[test]
+    fn packed_modules_match_the_host_widths() {
+        use crate::gpu::conv2d::packed::Tiling;
+        use crate::ConvVariant;
+        for (variant, module) in [
+            (ConvVariant::Packed8, &CONV2D_PACKED8),
+            (ConvVariant::Packed16, &CONV2D_PACKED16),
+        ] {
+            let lanes = u32_constant(&parsed(module), "LANES");
+            assert_eq!(
+                variant.packed_tiling(),
+                Some(Tiling::Subgroup(lanes)),
+                "{}",
+                module.name
+            );
+        }
+    }
+
     /// A module that declares SUBGROUP really needs it (else the planner would withhold its
     /// kernels from devices that could run them).
     #[test]
@@ -526,7 +566,7 @@ mod tests {
             GemmConvUniforms::FIELDS,
             std::mem::size_of::<GemmConvUniforms>(),
         );
-        let twins: [(&ShaderModule, Twin); 16] = [
+        let twins: [(&ShaderModule, Twin); 17] = [
             (&CONV2D_DIRECT, conv),
             (&CONV2D_DEPTHWISE, conv),
             (&CONV2D_REDUCE, conv),
@@ -544,7 +584,8 @@ mod tests {
                 ),
             ),
             (&CONV2D_PACK, gemm),
-            (&CONV2D_PACKED, gemm),
+            (&CONV2D_PACKED8, gemm),
+            (&CONV2D_PACKED16, gemm),
             (&CONV2D_TILED, gemm),
             (
                 &MAX_POOL2D,
@@ -607,7 +648,7 @@ mod tests {
     fn packed_textures_have_the_host_width_in_every_module_that_indexes_them() {
         let shift = PACKED_TEXTURE_WIDTH.trailing_zeros();
         assert_eq!(1usize << shift, PACKED_TEXTURE_WIDTH);
-        for module in [&CONV2D_PACK, &CONV2D_PACKED] {
+        for module in [&CONV2D_PACK, &CONV2D_PACKED8, &CONV2D_PACKED16] {
             let parsed = parsed(module);
             let (_, constant) = parsed
                 .constants

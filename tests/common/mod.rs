@@ -49,8 +49,13 @@ pub fn has_subgroups_of_8(gpu: &Gpu) -> bool {
     subgroup_width(gpu) == Some(8)
 }
 
+/// Whether the adapter runs 16-wide subgroups, which the packed16 kernels need.
+pub fn has_subgroups_of_16(gpu: &Gpu) -> bool {
+    subgroup_width(gpu) == Some(16)
+}
+
 /// Asserts that `variant` is available on `gpu` exactly where the adapter's features and
-/// subgroup sizes say it must be (subgroup at a fixed width of 4 to 64, packed8 at exactly 8,
+/// subgroup sizes say it must be (subgroup at a fixed width of 4 to 64, packed8 at exactly 8, packed16 at 16,
 /// every other variant everywhere), unless the subgroup probe found subgroups that do not
 /// behave as reported, which the refusal must say; returns whether it is available. A refusal
 /// is said out loud.
@@ -59,6 +64,7 @@ pub fn check_availability(gpu: &Gpu, variant: wgconv::ConvVariant) -> bool {
     let expected = match variant {
         ConvVariant::Subgroup => subgroup_width(gpu).is_some(),
         ConvVariant::Packed8 => has_subgroups_of_8(gpu),
+        ConvVariant::Packed16 => has_subgroups_of_16(gpu),
         ConvVariant::Direct | ConvVariant::Depthwise => true,
         // The tiled kernels declare 16 KiB of workgroup memory.
         ConvVariant::Tiled => gpu.limits().max_compute_workgroup_storage_size >= 16384,

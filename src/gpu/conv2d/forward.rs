@@ -105,14 +105,16 @@ fn forward_plan(
                 standard,
             ))
         }
-        ConvVariant::Packed8 | ConvVariant::Tiled => conv2d_packed::forward(
-            OP,
-            variant.packed_tiling().expect("a packed variant"),
-            g,
-            has_bias,
-            activation,
-            max_per_dimension,
-        )?,
+        ConvVariant::Packed8 | ConvVariant::Packed16 | ConvVariant::Tiled => {
+            conv2d_packed::forward(
+                OP,
+                variant.packed_tiling().expect("a packed variant"),
+                g,
+                has_bias,
+                activation,
+                max_per_dimension,
+            )?
+        }
     })
 }
 

@@ -1,5 +1,5 @@
-//! Plans of the packed8 conv2d variant: repack the operands as zero-padded vec4 tensors, then run
-//! the vec4 implicit GEMM (`shaders/conv2d_pack.wgsl`, `shaders/conv2d_packed.wgsl`).
+//! Plans of the packed conv2d variants: repack the operands as zero-padded vec4 tensors, then run
+//! the vec4 implicit GEMM (`shaders/conv2d/pack.wgsl`, `shaders/conv2d/packed.wgsl`).
 
 use crate::activation::Activation;
 use crate::error::Result;
@@ -11,22 +11,20 @@ use crate::gpu::plan::{Operand, Plan, Step};
 use crate::gpu::runtime::dispatch::{DispatchGrid, WORKGROUP_SIZE};
 use crate::params::Conv2dGeometry;
 
-/// Destination pixels (or weight-gradient columns) per subgroup tile of the packed GEMM
-/// kernels (`COLUMNS` in the shader): two per lane, which halves the weight loads per
-/// multiply-add against one per lane.
-pub const PACKED_COLUMNS: usize = 16;
-
-/// How the GEMM over packed operands maps work to invocations.
+/// How the GEMM over packed operands maps work to invocations. The subgroup tilings run
+/// `shaders/conv2d/packed.wgsl` composed for their lane width (8 or 16, `packed_lanes{W}.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tiling {
-    /// `conv2d_gemm_packed8`: 16 pixels x 16 channels per 8-wide subgroup (lavapipe).
-    Subgroup8,
-    /// `conv2d_gemm_packed8_wide`: 32 pixels x 32 channels per 8-wide subgroup, what
-    /// `Subgroup8` runs into more than 16 channels (see [`Tiling::for_gather`]).
-    Subgroup8Wide,
-    /// `conv2d_gemm_packed8_few`: 64 pixels x 4 channels per 8-wide subgroup, the gathers of
-    /// `Subgroup8` into at most 4 channels (see [`Tiling::for_gather`]).
-    Subgroup8Few,
+    /// `conv2d_gemm_packed`: 2 x lanes pixels by 2 x lanes channels per subgroup of this
+    /// many lanes (lavapipe), two columns per lane, which halves the weight loads per
+    /// multiply-add against one.
+    Subgroup(u32),
+    /// `conv2d_gemm_packed_wide`: 4 x lanes pixels by 4 x lanes channels per subgroup, what
+    /// `Subgroup` runs into more than its channels (see [`Tiling::for_gather`]).
+    SubgroupWide(u32),
+    /// `conv2d_gemm_packed_few`: 8 x lanes pixels by 4 channels per subgroup, the gathers of
+    /// `Subgroup` into at most 4 channels (see [`Tiling::for_gather`]).
+    SubgroupFew(u32),
     /// `conv2d_gemm_tiled`: this many channels (8, 16, 32 or 64) by 2048 / that many pixels per
     /// workgroup, outer products through workgroup memory (real GPUs; portable). The planner
     /// starts from [`TILED_CHANNELS`]; [`Tiling::for_gather`] and [`Tiling::for_weight_grad`]
@@ -38,9 +36,9 @@ impl Tiling {
     /// Channels per tile, which the packed weights are padded to.
     fn channels(self) -> usize {
         match self {
-            Tiling::Subgroup8 => SubgroupTile::PACKED8.channels,
-            Tiling::Subgroup8Wide => WIDE_CHANNELS,
-            Tiling::Subgroup8Few => FEW_CHANNELS,
+            Tiling::Subgroup(lanes) => 2 * lanes as usize,
+            Tiling::SubgroupWide(lanes) => 4 * lanes as usize,
+            Tiling::SubgroupFew(_) => FEW_CHANNELS,
             Tiling::Workgroup(channels) => channels as usize,
         }
     }
@@ -48,18 +46,18 @@ impl Tiling {
     /// Destination pixels (weight-gradient columns) per tile.
     fn columns(self) -> usize {
         match self {
-            Tiling::Subgroup8 => PACKED_COLUMNS,
-            Tiling::Subgroup8Wide => WIDE_COLUMNS,
-            Tiling::Subgroup8Few => FEW_COLUMNS,
+            Tiling::Subgroup(lanes) => 2 * lanes as usize,
+            Tiling::SubgroupWide(lanes) => WIDE_COLUMNS_PER_LANE * lanes as usize,
+            Tiling::SubgroupFew(lanes) => 8 * lanes as usize,
             Tiling::Workgroup(channels) => TILED_OUTPUTS / channels as usize,
         }
     }
 
-    /// Invocations per tile: a subgroup of 8, or a workgroup of 64.
+    /// Invocations per tile: a subgroup, or a workgroup of 64.
     fn invocations(self) -> usize {
         match self {
-            Tiling::Subgroup8 | Tiling::Subgroup8Wide | Tiling::Subgroup8Few => {
-                SubgroupTile::PACKED8.columns
+            Tiling::Subgroup(lanes) | Tiling::SubgroupWide(lanes) | Tiling::SubgroupFew(lanes) => {
+                lanes as usize
             }
             Tiling::Workgroup(_) => WORKGROUP_SIZE as usize,
         }
@@ -67,18 +65,16 @@ impl Tiling {
 
     /// The gather GEMM kernel and the weight-gradient pass-1 kernel.
     fn kernels(self) -> (Kernel, Kernel) {
+        use Kernel::*;
         match self {
-            Tiling::Subgroup8 => (Kernel::Conv2dGemmPacked8, Kernel::Conv2dWeightGradPacked8),
-            Tiling::Subgroup8Wide => (
-                Kernel::Conv2dGemmPacked8Wide,
-                Kernel::Conv2dWeightGradPacked8Wide,
-            ),
+            Tiling::Subgroup(8) => (Conv2dGemmPacked8, Conv2dWeightGradPacked8),
+            Tiling::SubgroupWide(8) => (Conv2dGemmPacked8Wide, Conv2dWeightGradPacked8Wide),
             // Only gathers run few tiles (see `for_weight_grad`).
-            Tiling::Subgroup8Few => (
-                Kernel::Conv2dGemmPacked8Few,
-                Kernel::Conv2dWeightGradPacked8,
-            ),
-            Tiling::Workgroup(_) => (Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled),
+            Tiling::SubgroupFew(8) => (Conv2dGemmPacked8Few, Conv2dWeightGradPacked8),
+            Tiling::Subgroup(_) => (Conv2dGemmPacked16, Conv2dWeightGradPacked16),
+            Tiling::SubgroupWide(_) => (Conv2dGemmPacked16Wide, Conv2dWeightGradPacked16Wide),
+            Tiling::SubgroupFew(_) => (Conv2dGemmPacked16Few, Conv2dWeightGradPacked16),
+            Tiling::Workgroup(_) => (Conv2dGemmTiled, Conv2dWeightGradTiled),
         }
     }
 }
@@ -92,14 +88,11 @@ enum Packing {
 }
 
 impl Tiling {
-    /// Whether the packed operands live in textures (the packed8 kernels, for lavapipe's
+    /// Whether the packed operands live in textures (the packed subgroup kernels, for lavapipe's
     /// faster texel fetches) or storage buffers (the tiled kernels, which stage them through
     /// workgroup memory anyway).
     fn packs_to_textures(self) -> bool {
-        matches!(
-            self,
-            Tiling::Subgroup8 | Tiling::Subgroup8Wide | Tiling::Subgroup8Few
-        )
+        !matches!(self, Tiling::Workgroup(_))
     }
 
     /// Adds a packed operand of `vec4s` vec4s to `plan` and returns it with the kernel that
@@ -123,34 +116,36 @@ impl Tiling {
     }
 
     /// How `--explain` names the tiles.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Tiling::Subgroup8 => ", tiles of 16 columns x 16 channels",
-            Tiling::Subgroup8Wide => ", wide tiles of 32 columns x 32 channels",
-            Tiling::Subgroup8Few => ", few tiles of 64 pixels x 4 channels",
-            Tiling::Workgroup(8) => ", workgroup tiles of 256 columns x 8 channels",
-            Tiling::Workgroup(16) => ", workgroup tiles of 128 columns x 16 channels",
-            Tiling::Workgroup(32) => ", workgroup tiles of 64 columns x 32 channels",
-            Tiling::Workgroup(_) => ", workgroup tiles of 32 columns x 64 channels",
-        }
+    pub fn describe(self) -> String {
+        let (kind, what) = match self {
+            Tiling::Subgroup(_) => ("tiles", "columns"),
+            Tiling::SubgroupWide(_) => ("wide tiles", "columns"),
+            Tiling::SubgroupFew(_) => ("few tiles", "pixels"),
+            Tiling::Workgroup(_) => ("workgroup tiles", "columns"),
+        };
+        format!(
+            ", {kind} of {} {what} x {} channels",
+            self.columns(),
+            self.channels()
+        )
     }
 
-    /// The tiling of a gather into `channels` channels per group: packed8's gathers into more
-    /// than one 16-channel tile run wide, whose tiles halve the loads per multiply-add (a tile
-    /// of 32 wastes no more than two of 16 on channel counts between), and those into at most
-    /// 4 run few, whose tiles idle no lane on an RGB image.
+    /// The tiling of a gather into `channels` channels per group: the subgroup gathers into
+    /// more than one narrow tile run wide, whose tiles halve the loads per multiply-add (a
+    /// tile of twice the channels wastes no more than two narrow ones on channel counts
+    /// between), and those into at most 4 run few, whose tiles idle no lane on an RGB image.
     pub fn for_gather(self, channels: usize) -> Tiling {
         match self {
-            Tiling::Subgroup8 if channels <= FEW_CHANNELS => Tiling::Subgroup8Few,
+            Tiling::Subgroup(lanes) if channels <= FEW_CHANNELS => Tiling::SubgroupFew(lanes),
             other => other.for_weight_grad(channels),
         }
     }
 
     /// The tiling of a weight gradient into `channels` output channels per group: wide as a
-    /// gather's beyond 16 channels, else packed8's own.
+    /// gather's beyond one narrow tile, else the narrow tile.
     pub fn for_weight_grad(self, channels: usize) -> Tiling {
         match self {
-            Tiling::Subgroup8 if channels > SubgroupTile::PACKED8.channels => Tiling::Subgroup8Wide,
+            Tiling::Subgroup(lanes) if channels > self.channels() => Tiling::SubgroupWide(lanes),
             Tiling::Workgroup(_) => Tiling::Workgroup(tiled_channels(channels)),
             other => other,
         }
@@ -165,13 +160,11 @@ impl Tiling {
     }
 }
 
-/// Destination pixels and channels per subgroup of `conv2d_gemm_packed8_few`.
-pub const FEW_COLUMNS: usize = 64;
+/// Channels per subgroup of `conv2d_gemm_packed_few`.
 pub const FEW_CHANNELS: usize = 4;
 
-/// Destination pixels and channels per subgroup of `conv2d_gemm_packed8_wide`.
-pub const WIDE_COLUMNS: usize = 32;
-pub const WIDE_CHANNELS: usize = 32;
+/// Destination pixels (weight-gradient columns) per lane of `conv2d_gemm_packed_wide`.
+pub const WIDE_COLUMNS_PER_LANE: usize = 4;
 
 /// Outputs per workgroup of the tiled kernels (64 invocations of 4 columns x 8 channels), and
 /// their widest channel tile.
@@ -590,7 +583,7 @@ pub fn weight_grad_packing(
 }
 
 /// The weight gradient's pass-1 kernel and its invocations per block of rows: tiles of
-/// `tiling`'s channels by its columns (r, ty, tx), 8 invocations (a subgroup) or 64 (a
+/// `tiling`'s channels by its columns (r, ty, tx), a subgroup's invocations or 64 (a
 /// workgroup) each.
 pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) {
     let columns = g.in_channels_per_group() * g.h.kernel * g.w.kernel;
@@ -758,7 +751,8 @@ mod tests {
             let g = crate::Conv2dParams::default()
                 .geometry("t", [2, 24, 9, 9], [cout, 24, 3, 3], None)
                 .unwrap();
-            let plan = forward("t", Tiling::Subgroup8, &g, false, Activation::None, 65535).unwrap();
+            let plan =
+                forward("t", Tiling::Subgroup(8), &g, false, Activation::None, 65535).unwrap();
             plan.steps.last().unwrap().kernel
         };
         assert_eq!(plan(3), Kernel::Conv2dGemmPacked8Few);
@@ -776,6 +770,13 @@ mod tests {
         assert_eq!(tiled.for_weight_grad(33), Tiling::Workgroup(64));
         assert_eq!(tiled.for_gather(1000), Tiling::Workgroup(64));
         // Weight gradients never run few tiles.
-        assert_eq!(Tiling::Subgroup8.for_weight_grad(3), Tiling::Subgroup8);
+        assert_eq!(Tiling::Subgroup(8).for_weight_grad(3), Tiling::Subgroup(8));
+        // At 16 lanes the tiles double their channels: narrow up to 32, wide past that.
+        let at16 = Tiling::Subgroup(16);
+        assert_eq!(at16.for_gather(4), Tiling::SubgroupFew(16));
+        assert_eq!(at16.for_gather(32), at16);
+        assert_eq!(at16.for_weight_grad(33), Tiling::SubgroupWide(16));
+        assert_eq!(Tiling::SubgroupWide(16).channels(), 64);
+        assert_eq!(Tiling::SubgroupFew(16).columns(), 128);
     }
 }

@@ -11,7 +11,7 @@ use crate::gpu::Gpu;
 use crate::params::Conv2dGeometry;
 
 /// Environment variable that forces a conv2d kernel variant by name (`direct`, `subgroup`,
-/// `packed8`, `tiled`, `depthwise`) on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
+/// `packed8`, `packed16`, `tiled`, `depthwise`) on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
 pub const VARIANT_ENV: &str = "WGCONV_CONV_VARIANT";
 
 /// A family of conv2d kernels. Every variant computes every pass of every parameter set; they
@@ -27,11 +27,16 @@ pub enum ConvVariant {
     /// the adapter fixes at 4, 8, 16, 32 or 64 (lavapipe at every vector width, SwiftShader).
     Subgroup,
     /// The subgroup scheme at 8 lanes on operands repacked into textures as zero-padded vec4s along the
-    /// reduction (`pack_*_texture`, then `conv2d_gemm_packed8[_wide]` or
-    /// `conv2d_weight_grad_packed8[_wide]`): four reduction terms per load and loop step, no
+    /// reduction (`pack_*_texture`, then `conv2d_gemm_packed[_wide|_few]` or
+    /// `conv2d_weight_grad_packed[_wide]` of `conv2d/packed8`): four reduction terms per load and loop step, no
     /// bounds checks, at the price of scratch memory and one repacking pass per operand.
     /// Needs SUBGROUP and a subgroup size of exactly 8 (lavapipe on AVX2).
     Packed8,
+    /// Packed8's kernels composed for 16 lanes (`conv2d_gemm_packed[_wide]` and
+    /// `conv2d_weight_grad_packed[_wide]` of `conv2d/packed16`): tiles of 32 pixels by 32
+    /// channels, or of 64 by 64 where there are more than 32. Needs SUBGROUP and a subgroup size of exactly 16
+    /// (lavapipe at 512 bits, on AVX-512).
+    Packed16,
     /// Implicit GEMM with workgroup-memory tiles (`conv2d_gemm_tiled`,
     /// `conv2d_weight_grad_tiled`) on operands packed as packed8's, into buffers
     /// (`pack_*_vec4`): 32 pixels x 64 channels
@@ -54,6 +59,7 @@ impl ConvVariant {
         ConvVariant::Direct,
         ConvVariant::Subgroup,
         ConvVariant::Packed8,
+        ConvVariant::Packed16,
         ConvVariant::Tiled,
         ConvVariant::Depthwise,
     ];
@@ -61,7 +67,8 @@ impl ConvVariant {
     /// How the packed variants tile their GEMM; `None` for the unpacked ones.
     pub fn packed_tiling(self) -> Option<Tiling> {
         match self {
-            ConvVariant::Packed8 => Some(Tiling::Subgroup8),
+            ConvVariant::Packed8 => Some(Tiling::Subgroup(8)),
+            ConvVariant::Packed16 => Some(Tiling::Subgroup(16)),
             ConvVariant::Tiled => Some(Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)),
             ConvVariant::Direct | ConvVariant::Subgroup | ConvVariant::Depthwise => None,
         }
@@ -73,6 +80,7 @@ impl ConvVariant {
             ConvVariant::Direct => "direct",
             ConvVariant::Subgroup => "subgroup",
             ConvVariant::Packed8 => "packed8",
+            ConvVariant::Packed16 => "packed16",
             ConvVariant::Tiled => "tiled",
             ConvVariant::Depthwise => "depthwise",
         }
@@ -98,12 +106,18 @@ impl ConvVariant {
                 Ok(())
             }
             ConvVariant::Subgroup => SubgroupWidth::of(gpu).map(|_| ()),
-            ConvVariant::Packed8 => match SubgroupWidth::of(gpu)?.lanes() {
-                8 => Ok(()),
-                lanes => Err(format!(
-                    "subgroups are {lanes} wide, the packed kernels need exactly 8"
-                )),
-            },
+            ConvVariant::Packed8 | ConvVariant::Packed16 => {
+                let Some(Tiling::Subgroup(want)) = self.packed_tiling() else {
+                    unreachable!("the packed variants tile by subgroups")
+                };
+                match SubgroupWidth::of(gpu)?.lanes() {
+                    lanes if lanes == want => Ok(()),
+                    lanes => Err(format!(
+                        "subgroups are {lanes} wide, {} needs exactly {want}",
+                        self.name()
+                    )),
+                }
+            }
         }
     }
 }
@@ -231,10 +245,14 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
             })
     };
     let width = SubgroupWidth::of(gpu);
-    let packed = match width {
-        Ok(w) if w.lanes() == 8 => fits(Tiling::Subgroup8),
+    // The packed kernels at the adapter's fixed width, if they are composed for it.
+    let packed_variant = match width {
+        Ok(w) if w.lanes() == 8 => Some(ConvVariant::Packed8),
+        Ok(w) if w.lanes() == 16 => Some(ConvVariant::Packed16),
         _ => None,
     };
+    let packed_tiling = packed_variant.and_then(ConvVariant::packed_tiling);
+    let packed = packed_tiling.and_then(fits);
     let real_gpu = gpu.is_hardware_gpu();
     // Only real GPUs take tiled: elsewhere its plan would be built on every call for nothing.
     let tiled = (real_gpu && ConvVariant::Tiled.available(gpu).is_ok())
@@ -274,15 +292,18 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
             // Even a tile with few live channels (a 3-channel stem's dx) wins: the long
             // reduction over the other side's channels runs four terms per load.
             Some(p) => (
-                ConvVariant::Packed8,
+                packed_variant.expect("a packed plan comes with its variant"),
                 format!(
-                    "8-wide subgroups, {cin} in / {cout} out channels per group: vec4 loads of operands repacked into {} KiB of scratch{}",
+                    "{}-wide subgroups (the adapter fixes the size, the probe confirmed it), {cin} in / {cout} out channels per group: vec4 loads of operands repacked into {} KiB of scratch{}",
+                    w.lanes(),
                     p.scratch_bytes().div_ceil(1024),
-                    match pass {
-                        ConvPass::WeightGrad => Tiling::Subgroup8.for_weight_grad(channels),
-                        _ => Tiling::Subgroup8.for_gather(channels),
-                    }
-                    .describe()
+                    packed_tiling
+                        .map(|t| match pass {
+                            ConvPass::WeightGrad => t.for_weight_grad(channels),
+                            _ => t.for_gather(channels),
+                        })
+                        .map(Tiling::describe)
+                        .unwrap_or_default()
                 ),
             ),
             None if channels >= SUBGROUP_MIN_CHANNELS => (
@@ -292,10 +313,10 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                     w.lanes(),
                     w.tile().columns,
                     w.tile().channels,
-                    if w.lanes() == 8 {
-                        "packed8's scratch would not fit one binding or texture"
+                    if packed_tiling.is_some() {
+                        "the packed kernels' scratch would not fit one binding or texture"
                     } else {
-                        "the packed kernels need 8-wide subgroups"
+                        "the packed kernels need 8- or 16-wide subgroups"
                     }
                 ),
             ),
@@ -305,8 +326,8 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                     "{channels} channels per group, too few for {}-wide subgroup tiles of {} channels{}",
                     w.lanes(),
                     w.tile().channels,
-                    if w.lanes() == 8 {
-                        ", and packed8's scratch would not fit one binding or texture"
+                    if packed_tiling.is_some() {
+                        ", and the packed kernels' scratch would not fit one binding or texture"
                     } else {
                         ""
                     }
