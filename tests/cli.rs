@@ -607,6 +607,18 @@ fn info_check_and_bench_run() {
         text.contains("chosen:") && text.contains("max_storage_buffer_binding_size"),
         "{text}"
     );
+    // The AVX-512 hint shows exactly for lavapipe's Vulkan driver at 256 bits on such a CPU.
+    let chosen = text.lines().find(|l| l.starts_with("chosen:")).unwrap();
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    let wants_hint = avx512 && chosen.contains("256 bits") && chosen.contains("Vulkan");
+    assert_eq!(
+        text.contains("LP_NATIVE_VECTOR_WIDTH=512"),
+        wants_hint,
+        "{text}"
+    );
 
     let json = dir.join("check.json");
     let o = wgconv(&[

@@ -101,6 +101,9 @@ pub fn run(args: &InfoArgs) -> wgconv::Result<()> {
     let info = gpu.adapter_info();
     println!("chosen: {}", adapters::describe(info));
     println!("  why: {}", gpu.selection_reason());
+    if let Some(hint) = vector_width_hint(info.backend, &info.name, cpu_has_avx512()) {
+        println!("  hint: {hint}");
+    }
     println!(
         "  subgroup size: {}..={}",
         info.subgroup_min_size, info.subgroup_max_size
@@ -261,4 +264,55 @@ fn describe_adapter(i: usize, gpu: &Gpu) -> wgconv::Result<()> {
         backward.backward_entry_point(&g)
     );
     Ok(())
+}
+
+/// The suite-time ratio of lavapipe at 512 bits (16-lane subgroups, `packed16`) over 256 bits
+/// (`packed8`) measured on an AVX-512 CPU (docs/benchmarks.md).
+const AVX512_SUITE_SPEEDUP: &str = "1.3x";
+
+/// A hint for lavapipe's Vulkan driver at its default 256-bit vectors on a CPU with AVX-512:
+/// `LP_NATIVE_VECTOR_WIDTH=512` gives 16-lane subgroups, whose kernels are faster there.
+/// (wgpu's GL backend on the same llvmpipe has no subgroups, so no hint.)
+fn vector_width_hint(backend: wgpu::Backend, adapter: &str, avx512: bool) -> Option<String> {
+    let default_lavapipe = backend == wgpu::Backend::Vulkan
+        && adapter.contains("llvmpipe")
+        && adapter.contains("256 bits");
+    (default_lavapipe && avx512).then(|| {
+        format!(
+            "this CPU has AVX-512: LP_NATIVE_VECTOR_WIDTH=512 gives lavapipe 16-lane subgroups, \
+             whose conv kernels ran the resnet50 suite {AVX512_SUITE_SPEEDUP} faster than at 256 bits \
+             (docs/benchmarks.md)"
+        )
+    })
+}
+
+fn cpu_has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only lavapipe's Vulkan driver at 256 bits on an AVX-512 CPU gets the hint.
+    #[test]
+    fn the_vector_width_hint_is_for_256_bit_lavapipe_on_avx512() {
+        use wgpu::Backend::{Gl, Vulkan};
+        let lavapipe = |bits: u32| format!("llvmpipe (LLVM 15.0.6, {bits} bits)");
+        let hint = vector_width_hint(Vulkan, &lavapipe(256), true).expect("a hint");
+        assert!(hint.contains("LP_NATIVE_VECTOR_WIDTH=512"), "{hint}");
+        assert!(hint.contains(AVX512_SUITE_SPEEDUP), "{hint}");
+        assert_eq!(vector_width_hint(Vulkan, &lavapipe(256), false), None);
+        assert_eq!(vector_width_hint(Vulkan, &lavapipe(512), true), None);
+        assert_eq!(vector_width_hint(Gl, &lavapipe(256), true), None);
+        let swiftshader = "SwiftShader Device (Subzero)";
+        assert_eq!(vector_width_hint(Vulkan, swiftshader, true), None);
+    }
 }
