@@ -377,6 +377,14 @@ fn outer_loops<'a>(block: &'a Block, out: &mut Vec<(&'a Statement, Vec<&'a State
 /// a barrier, the K step the loop directly inside it that reads workgroup memory (the one with
 /// the most multiply-adds if several do).
 pub(crate) fn kernel_cost(kernel: Kernel) -> Result<KernelCost, String> {
+    with_entry_point(kernel, |counter, f| gemm_cost(counter, f))?
+}
+
+/// Runs `count` on `kernel`'s composed module, parsed and validated, and its entry point.
+fn with_entry_point<R>(
+    kernel: Kernel,
+    count: impl FnOnce(&Counter, &Function) -> R,
+) -> Result<R, String> {
     let spec = kernel.spec();
     let (module, info) = parse_with_info(spec.module);
     let counter = Counter {
@@ -388,7 +396,11 @@ pub(crate) fn kernel_cost(kernel: Kernel) -> Result<KernelCost, String> {
         .iter()
         .find(|e| e.name == spec.entry_point)
         .ok_or("no entry point")?;
-    let f = &entry.function;
+    Ok(count(&counter, &entry.function))
+}
+
+/// [`kernel_cost`] of the entry point `f`.
+fn gemm_cost(counter: &Counter, f: &Function) -> Result<KernelCost, String> {
     let is_barrier = |s: &Statement| matches!(s, Statement::ControlBarrier(_));
     let mut loops = Vec::new();
     outer_loops(&f.body, &mut loops);
@@ -555,34 +567,25 @@ fn innermost_loops<'a>(
 }
 
 /// One iteration of each innermost loop of `kernel`'s entry point.
-fn innermost_loop_costs(kernel: Kernel) -> Vec<Cost> {
-    let spec = kernel.spec();
-    let (module, info) = parse_with_info(spec.module);
-    let counter = Counter {
-        module: &module,
-        info: &info,
-    };
-    let entry = module
-        .entry_points
-        .iter()
-        .find(|e| e.name == spec.entry_point)
-        .expect("the entry point");
-    let mut loops = Vec::new();
-    innermost_loops(&counter, &entry.function, &entry.function.body, &mut loops);
-    loops
-        .into_iter()
-        .map(|(f, l)| {
-            let Statement::Loop {
-                body, continuing, ..
-            } = l
-            else {
-                unreachable!()
-            };
-            let mut cost = counter.block(f, body, false).expect("non-strict");
-            cost.add(counter.block(f, continuing, false).expect("non-strict"), 1);
-            cost
-        })
-        .collect()
+fn innermost_loop_costs(kernel: Kernel) -> Result<Vec<Cost>, String> {
+    with_entry_point(kernel, |counter, entry| {
+        let mut loops = Vec::new();
+        innermost_loops(counter, entry, &entry.body, &mut loops);
+        loops
+            .into_iter()
+            .map(|(f, l)| {
+                let Statement::Loop {
+                    body, continuing, ..
+                } = l
+                else {
+                    unreachable!()
+                };
+                let mut cost = counter.block(f, body, false).expect("non-strict");
+                cost.add(counter.block(f, continuing, false).expect("non-strict"), 1);
+                cost
+            })
+            .collect()
+    })
 }
 
 /// The kernels other than the GEMMs that the planner runs on real GPUs: few-channel layers'
@@ -613,7 +616,8 @@ const REAL_GPU_STREAMING: &[Kernel] = &[
 fn real_gpu_streaming_kernels_keep_division_out_of_inner_loops() {
     let mut bad = Vec::new();
     for &kernel in REAL_GPU_STREAMING {
-        for (i, c) in innermost_loop_costs(kernel).iter().enumerate() {
+        let costs = innermost_loop_costs(kernel).unwrap_or_else(|e| panic!("{kernel:?}: {e}"));
+        for (i, c) in costs.iter().enumerate() {
             println!(
                 "{} inner loop {i}: {} multiply-adds, {} other float ops, {} global loads, {} div/mod, {} dynamic private indexings",
                 kernel.entry_point(),
