@@ -377,7 +377,7 @@ fn outer_loops<'a>(block: &'a Block, out: &mut Vec<(&'a Statement, Vec<&'a State
 /// a barrier, the K step the loop directly inside it that reads workgroup memory (the one with
 /// the most multiply-adds if several do).
 pub(crate) fn kernel_cost(kernel: Kernel) -> Result<KernelCost, String> {
-    with_entry_point(kernel, |counter, f| gemm_cost(counter, f))?
+    with_entry_point(kernel, gemm_cost)?
 }
 
 /// Runs `count` on `kernel`'s composed module, parsed and validated, and its entry point.
