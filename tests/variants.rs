@@ -63,19 +63,7 @@ fn sweep(variant: ConvVariant, seed: u64) {
             let dy = rng.array4(g.output_shape());
             common::assert_backward_matches_reference(gpu, &x, &w, &dy, &p, &what);
 
-            // The transposed convolution reads the conv's geometry backwards.
-            let tp = ConvTranspose2dParams {
-                stride: p.stride,
-                padding: match p.padding {
-                    Padding::Same => Padding::Valid,
-                    other => other,
-                },
-                output_padding: [0, 0],
-                dilation: p.dilation,
-                groups: p.groups,
-                layout,
-                flip: p.flip,
-            };
+            let tp = transposed(&p);
             if tp
                 .geometry("t", g.output_shape(), weight, Some(g.in_channels))
                 .is_ok()
@@ -87,6 +75,22 @@ fn sweep(variant: ConvVariant, seed: u64) {
         }
     }
     assert_eq!(checked, Flavour::ALL.len() * common::cases_per_flavour(12));
+}
+
+/// The transposed convolution that reads `p`'s geometry backwards.
+fn transposed(p: &Conv2dParams) -> ConvTranspose2dParams {
+    ConvTranspose2dParams {
+        stride: p.stride,
+        padding: match p.padding {
+            Padding::Same => Padding::Valid,
+            other => other,
+        },
+        output_padding: [0, 0],
+        dilation: p.dilation,
+        groups: p.groups,
+        layout: p.layout,
+        flip: p.flip,
+    }
 }
 
 #[test]
@@ -139,6 +143,72 @@ fn packed8_variant_handles_tile_tails_and_empty_phases() {
 #[test]
 fn packed16_variant_handles_tile_tails_and_empty_phases() {
     tile_tails(ConvVariant::Packed16, 0x7a71_000d);
+}
+
+#[test]
+fn packed8_variant_zeroes_phases_without_taps() {
+    phases_without_taps(ConvVariant::Packed8, 0x7a71_000e);
+}
+
+#[test]
+fn packed16_variant_zeroes_phases_without_taps() {
+    phases_without_taps(ConvVariant::Packed16, 0x7a71_000f);
+}
+
+#[test]
+fn tiled_variant_zeroes_phases_without_taps() {
+    phases_without_taps(ConvVariant::Tiled, 0x7a71_0010);
+}
+
+/// Windows smaller than their stride, whose dx (and conv_transpose2d) has stride phases that no
+/// tap reaches: the packed and tiled plans zero the whole destination first and run only the
+/// phases with taps, where it is a whole number of vec4s and nothing but zeros goes there (no
+/// bias), in pooled buffers left full of NaN. Either layout, dx into the few, narrow and wide tiles' channel counts and groups, a
+/// destination of 330 elements (not zeroed: every phase's GEMM runs), and the transposed
+/// convolution's bias over those phases.
+fn phases_without_taps(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let plain = Conv2dParams::default();
+    let cases = [
+        ([2, 7, 9, 8], [10, 7, 1, 1], plain.with_stride(2)),
+        ([1, 3, 8, 10], [6, 3, 1, 1], plain.with_stride_hw(2, 3)),
+        ([1, 3, 11, 10], [6, 3, 1, 1], plain.with_stride_hw(2, 3)),
+        (
+            [1, 40, 5, 6],
+            [36, 20, 1, 1],
+            plain.with_groups(2).with_stride(2),
+        ),
+        ([1, 70, 6, 5], [9, 70, 2, 1], plain.with_stride(3)),
+    ];
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        for (input, weight, p) in cases {
+            let p = p.with_layout(layout);
+            let (input, weight) = (layout.activation_shape(input), layout.weight_shape(weight));
+            let g = p.geometry("t", input, weight, None).unwrap();
+            let x = rng.array4(input);
+            let w = rng.array4(weight);
+            let dy = rng.array4(g.output_shape());
+            let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?}");
+            // Outputs come from the buffer pool: leave NaN in the buffer a missed zero would
+            // show through.
+            let stale = || {
+                drop(upload(
+                    &gpu,
+                    &ndarray::Array4::from_elem(input, f32::NAN),
+                    layout,
+                ))
+            };
+            stale();
+            common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+            stale();
+            let tp = transposed(&p);
+            let tb = rng.array1(g.in_channels);
+            common::assert_transpose_matches_reference(&gpu, &dy, &w, &tb, &tp, &what);
+        }
+    }
 }
 
 /// 1x1 layers whose windows lie inside the input, which the tiled variant reads in place (no

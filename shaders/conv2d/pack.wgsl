@@ -178,3 +178,19 @@ fn pack_rows_texture(
         store_texel(i, packed_row(i));
     }
 }
+
+// Zeros over the first `invocations` vec4s of dst, one vec4 per invocation: the input gradient
+// of a window smaller than its stride, ahead of the GEMMs of the stride phases that have taps,
+// so that those without write no empty tiles (packed.rs); a vec4 store costs lavapipe one lane
+// iteration where the GEMM's tiles spend four.
+@compute @workgroup_size(64)
+fn fill_zero_vec4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i < u.invocations) {
+        dst[i] = vec4<f32>(0.0);
+    }
+}

@@ -238,6 +238,9 @@ kernels! {
     /// Rows of grad_output or im2col of the input as vec4s along output pixels (tiled dw).
     PackRowsVec4 = CONV2D_PACK, "pack_rows_vec4", PACK_INTO_BUFFER, 64;
     /// `PackSourceVec4` into a texture (the packed8 kernels read textures).
+    /// Zeros over a destination of whole vec4s, where the stride phases without taps of a
+    /// gather would write them through empty GEMM tiles.
+    FillZeroVec4 = CONV2D_PACK, "fill_zero_vec4", PACK_INTO_BUFFER, 64;
     PackSourceTexture = CONV2D_PACK, "pack_source_texture", PACK_INTO_TEXTURE, 64;
     /// `PackWeightVec4` into a texture.
     PackWeightTexture = CONV2D_PACK, "pack_weight_texture", PACK_INTO_TEXTURE, 64;

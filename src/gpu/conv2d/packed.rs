@@ -377,6 +377,24 @@ fn source_as_packed(batch: usize, gemms: &mut [GemmConvUniforms]) {
     }
 }
 
+/// The vec4s to zero ahead of `gemms` in place of the GEMMs of the stride phases without taps,
+/// or `None` where they write something else (a bias) or there are none. Zeros over the whole
+/// destination are cheaper than the empty tiles' scattered stores (three quarters of a 1x1
+/// stride-2 layer's dx), the phases with taps overwriting their share after; that needs the
+/// phases to tile the binding's first elements exactly, in whole vec4s.
+fn zero_fill(batch: usize, gemms: &[GemmConvUniforms]) -> Option<usize> {
+    let empty = |u: &GemmConvUniforms| u.taps_h * u.taps_w == 0;
+    if !gemms.iter().any(empty) || gemms.iter().any(|u| u.has_bias != 0 || u.activation != 0) {
+        return None;
+    }
+    let written: usize = gemms
+        .iter()
+        .map(|u| u.pixels as usize * (u.groups * u.channels_per_group) as usize)
+        .sum();
+    let extent = batch * gemms[0].dst_stride_n as usize;
+    (extent > 0 && written == extent && extent.is_multiple_of(4)).then_some(extent / 4)
+}
+
 /// Appends the GEMM dispatches `kernel` of `gemms` reading the source and the packed weights.
 #[allow(clippy::too_many_arguments)]
 fn push_gemms(
@@ -491,6 +509,19 @@ fn gather_plan(
         SourceRead::InPlace => (source, Kernel::Conv2dGemmTiledInPlace),
     };
     let packed_weights = pack_weights(&mut plan, op, tiling, &mut uniforms, max_per_dimension)?;
+    if let Some(vec4s) = zero_fill(batch, &uniforms) {
+        let grid = grid(op, vec4s, max_per_dimension)?;
+        plan.steps.push(Step::new(
+            Kernel::FillZeroVec4,
+            &GemmConvUniforms {
+                invocations: grid.invocations,
+                ..uniforms[0]
+            },
+            grid,
+            vec![Operand::Unused, Operand::Output],
+        ));
+        uniforms.retain(|u| u.taps_h * u.taps_w > 0);
+    }
     push_gemms(
         &mut plan,
         op,
@@ -675,7 +706,9 @@ mod tests {
     #[test]
     fn tiled_1x1_layers_pack_no_activations() {
         use crate::{Conv2dParams, Layout, Padding};
-        use Kernel::{Conv2dGemmTiled, Conv2dGemmTiledInPlace, PackSourceVec4, PackWeightVec4};
+        use Kernel::{
+            Conv2dGemmTiled, Conv2dGemmTiledInPlace, FillZeroVec4, PackSourceVec4, PackWeightVec4,
+        };
         let plain = Conv2dParams::default();
         let cases = [
             // NHWC, one group of whole vec4s of channels: the input is its own packed form.
@@ -727,8 +760,14 @@ mod tests {
             let (forward, dx) = tiled_kernels(layout, input, weight, params);
             let what = format!("{layout:?} {input:?} {weight:?} {params:?}");
             assert_eq!(forward, [PackWeightVec4, gemm], "forward {what}");
-            // dx gathers from grad_output, whose channels may make the other in-place kind.
-            let reads_in_place = [PackWeightVec4, Conv2dGemmTiled, Conv2dGemmTiledInPlace];
+            // dx gathers from grad_output, whose channels may make the other in-place kind; a
+            // strided one zeroes the phases without taps first.
+            let reads_in_place = [
+                PackWeightVec4,
+                FillZeroVec4,
+                Conv2dGemmTiled,
+                Conv2dGemmTiledInPlace,
+            ];
             assert!(
                 dx.iter().all(|k| reads_in_place.contains(k)),
                 "dx {what}: {dx:?}"
