@@ -61,6 +61,14 @@ fn note_exponents(acc: ptr<function, Acc>, w: LaneChannels) {
     (*acc).exponents = max((*acc).exponents, bitcast<LaneBits>(w) & LaneBits(EXPONENT_BITS));
 }
 
+// Adds this step's terms: column value x of every lane times this lane's weights w (see the
+// width's `add_lane_terms`), where `ok` (when masked) says the lane's value is a term.
+@diagnostic(off, subgroup_uniformity)
+fn accumulate(acc: ptr<function, Acc>, x: f32, w: LaneChannels, ok: bool, masked: bool) {
+    note_exponents(acc, w);
+    add_lane_terms(acc, x, w, live_lanes(ok, masked), masked);
+}
+
 // Which lanes' column values count at this step: a ballot of `ok` when masked, else unused.
 @diagnostic(off, subgroup_uniformity)
 fn live_lanes(ok: bool, masked: bool) -> vec4<u32> {

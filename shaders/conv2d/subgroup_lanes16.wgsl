@@ -4,26 +4,11 @@
 
 const LANES: u32 = 16u;
 
-// Adds `broadcast(x, j) * w` to accumulator j for every lane j; one line per lane, because a
-// broadcast's lane must be a constant.
+// Adds `broadcast(x, j) * w` to accumulator j for every lane j, a run of lanes at a time
+// (the subgroup_terms_* pieces).
 @diagnostic(off, subgroup_uniformity)
-fn accumulate(acc: ptr<function, Acc>, x: f32, w: LaneChannels, ok: bool, masked: bool) {
-    note_exponents(acc, w);
-    let live = live_lanes(ok, masked);
-    (*acc).a[0] = add_term((*acc).a[0], subgroupBroadcast(x, 0u), w, live, 0u, masked);
-    (*acc).a[1] = add_term((*acc).a[1], subgroupBroadcast(x, 1u), w, live, 1u, masked);
-    (*acc).a[2] = add_term((*acc).a[2], subgroupBroadcast(x, 2u), w, live, 2u, masked);
-    (*acc).a[3] = add_term((*acc).a[3], subgroupBroadcast(x, 3u), w, live, 3u, masked);
-    (*acc).a[4] = add_term((*acc).a[4], subgroupBroadcast(x, 4u), w, live, 4u, masked);
-    (*acc).a[5] = add_term((*acc).a[5], subgroupBroadcast(x, 5u), w, live, 5u, masked);
-    (*acc).a[6] = add_term((*acc).a[6], subgroupBroadcast(x, 6u), w, live, 6u, masked);
-    (*acc).a[7] = add_term((*acc).a[7], subgroupBroadcast(x, 7u), w, live, 7u, masked);
-    (*acc).a[8] = add_term((*acc).a[8], subgroupBroadcast(x, 8u), w, live, 8u, masked);
-    (*acc).a[9] = add_term((*acc).a[9], subgroupBroadcast(x, 9u), w, live, 9u, masked);
-    (*acc).a[10] = add_term((*acc).a[10], subgroupBroadcast(x, 10u), w, live, 10u, masked);
-    (*acc).a[11] = add_term((*acc).a[11], subgroupBroadcast(x, 11u), w, live, 11u, masked);
-    (*acc).a[12] = add_term((*acc).a[12], subgroupBroadcast(x, 12u), w, live, 12u, masked);
-    (*acc).a[13] = add_term((*acc).a[13], subgroupBroadcast(x, 13u), w, live, 13u, masked);
-    (*acc).a[14] = add_term((*acc).a[14], subgroupBroadcast(x, 14u), w, live, 14u, masked);
-    (*acc).a[15] = add_term((*acc).a[15], subgroupBroadcast(x, 15u), w, live, 15u, masked);
+fn add_lane_terms(acc: ptr<function, Acc>, x: f32, w: LaneChannels, live: vec4<u32>, masked: bool) {
+    add_lanes_0_3(acc, x, w, live, masked);
+    add_lanes_4_7(acc, x, w, live, masked);
+    add_lanes_8_15(acc, x, w, live, masked);
 }

@@ -4,18 +4,10 @@
 
 const LANES: u32 = 8u;
 
-// Adds `broadcast(x, j) * w` to accumulator j for every lane j; one line per lane, because a
-// broadcast's lane must be a constant.
+// Adds `broadcast(x, j) * w` to accumulator j for every lane j, a run of lanes at a time
+// (the subgroup_terms_* pieces).
 @diagnostic(off, subgroup_uniformity)
-fn accumulate(acc: ptr<function, Acc>, x: f32, w: LaneChannels, ok: bool, masked: bool) {
-    note_exponents(acc, w);
-    let live = live_lanes(ok, masked);
-    (*acc).a[0] = add_term((*acc).a[0], subgroupBroadcast(x, 0u), w, live, 0u, masked);
-    (*acc).a[1] = add_term((*acc).a[1], subgroupBroadcast(x, 1u), w, live, 1u, masked);
-    (*acc).a[2] = add_term((*acc).a[2], subgroupBroadcast(x, 2u), w, live, 2u, masked);
-    (*acc).a[3] = add_term((*acc).a[3], subgroupBroadcast(x, 3u), w, live, 3u, masked);
-    (*acc).a[4] = add_term((*acc).a[4], subgroupBroadcast(x, 4u), w, live, 4u, masked);
-    (*acc).a[5] = add_term((*acc).a[5], subgroupBroadcast(x, 5u), w, live, 5u, masked);
-    (*acc).a[6] = add_term((*acc).a[6], subgroupBroadcast(x, 6u), w, live, 6u, masked);
-    (*acc).a[7] = add_term((*acc).a[7], subgroupBroadcast(x, 7u), w, live, 7u, masked);
+fn add_lane_terms(acc: ptr<function, Acc>, x: f32, w: LaneChannels, live: vec4<u32>, masked: bool) {
+    add_lanes_0_3(acc, x, w, live, masked);
+    add_lanes_4_7(acc, x, w, live, masked);
 }

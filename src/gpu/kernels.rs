@@ -76,19 +76,27 @@ static CONV2D_REDUCE: ShaderModule = module!(NONE, LOOPS_END;
 // The subgroup kernels, once per lane width (see `shaders/conv2d/subgroup.wgsl`).
 static CONV2D_SUBGROUP4: ShaderModule = module!("conv2d/subgroup4"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_channels4", "conv2d/subgroup_lanes4" => "conv2d/subgroup");
+    "conv2d/subgroup_channels4", "conv2d/subgroup_terms_0_3",
+    "conv2d/subgroup_lanes4" => "conv2d/subgroup");
 static CONV2D_SUBGROUP8: ShaderModule = module!("conv2d/subgroup8"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_channels2", "conv2d/subgroup_lanes8" => "conv2d/subgroup");
+    "conv2d/subgroup_channels2", "conv2d/subgroup_terms_0_3", "conv2d/subgroup_terms_4_7",
+    "conv2d/subgroup_lanes8" => "conv2d/subgroup");
 static CONV2D_SUBGROUP16: ShaderModule = module!("conv2d/subgroup16"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_channels2", "conv2d/subgroup_lanes16" => "conv2d/subgroup");
+    "conv2d/subgroup_channels2", "conv2d/subgroup_terms_0_3", "conv2d/subgroup_terms_4_7",
+    "conv2d/subgroup_terms_8_15",
+    "conv2d/subgroup_lanes16" => "conv2d/subgroup");
 static CONV2D_SUBGROUP32: ShaderModule = module!("conv2d/subgroup32"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_channels1", "conv2d/subgroup_lanes32" => "conv2d/subgroup");
+    "conv2d/subgroup_channels1", "conv2d/subgroup_terms_0_3", "conv2d/subgroup_terms_4_7",
+    "conv2d/subgroup_terms_8_15", "conv2d/subgroup_terms_16_31",
+    "conv2d/subgroup_lanes32" => "conv2d/subgroup");
 static CONV2D_SUBGROUP64: ShaderModule = module!("conv2d/subgroup64"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "conv2d/gemm",
-    "conv2d/subgroup_channels1", "conv2d/subgroup_lanes64" => "conv2d/subgroup");
+    "conv2d/subgroup_channels1", "conv2d/subgroup_terms_0_3", "conv2d/subgroup_terms_4_7",
+    "conv2d/subgroup_terms_8_15", "conv2d/subgroup_terms_16_31", "conv2d/subgroup_terms_32_63",
+    "conv2d/subgroup_lanes64" => "conv2d/subgroup");
 static CONV2D_SUBGROUP_PROBE: ShaderModule =
     module!(SUBGROUP, LOOPS_END; "common/invocation" => "conv2d/subgroup_probe");
 static CONV2D_PACK: ShaderModule = module!(NONE, LOOPS_END;
