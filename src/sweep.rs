@@ -3,7 +3,7 @@
 
 use ndarray::{Array1, Array4};
 
-use crate::params::{Conv2dParams, Padding, Pool2dParams};
+use crate::params::{Conv2dParams, ConvTranspose2dParams, Padding, Pool2dParams};
 
 /// SplitMix64: small, seeded, reproducible; no dependency. The same seed gives the same
 /// sequence on every machine.
@@ -112,6 +112,24 @@ impl Flavour {
         Flavour::Same,
         Flavour::Batched,
     ];
+}
+
+/// The transposed convolution that reads `p`'s geometry backwards: its input has `p`'s output
+/// shape and its weights are `p`'s. `Padding::Same`, which a transposed convolution does not
+/// take, becomes `Valid`.
+pub fn transposed_params(p: &Conv2dParams) -> ConvTranspose2dParams {
+    ConvTranspose2dParams {
+        stride: p.stride,
+        padding: match p.padding {
+            Padding::Same => Padding::Valid,
+            other => other,
+        },
+        output_padding: [0, 0],
+        dilation: p.dilation,
+        groups: p.groups,
+        layout: p.layout,
+        flip: p.flip,
+    }
 }
 
 /// Draws a valid random case of the given flavour (small enough for the f64 CPU loops).

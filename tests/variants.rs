@@ -6,9 +6,10 @@ mod common;
 
 use common::{random_case, Flavour, Rng};
 use wgconv::gpu::conv2d::{self as planner, ConvPass, ConvVariant};
+use wgconv::sweep::transposed_params;
 use wgconv::{
-    compare, conv2d_backward, cpu, Activation, Conv2dParams, ConvTranspose2dParams, Error,
-    ErrorBound, Gpu, GpuTensor, GradSelection, Layout, Padding,
+    compare, conv2d_backward, cpu, Activation, Conv2dParams, Error, ErrorBound, Gpu, GpuTensor,
+    GradSelection, Layout, Padding,
 };
 
 /// A device of its own with `variant` forced (the shared one must keep the planner's choice).
@@ -63,7 +64,7 @@ fn sweep(variant: ConvVariant, seed: u64) {
             let dy = rng.array4(g.output_shape());
             common::assert_backward_matches_reference(gpu, &x, &w, &dy, &p, &what);
 
-            let tp = transposed(&p);
+            let tp = transposed_params(&p);
             if tp
                 .geometry("t", g.output_shape(), weight, Some(g.in_channels))
                 .is_ok()
@@ -75,22 +76,6 @@ fn sweep(variant: ConvVariant, seed: u64) {
         }
     }
     assert_eq!(checked, Flavour::ALL.len() * common::cases_per_flavour(12));
-}
-
-/// The transposed convolution that reads `p`'s geometry backwards.
-fn transposed(p: &Conv2dParams) -> ConvTranspose2dParams {
-    ConvTranspose2dParams {
-        stride: p.stride,
-        padding: match p.padding {
-            Padding::Same => Padding::Valid,
-            other => other,
-        },
-        output_padding: [0, 0],
-        dilation: p.dilation,
-        groups: p.groups,
-        layout: p.layout,
-        flip: p.flip,
-    }
 }
 
 #[test]
@@ -204,7 +189,7 @@ fn phases_without_taps(variant: ConvVariant, seed: u64) {
             stale();
             common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
             stale();
-            let tp = transposed(&p);
+            let tp = transposed_params(&p);
             let tb = rng.array1(g.in_channels);
             common::assert_transpose_matches_reference(&gpu, &dy, &w, &tb, &tp, &what);
         }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use ndarray::{Array4, ArrayD};
-use wgconv::sweep::{random_conv_case, random_pool_case, Flavour, Rng};
+use wgconv::sweep::{random_conv_case, random_pool_case, transposed_params, Flavour, Rng};
 use wgconv::{
     cpu, Activation, Comparison, Conv2dParams, ConvTranspose2dParams, ErrorBound, Gpu, GpuTensor,
-    GradSelection, Layout, Padding, Pool2dParams, SavedTensor,
+    GradSelection, Layout, Pool2dParams, SavedTensor,
 };
 
 use crate::run::Judge;

@@ -193,18 +193,7 @@ pub(super) fn draw_conv_case(
         }
         CheckOp::ConvTranspose2d => {
             // The conv's geometry read backwards: its output is this op's input.
-            let tp = ConvTranspose2dParams {
-                stride: p.stride,
-                padding: match p.padding {
-                    Padding::Same => Padding::Valid,
-                    other => other,
-                },
-                output_padding: [0, 0],
-                dilation: p.dilation,
-                groups: p.groups,
-                layout,
-                flip: p.flip,
-            };
+            let tp = transposed_params(&p);
             let input = rng.array4(g.output_shape());
             // Transposed weights are [C_in, C_out/g, kh, kw]: the conv's OIHW weight read as
             // (conv out = transposed in, conv in/g = transposed out/g).
