@@ -1,4 +1,4 @@
-//! `wgconv bench`: GPU kernel time (timestamp queries), GPU wall time and the CPU baseline per
+//! `wgconv bench`: GPU kernel time (`Gpu::stop_kernel_timing`), GPU wall time and the CPU baseline per
 //! layer of a suite, forward and backward.
 
 use std::io::IsTerminal;
@@ -216,7 +216,8 @@ pub fn layers(suite: Suite, batch: usize) -> Vec<Layer> {
 pub struct Row {
     pub layer: String,
     pub op: &'static str,
-    /// Median GPU time from timestamp queries, if the device has them.
+    /// Median kernel time (`Gpu::stop_kernel_timing`: timestamp queries on a hardware GPU,
+    /// the wall clock around each submission on a CPU adapter), if the device gives one.
     pub kernel: Option<Duration>,
     /// Median wall time of upload, op and readback.
     pub wall: Duration,
@@ -271,7 +272,7 @@ struct GpuTiming {
 }
 
 /// Times `op` (which uploads, runs and reads back) `repeat` times after a warm-up: median kernel
-/// time from timestamps and median wall time, and the buffers each phase created.
+/// time (`Gpu::stop_kernel_timing`) and median wall time, and the buffers each phase created.
 fn time_gpu(
     gpu: &Gpu,
     repeat: usize,
@@ -343,7 +344,7 @@ fn time_device_copy(gpu: &Gpu, bytes: f64, repeat: usize) -> wgconv::Result<Dura
     time_cpu(repeat, copy)
 }
 
-/// Median kernel time (wall time without timestamps) of copying `bytes` bytes (rounded up to
+/// Median kernel time (wall time where there is none) of copying `bytes` bytes (rounded up to
 /// whole vec4s) through the `copy_vec4` compute shader.
 fn time_shader_copy(gpu: &Gpu, bytes: f64, repeat: usize) -> wgconv::Result<Duration> {
     let floats = (bytes / 4.0 / 4.0).ceil() as usize * 4;

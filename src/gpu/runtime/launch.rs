@@ -3,7 +3,7 @@
 use crate::error::{invalid, too_large, Error, Result};
 use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::pipelines::CompiledKernel;
-use crate::gpu::runtime::profiler::PassTimer;
+use crate::gpu::runtime::profiler::{PassTimer, WallClock};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::Layout;
 
@@ -104,9 +104,13 @@ pub(crate) fn submit(gpu: &Gpu, label: &'static str, dispatches: &[Dispatch<'_>]
     }
     // The resolve buffer, like the uniforms, must stay out of the pool until submitted.
     let resolve = timer.map(|timer| timer.resolve(gpu, &mut encoder));
+    let clock = WallClock::start(gpu, label)?;
     gpu.inner.queue.submit([encoder.finish()]);
     drop((uniform_buffers, resolve));
-    Ok(())
+    match clock {
+        Some(clock) => clock.stop(gpu, label),
+        None => Ok(()),
+    }
 }
 
 /// `Err` unless every tensor lives on `gpu`.

@@ -1,17 +1,51 @@
-//! Kernel timing with timestamp queries: when on, every submitted compute pass records its start
-//! and end, and the total is read back on demand (a synchronising call, for benchmarks only).
+//! Kernel timing: when on, every submitted compute pass is timed, by timestamp queries on a
+//! hardware GPU and by the wall clock around a drained queue on a CPU adapter, and the total is
+//! read back on demand (synchronising, for benchmarks only).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::gpu::runtime::buffer_pool::PooledBuffer;
 use crate::gpu::Gpu;
 
-/// Readback buffers of the passes timed since the profiler was started.
+/// Readback buffers of the passes timed since the profiler was started, or on a CPU adapter
+/// their summed wall time.
 #[derive(Default)]
 pub(crate) struct Profiler {
     pub active: bool,
     pub pending: Vec<PooledBuffer>,
+    pub wall: Duration,
+}
+
+/// The wall clock around one submission on a CPU adapter, started with the queue drained.
+///
+/// lavapipe writes a timestamp when it next flushes, not where the command stands: a pass's
+/// first dispatches ran before its start was stamped, and a multi-dispatch weight gradient
+/// read a third of its wall time. A CPU adapter runs a submission on host threads, so its
+/// wall time with nothing else queued is its kernel time.
+pub(crate) struct WallClock(Instant);
+
+impl WallClock {
+    /// Drains the queue and starts the clock, if timing is on and `gpu` is timed by the clock.
+    pub fn start(gpu: &Gpu, op: &'static str) -> Result<Option<Self>> {
+        if !gpu.timing_active() || gpu.trusts_timestamps() {
+            return Ok(None);
+        }
+        gpu.wait(op)?;
+        Ok(Some(Self(Instant::now())))
+    }
+
+    /// Waits for the submission and adds its wall time to the total.
+    pub fn stop(self, gpu: &Gpu, op: &'static str) -> Result<()> {
+        gpu.wait(op)?;
+        let elapsed = self.0.elapsed();
+        gpu.inner
+            .profiler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .wall += elapsed;
+        Ok(())
+    }
 }
 
 /// The query set and resolve buffers of one timed pass.
@@ -24,13 +58,7 @@ pub(crate) struct PassTimer {
 impl PassTimer {
     /// A timer for the next pass, if timing is on and the device supports it.
     pub fn new(gpu: &Gpu, op: &'static str) -> Result<Option<Self>> {
-        let on = gpu
-            .inner
-            .profiler
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .active;
-        if !on || !gpu.timestamps_supported() {
+        if !gpu.timing_active() || !gpu.trusts_timestamps() {
             return Ok(None);
         }
         let buffer = |usage| gpu.take_buffer(op, "wgconv timestamps", 16, usage);
@@ -72,7 +100,22 @@ impl Gpu {
             .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
+    /// Whether kernel timing reads timestamp queries: on a hardware GPU that has them. CPU
+    /// adapters are timed by the wall clock instead (see `WallClock`).
+    fn trusts_timestamps(&self) -> bool {
+        self.is_hardware_gpu() && self.timestamps_supported()
+    }
+
+    fn timing_active(&self) -> bool {
+        self.inner
+            .profiler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .active
+    }
+
     /// Starts timing every compute pass submitted from now on (see [`Gpu::stop_kernel_timing`]).
+    /// On a CPU adapter each submission then waits for the queue before and after it.
     pub fn start_kernel_timing(&self) {
         let mut p = self
             .inner
@@ -81,21 +124,30 @@ impl Gpu {
             .unwrap_or_else(|p| p.into_inner());
         p.active = true;
         p.pending.clear();
+        p.wall = Duration::ZERO;
     }
 
-    /// Waits for the timed passes and returns their summed GPU time, or `None` without
-    /// timestamp support. Stops timing.
+    /// Waits for the timed passes and returns their summed time, or `None` on a hardware GPU
+    /// without timestamp queries. Stops timing.
+    ///
+    /// A hardware GPU's passes are timed by timestamp queries; a CPU adapter's (lavapipe,
+    /// SwiftShader, llvmpipe) by the wall clock around each submission with the queue drained
+    /// before it, because lavapipe stamps a timestamp at its next flush rather than where the
+    /// command stands, which left some dispatches out of a pass's time.
     pub fn stop_kernel_timing(&self) -> Result<Option<Duration>> {
         const OP: &str = "Gpu::stop_kernel_timing";
-        let pending = {
+        let (pending, wall) = {
             let mut p = self
                 .inner
                 .profiler
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             p.active = false;
-            std::mem::take(&mut p.pending)
+            (std::mem::take(&mut p.pending), std::mem::take(&mut p.wall))
         };
+        if !self.is_hardware_gpu() {
+            return Ok(Some(wall));
+        }
         if !self.timestamps_supported() {
             return Ok(None);
         }

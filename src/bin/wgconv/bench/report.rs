@@ -62,11 +62,11 @@ pub fn print_rows(rows: &[Row]) {
     println!(
         "buffer allocations: {first} in warm-up calls, {repeats} in timed repeats (pooled buffers are reused)"
     );
-    println!("gpu rate from kernel time (timestamps; wall time where the device has none); wall: upload + op + readback; cpu: im2col path (dx/dw share one im2col backward), pooling: reference loops");
+    println!("gpu rate from kernel time (timestamp queries on a hardware GPU; on a CPU adapter the wall clock around each submission, queue drained; wall time where neither); wall: upload + op + readback; cpu: im2col path (dx/dw share one im2col backward), pooling: reference loops");
 }
 
 /// Every adapter's rows side by side: per adapter its GPU time (kernel time, or wall time
-/// marked `w` where it has no timestamps) and rate, then the CPU's once.
+/// marked `w` where it gives no kernel time) and rate, then the CPU's once.
 pub(super) fn print_side_by_side(gpus: &[Gpu], runs: &[Vec<Row>]) {
     adapters::print_legend(gpus);
     let mut header = format!("{:<26} {:<8}", "layer", "op");
@@ -119,7 +119,7 @@ pub(super) fn print_side_by_side(gpus: &[Gpu], runs: &[Vec<Row>]) {
         .sum();
     total.push_str(&format!(" | {:>11.3}", cpu * 1e3));
     println!("{total}");
-    println!("ms: kernel time (timestamp queries, median); `w`: wall time (upload + op + readback) where the adapter has no timestamps; rate: GFLOP/s, GB/s for pooling; cpu: im2col path (dx/dw share one im2col backward), pooling: reference loops");
+    println!("ms: kernel time (median; timestamp queries on a hardware GPU, the wall clock around each submission on a CPU adapter); `w`: wall time (upload + op + readback) where the adapter gives no kernel time; rate: GFLOP/s, GB/s for pooling; cpu: im2col path (dx/dw share one im2col backward), pooling: reference loops");
 }
 
 /// Each row with the name of its layer (the table leaves it blank after a layer's first row).
@@ -184,7 +184,7 @@ pub(super) fn write_json(
                 "device_type": format!("{:?}", info.device_type),
                 "driver": info.driver,
                 "driver_info": info.driver_info,
-                "timestamps": rows.iter().all(|r| r.kernel.is_some()),
+                "kernel_times": rows.iter().all(|r| r.kernel.is_some()),
                 "rows": rows_json(rows),
                 "pool": pool_json(gpu),
             })
@@ -264,7 +264,7 @@ pub(super) fn plot(
     let label_width: i32 = 260;
     let scale = f64::from(width as i32 - label_width - 90) / max;
     root.draw(&Text::new(
-        "GFLOP/s, or GB/s for pooling (GPU: kernel time, or wall time without timestamps)",
+        "GFLOP/s, or GB/s for pooling (GPU: kernel time, or wall time without one)",
         (10, 10),
         ("sans-serif", 16),
     ))?;
