@@ -196,6 +196,81 @@ fn phases_without_taps(variant: ConvVariant, seed: u64) {
     }
 }
 
+#[test]
+fn packed8_weight_gradient_reads_grad_output_copied_in_its_own_order() {
+    grad_output_copied(ConvVariant::Packed8, 0x7a71_0010);
+}
+
+#[test]
+fn packed16_weight_gradient_reads_grad_output_copied_in_its_own_order() {
+    grad_output_copied(ConvVariant::Packed16, 0x7a71_0011);
+}
+
+/// The packed weight gradients take an NCHW grad_output whose rows are whole vec4s into their
+/// texture by a copy, in its own [n][c][oy][ox] order, and step over the other channels at
+/// each image's end. Several images (so that blocks of rows cross from one into the next),
+/// groups, channel counts off the tiles, strides, a 1x1 layer, and an infinite grad_output in
+/// the last image meeting the input's zero padding (the masked redo, which finds its terms by
+/// division instead of the walk).
+fn grad_output_copied(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let plain = Conv2dParams::default();
+    let cases = [
+        (
+            [3, 5, 6, 8],
+            [20, 5, 3, 3],
+            plain.with_padding(Padding::uniform(1)),
+        ),
+        (
+            [2, 8, 5, 12],
+            [12, 4, 3, 3],
+            plain.with_groups(2).with_padding(Padding::uniform(1)),
+        ),
+        ([3, 16, 9, 16], [40, 16, 1, 1], plain.with_stride(2)),
+        (
+            [2, 6, 7, 4],
+            [4, 6, 3, 1],
+            plain.with_padding(Padding::explicit(1, 1, 0, 0)),
+        ),
+        (
+            [4, 3, 11, 15],
+            [70, 3, 3, 3],
+            plain.with_stride(2).with_padding(Padding::uniform(1)),
+        ),
+        // Enough tiles per block of rows that a block takes several rows, and rows of three
+        // per image so that blocks start inside an image and run into the next (on lavapipe:
+        // two rows per block at 8 lanes, five at 16).
+        (
+            [3, 64, 3, 8],
+            [128, 64, 3, 3],
+            plain.with_padding(Padding::uniform(1)),
+        ),
+        (
+            [3, 256, 3, 4],
+            [256, 256, 3, 3],
+            plain.with_padding(Padding::uniform(1)),
+        ),
+    ];
+    for (i, (input, weight, p)) in cases.into_iter().enumerate() {
+        let g = p.geometry("t", input, weight, None).unwrap();
+        assert_eq!(g.w.output % 4, 0, "a case the copy serves");
+        let x = rng.array4(input);
+        let w = rng.array4(weight);
+        let mut dy = rng.array4(g.output_shape());
+        let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?}");
+        common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+        // The masked redo is slow by design (rare): the small layers only.
+        if i < 5 {
+            let [n, c, _, _] = g.output_shape();
+            dy[[n - 1, c - 1, 0, 0]] = f32::INFINITY;
+            common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+        }
+    }
+}
+
 /// 1x1 layers whose windows lie inside the input, which the tiled variant reads in place (no
 /// packing): either layout, strides, groups, channel counts that are not whole vec4s, more than
 /// one K tile and channel tile; with an infinite value in the last channel of the input and of

@@ -59,8 +59,11 @@ struct GemmConvUniforms {
     ow4: u32,
     // The tiled GEMMs: log2 of the channels per workgroup tile (3 to 6).
     tile_shift: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // The packed weight gradients: where grad_output row m starts in packed_a, and the jump
+    // from one image's end to the next's start within it (0 when packed per channel,
+    // (channels - 1) * rows' vec4s when copied in grad_output's own NCHW order).
+    a_row_stride: u32,
+    a_image_jump: u32,
 }
 
 // Geometry of the gather GEMMs on packed operands (packed.wgsl and tiled.wgsl).

@@ -4,10 +4,13 @@
 // GEMM's inner loop then needs no bounds checks and gets four reduction terms per load, which
 // is what pays on lavapipe, where every load inside a loop runs lane by lane.
 //
-// One invocation writes one vec4, into a storage buffer (the *_vec4 entry points, which the
-// tiled kernels read) or a texture (the *_texture ones, for the packed kernels: lavapipe
-// fetches texels faster than it loads from buffers). Signed quantities travel as i32 bits in
-// u32 fields.
+// Into a storage buffer (the *_vec4 entry points, which the tiled kernels read on real GPUs),
+// one invocation writes one vec4, consecutive invocations consecutive vec4s. Into a texture
+// (the *_texture ones, for the packed kernels: lavapipe fetches texels faster than it loads
+// from buffers), one invocation writes a run of PACK_RUN consecutive vec4s: it divides its
+// first index into coordinates once and steps them after, because lavapipe runs a vector
+// division as one scalar division per lane, and five of them per vec4 cost more than its
+// loads. Signed quantities travel as i32 bits in u32 fields.
 
 @group(0) @binding(0) var<uniform> u: GemmConvUniforms;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -23,17 +26,48 @@ fn store_texel(i: u32, v: vec4<f32>) {
 // dst[(((g * batch + n) * packed_h + y) * packed_w + x) * reduce4 + r4] holds channels
 // 4 * r4 .. 4 * r4 + 3 of group g at source pixel (y + pack_off_h, x + pack_off_w); pixels
 // outside the source and channels past reduce_per_group are zero.
-fn packed_source(i: u32) -> vec4<f32> {
-    let r4 = i % u.reduce4;
+struct SourceAt {
+    r4: u32,
+    x: u32,
+    y: u32,
+    n: u32,
+    g: u32,
+}
+
+fn source_at(i: u32) -> SourceAt {
     var rest = i / u.reduce4;
     let x = rest % u.packed_w;
     rest = rest / u.packed_w;
     let y = rest % u.packed_h;
     rest = rest / u.packed_h;
-    let n = rest % u.batch;
-    let g = rest / u.batch;
-    let sy = i32(y) + bitcast<i32>(u.pack_off_h);
-    let sx = i32(x) + bitcast<i32>(u.pack_off_w);
+    return SourceAt(i % u.reduce4, x, y, rest % u.batch, rest / u.batch);
+}
+
+// The coordinates of the next vec4: r4 fastest, carrying into x, y, n and g.
+fn next_source(a: SourceAt) -> SourceAt {
+    let wrap_r = a.r4 + 1u == u.reduce4;
+    let wrap_x = wrap_r && a.x + 1u == u.packed_w;
+    let wrap_y = wrap_x && a.y + 1u == u.packed_h;
+    let wrap_n = wrap_y && a.n + 1u == u.batch;
+    return SourceAt(
+        select(a.r4 + 1u, 0u, wrap_r),
+        select(a.x + u32(wrap_r), 0u, wrap_x),
+        select(a.y + u32(wrap_x), 0u, wrap_y),
+        select(a.n + u32(wrap_y), 0u, wrap_n),
+        a.g + u32(wrap_n),
+    );
+}
+
+fn source_vec4s() -> u32 {
+    return u.groups * u.batch * u.packed_h * u.packed_w * u.reduce4;
+}
+
+fn packed_source(a: SourceAt) -> vec4<f32> {
+    let r4 = a.r4;
+    let n = a.n;
+    let g = a.g;
+    let sy = i32(a.y) + bitcast<i32>(u.pack_off_h);
+    let sx = i32(a.x) + bitcast<i32>(u.pack_off_w);
     // Four unconditional loads from clamped addresses, then selects: lavapipe runs each load
     // lane by lane, and loads under a branch or in a loop pay for the mask handling too.
     let inside = sy >= 0 && sy < i32(u.src_h) && sx >= 0 && sx < i32(u.src_w);
@@ -56,25 +90,56 @@ fn packed_source(i: u32) -> vec4<f32> {
 // channel m at tap t = ty * taps_w + tx for reduction channels 4 * r4 .. 4 * r4 + 3, read
 // through the weight view (w_base and the w_* strides, flips and stride phases included);
 // channels past channels_per_group and reduction channels past reduce_per_group are zero.
-fn packed_weight(i: u32) -> vec4<f32> {
-    let m = i % u.m_pad;
+struct WeightAt {
+    m: u32,
+    r4: u32,
+    tx: u32,
+    ty: u32,
+    g: u32,
+}
+
+fn weight_at(i: u32) -> WeightAt {
     var rest = i / u.m_pad;
     let r4 = rest % u.reduce4;
     rest = rest / u.reduce4;
-    let taps = u.taps_h * u.taps_w;
-    let t = rest % taps;
-    let g = rest / taps;
-    var v = vec4<f32>(0.0);
-    if (m < u.channels_per_group) {
-        let at = u.w_base + g * u.w_stride_g + m * u.w_stride_m + (t / u.taps_w) * u.w_tap_h + (t % u.taps_w) * u.w_tap_w;
-        let r0 = 4u * r4;
-        for (var c = 0u; c < 4u; c++) {
-            if (r0 + c < u.reduce_per_group) {
-                v[c] = src[at + (r0 + c) * u.w_stride_r];
-            }
-        }
-    }
-    return v;
+    let tx = rest % u.taps_w;
+    rest = rest / u.taps_w;
+    return WeightAt(i % u.m_pad, r4, tx, rest % u.taps_h, rest / u.taps_h);
+}
+
+// The coordinates of the next vec4: m fastest, carrying into r4, the tap and g.
+fn next_weight(a: WeightAt) -> WeightAt {
+    let wrap_m = a.m + 1u == u.m_pad;
+    let wrap_r = wrap_m && a.r4 + 1u == u.reduce4;
+    let wrap_x = wrap_r && a.tx + 1u == u.taps_w;
+    let wrap_y = wrap_x && a.ty + 1u == u.taps_h;
+    return WeightAt(
+        select(a.m + 1u, 0u, wrap_m),
+        select(a.r4 + u32(wrap_m), 0u, wrap_r),
+        select(a.tx + u32(wrap_r), 0u, wrap_x),
+        select(a.ty + u32(wrap_x), 0u, wrap_y),
+        a.g + u32(wrap_y),
+    );
+}
+
+fn weight_vec4s() -> u32 {
+    return u.groups * u.taps_h * u.taps_w * u.reduce4 * u.m_pad;
+}
+
+// Four loads from clamped addresses, then selects (as in packed_source).
+fn packed_weight(a: WeightAt) -> vec4<f32> {
+    let m = min(a.m, u.channels_per_group - 1u);
+    let at = u.w_base + a.g * u.w_stride_g + m * u.w_stride_m + a.ty * u.w_tap_h + a.tx * u.w_tap_w;
+    let r = vec4<u32>(4u * a.r4) + vec4<u32>(0u, 1u, 2u, 3u);
+    let last = u.reduce_per_group - 1u;
+    let v = vec4<f32>(
+        src[at + min(r.x, last) * u.w_stride_r],
+        src[at + min(r.y, last) * u.w_stride_r],
+        src[at + min(r.z, last) * u.w_stride_r],
+        src[at + min(r.w, last) * u.w_stride_r],
+    );
+    let live = vec4<bool>(a.m < u.channels_per_group) & (r < vec4<u32>(u.reduce_per_group));
+    return select(vec4<f32>(0.0), v, live);
 }
 
 // Rows of a GEMM whose reduction runs over output pixels (the weight gradient), pixel-major:
@@ -83,22 +148,54 @@ fn packed_weight(i: u32) -> vec4<f32> {
 // at tap t of channel r: source pixel (oy * src_step + src_off + ty * tap_step, same in x).
 // With one tap and unit steps it copies grad_output; with the forward's taps it is im2col.
 // Output columns past grid_w and pixels outside the source are zero.
-fn packed_row(i: u32) -> vec4<f32> {
-    let ox4 = i % u.ow4;
+struct RowAt {
+    ox4: u32,
+    oy: u32,
+    n: u32,
+    tx: u32,
+    ty: u32,
+    // Source row r of group g, as g * reduce_per_group + r.
+    gr: u32,
+}
+
+fn row_at(i: u32) -> RowAt {
     var rest = i / u.ow4;
     let oy = rest % u.grid_h;
     rest = rest / u.grid_h;
     let n = rest % u.batch;
     rest = rest / u.batch;
-    let taps = u.taps_h * u.taps_w;
-    let t = rest % taps;
-    rest = rest / taps;
-    let r = rest % u.reduce_per_group;
-    let g = rest / u.reduce_per_group;
-    let sy = i32(oy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) + i32(t / u.taps_w) * bitcast<i32>(u.tap_step_h);
-    let row = n * u.src_stride_n + (g * u.reduce_per_group + r) * u.src_stride_c + u32(clamp(sy, 0, i32(u.src_h) - 1)) * u.src_stride_h;
-    let ox = vec4<i32>(4 * i32(ox4)) + vec4<i32>(0, 1, 2, 3);
-    let sx = ox * bitcast<i32>(u.src_step_w) + vec4<i32>(bitcast<i32>(u.src_off_w) + i32(t % u.taps_w) * bitcast<i32>(u.tap_step_w));
+    let tx = rest % u.taps_w;
+    rest = rest / u.taps_w;
+    return RowAt(i % u.ow4, oy, n, tx, rest % u.taps_h, rest / u.taps_h);
+}
+
+// The coordinates of the next vec4: ox4 fastest, carrying into oy, n, the tap and the row.
+fn next_row(a: RowAt) -> RowAt {
+    let wrap_o = a.ox4 + 1u == u.ow4;
+    let wrap_y = wrap_o && a.oy + 1u == u.grid_h;
+    let wrap_n = wrap_y && a.n + 1u == u.batch;
+    let wrap_x = wrap_n && a.tx + 1u == u.taps_w;
+    let wrap_t = wrap_x && a.ty + 1u == u.taps_h;
+    return RowAt(
+        select(a.ox4 + 1u, 0u, wrap_o),
+        select(a.oy + u32(wrap_o), 0u, wrap_y),
+        select(a.n + u32(wrap_y), 0u, wrap_n),
+        select(a.tx + u32(wrap_n), 0u, wrap_x),
+        select(a.ty + u32(wrap_x), 0u, wrap_t),
+        a.gr + u32(wrap_t),
+    );
+}
+
+fn row_vec4s() -> u32 {
+    return u.groups * u.reduce_per_group * u.taps_h * u.taps_w * u.batch * u.grid_h * u.ow4;
+}
+
+fn packed_row(a: RowAt) -> vec4<f32> {
+    let n = a.n;
+    let sy = i32(a.oy) * bitcast<i32>(u.src_step_h) + bitcast<i32>(u.src_off_h) + i32(a.ty) * bitcast<i32>(u.tap_step_h);
+    let row = n * u.src_stride_n + a.gr * u.src_stride_c + u32(clamp(sy, 0, i32(u.src_h) - 1)) * u.src_stride_h;
+    let ox = vec4<i32>(4 * i32(a.ox4)) + vec4<i32>(0, 1, 2, 3);
+    let sx = ox * bitcast<i32>(u.src_step_w) + vec4<i32>(bitcast<i32>(u.src_off_w) + i32(a.tx) * bitcast<i32>(u.tap_step_w));
     // Unconditional loads from clamped addresses, then selects (see pack_source_vec4).
     let at = vec4<u32>(clamp(sx, vec4<i32>(0), vec4<i32>(i32(u.src_w) - 1))) * u.src_stride_w + vec4<u32>(row);
     let v = vec4<f32>(src[at.x], src[at.y], src[at.z], src[at.w]);
@@ -106,7 +203,16 @@ fn packed_row(i: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, live);
 }
 
-// The entry points: one invocation per packed vec4, into a buffer or a texture.
+// Vec4s per invocation of the *_texture entry points (`PACK_RUN` on the host).
+const PACK_RUN: u32 = 16u;
+
+// The first vec4 of invocation `i`'s run and how many it packs, of `total`.
+fn run_of(i: u32, total: u32) -> vec2<u32> {
+    let first = i * PACK_RUN;
+    return vec2<u32>(first, min(PACK_RUN, total - first));
+}
+
+// The entry points: one vec4 per invocation into a buffer, a run of them into a texture.
 @compute @workgroup_size(64)
 fn pack_source_vec4(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -115,7 +221,7 @@ fn pack_source_vec4(
 ) {
     let i = invocation_index(wg, groups, local);
     if (i < u.invocations) {
-        dst[i] = packed_source(i);
+        dst[i] = packed_source(source_at(i));
     }
 }
 
@@ -127,7 +233,12 @@ fn pack_source_texture(
 ) {
     let i = invocation_index(wg, groups, local);
     if (i < u.invocations) {
-        store_texel(i, packed_source(i));
+        let run = run_of(i, source_vec4s());
+        var at = source_at(run.x);
+        for (var s = 0u; s < run.y; s++) {
+            store_texel(run.x + s, packed_source(at));
+            at = next_source(at);
+        }
     }
 }
 
@@ -139,7 +250,7 @@ fn pack_weight_vec4(
 ) {
     let i = invocation_index(wg, groups, local);
     if (i < u.invocations) {
-        dst[u.packed_w_base + i] = packed_weight(i);
+        dst[u.packed_w_base + i] = packed_weight(weight_at(i));
     }
 }
 
@@ -151,7 +262,12 @@ fn pack_weight_texture(
 ) {
     let i = invocation_index(wg, groups, local);
     if (i < u.invocations) {
-        store_texel(u.packed_w_base + i, packed_weight(i));
+        let run = run_of(i, weight_vec4s());
+        var at = weight_at(run.x);
+        for (var s = 0u; s < run.y; s++) {
+            store_texel(u.packed_w_base + run.x + s, packed_weight(at));
+            at = next_weight(at);
+        }
     }
 }
 
@@ -163,7 +279,7 @@ fn pack_rows_vec4(
 ) {
     let i = invocation_index(wg, groups, local);
     if (i < u.invocations) {
-        dst[i] = packed_row(i);
+        dst[i] = packed_row(row_at(i));
     }
 }
 
@@ -175,7 +291,12 @@ fn pack_rows_texture(
 ) {
     let i = invocation_index(wg, groups, local);
     if (i < u.invocations) {
-        store_texel(i, packed_row(i));
+        let run = run_of(i, row_vec4s());
+        var at = row_at(run.x);
+        for (var s = 0u; s < run.y; s++) {
+            store_texel(run.x + s, packed_row(at));
+            at = next_row(at);
+        }
     }
 }
 

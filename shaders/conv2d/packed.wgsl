@@ -119,9 +119,11 @@ fn gather_offset(tap: vec2<i32>, k: u32) -> i32 {
 }
 
 // Where the weight gradient's reduction step (output row (n, oy), vec4 ox4) reads a column's
-// packed input row: one vec4 further each step, jumping at the ends of rows and images.
+// packed input row (`at`) and, from the start of a channel's row, grad_output (`a`): one vec4
+// further each step, jumping at the ends of rows and images.
 struct RowWalk {
     at: u32,
+    a: u32,
     oy: u32,
     ox4: u32,
     jump_row: i32,
@@ -132,7 +134,7 @@ struct RowWalk {
 fn row_walk(start: u32, row: u32) -> RowWalk {
     let jump_row = (i32(u.src_step_h) - 1) * i32(u.ow4);
     let jump_image = (i32(u.packed_h) - i32(u.grid_h * u.src_step_h)) * i32(u.ow4);
-    return RowWalk(start + pixel_step(row, 0u), row % u.grid_h, 0u, jump_row, jump_image);
+    return RowWalk(start + pixel_step(row, 0u), grad_output_step(row, 0u), row % u.grid_h, 0u, jump_row, jump_image);
 }
 
 fn row_step(walk: ptr<function, RowWalk>) {
@@ -141,6 +143,13 @@ fn row_step(walk: ptr<function, RowWalk>) {
     (*walk).ox4 = select((*walk).ox4 + 1u, 0u, wrap_x);
     (*walk).oy = select((*walk).oy + u32(wrap_x), 0u, wrap_y);
     (*walk).at = u32(i32((*walk).at) + 1 + select(0, (*walk).jump_row, wrap_x) + select(0, (*walk).jump_image, wrap_y));
+    (*walk).a += 1u + select(0u, u.a_image_jump, wrap_y);
+}
+
+// The packed grad_output offset of output row `row` (n, oy), vec4 `ox4`, from the start of a
+// channel's row.
+fn grad_output_step(row: u32, ox4: u32) -> u32 {
+    return row * u.ow4 + ox4 + (row / u.grid_h) * u.a_image_jump;
 }
 
 // acc (this lane's two channels at one column) plus the four reduction terms of column
@@ -261,7 +270,8 @@ fn inside_source(pos: vec2<i32>) -> bool {
 }
 
 // Weight gradient, pass 1, as a split-K GEMM whose reduction runs over output pixels in vec4s:
-// packed_a = grad_output rows [g][m][k_vec], k = (n, oy, ox4), and packed_b = the input as
+// packed_a = grad_output rows [g][m][k_vec], k = (n, oy, ox4) (or grad_output itself, in NCHW
+// order, where its rows are whole vec4s: see a_image_jump), and packed_b = the input as
 // rows [g][(r, tx)][n][y][ox4] of packed_h padded rows each (both from pack_rows_texture, zero
 // past each output row's end), dst = partial sums [blocks, reduce_len] in the weight's own
 // layout. Column (r, ty, tx) reads row (r, tx) from padded row oy * stride + ty * dilation,
@@ -294,8 +304,8 @@ fn conv2d_weight_grad_packed(
     let col_hi = min(base + LANES + lane, columns - 1u);
     let m = tile * TILE_CHANNELS + 2u * lane;
     let last = u.channels_per_group - 1u;
-    let a_row0 = (g * u.channels_per_group + min(m, last)) * u.k_vec;
-    let a_row1 = (g * u.channels_per_group + min(m + 1u, last)) * u.k_vec;
+    let a_row0 = (g * u.channels_per_group + min(m, last)) * u.a_row_stride;
+    let a_row1 = (g * u.channels_per_group + min(m + 1u, last)) * u.a_row_stride;
     let lo_row = input_row(g, col_lo);
     let hi_row = input_row(g, col_hi) - lo_row;
 
@@ -309,7 +319,7 @@ fn conv2d_weight_grad_packed(
     for (var k = k_begin; k < k_end; k++) {
         let x = load_b(walk.at);
         let y = load_b(walk.at + hi_row);
-        pair_step(&acc, x, y, load_a(a_row0 + k), load_a(a_row1 + k));
+        pair_step(&acc, x, y, load_a(a_row0 + walk.a), load_a(a_row1 + walk.a));
         row_step(&walk);
     }
     // As in conv2d_gemm_packed: an infinite or NaN grad_output meeting the input's zero
@@ -321,8 +331,9 @@ fn conv2d_weight_grad_packed(
             let at = lo_row + pixel_step(row, k % u.ow4);
             let x = load_b(at);
             let y = load_b(at + hi_row);
-            let da = load_a(a_row0 + k);
-            let db = load_a(a_row1 + k);
+            let ka = grad_output_step(row, k % u.ow4);
+            let da = load_a(a_row0 + ka);
+            let db = load_a(a_row1 + ka);
             let live_lo = input_live(col_lo, row % u.grid_h, k % u.ow4);
             let live_hi = input_live(col_hi, row % u.grid_h, k % u.ow4);
             for (var j = 0u; j < LANES; j++) {
@@ -498,10 +509,10 @@ fn conv2d_weight_grad_packed_wide(
     let base = cblock * WIDE_COLUMNS;
     let m = tile * WIDE_CHANNELS + 4u * lane;
     let last = u.channels_per_group - 1u;
-    let a0 = (g * u.channels_per_group + min(m, last)) * u.k_vec;
-    let a1 = (g * u.channels_per_group + min(m + 1u, last)) * u.k_vec;
-    let a2 = (g * u.channels_per_group + min(m + 2u, last)) * u.k_vec;
-    let a3 = (g * u.channels_per_group + min(m + 3u, last)) * u.k_vec;
+    let a0 = (g * u.channels_per_group + min(m, last)) * u.a_row_stride;
+    let a1 = (g * u.channels_per_group + min(m + 1u, last)) * u.a_row_stride;
+    let a2 = (g * u.channels_per_group + min(m + 2u, last)) * u.a_row_stride;
+    let a3 = (g * u.channels_per_group + min(m + 3u, last)) * u.a_row_stride;
     // Offsets of the lane's other columns' rows from its first's, wrapping as u32.
     let row0 = input_row(g, min(base + lane, columns - 1u));
     let d = bitcast<vec4<i32>>(vec4<u32>(
@@ -522,7 +533,7 @@ fn conv2d_weight_grad_packed_wide(
         let x1 = load_b(walk.at + u32(d.y));
         let x2 = load_b(walk.at + u32(d.z));
         let x3 = load_b(walk.at + u32(d.w));
-        wide_step(&acc, x0, x1, x2, x3, load_a(a0 + k), load_a(a1 + k), load_a(a2 + k), load_a(a3 + k));
+        wide_step(&acc, x0, x1, x2, x3, load_a(a0 + walk.a), load_a(a1 + walk.a), load_a(a2 + walk.a), load_a(a3 + walk.a));
         row_step(&walk);
     }
     // As in conv2d_weight_grad_packed: redo a tile where a non-finite grad_output may have
@@ -532,7 +543,8 @@ fn conv2d_weight_grad_packed_wide(
         for (var k = k_begin; k < k_end; k++) {
             let row = k / u.ow4;
             let at = row0 + pixel_step(row, k % u.ow4);
-            let t = by_term(load_a(a0 + k), load_a(a1 + k), load_a(a2 + k), load_a(a3 + k));
+            let ka = grad_output_step(row, k % u.ow4);
+            let t = by_term(load_a(a0 + ka), load_a(a1 + ka), load_a(a2 + ka), load_a(a3 + ka));
             for (var q = 0u; q < 4u; q++) {
                 let x = load_b(at + u32(d[q]));
                 let live = input_live(min(base + q * LANES + lane, columns - 1u), row % u.grid_h, k % u.ow4);

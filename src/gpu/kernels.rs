@@ -674,4 +674,12 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn texture_packers_write_the_run_the_host_dispatches_for() {
+        assert_eq!(
+            u32_constant(&parsed(&CONV2D_PACK), "PACK_RUN") as usize,
+            crate::gpu::conv2d::packed::PACK_RUN
+        );
+    }
 }

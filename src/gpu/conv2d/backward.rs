@@ -16,7 +16,9 @@ use crate::gpu::conv2d::{depthwise as conv2d_depthwise, packed as conv2d_packed}
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::memory::{self, Ledger, MemoryEstimate};
 use crate::gpu::plan::{run_into_output, ConvOperands, Operand, Plan, ReadyPlan, Step};
-use crate::gpu::runtime::launch::{check_same_gpu, check_whole, conv_operands, dims4, submit};
+use crate::gpu::runtime::launch::{
+    check_same_gpu, check_whole, conv_operands, dims4, submit_after_copies,
+};
 use crate::gpu::split;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::grads::{Conv2dGrads, GradSelection};
@@ -465,20 +467,24 @@ fn backward_whole(
                 check_whole(op, &[(name, t)])?;
             }
         }
+        let mut copies = Vec::new();
         let mut dispatches = Vec::new();
         for (plan, out) in [(&dx_plan, &dx), (&dw_plan, &dw), (&db_plan, &db)] {
             if let (Some(plan), Some((output, scratch))) = (plan, out) {
-                dispatches.extend(plan.dispatches(scratch, |operand| match operand {
+                let resolve = |operand| match operand {
                     Operand::Input => input.expect("dw needs the input tensor").first_buffer(),
                     Operand::Weight => weight.expect("dx needs the weight tensor").first_buffer(),
                     Operand::GradOutput => dy,
                     Operand::Output => output.first_buffer(),
                     _ => placeholder,
-                }));
+                };
+                // The copies read only the call's tensors, so they may all go first.
+                copies.extend(plan.copies(scratch, resolve));
+                dispatches.extend(plan.dispatches(scratch, resolve));
             }
         }
-        submit(gpu, op, &dispatches)?;
-        drop(dispatches);
+        submit_after_copies(gpu, op, &copies, &dispatches)?;
+        drop((copies, dispatches));
         // wgpu keeps the scratch buffers alive until the submitted work is done.
         let mut results = [dx, dw, db].map(|out| {
             out.map(|(t, scratch)| {

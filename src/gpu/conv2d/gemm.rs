@@ -27,7 +27,7 @@ uniform_struct! {
         w_base, w_stride_m, w_stride_g, w_stride_r,
         w_tap_h, w_tap_w, pack_off_h, pack_off_w,
         reduce4, m_pad, packed_w_base, k_vec,
-        ow4, tile_shift, _pad1, _pad2,
+        ow4, tile_shift, a_row_stride, a_image_jump,
     }
 }
 

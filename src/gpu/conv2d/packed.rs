@@ -7,9 +7,9 @@ use crate::gpu::conv2d::gemm::GemmConvUniforms;
 use crate::gpu::conv2d::gemm::{self, signed, GemmDispatch, SubgroupTile};
 use crate::gpu::conv2d::variant::ConvPass;
 use crate::gpu::kernels::Kernel;
-use crate::gpu::plan::{Operand, Plan, Step};
+use crate::gpu::plan::{Operand, Plan, PlannedCopy, Step};
 use crate::gpu::runtime::dispatch::{DispatchGrid, WORKGROUP_SIZE};
-use crate::params::Conv2dGeometry;
+use crate::params::{Conv2dGeometry, Layout};
 
 /// How the GEMM over packed operands maps work to invocations. The subgroup tilings run
 /// `shaders/conv2d/packed.wgsl` composed for their lane width (8 or 16, `packed_lanes{W}.wgsl`).
@@ -209,6 +209,25 @@ fn grid(op: &'static str, invocations: usize, max_per_dimension: u32) -> Result<
     DispatchGrid::for_invocations(op, invocations as u64, max_per_dimension)
 }
 
+/// Vec4s each invocation of a packing kernel into a texture writes (`PACK_RUN` in
+/// `shaders/conv2d/pack.wgsl`); those into a buffer write one.
+pub(crate) const PACK_RUN: usize = 16;
+
+/// The grid of a packing kernel that writes `vec4s` vec4s for `tiling`.
+fn pack_grid(
+    op: &'static str,
+    tiling: Tiling,
+    vec4s: usize,
+    max_per_dimension: u32,
+) -> Result<DispatchGrid> {
+    let per_invocation = if tiling.packs_to_textures() {
+        PACK_RUN
+    } else {
+        1
+    };
+    grid(op, vec4s.div_ceil(per_invocation), max_per_dimension)
+}
+
 fn reduce4(u: &GemmConvUniforms) -> u32 {
     u.reduce_per_group.div_ceil(4)
 }
@@ -253,7 +272,7 @@ fn pack_source(
         u.pack_off_w = signed(lo_w);
         u.reduce4 = reduce4(u);
     }
-    let grid = grid(op, vec4s, max_per_dimension)?;
+    let grid = pack_grid(op, tiling, vec4s, max_per_dimension)?;
     plan.steps.push(Step::new(
         kernel,
         &GemmConvUniforms {
@@ -300,7 +319,7 @@ fn pack_weights(
         if vec4s == 0 {
             continue;
         }
-        let grid = grid(op, vec4s, max_per_dimension)?;
+        let grid = pack_grid(op, tiling, vec4s, max_per_dimension)?;
         plan.steps.push(Step::new(
             kernel,
             &GemmConvUniforms {
@@ -545,8 +564,18 @@ fn padded_rows(g: &Conv2dGeometry) -> usize {
     (g.h.output - 1) * g.h.stride + (g.h.kernel - 1) * g.h.dilation + 1
 }
 
+/// Whether the weight gradient's grad_output goes into its texture by a plain copy instead of
+/// a packing kernel: NCHW with output rows of whole vec4s, where grad_output's own order is
+/// the packed rows' image by image, and the kernels' `a_image_jump` steps over the other
+/// channels between images. lavapipe copies a buffer into a texture at memory speed, where
+/// the packing kernel's gathers and texel stores ran at 1.5-2 GB/s.
+fn grad_output_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
+    tiling.packs_to_textures() && g.layout == Layout::Nchw && g.w.output.is_multiple_of(4)
+}
+
 /// The repacking before the weight gradient's pass 1: grad_output as rows [g][m][n][oy][ox]
-/// (the first operand returned), and the input (the second) as rows [g][(r, tx)][n][y][ox] holding input
+/// (the first operand returned; copied in its own [n][g][m][oy][ox] order where
+/// [`grad_output_copied`]), and the input (the second) as rows [g][(r, tx)][n][y][ox] holding input
 /// (y - pad_top, ox * stride + tx * dilation - pad_left) for every padded row y: im2col
 /// along x only, so the kernel taps (ty) step down rows of it instead of needing copies of
 /// their own (3x less packing than full im2col for a 3x3 kernel). Output columns are
@@ -597,9 +626,19 @@ pub fn weight_grad_packing(
     {
         let rows = (u.groups * u.reduce_per_group * u.taps_h * u.taps_w) as usize;
         let vec4s = rows * (u.batch * u.grid_h * u.ow4) as usize;
+        if source == Operand::GradOutput && grad_output_copied(tiling, g) {
+            let texture = plan.add_texture(vec4s);
+            plan.texture_copies.push(PlannedCopy {
+                from: source,
+                texture,
+                vec4s,
+            });
+            packed[i] = Operand::Texture(texture);
+            continue;
+        }
         let (operand, kernel) = tiling.add_packed(&mut plan, vec4s, Packing::Rows);
         packed[i] = operand;
-        let grid = grid(op, vec4s, max_per_dimension)?;
+        let grid = pack_grid(op, tiling, vec4s, max_per_dimension)?;
         plan.steps.push(Step::new(
             kernel,
             &GemmConvUniforms {
@@ -634,10 +673,19 @@ pub fn weight_grad_partial(
     invocations: u32,
 ) -> GemmConvUniforms {
     let ow4 = row_vec4s(g);
+    let k_vec = g.batch * g.h.output * ow4;
+    let image_vec4s = g.h.output * ow4;
+    let (a_row_stride, a_image_jump) = if grad_output_copied(tiling, g) {
+        (image_vec4s, (g.out_channels - 1) * image_vec4s)
+    } else {
+        (k_vec, 0)
+    };
     GemmConvUniforms {
         batch: g.batch as u32,
         ow4: ow4 as u32,
-        k_vec: (g.batch * g.h.output * ow4) as u32,
+        k_vec: k_vec as u32,
+        a_row_stride: a_row_stride as u32,
+        a_image_jump: a_image_jump as u32,
         packed_h: padded_rows(g) as u32,
         column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
             .div_ceil(tiling.columns()) as u32,
@@ -674,6 +722,57 @@ mod tests {
         // Input-gradient phase: 5 positions at step 1 from 1, 2 taps stepping -1: rows 0..=5.
         assert_eq!(read_range(5, 1, 1, 2, signed(-1)), Some((0, 5)));
         assert_eq!(read_range(5, 1, 1, 0, 0), None);
+    }
+
+    /// The texture copies and packing kernels of a weight gradient's packing plan.
+    fn weight_grad_packing_of(
+        tiling: Tiling,
+        layout: crate::Layout,
+        input: [usize; 4],
+    ) -> (Vec<PlannedCopy>, Vec<Kernel>) {
+        let params = crate::Conv2dParams::default()
+            .with_padding(crate::Padding::uniform(1))
+            .with_layout(layout);
+        let g = params
+            .geometry(
+                "t",
+                layout.activation_shape(input),
+                layout.weight_shape([8, input[1], 3, 3]),
+                None,
+            )
+            .unwrap();
+        let (plan, _) = weight_grad_packing("t", tiling, &g, 65535).unwrap();
+        let kernels = plan.steps.iter().map(|s| s.kernel).collect();
+        (plan.texture_copies, kernels)
+    }
+
+    #[test]
+    fn packed_weight_gradients_copy_nchw_grad_output_with_whole_vec4_rows() {
+        let packed = Tiling::SubgroupWide(8);
+        let (copies, kernels) = weight_grad_packing_of(packed, crate::Layout::Nchw, [2, 4, 5, 8]);
+        assert_eq!(
+            copies,
+            [PlannedCopy {
+                from: Operand::GradOutput,
+                texture: 0,
+                vec4s: 2 * 8 * 5 * 2,
+            }]
+        );
+        assert_eq!(kernels, [Kernel::PackRowsTexture]);
+        // Rows of 7 (padded to 8 in the packed rows), NHWC, or a buffer operand: packed.
+        for (tiling, layout, input) in [
+            (packed, crate::Layout::Nchw, [2, 4, 5, 7]),
+            (packed, crate::Layout::Nhwc, [2, 4, 5, 8]),
+            (
+                Tiling::Workgroup(TILED_CHANNELS),
+                crate::Layout::Nchw,
+                [2, 4, 5, 8],
+            ),
+        ] {
+            let (copies, kernels) = weight_grad_packing_of(tiling, layout, input);
+            assert!(copies.is_empty(), "{tiling:?} {layout:?} {input:?}");
+            assert_eq!(kernels.len(), 2, "{tiling:?} {layout:?} {input:?}");
+        }
     }
 
     /// The kernels of the tiled forward and dx plans of a layer given in NCHW terms.

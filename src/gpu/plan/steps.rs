@@ -9,7 +9,9 @@ use crate::error::Result;
 use crate::gpu::kernels::{Kernel, PACKED_TEXTURE_WIDTH};
 use crate::gpu::runtime::buffer_pool::{BufferPool, KeptKey, PooledTexture};
 use crate::gpu::runtime::dispatch::DispatchGrid;
-use crate::gpu::runtime::launch::{check_binding, check_whole, submit, Dispatch, Resource};
+use crate::gpu::runtime::launch::{
+    check_binding, check_whole, submit_after_copies, Dispatch, Resource, TextureCopy,
+};
 use crate::gpu::runtime::pipelines::CompiledKernel;
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::Layout;
@@ -70,6 +72,16 @@ pub struct Plan {
     /// weights alone (the tiled kernels' packed weights): kept after the call, and found again
     /// by a later call with the same weight contents, which then skips those steps.
     pub kept_weights: Option<usize>,
+    /// Operands copied into packed textures ahead of the steps, whose order they already have.
+    pub texture_copies: Vec<PlannedCopy>,
+}
+
+/// The first `vec4s` vec4s of an operand's buffer copied into packed texture `texture`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedCopy {
+    pub from: Operand,
+    pub texture: usize,
+    pub vec4s: usize,
 }
 
 impl Step {
@@ -243,6 +255,23 @@ impl ReadyPlan {
         })
     }
 
+    /// The copies into packed textures, from what `resolve` gives.
+    pub fn copies<'a>(
+        &'a self,
+        scratch: &'a Scratch,
+        resolve: impl Fn(Operand) -> &'a wgpu::Buffer,
+    ) -> Vec<TextureCopy<'a>> {
+        self.plan
+            .texture_copies
+            .iter()
+            .map(|c| TextureCopy {
+                from: resolve(c.from),
+                to: scratch.textures[c.texture].texture(),
+                vec4s: c.vec4s,
+            })
+            .collect()
+    }
+
     /// The dispatches, with scratch operands bound to `scratch` and every other operand to
     /// what `resolve` gives.
     pub fn dispatches<'a>(
@@ -349,15 +378,17 @@ pub(crate) fn run_into_output(
         check_whole(op, &[("output", &output)])?;
         let scratch = plan.scratch(gpu, op, Some(weight))?;
         let placeholder = &gpu.inner.placeholder;
-        let dispatches = plan.dispatches(&scratch, |operand| match operand {
+        let resolve = |operand| match operand {
             role if role == source_role => source.first_buffer(),
             Operand::Weight => weight.first_buffer(),
             Operand::Bias => bias.map_or(placeholder, |b| b.first_buffer()),
             Operand::Output => output.first_buffer(),
             _ => placeholder,
-        });
-        submit(gpu, op, &dispatches)?;
-        drop(dispatches);
+        };
+        let copies = plan.copies(&scratch, resolve);
+        let dispatches = plan.dispatches(&scratch, resolve);
+        submit_after_copies(gpu, op, &copies, &dispatches)?;
+        drop((copies, dispatches));
         scratch.finish(gpu);
         Ok(output)
     })?

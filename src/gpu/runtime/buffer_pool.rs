@@ -481,7 +481,8 @@ impl BufferPool {
                     dimension: wgpu::TextureDimension::D2,
                     format: crate::gpu::runtime::pipelines::TEXTURE_FORMAT,
                     usage: wgpu::TextureUsages::TEXTURE_BINDING
-                        | wgpu::TextureUsages::STORAGE_BINDING,
+                        | wgpu::TextureUsages::STORAGE_BINDING
+                        | wgpu::TextureUsages::COPY_DST,
                     view_formats: &[],
                 });
                 let errors = [
@@ -535,6 +536,10 @@ pub struct PooledTexture {
 impl PooledTexture {
     pub fn view(&self) -> &wgpu::TextureView {
         &self.view
+    }
+
+    pub fn texture(&self) -> &wgpu::Texture {
+        self.texture.as_ref().expect("a loaned texture")
     }
 }
 

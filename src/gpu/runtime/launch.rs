@@ -37,6 +37,59 @@ impl<'a> Resource<'a> {
     }
 }
 
+/// A copy of a buffer's first `vec4s` vec4s into a packed texture (vec4 i at texel
+/// `(i % width, i / width)`, rows of `PACKED_TEXTURE_WIDTH` as `plan::texture_extent` lays them
+/// out): a packed operand whose source already has the packed order, copied instead of
+/// gathered by a kernel.
+pub(crate) struct TextureCopy<'a> {
+    pub from: &'a wgpu::Buffer,
+    pub to: &'a wgpu::Texture,
+    pub vec4s: usize,
+}
+
+impl TextureCopy<'_> {
+    /// Whole texture rows in one region, then the last, partial row.
+    fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        let width = self.to.width() as usize;
+        let texel_bytes = 16;
+        let (full_rows, rest) = (self.vec4s / width, self.vec4s % width);
+        let region = |row: usize, columns: usize, rows: usize| {
+            (
+                wgpu::TexelCopyBufferInfo {
+                    buffer: self.from,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset: (row * width * texel_bytes) as u64,
+                        // Required, and a multiple of 256 bytes, only across rows.
+                        bytes_per_row: (rows > 1).then_some((width * texel_bytes) as u32),
+                        rows_per_image: None,
+                    },
+                },
+                wgpu::TexelCopyTextureInfo {
+                    texture: self.to,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d {
+                        x: 0,
+                        y: row as u32,
+                        z: 0,
+                    },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                wgpu::Extent3d {
+                    width: columns as u32,
+                    height: rows as u32,
+                    depth_or_array_layers: 1,
+                },
+            )
+        };
+        for (row, columns, rows) in [(0, width, full_rows), (full_rows, rest, 1)] {
+            if columns > 0 && rows > 0 {
+                let (from, to, extent) = region(row, columns, rows);
+                encoder.copy_buffer_to_texture(from, to, extent);
+            }
+        }
+    }
+}
+
 /// Records `dispatches` in order into one command buffer and submits it; the GPU runs them in
 /// order (a later dispatch sees an earlier one's writes). Never waits. Must run inside
 /// [`Gpu::capture`] so that errors become `Err`.
@@ -45,6 +98,17 @@ impl<'a> Resource<'a> {
 /// before this submission and after every earlier one; they go back to the pool once the
 /// submission is recorded (see `gpu::runtime::buffer_pool` for why reuse by a later submission is safe).
 pub(crate) fn submit(gpu: &Gpu, label: &'static str, dispatches: &[Dispatch<'_>]) -> Result<()> {
+    submit_after_copies(gpu, label, &[], dispatches)
+}
+
+/// [`submit`] with `copies` recorded first, ahead of the compute pass, in the same command
+/// buffer.
+pub(crate) fn submit_after_copies(
+    gpu: &Gpu,
+    label: &'static str,
+    copies: &[TextureCopy<'_>],
+    dispatches: &[Dispatch<'_>],
+) -> Result<()> {
     let device = &gpu.inner.device;
     let uniform_buffers = dispatches
         .iter()
@@ -85,6 +149,9 @@ pub(crate) fn submit(gpu: &Gpu, label: &'static str, dispatches: &[Dispatch<'_>]
         .collect();
     let mut encoder =
         device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+    for copy in copies {
+        copy.encode(&mut encoder);
+    }
     let timer = PassTimer::new(gpu, label)?;
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
