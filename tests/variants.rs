@@ -271,17 +271,32 @@ fn grad_output_copied(variant: ConvVariant, seed: u64) {
     }
 }
 
-/// 1x1 layers whose windows lie inside the input, which the tiled variant reads in place (no
-/// packing): either layout, strides, groups, channel counts that are not whole vec4s, more than
-/// one K tile and channel tile; with an infinite value in the last channel of the input and of
-/// grad_output, which the in-place kernel's clamped reads meet again against zero weights (its
-/// masked redo must give the reference's infinity, not NaN).
 #[test]
 fn tiled_variant_reads_1x1_layers_in_place() {
-    let Some(gpu) = gpu_forcing(ConvVariant::Tiled) else {
+    one_by_one_layers(ConvVariant::Tiled, 0x7a71_000a);
+}
+
+#[test]
+fn packed8_variant_packs_strided_1x1_layers_subsampled() {
+    one_by_one_layers(ConvVariant::Packed8, 0x7a71_0012);
+}
+
+#[test]
+fn packed16_variant_packs_strided_1x1_layers_subsampled() {
+    one_by_one_layers(ConvVariant::Packed16, 0x7a71_0013);
+}
+
+/// 1x1 layers whose windows lie inside the input, which the tiled variant reads in place (no
+/// packing) and the packed variants pack subsampled where strided: either layout, strides,
+/// groups, channel counts that are not whole vec4s, more than one K tile and channel tile, a
+/// stride that does not divide the input; with an infinite value in the last channel of the
+/// input and of grad_output, which the in-place kernel's clamped reads meet again against zero
+/// weights (its masked redo must give the reference's infinity, not NaN).
+fn one_by_one_layers(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
         return;
     };
-    let mut rng = Rng::new(0x7a71_000a);
+    let mut rng = Rng::new(seed);
     let plain = Conv2dParams::default();
     let cases = [
         ([2, 17, 6, 5], [12, 17, 1, 1], plain),
@@ -293,6 +308,14 @@ fn tiled_variant_reads_1x1_layers_in_place() {
         ),
         ([2, 64, 5, 5], [70, 64, 1, 1], plain),
         ([1, 40, 9, 3], [9, 40, 1, 1], plain.with_stride(3)),
+        ([3, 36, 11, 12], [72, 36, 1, 1], plain.with_stride(2)),
+        (
+            [2, 8, 9, 10],
+            [12, 8, 1, 1],
+            plain
+                .with_stride(2)
+                .with_padding(Padding::explicit(2, 0, 2, 1)),
+        ),
     ];
     for layout in [Layout::Nchw, Layout::Nhwc] {
         for (i, (input, weight, p)) in cases.into_iter().enumerate() {

@@ -232,6 +232,49 @@ fn reduce4(u: &GemmConvUniforms) -> u32 {
     u.reduce_per_group.div_ceil(4)
 }
 
+/// Where every dispatch reads one tap along an axis at a step of s > 1 from a multiple of s
+/// (a strided 1x1 layer), the rows or columns between are never read: the gathers then read
+/// the source subsampled by s, as a unit-step source of strides s times its own, so that
+/// packing copies only what is read (a quarter of the input at stride 2).
+fn subsample_single_taps(gemms: &mut [GemmConvUniforms]) {
+    let signed_of = |v: u32| v as i32 as i64;
+    let step_of = |taps: u32, step: u32, off: u32| {
+        let (step, off) = (signed_of(step), signed_of(off));
+        (taps == 1 && step > 1 && off.rem_euclid(step) == 0).then_some(step)
+    };
+    let common = |steps: &mut dyn Iterator<Item = Option<i64>>| {
+        let steps: Vec<Option<i64>> = steps.collect();
+        match steps.first() {
+            Some(&Some(s)) if steps.iter().all(|&t| t == Some(s)) => Some(s as u32),
+            _ => None,
+        }
+    };
+    if let Some(s) = common(
+        &mut gemms
+            .iter()
+            .map(|u| step_of(u.taps_h, u.src_step_h, u.src_off_h)),
+    ) {
+        for u in gemms.iter_mut() {
+            u.src_h = (u.src_h - 1) / s + 1;
+            u.src_stride_h *= s;
+            u.src_off_h = signed(signed_of(u.src_off_h).div_euclid(s as i64));
+            u.src_step_h = 1;
+        }
+    }
+    if let Some(s) = common(
+        &mut gemms
+            .iter()
+            .map(|u| step_of(u.taps_w, u.src_step_w, u.src_off_w)),
+    ) {
+        for u in gemms.iter_mut() {
+            u.src_w = (u.src_w - 1) / s + 1;
+            u.src_stride_w *= s;
+            u.src_off_w = signed(signed_of(u.src_off_w).div_euclid(s as i64));
+            u.src_step_w = 1;
+        }
+    }
+}
+
 /// Adds the repacking of `source` as the packed source every dispatch of `gemms` reads
 /// (padded to the union of their reads), sets their pack fields, and returns it.
 fn pack_source(
@@ -243,6 +286,7 @@ fn pack_source(
     gemms: &mut [GemmConvUniforms],
     max_per_dimension: u32,
 ) -> Result<Operand> {
+    subsample_single_taps(gemms);
     let union = |ranges: &mut dyn Iterator<Item = Option<(i64, i64)>>| {
         ranges
             .flatten()
