@@ -15,7 +15,9 @@ use crate::gpu::conv2d::variant::{self, ConvPass, ConvVariant};
 use crate::gpu::conv2d::{depthwise as conv2d_depthwise, packed as conv2d_packed};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::memory::{self, Ledger, MemoryEstimate};
-use crate::gpu::plan::{run_into_output, ConvOperands, Operand, Plan, ReadyPlan, Step};
+use crate::gpu::plan::{
+    run_into_output, ConvOperands, KeepWeights, Operand, Plan, ReadyPlan, Step,
+};
 use crate::gpu::runtime::launch::{
     check_same_gpu, check_whole, conv_operands, dims4, submit_after_copies,
 };
@@ -403,7 +405,7 @@ fn backward(
     if must_split(gpu, op, &g, which, gpu.memory_available())? {
         return backward_split(op, &g, input, weight, grad_output, which);
     }
-    backward_whole(op, &g, input, weight, grad_output, which)
+    backward_whole(op, &g, input, weight, grad_output, which, KeepWeights::Yes)
 }
 
 /// The gradients `which` of `g` unsplit: every dispatch planned (and every size checked)
@@ -415,6 +417,7 @@ fn backward_whole(
     weight: Option<&GpuTensor>,
     grad_output: &GpuTensor,
     which: GradSelection,
+    keep: KeepWeights,
 ) -> Result<Conv2dGrads<GpuTensor, GpuTensor>> {
     let gpu = grad_output.gpu();
     let layout = g.layout;
@@ -451,7 +454,7 @@ fn backward_whole(
                 .map(|p| -> Result<_> {
                     Ok((
                         GpuTensor::uninit(gpu, op, &shape, layout)?,
-                        p.scratch(gpu, op, weight)?,
+                        p.scratch(gpu, op, weight.filter(|_| keep == KeepWeights::Yes))?,
                     ))
                 })
                 .transpose()
@@ -507,7 +510,15 @@ pub(crate) fn input_grad_whole(
     weight: &GpuTensor,
     grad_output: &GpuTensor,
 ) -> Result<GpuTensor> {
-    let grads = backward_whole(op, g, None, Some(weight), grad_output, GradSelection::INPUT)?;
+    let grads = backward_whole(
+        op,
+        g,
+        None,
+        Some(weight),
+        grad_output,
+        GradSelection::INPUT,
+        KeepWeights::No,
+    )?;
     Ok(grads.input.expect("requested"))
 }
 
@@ -518,7 +529,15 @@ pub(crate) fn weight_grad_whole(
     input: &GpuTensor,
     grad_output: &GpuTensor,
 ) -> Result<GpuTensor> {
-    let grads = backward_whole(op, g, Some(input), None, grad_output, GradSelection::WEIGHT)?;
+    let grads = backward_whole(
+        op,
+        g,
+        Some(input),
+        None,
+        grad_output,
+        GradSelection::WEIGHT,
+        KeepWeights::No,
+    )?;
     Ok(grads.weight.expect("requested"))
 }
 
@@ -528,7 +547,15 @@ pub(crate) fn bias_grad_whole(
     g: &Conv2dGeometry,
     grad_output: &GpuTensor,
 ) -> Result<GpuTensor> {
-    let grads = backward_whole(op, g, None, None, grad_output, GradSelection::BIAS)?;
+    let grads = backward_whole(
+        op,
+        g,
+        None,
+        None,
+        grad_output,
+        GradSelection::BIAS,
+        KeepWeights::No,
+    )?;
     Ok(grads.bias.expect("requested"))
 }
 
@@ -552,7 +579,7 @@ fn backward_split(
     for one in each_grad(which) {
         let split = must_split(gpu, op, g, one, gpu.memory_available())?;
         if !split {
-            let whole = backward_whole(op, g, input, weight, grad_output, one)?;
+            let whole = backward_whole(op, g, input, weight, grad_output, one, KeepWeights::No)?;
             grads.input = grads.input.or(whole.input);
             grads.weight = grads.weight.or(whole.weight);
             grads.bias = grads.bias.or(whole.bias);
@@ -678,7 +705,7 @@ pub fn conv_transpose2d(
     if tiled.needs_split(gpu, gpu.memory_available())? {
         return tiled.run_input(input, weight, bias);
     }
-    transpose_whole(input, weight, bias, &g)
+    transpose_whole(input, weight, bias, &g, KeepWeights::Yes)
 }
 
 /// conv_transpose2d of `g` unsplit (`input` is grad_output of the conv `g` describes).
@@ -687,6 +714,7 @@ pub(crate) fn transpose_whole(
     weight: &GpuTensor,
     bias: Option<&GpuTensor>,
     g: &Conv2dGeometry,
+    keep: KeepWeights,
 ) -> Result<GpuTensor> {
     const OP: &str = "conv_transpose2d";
     let gpu = input.gpu();
@@ -698,5 +726,5 @@ pub(crate) fn transpose_whole(
         weight,
         bias,
     };
-    run_into_output(gpu, OP, &plan, operands, &g.input_shape(), layout)
+    run_into_output(gpu, OP, &plan, operands, &g.input_shape(), layout, keep)
 }

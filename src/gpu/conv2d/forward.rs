@@ -9,7 +9,9 @@ use crate::gpu::conv2d::variant::{self, ConvPass, ConvVariant};
 use crate::gpu::conv2d::{depthwise as conv2d_depthwise, gemm, packed as conv2d_packed};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::memory::{self, MemoryEstimate};
-use crate::gpu::plan::{run_into_output, ConvOperands, Operand, Plan, ReadyPlan, Step};
+use crate::gpu::plan::{
+    run_into_output, ConvOperands, KeepWeights, Operand, Plan, ReadyPlan, Step,
+};
 use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::launch::conv_operands;
 use crate::gpu::{Gpu, GpuTensor};
@@ -45,6 +47,19 @@ pub fn conv2d_with_activation(
     params: &Conv2dParams,
     activation: Activation,
 ) -> Result<GpuTensor> {
+    conv2d_keeping(input, weight, bias, params, activation, KeepWeights::Yes)
+}
+
+/// [`conv2d_with_activation`], keeping the packed weights for a later call or not (a piece of
+/// a split call does not).
+pub(crate) fn conv2d_keeping(
+    input: &GpuTensor,
+    weight: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    params: &Conv2dParams,
+    activation: Activation,
+    keep: KeepWeights,
+) -> Result<GpuTensor> {
     let gpu = input.gpu();
     let layout = params.layout;
     let (input_shape, weight_shape, bias_len) = conv_operands(OP, input, weight, bias, layout)?;
@@ -68,7 +83,7 @@ pub fn conv2d_with_activation(
         weight,
         bias,
     };
-    run_into_output(gpu, OP, &plan, operands, &g.output_shape(), layout)
+    run_into_output(gpu, OP, &plan, operands, &g.output_shape(), layout, keep)
 }
 
 /// The dispatches of the forward pass of `g` with `variant`.

@@ -352,11 +352,9 @@ fn pack_weights(
         total += weight_vec4s(u);
     }
     let (packed, kernel) = tiling.add_packed(plan, total, Packing::Weights);
-    if let Operand::Scratch(i) = packed {
-        // Repacking on every call would read the weights uncoalesced each time; they change
-        // only between training steps.
-        plan.kept_weights = Some(i);
-    }
+    // Repacking on every call would read the weights again each time (uncoalesced on a GPU,
+    // lane by lane on lavapipe); they change only between training steps.
+    plan.kept_weights = Some(packed);
     for u in gemms.iter() {
         let vec4s = weight_vec4s(u);
         // A stride phase without taps reads no weights.

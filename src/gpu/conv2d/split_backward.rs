@@ -34,6 +34,7 @@ use crate::gpu::conv2d::backward;
 use crate::gpu::conv2d::partial_sums;
 use crate::gpu::conv2d::split_backward_tiles::Tile;
 use crate::gpu::plan::memory::{self, Ledger};
+use crate::gpu::plan::KeepWeights;
 use crate::gpu::split::copy::{self, Box4};
 use crate::gpu::split::{self, bytes, Cut};
 use crate::gpu::{Gpu, GpuTensor};
@@ -440,7 +441,9 @@ impl Whole<'_> {
         let run = |t: &Tile, w: &GpuTensor, b: Option<&GpuTensor>| -> Result<GpuTensor> {
             let dy = self.tile_grad_output(grad_output, t)?;
             match self.pass {
-                TiledGrad::Transpose { .. } => backward::transpose_whole(&dy, w, b, &t.g),
+                TiledGrad::Transpose { .. } => {
+                    backward::transpose_whole(&dy, w, b, &t.g, KeepWeights::No)
+                }
                 _ => backward::input_grad_whole(op, &t.g, w, &dy),
             }
         };

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use crate::activation::Activation;
 use crate::error::{too_large, Error, Result};
 use crate::gpu::conv2d::forward as conv2d;
-use crate::gpu::plan::memory;
+use crate::gpu::plan::{memory, KeepWeights};
 use crate::gpu::split::copy::{self, Box4};
 use crate::gpu::split::{self, bytes, coarsest_cut, Cut};
 use crate::gpu::{Gpu, GpuTensor};
@@ -275,7 +275,7 @@ pub(crate) fn run(
         } else {
             input.clone()
         };
-        let y = conv2d::conv2d_with_activation(&x, w, b, &t.params, whole.activation)?;
+        let y = conv2d::conv2d_keeping(&x, w, b, &t.params, whole.activation, KeepWeights::No)?;
         let placed = Box4::whole(layout.activation_shape(t.g.output_sizes()));
         copy::copy_box(gpu, OP, &y, placed, &output, activations(t.out_start))?;
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use crate::error::too_large;
 use crate::error::Result;
 use crate::gpu::kernels::{Kernel, PACKED_TEXTURE_WIDTH};
-use crate::gpu::runtime::buffer_pool::{BufferPool, KeptKey, PooledTexture};
+use crate::gpu::runtime::buffer_pool::{BufferPool, KeptKey, KeptObject, Loaned, PooledTexture};
 use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::launch::{
     check_binding, check_whole, submit_after_copies, Dispatch, Resource, TextureCopy,
@@ -68,10 +68,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub scratch: Vec<usize>,
     pub textures: Vec<usize>,
-    /// The scratch buffer that holds what the steps `[Weight, Scratch(i)]` derive from the
-    /// weights alone (the tiled kernels' packed weights): kept after the call, and found again
-    /// by a later call with the same weight contents, which then skips those steps.
-    pub kept_weights: Option<usize>,
+    /// The scratch buffer or texture (`Scratch(i)` or `Texture(i)`) that holds what the steps
+    /// `[Weight, it]` derive from the weights alone (packed weights): kept after the call, and
+    /// found again by a later call with the same weight contents, which then skips those steps.
+    pub kept_weights: Option<Operand>,
     /// Operands copied into packed textures ahead of the steps, whose order they already have.
     pub texture_copies: Vec<PlannedCopy>,
 }
@@ -85,9 +85,9 @@ pub struct PlannedCopy {
 }
 
 impl Step {
-    /// Whether the step derives kept scratch buffer `i` from the weights alone.
-    fn derives_weights(&self, i: usize) -> bool {
-        self.operands == [Operand::Weight, Operand::Scratch(i)]
+    /// Whether the step derives the kept scratch operand `kept` from the weights alone.
+    fn derives_weights(&self, kept: Operand) -> bool {
+        self.operands == [Operand::Weight, kept]
     }
 }
 
@@ -193,9 +193,15 @@ impl ReadyPlan {
 
     /// What identifies the derivation of the kept weights: the steps that make them (kernels
     /// and uniforms) and their size.
-    fn kept_key(&self, i: usize, weight: &GpuTensor) -> KeptKey {
-        let mut derivation = (self.plan.scratch[i] as u64).to_le_bytes().to_vec();
-        for step in self.plan.steps.iter().filter(|s| s.derives_weights(i)) {
+    fn kept_key(&self, kept: Operand, weight: &GpuTensor) -> KeptKey {
+        let (kind, size) = match kept {
+            Operand::Scratch(i) => (b'b', self.plan.scratch[i]),
+            Operand::Texture(i) => (b't', self.plan.textures[i]),
+            other => unreachable!("weights are kept only in scratch, not {other:?}"),
+        };
+        let mut derivation = vec![kind];
+        derivation.extend_from_slice(&(size as u64).to_le_bytes());
+        for step in self.plan.steps.iter().filter(|s| s.derives_weights(kept)) {
             derivation.extend_from_slice(step.kernel.entry_point().as_bytes());
             derivation.push(0);
             derivation.extend_from_slice(&step.uniforms);
@@ -223,7 +229,7 @@ impl ReadyPlan {
             .map(|(i, w)| (i, self.kept_key(i, w), w.contents_liveness()));
         let found = kept
             .as_ref()
-            .and_then(|(i, key, _)| Some((*i, gpu.inner.pool.find_kept(key)?)));
+            .and_then(|(k, key, _)| Some((*k, gpu.inner.pool.find_kept(key)?)));
         Ok(Scratch {
             buffers: self
                 .plan
@@ -231,27 +237,35 @@ impl ReadyPlan {
                 .iter()
                 .enumerate()
                 .map(|(i, &floats)| match &found {
-                    Some((k, buffer)) if *k == i => Ok(ScratchBuffer::Kept(buffer.clone())),
+                    Some((Operand::Scratch(k), KeptObject::Buffer(buffer))) if *k == i => {
+                        Ok(ScratchBuffer::Kept(buffer.clone()))
+                    }
                     _ => {
                         GpuTensor::uninit(gpu, op, &[floats], Layout::Nchw).map(ScratchBuffer::New)
                     }
                 })
                 .collect::<Result<_>>()?,
-            keep: if found.is_some() { None } else { kept },
-            found: found.map(|(i, _)| i),
             textures: self
                 .plan
                 .textures
                 .iter()
-                .map(|&vec4s| {
-                    let (width, height) = texture_extent(vec4s);
-                    gpu.inner.pool.take_texture(
-                        &gpu.inner.device,
-                        op,
-                        (width as u32, height as u32),
-                    )
+                .enumerate()
+                .map(|(i, &vec4s)| match &found {
+                    Some((Operand::Texture(k), KeptObject::Texture(texture))) if *k == i => {
+                        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+                        Ok(ScratchTexture::Kept(texture.clone(), view))
+                    }
+                    _ => {
+                        let (width, height) = texture_extent(vec4s);
+                        gpu.inner
+                            .pool
+                            .take_texture(&gpu.inner.device, op, (width as u32, height as u32))
+                            .map(ScratchTexture::New)
+                    }
                 })
                 .collect::<Result<_>>()?,
+            keep: if found.is_some() { None } else { kept },
+            found: found.map(|(k, _)| k),
         })
     }
 
@@ -306,12 +320,34 @@ impl ReadyPlan {
 /// The scratch memory of one run of a plan.
 pub(crate) struct Scratch {
     buffers: Vec<ScratchBuffer>,
-    textures: Vec<PooledTexture>,
+    textures: Vec<ScratchTexture>,
     /// The kept weights this run found (its steps deriving them are skipped).
-    found: Option<usize>,
+    found: Option<Operand>,
     /// The kept weights this run derives, to keep once its commands are submitted, with the
     /// weight tensor's liveness.
-    keep: Option<(usize, KeptKey, Weak<AtomicU64>)>,
+    keep: Option<(Operand, KeptKey, Weak<AtomicU64>)>,
+}
+
+/// A packed texture: from the pool for this run, or kept from an earlier one.
+enum ScratchTexture {
+    New(PooledTexture),
+    Kept(wgpu::Texture, wgpu::TextureView),
+}
+
+impl ScratchTexture {
+    fn texture(&self) -> &wgpu::Texture {
+        match self {
+            ScratchTexture::New(t) => t.texture(),
+            ScratchTexture::Kept(t, _) => t,
+        }
+    }
+
+    fn view(&self) -> &wgpu::TextureView {
+        match self {
+            ScratchTexture::New(t) => t.view(),
+            ScratchTexture::Kept(_, view) => view,
+        }
+    }
 }
 
 /// A scratch buffer: allocated for this run, or kept from an earlier one.
@@ -333,15 +369,34 @@ impl Scratch {
     /// Keeps the weights this run derived (call after submitting its commands, so that only
     /// what was really written is kept) and frees the rest.
     pub fn finish(self, gpu: &Gpu) {
-        let Some((i, key, source)) = self.keep else {
+        let Some((kept, key, source)) = self.keep else {
             return;
         };
-        if let Some(ScratchBuffer::New(t)) = self.buffers.into_iter().nth(i) {
-            if let Some(buffer) = t.into_only_buffer() {
-                gpu.inner.pool.keep(key, source, buffer);
+        match kept {
+            Operand::Scratch(i) => {
+                if let Some(ScratchBuffer::New(t)) = self.buffers.into_iter().nth(i) {
+                    if let Some(buffer) = t.into_only_buffer() {
+                        gpu.inner.pool.keep(key, source, Loaned::Buffer(buffer));
+                    }
+                }
             }
+            Operand::Texture(i) => {
+                if let Some(ScratchTexture::New(t)) = self.textures.into_iter().nth(i) {
+                    gpu.inner.pool.keep(key, source, Loaned::Texture(t));
+                }
+            }
+            _ => {}
         }
     }
+}
+
+/// Whether an unsplit call keeps its packed weights for the next call with the same weights.
+/// The pieces of a split call do not: each piece's packing differs, and keeping them all
+/// would raise the split call's peak above what its plan predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeepWeights {
+    Yes,
+    No,
 }
 
 /// The operands of a plan that turns one source tensor, the weights and an optional bias into
@@ -362,6 +417,7 @@ pub(crate) fn run_into_output(
     operands: ConvOperands<'_>,
     output_shape: &[usize],
     layout: Layout,
+    keep: KeepWeights,
 ) -> Result<GpuTensor> {
     let ConvOperands {
         source_role,
@@ -376,7 +432,7 @@ pub(crate) fn run_into_output(
     gpu.capture(op, || -> Result<GpuTensor> {
         let output = GpuTensor::uninit(gpu, op, output_shape, layout)?;
         check_whole(op, &[("output", &output)])?;
-        let scratch = plan.scratch(gpu, op, Some(weight))?;
+        let scratch = plan.scratch(gpu, op, Some(weight).filter(|_| keep == KeepWeights::Yes))?;
         let placeholder = &gpu.inner.placeholder;
         let resolve = |operand| match operand {
             role if role == source_role => source.first_buffer(),

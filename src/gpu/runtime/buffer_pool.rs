@@ -29,9 +29,9 @@
 //! [`PooledTexture`]s, and count toward the same figures and budget: a texture is written
 //! only by the commands of the call that holds it, as a buffer is.
 //!
-//! Kept buffers (packed weights) stay in use after their call, found again by what they were
-//! derived from ([`KeptKey`]): a later call binds one only to read it, so sharing it needs
-//! nothing beyond the above. An evicted one is freed, never pooled, since a call on another
+//! Kept buffers and textures (packed weights) stay in use after their call, found again by
+//! what they were derived from ([`KeptKey`]): a later call binds one only to read it, so
+//! sharing it needs nothing beyond the above. An evicted one is freed, never pooled, since a call on another
 //! thread may still be about to bind it.
 
 use std::collections::{HashMap, VecDeque};
@@ -67,8 +67,8 @@ pub struct PoolStats {
     /// at any moment since the `Gpu` was made or [`crate::Gpu::reset_peak_memory`]: what
     /// [`crate::Gpu::memory_required`] predicts for one call.
     pub peak_in_use_bytes: u64,
-    /// Buffers kept for what they hold (the tiled kernels' packed weights, per weight tensor
-    /// and contents version): in use, counted in `live_bytes`.
+    /// Buffers and textures kept for what they hold (packed weights, per weight tensor and
+    /// contents version): in use, counted in `live_bytes`.
     pub kept_buffers: usize,
     /// Their total size in bytes.
     pub kept_bytes: u64,
@@ -88,10 +88,27 @@ pub(crate) struct KeptKey {
     pub derivation: Vec<u8>,
 }
 
-/// Kept buffers, oldest first, each with what tells whether its source tensor is still alive.
+/// What a kept entry holds: packed weights in a buffer (the tiled kernels) or a texture (the
+/// packed ones).
+#[derive(Clone, Debug)]
+pub(crate) enum KeptObject {
+    Buffer(wgpu::Buffer),
+    Texture(wgpu::Texture),
+}
+
+impl KeptObject {
+    fn size(&self) -> u64 {
+        match self {
+            KeptObject::Buffer(b) => b.size(),
+            KeptObject::Texture(t) => BufferPool::texture_bytes((t.width(), t.height())),
+        }
+    }
+}
+
+/// Kept objects, oldest first, each with what tells whether its source tensor is still alive.
 #[derive(Default)]
 struct Kept {
-    entries: VecDeque<(KeptKey, Weak<AtomicU64>, wgpu::Buffer)>,
+    entries: VecDeque<(KeptKey, Weak<AtomicU64>, KeptObject)>,
     bytes: u64,
 }
 
@@ -307,6 +324,8 @@ impl BufferPool {
     }
 
     pub fn stats(&self) -> PoolStats {
+        // Kept weights of tensors since dropped are idle: counted as pooled, not in use.
+        self.release_orphans();
         let (kept_buffers, kept_bytes) = {
             let kept = lock(&self.kept);
             (kept.entries.len(), kept.bytes)
@@ -343,17 +362,39 @@ impl BufferPool {
         *lock(&self.limit_bytes) / 4
     }
 
-    /// The buffer kept under `key`, if any; counts a hit or a miss while keeping is on.
-    pub fn find_kept(&self, key: &KeptKey) -> Option<wgpu::Buffer> {
+    /// What is kept under `key`, if anything; counts a hit or a miss while keeping is on.
+    pub fn find_kept(&self, key: &KeptKey) -> Option<KeptObject> {
         if self.kept_limit() == 0 {
             return None;
         }
         self.release_orphans();
-        let found = lock(&self.kept)
-            .entries
-            .iter()
-            .find(|(k, _, _)| k == key)
-            .map(|(_, _, b)| b.clone());
+        let (found, stale) = {
+            let mut kept = lock(&self.kept);
+            let found = kept
+                .entries
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(_, _, b)| b.clone());
+            // What was derived the same way from an older version of the same tensor can be
+            // found no more: back to the pool now, for this call's derivation to reuse (packed
+            // textures are pooled by exact extent, so keeping it until this call is done would
+            // make every training step's repacking allocate).
+            let stale = match found {
+                Some(_) => None,
+                None => kept
+                    .entries
+                    .iter()
+                    .position(|(k, _, _)| k.source == key.source && k.derivation == key.derivation)
+                    .and_then(|i| kept.entries.remove(i)),
+            };
+            if let Some((_, _, old)) = &stale {
+                kept.bytes -= old.size();
+            }
+            (found, stale)
+        };
+        if let Some((_, _, old)) = stale {
+            self.give_back_kept(old);
+        }
         let mut stats = lock(&self.stats);
         if found.is_some() {
             stats.kept_hits += 1;
@@ -363,21 +404,27 @@ impl BufferPool {
         found
     }
 
-    /// Keeps `buffer` under `key`, in place of what was derived the same way from an older
+    /// Keeps `object` under `key`, in place of what was derived the same way from an older
     /// version of the same tensor (which no call can find again: back to the pool, for the
     /// next step of a training loop to reuse), evicting the oldest entries to stay within the
-    /// limit; returns `buffer` to the pool instead when keeping is off or it alone passes the
+    /// limit; returns `object` to the pool instead when keeping is off or it alone passes the
     /// limit.
     /// `source` is the source tensor's version cell: once no tensor holds it, nothing can
-    /// find the entry again, and its buffer goes back to the pool.
-    pub fn keep(&self, key: KeptKey, source: Weak<AtomicU64>, buffer: PooledBuffer) {
+    /// find the entry again, and its object goes back to the pool.
+    pub fn keep(&self, key: KeptKey, source: Weak<AtomicU64>, object: Loaned) {
         let limit = self.kept_limit();
-        let size = buffer.size();
+        let size = match &object {
+            Loaned::Buffer(b) => b.size(),
+            Loaned::Texture(t) => t.size(),
+        };
         if size > limit {
             return; // dropped: back to the pool
         }
         self.release_orphans();
-        let raw = buffer.into_raw();
+        let raw = match object {
+            Loaned::Buffer(b) => KeptObject::Buffer(b.into_raw()),
+            Loaned::Texture(t) => KeptObject::Texture(t.into_raw()),
+        };
         let mut evicted = 0;
         let mut replaced = None;
         {
@@ -403,7 +450,14 @@ impl BufferPool {
         }
         self.freed(evicted);
         if let Some(old) = replaced {
-            self.give_back(old);
+            self.give_back_kept(old);
+        }
+    }
+
+    fn give_back_kept(&self, object: KeptObject) {
+        match object {
+            KeptObject::Buffer(b) => self.give_back(b),
+            KeptObject::Texture(t) => self.give_back_texture(t),
         }
     }
 
@@ -411,7 +465,7 @@ impl BufferPool {
     /// earlier call with other tensors): no call can bind them again, so a later one may reuse
     /// them as it would the scratch they were.
     fn release_orphans(&self) {
-        let orphans: Vec<wgpu::Buffer> = {
+        let orphans: Vec<KeptObject> = {
             let mut kept = lock(&self.kept);
             let (alive, dead): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut kept.entries)
                 .into_iter()
@@ -420,8 +474,8 @@ impl BufferPool {
             kept.bytes -= dead.iter().map(|(_, _, b)| b.size()).sum::<u64>();
             dead.into_iter().map(|(_, _, b)| b).collect()
         };
-        for buffer in orphans {
-            self.give_back(buffer);
+        for object in orphans {
+            self.give_back_kept(object);
         }
     }
 
@@ -539,8 +593,25 @@ impl PooledTexture {
     }
 
     pub fn texture(&self) -> &wgpu::Texture {
-        self.texture.as_ref().expect("a loaned texture")
+        self.texture.as_ref().expect("present until drop")
     }
+
+    fn size(&self) -> u64 {
+        let t = self.texture();
+        BufferPool::texture_bytes((t.width(), t.height()))
+    }
+
+    /// The texture, no longer on loan: its bytes stay counted as live until the owner reports
+    /// it freed.
+    fn into_raw(mut self) -> wgpu::Texture {
+        self.texture.take().expect("present until drop")
+    }
+}
+
+/// A buffer or texture on loan, handed to [`BufferPool::keep`].
+pub(crate) enum Loaned {
+    Buffer(PooledBuffer),
+    Texture(PooledTexture),
 }
 
 impl Drop for PooledTexture {
