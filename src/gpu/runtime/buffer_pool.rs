@@ -323,8 +323,10 @@ impl BufferPool {
         stats.budget.map(|b| b.saturating_sub(in_use))
     }
 
+    /// The pool's figures. Returns the kept weights of tensors since dropped to the pool first
+    /// (they are idle: counted as pooled, not in use), which may free the longest-idle objects
+    /// to make room, as any return does.
     pub fn stats(&self) -> PoolStats {
-        // Kept weights of tensors since dropped are idle: counted as pooled, not in use.
         self.release_orphans();
         let (kept_buffers, kept_bytes) = {
             let kept = lock(&self.kept);
@@ -407,8 +409,9 @@ impl BufferPool {
     /// Keeps `object` under `key`, in place of what was derived the same way from an older
     /// version of the same tensor (which no call can find again: back to the pool, for the
     /// next step of a training loop to reuse), evicting the oldest entries to stay within the
-    /// limit; returns `object` to the pool instead when keeping is off or it alone passes the
-    /// limit.
+    /// limit; returns `object` to the pool instead when keeping is off, it alone passes the
+    /// limit, or another call kept the same version meanwhile (a third may be reading that
+    /// one, so it stays).
     /// `source` is the source tensor's version cell: once no tensor holds it, nothing can
     /// find the entry again, and its object goes back to the pool.
     pub fn keep(&self, key: KeptKey, source: Weak<AtomicU64>, object: Loaned) {
@@ -421,6 +424,9 @@ impl BufferPool {
             return; // dropped: back to the pool
         }
         self.release_orphans();
+        if lock(&self.kept).entries.iter().any(|(k, _, _)| *k == key) {
+            return; // dropped: back to the pool
+        }
         let raw = match object {
             Loaned::Buffer(b) => KeptObject::Buffer(b.into_raw()),
             Loaned::Texture(t) => KeptObject::Texture(t.into_raw()),

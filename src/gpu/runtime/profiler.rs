@@ -26,11 +26,14 @@ pub(crate) struct Profiler {
 pub(crate) struct WallClock(Instant);
 
 impl WallClock {
-    /// Drains the queue and starts the clock, if timing is on and `gpu` is timed by the clock.
+    /// Drains the queue and starts the clock, if timing is on and `gpu` is a CPU adapter.
+    /// Writes queued by `write_buffer` (uploads, uniforms) run at the next submission, so an
+    /// empty one sends them first, out of the time.
     pub fn start(gpu: &Gpu, op: &'static str) -> Result<Option<Self>> {
-        if !gpu.timing_active() || gpu.trusts_timestamps() {
+        if !gpu.timing_active() || gpu.is_hardware_gpu() {
             return Ok(None);
         }
+        gpu.inner.queue.submit([]);
         gpu.wait(op)?;
         Ok(Some(Self(Instant::now())))
     }
@@ -130,10 +133,11 @@ impl Gpu {
     /// Waits for the timed passes and returns their summed time, or `None` on a hardware GPU
     /// without timestamp queries. Stops timing.
     ///
-    /// A hardware GPU's passes are timed by timestamp queries; a CPU adapter's (lavapipe,
-    /// SwiftShader, llvmpipe) by the wall clock around each submission with the queue drained
-    /// before it, because lavapipe stamps a timestamp at its next flush rather than where the
-    /// command stands, which left some dispatches out of a pass's time.
+    /// A hardware GPU's (discrete or integrated) passes are timed by timestamp queries; any
+    /// other adapter's, the CPU drivers' (lavapipe, SwiftShader, llvmpipe) above all, by the
+    /// wall clock around each submission with the queue drained before it, because lavapipe
+    /// stamps a timestamp at its next flush rather than where the command stands, which left
+    /// some dispatches out of a pass's time.
     pub fn stop_kernel_timing(&self) -> Result<Option<Duration>> {
         const OP: &str = "Gpu::stop_kernel_timing";
         let (pending, wall) = {
