@@ -237,42 +237,55 @@ fn reduce4(u: &GemmConvUniforms) -> u32 {
 /// the source subsampled by s, as a unit-step source of strides s times its own, so that
 /// packing copies only what is read (a quarter of the input at stride 2).
 fn subsample_single_taps(gemms: &mut [GemmConvUniforms]) {
-    let signed_of = |v: u32| v as i32 as i64;
-    let step_of = |taps: u32, step: u32, off: u32| {
+    let step_h =
+        common_single_tap_step(gemms.iter().map(|u| (u.taps_h, u.src_step_h, u.src_off_h)));
+    let step_w =
+        common_single_tap_step(gemms.iter().map(|u| (u.taps_w, u.src_step_w, u.src_off_w)));
+    for u in gemms.iter_mut() {
+        if let Some(s) = step_h {
+            subsample_axis(
+                s,
+                &mut u.src_h,
+                &mut u.src_stride_h,
+                &mut u.src_off_h,
+                &mut u.src_step_h,
+            );
+        }
+        if let Some(s) = step_w {
+            subsample_axis(
+                s,
+                &mut u.src_w,
+                &mut u.src_stride_w,
+                &mut u.src_off_w,
+                &mut u.src_step_w,
+            );
+        }
+    }
+}
+
+/// The step every dispatch reads one tap at along an axis, given each one's (taps, step,
+/// offset), if it is the same for all, above 1, and divides every offset.
+fn common_single_tap_step(axes: impl Iterator<Item = (u32, u32, u32)>) -> Option<u32> {
+    let signed_of = |v: u32| i64::from(v as i32);
+    let mut common = None;
+    for (taps, step, off) in axes {
         let (step, off) = (signed_of(step), signed_of(off));
-        (taps == 1 && step > 1 && off.rem_euclid(step) == 0).then_some(step)
-    };
-    let common = |steps: &mut dyn Iterator<Item = Option<i64>>| {
-        let steps: Vec<Option<i64>> = steps.collect();
-        match steps.first() {
-            Some(&Some(s)) if steps.iter().all(|&t| t == Some(s)) => Some(s as u32),
-            _ => None,
+        if taps != 1 || step <= 1 || off.rem_euclid(step) != 0 || common.is_some_and(|c| c != step)
+        {
+            return None;
         }
-    };
-    if let Some(s) = common(
-        &mut gemms
-            .iter()
-            .map(|u| step_of(u.taps_h, u.src_step_h, u.src_off_h)),
-    ) {
-        for u in gemms.iter_mut() {
-            u.src_h = (u.src_h - 1) / s + 1;
-            u.src_stride_h *= s;
-            u.src_off_h = signed(signed_of(u.src_off_h).div_euclid(s as i64));
-            u.src_step_h = 1;
-        }
+        common = Some(step);
     }
-    if let Some(s) = common(
-        &mut gemms
-            .iter()
-            .map(|u| step_of(u.taps_w, u.src_step_w, u.src_off_w)),
-    ) {
-        for u in gemms.iter_mut() {
-            u.src_w = (u.src_w - 1) / s + 1;
-            u.src_stride_w *= s;
-            u.src_off_w = signed(signed_of(u.src_off_w).div_euclid(s as i64));
-            u.src_step_w = 1;
-        }
-    }
+    common.map(|s| s as u32)
+}
+
+/// One axis of a source read at step `s` from a multiple of `s`, as a unit-step read of the
+/// source subsampled by `s`: its extent, stride and offset in those terms.
+fn subsample_axis(s: u32, extent: &mut u32, stride: &mut u32, off: &mut u32, step: &mut u32) {
+    *extent = (*extent - 1) / s + 1;
+    *stride *= s;
+    *off = signed(i64::from(*off as i32).div_euclid(i64::from(s)));
+    *step = 1;
 }
 
 /// Adds the repacking of `source` as the packed source every dispatch of `gemms` reads
