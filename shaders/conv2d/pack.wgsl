@@ -26,6 +26,14 @@ fn store_texel(i: u32, v: vec4<f32>) {
 // dst[(((g * batch + n) * packed_h + y) * packed_w + x) * reduce4 + r4] holds channels
 // 4 * r4 .. 4 * r4 + 3 of group g at source pixel (y + pack_off_h, x + pack_off_w); pixels
 // outside the source and channels past reduce_per_group are zero.
+// Digit v of a mixed-radix counter whose digit runs to `extent`, after a carry in of 0 or 1:
+// the new digit and the carry out. The texture packers step their coordinates with it.
+fn tick(v: u32, extent: u32, carry: u32) -> vec2<u32> {
+    let next = v + carry;
+    let wrap = next == extent;
+    return vec2<u32>(select(next, 0u, wrap), u32(wrap));
+}
+
 struct SourceAt {
     r4: u32,
     x: u32,
@@ -45,17 +53,11 @@ fn source_at(i: u32) -> SourceAt {
 
 // The coordinates of the next vec4: r4 fastest, carrying into x, y, n and g.
 fn next_source(a: SourceAt) -> SourceAt {
-    let wrap_r = a.r4 + 1u == u.reduce4;
-    let wrap_x = wrap_r && a.x + 1u == u.packed_w;
-    let wrap_y = wrap_x && a.y + 1u == u.packed_h;
-    let wrap_n = wrap_y && a.n + 1u == u.batch;
-    return SourceAt(
-        select(a.r4 + 1u, 0u, wrap_r),
-        select(a.x + u32(wrap_r), 0u, wrap_x),
-        select(a.y + u32(wrap_x), 0u, wrap_y),
-        select(a.n + u32(wrap_y), 0u, wrap_n),
-        a.g + u32(wrap_n),
-    );
+    let r4 = tick(a.r4, u.reduce4, 1u);
+    let x = tick(a.x, u.packed_w, r4.y);
+    let y = tick(a.y, u.packed_h, x.y);
+    let n = tick(a.n, u.batch, y.y);
+    return SourceAt(r4.x, x.x, y.x, n.x, a.g + n.y);
 }
 
 fn source_vec4s() -> u32 {
@@ -109,17 +111,11 @@ fn weight_at(i: u32) -> WeightAt {
 
 // The coordinates of the next vec4: m fastest, carrying into r4, the tap and g.
 fn next_weight(a: WeightAt) -> WeightAt {
-    let wrap_m = a.m + 1u == u.m_pad;
-    let wrap_r = wrap_m && a.r4 + 1u == u.reduce4;
-    let wrap_x = wrap_r && a.tx + 1u == u.taps_w;
-    let wrap_y = wrap_x && a.ty + 1u == u.taps_h;
-    return WeightAt(
-        select(a.m + 1u, 0u, wrap_m),
-        select(a.r4 + u32(wrap_m), 0u, wrap_r),
-        select(a.tx + u32(wrap_r), 0u, wrap_x),
-        select(a.ty + u32(wrap_x), 0u, wrap_y),
-        a.g + u32(wrap_y),
-    );
+    let m = tick(a.m, u.m_pad, 1u);
+    let r4 = tick(a.r4, u.reduce4, m.y);
+    let tx = tick(a.tx, u.taps_w, r4.y);
+    let ty = tick(a.ty, u.taps_h, tx.y);
+    return WeightAt(m.x, r4.x, tx.x, ty.x, a.g + ty.y);
 }
 
 fn weight_vec4s() -> u32 {
@@ -171,19 +167,12 @@ fn row_at(i: u32) -> RowAt {
 
 // The coordinates of the next vec4: ox4 fastest, carrying into oy, n, the tap and the row.
 fn next_row(a: RowAt) -> RowAt {
-    let wrap_o = a.ox4 + 1u == u.ow4;
-    let wrap_y = wrap_o && a.oy + 1u == u.grid_h;
-    let wrap_n = wrap_y && a.n + 1u == u.batch;
-    let wrap_x = wrap_n && a.tx + 1u == u.taps_w;
-    let wrap_t = wrap_x && a.ty + 1u == u.taps_h;
-    return RowAt(
-        select(a.ox4 + 1u, 0u, wrap_o),
-        select(a.oy + u32(wrap_o), 0u, wrap_y),
-        select(a.n + u32(wrap_y), 0u, wrap_n),
-        select(a.tx + u32(wrap_n), 0u, wrap_x),
-        select(a.ty + u32(wrap_x), 0u, wrap_t),
-        a.gr + u32(wrap_t),
-    );
+    let ox4 = tick(a.ox4, u.ow4, 1u);
+    let oy = tick(a.oy, u.grid_h, ox4.y);
+    let n = tick(a.n, u.batch, oy.y);
+    let tx = tick(a.tx, u.taps_w, n.y);
+    let ty = tick(a.ty, u.taps_h, tx.y);
+    return RowAt(ox4.x, oy.x, n.x, tx.x, ty.x, a.gr + ty.y);
 }
 
 fn row_vec4s() -> u32 {
