@@ -53,8 +53,11 @@ impl TextureCopy<'_> {
         let width = self.to.width() as usize;
         let texel_bytes = 16;
         let (full_rows, rest) = (self.vec4s / width, self.vec4s % width);
-        let region = |row: usize, columns: usize, rows: usize| {
-            (
+        for (row, columns, rows) in [(0, width, full_rows), (full_rows, rest, 1)] {
+            if columns == 0 || rows == 0 {
+                continue;
+            }
+            encoder.copy_buffer_to_texture(
                 wgpu::TexelCopyBufferInfo {
                     buffer: self.from,
                     layout: wgpu::TexelCopyBufferLayout {
@@ -79,13 +82,7 @@ impl TextureCopy<'_> {
                     height: rows as u32,
                     depth_or_array_layers: 1,
                 },
-            )
-        };
-        for (row, columns, rows) in [(0, width, full_rows), (full_rows, rest, 1)] {
-            if columns > 0 && rows > 0 {
-                let (from, to, extent) = region(row, columns, rows);
-                encoder.copy_buffer_to_texture(from, to, extent);
-            }
+            );
         }
     }
 }
