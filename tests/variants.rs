@@ -272,6 +272,72 @@ fn grad_output_copied(variant: ConvVariant, seed: u64) {
 }
 
 #[test]
+fn packed8_variant_packs_whole_vec4_rows_from_a_copied_source() {
+    copied_source(ConvVariant::Packed8, 0x7a71_0020);
+}
+
+#[test]
+fn packed16_variant_packs_whole_vec4_rows_from_a_copied_source() {
+    copied_source(ConvVariant::Packed16, 0x7a71_0021);
+}
+
+/// The packed gathers copy an NCHW source whose rows are whole vec4s into a texture and pack
+/// four pixels per invocation from two texels per channel: every left padding modulo 4 (and
+/// one past a whole texel), padding on one side only, packed rows that are not whole quads,
+/// channel counts off the vec4s, groups, dilation, a stride whose input-gradient phases read
+/// grad_output the same way, and an infinite input meeting the padding (the masked redo).
+fn copied_source(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let plain = Conv2dParams::default();
+    let cases = [
+        (
+            [2, 5, 6, 8],
+            [7, 5, 3, 3],
+            plain.with_padding(Padding::uniform(1)),
+        ),
+        ([1, 3, 5, 12], [6, 3, 3, 3], plain),
+        (
+            [2, 6, 4, 8],
+            [10, 3, 3, 3],
+            plain
+                .with_groups(2)
+                .with_padding(Padding::explicit(2, 0, 2, 3)),
+        ),
+        (
+            [1, 4, 5, 16],
+            [5, 4, 2, 5],
+            plain.with_padding(Padding::explicit(1, 1, 3, 0)),
+        ),
+        (
+            [2, 9, 6, 8],
+            [4, 9, 3, 3],
+            plain
+                .with_dilation(2)
+                .with_padding(Padding::explicit(0, 1, 5, 4)),
+        ),
+        (
+            [2, 8, 9, 16],
+            [20, 8, 3, 3],
+            plain.with_stride(2).with_padding(Padding::uniform(1)),
+        ),
+    ];
+    for (i, (input, weight, p)) in cases.into_iter().enumerate() {
+        let g = p.geometry("t", input, weight, None).unwrap();
+        let mut x = rng.array4(input);
+        x[[input[0] - 1, input[1] - 1, 0, input[3] - 1]] = f32::INFINITY;
+        let w = rng.array4(weight);
+        let b = rng.array1(g.out_channels);
+        let dy = rng.array4(g.output_shape());
+        let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} case {i}");
+        common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, Activation::None, &what);
+        common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+    }
+}
+
+#[test]
 fn tiled_variant_reads_1x1_layers_in_place() {
     one_by_one_layers(ConvVariant::Tiled, 0x7a71_000a);
 }

@@ -14,6 +14,9 @@
 
 @group(0) @binding(0) var<uniform> u: GemmConvUniforms;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
+// The same slot as a texture holding the source in its own order, a vec4 per texel (copied
+// there, not packed), for pack_source_quads_texture.
+@group(0) @binding(1) var src_texture: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
 // The same slot as a texture, for the *_texture entry points (each entry point binds one).
 @group(0) @binding(2) var dst_texture: texture_storage_2d<rgba32float, write>;
@@ -227,6 +230,77 @@ fn pack_source_texture(
         for (var s = 0u; s < run.y; s++) {
             store_texel(run.x + s, packed_source(at));
             at = next_source(at);
+        }
+    }
+}
+
+// Four neighbouring source values of channel r of group g along a row starting at element
+// `row`, as pack_source_quads_texture reads them: texels `lo` and `hi` of the channel's rows
+// (neighbours, or clamped where the four run off the row), from component `shift` of `lo` on;
+// zero where `live` is false or past the last channel.
+fn channel_quad(row: u32, g: u32, r: u32, lo: u32, hi: u32, shift: u32, live: vec4<bool>) -> vec4<f32> {
+    let channel = g * u.reduce_per_group + min(r, u.reduce_per_group - 1u);
+    let base = (row + channel * u.src_stride_c) / 4u;
+    let l = textureLoad(src_texture, texel_of(base + lo), 0);
+    let h = textureLoad(src_texture, texel_of(base + hi), 0);
+    var v = select(l, vec4<f32>(l.yzw, h.x), shift == 1u);
+    v = select(v, vec4<f32>(l.zw, h.xy), shift == 2u);
+    v = select(v, vec4<f32>(l.w, h.xyz), shift == 3u);
+    return select(vec4<f32>(0.0), v, live & vec4<bool>(r < u.reduce_per_group));
+}
+
+// packed_source for a source whose rows are whole vec4s (NCHW: unit steps along x, every
+// other stride a multiple of 4), copied into src_texture as it lies. One invocation packs the
+// four neighbouring pixels 4q .. 4q + 3 of one packed row (g, n, y) for every channel vec4:
+// per channel two texel fetches (the four source values straddle two texels unless
+// pack_off_w is a multiple of 4), and the 4x4 block of channels by pixels transposes in
+// registers into four packed vec4s. lavapipe fetches a texel with vector address math, where
+// pack_source_texture's four buffer loads per packed vec4 each run lane by lane.
+@compute @workgroup_size(64)
+fn pack_source_quads_texture(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i >= u.invocations) {
+        return;
+    }
+    let quads = (u.packed_w + 3u) / 4u;
+    let q = i % quads;
+    var rest = i / quads;
+    let y = rest % u.packed_h;
+    rest = rest / u.packed_h;
+    let n = rest % u.batch;
+    let g = rest / u.batch;
+    let sy = i32(y) + bitcast<i32>(u.pack_off_h);
+    let sx0 = 4 * i32(q) + bitcast<i32>(u.pack_off_w);
+    // The same for every invocation: where the four start inside their first texel.
+    let shift = u32(sx0 & 3);
+    let first = (sx0 - i32(shift)) / 4;
+    let last = i32(u.src_w / 4u) - 1;
+    let lo = u32(clamp(first, 0, last));
+    let hi = u32(clamp(first + 1, 0, last));
+    let sx = vec4<i32>(sx0) + vec4<i32>(0, 1, 2, 3);
+    let live = vec4<bool>(sy >= 0 && sy < i32(u.src_h)) & (sx >= vec4<i32>(0)) & (sx < vec4<i32>(i32(u.src_w)));
+    let row = n * u.src_stride_n + u32(clamp(sy, 0, i32(u.src_h) - 1)) * u.src_stride_h;
+    let x = 4u * q;
+    let at = (((g * u.batch + n) * u.packed_h + y) * u.packed_w + x) * u.reduce4;
+    for (var r4 = 0u; r4 < u.reduce4; r4++) {
+        let r = 4u * r4;
+        let a = channel_quad(row, g, r, lo, hi, shift, live);
+        let b = channel_quad(row, g, r + 1u, lo, hi, shift, live);
+        let c = channel_quad(row, g, r + 2u, lo, hi, shift, live);
+        let d = channel_quad(row, g, r + 3u, lo, hi, shift, live);
+        store_texel(at + r4, vec4<f32>(a.x, b.x, c.x, d.x));
+        if (x + 1u < u.packed_w) {
+            store_texel(at + u.reduce4 + r4, vec4<f32>(a.y, b.y, c.y, d.y));
+        }
+        if (x + 2u < u.packed_w) {
+            store_texel(at + 2u * u.reduce4 + r4, vec4<f32>(a.z, b.z, c.z, d.z));
+        }
+        if (x + 3u < u.packed_w) {
+            store_texel(at + 3u * u.reduce4 + r4, vec4<f32>(a.w, b.w, c.w, d.w));
         }
     }
 }

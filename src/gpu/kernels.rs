@@ -156,6 +156,8 @@ const PACKED: &[Binding] = &[Uniform, Texture, Texture, ReadOnly, ReadWrite];
 /// Packing into a storage buffer (the tiled GEMMs read those) or a texture (packed8 reads those).
 const PACK_INTO_BUFFER: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
 const PACK_INTO_TEXTURE: &[Binding] = &[Uniform, ReadOnly, StorageTexture];
+/// Packing from a texture the source was copied into, into a texture.
+const PACK_TEXTURE_INTO_TEXTURE: &[Binding] = &[Uniform, Texture, StorageTexture];
 /// The subgroup probe: uniforms, what each invocation saw.
 const PROBE: &[Binding] = &[Uniform, ReadWrite];
 /// Max pooling: uniforms, source, source indices, destination, destination indices.
@@ -245,11 +247,14 @@ kernels! {
     PackWeightVec4 = CONV2D_PACK, "pack_weight_vec4", PACK_INTO_BUFFER, 64;
     /// Rows of grad_output or im2col of the input as vec4s along output pixels (tiled dw).
     PackRowsVec4 = CONV2D_PACK, "pack_rows_vec4", PACK_INTO_BUFFER, 64;
-    /// `PackSourceVec4` into a texture (the packed8 kernels read textures).
     /// Zeros over a destination of whole vec4s, where the stride phases without taps of a
     /// gather would write them through empty GEMM tiles.
     FillZeroVec4 = CONV2D_PACK, "fill_zero_vec4", PACK_INTO_BUFFER, 64;
+    /// `PackSourceVec4` into a texture (the packed8 kernels read textures).
     PackSourceTexture = CONV2D_PACK, "pack_source_texture", PACK_INTO_TEXTURE, 64;
+    /// `PackSourceTexture` from a source of whole-vec4 rows copied into a texture, four
+    /// pixels per invocation.
+    PackSourceQuadsTexture = CONV2D_PACK, "pack_source_quads_texture", PACK_TEXTURE_INTO_TEXTURE, 64;
     /// `PackWeightVec4` into a texture.
     PackWeightTexture = CONV2D_PACK, "pack_weight_texture", PACK_INTO_TEXTURE, 64;
     /// `PackRowsVec4` into a texture.

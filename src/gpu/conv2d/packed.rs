@@ -329,7 +329,27 @@ fn pack_source(
         u.pack_off_w = signed(lo_w);
         u.reduce4 = reduce4(u);
     }
-    let grid = pack_grid(op, tiling, vec4s, max_per_dimension)?;
+    let (kernel, source, grid) = match source_texels(tiling, &gemms[0]) {
+        Some(texels) => {
+            let texture = plan.add_texture(texels);
+            plan.texture_copies.push(PlannedCopy {
+                from: source,
+                texture,
+                vec4s: texels,
+            });
+            let quads = gemms[0].groups as usize * batch * packed_h * packed_w.div_ceil(4);
+            (
+                Kernel::PackSourceQuadsTexture,
+                Operand::Texture(texture),
+                grid(op, quads, max_per_dimension)?,
+            )
+        }
+        None => (
+            kernel,
+            source,
+            pack_grid(op, tiling, vec4s, max_per_dimension)?,
+        ),
+    };
     plan.steps.push(Step::new(
         kernel,
         &GemmConvUniforms {
@@ -340,6 +360,19 @@ fn pack_source(
         vec![source, packed],
     ));
     Ok(packed)
+}
+
+/// The vec4s of a gather's source to copy into a texture as it lies, for
+/// `pack_source_quads_texture` to pack from, where its rows are whole vec4s: unit steps
+/// along x and every other stride a multiple of 4 (NCHW with a width that is one, unless a
+/// strided 1x1 layer's subsampling scaled the steps). lavapipe copies at memory speed, and
+/// fetches a texel for what costs four lane-by-lane loads from a buffer.
+fn source_texels(tiling: Tiling, u: &GemmConvUniforms) -> Option<usize> {
+    let whole = [u.src_w, u.src_stride_h, u.src_stride_c, u.src_stride_n]
+        .iter()
+        .all(|v| v.is_multiple_of(4));
+    (tiling.packs_to_textures() && u.src_stride_w == 1 && whole)
+        .then(|| u.batch as usize * u.src_stride_n as usize / 4)
 }
 
 /// vec4s of one dispatch's packed weights: [groups][taps][reduce4][m_pad].
@@ -777,6 +810,57 @@ mod tests {
         // Input-gradient phase: 5 positions at step 1 from 1, 2 taps stepping -1: rows 0..=5.
         assert_eq!(read_range(5, 1, 1, 2, signed(-1)), Some((0, 5)));
         assert_eq!(read_range(5, 1, 1, 0, 0), None);
+    }
+
+    #[test]
+    fn packed_gathers_copy_nchw_sources_with_whole_vec4_rows() {
+        let packed = Tiling::SubgroupWide(16);
+        let plan_of = |tiling, layout: crate::Layout, input: [usize; 4], k: usize, stride| {
+            let params = crate::Conv2dParams::default()
+                .with_stride(stride)
+                .with_layout(layout);
+            let g = params
+                .geometry(
+                    "t",
+                    layout.activation_shape(input),
+                    layout.weight_shape([8, input[1], k, k]),
+                    None,
+                )
+                .unwrap();
+            let plan = forward("t", tiling, &g, false, Activation::None, 65535).unwrap();
+            let kernels: Vec<Kernel> = plan.steps.iter().map(|s| s.kernel).collect();
+            (plan.texture_copies, kernels)
+        };
+        let (copies, kernels) = plan_of(packed, crate::Layout::Nchw, [2, 5, 6, 8], 3, 1);
+        assert_eq!(
+            copies,
+            [PlannedCopy {
+                from: Operand::Input,
+                // After the packed source's own texture.
+                texture: 1,
+                vec4s: 2 * 5 * 6 * 8 / 4,
+            }]
+        );
+        assert_eq!(kernels[0], Kernel::PackSourceQuadsTexture);
+        // Rows of 7, NHWC, a strided 1x1 layer read subsampled, or a buffer operand: packed
+        // by the kernel that loads from the source buffer.
+        for (tiling, layout, input, k, stride) in [
+            (packed, crate::Layout::Nchw, [2, 5, 6, 7], 3, 1),
+            (packed, crate::Layout::Nhwc, [2, 8, 6, 8], 3, 1),
+            (packed, crate::Layout::Nchw, [2, 8, 6, 8], 1, 2),
+            (
+                Tiling::Workgroup(TILED_CHANNELS),
+                crate::Layout::Nchw,
+                [2, 8, 6, 8],
+                3,
+                1,
+            ),
+        ] {
+            let (copies, kernels) = plan_of(tiling, layout, input, k, stride);
+            let what = format!("{tiling:?} {layout:?} {input:?} {k}x{k} stride {stride}");
+            assert!(copies.is_empty(), "{what}");
+            assert_ne!(kernels[0], Kernel::PackSourceQuadsTexture, "{what}");
+        }
     }
 
     /// The texture copies and packing kernels of a weight gradient's packing plan.
