@@ -338,6 +338,76 @@ fn copied_source(variant: ConvVariant, seed: u64) {
 }
 
 #[test]
+fn packed8_variant_slides_few_channel_gathers_along_rows() {
+    few_channel_rows(ConvVariant::Packed8, 0x7a71_0030);
+}
+
+#[test]
+fn packed16_variant_slides_few_channel_gathers_along_rows() {
+    few_channel_rows(ConvVariant::Packed16, 0x7a71_0031);
+}
+
+/// Gathers into at most 4 channels whose rows are a multiple of 8 pixels slide each lane's 8
+/// neighbouring pixels along the row, taking the taps in the order their reads move right:
+/// forward gathers (taps stepping right) into 1 to 4 channels, with flips and asymmetric
+/// padding, and input gradients into an RGB-like input (taps stepping left), the stem's 7x7
+/// stride-2 layer with four phases of 3 or 4 taps, a stride-1 layer, and a 1x1 one; an
+/// infinite operand meets the padding in each (the masked redo). Rows of 8 pixels per lane
+/// at 8 and 16 lanes need more pixels than one subgroup has, so some layers span several
+/// tiles and the last lanes of a tile run past the last pixel.
+fn few_channel_rows(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let plain = Conv2dParams::default();
+    let forward = [
+        (
+            [2, 6, 5, 8],
+            [3, 6, 3, 3],
+            plain.with_padding(Padding::uniform(1)),
+        ),
+        ([1, 5, 4, 18], [1, 5, 3, 3], plain.with_flip(true)),
+        (
+            [3, 4, 6, 16],
+            [4, 4, 3, 2],
+            plain.with_padding(Padding::explicit(1, 1, 0, 1)),
+        ),
+        ([1, 8, 3, 26], [2, 4, 1, 3], plain.with_groups(2)),
+    ];
+    let backward = [
+        (
+            [2, 3, 32, 32],
+            [16, 3, 7, 7],
+            plain.with_stride(2).with_padding(Padding::uniform(3)),
+        ),
+        (
+            [1, 3, 5, 16],
+            [8, 3, 3, 3],
+            plain.with_padding(Padding::uniform(1)),
+        ),
+        ([2, 4, 3, 8], [6, 4, 1, 1], plain),
+    ];
+    for (i, (input, weight, p)) in forward.into_iter().chain(backward).enumerate() {
+        let g = p.geometry("t", input, weight, None).unwrap();
+        let mut x = rng.array4(input);
+        x[[input[0] - 1, 0, 0, 0]] = f32::INFINITY;
+        let w = rng.array4(weight);
+        let b = rng.array1(g.out_channels);
+        let mut dy = rng.array4(g.output_shape());
+        let [n, c, _, ow] = g.output_shape();
+        dy[[n - 1, c - 1, 0, ow - 1]] = f32::NEG_INFINITY;
+        let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} case {i}");
+        if i < forward.len() {
+            assert_eq!(g.w.output % 8, 0, "a forward case the slide serves");
+            common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, Activation::None, &what);
+        } else {
+            common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+        }
+    }
+}
+
+#[test]
 fn tiled_variant_reads_1x1_layers_in_place() {
     one_by_one_layers(ConvVariant::Tiled, 0x7a71_000a);
 }

@@ -674,3 +674,128 @@ fn conv2d_gemm_packed_few(
     store_column4(false, base + 6u * LANES < u.pixels, destination_offset(min(base + 6u * LANES, last)), 0u, g, m, c6);
     store_column4(false, base + 7u * LANES < u.pixels, destination_offset(min(base + 7u * LANES, last)), 0u, g, m, c7);
 }
+
+// conv2d_gemm_packed_few for rows whose taps slide along them: unit steps along x
+// (src_step_w 1), taps one pixel apart (tap_step_w 1 or -1, or one tap) and rows of a multiple
+// of 8 pixels (grid_w), as the input gradient of an RGB stem has in each stride phase. Lane
+// l owns the 8 neighbouring pixels 8 * (block * LANES + l) + j of one row, so that pixel j + 1
+// at one tap reads what pixel j reads at the next: for each tap row and channel vec4 a lane
+// fetches its 8 pixels' vec4s once and then one more per tap (taking the taps in the order
+// in which their reads move right), 8 + taps_w - 1 fetches where the spread pixels of
+// conv2d_gemm_packed_few fetch 8 * taps_w; texel fetches are what bounds those tiles.
+@compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
+fn conv2d_gemm_packed_few_rows(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = subgroup_index(wg, groups, local);
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let at_tile = gather_tile(sg);
+    let block = at_tile.block;
+    let g = at_tile.g;
+    let m = at_tile.tile * FEW_CHANNELS;
+
+    // Every lane's 8 pixels lie in one row; a lane past the last pixel reads the last 8.
+    let base = (block * LANES + lane) * 8u;
+    let start = min(base, u.pixels - 8u);
+    let lo = source_offset(g, start);
+    let step = i32(u.reduce4);
+    // The taps in the order their reads move right by one pixel (step texels) each.
+    let reversed = bitcast<i32>(u.tap_step_w) < 0;
+    let taps = u.taps_h * u.taps_w;
+    let tap_y = bitcast<i32>(u.tap_step_h) * i32(u.packed_w) * step;
+    let first_x = select(0, (1 - i32(u.taps_w)) * step, reversed);
+    let w_start = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m + (lane & 3u);
+
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0);
+    var c5 = vec4<f32>(0.0);
+    var c6 = vec4<f32>(0.0);
+    var c7 = vec4<f32>(0.0);
+    for (var ty = 0u; ty < u.taps_h; ty++) {
+        for (var r4 = 0u; r4 < u.reduce4; r4++) {
+            let row = lo + i32(ty) * tap_y + first_x + i32(r4);
+            var x0 = load_a(u32(row));
+            var x1 = load_a(u32(row + step));
+            var x2 = load_a(u32(row + 2 * step));
+            var x3 = load_a(u32(row + 3 * step));
+            var x4 = load_a(u32(row + 4 * step));
+            var x5 = load_a(u32(row + 5 * step));
+            var x6 = load_a(u32(row + 6 * step));
+            var x7 = load_a(u32(row + 7 * step));
+            for (var i = 0u; i < u.taps_w; i++) {
+                let tx = select(i, u.taps_w - 1u - i, reversed);
+                let w = load_b(w_start + ((ty * u.taps_w + tx) * u.reduce4 + r4) * u.m_pad);
+                let t = by_term(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
+                c0 = accumulate4(c0, x0, t[0], t[1], t[2], t[3]);
+                c1 = accumulate4(c1, x1, t[0], t[1], t[2], t[3]);
+                c2 = accumulate4(c2, x2, t[0], t[1], t[2], t[3]);
+                c3 = accumulate4(c3, x3, t[0], t[1], t[2], t[3]);
+                c4 = accumulate4(c4, x4, t[0], t[1], t[2], t[3]);
+                c5 = accumulate4(c5, x5, t[0], t[1], t[2], t[3]);
+                c6 = accumulate4(c6, x6, t[0], t[1], t[2], t[3]);
+                c7 = accumulate4(c7, x7, t[0], t[1], t[2], t[3]);
+                // Slide one pixel right; after the last tap this fetches the last one again.
+                let next = i32(min(i + 1u, u.taps_w - 1u)) * step;
+                x0 = x1;
+                x1 = x2;
+                x2 = x3;
+                x3 = x4;
+                x4 = x5;
+                x5 = x6;
+                x6 = x7;
+                x7 = load_a(u32(row + next + 7 * step));
+            }
+        }
+    }
+    // As in conv2d_gemm_packed_few, on this lane's 8 neighbouring pixels.
+    var widest = max(exponent(c0.xy), exponent(c0.zw));
+    widest = max(widest, max(exponent(c1.xy), exponent(c1.zw)));
+    widest = max(widest, max(exponent(c2.xy), exponent(c2.zw)));
+    widest = max(widest, max(exponent(c3.xy), exponent(c3.zw)));
+    widest = max(widest, max(exponent(c4.xy), exponent(c4.zw)));
+    widest = max(widest, max(exponent(c5.xy), exponent(c5.zw)));
+    widest = max(widest, max(exponent(c6.xy), exponent(c6.zw)));
+    widest = max(widest, max(exponent(c7.xy), exponent(c7.zw)));
+    if (subgroupAny(any(widest == vec2<u32>(EXPONENT)))) {
+        var redo = array<vec4<f32>, 8>();
+        let k_len = taps * u.reduce4;
+        let w_first = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m;
+        for (var k = 0u; k < k_len; k++) {
+            let tap = gather_tap(k);
+            let at = lo + gather_offset(tap, k);
+            let w = load_b(w_first + k * u.m_pad + (lane & 3u));
+            let t = by_term(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
+            for (var j = 0u; j < 8u; j++) {
+                let live = inside_source(source_position(start + j) + tap);
+                redo[j] = accumulate4_masked(redo[j], load_a(u32(at + i32(j) * step)), t, vec4<bool>(live));
+            }
+        }
+        c0 = redo[0];
+        c1 = redo[1];
+        c2 = redo[2];
+        c3 = redo[3];
+        c4 = redo[4];
+        c5 = redo[5];
+        c6 = redo[6];
+        c7 = redo[7];
+    }
+
+    let live = base < u.pixels;
+    store_column4(false, live, destination_offset(start), 0u, g, m, c0);
+    store_column4(false, live, destination_offset(start + 1u), 0u, g, m, c1);
+    store_column4(false, live, destination_offset(start + 2u), 0u, g, m, c2);
+    store_column4(false, live, destination_offset(start + 3u), 0u, g, m, c3);
+    store_column4(false, live, destination_offset(start + 4u), 0u, g, m, c4);
+    store_column4(false, live, destination_offset(start + 5u), 0u, g, m, c5);
+    store_column4(false, live, destination_offset(start + 6u), 0u, g, m, c6);
+    store_column4(false, live, destination_offset(start + 7u), 0u, g, m, c7);
+}

@@ -268,6 +268,9 @@ kernels! {
     /// `Conv2dGemmPacked8` with 64 pixels x 4 channels per subgroup, for gathers into at most
     /// 4 channels.
     Conv2dGemmPacked8Few = CONV2D_PACKED8, "conv2d_gemm_packed_few", PACKED, 64;
+    /// `Conv2dGemmPacked8Few` with each lane's pixels neighbours along a row, whose taps slide
+    /// along it: one fetch per tap instead of one per pixel and tap.
+    Conv2dGemmPacked8FewRows = CONV2D_PACKED8, "conv2d_gemm_packed_few_rows", PACKED, 64;
     /// Weight gradient, pass 1, as a split-K GEMM on packed vec4 rows.
     Conv2dWeightGradPacked8 = CONV2D_PACKED8, "conv2d_weight_grad_packed", PACKED, 64;
     /// `Conv2dWeightGradPacked8` with 32 columns x 32 channels per subgroup, for weight
@@ -279,6 +282,9 @@ kernels! {
     Conv2dGemmPacked16Wide = CONV2D_PACKED16, "conv2d_gemm_packed_wide", PACKED, 64;
     /// `Conv2dGemmPacked16` with 128 pixels x 4 channels, for at most 4 channels.
     Conv2dGemmPacked16Few = CONV2D_PACKED16, "conv2d_gemm_packed_few", PACKED, 64;
+    /// `Conv2dGemmPacked16Few` with each lane's pixels neighbours along a row, whose taps slide
+    /// along it: one fetch per tap instead of one per pixel and tap.
+    Conv2dGemmPacked16FewRows = CONV2D_PACKED16, "conv2d_gemm_packed_few_rows", PACKED, 64;
     /// The packed weight gradient's pass 1 at 16 lanes: 32 columns x 32 channels.
     Conv2dWeightGradPacked16 = CONV2D_PACKED16, "conv2d_weight_grad_packed", PACKED, 64;
     /// `Conv2dWeightGradPacked16` with 64 columns x 64 channels, for more than 32.

@@ -515,6 +515,7 @@ fn push_gemms(
     max_per_dimension: u32,
 ) -> Result<()> {
     for u in uniforms {
+        let kernel = few_rows(kernel, u).unwrap_or(kernel);
         let column_blocks = (u.pixels as usize).div_ceil(tiling.columns());
         let tiles = column_blocks * (u.channel_tiles_per_group * u.groups) as usize;
         let grid = grid(op, tiles * tiling.invocations(), max_per_dimension)?;
@@ -532,6 +533,20 @@ fn push_gemms(
         ));
     }
     Ok(())
+}
+
+/// The few-channel gather that slides each lane's 8 neighbouring pixels along their row
+/// (`conv2d_gemm_packed_few_rows`) where `kernel` runs few tiles and dispatch `u` allows it:
+/// unit steps along x, taps one pixel apart, and rows of a multiple of 8 pixels.
+fn few_rows(kernel: Kernel, u: &GemmConvUniforms) -> Option<Kernel> {
+    let slides = u.src_step_w == 1
+        && (u.taps_w <= 1 || u.tap_step_w == 1 || u.tap_step_w as i32 == -1)
+        && u.grid_w.is_multiple_of(8);
+    match kernel {
+        Kernel::Conv2dGemmPacked8Few if slides => Some(Kernel::Conv2dGemmPacked8FewRows),
+        Kernel::Conv2dGemmPacked16Few if slides => Some(Kernel::Conv2dGemmPacked16FewRows),
+        _ => None,
+    }
 }
 
 /// The forward pass: pack the input and the weights, then one GEMM dispatch.
