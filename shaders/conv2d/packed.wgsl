@@ -566,6 +566,39 @@ fn conv2d_weight_grad_packed_wide(
     wide_store(acc, true, columns, base, w_columns, block, g, m);
 }
 
+// The end of a few-channel gather, for this lane's 8 pixels `pixels[j]` (clamped into
+// range), whose reads start at `lo + offsets[j]` in the packed source at tap (0, 0). As in
+// conv2d_gemm_packed, a tile where a non-finite operand may have met the zero padding is
+// redone with the padding's terms masked out (each lane's pixels are its own); then the
+// pixels with `live[j]` are written. After the hot loop, so the arrays cost nothing there.
+@diagnostic(off, subgroup_uniformity)
+fn finish_few(acc: array<vec4<f32>, 8>, g: u32, m: u32, lane: u32, lo: i32, pixels: array<u32, 8>, offsets: array<i32, 8>, live: array<bool, 8>) {
+    var c = acc;
+    var widest = vec2<u32>(0u);
+    for (var j = 0u; j < 8u; j++) {
+        widest = max(widest, max(exponent(c[j].xy), exponent(c[j].zw)));
+    }
+    if (subgroupAny(any(widest == vec2<u32>(EXPONENT)))) {
+        c = array<vec4<f32>, 8>();
+        let taps = u.taps_h * u.taps_w;
+        let k_len = taps * u.reduce4;
+        let w_first = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m + (lane & 3u);
+        for (var k = 0u; k < k_len; k++) {
+            let tap = gather_tap(k);
+            let at = lo + gather_offset(tap, k);
+            let w = load_b(w_first + k * u.m_pad);
+            let t = by_term(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
+            for (var j = 0u; j < 8u; j++) {
+                let inside = inside_source(source_position(pixels[j]) + tap);
+                c[j] = accumulate4_masked(c[j], load_a(u32(at + offsets[j])), t, vec4<bool>(inside));
+            }
+        }
+    }
+    for (var j = 0u; j < 8u; j++) {
+        store_column4(false, live[j], destination_offset(pixels[j]), 0u, g, m, c[j]);
+    }
+}
+
 // Gather convolution into at most 4 channels per group (an image-producing last layer, the
 // input gradient of an RGB stem): 8 * LANES pixels x 4 channels per subgroup, where the
 // 2 * LANES-channel tiles would idle most lanes. Lane l owns pixels base + l + LANES * j
@@ -632,47 +665,14 @@ fn conv2d_gemm_packed_few(
         wk += u.m_pad;
         gather_step(&walk);
     }
-    // As in conv2d_gemm_packed: redo a tile where a non-finite operand may have met the
-    // zero padding, with the padding's terms masked out (each lane's columns are its own).
-    var widest = max(exponent(c0.xy), exponent(c0.zw));
-    widest = max(widest, max(exponent(c1.xy), exponent(c1.zw)));
-    widest = max(widest, max(exponent(c2.xy), exponent(c2.zw)));
-    widest = max(widest, max(exponent(c3.xy), exponent(c3.zw)));
-    widest = max(widest, max(exponent(c4.xy), exponent(c4.zw)));
-    widest = max(widest, max(exponent(c5.xy), exponent(c5.zw)));
-    widest = max(widest, max(exponent(c6.xy), exponent(c6.zw)));
-    widest = max(widest, max(exponent(c7.xy), exponent(c7.zw)));
-    if (subgroupAny(any(widest == vec2<u32>(EXPONENT)))) {
-        var redo = array<vec4<f32>, 8>();
-        let offsets = array<i32, 8>(0, d1, d2, d3, d4, d5, d6, d7);
-        for (var k = 0u; k < k_len; k++) {
-            let tap = gather_tap(k);
-            let at = lo + gather_offset(tap, k);
-            let w = load_b(w_start + k * u.m_pad + (lane & 3u));
-            let t = by_term(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
-            for (var j = 0u; j < 8u; j++) {
-                let live = inside_source(source_position(min(base + LANES * j, last)) + tap);
-                redo[j] = accumulate4_masked(redo[j], load_a(u32(at + offsets[j])), t, vec4<bool>(live));
-            }
-        }
-        c0 = redo[0];
-        c1 = redo[1];
-        c2 = redo[2];
-        c3 = redo[3];
-        c4 = redo[4];
-        c5 = redo[5];
-        c6 = redo[6];
-        c7 = redo[7];
+    var pixels = array<u32, 8>();
+    var live = array<bool, 8>();
+    for (var j = 0u; j < 8u; j++) {
+        pixels[j] = min(base + LANES * j, last);
+        live[j] = base + LANES * j < u.pixels;
     }
-
-    store_column4(false, base + 0u * LANES < u.pixels, destination_offset(min(base + 0u * LANES, last)), 0u, g, m, c0);
-    store_column4(false, base + 1u * LANES < u.pixels, destination_offset(min(base + 1u * LANES, last)), 0u, g, m, c1);
-    store_column4(false, base + 2u * LANES < u.pixels, destination_offset(min(base + 2u * LANES, last)), 0u, g, m, c2);
-    store_column4(false, base + 3u * LANES < u.pixels, destination_offset(min(base + 3u * LANES, last)), 0u, g, m, c3);
-    store_column4(false, base + 4u * LANES < u.pixels, destination_offset(min(base + 4u * LANES, last)), 0u, g, m, c4);
-    store_column4(false, base + 5u * LANES < u.pixels, destination_offset(min(base + 5u * LANES, last)), 0u, g, m, c5);
-    store_column4(false, base + 6u * LANES < u.pixels, destination_offset(min(base + 6u * LANES, last)), 0u, g, m, c6);
-    store_column4(false, base + 7u * LANES < u.pixels, destination_offset(min(base + 7u * LANES, last)), 0u, g, m, c7);
+    let offsets = array<i32, 8>(0, d1, d2, d3, d4, d5, d6, d7);
+    finish_few(array<vec4<f32>, 8>(c0, c1, c2, c3, c4, c5, c6, c7), g, m, lane, lo, pixels, offsets, live);
 }
 
 // conv2d_gemm_packed_few for rows whose taps slide along them: unit steps along x
@@ -756,46 +756,12 @@ fn conv2d_gemm_packed_few_rows(
             }
         }
     }
-    // As in conv2d_gemm_packed_few, on this lane's 8 neighbouring pixels.
-    var widest = max(exponent(c0.xy), exponent(c0.zw));
-    widest = max(widest, max(exponent(c1.xy), exponent(c1.zw)));
-    widest = max(widest, max(exponent(c2.xy), exponent(c2.zw)));
-    widest = max(widest, max(exponent(c3.xy), exponent(c3.zw)));
-    widest = max(widest, max(exponent(c4.xy), exponent(c4.zw)));
-    widest = max(widest, max(exponent(c5.xy), exponent(c5.zw)));
-    widest = max(widest, max(exponent(c6.xy), exponent(c6.zw)));
-    widest = max(widest, max(exponent(c7.xy), exponent(c7.zw)));
-    if (subgroupAny(any(widest == vec2<u32>(EXPONENT)))) {
-        var redo = array<vec4<f32>, 8>();
-        let k_len = taps * u.reduce4;
-        let w_first = u.packed_w_base + g * taps * u.reduce4 * u.m_pad + m;
-        for (var k = 0u; k < k_len; k++) {
-            let tap = gather_tap(k);
-            let at = lo + gather_offset(tap, k);
-            let w = load_b(w_first + k * u.m_pad + (lane & 3u));
-            let t = by_term(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
-            for (var j = 0u; j < 8u; j++) {
-                let live = inside_source(source_position(start + j) + tap);
-                redo[j] = accumulate4_masked(redo[j], load_a(u32(at + i32(j) * step)), t, vec4<bool>(live));
-            }
-        }
-        c0 = redo[0];
-        c1 = redo[1];
-        c2 = redo[2];
-        c3 = redo[3];
-        c4 = redo[4];
-        c5 = redo[5];
-        c6 = redo[6];
-        c7 = redo[7];
+    var pixels = array<u32, 8>();
+    var offsets = array<i32, 8>();
+    for (var j = 0u; j < 8u; j++) {
+        pixels[j] = start + j;
+        offsets[j] = i32(j) * step;
     }
-
     let live = base < u.pixels;
-    store_column4(false, live, destination_offset(start), 0u, g, m, c0);
-    store_column4(false, live, destination_offset(start + 1u), 0u, g, m, c1);
-    store_column4(false, live, destination_offset(start + 2u), 0u, g, m, c2);
-    store_column4(false, live, destination_offset(start + 3u), 0u, g, m, c3);
-    store_column4(false, live, destination_offset(start + 4u), 0u, g, m, c4);
-    store_column4(false, live, destination_offset(start + 5u), 0u, g, m, c5);
-    store_column4(false, live, destination_offset(start + 6u), 0u, g, m, c6);
-    store_column4(false, live, destination_offset(start + 7u), 0u, g, m, c7);
+    finish_few(array<vec4<f32>, 8>(c0, c1, c2, c3, c4, c5, c6, c7), g, m, lane, lo, pixels, offsets, array<bool, 8>(live, live, live, live, live, live, live, live));
 }
