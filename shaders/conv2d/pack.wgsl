@@ -25,10 +25,6 @@ fn store_texel(i: u32, v: vec4<f32>) {
     textureStore(dst_texture, texel_of(i), v);
 }
 
-// Activations, channel-innermost and zero-padded:
-// dst[(((g * batch + n) * packed_h + y) * packed_w + x) * reduce4 + r4] holds channels
-// 4 * r4 .. 4 * r4 + 3 of group g at source pixel (y + pack_off_h, x + pack_off_w); pixels
-// outside the source and channels past reduce_per_group are zero.
 // Digit v of a mixed-radix counter whose digit runs to `extent`, after a carry in of 0 or 1:
 // the new digit and the carry out. The texture packers step their coordinates with it.
 fn tick(v: u32, extent: u32, carry: u32) -> vec2<u32> {
@@ -37,6 +33,10 @@ fn tick(v: u32, extent: u32, carry: u32) -> vec2<u32> {
     return vec2<u32>(select(next, 0u, wrap), u32(wrap));
 }
 
+// Activations, channel-innermost and zero-padded:
+// dst[(((g * batch + n) * packed_h + y) * packed_w + x) * reduce4 + r4] holds channels
+// 4 * r4 .. 4 * r4 + 3 of group g at source pixel (y + pack_off_h, x + pack_off_w); pixels
+// outside the source and channels past reduce_per_group are zero.
 struct SourceAt {
     r4: u32,
     x: u32,

@@ -7,7 +7,7 @@ use crate::gpu::conv2d::gemm::GemmConvUniforms;
 use crate::gpu::conv2d::gemm::{self, signed, GemmDispatch, SubgroupTile};
 use crate::gpu::conv2d::variant::ConvPass;
 use crate::gpu::kernels::Kernel;
-use crate::gpu::plan::{Operand, Plan, PlannedCopy, Step};
+use crate::gpu::plan::{Operand, Plan, Step};
 use crate::gpu::runtime::dispatch::{DispatchGrid, WORKGROUP_SIZE};
 use crate::params::{Conv2dGeometry, Layout};
 
@@ -331,16 +331,10 @@ fn pack_source(
     }
     let (kernel, source, grid) = match source_texels(tiling, &gemms[0]) {
         Some(texels) => {
-            let texture = plan.add_texture(texels);
-            plan.texture_copies.push(PlannedCopy {
-                from: source,
-                texture,
-                vec4s: texels,
-            });
             let quads = gemms[0].groups as usize * batch * packed_h * packed_w.div_ceil(4);
             (
                 Kernel::PackSourceQuadsTexture,
-                Operand::Texture(texture),
+                plan.add_texture_copy(source, texels),
                 grid(op, quads, max_per_dimension)?,
             )
         }
@@ -364,8 +358,8 @@ fn pack_source(
 
 /// The vec4s of a gather's source to copy into a texture as it lies, for
 /// `pack_source_quads_texture` to pack from, where its rows are whole vec4s: unit steps
-/// along x and every other stride a multiple of 4 (NCHW with a width that is one, unless a
-/// strided 1x1 layer's subsampling scaled the steps). lavapipe copies at memory speed, and
+/// along x and every other stride a multiple of 4 (NCHW with a width that is a multiple of 4,
+/// unless a strided 1x1 layer's subsampling scaled the steps). lavapipe copies at memory speed, and
 /// fetches a texel for what costs four lane-by-lane loads from a buffer.
 fn source_texels(tiling: Tiling, u: &GemmConvUniforms) -> Option<usize> {
     let whole = [u.src_w, u.src_stride_h, u.src_stride_c, u.src_stride_n]
@@ -515,7 +509,7 @@ fn push_gemms(
     max_per_dimension: u32,
 ) -> Result<()> {
     for u in uniforms {
-        let kernel = few_rows(kernel, u).unwrap_or(kernel);
+        let kernel = few_rows(kernel, u);
         let column_blocks = (u.pixels as usize).div_ceil(tiling.columns());
         let tiles = column_blocks * (u.channel_tiles_per_group * u.groups) as usize;
         let grid = grid(op, tiles * tiling.invocations(), max_per_dimension)?;
@@ -535,17 +529,17 @@ fn push_gemms(
     Ok(())
 }
 
-/// The few-channel gather that slides each lane's 8 neighbouring pixels along their row
-/// (`conv2d_gemm_packed_few_rows`) where `kernel` runs few tiles and dispatch `u` allows it:
-/// unit steps along x, taps one pixel apart, and rows of a multiple of 8 pixels.
-fn few_rows(kernel: Kernel, u: &GemmConvUniforms) -> Option<Kernel> {
+/// The gather kernel for dispatch `u`: `kernel`, or where that runs few tiles and `u` allows
+/// it (unit steps along x, taps one pixel apart, rows of a multiple of 8 pixels) the one that
+/// slides each lane's 8 neighbouring pixels along their row (`conv2d_gemm_packed_few_rows`).
+fn few_rows(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
     let slides = u.src_step_w == 1
-        && (u.taps_w <= 1 || u.tap_step_w == 1 || u.tap_step_w as i32 == -1)
+        && (u.taps_w <= 1 || (u.tap_step_w as i32).abs() == 1)
         && u.grid_w.is_multiple_of(8);
     match kernel {
-        Kernel::Conv2dGemmPacked8Few if slides => Some(Kernel::Conv2dGemmPacked8FewRows),
-        Kernel::Conv2dGemmPacked16Few if slides => Some(Kernel::Conv2dGemmPacked16FewRows),
-        _ => None,
+        Kernel::Conv2dGemmPacked8Few if slides => Kernel::Conv2dGemmPacked8FewRows,
+        Kernel::Conv2dGemmPacked16Few if slides => Kernel::Conv2dGemmPacked16FewRows,
+        other => other,
     }
 }
 
@@ -730,13 +724,7 @@ pub fn weight_grad_packing(
         let rows = (u.groups * u.reduce_per_group * u.taps_h * u.taps_w) as usize;
         let vec4s = rows * (u.batch * u.grid_h * u.ow4) as usize;
         if source == Operand::GradOutput && grad_output_copied(tiling, g) {
-            let texture = plan.add_texture(vec4s);
-            plan.texture_copies.push(PlannedCopy {
-                from: source,
-                texture,
-                vec4s,
-            });
-            packed[i] = Operand::Texture(texture);
+            packed[i] = plan.add_texture_copy(source, vec4s);
             continue;
         }
         let (operand, kernel) = tiling.add_packed(&mut plan, vec4s, Packing::Rows);
@@ -817,6 +805,7 @@ pub fn scratch_plan(pass: ConvPass, tiling: Tiling, g: &Conv2dGeometry) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::plan::PlannedCopy;
 
     #[test]
     fn read_range_covers_negative_steps() {

@@ -144,6 +144,18 @@ impl Plan {
         self.textures.len() - 1
     }
 
+    /// Adds a packed texture that the first `vec4s` vec4s of `from` are copied into ahead of
+    /// the steps, and returns it.
+    pub fn add_texture_copy(&mut self, from: Operand, vec4s: usize) -> Operand {
+        let texture = self.add_texture(vec4s);
+        self.texture_copies.push(PlannedCopy {
+            from,
+            texture,
+            vec4s,
+        });
+        Operand::Texture(texture)
+    }
+
     /// Bytes of scratch memory the plan allocates: buffers and textures.
     pub fn scratch_bytes(&self) -> u64 {
         let buffers: u64 = self.scratch.iter().map(|&n| n as u64 * 4).sum();
