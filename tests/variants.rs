@@ -411,6 +411,86 @@ fn few_channel_rows(variant: ConvVariant, seed: u64) {
 }
 
 #[test]
+fn packed8_variant_stores_vec4s_of_pixels_or_of_channels() {
+    vec4_stores(ConvVariant::Packed8, 0x7a71_0032);
+}
+
+#[test]
+fn packed16_variant_stores_vec4s_of_pixels_or_of_channels() {
+    vec4_stores(ConvVariant::Packed16, 0x7a71_0033);
+}
+
+/// Wide gathers write vec4s of four pixels per channel into NCHW planes of a multiple of 4
+/// pixels, and vec4s of four channels per pixel into NHWC tensors of channels in fours. Each
+/// case runs in both layouts, so each kind of store meets the cases that fall back to single
+/// values: channel counts that are not whole vec4s and span more than one wide tile at 8 and
+/// at 16 lanes (66, and 36 per group of two), bias and activations, several images with a last
+/// tile that ends part way, strided forward passes, input gradients at stride 1 and in stride
+/// phases, planes of 7x7, and an infinite activation.
+fn vec4_stores(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let same = Conv2dParams::default().with_padding(Padding::uniform(1));
+    let forward = [
+        (
+            [3, 8, 6, 6],
+            [66, 8, 3, 3],
+            same,
+            Activation::LeakyRelu { slope: 0.1 },
+        ),
+        (
+            [2, 8, 4, 5],
+            [72, 4, 3, 3],
+            same.with_groups(2),
+            Activation::Sigmoid,
+        ),
+        (
+            [2, 36, 9, 8],
+            [40, 36, 3, 3],
+            same.with_stride(2),
+            Activation::Relu,
+        ),
+        ([2, 8, 7, 7], [40, 8, 3, 3], same, Activation::Tanh),
+    ];
+    let backward = [
+        ([2, 68, 6, 6], [8, 68, 3, 3], same),
+        ([2, 40, 8, 8], [8, 40, 3, 3], same.with_stride(2)),
+        ([1, 66, 4, 6], [8, 66, 3, 3], same),
+    ];
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        let first_channel = |shape: [usize; 4]| match layout {
+            Layout::Nchw => [shape[0] - 1, 0, 1, 1],
+            Layout::Nhwc => [shape[0] - 1, 1, 1, 0],
+        };
+        for (i, (input, weight, p, act)) in forward.into_iter().enumerate() {
+            let p = p.with_layout(layout);
+            let (input, weight) = (layout.activation_shape(input), layout.weight_shape(weight));
+            let g = p.geometry("t", input, weight, None).unwrap();
+            let mut x = rng.array4(input);
+            x[first_channel(input)] = f32::INFINITY;
+            let w = rng.array4(weight);
+            let b = rng.array1(g.out_channels);
+            let what = |pass: &str| {
+                format!("{pass} {p:?} input {input:?} weight {weight:?} {act:?} case {i}")
+            };
+            common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, act, &what);
+        }
+        for (input, weight, p) in backward {
+            let p = p.with_layout(layout);
+            let (input, weight) = (layout.activation_shape(input), layout.weight_shape(weight));
+            let g = p.geometry("t", input, weight, None).unwrap();
+            let x = rng.array4(input);
+            let w = rng.array4(weight);
+            let dy = rng.array4(g.output_shape());
+            let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?}");
+            common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+        }
+    }
+}
+
+#[test]
 fn tiled_variant_reads_1x1_layers_in_place() {
     one_by_one_layers(ConvVariant::Tiled, 0x7a71_000a);
 }

@@ -470,3 +470,96 @@ fn wide_store(acc: WideTile, weight: bool, limit: u32, base: u32, at: vec4<u32>,
     store_column4(weight, base + 62u < limit, subgroupBroadcast(at[3], 14u), block, g, m, acc.c62);
     store_column4(weight, base + 63u < limit, subgroupBroadcast(at[3], 15u), block, g, m, acc.c63);
 }
+
+// Writes a wide gather tile's columns as quads of pixels (see conv2d_gemm_packed_wide_pixel_quads): columns
+// 4i .. 4i + 3 from the destination offset of column 4i, which lane 4i % LANES holds in
+// at[4i / LANES].
+@diagnostic(off, subgroup_uniformity)
+fn wide_store_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
+    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, acc.c0, acc.c1, acc.c2, acc.c3);
+    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, acc.c4, acc.c5, acc.c6, acc.c7);
+    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[0], 8u), g, m, acc.c8, acc.c9, acc.c10, acc.c11);
+    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[0], 12u), g, m, acc.c12, acc.c13, acc.c14, acc.c15);
+    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[1], 0u), g, m, acc.c16, acc.c17, acc.c18, acc.c19);
+    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[1], 4u), g, m, acc.c20, acc.c21, acc.c22, acc.c23);
+    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[1], 8u), g, m, acc.c24, acc.c25, acc.c26, acc.c27);
+    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[1], 12u), g, m, acc.c28, acc.c29, acc.c30, acc.c31);
+    store_pixel_quads(base + 32u < u.pixels, subgroupBroadcast(at[2], 0u), g, m, acc.c32, acc.c33, acc.c34, acc.c35);
+    store_pixel_quads(base + 36u < u.pixels, subgroupBroadcast(at[2], 4u), g, m, acc.c36, acc.c37, acc.c38, acc.c39);
+    store_pixel_quads(base + 40u < u.pixels, subgroupBroadcast(at[2], 8u), g, m, acc.c40, acc.c41, acc.c42, acc.c43);
+    store_pixel_quads(base + 44u < u.pixels, subgroupBroadcast(at[2], 12u), g, m, acc.c44, acc.c45, acc.c46, acc.c47);
+    store_pixel_quads(base + 48u < u.pixels, subgroupBroadcast(at[3], 0u), g, m, acc.c48, acc.c49, acc.c50, acc.c51);
+    store_pixel_quads(base + 52u < u.pixels, subgroupBroadcast(at[3], 4u), g, m, acc.c52, acc.c53, acc.c54, acc.c55);
+    store_pixel_quads(base + 56u < u.pixels, subgroupBroadcast(at[3], 8u), g, m, acc.c56, acc.c57, acc.c58, acc.c59);
+    store_pixel_quads(base + 60u < u.pixels, subgroupBroadcast(at[3], 12u), g, m, acc.c60, acc.c61, acc.c62, acc.c63);
+}
+
+// Writes a wide gather tile's columns as one vec4 of channels c .. c + 3 each (see
+// conv2d_gemm_packed_wide_channel_quads): column q * LANES + j at at[q] of lane j.
+@diagnostic(off, subgroup_uniformity)
+fn wide_store_channel_quads(acc: WideTile, base: u32, at: vec4<u32>, c: u32, live: bool, b: vec4<f32>) {
+    store_channel_quad(live && base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), c, b, acc.c0);
+    store_channel_quad(live && base + 1u < u.pixels, subgroupBroadcast(at[0], 1u), c, b, acc.c1);
+    store_channel_quad(live && base + 2u < u.pixels, subgroupBroadcast(at[0], 2u), c, b, acc.c2);
+    store_channel_quad(live && base + 3u < u.pixels, subgroupBroadcast(at[0], 3u), c, b, acc.c3);
+    store_channel_quad(live && base + 4u < u.pixels, subgroupBroadcast(at[0], 4u), c, b, acc.c4);
+    store_channel_quad(live && base + 5u < u.pixels, subgroupBroadcast(at[0], 5u), c, b, acc.c5);
+    store_channel_quad(live && base + 6u < u.pixels, subgroupBroadcast(at[0], 6u), c, b, acc.c6);
+    store_channel_quad(live && base + 7u < u.pixels, subgroupBroadcast(at[0], 7u), c, b, acc.c7);
+    store_channel_quad(live && base + 8u < u.pixels, subgroupBroadcast(at[0], 8u), c, b, acc.c8);
+    store_channel_quad(live && base + 9u < u.pixels, subgroupBroadcast(at[0], 9u), c, b, acc.c9);
+    store_channel_quad(live && base + 10u < u.pixels, subgroupBroadcast(at[0], 10u), c, b, acc.c10);
+    store_channel_quad(live && base + 11u < u.pixels, subgroupBroadcast(at[0], 11u), c, b, acc.c11);
+    store_channel_quad(live && base + 12u < u.pixels, subgroupBroadcast(at[0], 12u), c, b, acc.c12);
+    store_channel_quad(live && base + 13u < u.pixels, subgroupBroadcast(at[0], 13u), c, b, acc.c13);
+    store_channel_quad(live && base + 14u < u.pixels, subgroupBroadcast(at[0], 14u), c, b, acc.c14);
+    store_channel_quad(live && base + 15u < u.pixels, subgroupBroadcast(at[0], 15u), c, b, acc.c15);
+    store_channel_quad(live && base + 16u < u.pixels, subgroupBroadcast(at[1], 0u), c, b, acc.c16);
+    store_channel_quad(live && base + 17u < u.pixels, subgroupBroadcast(at[1], 1u), c, b, acc.c17);
+    store_channel_quad(live && base + 18u < u.pixels, subgroupBroadcast(at[1], 2u), c, b, acc.c18);
+    store_channel_quad(live && base + 19u < u.pixels, subgroupBroadcast(at[1], 3u), c, b, acc.c19);
+    store_channel_quad(live && base + 20u < u.pixels, subgroupBroadcast(at[1], 4u), c, b, acc.c20);
+    store_channel_quad(live && base + 21u < u.pixels, subgroupBroadcast(at[1], 5u), c, b, acc.c21);
+    store_channel_quad(live && base + 22u < u.pixels, subgroupBroadcast(at[1], 6u), c, b, acc.c22);
+    store_channel_quad(live && base + 23u < u.pixels, subgroupBroadcast(at[1], 7u), c, b, acc.c23);
+    store_channel_quad(live && base + 24u < u.pixels, subgroupBroadcast(at[1], 8u), c, b, acc.c24);
+    store_channel_quad(live && base + 25u < u.pixels, subgroupBroadcast(at[1], 9u), c, b, acc.c25);
+    store_channel_quad(live && base + 26u < u.pixels, subgroupBroadcast(at[1], 10u), c, b, acc.c26);
+    store_channel_quad(live && base + 27u < u.pixels, subgroupBroadcast(at[1], 11u), c, b, acc.c27);
+    store_channel_quad(live && base + 28u < u.pixels, subgroupBroadcast(at[1], 12u), c, b, acc.c28);
+    store_channel_quad(live && base + 29u < u.pixels, subgroupBroadcast(at[1], 13u), c, b, acc.c29);
+    store_channel_quad(live && base + 30u < u.pixels, subgroupBroadcast(at[1], 14u), c, b, acc.c30);
+    store_channel_quad(live && base + 31u < u.pixels, subgroupBroadcast(at[1], 15u), c, b, acc.c31);
+    store_channel_quad(live && base + 32u < u.pixels, subgroupBroadcast(at[2], 0u), c, b, acc.c32);
+    store_channel_quad(live && base + 33u < u.pixels, subgroupBroadcast(at[2], 1u), c, b, acc.c33);
+    store_channel_quad(live && base + 34u < u.pixels, subgroupBroadcast(at[2], 2u), c, b, acc.c34);
+    store_channel_quad(live && base + 35u < u.pixels, subgroupBroadcast(at[2], 3u), c, b, acc.c35);
+    store_channel_quad(live && base + 36u < u.pixels, subgroupBroadcast(at[2], 4u), c, b, acc.c36);
+    store_channel_quad(live && base + 37u < u.pixels, subgroupBroadcast(at[2], 5u), c, b, acc.c37);
+    store_channel_quad(live && base + 38u < u.pixels, subgroupBroadcast(at[2], 6u), c, b, acc.c38);
+    store_channel_quad(live && base + 39u < u.pixels, subgroupBroadcast(at[2], 7u), c, b, acc.c39);
+    store_channel_quad(live && base + 40u < u.pixels, subgroupBroadcast(at[2], 8u), c, b, acc.c40);
+    store_channel_quad(live && base + 41u < u.pixels, subgroupBroadcast(at[2], 9u), c, b, acc.c41);
+    store_channel_quad(live && base + 42u < u.pixels, subgroupBroadcast(at[2], 10u), c, b, acc.c42);
+    store_channel_quad(live && base + 43u < u.pixels, subgroupBroadcast(at[2], 11u), c, b, acc.c43);
+    store_channel_quad(live && base + 44u < u.pixels, subgroupBroadcast(at[2], 12u), c, b, acc.c44);
+    store_channel_quad(live && base + 45u < u.pixels, subgroupBroadcast(at[2], 13u), c, b, acc.c45);
+    store_channel_quad(live && base + 46u < u.pixels, subgroupBroadcast(at[2], 14u), c, b, acc.c46);
+    store_channel_quad(live && base + 47u < u.pixels, subgroupBroadcast(at[2], 15u), c, b, acc.c47);
+    store_channel_quad(live && base + 48u < u.pixels, subgroupBroadcast(at[3], 0u), c, b, acc.c48);
+    store_channel_quad(live && base + 49u < u.pixels, subgroupBroadcast(at[3], 1u), c, b, acc.c49);
+    store_channel_quad(live && base + 50u < u.pixels, subgroupBroadcast(at[3], 2u), c, b, acc.c50);
+    store_channel_quad(live && base + 51u < u.pixels, subgroupBroadcast(at[3], 3u), c, b, acc.c51);
+    store_channel_quad(live && base + 52u < u.pixels, subgroupBroadcast(at[3], 4u), c, b, acc.c52);
+    store_channel_quad(live && base + 53u < u.pixels, subgroupBroadcast(at[3], 5u), c, b, acc.c53);
+    store_channel_quad(live && base + 54u < u.pixels, subgroupBroadcast(at[3], 6u), c, b, acc.c54);
+    store_channel_quad(live && base + 55u < u.pixels, subgroupBroadcast(at[3], 7u), c, b, acc.c55);
+    store_channel_quad(live && base + 56u < u.pixels, subgroupBroadcast(at[3], 8u), c, b, acc.c56);
+    store_channel_quad(live && base + 57u < u.pixels, subgroupBroadcast(at[3], 9u), c, b, acc.c57);
+    store_channel_quad(live && base + 58u < u.pixels, subgroupBroadcast(at[3], 10u), c, b, acc.c58);
+    store_channel_quad(live && base + 59u < u.pixels, subgroupBroadcast(at[3], 11u), c, b, acc.c59);
+    store_channel_quad(live && base + 60u < u.pixels, subgroupBroadcast(at[3], 12u), c, b, acc.c60);
+    store_channel_quad(live && base + 61u < u.pixels, subgroupBroadcast(at[3], 13u), c, b, acc.c61);
+    store_channel_quad(live && base + 62u < u.pixels, subgroupBroadcast(at[3], 14u), c, b, acc.c62);
+    store_channel_quad(live && base + 63u < u.pixels, subgroupBroadcast(at[3], 15u), c, b, acc.c63);
+}

@@ -272,3 +272,56 @@ fn wide_store(acc: WideTile, weight: bool, limit: u32, base: u32, at: vec4<u32>,
     store_column4(weight, base + 30u < limit, subgroupBroadcast(at[3], 6u), block, g, m, acc.c30);
     store_column4(weight, base + 31u < limit, subgroupBroadcast(at[3], 7u), block, g, m, acc.c31);
 }
+
+// Writes a wide gather tile's columns as quads of pixels (see conv2d_gemm_packed_wide_pixel_quads): columns
+// 4i .. 4i + 3 from the destination offset of column 4i, which lane 4i % LANES holds in
+// at[4i / LANES].
+@diagnostic(off, subgroup_uniformity)
+fn wide_store_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
+    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, acc.c0, acc.c1, acc.c2, acc.c3);
+    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, acc.c4, acc.c5, acc.c6, acc.c7);
+    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[1], 0u), g, m, acc.c8, acc.c9, acc.c10, acc.c11);
+    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[1], 4u), g, m, acc.c12, acc.c13, acc.c14, acc.c15);
+    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[2], 0u), g, m, acc.c16, acc.c17, acc.c18, acc.c19);
+    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[2], 4u), g, m, acc.c20, acc.c21, acc.c22, acc.c23);
+    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[3], 0u), g, m, acc.c24, acc.c25, acc.c26, acc.c27);
+    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[3], 4u), g, m, acc.c28, acc.c29, acc.c30, acc.c31);
+}
+
+// Writes a wide gather tile's columns as one vec4 of channels c .. c + 3 each (see
+// conv2d_gemm_packed_wide_channel_quads): column q * LANES + j at at[q] of lane j.
+@diagnostic(off, subgroup_uniformity)
+fn wide_store_channel_quads(acc: WideTile, base: u32, at: vec4<u32>, c: u32, live: bool, b: vec4<f32>) {
+    store_channel_quad(live && base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), c, b, acc.c0);
+    store_channel_quad(live && base + 1u < u.pixels, subgroupBroadcast(at[0], 1u), c, b, acc.c1);
+    store_channel_quad(live && base + 2u < u.pixels, subgroupBroadcast(at[0], 2u), c, b, acc.c2);
+    store_channel_quad(live && base + 3u < u.pixels, subgroupBroadcast(at[0], 3u), c, b, acc.c3);
+    store_channel_quad(live && base + 4u < u.pixels, subgroupBroadcast(at[0], 4u), c, b, acc.c4);
+    store_channel_quad(live && base + 5u < u.pixels, subgroupBroadcast(at[0], 5u), c, b, acc.c5);
+    store_channel_quad(live && base + 6u < u.pixels, subgroupBroadcast(at[0], 6u), c, b, acc.c6);
+    store_channel_quad(live && base + 7u < u.pixels, subgroupBroadcast(at[0], 7u), c, b, acc.c7);
+    store_channel_quad(live && base + 8u < u.pixels, subgroupBroadcast(at[1], 0u), c, b, acc.c8);
+    store_channel_quad(live && base + 9u < u.pixels, subgroupBroadcast(at[1], 1u), c, b, acc.c9);
+    store_channel_quad(live && base + 10u < u.pixels, subgroupBroadcast(at[1], 2u), c, b, acc.c10);
+    store_channel_quad(live && base + 11u < u.pixels, subgroupBroadcast(at[1], 3u), c, b, acc.c11);
+    store_channel_quad(live && base + 12u < u.pixels, subgroupBroadcast(at[1], 4u), c, b, acc.c12);
+    store_channel_quad(live && base + 13u < u.pixels, subgroupBroadcast(at[1], 5u), c, b, acc.c13);
+    store_channel_quad(live && base + 14u < u.pixels, subgroupBroadcast(at[1], 6u), c, b, acc.c14);
+    store_channel_quad(live && base + 15u < u.pixels, subgroupBroadcast(at[1], 7u), c, b, acc.c15);
+    store_channel_quad(live && base + 16u < u.pixels, subgroupBroadcast(at[2], 0u), c, b, acc.c16);
+    store_channel_quad(live && base + 17u < u.pixels, subgroupBroadcast(at[2], 1u), c, b, acc.c17);
+    store_channel_quad(live && base + 18u < u.pixels, subgroupBroadcast(at[2], 2u), c, b, acc.c18);
+    store_channel_quad(live && base + 19u < u.pixels, subgroupBroadcast(at[2], 3u), c, b, acc.c19);
+    store_channel_quad(live && base + 20u < u.pixels, subgroupBroadcast(at[2], 4u), c, b, acc.c20);
+    store_channel_quad(live && base + 21u < u.pixels, subgroupBroadcast(at[2], 5u), c, b, acc.c21);
+    store_channel_quad(live && base + 22u < u.pixels, subgroupBroadcast(at[2], 6u), c, b, acc.c22);
+    store_channel_quad(live && base + 23u < u.pixels, subgroupBroadcast(at[2], 7u), c, b, acc.c23);
+    store_channel_quad(live && base + 24u < u.pixels, subgroupBroadcast(at[3], 0u), c, b, acc.c24);
+    store_channel_quad(live && base + 25u < u.pixels, subgroupBroadcast(at[3], 1u), c, b, acc.c25);
+    store_channel_quad(live && base + 26u < u.pixels, subgroupBroadcast(at[3], 2u), c, b, acc.c26);
+    store_channel_quad(live && base + 27u < u.pixels, subgroupBroadcast(at[3], 3u), c, b, acc.c27);
+    store_channel_quad(live && base + 28u < u.pixels, subgroupBroadcast(at[3], 4u), c, b, acc.c28);
+    store_channel_quad(live && base + 29u < u.pixels, subgroupBroadcast(at[3], 5u), c, b, acc.c29);
+    store_channel_quad(live && base + 30u < u.pixels, subgroupBroadcast(at[3], 6u), c, b, acc.c30);
+    store_channel_quad(live && base + 31u < u.pixels, subgroupBroadcast(at[3], 7u), c, b, acc.c31);
+}

@@ -265,6 +265,12 @@ kernels! {
     /// `Conv2dGemmPacked8` with 32 pixels x 32 channels per subgroup: half the loads per
     /// multiply-add, for gathers into more than 16 channels.
     Conv2dGemmPacked8Wide = CONV2D_PACKED8, "conv2d_gemm_packed_wide", PACKED, 64;
+    /// `Conv2dGemmPacked8Wide` writing vec4s of four neighbouring pixels per channel, where
+    /// the destination's layout allows it (see `packed::vec4_stores`).
+    Conv2dGemmPacked8WidePixelQuads = CONV2D_PACKED8, "conv2d_gemm_packed_wide_pixel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked8Wide` writing each pixel's four channels as one vec4, where the
+    /// destination's channels are innermost in whole vec4s.
+    Conv2dGemmPacked8WideChannelQuads = CONV2D_PACKED8, "conv2d_gemm_packed_wide_channel_quads", PACKED, 64;
     /// `Conv2dGemmPacked8` with 64 pixels x 4 channels per subgroup, for gathers into at most
     /// 4 channels.
     Conv2dGemmPacked8Few = CONV2D_PACKED8, "conv2d_gemm_packed_few", PACKED, 64;
@@ -280,6 +286,10 @@ kernels! {
     Conv2dGemmPacked16 = CONV2D_PACKED16, "conv2d_gemm_packed", PACKED, 64;
     /// `Conv2dGemmPacked16` with 64 pixels x 64 channels, for more than 32 channels.
     Conv2dGemmPacked16Wide = CONV2D_PACKED16, "conv2d_gemm_packed_wide", PACKED, 64;
+    /// `Conv2dGemmPacked16Wide` writing vec4s of four neighbouring pixels per channel.
+    Conv2dGemmPacked16WidePixelQuads = CONV2D_PACKED16, "conv2d_gemm_packed_wide_pixel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked16Wide` writing each pixel's four channels as one vec4.
+    Conv2dGemmPacked16WideChannelQuads = CONV2D_PACKED16, "conv2d_gemm_packed_wide_channel_quads", PACKED, 64;
     /// `Conv2dGemmPacked16` with 128 pixels x 4 channels, for at most 4 channels.
     Conv2dGemmPacked16Few = CONV2D_PACKED16, "conv2d_gemm_packed_few", PACKED, 64;
     /// `Conv2dGemmPacked16Few` with each lane's pixels neighbours along a row, whose taps slide

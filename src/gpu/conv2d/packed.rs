@@ -509,7 +509,7 @@ fn push_gemms(
     max_per_dimension: u32,
 ) -> Result<()> {
     for u in uniforms {
-        let kernel = few_rows(kernel, u);
+        let kernel = vec4_stores(few_rows(kernel, u), u);
         let column_blocks = (u.pixels as usize).div_ceil(tiling.columns());
         let tiles = column_blocks * (u.channel_tiles_per_group * u.groups) as usize;
         let grid = grid(op, tiles * tiling.invocations(), max_per_dimension)?;
@@ -539,6 +539,43 @@ fn few_rows(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
     match kernel {
         Kernel::Conv2dGemmPacked8Few if slides => Kernel::Conv2dGemmPacked8FewRows,
         Kernel::Conv2dGemmPacked16Few if slides => Kernel::Conv2dGemmPacked16FewRows,
+        other => other,
+    }
+}
+
+/// The gather kernel for dispatch `u`: `kernel`, or where that runs wide tiles and the
+/// destination's layout allows, one that writes vec4s instead of single values (lavapipe runs
+/// each store lane by lane):
+/// - of four neighbouring pixels per channel (`conv2d_gemm_packed_wide_pixel_quads`), where
+///   every four destination pixels from a multiple of 4 are neighbouring, vec4-aligned values
+///   of each channel: unit steps over whole planes of a multiple of 4 pixels with NCHW
+///   strides of multiples of 4 (forward passes and stride-1 input gradients into NCHW planes
+///   of 56x56, 28x28 or 14x14, not 7x7, nor the stride phases of a strided input gradient);
+/// - of each pixel's four channels (`conv2d_gemm_packed_wide_channel_quads`), where channels
+///   are innermost and come in fours (NHWC with channels per group and pixel strides of
+///   multiples of 4, at any steps).
+fn vec4_stores(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
+    let pixel_quads = u.dst_step_h == 1
+        && u.dst_step_w == 1
+        && u.dst_off_h == 0
+        && u.dst_off_w == 0
+        && u.dst_stride_w == 1
+        && u.dst_stride_h == u.grid_w
+        && (u.grid_h * u.grid_w).is_multiple_of(4)
+        && u.dst_stride_c.is_multiple_of(4)
+        && u.dst_stride_n.is_multiple_of(4);
+    let channel_quads = u.dst_stride_c == 1
+        && u.channels_per_group.is_multiple_of(4)
+        && u.dst_stride_w.is_multiple_of(4)
+        && u.dst_stride_h.is_multiple_of(4)
+        && u.dst_stride_n.is_multiple_of(4);
+    match kernel {
+        Kernel::Conv2dGemmPacked8Wide if pixel_quads => Kernel::Conv2dGemmPacked8WidePixelQuads,
+        Kernel::Conv2dGemmPacked16Wide if pixel_quads => Kernel::Conv2dGemmPacked16WidePixelQuads,
+        Kernel::Conv2dGemmPacked8Wide if channel_quads => Kernel::Conv2dGemmPacked8WideChannelQuads,
+        Kernel::Conv2dGemmPacked16Wide if channel_quads => {
+            Kernel::Conv2dGemmPacked16WideChannelQuads
+        }
         other => other,
     }
 }
@@ -865,6 +902,63 @@ mod tests {
             assert!(copies.is_empty(), "{what}");
             assert_ne!(kernels[0], Kernel::PackSourceQuadsTexture, "{what}");
         }
+    }
+
+    /// Wide gathers store vec4s of pixels where each channel's destination is whole planes of
+    /// a multiple of 4 pixels written with unit steps in NCHW, vec4s of channels where those
+    /// are innermost in fours, and one value at a time elsewhere.
+    #[test]
+    fn wide_gathers_store_vec4s_where_the_destination_layout_allows() {
+        let gathers = |layout: crate::Layout, input: [usize; 4], out: usize, stride, dx: bool| {
+            let params = crate::Conv2dParams::default()
+                .with_stride(stride)
+                .with_padding(crate::Padding::uniform(1))
+                .with_layout(layout);
+            let g = params
+                .geometry(
+                    "t",
+                    layout.activation_shape(input),
+                    layout.weight_shape([out, input[1], 3, 3]),
+                    None,
+                )
+                .unwrap();
+            let tiling = Tiling::Subgroup(8);
+            let plan = if dx {
+                input_grad("t", tiling, &g, false, 65535)
+            } else {
+                forward("t", tiling, &g, false, Activation::None, 65535)
+            };
+            let kernels: Vec<Kernel> = plan.unwrap().steps.iter().map(|s| s.kernel).collect();
+            kernels
+                .into_iter()
+                .filter(|k| {
+                    matches!(
+                        k,
+                        Kernel::Conv2dGemmPacked8Wide
+                            | Kernel::Conv2dGemmPacked8WidePixelQuads
+                            | Kernel::Conv2dGemmPacked8WideChannelQuads
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        use crate::Layout::{Nchw, Nhwc};
+        let pixels = Kernel::Conv2dGemmPacked8WidePixelQuads;
+        let channels = Kernel::Conv2dGemmPacked8WideChannelQuads;
+        let values = Kernel::Conv2dGemmPacked8Wide;
+        // NCHW: forward into 40 channels of 6x6 (and 4x2 at stride 2) planes, the input
+        // gradient into 40 channels of 6x6 at stride 1.
+        assert_eq!(gathers(Nchw, [2, 40, 6, 6], 40, 1, false), [pixels]);
+        assert_eq!(gathers(Nchw, [2, 40, 8, 4], 40, 2, false), [pixels]);
+        assert_eq!(gathers(Nchw, [2, 40, 6, 6], 40, 1, true), [pixels]);
+        // Planes of 7x7 and 3x3, and the four phases of a stride-2 input gradient.
+        assert_eq!(gathers(Nchw, [2, 40, 7, 7], 40, 1, false), [values]);
+        assert_eq!(gathers(Nchw, [2, 40, 6, 6], 40, 2, false), [values]);
+        assert_eq!(gathers(Nchw, [2, 40, 6, 6], 40, 2, true), [values; 4]);
+        // NHWC: 40 channels at any plane and step, 42 not.
+        assert_eq!(gathers(Nhwc, [2, 40, 7, 7], 40, 1, false), [channels]);
+        assert_eq!(gathers(Nhwc, [2, 40, 6, 6], 40, 2, true), [channels; 4]);
+        assert_eq!(gathers(Nhwc, [2, 40, 6, 6], 42, 1, false), [values]);
+        assert_eq!(gathers(Nhwc, [2, 42, 6, 6], 40, 1, true), [values]);
     }
 
     /// The texture copies and packing kernels of a weight gradient's packing plan.
