@@ -491,6 +491,72 @@ fn vec4_stores(variant: ConvVariant, seed: u64) {
 }
 
 #[test]
+fn packed8_variant_reads_1x1_layers_from_an_nchw_copy() {
+    one_by_one_from_nchw(ConvVariant::Packed8, 0x7a71_0034);
+}
+
+#[test]
+fn packed16_variant_reads_1x1_layers_from_an_nchw_copy() {
+    one_by_one_from_nchw(ConvVariant::Packed16, 0x7a71_0035);
+}
+
+/// 1x1 layers at unit steps over all of an NCHW source with planes of a multiple of 4 pixels
+/// and channels per group in fours, whose wide gathers read the source from its copy, each
+/// lane four neighbouring pixels: forward passes into channel counts that are not whole vec4s
+/// over several images with a last tile that ends part way, with groups, bias and
+/// activations; the stride-1 input gradient (pixel quads stored) and the one tapped phase of
+/// a stride-2 layer's (single values stored into every other pixel); an infinite and a NaN
+/// activation, which must reach only their own pixel's outputs. Next to them, planes of 35
+/// pixels and 6 channels per group, which pack.
+fn one_by_one_from_nchw(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let plain = Conv2dParams::default();
+    let forward = [
+        ([3, 8, 6, 6], [66, 8, 1, 1], plain, Activation::Relu),
+        (
+            [2, 16, 4, 5],
+            [72, 8, 1, 1],
+            plain.with_groups(2),
+            Activation::Tanh,
+        ),
+        ([2, 12, 5, 7], [40, 12, 1, 1], plain, Activation::None),
+        (
+            [2, 12, 4, 4],
+            [40, 6, 1, 1],
+            plain.with_groups(2),
+            Activation::None,
+        ),
+    ];
+    for (i, (input, weight, p, act)) in forward.into_iter().enumerate() {
+        let g = p.geometry("t", input, weight, None).unwrap();
+        let mut x = rng.array4(input);
+        x[[input[0] - 1, 0, 1, 2]] = f32::INFINITY;
+        x[[0, input[1] - 1, input[2] - 1, 0]] = f32::NAN;
+        let w = rng.array4(weight);
+        let b = rng.array1(g.out_channels);
+        let what =
+            |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} {act:?} case {i}");
+        common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, act, &what);
+    }
+    for (input, weight, p) in [
+        ([2, 40, 6, 6], [8, 40, 1, 1], plain),
+        ([2, 36, 8, 8], [12, 36, 1, 1], plain.with_stride(2)),
+    ] {
+        let g = p.geometry("t", input, weight, None).unwrap();
+        let x = rng.array4(input);
+        let w = rng.array4(weight);
+        let mut dy = rng.array4(g.output_shape());
+        let [n, c, h, _] = g.output_shape();
+        dy[[n - 1, c - 1, h - 1, 1]] = f32::INFINITY;
+        let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?}");
+        common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+    }
+}
+
+#[test]
 fn tiled_variant_reads_1x1_layers_in_place() {
     one_by_one_layers(ConvVariant::Tiled, 0x7a71_000a);
 }

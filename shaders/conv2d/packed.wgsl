@@ -527,6 +527,92 @@ fn conv2d_gemm_packed_wide_pixel_quads(
     wide_store_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m);
 }
 
+// Gather convolution like conv2d_gemm_packed_wide, for 1x1 windows at unit steps that read
+// all of an NCHW source with planes of a multiple of 4 pixels and channels per group in
+// fours (the host checks; 1x1 layers at stride 1 and the one phase with a tap of a strided
+// 1x1 layer's input gradient), reading packed_a as the source copied into a texture as it
+// lies, so that no packing pass runs (for the ResNet 1x1 expand layer's input gradient that
+// pass took more than half its time). A texel there holds four neighbouring pixels of one
+// channel, so each lane owns a quad of neighbouring pixels, base + 4 * lane + q, instead of
+// pixels LANES apart: per step it fetches the quad for its four reduction channels, and the
+// 4x4 transpose into one vec4 of terms per pixel is free (lavapipe keeps each component in
+// its own register). Pixel 4j + q of the tile is the x_q that lane j passes to wide_step,
+// so it lands in accumulator q * LANES + j, which the stores below follow. Nothing reads
+// zero padding, so the tile needs no masked redo: an infinite source value meets zero
+// weights only in channels past the group's end, which are never stored.
+@diagnostic(off, subgroup_uniformity)
+fn gather_wide_from_nchw(sg: u32, lane: u32) -> WideGather {
+    let at_tile = gather_tile(sg);
+    let g = at_tile.g;
+    let m = at_tile.tile * WIDE_CHANNELS + 4u * lane;
+    let base = at_tile.block * WIDE_COLUMNS;
+    // Lanes past the last pixel take the last quad, keep broadcasting, and store nothing.
+    let first = min(base + 4u * lane, u.pixels - 4u);
+    let plane = u.grid_h * u.grid_w;
+    let channel = u.src_stride_c / 4u;
+    var at = ((first / plane) * u.src_stride_n + g * u.reduce_per_group * u.src_stride_c + first % plane) / 4u;
+    var wk = u.packed_w_base + g * u.reduce4 * u.m_pad + m;
+
+    var acc = WideTile();
+    for (var k = 0u; k < u.reduce4; k++) {
+        let a = load_a(at);
+        let b = load_a(at + channel);
+        let c = load_a(at + 2u * channel);
+        let d = load_a(at + 3u * channel);
+        wide_step(
+            &acc,
+            vec4<f32>(a.x, b.x, c.x, d.x),
+            vec4<f32>(a.y, b.y, c.y, d.y),
+            vec4<f32>(a.z, b.z, c.z, d.z),
+            vec4<f32>(a.w, b.w, c.w, d.w),
+            load_b(wk), load_b(wk + 1u), load_b(wk + 2u), load_b(wk + 3u),
+        );
+        wk += u.m_pad;
+        at += 4u * channel;
+    }
+    let pixels = vec4<u32>(
+        destination_offset(first),
+        destination_offset(first + 1u),
+        destination_offset(first + 2u),
+        destination_offset(first + 3u),
+    );
+    return WideGather(acc, base, g, m, pixels);
+}
+
+@compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
+fn conv2d_gemm_packed_wide_from_nchw(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = subgroup_index(wg, groups, local);
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let t = gather_wide_from_nchw(sg, lane);
+    wide_store_lane_quads(t.acc, t.base, t.pixels, t.g, t.m);
+}
+
+// conv2d_gemm_packed_wide_from_nchw storing four pixels per channel as one vec4, as
+// conv2d_gemm_packed_wide_pixel_quads does.
+@compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
+fn conv2d_gemm_packed_wide_from_nchw_pixel_quads(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = subgroup_index(wg, groups, local);
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let t = gather_wide_from_nchw(sg, lane);
+    wide_store_lane_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m);
+}
+
 // conv2d_gemm_packed_wide into a destination whose channels are innermost in whole vec4s
 // (the host checks: channel stride 1, channels per group and every other stride multiples of
 // 4; NHWC with channels in fours, any steps): each lane's accumulator of a column is already

@@ -563,3 +563,95 @@ fn wide_store_channel_quads(acc: WideTile, base: u32, at: vec4<u32>, c: u32, liv
     store_channel_quad(live && base + 62u < u.pixels, subgroupBroadcast(at[3], 14u), c, b, acc.c62);
     store_channel_quad(live && base + 63u < u.pixels, subgroupBroadcast(at[3], 15u), c, b, acc.c63);
 }
+
+// Writes a tile of conv2d_gemm_packed_wide_from_nchw, whose lane j owns pixels 4j + q, in
+// accumulator q * LANES + j, at at[q] of lane j (see store_column).
+@diagnostic(off, subgroup_uniformity)
+fn wide_store_lane_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
+    store_column4(false, base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), 0u, g, m, acc.c0);
+    store_column4(false, base + 4u < u.pixels, subgroupBroadcast(at[0], 1u), 0u, g, m, acc.c1);
+    store_column4(false, base + 8u < u.pixels, subgroupBroadcast(at[0], 2u), 0u, g, m, acc.c2);
+    store_column4(false, base + 12u < u.pixels, subgroupBroadcast(at[0], 3u), 0u, g, m, acc.c3);
+    store_column4(false, base + 16u < u.pixels, subgroupBroadcast(at[0], 4u), 0u, g, m, acc.c4);
+    store_column4(false, base + 20u < u.pixels, subgroupBroadcast(at[0], 5u), 0u, g, m, acc.c5);
+    store_column4(false, base + 24u < u.pixels, subgroupBroadcast(at[0], 6u), 0u, g, m, acc.c6);
+    store_column4(false, base + 28u < u.pixels, subgroupBroadcast(at[0], 7u), 0u, g, m, acc.c7);
+    store_column4(false, base + 32u < u.pixels, subgroupBroadcast(at[0], 8u), 0u, g, m, acc.c8);
+    store_column4(false, base + 36u < u.pixels, subgroupBroadcast(at[0], 9u), 0u, g, m, acc.c9);
+    store_column4(false, base + 40u < u.pixels, subgroupBroadcast(at[0], 10u), 0u, g, m, acc.c10);
+    store_column4(false, base + 44u < u.pixels, subgroupBroadcast(at[0], 11u), 0u, g, m, acc.c11);
+    store_column4(false, base + 48u < u.pixels, subgroupBroadcast(at[0], 12u), 0u, g, m, acc.c12);
+    store_column4(false, base + 52u < u.pixels, subgroupBroadcast(at[0], 13u), 0u, g, m, acc.c13);
+    store_column4(false, base + 56u < u.pixels, subgroupBroadcast(at[0], 14u), 0u, g, m, acc.c14);
+    store_column4(false, base + 60u < u.pixels, subgroupBroadcast(at[0], 15u), 0u, g, m, acc.c15);
+    store_column4(false, base + 0u < u.pixels, subgroupBroadcast(at[1], 0u), 0u, g, m, acc.c16);
+    store_column4(false, base + 4u < u.pixels, subgroupBroadcast(at[1], 1u), 0u, g, m, acc.c17);
+    store_column4(false, base + 8u < u.pixels, subgroupBroadcast(at[1], 2u), 0u, g, m, acc.c18);
+    store_column4(false, base + 12u < u.pixels, subgroupBroadcast(at[1], 3u), 0u, g, m, acc.c19);
+    store_column4(false, base + 16u < u.pixels, subgroupBroadcast(at[1], 4u), 0u, g, m, acc.c20);
+    store_column4(false, base + 20u < u.pixels, subgroupBroadcast(at[1], 5u), 0u, g, m, acc.c21);
+    store_column4(false, base + 24u < u.pixels, subgroupBroadcast(at[1], 6u), 0u, g, m, acc.c22);
+    store_column4(false, base + 28u < u.pixels, subgroupBroadcast(at[1], 7u), 0u, g, m, acc.c23);
+    store_column4(false, base + 32u < u.pixels, subgroupBroadcast(at[1], 8u), 0u, g, m, acc.c24);
+    store_column4(false, base + 36u < u.pixels, subgroupBroadcast(at[1], 9u), 0u, g, m, acc.c25);
+    store_column4(false, base + 40u < u.pixels, subgroupBroadcast(at[1], 10u), 0u, g, m, acc.c26);
+    store_column4(false, base + 44u < u.pixels, subgroupBroadcast(at[1], 11u), 0u, g, m, acc.c27);
+    store_column4(false, base + 48u < u.pixels, subgroupBroadcast(at[1], 12u), 0u, g, m, acc.c28);
+    store_column4(false, base + 52u < u.pixels, subgroupBroadcast(at[1], 13u), 0u, g, m, acc.c29);
+    store_column4(false, base + 56u < u.pixels, subgroupBroadcast(at[1], 14u), 0u, g, m, acc.c30);
+    store_column4(false, base + 60u < u.pixels, subgroupBroadcast(at[1], 15u), 0u, g, m, acc.c31);
+    store_column4(false, base + 0u < u.pixels, subgroupBroadcast(at[2], 0u), 0u, g, m, acc.c32);
+    store_column4(false, base + 4u < u.pixels, subgroupBroadcast(at[2], 1u), 0u, g, m, acc.c33);
+    store_column4(false, base + 8u < u.pixels, subgroupBroadcast(at[2], 2u), 0u, g, m, acc.c34);
+    store_column4(false, base + 12u < u.pixels, subgroupBroadcast(at[2], 3u), 0u, g, m, acc.c35);
+    store_column4(false, base + 16u < u.pixels, subgroupBroadcast(at[2], 4u), 0u, g, m, acc.c36);
+    store_column4(false, base + 20u < u.pixels, subgroupBroadcast(at[2], 5u), 0u, g, m, acc.c37);
+    store_column4(false, base + 24u < u.pixels, subgroupBroadcast(at[2], 6u), 0u, g, m, acc.c38);
+    store_column4(false, base + 28u < u.pixels, subgroupBroadcast(at[2], 7u), 0u, g, m, acc.c39);
+    store_column4(false, base + 32u < u.pixels, subgroupBroadcast(at[2], 8u), 0u, g, m, acc.c40);
+    store_column4(false, base + 36u < u.pixels, subgroupBroadcast(at[2], 9u), 0u, g, m, acc.c41);
+    store_column4(false, base + 40u < u.pixels, subgroupBroadcast(at[2], 10u), 0u, g, m, acc.c42);
+    store_column4(false, base + 44u < u.pixels, subgroupBroadcast(at[2], 11u), 0u, g, m, acc.c43);
+    store_column4(false, base + 48u < u.pixels, subgroupBroadcast(at[2], 12u), 0u, g, m, acc.c44);
+    store_column4(false, base + 52u < u.pixels, subgroupBroadcast(at[2], 13u), 0u, g, m, acc.c45);
+    store_column4(false, base + 56u < u.pixels, subgroupBroadcast(at[2], 14u), 0u, g, m, acc.c46);
+    store_column4(false, base + 60u < u.pixels, subgroupBroadcast(at[2], 15u), 0u, g, m, acc.c47);
+    store_column4(false, base + 0u < u.pixels, subgroupBroadcast(at[3], 0u), 0u, g, m, acc.c48);
+    store_column4(false, base + 4u < u.pixels, subgroupBroadcast(at[3], 1u), 0u, g, m, acc.c49);
+    store_column4(false, base + 8u < u.pixels, subgroupBroadcast(at[3], 2u), 0u, g, m, acc.c50);
+    store_column4(false, base + 12u < u.pixels, subgroupBroadcast(at[3], 3u), 0u, g, m, acc.c51);
+    store_column4(false, base + 16u < u.pixels, subgroupBroadcast(at[3], 4u), 0u, g, m, acc.c52);
+    store_column4(false, base + 20u < u.pixels, subgroupBroadcast(at[3], 5u), 0u, g, m, acc.c53);
+    store_column4(false, base + 24u < u.pixels, subgroupBroadcast(at[3], 6u), 0u, g, m, acc.c54);
+    store_column4(false, base + 28u < u.pixels, subgroupBroadcast(at[3], 7u), 0u, g, m, acc.c55);
+    store_column4(false, base + 32u < u.pixels, subgroupBroadcast(at[3], 8u), 0u, g, m, acc.c56);
+    store_column4(false, base + 36u < u.pixels, subgroupBroadcast(at[3], 9u), 0u, g, m, acc.c57);
+    store_column4(false, base + 40u < u.pixels, subgroupBroadcast(at[3], 10u), 0u, g, m, acc.c58);
+    store_column4(false, base + 44u < u.pixels, subgroupBroadcast(at[3], 11u), 0u, g, m, acc.c59);
+    store_column4(false, base + 48u < u.pixels, subgroupBroadcast(at[3], 12u), 0u, g, m, acc.c60);
+    store_column4(false, base + 52u < u.pixels, subgroupBroadcast(at[3], 13u), 0u, g, m, acc.c61);
+    store_column4(false, base + 56u < u.pixels, subgroupBroadcast(at[3], 14u), 0u, g, m, acc.c62);
+    store_column4(false, base + 60u < u.pixels, subgroupBroadcast(at[3], 15u), 0u, g, m, acc.c63);
+}
+
+// The same as quads of pixels (see conv2d_gemm_packed_wide_pixel_quads): lane i's four pixels
+// from at[0] of lane i.
+@diagnostic(off, subgroup_uniformity)
+fn wide_store_lane_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
+    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, acc.c0, acc.c16, acc.c32, acc.c48);
+    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 1u), g, m, acc.c1, acc.c17, acc.c33, acc.c49);
+    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[0], 2u), g, m, acc.c2, acc.c18, acc.c34, acc.c50);
+    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[0], 3u), g, m, acc.c3, acc.c19, acc.c35, acc.c51);
+    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, acc.c4, acc.c20, acc.c36, acc.c52);
+    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[0], 5u), g, m, acc.c5, acc.c21, acc.c37, acc.c53);
+    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[0], 6u), g, m, acc.c6, acc.c22, acc.c38, acc.c54);
+    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[0], 7u), g, m, acc.c7, acc.c23, acc.c39, acc.c55);
+    store_pixel_quads(base + 32u < u.pixels, subgroupBroadcast(at[0], 8u), g, m, acc.c8, acc.c24, acc.c40, acc.c56);
+    store_pixel_quads(base + 36u < u.pixels, subgroupBroadcast(at[0], 9u), g, m, acc.c9, acc.c25, acc.c41, acc.c57);
+    store_pixel_quads(base + 40u < u.pixels, subgroupBroadcast(at[0], 10u), g, m, acc.c10, acc.c26, acc.c42, acc.c58);
+    store_pixel_quads(base + 44u < u.pixels, subgroupBroadcast(at[0], 11u), g, m, acc.c11, acc.c27, acc.c43, acc.c59);
+    store_pixel_quads(base + 48u < u.pixels, subgroupBroadcast(at[0], 12u), g, m, acc.c12, acc.c28, acc.c44, acc.c60);
+    store_pixel_quads(base + 52u < u.pixels, subgroupBroadcast(at[0], 13u), g, m, acc.c13, acc.c29, acc.c45, acc.c61);
+    store_pixel_quads(base + 56u < u.pixels, subgroupBroadcast(at[0], 14u), g, m, acc.c14, acc.c30, acc.c46, acc.c62);
+    store_pixel_quads(base + 60u < u.pixels, subgroupBroadcast(at[0], 15u), g, m, acc.c15, acc.c31, acc.c47, acc.c63);
+}

@@ -325,3 +325,55 @@ fn wide_store_channel_quads(acc: WideTile, base: u32, at: vec4<u32>, c: u32, liv
     store_channel_quad(live && base + 30u < u.pixels, subgroupBroadcast(at[3], 6u), c, b, acc.c30);
     store_channel_quad(live && base + 31u < u.pixels, subgroupBroadcast(at[3], 7u), c, b, acc.c31);
 }
+
+// Writes a tile of conv2d_gemm_packed_wide_from_nchw, whose lane j owns pixels 4j + q, in
+// accumulator q * LANES + j, at at[q] of lane j (see store_column).
+@diagnostic(off, subgroup_uniformity)
+fn wide_store_lane_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
+    store_column4(false, base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), 0u, g, m, acc.c0);
+    store_column4(false, base + 4u < u.pixels, subgroupBroadcast(at[0], 1u), 0u, g, m, acc.c1);
+    store_column4(false, base + 8u < u.pixels, subgroupBroadcast(at[0], 2u), 0u, g, m, acc.c2);
+    store_column4(false, base + 12u < u.pixels, subgroupBroadcast(at[0], 3u), 0u, g, m, acc.c3);
+    store_column4(false, base + 16u < u.pixels, subgroupBroadcast(at[0], 4u), 0u, g, m, acc.c4);
+    store_column4(false, base + 20u < u.pixels, subgroupBroadcast(at[0], 5u), 0u, g, m, acc.c5);
+    store_column4(false, base + 24u < u.pixels, subgroupBroadcast(at[0], 6u), 0u, g, m, acc.c6);
+    store_column4(false, base + 28u < u.pixels, subgroupBroadcast(at[0], 7u), 0u, g, m, acc.c7);
+    store_column4(false, base + 0u < u.pixels, subgroupBroadcast(at[1], 0u), 0u, g, m, acc.c8);
+    store_column4(false, base + 4u < u.pixels, subgroupBroadcast(at[1], 1u), 0u, g, m, acc.c9);
+    store_column4(false, base + 8u < u.pixels, subgroupBroadcast(at[1], 2u), 0u, g, m, acc.c10);
+    store_column4(false, base + 12u < u.pixels, subgroupBroadcast(at[1], 3u), 0u, g, m, acc.c11);
+    store_column4(false, base + 16u < u.pixels, subgroupBroadcast(at[1], 4u), 0u, g, m, acc.c12);
+    store_column4(false, base + 20u < u.pixels, subgroupBroadcast(at[1], 5u), 0u, g, m, acc.c13);
+    store_column4(false, base + 24u < u.pixels, subgroupBroadcast(at[1], 6u), 0u, g, m, acc.c14);
+    store_column4(false, base + 28u < u.pixels, subgroupBroadcast(at[1], 7u), 0u, g, m, acc.c15);
+    store_column4(false, base + 0u < u.pixels, subgroupBroadcast(at[2], 0u), 0u, g, m, acc.c16);
+    store_column4(false, base + 4u < u.pixels, subgroupBroadcast(at[2], 1u), 0u, g, m, acc.c17);
+    store_column4(false, base + 8u < u.pixels, subgroupBroadcast(at[2], 2u), 0u, g, m, acc.c18);
+    store_column4(false, base + 12u < u.pixels, subgroupBroadcast(at[2], 3u), 0u, g, m, acc.c19);
+    store_column4(false, base + 16u < u.pixels, subgroupBroadcast(at[2], 4u), 0u, g, m, acc.c20);
+    store_column4(false, base + 20u < u.pixels, subgroupBroadcast(at[2], 5u), 0u, g, m, acc.c21);
+    store_column4(false, base + 24u < u.pixels, subgroupBroadcast(at[2], 6u), 0u, g, m, acc.c22);
+    store_column4(false, base + 28u < u.pixels, subgroupBroadcast(at[2], 7u), 0u, g, m, acc.c23);
+    store_column4(false, base + 0u < u.pixels, subgroupBroadcast(at[3], 0u), 0u, g, m, acc.c24);
+    store_column4(false, base + 4u < u.pixels, subgroupBroadcast(at[3], 1u), 0u, g, m, acc.c25);
+    store_column4(false, base + 8u < u.pixels, subgroupBroadcast(at[3], 2u), 0u, g, m, acc.c26);
+    store_column4(false, base + 12u < u.pixels, subgroupBroadcast(at[3], 3u), 0u, g, m, acc.c27);
+    store_column4(false, base + 16u < u.pixels, subgroupBroadcast(at[3], 4u), 0u, g, m, acc.c28);
+    store_column4(false, base + 20u < u.pixels, subgroupBroadcast(at[3], 5u), 0u, g, m, acc.c29);
+    store_column4(false, base + 24u < u.pixels, subgroupBroadcast(at[3], 6u), 0u, g, m, acc.c30);
+    store_column4(false, base + 28u < u.pixels, subgroupBroadcast(at[3], 7u), 0u, g, m, acc.c31);
+}
+
+// The same as quads of pixels (see conv2d_gemm_packed_wide_pixel_quads): lane i's four pixels
+// from at[0] of lane i.
+@diagnostic(off, subgroup_uniformity)
+fn wide_store_lane_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
+    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, acc.c0, acc.c8, acc.c16, acc.c24);
+    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 1u), g, m, acc.c1, acc.c9, acc.c17, acc.c25);
+    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[0], 2u), g, m, acc.c2, acc.c10, acc.c18, acc.c26);
+    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[0], 3u), g, m, acc.c3, acc.c11, acc.c19, acc.c27);
+    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, acc.c4, acc.c12, acc.c20, acc.c28);
+    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[0], 5u), g, m, acc.c5, acc.c13, acc.c21, acc.c29);
+    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[0], 6u), g, m, acc.c6, acc.c14, acc.c22, acc.c30);
+    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[0], 7u), g, m, acc.c7, acc.c15, acc.c23, acc.c31);
+}

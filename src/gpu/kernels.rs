@@ -271,6 +271,11 @@ kernels! {
     /// `Conv2dGemmPacked8Wide` writing each pixel's four channels as one vec4, where the
     /// destination's channels are innermost in whole vec4s.
     Conv2dGemmPacked8WideChannelQuads = CONV2D_PACKED8, "conv2d_gemm_packed_wide_channel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked8Wide` for 1x1 windows at unit steps over a whole NCHW source,
+    /// which it reads copied into a texture as it lies, with no packing pass.
+    Conv2dGemmPacked8WideFromNchw = CONV2D_PACKED8, "conv2d_gemm_packed_wide_from_nchw", PACKED, 64;
+    /// `Conv2dGemmPacked8WideFromNchw` writing vec4s of four neighbouring pixels per channel.
+    Conv2dGemmPacked8WideFromNchwPixelQuads = CONV2D_PACKED8, "conv2d_gemm_packed_wide_from_nchw_pixel_quads", PACKED, 64;
     /// `Conv2dGemmPacked8` with 64 pixels x 4 channels per subgroup, for gathers into at most
     /// 4 channels.
     Conv2dGemmPacked8Few = CONV2D_PACKED8, "conv2d_gemm_packed_few", PACKED, 64;
@@ -290,6 +295,11 @@ kernels! {
     Conv2dGemmPacked16WidePixelQuads = CONV2D_PACKED16, "conv2d_gemm_packed_wide_pixel_quads", PACKED, 64;
     /// `Conv2dGemmPacked16Wide` writing each pixel's four channels as one vec4.
     Conv2dGemmPacked16WideChannelQuads = CONV2D_PACKED16, "conv2d_gemm_packed_wide_channel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked16Wide` for 1x1 windows at unit steps over a whole NCHW source,
+    /// which it reads copied into a texture as it lies, with no packing pass.
+    Conv2dGemmPacked16WideFromNchw = CONV2D_PACKED16, "conv2d_gemm_packed_wide_from_nchw", PACKED, 64;
+    /// `Conv2dGemmPacked16WideFromNchw` writing vec4s of four neighbouring pixels per channel.
+    Conv2dGemmPacked16WideFromNchwPixelQuads = CONV2D_PACKED16, "conv2d_gemm_packed_wide_from_nchw_pixel_quads", PACKED, 64;
     /// `Conv2dGemmPacked16` with 128 pixels x 4 channels, for at most 4 channels.
     Conv2dGemmPacked16Few = CONV2D_PACKED16, "conv2d_gemm_packed_few", PACKED, 64;
     /// `Conv2dGemmPacked16Few` with each lane's pixels neighbours along a row, whose taps slide

@@ -425,6 +425,10 @@ enum SourceRead {
     AsPacked,
     /// Read in place, a scalar per term, by `conv2d_gemm_tiled_in_place`: any layout.
     InPlace,
+    /// Copied into a texture as it lies and read from there by the wide subgroup tiles
+    /// (`conv2d_gemm_packed_wide_from_nchw`): 1x1 windows at unit steps over all of an NCHW
+    /// source whose planes and channels per group come in fours.
+    Copied,
 }
 
 /// How the gathers `gemms` of `tiling` read their source. Packing pays for zero padding and for
@@ -449,8 +453,15 @@ fn source_read(tiling: Tiling, gemms: &[GemmConvUniforms]) -> SourceRead {
                     u.src_w,
                 ))
     };
-    if !matches!(tiling, Tiling::Workgroup(_)) || !gemms.iter().all(inside) {
+    if !gemms.iter().all(inside) {
         return SourceRead::Packed;
+    }
+    if !matches!(tiling, Tiling::Workgroup(_)) {
+        return if matches!(tiling, Tiling::SubgroupWide(_)) && gemms.iter().all(whole_nchw) {
+            SourceRead::Copied
+        } else {
+            SourceRead::Packed
+        };
     }
     let u = &gemms[0];
     let c = u.reduce_per_group;
@@ -463,6 +474,27 @@ fn source_read(tiling: Tiling, gemms: &[GemmConvUniforms]) -> SourceRead {
     } else {
         SourceRead::InPlace
     }
+}
+
+/// Whether gather `u` reads its whole NCHW source at unit steps with one tap (or none), over
+/// planes of a multiple of 4 pixels and channels per group in fours: what
+/// `conv2d_gemm_packed_wide_from_nchw` reads from the source's copy, four pixels of a channel
+/// per texel.
+fn whole_nchw(u: &GemmConvUniforms) -> bool {
+    let plane = u.src_h * u.src_w;
+    u.taps_h * u.taps_w == 0
+        || (u.src_step_h == 1
+            && u.src_step_w == 1
+            && u.src_off_h == 0
+            && u.src_off_w == 0
+            && u.grid_h == u.src_h
+            && u.grid_w == u.src_w
+            && u.src_stride_w == 1
+            && u.src_stride_h == u.src_w
+            && u.src_stride_c == plane
+            && plane.is_multiple_of(4)
+            && u.src_stride_n.is_multiple_of(4)
+            && u.reduce_per_group.is_multiple_of(4))
 }
 
 /// Sets the pack fields of `gemms` for a source bound as its own packed form
@@ -576,6 +608,12 @@ fn vec4_stores(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
         Kernel::Conv2dGemmPacked16Wide if channel_quads => {
             Kernel::Conv2dGemmPacked16WideChannelQuads
         }
+        Kernel::Conv2dGemmPacked8WideFromNchw if pixel_quads => {
+            Kernel::Conv2dGemmPacked8WideFromNchwPixelQuads
+        }
+        Kernel::Conv2dGemmPacked16WideFromNchw if pixel_quads => {
+            Kernel::Conv2dGemmPacked16WideFromNchwPixelQuads
+        }
         other => other,
     }
 }
@@ -660,6 +698,14 @@ fn gather_plan(
             (source, tiling.kernels().0)
         }
         SourceRead::InPlace => (source, Kernel::Conv2dGemmTiledInPlace),
+        SourceRead::Copied => {
+            let texels = batch * uniforms[0].src_stride_n as usize / 4;
+            let kernel = match tiling {
+                Tiling::SubgroupWide(8) => Kernel::Conv2dGemmPacked8WideFromNchw,
+                _ => Kernel::Conv2dGemmPacked16WideFromNchw,
+            };
+            (plan.add_texture_copy(source, texels), kernel)
+        }
     };
     let packed_weights = pack_weights(&mut plan, op, tiling, &mut uniforms, max_per_dimension)?;
     if let Some(vec4s) = zero_fill(batch, &uniforms) {
@@ -959,6 +1005,79 @@ mod tests {
         assert_eq!(gathers(Nhwc, [2, 40, 6, 6], 40, 2, true), [channels; 4]);
         assert_eq!(gathers(Nhwc, [2, 40, 6, 6], 42, 1, false), [values]);
         assert_eq!(gathers(Nhwc, [2, 42, 6, 6], 40, 1, true), [values]);
+    }
+
+    /// 1x1 layers at unit steps over all of an NCHW source with planes and channels per group
+    /// in fours read the source from its copy with no packing pass; anything else packs.
+    #[test]
+    fn wide_gathers_read_1x1_layers_from_an_nchw_copy() {
+        let plan_of = |layout: crate::Layout, input: [usize; 4], groups, stride, dx: bool| {
+            let params = crate::Conv2dParams::default()
+                .with_stride(stride)
+                .with_groups(groups)
+                .with_layout(layout);
+            let g = params
+                .geometry(
+                    "t",
+                    layout.activation_shape(input),
+                    layout.weight_shape([40, input[1] / groups, 1, 1]),
+                    None,
+                )
+                .unwrap();
+            let tiling = Tiling::Subgroup(8);
+            let plan = if dx {
+                input_grad("t", tiling, &g, false, 65535)
+            } else {
+                forward("t", tiling, &g, false, Activation::None, 65535)
+            }
+            .unwrap();
+            let kernels: Vec<Kernel> = plan.steps.iter().map(|s| s.kernel).collect();
+            (plan.texture_copies, kernels)
+        };
+        use crate::Layout::{Nchw, Nhwc};
+        let (copies, kernels) = plan_of(Nchw, [2, 8, 6, 6], 1, 1, false);
+        assert_eq!(
+            copies,
+            [PlannedCopy {
+                from: Operand::Input,
+                // The plan's first texture; the packed weights' is the second.
+                texture: 0,
+                vec4s: 2 * 8 * 6 * 6 / 4,
+            }]
+        );
+        assert_eq!(
+            kernels,
+            [
+                Kernel::PackWeightTexture,
+                Kernel::Conv2dGemmPacked8WideFromNchwPixelQuads
+            ]
+        );
+        // The input gradient, from grad_output's copy: at stride 1 into whole planes, at
+        // stride 2 into every other pixel after the zero fill (the other phases have no tap).
+        let (_, kernels) = plan_of(Nchw, [2, 40, 6, 6], 1, 1, true);
+        assert_eq!(kernels[1], Kernel::Conv2dGemmPacked8WideFromNchwPixelQuads);
+        let (_, kernels) = plan_of(Nchw, [2, 40, 8, 8], 1, 2, true);
+        assert!(
+            kernels.contains(&Kernel::Conv2dGemmPacked8WideFromNchw),
+            "{kernels:?}"
+        );
+        // Planes of 35, 6 channels per group, stride 2 (subsampled), NHWC: packed.
+        for (layout, input, groups, stride) in [
+            (Nchw, [2, 8, 5, 7], 1, 1),
+            (Nchw, [2, 12, 6, 6], 2, 1),
+            (Nchw, [2, 8, 8, 8], 1, 2),
+            (Nhwc, [2, 8, 6, 6], 1, 1),
+        ] {
+            let (_, kernels) = plan_of(layout, input, groups, stride, false);
+            assert!(
+                !kernels.iter().any(|k| matches!(
+                    k,
+                    Kernel::Conv2dGemmPacked8WideFromNchw
+                        | Kernel::Conv2dGemmPacked8WideFromNchwPixelQuads
+                )),
+                "{layout:?} {input:?} groups {groups} stride {stride}: {kernels:?}"
+            );
+        }
     }
 
     /// The texture copies and packing kernels of a weight gradient's packing plan.
