@@ -294,7 +294,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
             Some(p) => (
                 packed_variant.expect("a packed plan comes with its variant"),
                 format!(
-                    "{}-wide subgroups (the adapter fixes the size, the probe confirmed it), {cin} in / {cout} out channels per group: vec4 loads of operands repacked into {} KiB of scratch{}",
+                    "{}-wide subgroups (the adapter fixes the size, the probe confirmed it), {cin} in / {cout} out channels per group: vec4 loads of operands repacked or copied into {} KiB of scratch{}",
                     w.lanes(),
                     p.scratch_bytes().div_ceil(1024),
                     packed_tiling
