@@ -739,9 +739,37 @@ fn row_vec4s(g: &Conv2dGeometry) -> usize {
     g.w.output.div_ceil(4)
 }
 
-/// Source rows of the weight gradient's packed input: the padded height every tap row reads.
+/// Source rows of the weight gradient's packed input: the padded height every tap row reads,
+/// or where [`rows_subsampled`] only the rows it reads, one per output row.
 fn padded_rows(g: &Conv2dGeometry) -> usize {
-    (g.h.output - 1) * g.h.stride + (g.h.kernel - 1) * g.h.dilation + 1
+    match rows_subsampled(g) {
+        Some(_) => g.h.output,
+        None => (g.h.output - 1) * g.h.stride + (g.h.kernel - 1) * g.h.dilation + 1,
+    }
+}
+
+/// The stride along y at which the weight gradient reads its input rows, where it reads one
+/// row in `stride` (a kernel one row high, as the ResNet 1x1 stride-2 shortcuts have) from a
+/// multiple of it: its packed input then holds only those rows (as the gathers'
+/// `subsample_single_taps` does), half of them at stride 2, where every padded row cost a
+/// packing kernel's lane-by-lane loads and texel stores.
+fn rows_subsampled(g: &Conv2dGeometry) -> Option<u32> {
+    (g.h.kernel == 1 && g.h.stride > 1 && g.h.pad_before.is_multiple_of(g.h.stride))
+        .then_some(g.h.stride as u32)
+}
+
+/// `u` reading the input as a source of every `rows_subsampled(g)`-th row, at unit steps.
+fn subsample_rows(g: &Conv2dGeometry, mut u: GemmConvUniforms) -> GemmConvUniforms {
+    if let Some(s) = rows_subsampled(g) {
+        subsample_axis(
+            s,
+            &mut u.src_h,
+            &mut u.src_stride_h,
+            &mut u.src_off_h,
+            &mut u.src_step_h,
+        );
+    }
+    u
 }
 
 /// Whether the weight gradient's grad_output goes into its texture by a plain copy instead of
@@ -797,7 +825,7 @@ pub fn weight_grad_packing(
         grid_h: padded_rows(g) as u32,
         src_step_h: 1,
         tap_step_h: 0,
-        ..base
+        ..subsample_rows(g, base)
     };
     let mut packed = [Operand::Unused; 2];
     for (i, (u, source)) in [(grad_output, Operand::GradOutput), (input, Operand::Input)]
@@ -854,6 +882,16 @@ pub fn weight_grad_partial(
     } else {
         (k_vec, 0)
     };
+    let partial = subsample_rows(
+        g,
+        gemm::weight_grad_partial(
+            g,
+            SubgroupTile::PACKED8,
+            rows_per_block,
+            blocks,
+            invocations,
+        ),
+    );
     GemmConvUniforms {
         batch: g.batch as u32,
         ow4: ow4 as u32,
@@ -865,13 +903,7 @@ pub fn weight_grad_partial(
             .div_ceil(tiling.columns()) as u32,
         channel_tiles_per_group: g.out_channels_per_group().div_ceil(tiling.channels()) as u32,
         tile_shift: tiling.tile_shift(),
-        ..gemm::weight_grad_partial(
-            g,
-            SubgroupTile::PACKED8,
-            rows_per_block,
-            blocks,
-            invocations,
-        )
+        ..partial
     }
 }
 
@@ -1077,6 +1109,45 @@ mod tests {
                 )),
                 "{layout:?} {input:?} groups {groups} stride {stride}: {kernels:?}"
             );
+        }
+    }
+
+    /// A weight gradient reading one input row in `stride` from a multiple of it packs only
+    /// those rows, as a source of unit steps and `stride` times the row stride; any other
+    /// packs every padded row.
+    #[test]
+    fn weight_gradients_of_strided_one_row_kernels_pack_only_the_rows_they_read() {
+        let geometry = |k: usize, stride: usize, pad: usize| {
+            crate::Conv2dParams::default()
+                .with_stride(stride)
+                .with_padding(crate::Padding::explicit(pad, 0, 0, 0))
+                .geometry("t", [2, 8, 11, 12], [4, 8, k, 1], None)
+                .unwrap()
+        };
+        // 1x1 at stride 2 (no padding, or 2 rows of it) and 3: output rows only.
+        for (stride, pad, rows, src_h, src_off) in
+            [(2, 0, 6, 6, 0), (2, 2, 7, 6, -1), (3, 0, 4, 4, 0)]
+        {
+            let g = geometry(1, stride, pad);
+            assert_eq!(padded_rows(&g), rows, "stride {stride} pad {pad}");
+            let u = subsample_rows(&g, gemm::forward_view(&g, SubgroupTile::PACKED8));
+            assert_eq!(
+                (u.src_h, u.src_stride_h, u.src_step_h, u.src_off_h as i32),
+                (src_h, 12 * stride as u32, 1, src_off),
+                "stride {stride} pad {pad}"
+            );
+        }
+        // A padding that is not a multiple of the stride, a kernel 3 rows high, stride 1.
+        for (k, stride, pad) in [(1, 2, 1), (3, 2, 0), (1, 1, 0)] {
+            let g = geometry(k, stride, pad);
+            let every = (g.h.output - 1) * stride + k;
+            assert_eq!(
+                padded_rows(&g),
+                every,
+                "{k} rows, stride {stride} pad {pad}"
+            );
+            let u = gemm::forward_view(&g, SubgroupTile::PACKED8);
+            assert_eq!(subsample_rows(&g, u), u);
         }
     }
 
