@@ -415,7 +415,7 @@ fn pack_weights(
     Ok(packed)
 }
 
-/// How the gathers of a tiled plan read their source.
+/// How the gathers of a plan read their source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SourceRead {
     /// Repacked first (`pack_source_vec4`), zero-padded: any window.
@@ -425,6 +425,10 @@ enum SourceRead {
     AsPacked,
     /// Read in place, a scalar per term, by `conv2d_gemm_tiled_in_place`: any layout.
     InPlace,
+    /// Copied into a texture as it lies, which is already the packed source `AsPacked` binds
+    /// (NHWC, one group of whole vec4s of channels, 1x1 windows inside it): read by the
+    /// subgroup kernels with no packing pass.
+    CopiedAsPacked,
     /// Copied into a texture as it lies and read from there by the wide subgroup tiles
     /// (`conv2d_gemm_packed_wide_from_nchw`): 1x1 windows at unit steps over all of an NCHW
     /// source whose planes and channels per group come in fours.
@@ -436,6 +440,9 @@ enum SourceRead {
 /// (every stride phase of its dx has at most one tap), so the tiled kernels read such a layer's
 /// activations where they lie: a plain matrix product, with no packing pass that would cost
 /// a third to half of the GEMM's own time, and for a strided window nothing of what it skips.
+/// The subgroup kernels read textures, so they read a copy, which lavapipe makes at memory
+/// speed: in NHWC as the packed source it already is, in NCHW through the wide tiles that take
+/// four neighbouring pixels per lane.
 fn source_read(tiling: Tiling, gemms: &[GemmConvUniforms]) -> SourceRead {
     let inside = |u: &GemmConvUniforms| {
         let taps = u.taps_h * u.taps_w;
@@ -456,23 +463,21 @@ fn source_read(tiling: Tiling, gemms: &[GemmConvUniforms]) -> SourceRead {
     if !gemms.iter().all(inside) {
         return SourceRead::Packed;
     }
-    if !matches!(tiling, Tiling::Workgroup(_)) {
-        return if matches!(tiling, Tiling::SubgroupWide(_)) && gemms.iter().all(whole_nchw) {
-            SourceRead::Copied
-        } else {
-            SourceRead::Packed
-        };
-    }
-    let u = &gemms[0];
-    let c = u.reduce_per_group;
-    let channels_innermost = u.src_stride_c == 1
-        && u.src_stride_w == c
-        && u.src_stride_h == u.src_w * c
-        && u.src_stride_n == u.src_h * u.src_w * c;
-    if u.groups == 1 && c.is_multiple_of(4) && channels_innermost {
-        SourceRead::AsPacked
-    } else {
-        SourceRead::InPlace
+    let packed_already = {
+        let u = &gemms[0];
+        let c = u.reduce_per_group;
+        let channels_innermost = u.src_stride_c == 1
+            && u.src_stride_w == c
+            && u.src_stride_h == u.src_w * c
+            && u.src_stride_n == u.src_h * u.src_w * c;
+        u.groups == 1 && c.is_multiple_of(4) && channels_innermost
+    };
+    match tiling {
+        Tiling::Workgroup(_) if packed_already => SourceRead::AsPacked,
+        Tiling::Workgroup(_) => SourceRead::InPlace,
+        Tiling::SubgroupWide(_) if gemms.iter().all(whole_nchw) => SourceRead::Copied,
+        _ if packed_already => SourceRead::CopiedAsPacked,
+        _ => SourceRead::Packed,
     }
 }
 
@@ -698,6 +703,11 @@ fn gather_plan(
             (source, tiling.kernels().0)
         }
         SourceRead::InPlace => (source, Kernel::Conv2dGemmTiledInPlace),
+        SourceRead::CopiedAsPacked => {
+            source_as_packed(batch, &mut uniforms);
+            let texels = batch * uniforms[0].src_stride_n as usize / 4;
+            (plan.add_texture_copy(source, texels), tiling.kernels().0)
+        }
         SourceRead::Copied => {
             let texels = batch * uniforms[0].src_stride_n as usize / 4;
             let kernel = match tiling {
@@ -1148,6 +1158,78 @@ mod tests {
             );
             let u = gemm::forward_view(&g, SubgroupTile::PACKED8);
             assert_eq!(subsample_rows(&g, u), u);
+        }
+    }
+
+    /// 1x1 layers inside an NHWC source of one group of whole vec4s of channels copy it into a
+    /// texture as the packed source it already is, at any stride and tile; other NHWC sources
+    /// pack.
+    #[test]
+    fn subgroup_gathers_copy_nhwc_1x1_sources_as_their_packed_form() {
+        use crate::{Conv2dParams, Layout, Padding};
+        let plan_of = |input: [usize; 4], out: usize, p: Conv2dParams| {
+            let p = p.with_layout(Layout::Nhwc);
+            let g = p
+                .geometry(
+                    "t",
+                    Layout::Nhwc.activation_shape(input),
+                    Layout::Nhwc.weight_shape([out, input[1] / p.groups, 1, 1]),
+                    None,
+                )
+                .unwrap();
+            let plan = forward(
+                "t",
+                Tiling::Subgroup(16),
+                &g,
+                false,
+                Activation::None,
+                65535,
+            )
+            .unwrap();
+            let kernels: Vec<Kernel> = plan.steps.iter().map(|s| s.kernel).collect();
+            (plan.texture_copies, kernels)
+        };
+        let plain = Conv2dParams::default();
+        for (input, out, p, gemm) in [
+            (
+                [2, 64, 7, 7],
+                256,
+                plain,
+                Kernel::Conv2dGemmPacked16WideChannelQuads,
+            ),
+            (
+                [2, 64, 7, 7],
+                24,
+                plain.with_stride(2),
+                Kernel::Conv2dGemmPacked16,
+            ),
+            ([2, 8, 5, 6], 3, plain, Kernel::Conv2dGemmPacked16Few),
+        ] {
+            let (copies, kernels) = plan_of(input, out, p);
+            assert_eq!(
+                copies,
+                [PlannedCopy {
+                    from: Operand::Input,
+                    texture: 0,
+                    vec4s: input.iter().product::<usize>() / 4,
+                }],
+                "{input:?} -> {out} {p:?}"
+            );
+            assert_eq!(
+                kernels,
+                [Kernel::PackWeightTexture, gemm],
+                "{input:?} {p:?}"
+            );
+        }
+        // Channels that are not whole vec4s, groups, padding: packed.
+        for (input, p) in [
+            ([2, 6, 5, 6], plain),
+            ([2, 8, 5, 6], plain.with_groups(2)),
+            ([2, 8, 5, 6], plain.with_padding(Padding::uniform(1))),
+        ] {
+            let (copies, kernels) = plan_of(input, 40, p);
+            assert!(copies.is_empty(), "{input:?} {p:?}");
+            assert_eq!(kernels[0], Kernel::PackSourceTexture, "{input:?} {p:?}");
         }
     }
 
