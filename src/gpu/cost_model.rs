@@ -597,6 +597,7 @@ const REAL_GPU_STREAMING: &[Kernel] = &[
     Kernel::Conv2dBackwardWeightPartial,
     Kernel::Conv2dBackwardBiasPartial,
     Kernel::ReducePartials,
+    Kernel::ReducePartialsVec4,
     Kernel::Conv2dDepthwiseQuads,
     Kernel::Conv2dDepthwiseWeightGradQuads,
     Kernel::PackSourceVec4,

@@ -208,12 +208,15 @@ kernels! {
     Conv2dForward = CONV2D_DIRECT, "conv2d_forward", GATHER, 64;
     /// Input gradient (and transposed convolution) in gather form, stride phases skipped.
     Conv2dBackwardInput = CONV2D_DIRECT, "conv2d_backward_input", GATHER, 64;
-
+    /// Weight gradient, pass 1: partial sums per block of output rows.
     Conv2dBackwardWeightPartial = CONV2D_DIRECT, "conv2d_backward_weight_partial", GATHER, 64;
     /// Bias gradient, pass 1: partial sums per block of output rows.
     Conv2dBackwardBiasPartial = CONV2D_DIRECT, "conv2d_backward_bias_partial", GATHER, 64;
     /// Pass 2 of the blocked reductions: partials added in block order.
     ReducePartials = CONV2D_REDUCE, "reduce_partials", GATHER, 64;
+    /// `ReducePartials` four neighbouring elements per invocation, for sums of a multiple of 4
+    /// elements.
+    ReducePartialsVec4 = CONV2D_REDUCE, "reduce_partials_vec4", GATHER, 64;
     /// Depthwise forward, four outputs of a row per invocation from vec4 loads.
     Conv2dDepthwiseQuads = CONV2D_DEPTHWISE, "conv2d_depthwise_quads", GATHER, 64;
     /// Depthwise weight gradient, pass 1: every tap of one channel over a block of rows.

@@ -189,9 +189,16 @@ pub(crate) fn plan_reduction_by_columns(
         } else {
             Operand::Scratch(prelude.add_scratch(runs * reduce_len))
         };
-        let pass2_grid = grid(gpu, op, runs * reduce_len)?;
+        // Four elements per invocation where the sums come in fours (every weight gradient
+        // of a multiple of 4 output channels).
+        let (kernel, per_invocation) = if reduce_len.is_multiple_of(4) {
+            (Kernel::ReducePartialsVec4, 4)
+        } else {
+            (Kernel::ReducePartials, 1)
+        };
+        let pass2_grid = grid(gpu, op, runs * reduce_len / per_invocation)?;
         prelude.steps.push(Step::new(
-            Kernel::ReducePartials,
+            kernel,
             &Conv2dUniforms {
                 invocations: pass2_grid.invocations,
                 blocks: blocks as u32,
