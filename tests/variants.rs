@@ -505,9 +505,11 @@ fn packed16_variant_reads_1x1_layers_from_an_nchw_copy() {
 /// lane four neighbouring pixels: forward passes into channel counts that are not whole vec4s
 /// over several images with a last tile that ends part way, with groups, bias and
 /// activations; the stride-1 input gradient (pixel quads stored) and the one tapped phase of
-/// a stride-2 layer's (single values stored into every other pixel); an infinite and a NaN
-/// activation, which must reach only their own pixel's outputs. Next to them, planes of 35
-/// pixels and 6 channels per group, which pack.
+/// a stride-2 layer's (single values stored into every other pixel), with the phases without
+/// taps zero-filled or writing their zeros themselves, and conv_transpose2d's with a bias; the
+/// phases of a 2x2 stride-2 layer's, a tap each; an infinite and a NaN activation, which must
+/// reach only their own pixel's outputs. Next to them, planes of 35 pixels and 6 channels per
+/// group, which pack.
 fn one_by_one_from_nchw(variant: ConvVariant, seed: u64) {
     let Some(gpu) = gpu_forcing(variant) else {
         return;
@@ -541,9 +543,15 @@ fn one_by_one_from_nchw(variant: ConvVariant, seed: u64) {
             |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} {act:?} case {i}");
         common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, act, &what);
     }
+    // The input gradient at stride 1; at stride 2, zero-filled first, and not (333 values, not
+    // whole vec4s), where the phases without taps write their zeros themselves; of a 2x2
+    // stride-2 layer (a tap per phase); and conv_transpose2d at stride 2 with a bias, which
+    // its phases without taps write.
     for (input, weight, p) in [
         ([2, 40, 6, 6], [8, 40, 1, 1], plain),
         ([2, 36, 8, 8], [12, 36, 1, 1], plain.with_stride(2)),
+        ([1, 37, 3, 3], [8, 37, 1, 1], plain.with_stride(2)),
+        ([2, 36, 8, 8], [12, 36, 2, 2], plain.with_stride(2)),
     ] {
         let g = p.geometry("t", input, weight, None).unwrap();
         let x = rng.array4(input);
@@ -551,8 +559,31 @@ fn one_by_one_from_nchw(variant: ConvVariant, seed: u64) {
         let mut dy = rng.array4(g.output_shape());
         let [n, c, h, _] = g.output_shape();
         dy[[n - 1, c - 1, h - 1, 1]] = f32::INFINITY;
+        // The first texel, which a dispatch reading terms for a phase without taps would meet
+        // first, against weights it has none of.
+        dy[[0, 0, 0, 0]] = f32::NEG_INFINITY;
         let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?}");
+        // Outputs come from the buffer pool: leave NaN in the buffer a pixel no dispatch
+        // writes would show through.
+        let stale = || {
+            drop(upload(
+                &gpu,
+                &ndarray::Array4::from_elem(input, f32::NAN),
+                Layout::Nchw,
+            ))
+        };
+        stale();
         common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+        stale();
+        let tb = rng.array1(g.in_channels);
+        common::assert_transpose_matches_reference(
+            &gpu,
+            &dy,
+            &w,
+            &tb,
+            &transposed_params(&p),
+            &what,
+        );
     }
 }
 

@@ -38,8 +38,10 @@
 @group(0) @binding(2) var packed_b: texture_2d<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
-// The same destination as whole vec4s, for conv2d_gemm_packed_wide_pixel_quads. WGSL lets two
-// variables share a binding as long as no entry point uses both.
+// The same destination as whole vec4s, for the entry points that store vec4s (`_pixel_quads`,
+// `_channel_quads`). WGSL lets two variables share a binding as long as no entry point uses
+// both (and naga, writing HLSL or MSL for one entry point of a module of several, drops the
+// globals that entry point does not reach).
 @group(0) @binding(4) var<storage, read_write> dst_quads: array<vec4<f32>>;
 
 // The packed operands are 2D textures (common/packed_texture.wgsl). lavapipe fetches a texel
@@ -417,7 +419,7 @@ struct WideGather {
 }
 
 // Gather convolution like conv2d_gemm_packed, with tiles of WIDE_COLUMNS x WIDE_CHANNELS:
-// the tile of subgroup sg. The two entry points below differ only in their stores.
+// the tile of subgroup sg. The three entry points that call it differ only in their stores.
 @diagnostic(off, subgroup_uniformity)
 fn gather_wide(sg: u32, lane: u32) -> WideGather {
     let at_tile = gather_tile(sg);
@@ -527,10 +529,10 @@ fn conv2d_gemm_packed_wide_pixel_quads(
     wide_store_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m);
 }
 
-// Gather convolution like conv2d_gemm_packed_wide, for 1x1 windows at unit steps that read
-// all of an NCHW source with planes of a multiple of 4 pixels and channels per group in
-// fours (the host checks; 1x1 layers at stride 1 and the one phase with a tap of a strided
-// 1x1 layer's input gradient), reading packed_a as the source copied into a texture as it
+// Gather convolution like conv2d_gemm_packed_wide, for one tap at unit steps that reads all
+// of an NCHW source with planes of a multiple of 4 pixels and channels per group in fours
+// (the host checks; 1x1 layers at stride 1, and the phases with a tap of the input gradient
+// of a 1x1 layer at any stride or a k x k one at stride k), reading packed_a as the source copied into a texture as it
 // lies, so that no packing pass runs (for the ResNet 1x1 expand layer's input gradient that
 // pass took more than half its time). A texel there holds four neighbouring pixels of one
 // channel, so each lane owns a quad of neighbouring pixels, base + 4 * lane + q, instead of

@@ -430,8 +430,8 @@ enum SourceRead {
     /// subgroup kernels with no packing pass.
     CopiedAsPacked,
     /// Copied into a texture as it lies and read from there by the wide subgroup tiles
-    /// (`conv2d_gemm_packed_wide_from_nchw`): 1x1 windows at unit steps over all of an NCHW
-    /// source whose planes and channels per group come in fours.
+    /// (`conv2d_gemm_packed_wide_from_nchw`): one tap per dispatch at unit steps over all of an
+    /// NCHW source whose planes and channels per group come in fours (see [`whole_nchw`]).
     Copied,
 }
 
@@ -481,10 +481,12 @@ fn source_read(tiling: Tiling, gemms: &[GemmConvUniforms]) -> SourceRead {
     }
 }
 
-/// Whether gather `u` reads its whole NCHW source at unit steps with one tap (or none), over
-/// planes of a multiple of 4 pixels and channels per group in fours: what
+/// Whether gather `u` reads its whole NCHW source at unit steps with one tap, over planes of a
+/// multiple of 4 pixels and channels per group in fours: what
 /// `conv2d_gemm_packed_wide_from_nchw` reads from the source's copy, four pixels of a channel
-/// per texel.
+/// per texel (1x1 layers at stride 1, and the input gradients of 1x1 layers at any stride and
+/// of k x k layers at stride k, whose phases have a tap each or none). A dispatch with no tap
+/// reads nothing and passes too; [`without_taps`] gives it the plain wide tiles.
 fn whole_nchw(u: &GemmConvUniforms) -> bool {
     let plane = u.src_h * u.src_w;
     u.taps_h * u.taps_w == 0
@@ -546,7 +548,7 @@ fn push_gemms(
     max_per_dimension: u32,
 ) -> Result<()> {
     for u in uniforms {
-        let kernel = vec4_stores(few_rows(kernel, u), u);
+        let kernel = vec4_stores(few_rows(without_taps(kernel, u), u), u);
         let column_blocks = (u.pixels as usize).div_ceil(tiling.columns());
         let tiles = column_blocks * (u.channel_tiles_per_group * u.groups) as usize;
         let grid = grid(op, tiles * tiling.invocations(), max_per_dimension)?;
@@ -564,6 +566,20 @@ fn push_gemms(
         ));
     }
     Ok(())
+}
+
+/// The gather kernel for dispatch `u`: `kernel`, or where `u` reads no tap (a stride phase
+/// none reaches, left to write its bias where no zero fill replaces it) and `kernel` reads a
+/// source copied as it lies (`_from_nchw`, whose lanes take quads of whole planes of a
+/// multiple of 4 pixels, and which reads terms whatever the taps), the plain wide tiles, which
+/// read nothing at no taps and write each pixel apart.
+fn without_taps(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
+    match kernel {
+        _ if u.taps_h * u.taps_w > 0 => kernel,
+        Kernel::Conv2dGemmPacked8WideFromNchw => Kernel::Conv2dGemmPacked8Wide,
+        Kernel::Conv2dGemmPacked16WideFromNchw => Kernel::Conv2dGemmPacked16Wide,
+        other => other,
+    }
 }
 
 /// The gather kernel for dispatch `u`: `kernel`, or where that runs few tiles and `u` allows
@@ -1103,7 +1119,18 @@ mod tests {
             kernels.contains(&Kernel::Conv2dGemmPacked8WideFromNchw),
             "{kernels:?}"
         );
-        // Planes of 35, 6 channels per group, stride 2 (subsampled), NHWC: packed.
+        // A stride-2 input gradient whose phases without taps are not zero-filled (333 values,
+        // not whole vec4s): those write their zeros through the plain wide tiles.
+        let (_, kernels) = plan_of(Nchw, [1, 37, 3, 3], 1, 2, true);
+        let count = |k: Kernel| kernels.iter().filter(|&&x| x == k).count();
+        assert_eq!(
+            count(Kernel::Conv2dGemmPacked8WideFromNchw),
+            1,
+            "{kernels:?}"
+        );
+        assert_eq!(count(Kernel::Conv2dGemmPacked8Wide), 3, "{kernels:?}");
+        // Planes of 35, 6 channels per group, a strided forward pass (packed subsampled), NHWC
+        // (copied as the packed source it is): not read from an NCHW copy.
         for (layout, input, groups, stride) in [
             (Nchw, [2, 8, 5, 7], 1, 1),
             (Nchw, [2, 12, 6, 6], 2, 1),
