@@ -526,7 +526,7 @@ fn conv2d_gemm_packed_wide_pixel_quads(
         return;
     }
     let t = gather_wide(sg, lane);
-    wide_store_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m);
+    wide_store_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m, bias4(t.g, t.m));
 }
 
 // Gather convolution like conv2d_gemm_packed_wide, for one tap at unit steps that reads all
@@ -612,7 +612,7 @@ fn conv2d_gemm_packed_wide_from_nchw_pixel_quads(
         return;
     }
     let t = gather_wide_from_nchw(sg, lane);
-    wide_store_lane_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m);
+    wide_store_lane_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m, bias4(t.g, t.m));
 }
 
 // conv2d_gemm_packed_wide into a destination whose channels are innermost in whole vec4s
@@ -633,11 +633,20 @@ fn conv2d_gemm_packed_wide_channel_quads(
     }
     let t = gather_wide(sg, lane);
     let c = t.g * u.channels_per_group + t.m;
-    var b = vec4<f32>(0.0);
-    if (u.has_bias != 0u && t.m < u.channels_per_group) {
-        b = vec4<f32>(bias[c], bias[c + 1u], bias[c + 2u], bias[c + 3u]);
+    wide_store_channel_quads(t.acc, t.base, t.pixels, c, t.m < u.channels_per_group, bias4(t.g, t.m));
+}
+
+// The bias of this lane's channels m .. m + 3 of group g (zeros without one), read once per
+// tile by the vec4 stores rather than once per store; channels past the group's end, which
+// are never stored, read its last.
+fn bias4(g: u32, m: u32) -> vec4<f32> {
+    if (u.has_bias == 0u) {
+        return vec4<f32>(0.0);
     }
-    wide_store_channel_quads(t.acc, t.base, t.pixels, c, t.m < u.channels_per_group, b);
+    let first = g * u.channels_per_group;
+    let last = first + u.channels_per_group - 1u;
+    let c = min(vec4<u32>(first + m) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last));
+    return vec4<f32>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]);
 }
 
 // Writes one column's vec4 v of channels c .. c + 3 at destination offset `at`, with bias b
@@ -649,28 +658,25 @@ fn store_channel_quad(live: bool, at: u32, c: u32, b: vec4<f32>, v: vec4<f32>) {
 }
 
 // Writes four columns from `at` (the first's destination offset), given as each column's
-// vec4 of channels m .. m + 3: one vec4 of the four pixels per channel, with bias and
-// activation; channels past the group's end, and quads past the last pixel, are skipped.
-fn store_pixel_quads(live: bool, at: u32, g: u32, m: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+// vec4 of channels m .. m + 3: one vec4 of the four pixels per channel, with bias b (see
+// bias4) and activation; channels past the group's end, and quads past the last pixel, are
+// skipped.
+fn store_pixel_quads(live: bool, at: u32, g: u32, m: u32, b: vec4<f32>, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
     if (!live) {
         return;
     }
     // Components by name: an index into a vec4 that is not a constant kept it in memory.
-    store_pixel_quad(at, g, m, vec4<f32>(v0.x, v1.x, v2.x, v3.x));
-    store_pixel_quad(at, g, m + 1u, vec4<f32>(v0.y, v1.y, v2.y, v3.y));
-    store_pixel_quad(at, g, m + 2u, vec4<f32>(v0.z, v1.z, v2.z, v3.z));
-    store_pixel_quad(at, g, m + 3u, vec4<f32>(v0.w, v1.w, v2.w, v3.w));
+    store_pixel_quad(at, g, m, b.x, vec4<f32>(v0.x, v1.x, v2.x, v3.x));
+    store_pixel_quad(at, g, m + 1u, b.y, vec4<f32>(v0.y, v1.y, v2.y, v3.y));
+    store_pixel_quad(at, g, m + 2u, b.z, vec4<f32>(v0.z, v1.z, v2.z, v3.z));
+    store_pixel_quad(at, g, m + 3u, b.w, vec4<f32>(v0.w, v1.w, v2.w, v3.w));
 }
 
-fn store_pixel_quad(at: u32, g: u32, m: u32, v: vec4<f32>) {
+fn store_pixel_quad(at: u32, g: u32, m: u32, b: f32, v: vec4<f32>) {
     if (m >= u.channels_per_group) {
         return;
     }
     let c = g * u.channels_per_group + m;
-    var b = 0.0;
-    if (u.has_bias != 0u) {
-        b = bias[c];
-    }
     dst_quads[(at + c * u.dst_stride_c) / 4u] = activate4(v + vec4<f32>(b));
 }
 

@@ -475,23 +475,23 @@ fn wide_store(acc: WideTile, weight: bool, limit: u32, base: u32, at: vec4<u32>,
 // 4i .. 4i + 3 from the destination offset of column 4i, which lane 4i % LANES holds in
 // at[4i / LANES].
 @diagnostic(off, subgroup_uniformity)
-fn wide_store_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
-    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, acc.c0, acc.c1, acc.c2, acc.c3);
-    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, acc.c4, acc.c5, acc.c6, acc.c7);
-    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[0], 8u), g, m, acc.c8, acc.c9, acc.c10, acc.c11);
-    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[0], 12u), g, m, acc.c12, acc.c13, acc.c14, acc.c15);
-    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[1], 0u), g, m, acc.c16, acc.c17, acc.c18, acc.c19);
-    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[1], 4u), g, m, acc.c20, acc.c21, acc.c22, acc.c23);
-    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[1], 8u), g, m, acc.c24, acc.c25, acc.c26, acc.c27);
-    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[1], 12u), g, m, acc.c28, acc.c29, acc.c30, acc.c31);
-    store_pixel_quads(base + 32u < u.pixels, subgroupBroadcast(at[2], 0u), g, m, acc.c32, acc.c33, acc.c34, acc.c35);
-    store_pixel_quads(base + 36u < u.pixels, subgroupBroadcast(at[2], 4u), g, m, acc.c36, acc.c37, acc.c38, acc.c39);
-    store_pixel_quads(base + 40u < u.pixels, subgroupBroadcast(at[2], 8u), g, m, acc.c40, acc.c41, acc.c42, acc.c43);
-    store_pixel_quads(base + 44u < u.pixels, subgroupBroadcast(at[2], 12u), g, m, acc.c44, acc.c45, acc.c46, acc.c47);
-    store_pixel_quads(base + 48u < u.pixels, subgroupBroadcast(at[3], 0u), g, m, acc.c48, acc.c49, acc.c50, acc.c51);
-    store_pixel_quads(base + 52u < u.pixels, subgroupBroadcast(at[3], 4u), g, m, acc.c52, acc.c53, acc.c54, acc.c55);
-    store_pixel_quads(base + 56u < u.pixels, subgroupBroadcast(at[3], 8u), g, m, acc.c56, acc.c57, acc.c58, acc.c59);
-    store_pixel_quads(base + 60u < u.pixels, subgroupBroadcast(at[3], 12u), g, m, acc.c60, acc.c61, acc.c62, acc.c63);
+fn wide_store_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32, b: vec4<f32>) {
+    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, b, acc.c0, acc.c1, acc.c2, acc.c3);
+    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, b, acc.c4, acc.c5, acc.c6, acc.c7);
+    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[0], 8u), g, m, b, acc.c8, acc.c9, acc.c10, acc.c11);
+    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[0], 12u), g, m, b, acc.c12, acc.c13, acc.c14, acc.c15);
+    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[1], 0u), g, m, b, acc.c16, acc.c17, acc.c18, acc.c19);
+    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[1], 4u), g, m, b, acc.c20, acc.c21, acc.c22, acc.c23);
+    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[1], 8u), g, m, b, acc.c24, acc.c25, acc.c26, acc.c27);
+    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[1], 12u), g, m, b, acc.c28, acc.c29, acc.c30, acc.c31);
+    store_pixel_quads(base + 32u < u.pixels, subgroupBroadcast(at[2], 0u), g, m, b, acc.c32, acc.c33, acc.c34, acc.c35);
+    store_pixel_quads(base + 36u < u.pixels, subgroupBroadcast(at[2], 4u), g, m, b, acc.c36, acc.c37, acc.c38, acc.c39);
+    store_pixel_quads(base + 40u < u.pixels, subgroupBroadcast(at[2], 8u), g, m, b, acc.c40, acc.c41, acc.c42, acc.c43);
+    store_pixel_quads(base + 44u < u.pixels, subgroupBroadcast(at[2], 12u), g, m, b, acc.c44, acc.c45, acc.c46, acc.c47);
+    store_pixel_quads(base + 48u < u.pixels, subgroupBroadcast(at[3], 0u), g, m, b, acc.c48, acc.c49, acc.c50, acc.c51);
+    store_pixel_quads(base + 52u < u.pixels, subgroupBroadcast(at[3], 4u), g, m, b, acc.c52, acc.c53, acc.c54, acc.c55);
+    store_pixel_quads(base + 56u < u.pixels, subgroupBroadcast(at[3], 8u), g, m, b, acc.c56, acc.c57, acc.c58, acc.c59);
+    store_pixel_quads(base + 60u < u.pixels, subgroupBroadcast(at[3], 12u), g, m, b, acc.c60, acc.c61, acc.c62, acc.c63);
 }
 
 // Writes a wide gather tile's columns as one vec4 of channels c .. c + 3 each (see
@@ -637,21 +637,21 @@ fn wide_store_lane_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32
 // The same as quads of pixels (see conv2d_gemm_packed_wide_pixel_quads): lane i's four pixels
 // from at[0] of lane i.
 @diagnostic(off, subgroup_uniformity)
-fn wide_store_lane_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
-    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, acc.c0, acc.c16, acc.c32, acc.c48);
-    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 1u), g, m, acc.c1, acc.c17, acc.c33, acc.c49);
-    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[0], 2u), g, m, acc.c2, acc.c18, acc.c34, acc.c50);
-    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[0], 3u), g, m, acc.c3, acc.c19, acc.c35, acc.c51);
-    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, acc.c4, acc.c20, acc.c36, acc.c52);
-    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[0], 5u), g, m, acc.c5, acc.c21, acc.c37, acc.c53);
-    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[0], 6u), g, m, acc.c6, acc.c22, acc.c38, acc.c54);
-    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[0], 7u), g, m, acc.c7, acc.c23, acc.c39, acc.c55);
-    store_pixel_quads(base + 32u < u.pixels, subgroupBroadcast(at[0], 8u), g, m, acc.c8, acc.c24, acc.c40, acc.c56);
-    store_pixel_quads(base + 36u < u.pixels, subgroupBroadcast(at[0], 9u), g, m, acc.c9, acc.c25, acc.c41, acc.c57);
-    store_pixel_quads(base + 40u < u.pixels, subgroupBroadcast(at[0], 10u), g, m, acc.c10, acc.c26, acc.c42, acc.c58);
-    store_pixel_quads(base + 44u < u.pixels, subgroupBroadcast(at[0], 11u), g, m, acc.c11, acc.c27, acc.c43, acc.c59);
-    store_pixel_quads(base + 48u < u.pixels, subgroupBroadcast(at[0], 12u), g, m, acc.c12, acc.c28, acc.c44, acc.c60);
-    store_pixel_quads(base + 52u < u.pixels, subgroupBroadcast(at[0], 13u), g, m, acc.c13, acc.c29, acc.c45, acc.c61);
-    store_pixel_quads(base + 56u < u.pixels, subgroupBroadcast(at[0], 14u), g, m, acc.c14, acc.c30, acc.c46, acc.c62);
-    store_pixel_quads(base + 60u < u.pixels, subgroupBroadcast(at[0], 15u), g, m, acc.c15, acc.c31, acc.c47, acc.c63);
+fn wide_store_lane_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32, b: vec4<f32>) {
+    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, b, acc.c0, acc.c16, acc.c32, acc.c48);
+    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 1u), g, m, b, acc.c1, acc.c17, acc.c33, acc.c49);
+    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[0], 2u), g, m, b, acc.c2, acc.c18, acc.c34, acc.c50);
+    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[0], 3u), g, m, b, acc.c3, acc.c19, acc.c35, acc.c51);
+    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, b, acc.c4, acc.c20, acc.c36, acc.c52);
+    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[0], 5u), g, m, b, acc.c5, acc.c21, acc.c37, acc.c53);
+    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[0], 6u), g, m, b, acc.c6, acc.c22, acc.c38, acc.c54);
+    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[0], 7u), g, m, b, acc.c7, acc.c23, acc.c39, acc.c55);
+    store_pixel_quads(base + 32u < u.pixels, subgroupBroadcast(at[0], 8u), g, m, b, acc.c8, acc.c24, acc.c40, acc.c56);
+    store_pixel_quads(base + 36u < u.pixels, subgroupBroadcast(at[0], 9u), g, m, b, acc.c9, acc.c25, acc.c41, acc.c57);
+    store_pixel_quads(base + 40u < u.pixels, subgroupBroadcast(at[0], 10u), g, m, b, acc.c10, acc.c26, acc.c42, acc.c58);
+    store_pixel_quads(base + 44u < u.pixels, subgroupBroadcast(at[0], 11u), g, m, b, acc.c11, acc.c27, acc.c43, acc.c59);
+    store_pixel_quads(base + 48u < u.pixels, subgroupBroadcast(at[0], 12u), g, m, b, acc.c12, acc.c28, acc.c44, acc.c60);
+    store_pixel_quads(base + 52u < u.pixels, subgroupBroadcast(at[0], 13u), g, m, b, acc.c13, acc.c29, acc.c45, acc.c61);
+    store_pixel_quads(base + 56u < u.pixels, subgroupBroadcast(at[0], 14u), g, m, b, acc.c14, acc.c30, acc.c46, acc.c62);
+    store_pixel_quads(base + 60u < u.pixels, subgroupBroadcast(at[0], 15u), g, m, b, acc.c15, acc.c31, acc.c47, acc.c63);
 }

@@ -277,15 +277,15 @@ fn wide_store(acc: WideTile, weight: bool, limit: u32, base: u32, at: vec4<u32>,
 // 4i .. 4i + 3 from the destination offset of column 4i, which lane 4i % LANES holds in
 // at[4i / LANES].
 @diagnostic(off, subgroup_uniformity)
-fn wide_store_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
-    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, acc.c0, acc.c1, acc.c2, acc.c3);
-    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, acc.c4, acc.c5, acc.c6, acc.c7);
-    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[1], 0u), g, m, acc.c8, acc.c9, acc.c10, acc.c11);
-    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[1], 4u), g, m, acc.c12, acc.c13, acc.c14, acc.c15);
-    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[2], 0u), g, m, acc.c16, acc.c17, acc.c18, acc.c19);
-    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[2], 4u), g, m, acc.c20, acc.c21, acc.c22, acc.c23);
-    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[3], 0u), g, m, acc.c24, acc.c25, acc.c26, acc.c27);
-    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[3], 4u), g, m, acc.c28, acc.c29, acc.c30, acc.c31);
+fn wide_store_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32, b: vec4<f32>) {
+    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, b, acc.c0, acc.c1, acc.c2, acc.c3);
+    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, b, acc.c4, acc.c5, acc.c6, acc.c7);
+    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[1], 0u), g, m, b, acc.c8, acc.c9, acc.c10, acc.c11);
+    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[1], 4u), g, m, b, acc.c12, acc.c13, acc.c14, acc.c15);
+    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[2], 0u), g, m, b, acc.c16, acc.c17, acc.c18, acc.c19);
+    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[2], 4u), g, m, b, acc.c20, acc.c21, acc.c22, acc.c23);
+    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[3], 0u), g, m, b, acc.c24, acc.c25, acc.c26, acc.c27);
+    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[3], 4u), g, m, b, acc.c28, acc.c29, acc.c30, acc.c31);
 }
 
 // Writes a wide gather tile's columns as one vec4 of channels c .. c + 3 each (see
@@ -367,13 +367,13 @@ fn wide_store_lane_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32
 // The same as quads of pixels (see conv2d_gemm_packed_wide_pixel_quads): lane i's four pixels
 // from at[0] of lane i.
 @diagnostic(off, subgroup_uniformity)
-fn wide_store_lane_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32) {
-    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, acc.c0, acc.c8, acc.c16, acc.c24);
-    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 1u), g, m, acc.c1, acc.c9, acc.c17, acc.c25);
-    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[0], 2u), g, m, acc.c2, acc.c10, acc.c18, acc.c26);
-    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[0], 3u), g, m, acc.c3, acc.c11, acc.c19, acc.c27);
-    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, acc.c4, acc.c12, acc.c20, acc.c28);
-    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[0], 5u), g, m, acc.c5, acc.c13, acc.c21, acc.c29);
-    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[0], 6u), g, m, acc.c6, acc.c14, acc.c22, acc.c30);
-    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[0], 7u), g, m, acc.c7, acc.c15, acc.c23, acc.c31);
+fn wide_store_lane_pixel_quads(acc: WideTile, base: u32, at: vec4<u32>, g: u32, m: u32, b: vec4<f32>) {
+    store_pixel_quads(base + 0u < u.pixels, subgroupBroadcast(at[0], 0u), g, m, b, acc.c0, acc.c8, acc.c16, acc.c24);
+    store_pixel_quads(base + 4u < u.pixels, subgroupBroadcast(at[0], 1u), g, m, b, acc.c1, acc.c9, acc.c17, acc.c25);
+    store_pixel_quads(base + 8u < u.pixels, subgroupBroadcast(at[0], 2u), g, m, b, acc.c2, acc.c10, acc.c18, acc.c26);
+    store_pixel_quads(base + 12u < u.pixels, subgroupBroadcast(at[0], 3u), g, m, b, acc.c3, acc.c11, acc.c19, acc.c27);
+    store_pixel_quads(base + 16u < u.pixels, subgroupBroadcast(at[0], 4u), g, m, b, acc.c4, acc.c12, acc.c20, acc.c28);
+    store_pixel_quads(base + 20u < u.pixels, subgroupBroadcast(at[0], 5u), g, m, b, acc.c5, acc.c13, acc.c21, acc.c29);
+    store_pixel_quads(base + 24u < u.pixels, subgroupBroadcast(at[0], 6u), g, m, b, acc.c6, acc.c14, acc.c22, acc.c30);
+    store_pixel_quads(base + 28u < u.pixels, subgroupBroadcast(at[0], 7u), g, m, b, acc.c7, acc.c15, acc.c23, acc.c31);
 }
