@@ -29,6 +29,16 @@ fn upload(gpu: &Gpu, a: &ndarray::Array4<f32>, layout: Layout) -> GpuTensor {
     GpuTensor::upload_with_layout(gpu, a.view(), layout).unwrap()
 }
 
+/// Leaves a buffer of NaN of `shape` in `gpu`'s pool, where the next output of that size will
+/// come from: a value no dispatch writes shows through as NaN.
+fn leave_nan_in_pool(gpu: &Gpu, shape: [usize; 4], layout: Layout) {
+    drop(upload(
+        gpu,
+        &ndarray::Array4::from_elem(shape, f32::NAN),
+        layout,
+    ));
+}
+
 fn sweep(variant: ConvVariant, seed: u64) {
     let Some(gpu) = gpu_forcing(variant) else {
         return;
@@ -177,18 +187,10 @@ fn phases_without_taps(variant: ConvVariant, seed: u64) {
             let w = rng.array4(weight);
             let dy = rng.array4(g.output_shape());
             let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?}");
-            // Outputs come from the buffer pool: leave NaN in the buffer a missed zero would
-            // show through.
-            let stale = || {
-                drop(upload(
-                    &gpu,
-                    &ndarray::Array4::from_elem(input, f32::NAN),
-                    layout,
-                ))
-            };
-            stale();
+            // A missed zero shows through as NaN.
+            leave_nan_in_pool(&gpu, input, layout);
             common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
-            stale();
+            leave_nan_in_pool(&gpu, input, layout);
             let tp = transposed_params(&p);
             let tb = rng.array1(g.in_channels);
             common::assert_transpose_matches_reference(&gpu, &dy, &w, &tb, &tp, &what);
@@ -563,18 +565,9 @@ fn one_by_one_from_nchw(variant: ConvVariant, seed: u64) {
         // first, against weights it has none of.
         dy[[0, 0, 0, 0]] = f32::NEG_INFINITY;
         let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?}");
-        // Outputs come from the buffer pool: leave NaN in the buffer a pixel no dispatch
-        // writes would show through.
-        let stale = || {
-            drop(upload(
-                &gpu,
-                &ndarray::Array4::from_elem(input, f32::NAN),
-                Layout::Nchw,
-            ))
-        };
-        stale();
+        leave_nan_in_pool(&gpu, input, Layout::Nchw);
         common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
-        stale();
+        leave_nan_in_pool(&gpu, input, Layout::Nchw);
         let tb = rng.array1(g.in_channels);
         common::assert_transpose_matches_reference(
             &gpu,

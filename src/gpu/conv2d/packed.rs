@@ -366,7 +366,13 @@ fn source_texels(tiling: Tiling, u: &GemmConvUniforms) -> Option<usize> {
         .iter()
         .all(|v| v.is_multiple_of(4));
     (tiling.packs_to_textures() && u.src_stride_w == 1 && whole)
-        .then(|| u.batch as usize * u.src_stride_n as usize / 4)
+        .then(|| source_vec4s(u.batch as usize, u))
+}
+
+/// The vec4s of the whole source of gather `u` over `batch` images, as a copy of it holds
+/// them.
+fn source_vec4s(batch: usize, u: &GemmConvUniforms) -> usize {
+    batch * u.src_stride_n as usize / 4
 }
 
 /// vec4s of one dispatch's packed weights: [groups][taps][reduce4][m_pad].
@@ -721,16 +727,16 @@ fn gather_plan(
         SourceRead::InPlace => (source, Kernel::Conv2dGemmTiledInPlace),
         SourceRead::CopiedAsPacked => {
             source_as_packed(batch, &mut uniforms);
-            let texels = batch * uniforms[0].src_stride_n as usize / 4;
-            (plan.add_texture_copy(source, texels), tiling.kernels().0)
+            let copy = plan.add_texture_copy(source, source_vec4s(batch, &uniforms[0]));
+            (copy, tiling.kernels().0)
         }
         SourceRead::Copied => {
-            let texels = batch * uniforms[0].src_stride_n as usize / 4;
             let kernel = match tiling {
                 Tiling::SubgroupWide(8) => Kernel::Conv2dGemmPacked8WideFromNchw,
                 _ => Kernel::Conv2dGemmPacked16WideFromNchw,
             };
-            (plan.add_texture_copy(source, texels), kernel)
+            let copy = plan.add_texture_copy(source, source_vec4s(batch, &uniforms[0]));
+            (copy, kernel)
         }
     };
     let packed_weights = pack_weights(&mut plan, op, tiling, &mut uniforms, max_per_dimension)?;
@@ -957,6 +963,35 @@ mod tests {
         assert_eq!(read_range(5, 1, 1, 0, 0), None);
     }
 
+    /// The texture copies and kernels, in order, of a gather pass of `tiling`: the forward
+    /// pass, or the input gradient where `dx`, of NCHW-ordered `input` and `weight` shapes laid
+    /// out as `params` says.
+    fn gather_plan_of(
+        tiling: Tiling,
+        params: crate::Conv2dParams,
+        input: [usize; 4],
+        weight: [usize; 4],
+        dx: bool,
+    ) -> (Vec<PlannedCopy>, Vec<Kernel>) {
+        let layout = params.layout;
+        let g = params
+            .geometry(
+                "t",
+                layout.activation_shape(input),
+                layout.weight_shape(weight),
+                None,
+            )
+            .unwrap();
+        let plan = if dx {
+            input_grad("t", tiling, &g, false, 65535)
+        } else {
+            forward("t", tiling, &g, false, Activation::None, 65535)
+        }
+        .unwrap();
+        let kernels = plan.steps.iter().map(|s| s.kernel).collect();
+        (plan.texture_copies, kernels)
+    }
+
     #[test]
     fn packed_gathers_copy_nchw_sources_with_whole_vec4_rows() {
         let packed = Tiling::SubgroupWide(16);
@@ -964,17 +999,7 @@ mod tests {
             let params = crate::Conv2dParams::default()
                 .with_stride(stride)
                 .with_layout(layout);
-            let g = params
-                .geometry(
-                    "t",
-                    layout.activation_shape(input),
-                    layout.weight_shape([8, input[1], k, k]),
-                    None,
-                )
-                .unwrap();
-            let plan = forward("t", tiling, &g, false, Activation::None, 65535).unwrap();
-            let kernels: Vec<Kernel> = plan.steps.iter().map(|s| s.kernel).collect();
-            (plan.texture_copies, kernels)
+            gather_plan_of(tiling, params, input, [8, input[1], k, k], false)
         };
         let (copies, kernels) = plan_of(packed, crate::Layout::Nchw, [2, 5, 6, 8], 3, 1);
         assert_eq!(
@@ -1018,21 +1043,8 @@ mod tests {
                 .with_stride(stride)
                 .with_padding(crate::Padding::uniform(1))
                 .with_layout(layout);
-            let g = params
-                .geometry(
-                    "t",
-                    layout.activation_shape(input),
-                    layout.weight_shape([out, input[1], 3, 3]),
-                    None,
-                )
-                .unwrap();
-            let tiling = Tiling::Subgroup(8);
-            let plan = if dx {
-                input_grad("t", tiling, &g, false, 65535)
-            } else {
-                forward("t", tiling, &g, false, Activation::None, 65535)
-            };
-            let kernels: Vec<Kernel> = plan.unwrap().steps.iter().map(|s| s.kernel).collect();
+            let weight = [out, input[1], 3, 3];
+            let (_, kernels) = gather_plan_of(Tiling::Subgroup(8), params, input, weight, dx);
             kernels
                 .into_iter()
                 .filter(|k| {
@@ -1074,23 +1086,8 @@ mod tests {
                 .with_stride(stride)
                 .with_groups(groups)
                 .with_layout(layout);
-            let g = params
-                .geometry(
-                    "t",
-                    layout.activation_shape(input),
-                    layout.weight_shape([40, input[1] / groups, 1, 1]),
-                    None,
-                )
-                .unwrap();
-            let tiling = Tiling::Subgroup(8);
-            let plan = if dx {
-                input_grad("t", tiling, &g, false, 65535)
-            } else {
-                forward("t", tiling, &g, false, Activation::None, 65535)
-            }
-            .unwrap();
-            let kernels: Vec<Kernel> = plan.steps.iter().map(|s| s.kernel).collect();
-            (plan.texture_copies, kernels)
+            let weight = [40, input[1] / groups, 1, 1];
+            gather_plan_of(Tiling::Subgroup(8), params, input, weight, dx)
         };
         use crate::Layout::{Nchw, Nhwc};
         let (copies, kernels) = plan_of(Nchw, [2, 8, 6, 6], 1, 1, false);
@@ -1196,25 +1193,8 @@ mod tests {
         use crate::{Conv2dParams, Layout, Padding};
         let plan_of = |input: [usize; 4], out: usize, p: Conv2dParams| {
             let p = p.with_layout(Layout::Nhwc);
-            let g = p
-                .geometry(
-                    "t",
-                    Layout::Nhwc.activation_shape(input),
-                    Layout::Nhwc.weight_shape([out, input[1] / p.groups, 1, 1]),
-                    None,
-                )
-                .unwrap();
-            let plan = forward(
-                "t",
-                Tiling::Subgroup(16),
-                &g,
-                false,
-                Activation::None,
-                65535,
-            )
-            .unwrap();
-            let kernels: Vec<Kernel> = plan.steps.iter().map(|s| s.kernel).collect();
-            (plan.texture_copies, kernels)
+            let weight = [out, input[1] / p.groups, 1, 1];
+            gather_plan_of(Tiling::Subgroup(16), p, input, weight, false)
         };
         let plain = Conv2dParams::default();
         for (input, out, p, gemm) in [
