@@ -16,7 +16,7 @@
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 // The same slot as a texture holding the source in its own order, a vec4 per texel (copied
 // there, not packed), for pack_source_quads_texture.
-@group(0) @binding(1) var src_texture: texture_2d<f32>;
+@group(0) @binding(1) var src_texture: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
 // The same slot as a texture, for the *_texture entry points (each entry point binds one).
 @group(0) @binding(2) var dst_texture: texture_storage_2d<rgba32float, write>;
@@ -241,8 +241,8 @@ fn pack_source_texture(
 fn channel_quad(row: u32, g: u32, r: u32, lo: u32, hi: u32, shift: u32, live: vec4<bool>) -> vec4<f32> {
     let channel = g * u.reduce_per_group + min(r, u.reduce_per_group - 1u);
     let base = (row + channel * u.src_stride_c) / 4u;
-    let l = textureLoad(src_texture, texel_of(base + lo), 0);
-    let h = textureLoad(src_texture, texel_of(base + hi), 0);
+    let l = textureLoad(src_texture, texel_of(base + lo));
+    let h = textureLoad(src_texture, texel_of(base + hi));
     var v = select(l, vec4<f32>(l.yzw, h.x), shift == 1u);
     v = select(v, vec4<f32>(l.zw, h.xy), shift == 2u);
     v = select(v, vec4<f32>(l.w, h.xyz), shift == 3u);

@@ -14,13 +14,13 @@
 // What pays on lavapipe is fewer load instructions per multiply-add: each load inside a loop
 // costs tens of cycles, many times a multiply-add. Hence the four terms per vec4, the wide
 // tiles, no bounds selects (the repacked source is zero-padded around its edges and past its
-// last channel) and the operands in textures, whose fetches cost half a buffer load there.
-// The accumulators (up to 256 per lane) overflow the register file, and the spills still cost
-// less than the loads they save (measured at 8 lanes on the 3x3 64-channel 56x56 layer at
-// batch 8: 136 -> 84 ms for 16 columns instead of 8, then ~1.4x for the wide tiles and ~1.5x
-// for textures; at 16 lanes, one thread: 37 -> 30 ms forward for wide tiles of 64 columns
-// instead of 32, whose two column loads per lane left the weights' four loads in the
-// majority).
+// last channel) and the operands in read-only storage textures, whose fetches are inline
+// vector code there. The accumulators (up to 256 per lane) overflow the register file, and the
+// spills still cost less than the loads they save (measured at 8 lanes on the 3x3 64-channel
+// 56x56 layer at batch 8: 136 -> 84 ms for 16 columns instead of 8, then ~1.4x for the wide
+// tiles and ~1.5x for sampled textures, ~1.3x more for storage ones; at 16 lanes, one thread:
+// 37 -> 30 ms forward for wide tiles of 64 columns instead of 32, whose two column loads per
+// lane left the weights' four loads in the majority).
 //
 // Needs the SUBGROUP feature and a subgroup size of exactly LANES, like subgroup.wgsl.
 //
@@ -34,8 +34,8 @@
 // Signed quantities travel as i32 bits in u32 fields.
 
 @group(0) @binding(0) var<uniform> u: GemmConvUniforms;
-@group(0) @binding(1) var packed_a: texture_2d<f32>;
-@group(0) @binding(2) var packed_b: texture_2d<f32>;
+@group(0) @binding(1) var packed_a: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var packed_b: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 // The same destination as whole vec4s, for the entry points that store vec4s (`_pixel_quads`,
@@ -44,15 +44,18 @@
 // globals that entry point does not reach).
 @group(0) @binding(4) var<storage, read_write> dst_quads: array<vec4<f32>>;
 
-// The packed operands are 2D textures (common/packed_texture.wgsl). lavapipe fetches a texel
-// with vector address math and no per-lane branch, where a storage-buffer load inside a loop
-// runs lane by lane: measured, a texel fetch costs half a vec4 buffer load there.
+// The packed operands are 2D storage textures, read only (common/packed_texture.wgsl).
+// lavapipe reads a storage texel inline, with vector address math and no per-lane branch, where
+// a storage-buffer load inside a loop runs lane by lane. A sampled texture's textureLoad costs
+// far more there: lavapipe calls a function that looks up each lane's mip level (at 16 lanes
+// about 260 instructions per fetch, against about 50 inline; the 3x3 64-channel 56x56 forward
+// at batch 8 ran 19.3 ms with sampled textures, 12.3 ms with storage ones).
 fn load_a(i: u32) -> vec4<f32> {
-    return textureLoad(packed_a, texel_of(i), 0);
+    return textureLoad(packed_a, texel_of(i));
 }
 
 fn load_b(i: u32) -> vec4<f32> {
-    return textureLoad(packed_b, texel_of(i), 0);
+    return textureLoad(packed_b, texel_of(i));
 }
 
 const TILE_CHANNELS: u32 = 2u * LANES;

@@ -148,16 +148,16 @@ pub fn shader_sources(target: ShaderTarget) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-use Binding::{ReadOnly, ReadWrite, StorageTexture, Texture, Uniform};
+use Binding::{ReadOnly, ReadTexture, ReadWrite, Uniform, WriteTexture};
 /// The conv2d family's layout: uniforms, three read-only arrays, the destination.
 const GATHER: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite];
 /// The packed GEMMs: uniforms, the two packed textures, the bias, the destination.
-const PACKED: &[Binding] = &[Uniform, Texture, Texture, ReadOnly, ReadWrite];
+const PACKED: &[Binding] = &[Uniform, ReadTexture, ReadTexture, ReadOnly, ReadWrite];
 /// Packing into a storage buffer (the tiled GEMMs read those) or a texture (packed8 reads those).
 const PACK_INTO_BUFFER: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
-const PACK_INTO_TEXTURE: &[Binding] = &[Uniform, ReadOnly, StorageTexture];
+const PACK_INTO_TEXTURE: &[Binding] = &[Uniform, ReadOnly, WriteTexture];
 /// Packing from a texture the source was copied into, into a texture.
-const PACK_TEXTURE_INTO_TEXTURE: &[Binding] = &[Uniform, Texture, StorageTexture];
+const PACK_TEXTURE_INTO_TEXTURE: &[Binding] = &[Uniform, ReadTexture, WriteTexture];
 /// The subgroup probe: uniforms, what each invocation saw.
 const PROBE: &[Binding] = &[Uniform, ReadWrite];
 /// Max pooling: uniforms, source, source indices, destination, destination indices.

@@ -540,9 +540,7 @@ impl BufferPool {
                     sample_count: 1,
                     dimension: wgpu::TextureDimension::D2,
                     format: crate::gpu::runtime::pipelines::TEXTURE_FORMAT,
-                    usage: wgpu::TextureUsages::TEXTURE_BINDING
-                        | wgpu::TextureUsages::STORAGE_BINDING
-                        | wgpu::TextureUsages::COPY_DST,
+                    usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
                     view_formats: &[],
                 });
                 let errors = [

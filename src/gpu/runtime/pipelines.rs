@@ -99,10 +99,11 @@ pub(crate) enum Binding {
     Uniform,
     ReadOnly,
     ReadWrite,
-    /// A 2D `rgba32float` texture read with `textureLoad` (packed GEMM operands).
-    Texture,
+    /// A 2D `rgba32float` storage texture, read only (`textureLoad` without a mip level: the
+    /// packed GEMM operands, sources copied into textures).
+    ReadTexture,
     /// A 2D `rgba32float` storage texture, written only.
-    StorageTexture,
+    WriteTexture,
 }
 
 /// One compute entry point the host dispatches: its module, its bindings and its workgroup.
@@ -193,16 +194,17 @@ impl Pipelines {
                         has_dynamic_offset: false,
                         min_binding_size: None,
                     },
-                    Binding::Texture => wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                    Binding::StorageTexture => wgpu::BindingType::StorageTexture {
-                        access: wgpu::StorageTextureAccess::WriteOnly,
-                        format: TEXTURE_FORMAT,
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                    },
+                    Binding::ReadTexture | Binding::WriteTexture => {
+                        wgpu::BindingType::StorageTexture {
+                            access: if *b == Binding::ReadTexture {
+                                wgpu::StorageTextureAccess::ReadOnly
+                            } else {
+                                wgpu::StorageTextureAccess::WriteOnly
+                            },
+                            format: TEXTURE_FORMAT,
+                            view_dimension: wgpu::TextureViewDimension::D2,
+                        }
+                    }
                 },
                 count: None,
             })
