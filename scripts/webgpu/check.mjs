@@ -64,19 +64,27 @@ for (const file of files) {
     console.log(`${file}: no compute entry point found`);
     failures++;
   }
+  // Boolean overrides (the conv epilogue's HAS_BIAS, HAS_ACTIVATION): each entry point is
+  // built with their defaults and again with all of them true, as wgconv builds it for a call
+  // with a bias and an activation.
+  const flags = [...code.matchAll(/override\s+(\w+)\s*:\s*bool/g)].map((m) => m[1]);
+  const settings = [{}];
+  if (flags.length > 0) settings.push(Object.fromEntries(flags.map((f) => [f, 1])));
   for (const entryPoint of entries) {
-    device.pushErrorScope('validation');
-    device.pushErrorScope('internal');
-    device.createComputePipeline({ label: `${file}:${entryPoint}`, layout: 'auto', compute: { module, entryPoint } });
-    const internal = await device.popErrorScope();
-    const validation = await device.popErrorScope();
-    for (const e of [validation, internal]) {
-      if (e) {
-        console.log(`${file}: ${entryPoint}: ${e.message}`);
+    for (const constants of settings) {
+      device.pushErrorScope('validation');
+      device.pushErrorScope('internal');
+      device.createComputePipeline({ label: `${file}:${entryPoint}`, layout: 'auto', compute: { module, entryPoint, constants } });
+      const internal = await device.popErrorScope();
+      const validation = await device.popErrorScope();
+      for (const e of [validation, internal]) {
+        if (e) {
+          console.log(`${file}: ${entryPoint} ${JSON.stringify(constants)}: ${e.message}`);
+        }
       }
+      if (validation || internal) failures++;
+      else pipelines++;
     }
-    if (validation || internal) failures++;
-    else pipelines++;
   }
 }
 console.log(`${modules} of ${files.length} modules and ${pipelines} pipelines built, ${failures} failures`);

@@ -161,7 +161,7 @@ fn conv2d_depthwise_quads(
     let w1 = vec3<f32>(src_b[w_row1], src_b[w_row1 + kx1], src_b[w_row1 + kx2]);
     let w2 = vec3<f32>(src_b[w_row2], src_b[w_row2 + kx1], src_b[w_row2 + kx2]);
     var bias = 0.0;
-    if (u.has_bias != 0u) {
+    if (HAS_BIAS) {
         bias = src_c[oc];
     }
     let live = depthwise_column_liveness(q);

@@ -87,7 +87,7 @@ fn conv2d_forward(
         }
     }
     var bias = vec4<f32>(0.0);
-    if (u.has_bias != 0u) {
+    if (HAS_BIAS) {
         bias = gather4_c(oc0, live);
     }
     let out = n * u.out_stride_n + oc0 * u.out_stride_c + oy * u.out_stride_h + ox0 * u.out_stride_w;
@@ -169,7 +169,7 @@ fn conv2d_backward_input(
             }
         }
     }
-    if (u.has_bias != 0u) {
+    if (HAS_BIAS) {
         acc += gather4_c(c0, live);
     }
     let out = n * u.in_stride_n + c0 * u.in_stride_c + iy * u.in_stride_h + ix * u.in_stride_w;

@@ -26,6 +26,9 @@ struct GemmConvUniforms {
     dst_step_w: u32,
     dst_off_h: u32,
     dst_off_w: u32,
+    // Whether the epilogue adds a bias and which activation it applies (0 none, 1 ReLU,
+    // 2 sigmoid, 3 tanh, 4 leaky ReLU with activation_slope's f32 bits): the host also builds
+    // the pipeline with HAS_BIAS and HAS_ACTIVATION from these (common/activate.wgsl).
     has_bias: u32,
     activation: u32,
     activation_slope: u32,

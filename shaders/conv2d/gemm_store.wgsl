@@ -10,7 +10,7 @@ fn store_pair(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: vec2<f32>) {
     }
     let c = g * u.channels_per_group + m;
     var b = vec2<f32>(0.0);
-    if (u.has_bias != 0u) {
+    if (HAS_BIAS) {
         b = vec2<f32>(bias[c], bias[min(c + 1u, g * u.channels_per_group + u.channels_per_group - 1u)]);
     }
     let out = activate2(v + b);

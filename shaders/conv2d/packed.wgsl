@@ -643,7 +643,7 @@ fn conv2d_gemm_packed_wide_channel_quads(
 // tile by the vec4 stores rather than once per store; channels past the group's end, which
 // are never stored, read its last.
 fn bias4(g: u32, m: u32) -> vec4<f32> {
-    if (u.has_bias == 0u) {
+    if (!HAS_BIAS) {
         return vec4<f32>(0.0);
     }
     let first = g * u.channels_per_group;

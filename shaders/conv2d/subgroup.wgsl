@@ -276,7 +276,7 @@ fn store_lane(pixel_live: bool, dst_pixel: u32, g: u32, m: u32, v: LaneChannels)
         if (m + i < u.channels_per_group) {
             let c = g * u.channels_per_group + m + i;
             var b = 0.0;
-            if (u.has_bias != 0u) {
+            if (HAS_BIAS) {
                 b = bias[c];
             }
             dst[dst_pixel + c * u.dst_stride_c] = activate1(lane_channel(v, i) + b);

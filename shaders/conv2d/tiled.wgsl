@@ -326,7 +326,7 @@ fn store_gather_tile(l: Lanes, t: u32, block: u32, tile: u32, g: u32, channels_c
         if (p < u.pixels && m < u.channels_per_group) {
             let c = g * u.channels_per_group + m;
             var v = load_word(output_word(l, place.x, place.y));
-            if (u.has_bias != 0u) {
+            if (HAS_BIAS) {
                 v += bias[c];
             }
             dst[destination_offset(p) + c * u.dst_stride_c] = activate1(v);

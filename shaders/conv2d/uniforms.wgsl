@@ -31,6 +31,8 @@ struct Conv2dUniforms {
     in_channels_per_group: u32,
     out_channels_per_group: u32,
     channel_tiles_per_group: u32,
+    // The pipeline is built with HAS_BIAS and HAS_ACTIVATION from has_bias and activation
+    // (common/activate.wgsl).
     has_bias: u32,
     invocations: u32,
     rows_per_block: u32,

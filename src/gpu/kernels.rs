@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::Result;
 pub use crate::gpu::runtime::pipelines::ShaderTarget;
 use crate::gpu::runtime::pipelines::{
-    self, Binding, CompiledKernel, KernelSpec, ShaderModule, Trust,
+    self, Binding, CompiledKernel, KernelSpec, Overrides, ShaderModule, Trust,
 };
 use crate::gpu::Gpu;
 
@@ -368,7 +368,18 @@ impl Kernel {
     /// The compiled pipeline, built on first use; a shader or layout error, or a feature the
     /// device lacks, is an `Err` naming `op`.
     pub(crate) fn compiled(self, gpu: &Gpu, op: &'static str) -> Result<Arc<CompiledKernel>> {
-        pipelines::compiled(gpu, op, self.spec())
+        self.compiled_with(gpu, op, &Overrides::default())
+    }
+
+    /// [`Self::compiled`] with the module's pipeline-overridable constants set as `overrides`
+    /// says (the others keep their defaults).
+    pub(crate) fn compiled_with(
+        self,
+        gpu: &Gpu,
+        op: &'static str,
+        overrides: &Overrides,
+    ) -> Result<Arc<CompiledKernel>> {
+        pipelines::compiled(gpu, op, self.spec(), overrides)
     }
 }
 

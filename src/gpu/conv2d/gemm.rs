@@ -4,7 +4,10 @@
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::conv2d::forward::weight_view;
+use crate::gpu::conv2d::uniforms::epilogue_overrides;
+use crate::gpu::plan::StepUniforms;
 use crate::gpu::runtime::dispatch::DispatchGrid;
+use crate::gpu::runtime::pipelines::Overrides;
 use crate::gpu::runtime::uniforms::uniform_struct;
 use crate::params::Conv2dGeometry;
 
@@ -28,6 +31,12 @@ uniform_struct! {
         w_tap_h, w_tap_w, pack_off_h, pack_off_w,
         reduce4, m_pad, packed_w_base, k_vec,
         ow4, tile_shift, a_row_stride, a_image_jump,
+    }
+}
+
+impl StepUniforms for GemmConvUniforms {
+    fn overrides(&self) -> Overrides {
+        epilogue_overrides(self.has_bias, self.activation)
     }
 }
 

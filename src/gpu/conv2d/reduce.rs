@@ -10,6 +10,7 @@ use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::{Operand, Plan, Step};
 use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::launch::check_binding;
+use crate::gpu::runtime::pipelines::Overrides;
 use crate::gpu::Gpu;
 use crate::params::Conv2dGeometry;
 
@@ -166,6 +167,8 @@ pub(crate) fn plan_reduction_by_columns(
     let pass1_grid = grid(gpu, op, plan.blocks * pass1_per_block)?;
     prelude.steps.push(Step {
         kernel,
+        // Partial sums: no bias, no activation.
+        overrides: Overrides::default(),
         uniforms: pass1_uniforms(
             &plan,
             Conv2dUniforms {

@@ -1,6 +1,8 @@
 //! The Rust twin of `Conv2dUniforms` (`shaders/conv2d/uniforms.wgsl`), the uniforms of the
-//! direct, depthwise and reduction kernels.
+//! direct, depthwise and reduction kernels, and the pipeline constants of their epilogue.
 
+use crate::gpu::plan::StepUniforms;
+use crate::gpu::runtime::pipelines::Overrides;
 use crate::gpu::runtime::uniforms::uniform_struct;
 
 uniform_struct! {
@@ -24,3 +26,20 @@ uniform_struct! {
 
 /// Bytes of the conv2d family's uniform struct, which every reduction pass also uploads.
 pub(crate) const CONV_UNIFORMS: usize = std::mem::size_of::<Conv2dUniforms>();
+
+/// The pipeline constants of the fused epilogue (`shaders/common/activate.wgsl`): whether it
+/// adds a bias and whether it applies an activation (which one stays a uniform). lavapipe runs
+/// every branch of a kernel under a lane mask, taken or not, so only a pipeline built without
+/// them skips the bias loads and the activations' exponentials on every store.
+pub(crate) fn epilogue_overrides(has_bias: u32, activation: u32) -> Overrides {
+    Overrides::new(&[
+        ("HAS_BIAS", has_bias != 0),
+        ("HAS_ACTIVATION", activation != 0),
+    ])
+}
+
+impl StepUniforms for Conv2dUniforms {
+    fn overrides(&self) -> Overrides {
+        epilogue_overrides(self.has_bias, self.activation)
+    }
+}

@@ -12,7 +12,7 @@ use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::launch::{
     check_binding, check_whole, submit_after_copies, Dispatch, Resource, TextureCopy,
 };
-use crate::gpu::runtime::pipelines::CompiledKernel;
+use crate::gpu::runtime::pipelines::{CompiledKernel, Overrides};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::params::Layout;
 
@@ -36,17 +36,26 @@ pub enum Operand {
     Texture(usize),
 }
 
-/// One dispatch: a kernel, its uniforms, its grid and its buffers by role (bindings 1..).
+/// One dispatch: a kernel, the pipeline constants it is built with, its uniforms, its grid and
+/// its buffers by role (bindings 1..).
 #[derive(Clone, Debug)]
 pub struct Step {
     pub kernel: Kernel,
+    pub overrides: Overrides,
     pub uniforms: Vec<u8>,
     pub grid: DispatchGrid,
     pub operands: Vec<Operand>,
 }
 
+/// The uniforms of a step, which may choose pipeline constants too (the conv family's
+/// epilogue).
+pub trait StepUniforms: bytemuck::Pod {
+    /// The pipeline constants a dispatch with these uniforms needs.
+    fn overrides(&self) -> Overrides;
+}
+
 impl Step {
-    pub fn new<U: bytemuck::Pod>(
+    pub fn new<U: StepUniforms>(
         kernel: Kernel,
         uniforms: &U,
         grid: DispatchGrid,
@@ -54,6 +63,7 @@ impl Step {
     ) -> Self {
         Self {
             kernel,
+            overrides: uniforms.overrides(),
             uniforms: bytemuck::bytes_of(uniforms).to_vec(),
             grid,
             operands,
@@ -198,7 +208,7 @@ impl ReadyPlan {
         let kernels = plan
             .steps
             .iter()
-            .map(|s| s.kernel.compiled(gpu, op))
+            .map(|s| s.kernel.compiled_with(gpu, op, &s.overrides))
             .collect::<Result<_>>()?;
         Ok(Self { plan, kernels })
     }

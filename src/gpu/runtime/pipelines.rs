@@ -126,13 +126,41 @@ pub(crate) struct CompiledKernel {
     pub layout: wgpu::BindGroupLayout,
 }
 
+/// Boolean pipeline-overridable constants (WGSL `override`s, each `false` by default) set to
+/// `true`: a kernel's pipeline is built, and kept, once per distinct set it is asked for. A
+/// module is given only those it declares.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Overrides(Vec<&'static str>);
+
+impl Overrides {
+    /// The overrides of `values` that are `true`, in one order whatever the order given.
+    pub fn new(values: &[(&'static str, bool)]) -> Self {
+        let mut set: Vec<_> = values.iter().filter(|v| v.1).map(|v| v.0).collect();
+        set.sort_unstable();
+        set.dedup();
+        Self(set)
+    }
+
+    /// The values for the overrides `source` declares, as wgpu takes them.
+    fn declared_in(&self, source: &str) -> Vec<(&'static str, f64)> {
+        self.0
+            .iter()
+            .filter(|name| source.contains(&format!("override {name}: bool")))
+            .map(|&name| (name, 1.0))
+            .collect()
+    }
+}
+
+/// A pipeline's module name, entry point and overrides.
+type PipelineKey = (&'static str, &'static str, Overrides);
+
 /// Shader modules and pipelines, created on first use and kept for the life of the `Gpu`.
 #[derive(Default)]
 pub(crate) struct Pipelines {
     /// By module name.
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    /// By module name and entry point.
-    kernels: Mutex<HashMap<(&'static str, &'static str), Arc<CompiledKernel>>>,
+    /// By module name, entry point and overrides.
+    kernels: Mutex<HashMap<PipelineKey, Arc<CompiledKernel>>>,
 }
 
 impl Pipelines {
@@ -143,9 +171,10 @@ impl Pipelines {
         device: &wgpu::Device,
         target: ShaderTarget,
         kernel: &'static KernelSpec,
+        overrides: &Overrides,
     ) -> Result<Arc<CompiledKernel>> {
         let mut kernels = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (kernel.module.name, kernel.entry_point);
+        let key = (kernel.module.name, kernel.entry_point, overrides.clone());
         if let Some(k) = kernels.get(&key) {
             return Ok(Arc::clone(k));
         }
@@ -218,17 +247,18 @@ impl Pipelines {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
+        let constants = overrides.declared_in(&kernel.module.source_for(target));
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(kernel.entry_point),
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some(kernel.entry_point),
             compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
                 zero_initialize_workgroup_memory: !kernel
                     .module
                     .trust
                     .workgroup_memory_written_first,
-                ..Default::default()
             },
             cache: None,
         });
@@ -243,6 +273,7 @@ pub(crate) fn compiled(
     gpu: &crate::Gpu,
     op: &'static str,
     kernel: &'static KernelSpec,
+    overrides: &Overrides,
 ) -> Result<Arc<CompiledKernel>> {
     let missing = kernel.module.features - gpu.device().features();
     if !missing.is_empty() {
@@ -259,6 +290,7 @@ pub(crate) fn compiled(
             &gpu.inner.device,
             ShaderTarget::of(gpu.inner.info.backend),
             kernel,
+            overrides,
         )
     })
     .and_then(|r| r)
@@ -269,4 +301,19 @@ pub(crate) fn compiled(
         },
         other => other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Overrides;
+
+    #[test]
+    fn overrides_name_one_pipeline_per_set_and_reach_only_modules_that_declare_them() {
+        let set = Overrides::new(&[("HAS_BIAS", true), ("HAS_ACTIVATION", false), ("B", true)]);
+        assert_eq!(set, Overrides::new(&[("B", true), ("HAS_BIAS", true)]));
+        assert_eq!(Overrides::new(&[("HAS_BIAS", false)]), Overrides::default());
+        let source = "override HAS_BIAS: bool = false;\noverride HAS_ACTIVATION: bool = false;";
+        assert_eq!(set.declared_in(source), vec![("HAS_BIAS", 1.0)]);
+        assert!(set.declared_in("fn main() {}").is_empty());
+    }
 }
