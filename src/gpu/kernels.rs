@@ -418,6 +418,42 @@ mod tests {
         validate(module, capabilities)
     }
 
+    /// The pipeline cache finds a module's overrides by reading its source
+    /// (`declared_overrides`); a declaration it missed would leave that override at its
+    /// default without an error, so it must find exactly what naga does.
+    #[test]
+    fn every_modules_boolean_overrides_are_found_as_naga_finds_them() {
+        let mut seen = 0;
+        for module in MODULES {
+            let naga = parsed(module);
+            let mut found: Vec<String> = naga
+                .overrides
+                .iter()
+                .map(|(_, o)| {
+                    assert_eq!(
+                        naga.types[o.ty].inner,
+                        naga::TypeInner::Scalar(naga::Scalar::BOOL),
+                        "{}: every override is a bool",
+                        module.name
+                    );
+                    o.name.clone().expect("named override")
+                })
+                .collect();
+            let mut read: Vec<String> = pipelines::declared_overrides(module.source)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            found.sort();
+            read.sort();
+            assert_eq!(read, found, "{}", module.name);
+            seen += found.len();
+        }
+        assert!(
+            seen > 0,
+            "the conv modules declare the epilogue's overrides"
+        );
+    }
+
     #[test]
     fn every_module_validates_and_every_file_is_composed_into_one() {
         for module in MODULES {

@@ -1,4 +1,5 @@
-//! Shader modules, kernels and the pipeline cache: each pipeline is built once per `Gpu`.
+//! Shader modules, kernels and the pipeline cache: each pipeline is built once per `Gpu` and
+//! set of pipeline-overridable constants.
 //!
 //! The runtime knows kernels only by their description ([`KernelSpec`]); which kernels exist,
 //! and how their modules are composed, is the registry's business (`gpu::kernels`).
@@ -141,14 +142,36 @@ impl Overrides {
         Self(set)
     }
 
-    /// The values for the overrides `source` declares, as wgpu takes them.
-    fn declared_in(&self, source: &str) -> Vec<(&'static str, f64)> {
-        self.0
-            .iter()
-            .filter(|name| source.contains(&format!("override {name}: bool")))
-            .map(|&name| (name, 1.0))
-            .collect()
+    /// Those of these overrides that are among `declared`: what a module with those is built
+    /// with, and so the pipeline's key.
+    fn restricted_to(&self, declared: &[&str]) -> Self {
+        Self(
+            self.0
+                .iter()
+                .filter(|n| declared.contains(n))
+                .copied()
+                .collect(),
+        )
     }
+
+    /// The values, as wgpu takes them.
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        self.0.iter().map(|&name| (name, 1.0)).collect()
+    }
+}
+
+/// The names of the boolean pipeline-overridable constants `source` declares, each on a line of
+/// its own as `override NAME: bool` (how the crate's shaders write them; a registry test checks
+/// every module against naga's parse).
+pub(crate) fn declared_overrides(source: &str) -> Vec<&str> {
+    source
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("override "))
+        .filter_map(|rest| {
+            let (name, ty) = rest.split_once(':')?;
+            ty.trim_start().starts_with("bool").then(|| name.trim())
+        })
+        .collect()
 }
 
 /// A pipeline's module name, entry point and overrides.
@@ -159,6 +182,8 @@ type PipelineKey = (&'static str, &'static str, Overrides);
 pub(crate) struct Pipelines {
     /// By module name.
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    /// The boolean overrides each module declares, by module name.
+    declared: Mutex<HashMap<&'static str, Vec<&'static str>>>,
     /// By module name, entry point and overrides.
     kernels: Mutex<HashMap<PipelineKey, Arc<CompiledKernel>>>,
 }
@@ -173,6 +198,13 @@ impl Pipelines {
         kernel: &'static KernelSpec,
         overrides: &Overrides,
     ) -> Result<Arc<CompiledKernel>> {
+        let overrides = {
+            let mut declared = self.declared.lock().unwrap_or_else(|p| p.into_inner());
+            let names = declared
+                .entry(kernel.module.name)
+                .or_insert_with(|| declared_overrides(kernel.module.source));
+            overrides.restricted_to(names)
+        };
         let mut kernels = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
         let key = (kernel.module.name, kernel.entry_point, overrides.clone());
         if let Some(k) = kernels.get(&key) {
@@ -247,7 +279,7 @@ impl Pipelines {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let constants = overrides.declared_in(&kernel.module.source_for(target));
+        let constants = overrides.constants();
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(kernel.entry_point),
             layout: Some(&pipeline_layout),
@@ -305,15 +337,22 @@ pub(crate) fn compiled(
 
 #[cfg(test)]
 mod tests {
-    use super::Overrides;
+    use super::{declared_overrides, Overrides};
 
     #[test]
     fn overrides_name_one_pipeline_per_set_and_reach_only_modules_that_declare_them() {
         let set = Overrides::new(&[("HAS_BIAS", true), ("HAS_ACTIVATION", false), ("B", true)]);
         assert_eq!(set, Overrides::new(&[("B", true), ("HAS_BIAS", true)]));
         assert_eq!(Overrides::new(&[("HAS_BIAS", false)]), Overrides::default());
-        let source = "override HAS_BIAS: bool = false;\noverride HAS_ACTIVATION: bool = false;";
-        assert_eq!(set.declared_in(source), vec![("HAS_BIAS", 1.0)]);
-        assert!(set.declared_in("fn main() {}").is_empty());
+        let source = "// override B: bool\noverride HAS_BIAS: bool = false;\n  override HAS_ACTIVATION : bool = false;\noverride N: u32 = 1u;";
+        let declared = declared_overrides(source);
+        assert_eq!(declared, ["HAS_BIAS", "HAS_ACTIVATION"]);
+        let kept = set.restricted_to(&declared);
+        assert_eq!(kept, Overrides::new(&[("HAS_BIAS", true)]));
+        assert_eq!(kept.constants(), [("HAS_BIAS", 1.0)]);
+        assert_eq!(
+            set.restricted_to(&declared_overrides("fn main() {}")),
+            Overrides::default()
+        );
     }
 }
