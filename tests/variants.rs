@@ -493,6 +493,74 @@ fn vec4_stores(variant: ConvVariant, seed: u64) {
 }
 
 #[test]
+fn packed8_variant_takes_weight_gradients_from_an_nchw_copy_of_the_input() {
+    weight_grad_from_nchw(ConvVariant::Packed8, 0x7a71_0036);
+}
+
+#[test]
+fn packed16_variant_takes_weight_gradients_from_an_nchw_copy_of_the_input() {
+    weight_grad_from_nchw(ConvVariant::Packed16, 0x7a71_0037);
+}
+
+/// Weight gradients whose wide tiles read the input from an NCHW copy, each column's values
+/// two texels shifted by its tap's offset modulo 4 (all four offsets: left paddings of 1 and 2,
+/// a 5x5 window, dilation 2), masked where a read falls on the padding or past a row into the
+/// next one: one-sided padding, no padding with the output rows a vec4 short of the input's
+/// (the x past the output's last column live in the copy, zero in grad_output), rows at
+/// stride 2 with columns at stride 1, groups, a flipped window, output channels not in whole
+/// tiles, several images. An infinite grad_output at a corner meets the padding (the masked
+/// redo); an infinite and a NaN input, at a row's first and last pixel, must reach only their
+/// own taps' sums.
+fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let same = Conv2dParams::default().with_padding(Padding::uniform(1));
+    let cases = [
+        ([2, 8, 8, 8], [40, 8, 3, 3], same),
+        (
+            [1, 6, 7, 12],
+            [36, 6, 3, 3],
+            Conv2dParams::default()
+                .with_padding(Padding::uniform(2))
+                .with_dilation(2),
+        ),
+        (
+            [2, 4, 6, 8],
+            [66, 4, 3, 3],
+            Conv2dParams::default().with_padding(Padding::explicit(0, 2, 2, 0)),
+        ),
+        (
+            [2, 4, 6, 8],
+            [36, 4, 5, 5],
+            Conv2dParams::default().with_padding(Padding::uniform(2)),
+        ),
+        ([2, 5, 5, 8], [40, 5, 3, 3], Conv2dParams::default()),
+        ([1, 8, 9, 4], [40, 8, 3, 3], same.with_stride_hw(2, 1)),
+        ([2, 8, 4, 4], [72, 4, 3, 3], same.with_groups(2)),
+        ([1, 6, 4, 8], [40, 6, 3, 3], same.with_flip(true)),
+    ];
+    for (i, (input, weight, p)) in cases.into_iter().enumerate() {
+        let g = p.geometry("t", input, weight, None).unwrap();
+        assert_eq!(
+            g.w.input / 4,
+            g.w.output.div_ceil(4),
+            "case {i} reads the copy"
+        );
+        let mut x = rng.array4(input);
+        let [n, c, h, w] = input;
+        x[[n - 1, c / 2, h / 2, 0]] = f32::INFINITY;
+        x[[0, c - 1, h - 1, w - 1]] = f32::NAN;
+        let w = rng.array4(weight);
+        let mut dy = rng.array4(g.output_shape());
+        dy[[n - 1, 0, 0, 0]] = f32::NEG_INFINITY;
+        let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} case {i}");
+        common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+    }
+}
+
+#[test]
 fn packed8_variant_reads_1x1_layers_from_an_nchw_copy() {
     one_by_one_from_nchw(ConvVariant::Packed8, 0x7a71_0034);
 }

@@ -767,6 +767,137 @@ fn conv2d_weight_grad_packed_wide(
     wide_store(acc, true, columns, base, w_columns, block, g, m);
 }
 
+// Where a column (r, ty, tx) of the weight gradient reads an NCHW input copied into a texture
+// as it lies (rows of whole vec4s, unit steps along x): x = 4 ox4 + s, s = tx * dilation -
+// pad_left, in input row iy = oy * stride + offy. `at` is the texel of (c, offy, floor(s / 4))
+// from image 0 row 0, `rho` = s mod 4.
+struct CopiedColumn {
+    at: i32,
+    s: i32,
+    offy: i32,
+    rho: u32,
+}
+
+fn copied_column(g: u32, col: u32) -> CopiedColumn {
+    let taps = u.taps_h * u.taps_w;
+    let c = g * u.reduce_per_group + col / taps;
+    let s = bitcast<i32>(u.src_off_w) + i32(col % u.taps_w) * bitcast<i32>(u.tap_step_w);
+    let offy = bitcast<i32>(u.src_off_h) + i32((col % taps) / u.taps_w) * bitcast<i32>(u.tap_step_h);
+    let at = i32(c * (u.src_stride_c / 4u)) + offy * i32(u.ow4) + (s >> 2u);
+    return CopiedColumn(at, s, offy, u32(s & 3));
+}
+
+// The four input values of a copied column at output row oy, vec4 ox4, whose first texel is
+// `at`: two neighbouring texels shifted by rho, zero where the read falls on the padding or
+// past the row (the copy holds the neighbouring rows' values there). Texel indices are clamped
+// into the texture, so no read relies on robust access.
+fn copied_input(at: i32, column: CopiedColumn, oy: u32, ox4: u32, last: i32) -> vec4<f32> {
+    let a = load_b(u32(clamp(at, 0, last)));
+    let b = load_b(u32(clamp(at + 1, 0, last)));
+    let lo = select(a, vec4<f32>(a.yzw, b.x), column.rho == 1u);
+    let hi = select(vec4<f32>(a.zw, b.xy), vec4<f32>(a.w, b.xyz), column.rho == 3u);
+    let iy = i32(oy * u.src_step_h) + column.offy;
+    let x = vec4<i32>(4 * i32(ox4) + column.s) + vec4<i32>(0, 1, 2, 3);
+    let live = (x >= vec4<i32>(0)) & (x < vec4<i32>(i32(u.src_w))) & vec4<bool>(iy >= 0 && iy < i32(u.src_h));
+    return select(vec4<f32>(0.0), select(lo, hi, column.rho >= 2u), live);
+}
+
+// conv2d_weight_grad_packed_wide reading its input from an NCHW copy instead of packed rows:
+// for unit steps along x over rows of whole vec4s as long as the output's (the 3x3 stride-1
+// layers with `same` padding), where the packing pass wrote one shifted copy of the input per
+// kernel column at lavapipe's texel-store speed (about 40% of the 64-channel 56x56 layer's
+// dw). Each column takes two texel fetches and a shift per step instead of one fetch: the
+// walk's `at` runs over the copy (`packed_h` is an image's rows, all channels), each lane's
+// columns at fixed offsets from it.
+@compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
+fn conv2d_weight_grad_packed_wide_from_nchw(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = subgroup_index(wg, groups, local);
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let at_tile = weight_grad_tile(sg);
+    let cblock = at_tile.block;
+    let tile = at_tile.tile;
+    let g = at_tile.g;
+    let block = at_tile.rows;
+
+    let taps = u.taps_h * u.taps_w;
+    let columns = u.reduce_per_group * taps;
+    let base = cblock * WIDE_COLUMNS;
+    let m = tile * WIDE_CHANNELS + 4u * lane;
+    let last = u.channels_per_group - 1u;
+    let a0 = (g * u.channels_per_group + min(m, last)) * u.a_row_stride;
+    let a1 = (g * u.channels_per_group + min(m + 1u, last)) * u.a_row_stride;
+    let a2 = (g * u.channels_per_group + min(m + 2u, last)) * u.a_row_stride;
+    let a3 = (g * u.channels_per_group + min(m + 3u, last)) * u.a_row_stride;
+    let cols = vec4<u32>(
+        min(base + lane, columns - 1u),
+        min(base + LANES + lane, columns - 1u),
+        min(base + 2u * LANES + lane, columns - 1u),
+        min(base + 3u * LANES + lane, columns - 1u),
+    );
+    let c0 = copied_column(g, cols.x);
+    let c1 = copied_column(g, cols.y);
+    let c2 = copied_column(g, cols.z);
+    let c3 = copied_column(g, cols.w);
+    let d = vec4<i32>(0, c1.at - c0.at, c2.at - c0.at, c3.at - c0.at);
+    let extent = textureDimensions(packed_b);
+    let last_texel = i32(extent.x * extent.y) - 1;
+
+    let per_block = u.rows_per_block * u.ow4;
+    let k_begin = block * per_block;
+    let k_end = min(u.k_vec, k_begin + per_block);
+    let first_row = block * u.rows_per_block;
+    var walk = row_walk(u32(c0.at), first_row);
+    var acc = WideTile();
+    for (var k = k_begin; k < k_end; k++) {
+        let at = bitcast<i32>(walk.at);
+        let x0 = copied_input(at, c0, walk.oy, walk.ox4, last_texel);
+        let x1 = copied_input(at + d.y, c1, walk.oy, walk.ox4, last_texel);
+        let x2 = copied_input(at + d.z, c2, walk.oy, walk.ox4, last_texel);
+        let x3 = copied_input(at + d.w, c3, walk.oy, walk.ox4, last_texel);
+        wide_step(&acc, x0, x1, x2, x3, load_a(a0 + walk.a), load_a(a1 + walk.a), load_a(a2 + walk.a), load_a(a3 + walk.a));
+        row_step(&walk);
+    }
+    // As in conv2d_weight_grad_packed: redo a tile where a non-finite grad_output may have
+    // met the input's zero padding, with the padding's terms masked out.
+    if (wide_non_finite(acc)) {
+        var copied = array<CopiedColumn, 4>(c0, c1, c2, c3);
+        var redo = array<vec4<f32>, WIDE_COLUMNS>();
+        for (var k = k_begin; k < k_end; k++) {
+            let row = k / u.ow4;
+            let oy = row % u.grid_h;
+            let ox4 = k % u.ow4;
+            let at = bitcast<i32>(u32(c0.at) + pixel_step(row, ox4));
+            let ka = grad_output_step(row, ox4);
+            let t = by_term(load_a(a0 + ka), load_a(a1 + ka), load_a(a2 + ka), load_a(a3 + ka));
+            for (var q = 0u; q < 4u; q++) {
+                let x = copied_input(at + d[q], copied[q], oy, ox4, last_texel);
+                let live = input_live(cols[q], oy, ox4);
+                for (var j = 0u; j < LANES; j++) {
+                    let l = (vec4<u32>(subgroupShuffle(live, j)) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
+                    redo[q * LANES + j] = accumulate4_masked(redo[q * LANES + j], subgroupShuffle(x, j), t, l);
+                }
+            }
+        }
+        acc = wide_from(redo);
+    }
+
+    let w_columns = vec4<u32>(
+        weight_column(cols.x),
+        weight_column(cols.y),
+        weight_column(cols.z),
+        weight_column(cols.w),
+    );
+    wide_store(acc, true, columns, base, w_columns, block, g, m);
+}
+
 // The end of a few-channel gather, for this lane's 8 pixels `pixels[j]` (clamped into
 // range), whose reads start at `lo + offsets[j]` in the packed source at tap (0, 0). As in
 // conv2d_gemm_packed, a tile where a non-finite operand may have met the zero padding is

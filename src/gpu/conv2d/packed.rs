@@ -813,6 +813,21 @@ fn grad_output_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
     tiling.packs_to_textures() && g.layout == Layout::Nchw && g.w.output.is_multiple_of(4)
 }
 
+/// Whether the wide weight gradient reads its input from a copy made as it lies instead of
+/// packed rows (`conv2d_weight_grad_packed_wide_from_nchw`): NCHW, unit steps along x over
+/// rows of whole vec4s exactly as many as the output rows' (its walk steps both alike: the
+/// 3x3 stride-1 layers with `same` padding on planes 4k wide), rows not subsampled. Packing
+/// wrote one shifted copy of the input per kernel column, at lavapipe's texel-store speed;
+/// a copy runs at memory speed, and the kernel pays a second fetch and a shift per value.
+fn input_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
+    matches!(tiling, Tiling::SubgroupWide(_))
+        && g.layout == Layout::Nchw
+        && g.w.stride == 1
+        && g.w.input.is_multiple_of(4)
+        && g.w.input / 4 == row_vec4s(g)
+        && rows_subsampled(g).is_none()
+}
+
 /// The repacking before the weight gradient's pass 1: grad_output as rows [g][m][n][oy][ox]
 /// (the first operand returned; copied in its own [n][g][m][oy][ox] order where
 /// [`grad_output_copied`]), and the input (the second) as rows [g][(r, tx)][n][y][ox] holding input
@@ -870,6 +885,11 @@ pub fn weight_grad_packing(
             packed[i] = plan.add_texture_copy(source, vec4s);
             continue;
         }
+        if source == Operand::Input && input_copied(tiling, g) {
+            packed[i] =
+                plan.add_texture_copy(source, g.input_sizes().iter().product::<usize>() / 4);
+            continue;
+        }
         let (operand, kernel) = tiling.add_packed(&mut plan, vec4s, Packing::Rows);
         packed[i] = operand;
         let grid = pack_grid(op, tiling, vec4s, max_per_dimension)?;
@@ -894,7 +914,16 @@ pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) 
     let tiles = g.groups
         * g.out_channels_per_group().div_ceil(tiling.channels())
         * columns.div_ceil(tiling.columns());
-    (tiling.kernels().1, tiles * tiling.invocations())
+    let kernel = match tiling.kernels().1 {
+        Kernel::Conv2dWeightGradPacked8Wide if input_copied(tiling, g) => {
+            Kernel::Conv2dWeightGradPacked8WideFromNchw
+        }
+        Kernel::Conv2dWeightGradPacked16Wide if input_copied(tiling, g) => {
+            Kernel::Conv2dWeightGradPacked16WideFromNchw
+        }
+        kernel => kernel,
+    };
+    (kernel, tiles * tiling.invocations())
 }
 
 /// Uniforms of the weight gradient's pass 1 on the packed rows: blocks of `rows_per_block`
@@ -930,7 +959,12 @@ pub fn weight_grad_partial(
         k_vec: k_vec as u32,
         a_row_stride: a_row_stride as u32,
         a_image_jump: a_image_jump as u32,
-        packed_h: padded_rows(g) as u32,
+        // The copy's rows per image, all channels: the walk steps from one image to the next.
+        packed_h: if input_copied(tiling, g) {
+            (g.in_channels * g.h.input) as u32
+        } else {
+            padded_rows(g) as u32
+        },
         column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
             .div_ceil(tiling.columns()) as u32,
         channel_tiles_per_group: g.out_channels_per_group().div_ceil(tiling.channels()) as u32,
@@ -1264,7 +1298,8 @@ mod tests {
 
     #[test]
     fn packed_weight_gradients_copy_nchw_grad_output_with_whole_vec4_rows() {
-        let packed = Tiling::SubgroupWide(8);
+        // The pair tiles, which pack their input whatever its rows.
+        let packed = Tiling::Subgroup(8);
         let (copies, kernels) = weight_grad_packing_of(packed, crate::Layout::Nchw, [2, 4, 5, 8]);
         assert_eq!(
             copies,
@@ -1288,6 +1323,101 @@ mod tests {
             let (copies, kernels) = weight_grad_packing_of(tiling, layout, input);
             assert!(copies.is_empty(), "{tiling:?} {layout:?} {input:?}");
             assert_eq!(kernels.len(), 2, "{tiling:?} {layout:?} {input:?}");
+        }
+    }
+
+    #[test]
+    fn wide_weight_gradients_read_an_nchw_input_copy_where_its_rows_match_the_output() {
+        let wide = Tiling::SubgroupWide(16);
+        let plan_of = |params: crate::Conv2dParams, input: [usize; 4], kernel: usize| {
+            let layout = params.layout;
+            let g = params
+                .geometry(
+                    "t",
+                    layout.activation_shape(input),
+                    layout.weight_shape([40, input[1], kernel, kernel]),
+                    None,
+                )
+                .unwrap();
+            let (plan, operands) = weight_grad_packing("t", wide, &g, 65535).unwrap();
+            let kernels: Vec<_> = plan.steps.iter().map(|s| s.kernel).collect();
+            let partial = weight_grad_partial(wide, &g, 1, 1, 64);
+            (
+                plan.texture_copies,
+                operands,
+                kernels,
+                weight_grad_pass1(wide, &g).0,
+                partial.packed_h,
+            )
+        };
+        let same = crate::Conv2dParams::default().with_padding(crate::Padding::uniform(1));
+        // 3x3 `same` on rows of 8: both operands copied, no packing; the walk's image is
+        // every channel's rows.
+        let (copies, operands, kernels, pass1, packed_h) = plan_of(same, [2, 4, 5, 8], 3);
+        assert_eq!(
+            copies,
+            [
+                PlannedCopy {
+                    from: Operand::GradOutput,
+                    texture: 0,
+                    vec4s: 2 * 40 * 5 * 2,
+                },
+                PlannedCopy {
+                    from: Operand::Input,
+                    texture: 1,
+                    vec4s: 2 * 4 * 5 * 2,
+                },
+            ]
+        );
+        assert_eq!(operands, [Operand::Texture(0), Operand::Texture(1)]);
+        assert!(kernels.is_empty());
+        assert_eq!(pass1, Kernel::Conv2dWeightGradPacked16WideFromNchw);
+        assert_eq!(packed_h, 4 * 5);
+        // So do 1x1 layers, and unpadded 3x3 ones whose output rows end within the input's
+        // last vec4; stride 2 along rows alone keeps columns at unit steps.
+        for (params, input, kernel) in [
+            (crate::Conv2dParams::default(), [1, 4, 3, 12], 1),
+            (crate::Conv2dParams::default(), [1, 4, 6, 8], 3),
+            (same.with_stride_hw(2, 1), [1, 4, 6, 8], 3),
+        ] {
+            let (copies, operands, kernels, pass1, _) = plan_of(params, input, kernel);
+            let copied = copies.last().expect("the input's copy");
+            assert_eq!(copied.from, Operand::Input, "{params:?} {input:?}");
+            assert_eq!(copied.vec4s, input.iter().product::<usize>() / 4);
+            assert_eq!(operands[1], Operand::Texture(copied.texture));
+            // grad_output rows of 6 (the unpadded 3x3) are packed.
+            assert_eq!(kernels.len(), 2 - copies.len(), "{params:?} {input:?}");
+            assert_eq!(pass1, Kernel::Conv2dWeightGradPacked16WideFromNchw);
+        }
+        // Rows of 14 (not whole vec4s), of 12 read at stride 2 or with 5x5 unpadded windows
+        // (output rows of 4 and 8: fewer vec4s than the input's), NHWC, and the 1x1 stride-2
+        // shortcut (its rows subsampled): the input packed, the plain wide kernel.
+        for (params, input, kernel) in [
+            (same, [1, 4, 6, 14], 3),
+            (same.with_stride(2), [1, 4, 6, 12], 3),
+            (crate::Conv2dParams::default(), [1, 4, 6, 12], 5),
+            (same.with_layout(crate::Layout::Nhwc), [1, 4, 6, 8], 3),
+            (
+                crate::Conv2dParams::default().with_stride(2),
+                [1, 4, 6, 8],
+                1,
+            ),
+        ] {
+            let (copies, _, kernels, pass1, _) = plan_of(params, input, kernel);
+            assert!(
+                copies.iter().all(|c| c.from != Operand::Input),
+                "{params:?} {input:?}"
+            );
+            assert_eq!(
+                kernels.last(),
+                Some(&Kernel::PackRowsTexture),
+                "{params:?} {input:?}"
+            );
+            assert_eq!(
+                pass1,
+                Kernel::Conv2dWeightGradPacked16Wide,
+                "{params:?} {input:?}"
+            );
         }
     }
 
