@@ -699,72 +699,100 @@ fn conv2d_weight_grad_packed_wide(
     if (sg * LANES >= u.invocations) {
         return;
     }
-    let at_tile = weight_grad_tile(sg);
-    let cblock = at_tile.block;
-    let tile = at_tile.tile;
-    let g = at_tile.g;
-    let block = at_tile.rows;
-
-    let taps = u.taps_h * u.taps_w;
-    let columns = u.reduce_per_group * taps;
-    let base = cblock * WIDE_COLUMNS;
-    let m = tile * WIDE_CHANNELS + 4u * lane;
-    let last = u.channels_per_group - 1u;
-    let a0 = (g * u.channels_per_group + min(m, last)) * u.a_row_stride;
-    let a1 = (g * u.channels_per_group + min(m + 1u, last)) * u.a_row_stride;
-    let a2 = (g * u.channels_per_group + min(m + 2u, last)) * u.a_row_stride;
-    let a3 = (g * u.channels_per_group + min(m + 3u, last)) * u.a_row_stride;
+    let t = wide_weight_grad_lane(sg, lane);
     // Offsets of the lane's other columns' rows from its first's, wrapping as u32.
-    let row0 = input_row(g, min(base + lane, columns - 1u));
+    let row0 = input_row(t.g, t.cols.x);
     let d = bitcast<vec4<i32>>(vec4<u32>(
         0u,
-        input_row(g, min(base + LANES + lane, columns - 1u)) - row0,
-        input_row(g, min(base + 2u * LANES + lane, columns - 1u)) - row0,
-        input_row(g, min(base + 3u * LANES + lane, columns - 1u)) - row0,
+        input_row(t.g, t.cols.y) - row0,
+        input_row(t.g, t.cols.z) - row0,
+        input_row(t.g, t.cols.w) - row0,
     ));
 
-    let per_block = u.rows_per_block * u.ow4;
-    let k_begin = block * per_block;
-    let k_end = min(u.k_vec, k_begin + per_block);
-    let first_row = block * u.rows_per_block;
-    var walk = row_walk(row0, first_row);
+    var walk = row_walk(row0, t.first_row);
     var acc = WideTile();
-    for (var k = k_begin; k < k_end; k++) {
+    for (var k = t.k_begin; k < t.k_end; k++) {
         let x0 = load_b(walk.at);
         let x1 = load_b(walk.at + u32(d.y));
         let x2 = load_b(walk.at + u32(d.z));
         let x3 = load_b(walk.at + u32(d.w));
-        wide_step(&acc, x0, x1, x2, x3, load_a(a0 + walk.a), load_a(a1 + walk.a), load_a(a2 + walk.a), load_a(a3 + walk.a));
+        wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
         row_step(&walk);
     }
     // As in conv2d_weight_grad_packed: redo a tile where a non-finite grad_output may have
     // met the input's zero padding, with the padding's terms masked out.
     if (wide_non_finite(acc)) {
         var redo = array<vec4<f32>, WIDE_COLUMNS>();
-        for (var k = k_begin; k < k_end; k++) {
+        for (var k = t.k_begin; k < t.k_end; k++) {
             let row = k / u.ow4;
             let at = row0 + pixel_step(row, k % u.ow4);
-            let ka = grad_output_step(row, k % u.ow4);
-            let t = by_term(load_a(a0 + ka), load_a(a1 + ka), load_a(a2 + ka), load_a(a3 + ka));
+            let terms = wide_weight_grad_terms(t, row, k % u.ow4);
             for (var q = 0u; q < 4u; q++) {
                 let x = load_b(at + u32(d[q]));
-                let live = input_live(min(base + q * LANES + lane, columns - 1u), row % u.grid_h, k % u.ow4);
-                for (var j = 0u; j < LANES; j++) {
-                    let l = (vec4<u32>(subgroupShuffle(live, j)) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
-                    redo[q * LANES + j] = accumulate4_masked(redo[q * LANES + j], subgroupShuffle(x, j), t, l);
-                }
+                redo_wide_column(&redo, q, x, input_live(t.cols[q], row % u.grid_h, k % u.ow4), terms);
             }
         }
         acc = wide_from(redo);
     }
+    wide_weight_grad_store(acc, t);
+}
 
+// What a lane of a wide weight-gradient tile works on: its group, its block of rows (and that
+// block's reduction steps), its first channel m and the packed grad_output rows of its four
+// channels m .. m + 3 (`a`), and its four columns (r, ty, tx) l + q * LANES from the tile's
+// first, `base`, clamped into range (`cols`).
+struct WideWeightGradLane {
+    g: u32,
+    block: u32,
+    first_row: u32,
+    k_begin: u32,
+    k_end: u32,
+    m: u32,
+    base: u32,
+    columns: u32,
+    a: vec4<u32>,
+    cols: vec4<u32>,
+}
+
+fn wide_weight_grad_lane(sg: u32, lane: u32) -> WideWeightGradLane {
+    let at_tile = weight_grad_tile(sg);
+    let g = at_tile.g;
+    let columns = u.reduce_per_group * u.taps_h * u.taps_w;
+    let base = at_tile.block * WIDE_COLUMNS;
+    let m = at_tile.tile * WIDE_CHANNELS + 4u * lane;
+    let channels = min(vec4<u32>(m) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(u.channels_per_group - 1u));
+    let a = (vec4<u32>(g * u.channels_per_group) + channels) * u.a_row_stride;
+    let cols = min(vec4<u32>(base + lane) + vec4<u32>(0u, 1u, 2u, 3u) * LANES, vec4<u32>(columns - 1u));
+    let per_block = u.rows_per_block * u.ow4;
+    let k_begin = at_tile.rows * per_block;
+    let k_end = min(u.k_vec, k_begin + per_block);
+    return WideWeightGradLane(g, at_tile.rows, at_tile.rows * u.rows_per_block, k_begin, k_end, m, base, columns, a, cols);
+}
+
+// The lane's four channels' grad_output at output row `row` (n, oy), vec4 ox4, by term.
+fn wide_weight_grad_terms(t: WideWeightGradLane, row: u32, ox4: u32) -> array<vec4<f32>, 4> {
+    let ka = grad_output_step(row, ox4);
+    return by_term(load_a(t.a.x + ka), load_a(t.a.y + ka), load_a(t.a.z + ka), load_a(t.a.w + ka));
+}
+
+// One step of the masked redo for the lane's column q: every lane's value x of its column q,
+// with the terms its `live` bits allow, into the redo sums of columns j + q * LANES.
+@diagnostic(off, subgroup_uniformity)
+fn redo_wide_column(redo: ptr<function, array<vec4<f32>, WIDE_COLUMNS>>, q: u32, x: vec4<f32>, live: u32, terms: array<vec4<f32>, 4>) {
+    for (var j = 0u; j < LANES; j++) {
+        let l = (vec4<u32>(subgroupShuffle(live, j)) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
+        (*redo)[q * LANES + j] = accumulate4_masked((*redo)[q * LANES + j], subgroupShuffle(x, j), terms, l);
+    }
+}
+
+fn wide_weight_grad_store(acc: WideTile, t: WideWeightGradLane) {
     let w_columns = vec4<u32>(
-        weight_column(min(base + lane, columns - 1u)),
-        weight_column(min(base + LANES + lane, columns - 1u)),
-        weight_column(min(base + 2u * LANES + lane, columns - 1u)),
-        weight_column(min(base + 3u * LANES + lane, columns - 1u)),
+        weight_column(t.cols.x),
+        weight_column(t.cols.y),
+        weight_column(t.cols.z),
+        weight_column(t.cols.w),
     );
-    wide_store(acc, true, columns, base, w_columns, block, g, m);
+    wide_store(acc, true, t.columns, t.base, w_columns, t.block, t.g, t.m);
 }
 
 // Where a column (r, ty, tx) of the weight gradient reads an NCHW input copied into a texture
@@ -821,81 +849,49 @@ fn conv2d_weight_grad_packed_wide_from_nchw(
     if (sg * LANES >= u.invocations) {
         return;
     }
-    let at_tile = weight_grad_tile(sg);
-    let cblock = at_tile.block;
-    let tile = at_tile.tile;
-    let g = at_tile.g;
-    let block = at_tile.rows;
-
-    let taps = u.taps_h * u.taps_w;
-    let columns = u.reduce_per_group * taps;
-    let base = cblock * WIDE_COLUMNS;
-    let m = tile * WIDE_CHANNELS + 4u * lane;
-    let last = u.channels_per_group - 1u;
-    let a0 = (g * u.channels_per_group + min(m, last)) * u.a_row_stride;
-    let a1 = (g * u.channels_per_group + min(m + 1u, last)) * u.a_row_stride;
-    let a2 = (g * u.channels_per_group + min(m + 2u, last)) * u.a_row_stride;
-    let a3 = (g * u.channels_per_group + min(m + 3u, last)) * u.a_row_stride;
-    let cols = vec4<u32>(
-        min(base + lane, columns - 1u),
-        min(base + LANES + lane, columns - 1u),
-        min(base + 2u * LANES + lane, columns - 1u),
-        min(base + 3u * LANES + lane, columns - 1u),
+    let t = wide_weight_grad_lane(sg, lane);
+    var copied = array<CopiedColumn, 4>(
+        copied_column(t.g, t.cols.x),
+        copied_column(t.g, t.cols.y),
+        copied_column(t.g, t.cols.z),
+        copied_column(t.g, t.cols.w),
     );
-    let c0 = copied_column(g, cols.x);
-    let c1 = copied_column(g, cols.y);
-    let c2 = copied_column(g, cols.z);
-    let c3 = copied_column(g, cols.w);
+    let c0 = copied[0];
+    let c1 = copied[1];
+    let c2 = copied[2];
+    let c3 = copied[3];
     let d = vec4<i32>(0, c1.at - c0.at, c2.at - c0.at, c3.at - c0.at);
     let extent = textureDimensions(packed_b);
     let last_texel = i32(extent.x * extent.y) - 1;
 
-    let per_block = u.rows_per_block * u.ow4;
-    let k_begin = block * per_block;
-    let k_end = min(u.k_vec, k_begin + per_block);
-    let first_row = block * u.rows_per_block;
-    var walk = row_walk(u32(c0.at), first_row);
+    var walk = row_walk(u32(c0.at), t.first_row);
     var acc = WideTile();
-    for (var k = k_begin; k < k_end; k++) {
+    for (var k = t.k_begin; k < t.k_end; k++) {
         let at = bitcast<i32>(walk.at);
         let x0 = copied_input(at, c0, walk.oy, walk.ox4, last_texel);
         let x1 = copied_input(at + d.y, c1, walk.oy, walk.ox4, last_texel);
         let x2 = copied_input(at + d.z, c2, walk.oy, walk.ox4, last_texel);
         let x3 = copied_input(at + d.w, c3, walk.oy, walk.ox4, last_texel);
-        wide_step(&acc, x0, x1, x2, x3, load_a(a0 + walk.a), load_a(a1 + walk.a), load_a(a2 + walk.a), load_a(a3 + walk.a));
+        wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
         row_step(&walk);
     }
-    // As in conv2d_weight_grad_packed: redo a tile where a non-finite grad_output may have
-    // met the input's zero padding, with the padding's terms masked out.
+    // As in conv2d_weight_grad_packed_wide.
     if (wide_non_finite(acc)) {
-        var copied = array<CopiedColumn, 4>(c0, c1, c2, c3);
         var redo = array<vec4<f32>, WIDE_COLUMNS>();
-        for (var k = k_begin; k < k_end; k++) {
+        for (var k = t.k_begin; k < t.k_end; k++) {
             let row = k / u.ow4;
             let oy = row % u.grid_h;
             let ox4 = k % u.ow4;
             let at = bitcast<i32>(u32(c0.at) + pixel_step(row, ox4));
-            let ka = grad_output_step(row, ox4);
-            let t = by_term(load_a(a0 + ka), load_a(a1 + ka), load_a(a2 + ka), load_a(a3 + ka));
+            let terms = wide_weight_grad_terms(t, row, ox4);
             for (var q = 0u; q < 4u; q++) {
                 let x = copied_input(at + d[q], copied[q], oy, ox4, last_texel);
-                let live = input_live(cols[q], oy, ox4);
-                for (var j = 0u; j < LANES; j++) {
-                    let l = (vec4<u32>(subgroupShuffle(live, j)) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u);
-                    redo[q * LANES + j] = accumulate4_masked(redo[q * LANES + j], subgroupShuffle(x, j), t, l);
-                }
+                redo_wide_column(&redo, q, x, input_live(t.cols[q], oy, ox4), terms);
             }
         }
         acc = wide_from(redo);
     }
-
-    let w_columns = vec4<u32>(
-        weight_column(cols.x),
-        weight_column(cols.y),
-        weight_column(cols.z),
-        weight_column(cols.w),
-    );
-    wide_store(acc, true, columns, base, w_columns, block, g, m);
+    wide_weight_grad_store(acc, t);
 }
 
 // The end of a few-channel gather, for this lane's 8 pixels `pixels[j]` (clamped into
