@@ -504,11 +504,11 @@ fn packed16_variant_takes_weight_gradients_from_an_nchw_copy_of_the_input() {
 
 /// Weight gradients whose wide tiles read the input from an NCHW copy, each column's values
 /// two texels shifted by its tap's offset modulo 4 (all four offsets: left paddings of 1 and 2,
-/// a 5x5 window, dilation 2), masked where a read falls on the padding or past a row into the
-/// next one: one-sided padding, no padding with the output rows a vec4 short of the input's
-/// (the x past the output's last column live in the copy, zero in grad_output), rows at
-/// stride 2 with columns at stride 1, groups, a flipped window, output channels not in whole
-/// tiles, several images. An infinite grad_output at a corner meets the padding (the masked
+/// a 5x5 window, dilation 2; whole texels away at dilation 4), masked where a read falls on
+/// the padding or past a row into the next one: one-sided padding, no padding with output
+/// rows two pixels short of the input's (the x past the output's last column live in the
+/// copy, zero in grad_output), a 1x1 window, rows at stride 2 with columns at stride 1 over
+/// two images, groups, a flipped window, output channels not in whole tiles, several images. An infinite grad_output at a corner meets the padding (the masked
 /// redo); an infinite and a NaN input, at a row's first and last pixel, must reach only their
 /// own taps' sums.
 fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
@@ -537,7 +537,15 @@ fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
             Conv2dParams::default().with_padding(Padding::uniform(2)),
         ),
         ([2, 5, 5, 8], [40, 5, 3, 3], Conv2dParams::default()),
-        ([1, 8, 9, 4], [40, 8, 3, 3], same.with_stride_hw(2, 1)),
+        ([2, 8, 9, 4], [40, 8, 3, 3], same.with_stride_hw(2, 1)),
+        (
+            [1, 4, 5, 8],
+            [36, 4, 3, 3],
+            Conv2dParams::default()
+                .with_padding(Padding::uniform(4))
+                .with_dilation(4),
+        ),
+        ([2, 8, 3, 12], [40, 8, 1, 1], Conv2dParams::default()),
         ([2, 8, 4, 4], [72, 4, 3, 3], same.with_groups(2)),
         ([1, 6, 4, 8], [40, 6, 3, 3], same.with_flip(true)),
     ];

@@ -979,7 +979,12 @@ pub fn scratch_plan(pass: ConvPass, tiling: Tiling, g: &Conv2dGeometry) -> Resul
     match pass {
         ConvPass::Forward => forward(OP, tiling, g, false, Activation::None, u32::MAX),
         ConvPass::InputGrad => input_grad(OP, tiling, g, false, u32::MAX),
-        ConvPass::WeightGrad => weight_grad_packing(OP, tiling, g, u32::MAX).map(|(p, _)| p),
+        // Narrowed as the weight gradient's plan is (backward.rs): the wide tiles read an
+        // input copy where the pair tiles pack kernel-width shifted copies.
+        ConvPass::WeightGrad => {
+            let tiling = tiling.for_weight_grad(g.out_channels_per_group());
+            weight_grad_packing(OP, tiling, g, u32::MAX).map(|(p, _)| p)
+        }
     }
 }
 
@@ -1390,8 +1395,10 @@ mod tests {
             assert_eq!(pass1, Kernel::Conv2dWeightGradPacked16WideFromNchw);
         }
         // Rows of 14 (not whole vec4s), of 12 read at stride 2 or with 5x5 unpadded windows
-        // (output rows of 4 and 8: fewer vec4s than the input's), NHWC, and the 1x1 stride-2
-        // shortcut (its rows subsampled): the input packed, the plain wide kernel.
+        // (output rows of 4 and 8: fewer vec4s than the input's), NHWC, and 1x1 windows at
+        // stride 2 down the rows (subsampled, which the copy's walk does not read; with
+        // columns at stride 2 too, the ResNet shortcut): the input packed, the plain wide
+        // kernel.
         for (params, input, kernel) in [
             (same, [1, 4, 6, 14], 3),
             (same.with_stride(2), [1, 4, 6, 12], 3),
@@ -1399,6 +1406,11 @@ mod tests {
             (same.with_layout(crate::Layout::Nhwc), [1, 4, 6, 8], 3),
             (
                 crate::Conv2dParams::default().with_stride(2),
+                [1, 4, 6, 8],
+                1,
+            ),
+            (
+                crate::Conv2dParams::default().with_stride_hw(2, 1),
                 [1, 4, 6, 8],
                 1,
             ),
