@@ -886,8 +886,7 @@ pub fn weight_grad_packing(
             continue;
         }
         if source == Operand::Input && input_copied(tiling, g) {
-            packed[i] =
-                plan.add_texture_copy(source, g.input_sizes().iter().product::<usize>() / 4);
+            packed[i] = plan.add_texture_copy(source, source_vec4s(g.batch, &u));
             continue;
         }
         let (operand, kernel) = tiling.add_packed(&mut plan, vec4s, Packing::Rows);
