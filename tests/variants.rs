@@ -506,11 +506,14 @@ fn packed16_variant_takes_weight_gradients_from_an_nchw_copy_of_the_input() {
 /// two texels shifted by its tap's offset modulo 4 (all four offsets: left paddings of 1 and 2,
 /// a 5x5 window, dilation 2; whole texels away at dilation 4), masked where a read falls on
 /// the padding or past a row into the next one: one-sided padding, no padding with output
-/// rows two pixels short of the input's (the x past the output's last column live in the
-/// copy, zero in grad_output), a 1x1 window, rows at stride 2 with columns at stride 1 over
-/// two images, groups, a flipped window, output channels not in whole tiles, several images. An infinite grad_output at a corner meets the padding (the masked
-/// redo); an infinite and a NaN input, at a row's first and last pixel, must reach only their
-/// own taps' sums.
+/// rows short of the input's by part of a vec4 and by whole ones (the x past the output's
+/// last column live in the copy, zero in grad_output), a 1x1 window, rows at stride 2 with
+/// columns at stride 1 over two images, groups, a flipped window, output channels not in
+/// whole tiles, several images. Columns at stride 2 (every other value of three texels): 3x3
+/// and 7x7 windows from paddings of 1 and 3, dilation 2, output rows that end short, 1x1
+/// windows. An infinite grad_output at a corner meets the padding (the masked redo); an
+/// infinite and a NaN input, at a row's first and last pixel, must reach only their own
+/// taps' sums.
 fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
     let Some(gpu) = gpu_forcing(variant) else {
         return;
@@ -548,12 +551,60 @@ fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
         ([2, 8, 3, 12], [40, 8, 1, 1], Conv2dParams::default()),
         ([2, 8, 4, 4], [72, 4, 3, 3], same.with_groups(2)),
         ([1, 6, 4, 8], [40, 6, 3, 3], same.with_flip(true)),
+        // Output rows shorter than the input's by more than a vec4 (a 5x5 window unpadded:
+        // rows of 8 from rows of 12), and by a part of one.
+        ([1, 4, 6, 12], [36, 4, 5, 5], Conv2dParams::default()),
+        (
+            [2, 4, 5, 12],
+            [40, 4, 3, 3],
+            Conv2dParams::default().with_padding(Padding::explicit(1, 0, 1, 0)),
+        ),
+        // Columns at stride 2, every tap offset modulo 4 (pads 1 and 3 with odd and even
+        // taps, dilation 2): the ResNet stride-2 3x3 layer and its stem.
+        ([2, 8, 8, 16], [40, 8, 3, 3], same.with_stride(2)),
+        (
+            [1, 3, 9, 16],
+            [36, 3, 7, 7],
+            Conv2dParams::default()
+                .with_stride(2)
+                .with_padding(Padding::uniform(3)),
+        ),
+        (
+            [1, 4, 7, 12],
+            [40, 4, 3, 3],
+            Conv2dParams::default()
+                .with_stride_hw(1, 2)
+                .with_padding(Padding::uniform(2))
+                .with_dilation(2),
+        ),
+        // Output rows ending a vec4 short of half the input's (12 pixels to 5 at stride 2
+        // with a 3-wide window: ow4 2 from 3 texels).
+        (
+            [2, 4, 4, 12],
+            [36, 4, 3, 3],
+            Conv2dParams::default().with_stride(2),
+        ),
+        // 1x1 windows at stride 2 along x alone, and both ways from a padding of 1 (whose
+        // rows the packing does not subsample).
+        (
+            [2, 8, 3, 8],
+            [40, 8, 1, 1],
+            Conv2dParams::default().with_stride_hw(1, 2),
+        ),
+        (
+            [2, 8, 5, 8],
+            [40, 8, 1, 1],
+            Conv2dParams::default()
+                .with_stride(2)
+                .with_padding(Padding::uniform(1)),
+        ),
     ];
     for (i, (input, weight, p)) in cases.into_iter().enumerate() {
         let g = p.geometry("t", input, weight, None).unwrap();
-        assert_eq!(
-            g.w.input / 4,
-            g.w.output.div_ceil(4),
+        let rows_subsampled =
+            g.h.kernel == 1 && g.h.stride > 1 && g.h.pad_before.is_multiple_of(g.h.stride);
+        assert!(
+            g.w.input.is_multiple_of(4) && g.w.stride <= 2 && !rows_subsampled,
             "case {i} reads the copy"
         );
         let mut x = rng.array4(input);

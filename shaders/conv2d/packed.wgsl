@@ -145,12 +145,14 @@ fn row_walk(start: u32, row: u32) -> RowWalk {
     return RowWalk(start + pixel_step(row, 0u), grad_output_step(row, 0u), row % u.grid_h, 0u, jump_row, jump_image);
 }
 
-fn row_step(walk: ptr<function, RowWalk>) {
+// One vec4 of output pixels on: `along` texels on in the input (1 in packed rows; the
+// stride along x in an input copy).
+fn row_step(walk: ptr<function, RowWalk>, along: u32) {
     let wrap_x = (*walk).ox4 + 1u == u.ow4;
     let wrap_y = wrap_x && (*walk).oy + 1u == u.grid_h;
     (*walk).ox4 = select((*walk).ox4 + 1u, 0u, wrap_x);
     (*walk).oy = select((*walk).oy + u32(wrap_x), 0u, wrap_y);
-    (*walk).at = u32(i32((*walk).at) + 1 + select(0, (*walk).jump_row, wrap_x) + select(0, (*walk).jump_image, wrap_y));
+    (*walk).at = u32(i32((*walk).at) + i32(along) + select(0, (*walk).jump_row, wrap_x) + select(0, (*walk).jump_image, wrap_y));
     (*walk).a += 1u + select(0u, u.a_image_jump, wrap_y);
 }
 
@@ -328,7 +330,7 @@ fn conv2d_weight_grad_packed(
         let x = load_b(walk.at);
         let y = load_b(walk.at + hi_row);
         pair_step(&acc, x, y, load_a(a_row0 + walk.a), load_a(a_row1 + walk.a));
-        row_step(&walk);
+        row_step(&walk, 1u);
     }
     // As in conv2d_gemm_packed: an infinite or NaN grad_output meeting the input's zero
     // padding gave NaN where the reference skips the term; redo such a tile with it masked.
@@ -717,7 +719,7 @@ fn conv2d_weight_grad_packed_wide(
         let x2 = load_b(walk.at + u32(d.z));
         let x3 = load_b(walk.at + u32(d.w));
         wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
-        row_step(&walk);
+        row_step(&walk, 1u);
     }
     // As in conv2d_weight_grad_packed: redo a tile where a non-finite grad_output may have
     // met the input's zero padding, with the padding's terms masked out.
@@ -796,9 +798,10 @@ fn wide_weight_grad_store(acc: WideTile, t: WideWeightGradLane) {
 }
 
 // Where a column (r, ty, tx) of the weight gradient reads an NCHW input copied into a texture
-// as it lies (rows of whole vec4s, unit steps along x): x = 4 ox4 + s, s = tx * dilation -
-// pad_left, in input row iy = oy * stride + offy. `at` is the texel of (c, offy, floor(s / 4))
-// from image 0 row 0, `rho` = s mod 4.
+// as it lies (rows of whole vec4s, `copy_row()` texels each, read at a step of `along` = 1 or
+// 2 pixels along x): x = along * ox + s, s = tx * dilation - pad_left, in input row iy = oy *
+// stride + offy. `at` is the texel of (c, offy, floor(s / 4)) from image 0 row 0, `rho` = s
+// mod 4.
 struct CopiedColumn {
     at: i32,
     s: i32,
@@ -806,37 +809,84 @@ struct CopiedColumn {
     rho: u32,
 }
 
+// Texels per row of the input copy (twice an input row's where the rows are subsampled).
+fn copy_row() -> u32 {
+    return u.src_stride_h / 4u;
+}
+
 fn copied_column(g: u32, col: u32) -> CopiedColumn {
     let taps = u.taps_h * u.taps_w;
     let c = g * u.reduce_per_group + col / taps;
     let s = bitcast<i32>(u.src_off_w) + i32(col % u.taps_w) * bitcast<i32>(u.tap_step_w);
     let offy = bitcast<i32>(u.src_off_h) + i32((col % taps) / u.taps_w) * bitcast<i32>(u.tap_step_h);
-    let at = i32(c * (u.src_stride_c / 4u)) + offy * i32(u.ow4) + (s >> 2u);
+    let at = i32(c * (u.src_stride_c / 4u)) + offy * i32(copy_row()) + (s >> 2u);
     return CopiedColumn(at, s, offy, u32(s & 3));
 }
 
+// The texel offset in the input copy of output row `row` (n, oy), vec4 ox4, from a column's
+// `at`: four output pixels span `along` texels.
+fn copy_pixel_step(row: u32, ox4: u32, along: u32) -> u32 {
+    return (row / u.grid_h) * (u.src_stride_n / 4u) + (row % u.grid_h) * u.src_step_h * copy_row() + ox4 * along;
+}
+
+// row_walk over the input copy: a row of output vec4s moves `ow4 * along` texels, an output
+// row `src_step_h` rows of the copy, an image `src_stride_n / 4` texels.
+fn copy_walk(start: u32, row: u32, along: u32) -> RowWalk {
+    let down = i32(u.src_step_h * copy_row());
+    let jump_row = down - i32(u.ow4 * along);
+    let jump_image = i32(u.src_stride_n / 4u) - i32(u.grid_h) * down;
+    return RowWalk(start + copy_pixel_step(row, 0u, along), grad_output_step(row, 0u), row % u.grid_h, 0u, jump_row, jump_image);
+}
+
 // The four input values of a copied column at output row oy, vec4 ox4, whose first texel is
-// `at`: two neighbouring texels shifted by rho, zero where the read falls on the padding or
-// past the row (the copy holds the neighbouring rows' values there). Texel indices are clamped
-// into the texture, so no read relies on robust access.
+// `at`, with columns at unit steps: two neighbouring texels shifted by rho, zero where the
+// read falls on the padding or past the row (the copy holds the neighbouring rows' values
+// there). Texel indices are clamped into the texture, so no read relies on robust access.
 fn copied_input(at: i32, column: CopiedColumn, oy: u32, ox4: u32, last: i32) -> vec4<f32> {
     let a = load_b(u32(clamp(at, 0, last)));
     let b = load_b(u32(clamp(at + 1, 0, last)));
     let lo = select(a, vec4<f32>(a.yzw, b.x), column.rho == 1u);
     let hi = select(vec4<f32>(a.zw, b.xy), vec4<f32>(a.w, b.xyz), column.rho == 3u);
-    let iy = i32(oy * u.src_step_h) + column.offy;
     let x = vec4<i32>(4 * i32(ox4) + column.s) + vec4<i32>(0, 1, 2, 3);
-    let live = (x >= vec4<i32>(0)) & (x < vec4<i32>(i32(u.src_w))) & vec4<bool>(iy >= 0 && iy < i32(u.src_h));
-    return select(vec4<f32>(0.0), select(lo, hi, column.rho >= 2u), live);
+    return select(vec4<f32>(0.0), select(lo, hi, column.rho >= 2u), copied_live(x, oy, column));
 }
 
-// conv2d_weight_grad_packed_wide reading its input from an NCHW copy instead of packed rows:
-// for unit steps along x over rows of whole vec4s as long as the output's (the 3x3 stride-1
-// layers with `same` padding), where the packing pass wrote one shifted copy of the input per
-// kernel column at lavapipe's texel-store speed (about 40% of the 64-channel 56x56 layer's
-// dw). Each column takes two texel fetches and a shift per step instead of one fetch: the
-// walk's `at` runs over the copy (`packed_h` is an image's rows, all channels), each lane's
-// columns at fixed offsets from it.
+// copied_input with columns at stride 2: every other value of three texels from rho.
+fn copied_input_stride2(at: i32, column: CopiedColumn, oy: u32, ox4: u32, last: i32) -> vec4<f32> {
+    let a = load_b(u32(clamp(at, 0, last)));
+    let b = load_b(u32(clamp(at + 1, 0, last)));
+    let c = load_b(u32(clamp(at + 2, 0, last)));
+    let odd = (column.rho & 1u) == 1u;
+    let lo = select(vec4<f32>(a.xz, b.xz), vec4<f32>(a.yw, b.yw), odd);
+    let hi = select(vec4<f32>(a.z, b.xz, c.x), vec4<f32>(a.w, b.yw, c.y), odd);
+    let x = vec4<i32>(8 * i32(ox4) + column.s) + vec4<i32>(0, 2, 4, 6);
+    return select(vec4<f32>(0.0), select(lo, hi, column.rho >= 2u), copied_live(x, oy, column));
+}
+
+// Whether input columns x of a copied column's row at output row oy lie inside the input.
+fn copied_live(x: vec4<i32>, oy: u32, column: CopiedColumn) -> vec4<bool> {
+    let iy = i32(oy * u.src_step_h) + column.offy;
+    return (x >= vec4<i32>(0)) & (x < vec4<i32>(i32(u.src_w))) & vec4<bool>(iy >= 0 && iy < i32(u.src_h));
+}
+
+// copied_input or copied_input_stride2 by `along`, for the redo: each hot loop calls its own,
+// as an `if` on a constant there measured slower.
+fn copied_input_along(at: i32, column: CopiedColumn, oy: u32, ox4: u32, last: i32, along: u32) -> vec4<f32> {
+    if (along == 2u) {
+        return copied_input_stride2(at, column, oy, ox4, last);
+    }
+    return copied_input(at, column, oy, ox4, last);
+}
+
+// conv2d_weight_grad_packed_wide reading its input from an NCHW copy instead of packed rows,
+// for columns at unit steps over rows of whole vec4s (3x3 and 1x1 layers on planes 4k wide);
+// `_stride2` for columns at stride 2 (the ResNet stem and its stride-2 3x3 layers). Packing
+// wrote one shifted copy of the input per kernel column at lavapipe's texel-store speed
+// (about 40% of the 64-channel 56x56 layer's dw, as much of the stride-2 3x3 layer's). Each
+// column takes two texel fetches and a shift per step (three and a pick at stride 2) instead
+// of one fetch: the walk's `at` runs over the copy, each lane's columns at fixed offsets
+// from it. Each entry point keeps its hot loop in its own body: called from a shared
+// function, the stride-1 loop ran 5-9% slower on lavapipe.
 @compute @workgroup_size(64)
 @diagnostic(off, subgroup_uniformity)
 fn conv2d_weight_grad_packed_wide_from_nchw(
@@ -850,48 +900,101 @@ fn conv2d_weight_grad_packed_wide_from_nchw(
         return;
     }
     let t = wide_weight_grad_lane(sg, lane);
-    var copied = array<CopiedColumn, 4>(
+    let copy = copied_columns(t);
+    let c0 = copy.columns[0];
+    let c1 = copy.columns[1];
+    let c2 = copy.columns[2];
+    let c3 = copy.columns[3];
+    var walk = copy_walk(u32(c0.at), t.first_row, 1u);
+    var acc = WideTile();
+    for (var k = t.k_begin; k < t.k_end; k++) {
+        let at = bitcast<i32>(walk.at);
+        let x0 = copied_input(at, c0, walk.oy, walk.ox4, copy.last);
+        let x1 = copied_input(at + copy.d.y, c1, walk.oy, walk.ox4, copy.last);
+        let x2 = copied_input(at + copy.d.z, c2, walk.oy, walk.ox4, copy.last);
+        let x3 = copied_input(at + copy.d.w, c3, walk.oy, walk.ox4, copy.last);
+        wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
+        row_step(&walk, 1u);
+    }
+    if (wide_non_finite(acc)) {
+        acc = redo_from_copy(t, copy, 1u);
+    }
+    wide_weight_grad_store(acc, t);
+}
+
+@compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
+fn conv2d_weight_grad_packed_wide_from_nchw_stride2(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = subgroup_index(wg, groups, local);
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let t = wide_weight_grad_lane(sg, lane);
+    let copy = copied_columns(t);
+    let c0 = copy.columns[0];
+    let c1 = copy.columns[1];
+    let c2 = copy.columns[2];
+    let c3 = copy.columns[3];
+    var walk = copy_walk(u32(c0.at), t.first_row, 2u);
+    var acc = WideTile();
+    for (var k = t.k_begin; k < t.k_end; k++) {
+        let at = bitcast<i32>(walk.at);
+        let x0 = copied_input_stride2(at, c0, walk.oy, walk.ox4, copy.last);
+        let x1 = copied_input_stride2(at + copy.d.y, c1, walk.oy, walk.ox4, copy.last);
+        let x2 = copied_input_stride2(at + copy.d.z, c2, walk.oy, walk.ox4, copy.last);
+        let x3 = copied_input_stride2(at + copy.d.w, c3, walk.oy, walk.ox4, copy.last);
+        wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
+        row_step(&walk, 2u);
+    }
+    if (wide_non_finite(acc)) {
+        acc = redo_from_copy(t, copy, 2u);
+    }
+    wide_weight_grad_store(acc, t);
+}
+
+// A lane's four columns in the input copy: each column's read, the other columns' texel
+// offsets from the first's (`d`), and the copy's last texel (every fetch is clamped to it).
+struct CopiedColumns {
+    columns: array<CopiedColumn, 4>,
+    d: vec4<i32>,
+    last: i32,
+}
+
+fn copied_columns(t: WideWeightGradLane) -> CopiedColumns {
+    let c = array<CopiedColumn, 4>(
         copied_column(t.g, t.cols.x),
         copied_column(t.g, t.cols.y),
         copied_column(t.g, t.cols.z),
         copied_column(t.g, t.cols.w),
     );
-    let c0 = copied[0];
-    let c1 = copied[1];
-    let c2 = copied[2];
-    let c3 = copied[3];
-    let d = vec4<i32>(0, c1.at - c0.at, c2.at - c0.at, c3.at - c0.at);
     let extent = textureDimensions(packed_b);
-    let last_texel = i32(extent.x * extent.y) - 1;
+    let d = vec4<i32>(0, c[1].at - c[0].at, c[2].at - c[0].at, c[3].at - c[0].at);
+    return CopiedColumns(c, d, i32(extent.x * extent.y) - 1);
+}
 
-    var walk = row_walk(u32(c0.at), t.first_row);
-    var acc = WideTile();
+// As in conv2d_weight_grad_packed_wide: the tile again with the terms where a column's read
+// falls on the padding masked out, for a tile where a non-finite grad_output may have met it.
+@diagnostic(off, subgroup_uniformity)
+fn redo_from_copy(t: WideWeightGradLane, copy: CopiedColumns, along: u32) -> WideTile {
+    var redo = array<vec4<f32>, WIDE_COLUMNS>();
+    var columns = copy.columns;
     for (var k = t.k_begin; k < t.k_end; k++) {
-        let at = bitcast<i32>(walk.at);
-        let x0 = copied_input(at, c0, walk.oy, walk.ox4, last_texel);
-        let x1 = copied_input(at + d.y, c1, walk.oy, walk.ox4, last_texel);
-        let x2 = copied_input(at + d.z, c2, walk.oy, walk.ox4, last_texel);
-        let x3 = copied_input(at + d.w, c3, walk.oy, walk.ox4, last_texel);
-        wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
-        row_step(&walk);
-    }
-    // As in conv2d_weight_grad_packed_wide.
-    if (wide_non_finite(acc)) {
-        var redo = array<vec4<f32>, WIDE_COLUMNS>();
-        for (var k = t.k_begin; k < t.k_end; k++) {
-            let row = k / u.ow4;
-            let oy = row % u.grid_h;
-            let ox4 = k % u.ow4;
-            let at = bitcast<i32>(u32(c0.at) + pixel_step(row, ox4));
-            let terms = wide_weight_grad_terms(t, row, ox4);
-            for (var q = 0u; q < 4u; q++) {
-                let x = copied_input(at + d[q], copied[q], oy, ox4, last_texel);
-                redo_wide_column(&redo, q, x, input_live(t.cols[q], oy, ox4), terms);
-            }
+        let row = k / u.ow4;
+        let oy = row % u.grid_h;
+        let ox4 = k % u.ow4;
+        let at = bitcast<i32>(u32(columns[0].at) + copy_pixel_step(row, ox4, along));
+        let terms = wide_weight_grad_terms(t, row, ox4);
+        for (var q = 0u; q < 4u; q++) {
+            let x = copied_input_along(at + copy.d[q], columns[q], oy, ox4, copy.last, along);
+            redo_wide_column(&redo, q, x, input_live(t.cols[q], oy, ox4), terms);
         }
-        acc = wide_from(redo);
     }
-    wide_weight_grad_store(acc, t);
+    return wide_from(redo);
 }
 
 // The end of a few-channel gather, for this lane's 8 pixels `pixels[j]` (clamped into

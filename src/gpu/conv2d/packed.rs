@@ -814,17 +814,19 @@ fn grad_output_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
 }
 
 /// Whether the wide weight gradient reads its input from a copy made as it lies instead of
-/// packed rows (`conv2d_weight_grad_packed_wide_from_nchw`): NCHW, unit steps along x over
-/// rows of whole vec4s exactly as many as the output rows' (its walk steps both alike: the
-/// 3x3 stride-1 layers with `same` padding on planes 4k wide), rows not subsampled. Packing
-/// wrote one shifted copy of the input per kernel column, at lavapipe's texel-store speed;
-/// a copy runs at memory speed, and the kernel pays a second fetch and a shift per value.
+/// packed rows (`conv2d_weight_grad_packed_wide_from_nchw`, `_stride2`): NCHW with rows of
+/// whole vec4s, read at unit steps or stride 2 along x (on planes 4k wide the ResNet 3x3
+/// layers, stride-2 ones included, its 1x1 expansions and its stem), rows not subsampled.
+/// Packing wrote one shifted copy of the input per kernel column, at lavapipe's texel-store
+/// speed; a copy runs at memory speed, and the kernel pays a second fetch and a shift per
+/// value (a third at stride 2). A 1x1 layer at stride 2 both ways reads a quarter of its
+/// input, which packing subsamples: a copy of all of it and a kernel fetching texels half
+/// of whose values it drops took longer.
 fn input_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
     matches!(tiling, Tiling::SubgroupWide(_))
         && g.layout == Layout::Nchw
-        && g.w.stride == 1
+        && matches!(g.w.stride, 1 | 2)
         && g.w.input.is_multiple_of(4)
-        && g.w.input / 4 == row_vec4s(g)
         && rows_subsampled(g).is_none()
 }
 
@@ -913,12 +915,21 @@ pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) 
     let tiles = g.groups
         * g.out_channels_per_group().div_ceil(tiling.channels())
         * columns.div_ceil(tiling.columns());
+    let stride2 = g.w.stride == 2;
     let kernel = match tiling.kernels().1 {
         Kernel::Conv2dWeightGradPacked8Wide if input_copied(tiling, g) => {
-            Kernel::Conv2dWeightGradPacked8WideFromNchw
+            if stride2 {
+                Kernel::Conv2dWeightGradPacked8WideFromNchwStride2
+            } else {
+                Kernel::Conv2dWeightGradPacked8WideFromNchw
+            }
         }
         Kernel::Conv2dWeightGradPacked16Wide if input_copied(tiling, g) => {
-            Kernel::Conv2dWeightGradPacked16WideFromNchw
+            if stride2 {
+                Kernel::Conv2dWeightGradPacked16WideFromNchwStride2
+            } else {
+                Kernel::Conv2dWeightGradPacked16WideFromNchw
+            }
         }
         kernel => kernel,
     };
@@ -958,12 +969,8 @@ pub fn weight_grad_partial(
         k_vec: k_vec as u32,
         a_row_stride: a_row_stride as u32,
         a_image_jump: a_image_jump as u32,
-        // The copy's rows per image, all channels: the walk steps from one image to the next.
-        packed_h: if input_copied(tiling, g) {
-            (g.in_channels * g.h.input) as u32
-        } else {
-            padded_rows(g) as u32
-        },
+        // Packed rows only (a copy's walk steps by the input's strides).
+        packed_h: padded_rows(g) as u32,
         column_blocks: (g.in_channels_per_group() * g.h.kernel * g.w.kernel)
             .div_ceil(tiling.columns()) as u32,
         channel_tiles_per_group: g.out_channels_per_group().div_ceil(tiling.channels()) as u32,
@@ -1331,7 +1338,11 @@ mod tests {
     }
 
     #[test]
-    fn wide_weight_gradients_read_an_nchw_input_copy_where_its_rows_match_the_output() {
+    fn wide_weight_gradients_read_an_nchw_input_copy_of_rows_in_whole_vec4s() {
+        use Kernel::{
+            Conv2dWeightGradPacked16WideFromNchw as UnitSteps,
+            Conv2dWeightGradPacked16WideFromNchwStride2 as Stride2,
+        };
         let wide = Tiling::SubgroupWide(16);
         let plan_of = |params: crate::Conv2dParams, input: [usize; 4], kernel: usize| {
             let layout = params.layout;
@@ -1345,19 +1356,17 @@ mod tests {
                 .unwrap();
             let (plan, operands) = weight_grad_packing("t", wide, &g, 65535).unwrap();
             let kernels: Vec<_> = plan.steps.iter().map(|s| s.kernel).collect();
-            let partial = weight_grad_partial(wide, &g, 1, 1, 64);
             (
                 plan.texture_copies,
                 operands,
                 kernels,
                 weight_grad_pass1(wide, &g).0,
-                partial.packed_h,
             )
         };
-        let same = crate::Conv2dParams::default().with_padding(crate::Padding::uniform(1));
-        // 3x3 `same` on rows of 8: both operands copied, no packing; the walk's image is
-        // every channel's rows.
-        let (copies, operands, kernels, pass1, packed_h) = plan_of(same, [2, 4, 5, 8], 3);
+        let plain = crate::Conv2dParams::default();
+        let same = plain.with_padding(crate::Padding::uniform(1));
+        // 3x3 `same` on rows of 8: both operands copied, no packing.
+        let (copies, operands, kernels, pass1) = plan_of(same, [2, 4, 5, 8], 3);
         assert_eq!(
             copies,
             [
@@ -1375,46 +1384,55 @@ mod tests {
         );
         assert_eq!(operands, [Operand::Texture(0), Operand::Texture(1)]);
         assert!(kernels.is_empty());
-        assert_eq!(pass1, Kernel::Conv2dWeightGradPacked16WideFromNchw);
-        assert_eq!(packed_h, 4 * 5);
-        // So do 1x1 layers, and unpadded 3x3 ones whose output rows end within the input's
-        // last vec4; stride 2 along rows alone keeps columns at unit steps.
-        for (params, input, kernel) in [
-            (crate::Conv2dParams::default(), [1, 4, 3, 12], 1),
-            (crate::Conv2dParams::default(), [1, 4, 6, 8], 3),
-            (same.with_stride_hw(2, 1), [1, 4, 6, 8], 3),
+        assert_eq!(pass1, UnitSteps);
+        // So do 1x1 layers, unpadded windows whose output rows end short of the input's
+        // (within its last vec4, or vec4s short), rows at stride 2 with columns at unit
+        // steps; and columns at stride 2, with the stride-2 kernel: the ResNet stride-2 3x3
+        // layer, its stem, a 1x1 window at stride 2 along x alone or from a padding of 1.
+        for (params, input, kernel, expected) in [
+            (plain, [1, 4, 3, 12], 1, UnitSteps),
+            (plain, [1, 4, 6, 8], 3, UnitSteps),
+            (plain, [1, 4, 6, 12], 5, UnitSteps),
+            (same.with_stride_hw(2, 1), [1, 4, 6, 8], 3, UnitSteps),
+            (same.with_stride(2), [1, 4, 6, 12], 3, Stride2),
+            (
+                plain
+                    .with_stride(2)
+                    .with_padding(crate::Padding::uniform(3)),
+                [1, 3, 9, 16],
+                7,
+                Stride2,
+            ),
+            (plain.with_stride_hw(1, 2), [1, 4, 3, 8], 1, Stride2),
+            (
+                plain
+                    .with_stride(2)
+                    .with_padding(crate::Padding::uniform(1)),
+                [1, 4, 5, 8],
+                1,
+                Stride2,
+            ),
         ] {
-            let (copies, operands, kernels, pass1, _) = plan_of(params, input, kernel);
+            let (copies, operands, kernels, pass1) = plan_of(params, input, kernel);
             let copied = copies.last().expect("the input's copy");
             assert_eq!(copied.from, Operand::Input, "{params:?} {input:?}");
             assert_eq!(copied.vec4s, input.iter().product::<usize>() / 4);
             assert_eq!(operands[1], Operand::Texture(copied.texture));
-            // grad_output rows of 6 (the unpadded 3x3) are packed.
+            // grad_output rows that are not whole vec4s are packed.
             assert_eq!(kernels.len(), 2 - copies.len(), "{params:?} {input:?}");
-            assert_eq!(pass1, Kernel::Conv2dWeightGradPacked16WideFromNchw);
+            assert_eq!(pass1, expected, "{params:?} {input:?}");
         }
-        // Rows of 14 (not whole vec4s), of 12 read at stride 2 or with 5x5 unpadded windows
-        // (output rows of 4 and 8: fewer vec4s than the input's), NHWC, and 1x1 windows at
-        // stride 2 down the rows (subsampled, which the copy's walk does not read; with
-        // columns at stride 2 too, the ResNet shortcut): the input packed, the plain wide
-        // kernel.
+        // Rows of 14 (not whole vec4s), columns at stride 4, NHWC, and 1x1 windows at stride
+        // 2 down the rows from a multiple of 2 (whose packing subsamples them; with columns at
+        // stride 2 too, the ResNet shortcut): the input packed, the plain wide kernel.
         for (params, input, kernel) in [
             (same, [1, 4, 6, 14], 3),
-            (same.with_stride(2), [1, 4, 6, 12], 3),
-            (crate::Conv2dParams::default(), [1, 4, 6, 12], 5),
+            (same.with_stride(4), [1, 4, 6, 16], 3),
             (same.with_layout(crate::Layout::Nhwc), [1, 4, 6, 8], 3),
-            (
-                crate::Conv2dParams::default().with_stride(2),
-                [1, 4, 6, 8],
-                1,
-            ),
-            (
-                crate::Conv2dParams::default().with_stride_hw(2, 1),
-                [1, 4, 6, 8],
-                1,
-            ),
+            (plain.with_stride(2), [1, 4, 6, 8], 1),
+            (plain.with_stride_hw(2, 1), [1, 4, 6, 8], 1),
         ] {
-            let (copies, _, kernels, pass1, _) = plan_of(params, input, kernel);
+            let (copies, _, kernels, pass1) = plan_of(params, input, kernel);
             assert!(
                 copies.iter().all(|c| c.from != Operand::Input),
                 "{params:?} {input:?}"
