@@ -511,9 +511,11 @@ fn packed16_variant_takes_weight_gradients_from_an_nchw_copy_of_the_input() {
 /// columns at stride 1 over two images, groups, a flipped window, output channels not in
 /// whole tiles, several images. Columns at stride 2 (every other value of three texels): 3x3
 /// and 7x7 windows from paddings of 1 and 3, dilation 2, output rows that end short, 1x1
-/// windows. An infinite grad_output at a corner meets the padding (the masked redo); an
-/// infinite and a NaN input, at a row's first and last pixel, must reach only their own
-/// taps' sums.
+/// windows. Rows of 14, 10, 9, 7 and 6 pixels as long as the output's, read by whole planes
+/// (four neighbouring values of a plane wherever its rows break): 3x3, 5x5, 3x1 and 1x1
+/// windows, dilation 2, one-sided padding, groups, a flipped window. An infinite grad_output
+/// at a corner meets the padding (the masked redo); an infinite and a NaN input, at a row's
+/// first and last pixel, must reach only their own taps' sums.
 fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
     let Some(gpu) = gpu_forcing(variant) else {
         return;
@@ -598,15 +600,44 @@ fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
                 .with_stride(2)
                 .with_padding(Padding::uniform(1)),
         ),
+        // Rows that are not whole vec4s as long as the output's, read by planes: 14 and 7
+        // pixels, 5x5 and dilated windows, one-sided padding, a 1x1 and a 3x1 window (output
+        // planes shorter than the input's), groups, a flipped window.
+        ([2, 8, 6, 14], [40, 8, 3, 3], same),
+        ([1, 4, 4, 7], [36, 4, 3, 3], same),
+        (
+            [2, 4, 6, 6],
+            [40, 4, 5, 5],
+            Conv2dParams::default().with_padding(Padding::uniform(2)),
+        ),
+        (
+            [1, 6, 6, 10],
+            [36, 6, 3, 3],
+            Conv2dParams::default()
+                .with_padding(Padding::uniform(2))
+                .with_dilation(2),
+        ),
+        (
+            [2, 4, 4, 9],
+            [40, 4, 3, 3],
+            Conv2dParams::default().with_padding(Padding::explicit(2, 0, 2, 0)),
+        ),
+        ([2, 8, 2, 6], [40, 8, 1, 1], Conv2dParams::default()),
+        ([2, 4, 6, 6], [36, 4, 3, 1], Conv2dParams::default()),
+        ([2, 8, 4, 6], [72, 4, 3, 3], same.with_groups(2)),
+        ([1, 6, 4, 10], [40, 6, 3, 3], same.with_flip(true)),
     ];
     for (i, (input, weight, p)) in cases.into_iter().enumerate() {
         let g = p.geometry("t", input, weight, None).unwrap();
         let rows_subsampled =
             g.h.kernel == 1 && g.h.stride > 1 && g.h.pad_before.is_multiple_of(g.h.stride);
-        assert!(
-            g.w.input.is_multiple_of(4) && g.w.stride <= 2 && !rows_subsampled,
-            "case {i} reads the copy"
-        );
+        let by_rows = g.w.input.is_multiple_of(4) && g.w.stride <= 2 && !rows_subsampled;
+        let by_planes = g.h.stride == 1
+            && g.w.stride == 1
+            && g.w.input == g.w.output
+            && (g.h.input * g.w.input).is_multiple_of(4)
+            && (g.h.output * g.w.output).is_multiple_of(4);
+        assert!(by_rows || by_planes, "case {i} reads the copy");
         let mut x = rng.array4(input);
         let [n, c, h, w] = input;
         x[[n - 1, c / 2, h / 2, 0]] = f32::INFINITY;

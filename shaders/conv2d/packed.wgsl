@@ -869,15 +869,6 @@ fn copied_live(x: vec4<i32>, oy: u32, column: CopiedColumn) -> vec4<bool> {
     return (x >= vec4<i32>(0)) & (x < vec4<i32>(i32(u.src_w))) & vec4<bool>(iy >= 0 && iy < i32(u.src_h));
 }
 
-// copied_input or copied_input_stride2 by `along`, for the redo: each hot loop calls its own,
-// as an `if` on a constant there measured slower.
-fn copied_input_along(at: i32, column: CopiedColumn, oy: u32, ox4: u32, last: i32, along: u32) -> vec4<f32> {
-    if (along == 2u) {
-        return copied_input_stride2(at, column, oy, ox4, last);
-    }
-    return copied_input(at, column, oy, ox4, last);
-}
-
 // conv2d_weight_grad_packed_wide reading its input from an NCHW copy instead of packed rows,
 // for columns at unit steps over rows of whole vec4s (3x3 and 1x1 layers on planes 4k wide);
 // `_stride2` for columns at stride 2 (the ResNet stem and its stride-2 3x3 layers). Packing
@@ -885,8 +876,8 @@ fn copied_input_along(at: i32, column: CopiedColumn, oy: u32, ox4: u32, last: i3
 // (about 40% of the 64-channel 56x56 layer's dw, as much of the stride-2 3x3 layer's). Each
 // column takes two texel fetches and a shift per step (three and a pick at stride 2) instead
 // of one fetch: the walk's `at` runs over the copy, each lane's columns at fixed offsets
-// from it. Each entry point keeps its hot loop in its own body: called from a shared
-// function, the stride-1 loop ran 5-9% slower on lavapipe.
+// from it. Each entry point is written out whole: with its setup or its redo in a shared
+// function, lavapipe ran the stride-1 loop 2-9% slower.
 @compute @workgroup_size(64)
 @diagnostic(off, subgroup_uniformity)
 fn conv2d_weight_grad_packed_wide_from_nchw(
@@ -900,24 +891,45 @@ fn conv2d_weight_grad_packed_wide_from_nchw(
         return;
     }
     let t = wide_weight_grad_lane(sg, lane);
-    let copy = copied_columns(t);
-    let c0 = copy.columns[0];
-    let c1 = copy.columns[1];
-    let c2 = copy.columns[2];
-    let c3 = copy.columns[3];
+    var copied = array<CopiedColumn, 4>(
+        copied_column(t.g, t.cols.x),
+        copied_column(t.g, t.cols.y),
+        copied_column(t.g, t.cols.z),
+        copied_column(t.g, t.cols.w),
+    );
+    let c0 = copied[0];
+    let c1 = copied[1];
+    let c2 = copied[2];
+    let c3 = copied[3];
+    let d = vec4<i32>(0, c1.at - c0.at, c2.at - c0.at, c3.at - c0.at);
+    let extent = textureDimensions(packed_b);
+    let last_texel = i32(extent.x * extent.y) - 1;
     var walk = copy_walk(u32(c0.at), t.first_row, 1u);
     var acc = WideTile();
     for (var k = t.k_begin; k < t.k_end; k++) {
         let at = bitcast<i32>(walk.at);
-        let x0 = copied_input(at, c0, walk.oy, walk.ox4, copy.last);
-        let x1 = copied_input(at + copy.d.y, c1, walk.oy, walk.ox4, copy.last);
-        let x2 = copied_input(at + copy.d.z, c2, walk.oy, walk.ox4, copy.last);
-        let x3 = copied_input(at + copy.d.w, c3, walk.oy, walk.ox4, copy.last);
+        let x0 = copied_input(at, c0, walk.oy, walk.ox4, last_texel);
+        let x1 = copied_input(at + d.y, c1, walk.oy, walk.ox4, last_texel);
+        let x2 = copied_input(at + d.z, c2, walk.oy, walk.ox4, last_texel);
+        let x3 = copied_input(at + d.w, c3, walk.oy, walk.ox4, last_texel);
         wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
         row_step(&walk, 1u);
     }
+    // As in conv2d_weight_grad_packed_wide.
     if (wide_non_finite(acc)) {
-        acc = redo_from_copy(t, copy, 1u);
+        var redo = array<vec4<f32>, WIDE_COLUMNS>();
+        for (var k = t.k_begin; k < t.k_end; k++) {
+            let row = k / u.ow4;
+            let oy = row % u.grid_h;
+            let ox4 = k % u.ow4;
+            let at = bitcast<i32>(u32(c0.at) + copy_pixel_step(row, ox4, 1u));
+            let terms = wide_weight_grad_terms(t, row, ox4);
+            for (var q = 0u; q < 4u; q++) {
+                let x = copied_input(at + d[q], copied[q], oy, ox4, last_texel);
+                redo_wide_column(&redo, q, x, input_live(t.cols[q], oy, ox4), terms);
+            }
+        }
+        acc = wide_from(redo);
     }
     wide_weight_grad_store(acc, t);
 }
@@ -935,66 +947,164 @@ fn conv2d_weight_grad_packed_wide_from_nchw_stride2(
         return;
     }
     let t = wide_weight_grad_lane(sg, lane);
-    let copy = copied_columns(t);
-    let c0 = copy.columns[0];
-    let c1 = copy.columns[1];
-    let c2 = copy.columns[2];
-    let c3 = copy.columns[3];
-    var walk = copy_walk(u32(c0.at), t.first_row, 2u);
-    var acc = WideTile();
-    for (var k = t.k_begin; k < t.k_end; k++) {
-        let at = bitcast<i32>(walk.at);
-        let x0 = copied_input_stride2(at, c0, walk.oy, walk.ox4, copy.last);
-        let x1 = copied_input_stride2(at + copy.d.y, c1, walk.oy, walk.ox4, copy.last);
-        let x2 = copied_input_stride2(at + copy.d.z, c2, walk.oy, walk.ox4, copy.last);
-        let x3 = copied_input_stride2(at + copy.d.w, c3, walk.oy, walk.ox4, copy.last);
-        wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
-        row_step(&walk, 2u);
-    }
-    if (wide_non_finite(acc)) {
-        acc = redo_from_copy(t, copy, 2u);
-    }
-    wide_weight_grad_store(acc, t);
-}
-
-// A lane's four columns in the input copy: each column's read, the other columns' texel
-// offsets from the first's (`d`), and the copy's last texel (every fetch is clamped to it).
-struct CopiedColumns {
-    columns: array<CopiedColumn, 4>,
-    d: vec4<i32>,
-    last: i32,
-}
-
-fn copied_columns(t: WideWeightGradLane) -> CopiedColumns {
-    let c = array<CopiedColumn, 4>(
+    var copied = array<CopiedColumn, 4>(
         copied_column(t.g, t.cols.x),
         copied_column(t.g, t.cols.y),
         copied_column(t.g, t.cols.z),
         copied_column(t.g, t.cols.w),
     );
+    let c0 = copied[0];
+    let c1 = copied[1];
+    let c2 = copied[2];
+    let c3 = copied[3];
+    let d = vec4<i32>(0, c1.at - c0.at, c2.at - c0.at, c3.at - c0.at);
     let extent = textureDimensions(packed_b);
-    let d = vec4<i32>(0, c[1].at - c[0].at, c[2].at - c[0].at, c[3].at - c[0].at);
-    return CopiedColumns(c, d, i32(extent.x * extent.y) - 1);
+    let last_texel = i32(extent.x * extent.y) - 1;
+    var walk = copy_walk(u32(c0.at), t.first_row, 2u);
+    var acc = WideTile();
+    for (var k = t.k_begin; k < t.k_end; k++) {
+        let at = bitcast<i32>(walk.at);
+        let x0 = copied_input_stride2(at, c0, walk.oy, walk.ox4, last_texel);
+        let x1 = copied_input_stride2(at + d.y, c1, walk.oy, walk.ox4, last_texel);
+        let x2 = copied_input_stride2(at + d.z, c2, walk.oy, walk.ox4, last_texel);
+        let x3 = copied_input_stride2(at + d.w, c3, walk.oy, walk.ox4, last_texel);
+        wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
+        row_step(&walk, 2u);
+    }
+    // As in conv2d_weight_grad_packed_wide.
+    if (wide_non_finite(acc)) {
+        var redo = array<vec4<f32>, WIDE_COLUMNS>();
+        for (var k = t.k_begin; k < t.k_end; k++) {
+            let row = k / u.ow4;
+            let oy = row % u.grid_h;
+            let ox4 = k % u.ow4;
+            let at = bitcast<i32>(u32(c0.at) + copy_pixel_step(row, ox4, 2u));
+            let terms = wide_weight_grad_terms(t, row, ox4);
+            for (var q = 0u; q < 4u; q++) {
+                let x = copied_input_stride2(at + d[q], copied[q], oy, ox4, last_texel);
+                redo_wide_column(&redo, q, x, input_live(t.cols[q], oy, ox4), terms);
+            }
+        }
+        acc = wide_from(redo);
+    }
+    wide_weight_grad_store(acc, t);
 }
 
-// As in conv2d_weight_grad_packed_wide: the tile again with the terms where a column's read
-// falls on the padding masked out, for a tile where a non-finite grad_output may have met it.
+// Where a column (r, ty, tx) of the weight gradient reads an NCHW input copy whose rows are as
+// long as the output's (unit steps, the window's padding summing to its reach: `same`), by
+// whole planes: output pixel p of a plane meets input pixel p + dy * W + dx there, dy and dx
+// the tap's offsets, so four neighbouring output pixels are four neighbouring input values
+// wherever their rows break. `at` is the texel of (c, floor((dy * W + dx) / 4)), `rho` that
+// offset mod 4, `s` = dx and `offy` = dy (for the masks).
+fn plane_column(g: u32, col: u32) -> CopiedColumn {
+    let taps = u.taps_h * u.taps_w;
+    let c = g * u.reduce_per_group + col / taps;
+    let dx = bitcast<i32>(u.src_off_w) + i32(col % u.taps_w) * bitcast<i32>(u.tap_step_w);
+    let dy = bitcast<i32>(u.src_off_h) + i32((col % taps) / u.taps_w) * bitcast<i32>(u.tap_step_h);
+    let offset = dy * i32(u.src_w) + dx;
+    let at = i32(c * (u.src_stride_c / 4u)) + (offset >> 2u);
+    return CopiedColumn(at, dx, dy, u32(offset & 3));
+}
+
+// The four input values of a column read by planes at output pixels (x, y) (four neighbours
+// of a plane, the first at texel offset `at`): two texels shifted by rho, zero where the read
+// falls outside the input (the copy holds a neighbouring row's or plane's values there).
+fn plane_input(at: i32, column: CopiedColumn, x: vec4<i32>, y: vec4<i32>, last: i32) -> vec4<f32> {
+    let a = load_b(u32(clamp(at, 0, last)));
+    let b = load_b(u32(clamp(at + 1, 0, last)));
+    let lo = select(a, vec4<f32>(a.yzw, b.x), column.rho == 1u);
+    let hi = select(vec4<f32>(a.zw, b.xy), vec4<f32>(a.w, b.xyz), column.rho == 3u);
+    return select(vec4<f32>(0.0), select(lo, hi, column.rho >= 2u), plane_live(column, x, y));
+}
+
+fn plane_live(column: CopiedColumn, x: vec4<i32>, y: vec4<i32>) -> vec4<bool> {
+    let ix = x + vec4<i32>(column.s);
+    let iy = y + vec4<i32>(column.offy);
+    return (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(u.src_w))) & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(u.src_h)));
+}
+
+// conv2d_weight_grad_packed_wide_from_nchw for rows that are not whole vec4s (14x14 planes)
+// where the output's rows are as long as the input's: the reduction runs over whole planes
+// of a multiple of 4 pixels instead of rows (the host sets one "row" per image: grid_h 1, ow4
+// a plane's vec4s), so nothing is packed, and no lane multiplies the zero padding that rows
+// of 14 had to 16. The lane tracks the (x, y) of its quad's first pixel to mask the reads.
+@compute @workgroup_size(64)
 @diagnostic(off, subgroup_uniformity)
-fn redo_from_copy(t: WideWeightGradLane, copy: CopiedColumns, along: u32) -> WideTile {
-    var redo = array<vec4<f32>, WIDE_COLUMNS>();
-    var columns = copy.columns;
-    for (var k = t.k_begin; k < t.k_end; k++) {
-        let row = k / u.ow4;
-        let oy = row % u.grid_h;
-        let ox4 = k % u.ow4;
-        let at = bitcast<i32>(u32(columns[0].at) + copy_pixel_step(row, ox4, along));
-        let terms = wide_weight_grad_terms(t, row, ox4);
-        for (var q = 0u; q < 4u; q++) {
-            let x = copied_input_along(at + copy.d[q], columns[q], oy, ox4, copy.last, along);
-            redo_wide_column(&redo, q, x, input_live(t.cols[q], oy, ox4), terms);
-        }
+fn conv2d_weight_grad_packed_wide_from_nchw_planes(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = subgroup_index(wg, groups, local);
+    if (sg * LANES >= u.invocations) {
+        return;
     }
-    return wide_from(redo);
+    let t = wide_weight_grad_lane(sg, lane);
+    var copied = array<CopiedColumn, 4>(
+        plane_column(t.g, t.cols.x),
+        plane_column(t.g, t.cols.y),
+        plane_column(t.g, t.cols.z),
+        plane_column(t.g, t.cols.w),
+    );
+    let c0 = copied[0];
+    let c1 = copied[1];
+    let c2 = copied[2];
+    let c3 = copied[3];
+    let d = vec4<i32>(0, c1.at - c0.at, c2.at - c0.at, c3.at - c0.at);
+    let extent = textureDimensions(packed_b);
+    let last_texel = i32(extent.x * extent.y) - 1;
+    let width = i32(u.src_w);
+    var walk = copy_walk(u32(c0.at), t.first_row, 1u);
+    // The first pixel of the walk's quad, (qx, qy): rows are at least 4 pixels long, so a
+    // step of 4 wraps at most once.
+    var qx = 0;
+    var qy = 0;
+    var acc = WideTile();
+    for (var k = t.k_begin; k < t.k_end; k++) {
+        let at = bitcast<i32>(walk.at);
+        let px = vec4<i32>(qx) + vec4<i32>(0, 1, 2, 3);
+        let wrap = px >= vec4<i32>(width);
+        let x = select(px, px - vec4<i32>(width), wrap);
+        let y = vec4<i32>(qy) + select(vec4<i32>(0), vec4<i32>(1), wrap);
+        let x0 = plane_input(at, c0, x, y, last_texel);
+        let x1 = plane_input(at + d.y, c1, x, y, last_texel);
+        let x2 = plane_input(at + d.z, c2, x, y, last_texel);
+        let x3 = plane_input(at + d.w, c3, x, y, last_texel);
+        wide_step(&acc, x0, x1, x2, x3, load_a(t.a.x + walk.a), load_a(t.a.y + walk.a), load_a(t.a.z + walk.a), load_a(t.a.w + walk.a));
+        row_step(&walk, 1u);
+        let next = qx + 4;
+        let next_row = next >= width;
+        qx = select(next, next - width, next_row);
+        qy += i32(next_row);
+        // A new image starts at its plane's first pixel.
+        let new_image = walk.ox4 == 0u;
+        qx = select(qx, 0, new_image);
+        qy = select(qy, 0, new_image);
+    }
+    // As in conv2d_weight_grad_packed_wide: redo a tile where a non-finite grad_output may
+    // have met the padding, with those terms masked out.
+    if (wide_non_finite(acc)) {
+        var redo = array<vec4<f32>, WIDE_COLUMNS>();
+        for (var k = t.k_begin; k < t.k_end; k++) {
+            let row = k / u.ow4;
+            let p4 = k % u.ow4;
+            let at = bitcast<i32>(u32(c0.at) + copy_pixel_step(row, p4, 1u));
+            let p = vec4<i32>(4 * i32(p4)) + vec4<i32>(0, 1, 2, 3);
+            let x = p % vec4<i32>(width);
+            let y = p / vec4<i32>(width);
+            let terms = wide_weight_grad_terms(t, row, p4);
+            for (var q = 0u; q < 4u; q++) {
+                let column = copied[q];
+                let v = plane_input(at + d[q], column, x, y, last_texel);
+                let bits = select(vec4<u32>(0u), vec4<u32>(1u, 2u, 4u, 8u), plane_live(column, x, y));
+                let live = bits.x | bits.y | bits.z | bits.w;
+                redo_wide_column(&redo, q, v, live, terms);
+            }
+        }
+        acc = wide_from(redo);
+    }
+    wide_weight_grad_store(acc, t);
 }
 
 // The end of a few-channel gather, for this lane's 8 pixels `pixels[j]` (clamped into

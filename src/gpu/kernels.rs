@@ -295,6 +295,8 @@ kernels! {
     Conv2dWeightGradPacked8WideFromNchw = CONV2D_PACKED8, "conv2d_weight_grad_packed_wide_from_nchw", PACKED, 64;
     /// `Conv2dWeightGradPacked8WideFromNchw` for columns at stride 2.
     Conv2dWeightGradPacked8WideFromNchwStride2 = CONV2D_PACKED8, "conv2d_weight_grad_packed_wide_from_nchw_stride2", PACKED, 64;
+    /// `Conv2dWeightGradPacked8WideFromNchw` reducing over whole planes (rows of 14).
+    Conv2dWeightGradPacked8WideFromNchwPlanes = CONV2D_PACKED8, "conv2d_weight_grad_packed_wide_from_nchw_planes", PACKED, 64;
     /// The packed gather at 16 lanes: 32 pixels x 32 channels per subgroup.
     Conv2dGemmPacked16 = CONV2D_PACKED16, "conv2d_gemm_packed", PACKED, 64;
     /// `Conv2dGemmPacked16` with 64 pixels x 64 channels, for more than 32 channels.
@@ -321,6 +323,8 @@ kernels! {
     Conv2dWeightGradPacked16WideFromNchw = CONV2D_PACKED16, "conv2d_weight_grad_packed_wide_from_nchw", PACKED, 64;
     /// `Conv2dWeightGradPacked16WideFromNchw` for columns at stride 2.
     Conv2dWeightGradPacked16WideFromNchwStride2 = CONV2D_PACKED16, "conv2d_weight_grad_packed_wide_from_nchw_stride2", PACKED, 64;
+    /// `Conv2dWeightGradPacked16WideFromNchw` reducing over whole planes (rows of 14).
+    Conv2dWeightGradPacked16WideFromNchwPlanes = CONV2D_PACKED16, "conv2d_weight_grad_packed_wide_from_nchw_planes", PACKED, 64;
     /// Gather convolution as an implicit GEMM on packed operands, 32 pixels x 64 channels per
     /// workgroup through workgroup memory.
     Conv2dGemmTiled = CONV2D_TILED, "conv2d_gemm_tiled", GATHER, 64;

@@ -269,7 +269,7 @@ fn describe_adapter(i: usize, gpu: &Gpu) -> wgconv::Result<()> {
 /// The suite-time ratio of lavapipe at 512 bits (16-lane subgroups, `packed16`) over 256 bits
 /// (`packed8`) measured on AVX-512 CPUs (docs/benchmarks.md): a Zen 4, whose 512-bit units are
 /// double-pumped, and a Zen 5, whose are full width.
-const AVX512_SUITE_SPEEDUP: &str = "1.08x (AMD Zen 4) to 1.32x (Zen 5)";
+const AVX512_SUITE_SPEEDUP: &str = "1.10x (AMD Zen 4) to 1.32x (Zen 5)";
 
 /// A hint for lavapipe's Vulkan driver at its default 256-bit vectors on a CPU with AVX-512:
 /// `LP_NATIVE_VECTOR_WIDTH=512` gives 16-lane subgroups, whose kernels are faster there.

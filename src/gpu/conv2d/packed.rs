@@ -810,7 +810,39 @@ fn subsample_rows(g: &Conv2dGeometry, mut u: GemmConvUniforms) -> GemmConvUnifor
 /// channels between images. lavapipe copies a buffer into a texture at memory speed, where
 /// the packing kernel's gathers and texel stores ran at 1.5-2 GB/s.
 fn grad_output_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
-    tiling.packs_to_textures() && g.layout == Layout::Nchw && g.w.output.is_multiple_of(4)
+    tiling.packs_to_textures()
+        && g.layout == Layout::Nchw
+        && (g.w.output.is_multiple_of(4) || planes_copied(tiling, g))
+}
+
+/// Whether the wide weight gradient reduces over whole planes instead of rows, reading both
+/// operands from copies (`conv2d_weight_grad_packed_wide_from_nchw_planes`): NCHW at unit
+/// steps with output rows as long as the input's (a `same` window) that are not whole vec4s
+/// (14 pixels, where [`input_copied`] cannot serve) in planes that are, rows at least 4
+/// long. Output pixel p then meets input pixel p + dy * W + dx at tap offsets (dy, dx), so a
+/// vec4 of a plane is four neighbouring values of the input's plane wherever rows break;
+/// packing rows of 14 to 16 cost the 256-channel 14x14 layer's dw 9 of its 31 ms at 512
+/// bits, and an eighth of its multiply-adds were with padding.
+fn planes_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
+    matches!(tiling, Tiling::SubgroupWide(_))
+        && g.layout == Layout::Nchw
+        && g.h.stride == 1
+        && g.w.stride == 1
+        && g.w.input == g.w.output
+        && g.w.input >= 4
+        && !g.w.input.is_multiple_of(4)
+        && (g.h.input * g.w.input).is_multiple_of(4)
+        && (g.h.output * g.w.output).is_multiple_of(4)
+}
+
+/// The rows of the weight gradient's reduction and the terms in each: grad_output's rows
+/// (n, oy), or where [`planes_copied`] one plane per image.
+pub fn weight_grad_rows(tiling: Tiling, g: &Conv2dGeometry) -> (usize, usize) {
+    if planes_copied(tiling, g) {
+        (g.batch, g.h.output * g.w.output)
+    } else {
+        (g.batch * g.h.output, g.w.output)
+    }
 }
 
 /// Whether the wide weight gradient reads its input from a copy made as it lies instead of
@@ -884,10 +916,10 @@ pub fn weight_grad_packing(
         let rows = (u.groups * u.reduce_per_group * u.taps_h * u.taps_w) as usize;
         let vec4s = rows * (u.batch * u.grid_h * u.ow4) as usize;
         if source == Operand::GradOutput && grad_output_copied(tiling, g) {
-            packed[i] = plan.add_texture_copy(source, vec4s);
+            packed[i] = plan.add_texture_copy(source, source_vec4s(g.batch, &u));
             continue;
         }
-        if source == Operand::Input && input_copied(tiling, g) {
+        if source == Operand::Input && (input_copied(tiling, g) || planes_copied(tiling, g)) {
             packed[i] = plan.add_texture_copy(source, source_vec4s(g.batch, &u));
             continue;
         }
@@ -917,6 +949,12 @@ pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) 
         * columns.div_ceil(tiling.columns());
     let stride2 = g.w.stride == 2;
     let kernel = match tiling.kernels().1 {
+        Kernel::Conv2dWeightGradPacked8Wide if planes_copied(tiling, g) => {
+            Kernel::Conv2dWeightGradPacked8WideFromNchwPlanes
+        }
+        Kernel::Conv2dWeightGradPacked16Wide if planes_copied(tiling, g) => {
+            Kernel::Conv2dWeightGradPacked16WideFromNchwPlanes
+        }
         Kernel::Conv2dWeightGradPacked8Wide if input_copied(tiling, g) => {
             if stride2 {
                 Kernel::Conv2dWeightGradPacked8WideFromNchwStride2
@@ -945,9 +983,15 @@ pub fn weight_grad_partial(
     blocks: usize,
     invocations: u32,
 ) -> GemmConvUniforms {
-    let ow4 = row_vec4s(g);
-    let k_vec = g.batch * g.h.output * ow4;
-    let image_vec4s = g.h.output * ow4;
+    let planes = planes_copied(tiling, g);
+    // Where the reduction runs over planes, a "row" is an image's plane, one per image.
+    let (ow4, grid_h) = if planes {
+        ((g.h.output * g.w.output) / 4, 1)
+    } else {
+        (row_vec4s(g), g.h.output)
+    };
+    let k_vec = g.batch * grid_h * ow4;
+    let image_vec4s = grid_h * ow4;
     let (a_row_stride, a_image_jump) = if grad_output_copied(tiling, g) {
         (image_vec4s, (g.out_channels - 1) * image_vec4s)
     } else {
@@ -966,6 +1010,7 @@ pub fn weight_grad_partial(
     GemmConvUniforms {
         batch: g.batch as u32,
         ow4: ow4 as u32,
+        grid_h: grid_h as u32,
         k_vec: k_vec as u32,
         a_row_stride: a_row_stride as u32,
         a_image_jump: a_image_jump as u32,
@@ -1422,11 +1467,12 @@ mod tests {
             assert_eq!(kernels.len(), 2 - copies.len(), "{params:?} {input:?}");
             assert_eq!(pass1, expected, "{params:?} {input:?}");
         }
-        // Rows of 14 (not whole vec4s), columns at stride 4, NHWC, and 1x1 windows at stride
-        // 2 down the rows from a multiple of 2 (whose packing subsamples them; with columns at
-        // stride 2 too, the ResNet shortcut): the input packed, the plain wide kernel.
+        // Rows of 14 (not whole vec4s) at stride 2, columns at stride 4, NHWC, and 1x1 windows
+        // at stride 2 down the rows from a multiple of 2 (whose packing subsamples them; with
+        // columns at stride 2 too, the ResNet shortcut): the input packed, the plain wide
+        // kernel.
         for (params, input, kernel) in [
-            (same, [1, 4, 6, 14], 3),
+            (same.with_stride(2), [1, 4, 6, 14], 3),
             (same.with_stride(4), [1, 4, 6, 16], 3),
             (same.with_layout(crate::Layout::Nhwc), [1, 4, 6, 8], 3),
             (plain.with_stride(2), [1, 4, 6, 8], 1),
@@ -1447,6 +1493,76 @@ mod tests {
                 Kernel::Conv2dWeightGradPacked16Wide,
                 "{params:?} {input:?}"
             );
+        }
+    }
+
+    #[test]
+    fn wide_weight_gradients_reduce_over_planes_where_same_rows_are_not_whole_vec4s() {
+        let wide = Tiling::SubgroupWide(8);
+        let same = crate::Conv2dParams::default().with_padding(crate::Padding::uniform(1));
+        let geometry = |params: crate::Conv2dParams, input: [usize; 4]| {
+            let layout = params.layout;
+            params
+                .geometry(
+                    "t",
+                    layout.activation_shape(input),
+                    layout.weight_shape([40, input[1], 3, 3]),
+                    None,
+                )
+                .unwrap()
+        };
+        // The 256-channel 14x14 layer's shape: both operands copied whole, no packing, one
+        // row of the reduction per image, a plane of 6 * 14 / 4 vec4s long.
+        let g = geometry(same, [2, 4, 6, 14]);
+        let (plan, operands) = weight_grad_packing("t", wide, &g, 65535).unwrap();
+        assert!(plan.steps.is_empty());
+        assert_eq!(
+            plan.texture_copies,
+            [
+                PlannedCopy {
+                    from: Operand::GradOutput,
+                    texture: 0,
+                    vec4s: 2 * 40 * 21,
+                },
+                PlannedCopy {
+                    from: Operand::Input,
+                    texture: 1,
+                    vec4s: 2 * 4 * 21,
+                },
+            ]
+        );
+        assert_eq!(operands, [Operand::Texture(0), Operand::Texture(1)]);
+        assert_eq!(
+            weight_grad_pass1(wide, &g).0,
+            Kernel::Conv2dWeightGradPacked8WideFromNchwPlanes
+        );
+        assert_eq!(weight_grad_rows(wide, &g), (2, 6 * 14));
+        let u = weight_grad_partial(wide, &g, 1, 2, 64);
+        assert_eq!((u.ow4, u.grid_h, u.k_vec), (21, 1, 2 * 21));
+        assert_eq!((u.a_row_stride, u.a_image_jump), (21, 39 * 21));
+        // Not by planes: rows of whole vec4s (read by rows), rows of 14 at stride 2 or
+        // unpadded (shorter than the input's), planes of 49 pixels, rows of 2, NHWC.
+        for (params, input, rows) in [
+            (same, [1, 4, 6, 8], true),
+            (same.with_stride(2), [1, 4, 6, 14], false),
+            (crate::Conv2dParams::default(), [1, 4, 6, 14], false),
+            (same, [1, 4, 7, 7], false),
+            (same, [1, 4, 6, 2], false),
+            (same.with_layout(crate::Layout::Nhwc), [1, 4, 6, 14], false),
+        ] {
+            let g = geometry(params, input);
+            assert_eq!(
+                weight_grad_rows(wide, &g),
+                (g.h.output, g.w.output),
+                "{params:?} {input:?}"
+            );
+            let pass1 = weight_grad_pass1(wide, &g).0;
+            let expected = if rows {
+                Kernel::Conv2dWeightGradPacked8WideFromNchw
+            } else {
+                Kernel::Conv2dWeightGradPacked8Wide
+            };
+            assert_eq!(pass1, expected, "{params:?} {input:?}");
         }
     }
 

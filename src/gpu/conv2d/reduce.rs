@@ -107,10 +107,45 @@ pub(crate) fn plan_reduction(
     reduce_len: usize,
     pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
 ) -> Result<Plan> {
-    plan_reduction_by_columns(
+    plan_reduction_over_rows(
         gpu,
         op,
         g,
+        output_rows(g),
+        prelude,
+        kernel,
+        pass1_operands,
+        pass1_per_block,
+        reduce_len,
+        pass1_uniforms,
+    )
+}
+
+/// The rows (n, oy) of grad_output and the terms in each, which pass 1 sums in blocks.
+fn output_rows(g: &Conv2dGeometry) -> (usize, usize) {
+    (g.batch * g.h.output, g.w.output)
+}
+
+/// [`plan_reduction`] over `rows.0` rows of `rows.1` terms each, where pass 1 takes its
+/// reduction in other rows than grad_output's (a whole plane per image).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plan_reduction_over_rows(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    rows: (usize, usize),
+    prelude: Plan,
+    kernel: Kernel,
+    pass1_operands: Vec<Operand>,
+    pass1_per_block: usize,
+    reduce_len: usize,
+    pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
+) -> Result<Plan> {
+    reduction_in_blocks(
+        gpu,
+        op,
+        g,
+        rows,
         prelude,
         kernel,
         pass1_operands,
@@ -129,6 +164,33 @@ pub(crate) fn plan_reduction_by_columns(
     gpu: &Gpu,
     op: &'static str,
     g: &Conv2dGeometry,
+    prelude: Plan,
+    kernel: Kernel,
+    pass1_operands: Vec<Operand>,
+    (pass1_per_block, column_sets): (usize, usize),
+    reduce_len: usize,
+    pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
+) -> Result<Plan> {
+    reduction_in_blocks(
+        gpu,
+        op,
+        g,
+        output_rows(g),
+        prelude,
+        kernel,
+        pass1_operands,
+        (pass1_per_block, column_sets),
+        reduce_len,
+        pass1_uniforms,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reduction_in_blocks(
+    gpu: &Gpu,
+    op: &'static str,
+    g: &Conv2dGeometry,
+    (rows, row_len): (usize, usize),
     mut prelude: Plan,
     kernel: Kernel,
     pass1_operands: Vec<Operand>,
@@ -142,8 +204,8 @@ pub(crate) fn plan_reduction_by_columns(
         MIN_PARALLEL_INVOCATIONS
     };
     let plan = ReductionPlan::new(
-        g.batch * g.h.output,
-        g.w.output.div_ceil(column_sets),
+        rows,
+        row_len.div_ceil(column_sets),
         pass1_per_block,
         reduce_len * column_sets,
         min_parallel,
