@@ -7,9 +7,7 @@ use crate::gpu::conv2d::direct::{
     direct_uniforms, gather_operands, plan_bias, plan_input_direct, CHANNEL_TILE,
 };
 use crate::gpu::conv2d::gemm;
-use crate::gpu::conv2d::reduce::{
-    plan_reduction, plan_reduction_by_columns, plan_reduction_over_rows,
-};
+use crate::gpu::conv2d::reduce::{output_rows, plan_reduction, plan_reduction_by_columns};
 use crate::gpu::conv2d::split_backward::{self, TiledGrad};
 use crate::gpu::conv2d::subgroup::SubgroupWidth;
 use crate::gpu::conv2d::uniforms::Conv2dUniforms;
@@ -105,6 +103,7 @@ fn plan_weight_with(
                 gpu,
                 op,
                 g,
+                output_rows(g),
                 Plan::default(),
                 Kernel::Conv2dDepthwiseWeightGradQuads,
                 unpacked,
@@ -167,7 +166,7 @@ fn plan_weight_with(
             let (packing, [rows_a, rows_b]) =
                 conv2d_packed::weight_grad_packing(op, tiling, g, max_per_dimension)?;
             let (kernel, per_block) = conv2d_packed::weight_grad_pass1(tiling, g);
-            plan_reduction_over_rows(
+            plan_reduction_by_columns(
                 gpu,
                 op,
                 g,
@@ -175,7 +174,7 @@ fn plan_weight_with(
                 packing,
                 kernel,
                 vec![rows_a, rows_b, Operand::Unused, Operand::Output],
-                per_block,
+                (per_block, 1),
                 reduce_len,
                 |plan, direct| {
                     let u = conv2d_packed::weight_grad_partial(

@@ -107,45 +107,11 @@ pub(crate) fn plan_reduction(
     reduce_len: usize,
     pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
 ) -> Result<Plan> {
-    plan_reduction_over_rows(
+    plan_reduction_by_columns(
         gpu,
         op,
         g,
         output_rows(g),
-        prelude,
-        kernel,
-        pass1_operands,
-        pass1_per_block,
-        reduce_len,
-        pass1_uniforms,
-    )
-}
-
-/// The rows (n, oy) of grad_output and the terms in each, which pass 1 sums in blocks.
-fn output_rows(g: &Conv2dGeometry) -> (usize, usize) {
-    (g.batch * g.h.output, g.w.output)
-}
-
-/// [`plan_reduction`] over `rows.0` rows of `rows.1` terms each, where pass 1 takes its
-/// reduction in other rows than grad_output's (a whole plane per image).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn plan_reduction_over_rows(
-    gpu: &Gpu,
-    op: &'static str,
-    g: &Conv2dGeometry,
-    rows: (usize, usize),
-    prelude: Plan,
-    kernel: Kernel,
-    pass1_operands: Vec<Operand>,
-    pass1_per_block: usize,
-    reduce_len: usize,
-    pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
-) -> Result<Plan> {
-    reduction_in_blocks(
-        gpu,
-        op,
-        g,
-        rows,
         prelude,
         kernel,
         pass1_operands,
@@ -155,38 +121,19 @@ pub(crate) fn plan_reduction_over_rows(
     )
 }
 
-/// [`plan_reduction`] whose pass 1 also cuts every row into `column_sets` runs of columns
-/// (`pass1.1`), each summed apart: a block then writes `column_sets` sets of partials (set
-/// `block * column_sets + run`), and pass 2 adds all of them. `pass1.0` is the pass-1
-/// invocations per block of rows. The uniforms' `blocks` is the blocks of rows in pass 1.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn plan_reduction_by_columns(
-    gpu: &Gpu,
-    op: &'static str,
-    g: &Conv2dGeometry,
-    prelude: Plan,
-    kernel: Kernel,
-    pass1_operands: Vec<Operand>,
-    (pass1_per_block, column_sets): (usize, usize),
-    reduce_len: usize,
-    pass1_uniforms: impl FnOnce(&ReductionPlan, Conv2dUniforms) -> Vec<u8>,
-) -> Result<Plan> {
-    reduction_in_blocks(
-        gpu,
-        op,
-        g,
-        output_rows(g),
-        prelude,
-        kernel,
-        pass1_operands,
-        (pass1_per_block, column_sets),
-        reduce_len,
-        pass1_uniforms,
-    )
+/// The rows (n, oy) of grad_output and the terms in each, which pass 1 sums in blocks unless
+/// its kernel takes its reduction in other rows (a whole plane per image).
+pub(crate) fn output_rows(g: &Conv2dGeometry) -> (usize, usize) {
+    (g.batch * g.h.output, g.w.output)
 }
 
+/// [`plan_reduction`] over `rows.0` rows of `rows.1` terms each (see [`output_rows`]), whose
+/// pass 1 also cuts every row into `column_sets` runs of columns (`pass1.1`), each summed
+/// apart: a block then writes `column_sets` sets of partials (set `block * column_sets +
+/// run`), and pass 2 adds all of them. `pass1.0` is the pass-1 invocations per block of rows.
+/// The uniforms' `blocks` is the blocks of rows in pass 1.
 #[allow(clippy::too_many_arguments)]
-fn reduction_in_blocks(
+pub(crate) fn plan_reduction_by_columns(
     gpu: &Gpu,
     op: &'static str,
     g: &Conv2dGeometry,
