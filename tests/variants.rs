@@ -635,6 +635,7 @@ fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
         let by_planes = g.h.stride == 1
             && g.w.stride == 1
             && g.w.input == g.w.output
+            && g.w.input >= 4
             && (g.h.input * g.w.input).is_multiple_of(4)
             && (g.h.output * g.w.output).is_multiple_of(4);
         assert!(by_rows || by_planes, "case {i} reads the copy");
@@ -645,6 +646,41 @@ fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
         let w = rng.array4(weight);
         let mut dy = rng.array4(g.output_shape());
         dy[[n - 1, 0, 0, 0]] = f32::NEG_INFINITY;
+        let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} case {i}");
+        common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+    }
+}
+
+#[test]
+fn packed8_variant_walks_input_copies_across_rows_and_images() {
+    weight_grad_copies_in_long_blocks(ConvVariant::Packed8, 0x7a71_0038);
+}
+
+#[test]
+fn packed16_variant_walks_input_copies_across_rows_and_images() {
+    weight_grad_copies_in_long_blocks(ConvVariant::Packed16, 0x7a71_0039);
+}
+
+/// The copy kernels' walk from one output row, and one image, to the next within a block of
+/// the reduction: 512 output channels make enough tiles that blocks hold several rows (at
+/// stride 1 and 2; 20 rows of 4 per image, in blocks that start inside an image) or several
+/// images' planes, where the small cases above get one row each.
+fn weight_grad_copies_in_long_blocks(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let same = Conv2dParams::default().with_padding(Padding::uniform(1));
+    let cases = [
+        ([5, 32, 4, 8], [512, 32, 3, 3], same),
+        ([5, 32, 8, 16], [512, 32, 3, 3], same.with_stride(2)),
+        ([16, 32, 4, 6], [512, 32, 3, 3], same),
+    ];
+    for (i, (input, weight, p)) in cases.into_iter().enumerate() {
+        let g = p.geometry("t", input, weight, None).unwrap();
+        let x = rng.array4(input);
+        let w = rng.array4(weight);
+        let dy = rng.array4(g.output_shape());
         let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} case {i}");
         common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
     }

@@ -95,9 +95,17 @@ impl Bound {
     /// `N · OH` rows of grad_output, blocks of `r` rows of `OW` terms then the blocks' partial
     /// sums added in order, chains of `r · OW + ceil(N·OH / r) - 1`, for any `r` the planner may
     /// pick (see `blocked_chain`).
+    /// Where the packed kernels may reduce over whole planes instead (one row per image),
+    /// the longer of the two chains.
     pub fn conv2d_backward_weight(g: &Conv2dGeometry) -> Self {
         let weights = g.out_channels * g.in_channels_per_group() * g.h.kernel * g.w.kernel;
-        Self::sum(blocked_chain(g.batch * g.h.output, g.w.output, weights))
+        let by_rows = blocked_chain(g.batch * g.h.output, g.w.output, weights);
+        let by_planes = if reduces_over_planes(g) {
+            blocked_chain(g.batch, g.h.output * g.w.output, weights)
+        } else {
+            0
+        };
+        Self::sum(by_rows.max(by_planes))
     }
 
     /// The bias gradient computed whole: the same blocked reduction as

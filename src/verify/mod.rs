@@ -23,6 +23,7 @@ use ndarray::{Array, ArrayView, ArrayView1, ArrayView4, Dimension, Ix1, Ix4};
 use crate::activation::{Activation, SavedTensor};
 use crate::cpu;
 use crate::error::Result;
+use crate::gpu::conv2d::packed::reduces_over_planes;
 use crate::gpu::conv2d::reduce::BLOCK_TERMS;
 use crate::grads::{Conv2dGrads, GradSelection};
 use crate::params::{
@@ -453,6 +454,40 @@ mod tests {
         // 512x512x3x3 weights at batch 32, 56x56: 2.36M partials a block leave room for 14
         // blocks in 128 MiB, so blocks of 128 rows (7,168 terms), then 14 partials.
         assert_eq!(blocked_chain(32 * 56, 56, 512 * 512 * 9), 128 * 56 + 14 - 1);
+    }
+
+    #[test]
+    fn weight_gradient_bounds_cover_a_reduction_over_planes() {
+        let same = Conv2dParams::default().with_padding(crate::Padding::uniform(1));
+        // 12.6M weights leave room for 2 blocks of partials in 128 MiB: 3 images of 30x30
+        // planes go by rows in blocks of 45 rows (1350 terms, then 2 partials), by planes in
+        // blocks of 2 images (1800 terms): the bound takes the longer.
+        let g = same
+            .geometry("t", [3, 1000, 30, 30], [1400, 1000, 3, 3], None)
+            .unwrap();
+        assert_eq!(blocked_chain(3 * 30, 30, 1400 * 1000 * 9), 45 * 30 + 2 - 1);
+        assert_eq!(
+            Bound::conv2d_backward_weight(&g),
+            Bound::sum(2 * 900 + 2 - 1)
+        );
+        // NHWC never reduces over planes.
+        let g = same
+            .with_layout(crate::Layout::Nhwc)
+            .geometry("t", [3, 30, 30, 1000], [3, 3, 1000, 1400], None)
+            .unwrap();
+        assert_eq!(
+            Bound::conv2d_backward_weight(&g),
+            Bound::sum(45 * 30 + 2 - 1)
+        );
+        // 14x14 planes at batch 8: blocks of up to 5 images (980 terms) are as long as some
+        // block of rows, so the rows' chain stands.
+        let g = same
+            .geometry("t", [8, 256, 14, 14], [256, 256, 3, 3], None)
+            .unwrap();
+        assert_eq!(
+            Bound::conv2d_backward_weight(&g),
+            Bound::sum(blocked_chain(8 * 14, 14, 256 * 256 * 9))
+        );
     }
 
     #[test]

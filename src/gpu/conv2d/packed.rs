@@ -5,6 +5,7 @@ use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::conv2d::gemm::GemmConvUniforms;
 use crate::gpu::conv2d::gemm::{self, signed, GemmDispatch, SubgroupTile};
+use crate::gpu::conv2d::reduce::BLOCK_TERMS;
 use crate::gpu::conv2d::variant::ConvPass;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::{Operand, Plan, Step};
@@ -816,23 +817,31 @@ fn grad_output_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
 }
 
 /// Whether the wide weight gradient reduces over whole planes instead of rows, reading both
-/// operands from copies (`conv2d_weight_grad_packed_wide_from_nchw_planes`): NCHW at unit
-/// steps with output rows as long as the input's (a `same` window) that are not whole vec4s
-/// (14 pixels, where [`input_copied`] cannot serve) in planes that are, rows at least 4
-/// long. Output pixel p then meets input pixel p + dy * W + dx at tap offsets (dy, dx), so a
-/// vec4 of a plane is four neighbouring values of the input's plane wherever rows break;
-/// packing rows of 14 to 16 cost the 256-channel 14x14 layer's dw 9 of its 31 ms at 512
-/// bits, and an eighth of its multiply-adds were with padding.
+/// operands from copies (`conv2d_weight_grad_packed_wide_from_nchw_planes`): where
+/// [`reduces_over_planes`] allows it.
 fn planes_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
-    matches!(tiling, Tiling::SubgroupWide(_))
-        && g.layout == Layout::Nchw
+    matches!(tiling, Tiling::SubgroupWide(_)) && reduces_over_planes(g)
+}
+
+/// Whether a weight gradient may reduce over whole planes instead of rows: NCHW at unit steps
+/// with output rows as long as the input's (a `same` window) that are not whole vec4s (14
+/// pixels, where [`input_copied`] cannot serve) in planes that are, of at most `BLOCK_TERMS`
+/// pixels (a plane is one row of the blocked reduction), rows at least 4 long. Output pixel p
+/// then meets input pixel p + dy * W + dx at tap offsets (dy, dx), so a vec4 of a plane is
+/// four neighbouring values of the input's plane wherever rows break; packing rows of 14 to 16
+/// cost the 256-channel 14x14 layer's dw 6 of its 31 ms at 512 bits, and an eighth of its
+/// multiply-adds were with padding. The error bound allows for either reduction.
+pub(crate) fn reduces_over_planes(g: &Conv2dGeometry) -> bool {
+    let plane = g.h.output * g.w.output;
+    g.layout == Layout::Nchw
         && g.h.stride == 1
         && g.w.stride == 1
         && g.w.input == g.w.output
         && g.w.input >= 4
         && !g.w.input.is_multiple_of(4)
         && (g.h.input * g.w.input).is_multiple_of(4)
-        && (g.h.output * g.w.output).is_multiple_of(4)
+        && plane.is_multiple_of(4)
+        && plane <= BLOCK_TERMS
 }
 
 /// The rows of the weight gradient's reduction and the terms in each: grad_output's rows
