@@ -843,12 +843,18 @@ fn copy_walk(start: u32, row: u32, along: u32) -> RowWalk {
 // read falls on the padding or past the row (the copy holds the neighbouring rows' values
 // there). Texel indices are clamped into the texture, so no read relies on robust access.
 fn copied_input(at: i32, column: CopiedColumn, oy: u32, ox4: u32, last: i32) -> vec4<f32> {
+    let x = vec4<i32>(4 * i32(ox4) + column.s) + vec4<i32>(0, 1, 2, 3);
+    return select(vec4<f32>(0.0), shifted_quad(at, column.rho, last), copied_live(x, oy, column));
+}
+
+// The four values from value rho of texel `at` on, across it and the next (clamped into the
+// texture).
+fn shifted_quad(at: i32, rho: u32, last: i32) -> vec4<f32> {
     let a = load_b(u32(clamp(at, 0, last)));
     let b = load_b(u32(clamp(at + 1, 0, last)));
-    let lo = select(a, vec4<f32>(a.yzw, b.x), column.rho == 1u);
-    let hi = select(vec4<f32>(a.zw, b.xy), vec4<f32>(a.w, b.xyz), column.rho == 3u);
-    let x = vec4<i32>(4 * i32(ox4) + column.s) + vec4<i32>(0, 1, 2, 3);
-    return select(vec4<f32>(0.0), select(lo, hi, column.rho >= 2u), copied_live(x, oy, column));
+    let lo = select(a, vec4<f32>(a.yzw, b.x), rho == 1u);
+    let hi = select(vec4<f32>(a.zw, b.xy), vec4<f32>(a.w, b.xyz), rho == 3u);
+    return select(lo, hi, rho >= 2u);
 }
 
 // copied_input with columns at stride 2: every other value of three texels from rho.
@@ -1010,11 +1016,7 @@ fn plane_column(g: u32, col: u32) -> CopiedColumn {
 // of a plane, the first at texel offset `at`): two texels shifted by rho, zero where the read
 // falls outside the input (the copy holds a neighbouring row's or plane's values there).
 fn plane_input(at: i32, column: CopiedColumn, x: vec4<i32>, y: vec4<i32>, last: i32) -> vec4<f32> {
-    let a = load_b(u32(clamp(at, 0, last)));
-    let b = load_b(u32(clamp(at + 1, 0, last)));
-    let lo = select(a, vec4<f32>(a.yzw, b.x), column.rho == 1u);
-    let hi = select(vec4<f32>(a.zw, b.xy), vec4<f32>(a.w, b.xyz), column.rho == 3u);
-    return select(vec4<f32>(0.0), select(lo, hi, column.rho >= 2u), plane_live(column, x, y));
+    return select(vec4<f32>(0.0), shifted_quad(at, column.rho, last), plane_live(column, x, y));
 }
 
 fn plane_live(column: CopiedColumn, x: vec4<i32>, y: vec4<i32>) -> vec4<bool> {

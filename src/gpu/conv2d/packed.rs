@@ -924,11 +924,11 @@ pub fn weight_grad_packing(
     {
         let rows = (u.groups * u.reduce_per_group * u.taps_h * u.taps_w) as usize;
         let vec4s = rows * (u.batch * u.grid_h * u.ow4) as usize;
-        if source == Operand::GradOutput && grad_output_copied(tiling, g) {
-            packed[i] = plan.add_texture_copy(source, source_vec4s(g.batch, &u));
-            continue;
-        }
-        if source == Operand::Input && (input_copied(tiling, g) || planes_copied(tiling, g)) {
+        let copied = match source {
+            Operand::GradOutput => grad_output_copied(tiling, g),
+            _ => input_copied(tiling, g) || planes_copied(tiling, g),
+        };
+        if copied {
             packed[i] = plan.add_texture_copy(source, source_vec4s(g.batch, &u));
             continue;
         }
@@ -956,28 +956,20 @@ pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) 
     let tiles = g.groups
         * g.out_channels_per_group().div_ceil(tiling.channels())
         * columns.div_ceil(tiling.columns());
+    use Kernel::*;
+    let (planes, copied) = (planes_copied(tiling, g), input_copied(tiling, g));
     let stride2 = g.w.stride == 2;
     let kernel = match tiling.kernels().1 {
-        Kernel::Conv2dWeightGradPacked8Wide if planes_copied(tiling, g) => {
-            Kernel::Conv2dWeightGradPacked8WideFromNchwPlanes
+        Conv2dWeightGradPacked8Wide if planes => Conv2dWeightGradPacked8WideFromNchwPlanes,
+        Conv2dWeightGradPacked16Wide if planes => Conv2dWeightGradPacked16WideFromNchwPlanes,
+        Conv2dWeightGradPacked8Wide if copied && stride2 => {
+            Conv2dWeightGradPacked8WideFromNchwStride2
         }
-        Kernel::Conv2dWeightGradPacked16Wide if planes_copied(tiling, g) => {
-            Kernel::Conv2dWeightGradPacked16WideFromNchwPlanes
+        Conv2dWeightGradPacked16Wide if copied && stride2 => {
+            Conv2dWeightGradPacked16WideFromNchwStride2
         }
-        Kernel::Conv2dWeightGradPacked8Wide if input_copied(tiling, g) => {
-            if stride2 {
-                Kernel::Conv2dWeightGradPacked8WideFromNchwStride2
-            } else {
-                Kernel::Conv2dWeightGradPacked8WideFromNchw
-            }
-        }
-        Kernel::Conv2dWeightGradPacked16Wide if input_copied(tiling, g) => {
-            if stride2 {
-                Kernel::Conv2dWeightGradPacked16WideFromNchwStride2
-            } else {
-                Kernel::Conv2dWeightGradPacked16WideFromNchw
-            }
-        }
+        Conv2dWeightGradPacked8Wide if copied => Conv2dWeightGradPacked8WideFromNchw,
+        Conv2dWeightGradPacked16Wide if copied => Conv2dWeightGradPacked16WideFromNchw,
         kernel => kernel,
     };
     (kernel, tiles * tiling.invocations())
