@@ -813,19 +813,53 @@ fn subsample_rows(g: &Conv2dGeometry, mut u: GemmConvUniforms) -> GemmConvUnifor
 fn grad_output_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
     tiling.packs_to_textures()
         && g.layout == Layout::Nchw
-        && (g.w.output.is_multiple_of(4) || planes_copied(tiling, g))
+        && (g.w.output.is_multiple_of(4) || weight_grad_input(tiling, g) == WeightGradInput::Planes)
 }
 
-/// Whether the wide weight gradient reduces over whole planes instead of rows, reading both
-/// operands from copies (`conv2d_weight_grad_packed_wide_from_nchw_planes`): where
-/// [`reduces_over_planes`] allows it.
-fn planes_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
-    matches!(tiling, Tiling::SubgroupWide(_)) && reduces_over_planes(g)
+/// How the weight gradient's pass 1 reads its input, decided once for the packing, the
+/// kernel, its uniforms and the reduction's rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WeightGradInput {
+    /// Rows packed per kernel column (`pack_rows_texture`), one texel fetch per four values.
+    PackedRows,
+    /// A copy of the NCHW input as it lies, read along rows at unit steps
+    /// (`conv2d_weight_grad_packed_wide_from_nchw`).
+    Copied,
+    /// The same copy read at stride 2 along x (`_from_nchw_stride2`).
+    CopiedStride2,
+    /// The same copy read by whole planes (`_from_nchw_planes`), one row of the reduction per
+    /// image.
+    Planes,
+}
+
+/// How the wide weight gradient reads its input (the other tilings pack rows):
+/// - by planes where [`reduces_over_planes`] allows it;
+/// - from a copy made as it lies where it is NCHW with rows of whole vec4s, read at unit
+///   steps or stride 2 along x (on planes 4k wide the ResNet 3x3 layers, stride-2 ones
+///   included, its 1x1 expansions and its stem), rows not subsampled. Packing wrote one
+///   shifted copy of the input per kernel column, at lavapipe's texel-store speed; a copy runs
+///   at memory speed, and the kernel pays a second fetch and a shift per value (a third at
+///   stride 2). A 1x1 layer at stride 2 both ways reads a quarter of its input, which packing
+///   subsamples: a copy of all of it and a kernel fetching texels half of whose values it
+///   drops took longer.
+fn weight_grad_input(tiling: Tiling, g: &Conv2dGeometry) -> WeightGradInput {
+    let copies = matches!(tiling, Tiling::SubgroupWide(_)) && g.layout == Layout::Nchw;
+    if copies && reduces_over_planes(g) {
+        WeightGradInput::Planes
+    } else if copies && g.w.input.is_multiple_of(4) && rows_subsampled(g).is_none() {
+        match g.w.stride {
+            1 => WeightGradInput::Copied,
+            2 => WeightGradInput::CopiedStride2,
+            _ => WeightGradInput::PackedRows,
+        }
+    } else {
+        WeightGradInput::PackedRows
+    }
 }
 
 /// Whether a weight gradient may reduce over whole planes instead of rows: NCHW at unit steps
 /// with output rows as long as the input's (a `same` window) that are not whole vec4s (14
-/// pixels, where [`input_copied`] cannot serve) in planes that are, of at most `BLOCK_TERMS`
+/// pixels, which a copy read along rows cannot serve) in planes that are, of at most `BLOCK_TERMS`
 /// pixels (a plane is one row of the blocked reduction), rows at least 4 long. Output pixel p
 /// then meets input pixel p + dy * W + dx at tap offsets (dy, dx), so a vec4 of a plane is
 /// four neighbouring values of the input's plane wherever rows break; packing rows of 14 to 16
@@ -845,30 +879,13 @@ pub(crate) fn reduces_over_planes(g: &Conv2dGeometry) -> bool {
 }
 
 /// The rows of the weight gradient's reduction and the terms in each: grad_output's rows
-/// (n, oy), or where [`planes_copied`] one plane per image.
+/// (n, oy), or where it reads by planes one plane per image.
 pub fn weight_grad_rows(tiling: Tiling, g: &Conv2dGeometry) -> (usize, usize) {
-    if planes_copied(tiling, g) {
+    if weight_grad_input(tiling, g) == WeightGradInput::Planes {
         (g.batch, g.h.output * g.w.output)
     } else {
         (g.batch * g.h.output, g.w.output)
     }
-}
-
-/// Whether the wide weight gradient reads its input from a copy made as it lies instead of
-/// packed rows (`conv2d_weight_grad_packed_wide_from_nchw`, `_stride2`): NCHW with rows of
-/// whole vec4s, read at unit steps or stride 2 along x (on planes 4k wide the ResNet 3x3
-/// layers, stride-2 ones included, its 1x1 expansions and its stem), rows not subsampled.
-/// Packing wrote one shifted copy of the input per kernel column, at lavapipe's texel-store
-/// speed; a copy runs at memory speed, and the kernel pays a second fetch and a shift per
-/// value (a third at stride 2). A 1x1 layer at stride 2 both ways reads a quarter of its
-/// input, which packing subsamples: a copy of all of it and a kernel fetching texels half
-/// of whose values it drops took longer.
-fn input_copied(tiling: Tiling, g: &Conv2dGeometry) -> bool {
-    matches!(tiling, Tiling::SubgroupWide(_))
-        && g.layout == Layout::Nchw
-        && matches!(g.w.stride, 1 | 2)
-        && g.w.input.is_multiple_of(4)
-        && rows_subsampled(g).is_none()
 }
 
 /// The repacking before the weight gradient's pass 1: grad_output as rows [g][m][n][oy][ox]
@@ -926,7 +943,7 @@ pub fn weight_grad_packing(
         let vec4s = rows * (u.batch * u.grid_h * u.ow4) as usize;
         let copied = match source {
             Operand::GradOutput => grad_output_copied(tiling, g),
-            _ => input_copied(tiling, g) || planes_copied(tiling, g),
+            _ => weight_grad_input(tiling, g) != WeightGradInput::PackedRows,
         };
         if copied {
             packed[i] = plan.add_texture_copy(source, source_vec4s(g.batch, &u));
@@ -957,20 +974,22 @@ pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) 
         * g.out_channels_per_group().div_ceil(tiling.channels())
         * columns.div_ceil(tiling.columns());
     use Kernel::*;
-    let (planes, copied) = (planes_copied(tiling, g), input_copied(tiling, g));
-    let stride2 = g.w.stride == 2;
-    let kernel = match tiling.kernels().1 {
-        Conv2dWeightGradPacked8Wide if planes => Conv2dWeightGradPacked8WideFromNchwPlanes,
-        Conv2dWeightGradPacked16Wide if planes => Conv2dWeightGradPacked16WideFromNchwPlanes,
-        Conv2dWeightGradPacked8Wide if copied && stride2 => {
+    let kernel = match (tiling, weight_grad_input(tiling, g)) {
+        (Tiling::SubgroupWide(8), WeightGradInput::Copied) => Conv2dWeightGradPacked8WideFromNchw,
+        (Tiling::SubgroupWide(_), WeightGradInput::Copied) => Conv2dWeightGradPacked16WideFromNchw,
+        (Tiling::SubgroupWide(8), WeightGradInput::CopiedStride2) => {
             Conv2dWeightGradPacked8WideFromNchwStride2
         }
-        Conv2dWeightGradPacked16Wide if copied && stride2 => {
+        (Tiling::SubgroupWide(_), WeightGradInput::CopiedStride2) => {
             Conv2dWeightGradPacked16WideFromNchwStride2
         }
-        Conv2dWeightGradPacked8Wide if copied => Conv2dWeightGradPacked8WideFromNchw,
-        Conv2dWeightGradPacked16Wide if copied => Conv2dWeightGradPacked16WideFromNchw,
-        kernel => kernel,
+        (Tiling::SubgroupWide(8), WeightGradInput::Planes) => {
+            Conv2dWeightGradPacked8WideFromNchwPlanes
+        }
+        (Tiling::SubgroupWide(_), WeightGradInput::Planes) => {
+            Conv2dWeightGradPacked16WideFromNchwPlanes
+        }
+        _ => tiling.kernels().1,
     };
     (kernel, tiles * tiling.invocations())
 }
@@ -984,9 +1003,8 @@ pub fn weight_grad_partial(
     blocks: usize,
     invocations: u32,
 ) -> GemmConvUniforms {
-    let planes = planes_copied(tiling, g);
     // Where the reduction runs over planes, a "row" is an image's plane, one per image.
-    let (ow4, grid_h) = if planes {
+    let (ow4, grid_h) = if weight_grad_input(tiling, g) == WeightGradInput::Planes {
         ((g.h.output * g.w.output) / 4, 1)
     } else {
         (row_vec4s(g), g.h.output)
