@@ -365,7 +365,7 @@ fn pack_rows_texture(
 
 // Zeros over the first `invocations` vec4s of dst, one vec4 per invocation: the input gradient
 // of a window smaller than its stride, ahead of the GEMMs of the stride phases that have taps,
-// so that those without write no empty tiles (packed.rs); a vec4 store costs lavapipe one lane
+// so that those without write no empty tiles (packed/gather.rs); a vec4 store costs lavapipe one lane
 // iteration where the GEMM's tiles spend four.
 @compute @workgroup_size(64)
 fn fill_zero_vec4(

@@ -291,7 +291,7 @@ kernels! {
     /// gradients of more than 16 output channels.
     Conv2dWeightGradPacked8Wide = CONV2D_PACKED8, "conv2d_weight_grad_packed_wide", PACKED, 64;
     /// `Conv2dWeightGradPacked8Wide` reading its input from an NCHW copy (see
-    /// `packed::weight_grad_input`), with no packing pass for it.
+    /// `weight_grad_input` in `conv2d/packed/weight_grad.rs`), with no packing pass for it.
     Conv2dWeightGradPacked8WideFromNchw = CONV2D_PACKED8, "conv2d_weight_grad_packed_wide_from_nchw", PACKED, 64;
     /// `Conv2dWeightGradPacked8WideFromNchw` for columns at stride 2.
     Conv2dWeightGradPacked8WideFromNchwStride2 = CONV2D_PACKED8, "conv2d_weight_grad_packed_wide_from_nchw_stride2", PACKED, 64;
