@@ -333,6 +333,11 @@ fn tiled_packed_weights_are_kept_until_the_weights_change() {
 }
 
 #[test]
+fn packed4_weight_textures_are_kept_until_the_weights_change() {
+    packed_weights_kept(ConvVariant::Packed4);
+}
+
+#[test]
 fn packed8_weight_textures_are_kept_until_the_weights_change() {
     packed_weights_kept(ConvVariant::Packed8);
 }

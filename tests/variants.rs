@@ -99,6 +99,11 @@ fn subgroup_variant_matches_reference_on_random_parameter_sets() {
 }
 
 #[test]
+fn packed4_variant_matches_reference_on_random_parameter_sets() {
+    sweep(ConvVariant::Packed4, 0x7a71_0040);
+}
+
+#[test]
 fn packed8_variant_matches_reference_on_random_parameter_sets() {
     sweep(ConvVariant::Packed8, 0x7a71_0004);
 }
@@ -131,6 +136,11 @@ fn subgroup_variant_handles_tile_tails_and_empty_phases() {
 }
 
 #[test]
+fn packed4_variant_handles_tile_tails_and_empty_phases() {
+    tile_tails(ConvVariant::Packed4, 0x7a71_0041);
+}
+
+#[test]
 fn packed8_variant_handles_tile_tails_and_empty_phases() {
     tile_tails(ConvVariant::Packed8, 0x7a71_0005);
 }
@@ -138,6 +148,11 @@ fn packed8_variant_handles_tile_tails_and_empty_phases() {
 #[test]
 fn packed16_variant_handles_tile_tails_and_empty_phases() {
     tile_tails(ConvVariant::Packed16, 0x7a71_000d);
+}
+
+#[test]
+fn packed4_variant_zeroes_phases_without_taps() {
+    phases_without_taps(ConvVariant::Packed4, 0x7a71_0042);
 }
 
 #[test]
@@ -196,6 +211,11 @@ fn phases_without_taps(variant: ConvVariant, seed: u64) {
             common::assert_transpose_matches_reference(&gpu, &dy, &w, &tb, &tp, &what);
         }
     }
+}
+
+#[test]
+fn packed4_weight_gradient_reads_grad_output_copied_in_its_own_order() {
+    grad_output_copied(ConvVariant::Packed4, 0x7a71_0043);
 }
 
 #[test]
@@ -274,6 +294,11 @@ fn grad_output_copied(variant: ConvVariant, seed: u64) {
 }
 
 #[test]
+fn packed4_variant_packs_whole_vec4_rows_from_a_copied_source() {
+    copied_source(ConvVariant::Packed4, 0x7a71_0044);
+}
+
+#[test]
 fn packed8_variant_packs_whole_vec4_rows_from_a_copied_source() {
     copied_source(ConvVariant::Packed8, 0x7a71_0020);
 }
@@ -337,6 +362,11 @@ fn copied_source(variant: ConvVariant, seed: u64) {
         common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, Activation::None, &what);
         common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
     }
+}
+
+#[test]
+fn packed4_variant_slides_few_channel_gathers_along_rows() {
+    few_channel_rows(ConvVariant::Packed4, 0x7a71_0045);
 }
 
 #[test]
@@ -410,6 +440,11 @@ fn few_channel_rows(variant: ConvVariant, seed: u64) {
             common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
         }
     }
+}
+
+#[test]
+fn packed4_variant_stores_vec4s_of_pixels_or_of_channels() {
+    vec4_stores(ConvVariant::Packed4, 0x7a71_0046);
 }
 
 #[test]
@@ -490,6 +525,11 @@ fn vec4_stores(variant: ConvVariant, seed: u64) {
             common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
         }
     }
+}
+
+#[test]
+fn packed4_variant_takes_weight_gradients_from_an_nchw_copy_of_the_input() {
+    weight_grad_from_nchw(ConvVariant::Packed4, 0x7a71_0047);
 }
 
 #[test]
@@ -652,6 +692,11 @@ fn weight_grad_from_nchw(variant: ConvVariant, seed: u64) {
 }
 
 #[test]
+fn packed4_variant_walks_input_copies_across_rows_and_images() {
+    weight_grad_copies_in_long_blocks(ConvVariant::Packed4, 0x7a71_0048);
+}
+
+#[test]
 fn packed8_variant_walks_input_copies_across_rows_and_images() {
     weight_grad_copies_in_long_blocks(ConvVariant::Packed8, 0x7a71_0038);
 }
@@ -684,6 +729,11 @@ fn weight_grad_copies_in_long_blocks(variant: ConvVariant, seed: u64) {
         let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} case {i}");
         common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
     }
+}
+
+#[test]
+fn packed4_variant_reads_1x1_layers_from_an_nchw_copy() {
+    one_by_one_from_nchw(ConvVariant::Packed4, 0x7a71_0049);
 }
 
 #[test]
@@ -777,6 +827,11 @@ fn one_by_one_from_nchw(variant: ConvVariant, seed: u64) {
 #[test]
 fn tiled_variant_reads_1x1_layers_in_place() {
     one_by_one_layers(ConvVariant::Tiled, 0x7a71_000a);
+}
+
+#[test]
+fn packed4_variant_packs_strided_1x1_layers_subsampled() {
+    one_by_one_layers(ConvVariant::Packed4, 0x7a71_004a);
 }
 
 #[test]
@@ -945,7 +1000,7 @@ fn tile_tails(variant: ConvVariant, seed: u64) {
 
 /// The planner's rules (`src/gpu/conv2d/variant.rs`), with what each needs read from the
 /// adapter: depthwise layers take the depthwise kernels anywhere; real GPUs take tiled; other
-/// adapters packed8 or packed16 where they run 8- or 16-wide subgroups (the SUBGROUP feature,
+/// adapters packed4, packed8 or packed16 where they run 4-, 8- or 16-wide subgroups (the SUBGROUP feature,
 /// subgroups of exactly that width), subgroup at the other widths it serves, else direct, which
 /// says why.
 #[test]
@@ -979,6 +1034,8 @@ fn planner_explains_its_choice_and_falls_back_without_subgroups() {
             ConvVariant::Tiled,
             "GPU: workgroup-memory tiles".to_string(),
         )
+    } else if width == Some(4) {
+        (ConvVariant::Packed4, "4-wide subgroups".to_string())
     } else if width == Some(8) {
         (ConvVariant::Packed8, "8-wide subgroups".to_string())
     } else if width == Some(16) {
@@ -1225,10 +1282,13 @@ fn every_variant_skips_padding_taps_of_infinite_operands() {
 #[test]
 fn packed_textures_past_the_texture_limit_are_passed_over_or_too_large() {
     let Some(gpu) = common::gpu() else { return };
-    let Some(packed) = [ConvVariant::Packed8, ConvVariant::Packed16]
-        .into_iter()
-        .find(|v| v.available(gpu).is_ok())
-    else {
+    let Some(packed) = [
+        ConvVariant::Packed4,
+        ConvVariant::Packed8,
+        ConvVariant::Packed16,
+    ]
+    .into_iter()
+    .find(|v| v.available(gpu).is_ok()) else {
         return;
     };
     // 10 x 10 padded pixels of 16 vec4s: a 1600-texel row, past a limit of 512.

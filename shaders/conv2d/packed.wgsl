@@ -1,4 +1,4 @@
-// Implicit-GEMM conv2d over subgroups of LANES lanes (8 or 16, set by the packed_lanes*.wgsl
+// Implicit-GEMM conv2d over subgroups of LANES lanes (4, 8 or 16, set by the packed_lanes*.wgsl
 // piece composed before this body) on operands repacked as vec4 along the reduction
 // (pack.wgsl's *_texture entry points make them). This is the subgroup scheme of subgroup.wgsl
 // with four reduction terms per step and more columns per lane:

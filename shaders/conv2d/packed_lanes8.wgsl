@@ -2,7 +2,8 @@
 // (lavapipe at 256 bits, Intel GPUs in SIMD8). The body is the same for every width;
 // this piece holds the code that names lanes or a tile's columns: a broadcast's lane must be a
 // constant, and the accumulators must be read in straight-line code (an index into them kept
-// them in memory in the hot loop too), so there is one line per column.
+// them in memory in the hot loop too), so there is one line per column. Written by
+// scripts/packed-lanes.py.
 
 const LANES: u32 = 8u;
 

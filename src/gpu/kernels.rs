@@ -102,6 +102,9 @@ static CONV2D_SUBGROUP_PROBE: ShaderModule =
 static CONV2D_PACK: ShaderModule = module!(NONE, LOOPS_END;
     "common/invocation", "common/packed_texture", "conv2d/gemm" => "conv2d/pack");
 // The packed kernels, once per lane width (see `shaders/conv2d/packed.wgsl`).
+static CONV2D_PACKED4: ShaderModule = module!("conv2d/packed4"; SUBGROUP, LOOPS_END;
+    "common/invocation", "common/nonfinite", "common/activate", "common/packed_texture", "conv2d/gemm",
+    "conv2d/gemm_store", "conv2d/packed_lanes4" => "conv2d/packed");
 static CONV2D_PACKED8: ShaderModule = module!("conv2d/packed8"; SUBGROUP, LOOPS_END;
     "common/invocation", "common/nonfinite", "common/activate", "common/packed_texture", "conv2d/gemm",
     "conv2d/gemm_store", "conv2d/packed_lanes8" => "conv2d/packed");
@@ -117,6 +120,13 @@ static ACTIVATION: ShaderModule = module!(NONE, LOOPS_END;
 static OPTIMIZER: ShaderModule = module!(NONE, LOOPS_END; "common/invocation" => "optimizer");
 static SHADER_COPY: ShaderModule = module!(NONE, LOOPS_END; "common/invocation" => "shader_copy");
 
+/// The packed modules by their lane width.
+static PACKED_MODULES: &[(u32, &ShaderModule)] = &[
+    (4, &CONV2D_PACKED4),
+    (8, &CONV2D_PACKED8),
+    (16, &CONV2D_PACKED16),
+];
+
 /// Every shader module the crate builds.
 pub(crate) static MODULES: &[&ShaderModule] = &[
     &CONV2D_DIRECT,
@@ -129,6 +139,7 @@ pub(crate) static MODULES: &[&ShaderModule] = &[
     &CONV2D_SUBGROUP64,
     &CONV2D_SUBGROUP_PROBE,
     &CONV2D_PACK,
+    &CONV2D_PACKED4,
     &CONV2D_PACKED8,
     &CONV2D_PACKED16,
     &CONV2D_TILED,
@@ -182,7 +193,6 @@ macro_rules! kernels {
 
         impl Kernel {
             /// Every kernel the host uses.
-            #[cfg_attr(not(test), allow(dead_code))]
             pub(crate) const ALL: &'static [Kernel] = &[$(Kernel::$variant,)+];
 
             /// The kernel's module, entry point, bindings and workgroup size.
@@ -262,6 +272,32 @@ kernels! {
     PackWeightTexture = CONV2D_PACK, "pack_weight_texture", PACK_INTO_TEXTURE, 64;
     /// `PackRowsVec4` into a texture.
     PackRowsTexture = CONV2D_PACK, "pack_rows_texture", PACK_INTO_TEXTURE, 64;
+    /// The packed gather at 4 lanes: 8 pixels x 8 channels per subgroup.
+    Conv2dGemmPacked4 = CONV2D_PACKED4, "conv2d_gemm_packed", PACKED, 64;
+    /// `Conv2dGemmPacked4` with 16 pixels x 16 channels, for more than 8 channels.
+    Conv2dGemmPacked4Wide = CONV2D_PACKED4, "conv2d_gemm_packed_wide", PACKED, 64;
+    /// `Conv2dGemmPacked4Wide` writing vec4s of four neighbouring pixels per channel.
+    Conv2dGemmPacked4WidePixelQuads = CONV2D_PACKED4, "conv2d_gemm_packed_wide_pixel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked4Wide` writing each pixel's four channels as one vec4.
+    Conv2dGemmPacked4WideChannelQuads = CONV2D_PACKED4, "conv2d_gemm_packed_wide_channel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked4Wide` for 1x1 windows at unit steps over a whole NCHW source.
+    Conv2dGemmPacked4WideFromNchw = CONV2D_PACKED4, "conv2d_gemm_packed_wide_from_nchw", PACKED, 64;
+    /// `Conv2dGemmPacked4WideFromNchw` writing vec4s of four neighbouring pixels per channel.
+    Conv2dGemmPacked4WideFromNchwPixelQuads = CONV2D_PACKED4, "conv2d_gemm_packed_wide_from_nchw_pixel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked4` with 32 pixels x 4 channels, for at most 4 channels.
+    Conv2dGemmPacked4Few = CONV2D_PACKED4, "conv2d_gemm_packed_few", PACKED, 64;
+    /// `Conv2dGemmPacked4Few` with each lane's pixels neighbours along a row.
+    Conv2dGemmPacked4FewRows = CONV2D_PACKED4, "conv2d_gemm_packed_few_rows", PACKED, 64;
+    /// The packed weight gradient's pass 1 at 4 lanes.
+    Conv2dWeightGradPacked4 = CONV2D_PACKED4, "conv2d_weight_grad_packed", PACKED, 64;
+    /// `Conv2dWeightGradPacked4` with 16 columns x 16 channels, for more than 8.
+    Conv2dWeightGradPacked4Wide = CONV2D_PACKED4, "conv2d_weight_grad_packed_wide", PACKED, 64;
+    /// `Conv2dWeightGradPacked4Wide` reading its input from an NCHW copy.
+    Conv2dWeightGradPacked4WideFromNchw = CONV2D_PACKED4, "conv2d_weight_grad_packed_wide_from_nchw", PACKED, 64;
+    /// `Conv2dWeightGradPacked4WideFromNchw` for columns at stride 2.
+    Conv2dWeightGradPacked4WideFromNchwStride2 = CONV2D_PACKED4, "conv2d_weight_grad_packed_wide_from_nchw_stride2", PACKED, 64;
+    /// `Conv2dWeightGradPacked4WideFromNchw` reducing over whole planes (rows of 14).
+    Conv2dWeightGradPacked4WideFromNchwPlanes = CONV2D_PACKED4, "conv2d_weight_grad_packed_wide_from_nchw_planes", PACKED, 64;
     /// Gather convolution as an implicit GEMM on packed vec4 operands, 16 pixels x 16 channels
     /// per 8-wide subgroup.
     Conv2dGemmPacked8 = CONV2D_PACKED8, "conv2d_gemm_packed", PACKED, 64;
@@ -369,8 +405,34 @@ impl Kernel {
     /// Whether the kernel is written for CPU drivers (the packed subgroup kernels, which the
     /// planner picks only on lavapipe), so that plans size its work for a few cores.
     pub(crate) fn for_cpu_drivers(self) -> bool {
+        PACKED_MODULES
+            .iter()
+            .any(|(_, module)| std::ptr::eq(self.spec().module, *module))
+    }
+
+    /// The packed kernel `entry_point` composed for `lanes` (4, 8 or 16): every packed module
+    /// holds the same entry points, so the width and the name pick one.
+    pub(crate) fn packed(lanes: u32, entry_point: &str) -> Kernel {
+        let (_, module) = PACKED_MODULES
+            .iter()
+            .find(|(width, _)| *width == lanes)
+            .unwrap_or_else(|| panic!("no packed kernels are composed for {lanes} lanes"));
+        Kernel::ALL
+            .iter()
+            .copied()
+            .find(|k| std::ptr::eq(k.spec().module, *module) && k.entry_point() == entry_point)
+            .unwrap_or_else(|| panic!("{} has no kernel {entry_point}", module.name))
+    }
+
+    /// The kernel `entry_point` of this kernel's module (the same lane width for a packed
+    /// one).
+    pub(crate) fn sibling(self, entry_point: &str) -> Kernel {
         let module = self.spec().module;
-        std::ptr::eq(module, &CONV2D_PACKED8) || std::ptr::eq(module, &CONV2D_PACKED16)
+        Kernel::ALL
+            .iter()
+            .copied()
+            .find(|k| std::ptr::eq(k.spec().module, module) && k.entry_point() == entry_point)
+            .unwrap_or_else(|| panic!("{} has no kernel {entry_point}", module.name))
     }
 
     /// Invocations per workgroup, as the entry point declares (along x).
@@ -560,6 +622,7 @@ mod tests {
         use crate::gpu::conv2d::packed::Tiling;
         use crate::ConvVariant;
         for (variant, module) in [
+            (ConvVariant::Packed4, &CONV2D_PACKED4),
             (ConvVariant::Packed8, &CONV2D_PACKED8),
             (ConvVariant::Packed16, &CONV2D_PACKED16),
         ] {
@@ -570,6 +633,31 @@ mod tests {
                 "{}",
                 module.name
             );
+        }
+        // Every width has the host's kernel for every packed entry point (`Kernel::packed`
+        // and `Kernel::sibling` look them up by name).
+        let entries = |module: &ShaderModule| {
+            let mut names: Vec<_> = Kernel::ALL
+                .iter()
+                .filter(|k| std::ptr::eq(k.spec().module, module))
+                .map(|k| k.entry_point())
+                .collect();
+            names.sort_unstable();
+            names
+        };
+        let at8 = entries(&CONV2D_PACKED8);
+        for &(lanes, module) in PACKED_MODULES {
+            assert_eq!(u32_constant(&parsed(module), "LANES"), lanes);
+            assert_eq!(entries(module), at8, "{}", module.name);
+            for entry in &at8 {
+                let kernel = Kernel::packed(lanes, entry);
+                assert_eq!(kernel.entry_point(), *entry);
+                assert!(std::ptr::eq(kernel.spec().module, module));
+                assert_eq!(
+                    Kernel::packed(8, entry).sibling(entry),
+                    Kernel::packed(8, entry)
+                );
+            }
         }
     }
 
@@ -671,7 +759,7 @@ mod tests {
             GemmConvUniforms::FIELDS,
             std::mem::size_of::<GemmConvUniforms>(),
         );
-        let twins: [(&ShaderModule, Twin); 17] = [
+        let twins: [(&ShaderModule, Twin); 18] = [
             (&CONV2D_DIRECT, conv),
             (&CONV2D_DEPTHWISE, conv),
             (&CONV2D_REDUCE, conv),
@@ -689,6 +777,7 @@ mod tests {
                 ),
             ),
             (&CONV2D_PACK, gemm),
+            (&CONV2D_PACKED4, gemm),
             (&CONV2D_PACKED8, gemm),
             (&CONV2D_PACKED16, gemm),
             (&CONV2D_TILED, gemm),
@@ -753,7 +842,12 @@ mod tests {
     fn packed_textures_have_the_host_width_in_every_module_that_indexes_them() {
         let shift = PACKED_TEXTURE_WIDTH.trailing_zeros();
         assert_eq!(1usize << shift, PACKED_TEXTURE_WIDTH);
-        for module in [&CONV2D_PACK, &CONV2D_PACKED8, &CONV2D_PACKED16] {
+        for module in [
+            &CONV2D_PACK,
+            &CONV2D_PACKED4,
+            &CONV2D_PACKED8,
+            &CONV2D_PACKED16,
+        ] {
             let parsed = parsed(module);
             let (_, constant) = parsed
                 .constants

@@ -44,6 +44,11 @@ pub fn subgroup_width(gpu: &Gpu) -> Option<u32> {
     .then_some(width)
 }
 
+/// Whether the adapter runs 4-wide subgroups, which the packed4 kernels need.
+pub fn has_subgroups_of_4(gpu: &Gpu) -> bool {
+    subgroup_width(gpu) == Some(4)
+}
+
 /// Whether the adapter runs 8-wide subgroups, which the packed8 kernels need.
 pub fn has_subgroups_of_8(gpu: &Gpu) -> bool {
     subgroup_width(gpu) == Some(8)
@@ -55,7 +60,7 @@ pub fn has_subgroups_of_16(gpu: &Gpu) -> bool {
 }
 
 /// Asserts that `variant` is available on `gpu` exactly where the adapter's features and
-/// subgroup sizes say it must be (subgroup at a fixed width of 4 to 64, packed8 at exactly 8, packed16 at 16,
+/// subgroup sizes say it must be (subgroup at a fixed width of 4 to 64, packed4, packed8 and packed16 at exactly 4, 8 and 16,
 /// every other variant everywhere), unless the subgroup probe found subgroups that do not
 /// behave as reported, which the refusal must say; returns whether it is available. A refusal
 /// is said out loud.
@@ -63,6 +68,7 @@ pub fn check_availability(gpu: &Gpu, variant: wgconv::ConvVariant) -> bool {
     use wgconv::ConvVariant;
     let expected = match variant {
         ConvVariant::Subgroup => subgroup_width(gpu).is_some(),
+        ConvVariant::Packed4 => has_subgroups_of_4(gpu),
         ConvVariant::Packed8 => has_subgroups_of_8(gpu),
         ConvVariant::Packed16 => has_subgroups_of_16(gpu),
         ConvVariant::Direct | ConvVariant::Depthwise => true,

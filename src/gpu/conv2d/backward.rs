@@ -60,15 +60,16 @@ fn plan_input_with(
                 ..Plan::default()
             }
         }
-        ConvVariant::Packed8 | ConvVariant::Packed16 | ConvVariant::Tiled => {
-            conv2d_packed::input_grad(
-                op,
-                variant.packed_tiling().expect("a packed variant"),
-                g,
-                has_bias,
-                max_per_dimension,
-            )?
-        }
+        ConvVariant::Packed4
+        | ConvVariant::Packed8
+        | ConvVariant::Packed16
+        | ConvVariant::Tiled => conv2d_packed::input_grad(
+            op,
+            variant.packed_tiling().expect("a packed variant"),
+            g,
+            has_bias,
+            max_per_dimension,
+        )?,
     })
 }
 
@@ -157,7 +158,10 @@ fn plan_weight_with(
                 },
             )
         }
-        variant @ (ConvVariant::Packed8 | ConvVariant::Packed16 | ConvVariant::Tiled) => {
+        variant @ (ConvVariant::Packed4
+        | ConvVariant::Packed8
+        | ConvVariant::Packed16
+        | ConvVariant::Tiled) => {
             let tiling = variant
                 .packed_tiling()
                 .expect("a packed variant")

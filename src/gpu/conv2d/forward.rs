@@ -120,16 +120,17 @@ fn forward_plan(
                 standard,
             ))
         }
-        ConvVariant::Packed8 | ConvVariant::Packed16 | ConvVariant::Tiled => {
-            conv2d_packed::forward(
-                OP,
-                variant.packed_tiling().expect("a packed variant"),
-                g,
-                has_bias,
-                activation,
-                max_per_dimension,
-            )?
-        }
+        ConvVariant::Packed4
+        | ConvVariant::Packed8
+        | ConvVariant::Packed16
+        | ConvVariant::Tiled => conv2d_packed::forward(
+            OP,
+            variant.packed_tiling().expect("a packed variant"),
+            g,
+            has_bias,
+            activation,
+            max_per_dimension,
+        )?,
     })
 }
 

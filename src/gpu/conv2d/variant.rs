@@ -11,7 +11,7 @@ use crate::gpu::Gpu;
 use crate::params::Conv2dGeometry;
 
 /// Environment variable that forces a conv2d kernel variant by name (`direct`, `subgroup`,
-/// `packed8`, `packed16`, `tiled`, `depthwise`) on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
+/// `packed4`, `packed8`, `packed16`, `tiled`, `depthwise`) on every `Gpu` created afterwards, as [`Gpu::force_conv_variant`] does.
 pub const VARIANT_ENV: &str = "WGCONV_CONV_VARIANT";
 
 /// A family of conv2d kernels. Every variant computes every pass of every parameter set; they
@@ -26,6 +26,10 @@ pub enum ConvVariant {
     /// column per lane by 16 channels (more past 16 lanes). Needs SUBGROUP and a subgroup size
     /// the adapter fixes at 4, 8, 16, 32 or 64 (lavapipe at every vector width, SwiftShader).
     Subgroup,
+    /// Packed8's kernels composed for 4 lanes (`conv2d/packed4`): tiles of 8 pixels by 8
+    /// channels, or of 16 by 16 where there are more than 8. Needs SUBGROUP and a subgroup
+    /// size of exactly 4 (SwiftShader, lavapipe at 128 bits).
+    Packed4,
     /// The subgroup scheme at 8 lanes on operands repacked into textures as zero-padded vec4s along the
     /// reduction (`pack_*_texture`, then `conv2d_gemm_packed[_wide|_few]` or
     /// `conv2d_weight_grad_packed[_wide]` of `conv2d/packed8`): four reduction terms per load and loop step, no
@@ -58,6 +62,7 @@ impl ConvVariant {
     pub const ALL: &'static [ConvVariant] = &[
         ConvVariant::Direct,
         ConvVariant::Subgroup,
+        ConvVariant::Packed4,
         ConvVariant::Packed8,
         ConvVariant::Packed16,
         ConvVariant::Tiled,
@@ -67,6 +72,7 @@ impl ConvVariant {
     /// How the packed variants tile their GEMM; `None` for the unpacked ones.
     pub fn packed_tiling(self) -> Option<Tiling> {
         match self {
+            ConvVariant::Packed4 => Some(Tiling::Subgroup(4)),
             ConvVariant::Packed8 => Some(Tiling::Subgroup(8)),
             ConvVariant::Packed16 => Some(Tiling::Subgroup(16)),
             ConvVariant::Tiled => Some(Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)),
@@ -79,6 +85,7 @@ impl ConvVariant {
         match self {
             ConvVariant::Direct => "direct",
             ConvVariant::Subgroup => "subgroup",
+            ConvVariant::Packed4 => "packed4",
             ConvVariant::Packed8 => "packed8",
             ConvVariant::Packed16 => "packed16",
             ConvVariant::Tiled => "tiled",
@@ -106,7 +113,7 @@ impl ConvVariant {
                 Ok(())
             }
             ConvVariant::Subgroup => SubgroupWidth::of(gpu).map(|_| ()),
-            ConvVariant::Packed8 | ConvVariant::Packed16 => {
+            ConvVariant::Packed4 | ConvVariant::Packed8 | ConvVariant::Packed16 => {
                 let Some(Tiling::Subgroup(want)) = self.packed_tiling() else {
                     unreachable!("the packed variants tile by subgroups")
                 };
@@ -247,6 +254,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
     let width = SubgroupWidth::of(gpu);
     // The packed kernels at the adapter's fixed width, if they are composed for it.
     let packed_variant = match width {
+        Ok(w) if w.lanes() == 4 => Some(ConvVariant::Packed4),
         Ok(w) if w.lanes() == 8 => Some(ConvVariant::Packed8),
         Ok(w) if w.lanes() == 16 => Some(ConvVariant::Packed16),
         _ => None,
@@ -316,7 +324,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                     if packed_tiling.is_some() {
                         "the packed kernels' scratch would not fit one binding or texture"
                     } else {
-                        "the packed kernels need 8- or 16-wide subgroups"
+                        "the packed kernels need 4-, 8- or 16-wide subgroups"
                     }
                 ),
             ),

@@ -367,11 +367,10 @@ fn push_gemms(
 /// multiple of 4 pixels, and which reads terms whatever the taps), the plain wide tiles, which
 /// read nothing at no taps and write each pixel apart.
 fn without_taps(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
-    match kernel {
+    match kernel.entry_point() {
         _ if u.taps_h * u.taps_w > 0 => kernel,
-        Kernel::Conv2dGemmPacked8WideFromNchw => Kernel::Conv2dGemmPacked8Wide,
-        Kernel::Conv2dGemmPacked16WideFromNchw => Kernel::Conv2dGemmPacked16Wide,
-        other => other,
+        "conv2d_gemm_packed_wide_from_nchw" => kernel.sibling("conv2d_gemm_packed_wide"),
+        _ => kernel,
     }
 }
 
@@ -382,10 +381,9 @@ fn few_rows(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
     let slides = u.src_step_w == 1
         && (u.taps_w <= 1 || (u.tap_step_w as i32).abs() == 1)
         && u.grid_w.is_multiple_of(8);
-    match kernel {
-        Kernel::Conv2dGemmPacked8Few if slides => Kernel::Conv2dGemmPacked8FewRows,
-        Kernel::Conv2dGemmPacked16Few if slides => Kernel::Conv2dGemmPacked16FewRows,
-        other => other,
+    match kernel.entry_point() {
+        "conv2d_gemm_packed_few" if slides => kernel.sibling("conv2d_gemm_packed_few_rows"),
+        _ => kernel,
     }
 }
 
@@ -415,20 +413,17 @@ fn vec4_stores(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
         && u.dst_stride_w.is_multiple_of(4)
         && u.dst_stride_h.is_multiple_of(4)
         && u.dst_stride_n.is_multiple_of(4);
-    match kernel {
-        Kernel::Conv2dGemmPacked8Wide if pixel_quads => Kernel::Conv2dGemmPacked8WidePixelQuads,
-        Kernel::Conv2dGemmPacked16Wide if pixel_quads => Kernel::Conv2dGemmPacked16WidePixelQuads,
-        Kernel::Conv2dGemmPacked8Wide if channel_quads => Kernel::Conv2dGemmPacked8WideChannelQuads,
-        Kernel::Conv2dGemmPacked16Wide if channel_quads => {
-            Kernel::Conv2dGemmPacked16WideChannelQuads
+    match kernel.entry_point() {
+        "conv2d_gemm_packed_wide" if pixel_quads => {
+            kernel.sibling("conv2d_gemm_packed_wide_pixel_quads")
         }
-        Kernel::Conv2dGemmPacked8WideFromNchw if pixel_quads => {
-            Kernel::Conv2dGemmPacked8WideFromNchwPixelQuads
+        "conv2d_gemm_packed_wide" if channel_quads => {
+            kernel.sibling("conv2d_gemm_packed_wide_channel_quads")
         }
-        Kernel::Conv2dGemmPacked16WideFromNchw if pixel_quads => {
-            Kernel::Conv2dGemmPacked16WideFromNchwPixelQuads
+        "conv2d_gemm_packed_wide_from_nchw" if pixel_quads => {
+            kernel.sibling("conv2d_gemm_packed_wide_from_nchw_pixel_quads")
         }
-        other => other,
+        _ => kernel,
     }
 }
 
@@ -518,10 +513,10 @@ fn gather_plan(
             (copy, tiling.kernels().0)
         }
         SourceRead::Copied => {
-            let kernel = match tiling {
-                Tiling::SubgroupWide(8) => Kernel::Conv2dGemmPacked8WideFromNchw,
-                _ => Kernel::Conv2dGemmPacked16WideFromNchw,
-            };
+            let kernel = tiling
+                .kernels()
+                .0
+                .sibling("conv2d_gemm_packed_wide_from_nchw");
             let copy = plan.add_texture_copy(source, source_vec4s(batch, &uniforms[0]));
             (copy, kernel)
         }

@@ -20,7 +20,7 @@ pub use weight_grad::{
 };
 
 /// How the GEMM over packed operands maps work to invocations. The subgroup tilings run
-/// `shaders/conv2d/packed.wgsl` composed for their lane width (8 or 16, `packed_lanes{W}.wgsl`).
+/// `shaders/conv2d/packed.wgsl` composed for their lane width (4, 8 or 16, `packed_lanes{W}.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tiling {
     /// `conv2d_gemm_packed`: 2 x lanes pixels by 2 x lanes channels per subgroup of this
@@ -73,17 +73,23 @@ impl Tiling {
 
     /// The gather GEMM kernel and the weight-gradient pass-1 kernel.
     fn kernels(self) -> (Kernel, Kernel) {
-        use Kernel::*;
-        match self {
-            Tiling::Subgroup(8) => (Conv2dGemmPacked8, Conv2dWeightGradPacked8),
-            Tiling::SubgroupWide(8) => (Conv2dGemmPacked8Wide, Conv2dWeightGradPacked8Wide),
-            // Only gathers run few tiles (see `for_weight_grad`).
-            Tiling::SubgroupFew(8) => (Conv2dGemmPacked8Few, Conv2dWeightGradPacked8),
-            Tiling::Subgroup(_) => (Conv2dGemmPacked16, Conv2dWeightGradPacked16),
-            Tiling::SubgroupWide(_) => (Conv2dGemmPacked16Wide, Conv2dWeightGradPacked16Wide),
-            Tiling::SubgroupFew(_) => (Conv2dGemmPacked16Few, Conv2dWeightGradPacked16),
-            Tiling::Workgroup(_) => (Conv2dGemmTiled, Conv2dWeightGradTiled),
-        }
+        let (lanes, gather) = match self {
+            Tiling::Subgroup(lanes) => (lanes, "conv2d_gemm_packed"),
+            Tiling::SubgroupWide(lanes) => (lanes, "conv2d_gemm_packed_wide"),
+            Tiling::SubgroupFew(lanes) => (lanes, "conv2d_gemm_packed_few"),
+            Tiling::Workgroup(_) => {
+                return (Kernel::Conv2dGemmTiled, Kernel::Conv2dWeightGradTiled);
+            }
+        };
+        // Only gathers run few tiles (see `for_weight_grad`).
+        let weight_grad = match self {
+            Tiling::SubgroupWide(_) => "conv2d_weight_grad_packed_wide",
+            _ => "conv2d_weight_grad_packed",
+        };
+        (
+            Kernel::packed(lanes, gather),
+            Kernel::packed(lanes, weight_grad),
+        )
     }
 }
 

@@ -215,23 +215,16 @@ pub fn weight_grad_pass1(tiling: Tiling, g: &Conv2dGeometry) -> (Kernel, usize) 
     let tiles = g.groups
         * g.out_channels_per_group().div_ceil(tiling.channels())
         * columns.div_ceil(tiling.columns());
-    use Kernel::*;
-    let kernel = match (tiling, weight_grad_input(tiling, g)) {
-        (Tiling::SubgroupWide(8), WeightGradInput::Copied) => Conv2dWeightGradPacked8WideFromNchw,
-        (Tiling::SubgroupWide(_), WeightGradInput::Copied) => Conv2dWeightGradPacked16WideFromNchw,
-        (Tiling::SubgroupWide(8), WeightGradInput::CopiedStride2) => {
-            Conv2dWeightGradPacked8WideFromNchwStride2
+    let kernel = tiling.kernels().1;
+    let kernel = match weight_grad_input(tiling, g) {
+        WeightGradInput::PackedRows => kernel,
+        WeightGradInput::Copied => kernel.sibling("conv2d_weight_grad_packed_wide_from_nchw"),
+        WeightGradInput::CopiedStride2 => {
+            kernel.sibling("conv2d_weight_grad_packed_wide_from_nchw_stride2")
         }
-        (Tiling::SubgroupWide(_), WeightGradInput::CopiedStride2) => {
-            Conv2dWeightGradPacked16WideFromNchwStride2
+        WeightGradInput::Planes => {
+            kernel.sibling("conv2d_weight_grad_packed_wide_from_nchw_planes")
         }
-        (Tiling::SubgroupWide(8), WeightGradInput::Planes) => {
-            Conv2dWeightGradPacked8WideFromNchwPlanes
-        }
-        (Tiling::SubgroupWide(_), WeightGradInput::Planes) => {
-            Conv2dWeightGradPacked16WideFromNchwPlanes
-        }
-        _ => tiling.kernels().1,
     };
     (kernel, tiles * tiling.invocations())
 }
