@@ -1001,8 +1001,9 @@ fn tile_tails(variant: ConvVariant, seed: u64) {
 /// The planner's rules (`src/gpu/conv2d/variant.rs`), with what each needs read from the
 /// adapter: depthwise layers take the depthwise kernels anywhere; real GPUs take tiled; other
 /// adapters packed4, packed8 or packed16 where they run 4-, 8- or 16-wide subgroups (the SUBGROUP feature,
-/// subgroups of exactly that width), subgroup at the other widths it serves, else direct, which
-/// says why.
+/// subgroups of exactly that width), subgroup at the other widths it serves; without usable
+/// subgroups, tiled for layers with 8 or more channels on both sides and direct for the others,
+/// each saying why.
 #[test]
 fn planner_explains_its_choice_and_falls_back_without_subgroups() {
     let Some(gpu) = common::gpu() else { return };
@@ -1043,8 +1044,13 @@ fn planner_explains_its_choice_and_falls_back_without_subgroups() {
     } else if let Some(w) = width {
         (ConvVariant::Subgroup, format!("{w}-wide subgroups"))
     } else {
+        // No usable subgroups: tiled where the device has its workgroup memory.
         let why = ConvVariant::Subgroup.available(gpu).unwrap_err();
-        (ConvVariant::Direct, format!("no subgroup kernels: {why}"))
+        let variant = match ConvVariant::Tiled.available(gpu) {
+            Ok(()) => ConvVariant::Tiled,
+            Err(_) => ConvVariant::Direct,
+        };
+        (variant, format!("no subgroup kernels ({why})"))
     };
     for pass in [ConvPass::Forward, ConvPass::InputGrad, ConvPass::WeightGrad] {
         let choice = planner::plan(gpu, pass, &wide);
@@ -1053,8 +1059,19 @@ fn planner_explains_its_choice_and_falls_back_without_subgroups() {
         // A 3-channel stem: its dx tiles have 3 live channels of 16, yet the 64-channel
         // reduction behind each still runs faster packed than direct (1.78 s -> 0.55 s at b8);
         // unpacked, those tiles would be mostly idle, so the direct kernel takes that dx.
+        // Without subgroups, 3 channels on one side leave the tiled kernels' tiles or
+        // reductions mostly idle, and the direct kernels take every pass.
         let choice = planner::plan(gpu, pass, &stem);
-        if expected == ConvVariant::Subgroup && pass == ConvPass::InputGrad {
+        if width.is_none() && !real_gpu {
+            assert_eq!(choice.variant, ConvVariant::Direct, "{choice:?}");
+            let why = ConvVariant::Subgroup.available(gpu).unwrap_err();
+            assert!(
+                choice
+                    .reason
+                    .contains(&format!("no subgroup kernels: {why}")),
+                "{choice:?}"
+            );
+        } else if expected == ConvVariant::Subgroup && pass == ConvPass::InputGrad {
             assert_eq!(choice.variant, ConvVariant::Direct, "{choice:?}");
             assert!(
                 choice.reason.contains("3 channels per group, too few"),

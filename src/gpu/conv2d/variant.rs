@@ -262,8 +262,10 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
     let packed_tiling = packed_variant.and_then(ConvVariant::packed_tiling);
     let packed = packed_tiling.and_then(fits);
     let real_gpu = gpu.is_hardware_gpu();
-    // Only real GPUs take tiled: elsewhere its plan would be built on every call for nothing.
-    let tiled = (real_gpu && ConvVariant::Tiled.available(gpu).is_ok())
+    // Real GPUs take tiled, and so do adapters without usable subgroups (wgpu's GL backend,
+    // lavapipe at 1024 bits), where it outran the direct kernels (docs/benchmarks.md); where
+    // the subgroup kernels run, its plan would be built on every call for nothing.
+    let tiled = ((real_gpu || width.is_err()) && ConvVariant::Tiled.available(gpu).is_ok())
         .then(|| fits(Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)))
         .flatten();
     let depthwise = match pass {
@@ -287,6 +289,14 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
             format!(
                 "a {:?} GPU: workgroup-memory tiles of 32 pixels x 64 channels, {cin} in / {cout} out channels per group",
                 gpu.adapter_info().device_type
+            ),
+        ),
+        // Without subgroups, tiled where both sides have channels to fill its tiles: a
+        // 3-channel stem ran slower tiled than direct at 1024 bits.
+        Err(why) if cin.min(cout) >= SUBGROUP_MIN_CHANNELS && tiled.is_some() => (
+            ConvVariant::Tiled,
+            format!(
+                "no subgroup kernels ({why}): workgroup-memory tiles of 32 pixels x 64 channels, {cin} in / {cout} out channels per group"
             ),
         ),
         Err(why) => (ConvVariant::Direct, format!("no subgroup kernels: {why}")),
