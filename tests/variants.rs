@@ -1031,10 +1031,7 @@ fn planner_explains_its_choice_and_falls_back_without_subgroups() {
     // what WebGPU guarantees every adapter: 128 MiB bindings, 8192-texel textures.
     assert!(gpu.max_storage_binding() >= 128 << 20 && gpu.max_texture_dimension() >= 8192);
     let (expected, why) = if real_gpu {
-        (
-            ConvVariant::Tiled,
-            "GPU: workgroup-memory tiles".to_string(),
-        )
+        (ConvVariant::Tiled, "GPU: workgroup memory".to_string())
     } else if width == Some(4) {
         (ConvVariant::Packed4, "4-wide subgroups".to_string())
     } else if width == Some(8) {
@@ -1046,11 +1043,10 @@ fn planner_explains_its_choice_and_falls_back_without_subgroups() {
     } else {
         // No usable subgroups: tiled where the device has its workgroup memory.
         let why = ConvVariant::Subgroup.available(gpu).unwrap_err();
-        let variant = match ConvVariant::Tiled.available(gpu) {
-            Ok(()) => ConvVariant::Tiled,
-            Err(_) => ConvVariant::Direct,
-        };
-        (variant, format!("no subgroup kernels ({why})"))
+        match ConvVariant::Tiled.available(gpu) {
+            Ok(()) => (ConvVariant::Tiled, format!("no subgroup kernels ({why})")),
+            Err(_) => (ConvVariant::Direct, format!("no subgroup kernels: {why}")),
+        }
     };
     for pass in [ConvPass::Forward, ConvPass::InputGrad, ConvPass::WeightGrad] {
         let choice = planner::plan(gpu, pass, &wide);

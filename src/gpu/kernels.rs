@@ -164,7 +164,8 @@ use Binding::{ReadOnly, ReadTexture, ReadWrite, Uniform, WriteTexture};
 const GATHER: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite];
 /// The packed GEMMs: uniforms, the two packed textures, the bias, the destination.
 const PACKED: &[Binding] = &[Uniform, ReadTexture, ReadTexture, ReadOnly, ReadWrite];
-/// Packing into a storage buffer (the tiled GEMMs read those) or a texture (packed8 reads those).
+/// Packing into a storage buffer (the tiled GEMMs read those) or a texture (the packed kernels
+/// read those).
 const PACK_INTO_BUFFER: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
 const PACK_INTO_TEXTURE: &[Binding] = &[Uniform, ReadOnly, WriteTexture];
 /// Packing from a texture the source was copied into, into a texture.
@@ -254,16 +255,16 @@ kernels! {
     Conv2dWeightGradSubgroup32 = CONV2D_SUBGROUP32, "conv2d_weight_grad_subgroup", GATHER, 64;
     /// The same over 64-wide subgroups.
     Conv2dWeightGradSubgroup64 = CONV2D_SUBGROUP64, "conv2d_weight_grad_subgroup", GATHER, 64;
-    /// Activations repacked channel-innermost as zero-padded vec4s (packed8 GEMM source).
+    /// Activations repacked channel-innermost as zero-padded vec4s (the GEMMs' source).
     PackSourceVec4 = CONV2D_PACK, "pack_source_vec4", PACK_INTO_BUFFER, 64;
-    /// Weights repacked reduction-major as vec4s (packed8 GEMM weights).
+    /// Weights repacked reduction-major as vec4s (the GEMMs' weights).
     PackWeightVec4 = CONV2D_PACK, "pack_weight_vec4", PACK_INTO_BUFFER, 64;
     /// Rows of grad_output or im2col of the input as vec4s along output pixels (tiled dw).
     PackRowsVec4 = CONV2D_PACK, "pack_rows_vec4", PACK_INTO_BUFFER, 64;
     /// Zeros over a destination of whole vec4s, where the stride phases without taps of a
     /// gather would write them through empty GEMM tiles.
     FillZeroVec4 = CONV2D_PACK, "fill_zero_vec4", PACK_INTO_BUFFER, 64;
-    /// `PackSourceVec4` into a texture (the packed8 kernels read textures).
+    /// `PackSourceVec4` into a texture (the packed kernels read textures).
     PackSourceTexture = CONV2D_PACK, "pack_source_texture", PACK_INTO_TEXTURE, 64;
     /// `PackSourceTexture` from a source of whole-vec4 rows copied into a texture, four
     /// pixels per invocation.
@@ -403,7 +404,8 @@ impl Kernel {
     }
 
     /// Whether the kernel is written for CPU drivers (the packed subgroup kernels, which the
-    /// planner picks only on lavapipe), so that plans size its work for a few cores.
+    /// planner picks only on lavapipe and SwiftShader), so that plans size its work for a few
+    /// cores.
     pub(crate) fn for_cpu_drivers(self) -> bool {
         PACKED_MODULES
             .iter()
@@ -653,10 +655,7 @@ mod tests {
                 let kernel = Kernel::packed(lanes, entry);
                 assert_eq!(kernel.entry_point(), *entry);
                 assert!(std::ptr::eq(kernel.spec().module, module));
-                assert_eq!(
-                    Kernel::packed(8, entry).sibling(entry),
-                    Kernel::packed(8, entry)
-                );
+                assert_eq!(kernel.sibling(entry), kernel);
             }
         }
     }

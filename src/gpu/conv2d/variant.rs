@@ -45,7 +45,8 @@ pub enum ConvVariant {
     /// `conv2d_weight_grad_tiled`) on operands packed as packed8's, into buffers
     /// (`pack_*_vec4`): 32 pixels x 64 channels
     /// per workgroup of 64, each operand read from device memory once per tile. Written for
-    /// real GPUs, where workgroup memory is fast and loads are coalesced; portable.
+    /// real GPUs, where workgroup memory is fast and loads are coalesced; portable, and the
+    /// planner's pick on adapters without usable subgroups (wgpu's GL backend).
     Tiled,
     /// Depthwise layers (one input channel per group), NCHW or NHWC: quads of outputs with
     /// straight-line taps, lanes in the order [`Gpu::depthwise_lanes`] gives
@@ -172,7 +173,8 @@ pub struct Choice {
 
 /// Fewest channels per group for which the subgroup kernels' 16-channel tiles beat the direct
 /// kernel's 4-channel tiles: below this on both sides (depthwise layers) most of each tile's
-/// lanes would compute padding.
+/// lanes would compute padding. Without subgroups, the tiled kernels need this many on both
+/// sides.
 pub const SUBGROUP_MIN_CHANNELS: usize = 8;
 
 /// The variant for one pass of `g` on `gpu`: the variant the tuner is timing on this thread,
@@ -273,6 +275,15 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         ConvPass::InputGrad => conv2d_depthwise::input_grad_as_forward(g).is_some(),
         ConvPass::WeightGrad => conv2d_depthwise::forward_fits(g),
     };
+    // The tiles the tiled kernels would run for this pass (narrowed to the layer's channels).
+    let tiled_tiles = || {
+        let tiling = Tiling::Workgroup(conv2d_packed::TILED_CHANNELS);
+        match pass {
+            ConvPass::WeightGrad => tiling.for_weight_grad(channels),
+            _ => tiling.for_gather(channels),
+        }
+        .describe()
+    };
     let (variant, reason) = match width {
         _ if depthwise => (
             ConvVariant::Depthwise,
@@ -287,8 +298,9 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         _ if real_gpu && cin.max(cout) >= SUBGROUP_MIN_CHANNELS && tiled.is_some() => (
             ConvVariant::Tiled,
             format!(
-                "a {:?} GPU: workgroup-memory tiles of 32 pixels x 64 channels, {cin} in / {cout} out channels per group",
-                gpu.adapter_info().device_type
+                "a {:?} GPU: workgroup memory, {cin} in / {cout} out channels per group{}",
+                gpu.adapter_info().device_type,
+                tiled_tiles()
             ),
         ),
         // Without subgroups, tiled where both sides have channels to fill its tiles: a
@@ -296,7 +308,8 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
         Err(why) if cin.min(cout) >= SUBGROUP_MIN_CHANNELS && tiled.is_some() => (
             ConvVariant::Tiled,
             format!(
-                "no subgroup kernels ({why}): workgroup-memory tiles of 32 pixels x 64 channels, {cin} in / {cout} out channels per group"
+                "no subgroup kernels ({why}): workgroup memory, {cin} in / {cout} out channels per group{}",
+                tiled_tiles()
             ),
         ),
         Err(why) => (ConvVariant::Direct, format!("no subgroup kernels: {why}")),

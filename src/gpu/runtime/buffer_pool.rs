@@ -25,7 +25,7 @@
 //! Callers that bind [`crate::GpuTensor::buffer`] in their own commands must keep the tensor
 //! alive until those commands are submitted.
 //!
-//! The packed8 kernels' operand textures are pooled the same way, by extent, as
+//! The packed kernels' operand textures are pooled the same way, by extent, as
 //! [`PooledTexture`]s, and count toward the same figures and budget: a texture is written
 //! only by the commands of the call that holds it, as a buffer is.
 //!

@@ -288,5 +288,34 @@ mod tests {
         assert_eq!(at16.for_weight_grad(33), Tiling::SubgroupWide(16));
         assert_eq!(Tiling::SubgroupWide(16).channels(), 64);
         assert_eq!(Tiling::SubgroupFew(16).columns(), 128);
+        // At 4 lanes they halve: narrow tiles of 8 x 8 from 5 to 8 channels, wide tiles of
+        // 16 x 16 past that, few tiles of 32 pixels, each with the 4-lane kernels.
+        let at4 = Tiling::Subgroup(4);
+        assert_eq!(at4.for_gather(4), Tiling::SubgroupFew(4));
+        assert_eq!(at4.for_gather(8), at4);
+        assert_eq!(at4.for_weight_grad(9), Tiling::SubgroupWide(4));
+        assert_eq!((at4.columns(), at4.channels()), (8, 8));
+        assert_eq!(
+            (
+                Tiling::SubgroupWide(4).columns(),
+                Tiling::SubgroupWide(4).channels()
+            ),
+            (16, 16)
+        );
+        assert_eq!(Tiling::SubgroupFew(4).columns(), 32);
+        assert_eq!(
+            Tiling::SubgroupWide(4).kernels(),
+            (
+                Kernel::Conv2dGemmPacked4Wide,
+                Kernel::Conv2dWeightGradPacked4Wide
+            )
+        );
+        assert_eq!(
+            Tiling::SubgroupFew(4).kernels(),
+            (
+                Kernel::Conv2dGemmPacked4Few,
+                Kernel::Conv2dWeightGradPacked4
+            )
+        );
     }
 }
