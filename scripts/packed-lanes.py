@@ -11,6 +11,12 @@ WHERE = {
 }
 
 
+def redo_rows(w, columns):
+    """A tile's constructor arguments from a redo array, eight to a line."""
+    for r in range(0, columns, 8):
+        w("        " + " ".join(f"redo[{j}]," for j in range(r, min(r + 8, columns))))
+
+
 def piece(lanes):
     pair = 2 * lanes  # columns of a pair tile
     wide = 4 * lanes  # columns of a wide tile
@@ -56,8 +62,7 @@ fn pair_non_finite(acc: PairTile) -> bool {
 // The tile of a masked redo's accumulators.
 fn pair_from(redo: array<vec2<f32>, COLUMNS>) -> PairTile {
     return PairTile(""")
-    for r in range(0, pair, 8):
-        w("        " + " ".join(f"redo[{j}]," for j in range(r, min(r + 8, pair))))
+    redo_rows(w, pair)
     w("""    );
 }
 
@@ -92,8 +97,7 @@ fn wide_non_finite(acc: WideTile) -> bool {
 // The tile of a masked redo's accumulators.
 fn wide_from(redo: array<vec4<f32>, WIDE_COLUMNS>) -> WideTile {
     return WideTile(""")
-    for r in range(0, wide, 8):
-        w("        " + " ".join(f"redo[{j}]," for j in range(r, min(r + 8, wide))))
+    redo_rows(w, wide)
     w("""    );
 }
 
