@@ -419,17 +419,17 @@ impl Kernel {
             .iter()
             .find(|(width, _)| *width == lanes)
             .unwrap_or_else(|| panic!("no packed kernels are composed for {lanes} lanes"));
-        Kernel::ALL
-            .iter()
-            .copied()
-            .find(|k| std::ptr::eq(k.spec().module, *module) && k.entry_point() == entry_point)
-            .unwrap_or_else(|| panic!("{} has no kernel {entry_point}", module.name))
+        Kernel::in_module(module, entry_point)
     }
 
     /// The kernel `entry_point` of this kernel's module (the same lane width for a packed
     /// one).
     pub(crate) fn sibling(self, entry_point: &str) -> Kernel {
-        let module = self.spec().module;
+        Kernel::in_module(self.spec().module, entry_point)
+    }
+
+    /// The kernel `entry_point` of `module`.
+    fn in_module(module: &ShaderModule, entry_point: &str) -> Kernel {
         Kernel::ALL
             .iter()
             .copied()

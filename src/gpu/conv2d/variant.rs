@@ -277,12 +277,9 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
     };
     // The tiles the tiled kernels would run for this pass (narrowed to the layer's channels).
     let tiled_tiles = || {
-        let tiling = Tiling::Workgroup(conv2d_packed::TILED_CHANNELS);
-        match pass {
-            ConvPass::WeightGrad => tiling.for_weight_grad(channels),
-            _ => tiling.for_gather(channels),
-        }
-        .describe()
+        Tiling::Workgroup(conv2d_packed::TILED_CHANNELS)
+            .for_pass(pass, channels)
+            .describe()
     };
     let (variant, reason) = match width {
         _ if depthwise => (
@@ -329,11 +326,7 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
                     w.lanes(),
                     p.scratch_bytes().div_ceil(1024),
                     packed_tiling
-                        .map(|t| match pass {
-                            ConvPass::WeightGrad => t.for_weight_grad(channels),
-                            _ => t.for_gather(channels),
-                        })
-                        .map(Tiling::describe)
+                        .map(|t| t.for_pass(pass, channels).describe())
                         .unwrap_or_default()
                 ),
             ),

@@ -165,6 +165,15 @@ impl Tiling {
         }
     }
 
+    /// The tiling of `pass` into `channels` channels per group: [`Tiling::for_weight_grad`]
+    /// for the weight gradient, else [`Tiling::for_gather`].
+    pub fn for_pass(self, pass: ConvPass, channels: usize) -> Tiling {
+        match pass {
+            ConvPass::WeightGrad => self.for_weight_grad(channels),
+            ConvPass::Forward | ConvPass::InputGrad => self.for_gather(channels),
+        }
+    }
+
     /// The `tile_shift` uniform of the tiled kernels: log2 of their channels per tile.
     fn tile_shift(self) -> u32 {
         match self {
