@@ -365,6 +365,65 @@ fn copied_source(variant: ConvVariant, seed: u64) {
 }
 
 #[test]
+fn packed4_variant_packs_3x3_weights_a_vec4_at_a_time() {
+    weights_3x3(ConvVariant::Packed4, 0x7a71_004b);
+}
+
+#[test]
+fn packed8_variant_packs_3x3_weights_a_vec4_at_a_time() {
+    weights_3x3(ConvVariant::Packed8, 0x7a71_004c);
+}
+
+#[test]
+fn packed16_variant_packs_3x3_weights_a_vec4_at_a_time() {
+    weights_3x3(ConvVariant::Packed16, 0x7a71_004d);
+}
+
+/// The 3x3 weight packers, which read four channels' nine taps as nine vec4s and redistribute
+/// them: output channels that fill no whole tile (padding channels written as zeros), flipped
+/// windows (taps reversed), groups, dilation, input channels in whole vec4s with output
+/// channels off them (the input gradient falls back), channels past the last whole vec4 of a
+/// tile (the transposed packer's padding blocks), and the transposed convolution, which reads
+/// the weights as the input gradient does.
+fn weights_3x3(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let same = Conv2dParams::default().with_padding(Padding::uniform(1));
+    let cases = [
+        ([2, 8, 6, 7], [20, 8, 3, 3], same),
+        ([2, 8, 6, 7], [20, 8, 3, 3], same.with_flip(true)),
+        (
+            [1, 16, 5, 5],
+            [24, 8, 3, 3],
+            same.with_groups(2).with_dilation(2),
+        ),
+        (
+            [1, 16, 5, 6],
+            [12, 4, 3, 3],
+            same.with_flip(true).with_groups(4),
+        ),
+        ([2, 8, 5, 5], [10, 8, 3, 3], same),
+        ([2, 12, 5, 6], [8, 12, 3, 3], same),
+        ([1, 36, 4, 4], [4, 36, 3, 3], Conv2dParams::default()),
+    ];
+    for (i, (input, weight, p)) in cases.into_iter().enumerate() {
+        let g = p.geometry("t", input, weight, None).unwrap();
+        let x = rng.array4(input);
+        let w = rng.array4(weight);
+        let b = rng.array1(g.out_channels);
+        let dy = rng.array4(g.output_shape());
+        let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} case {i}");
+        common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, Activation::None, &what);
+        common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+        let tp = transposed_params(&p);
+        let tb = rng.array1(g.in_channels);
+        common::assert_transpose_matches_reference(&gpu, &dy, &w, &tb, &tp, &what);
+    }
+}
+
+#[test]
 fn packed4_variant_slides_few_channel_gathers_along_rows() {
     few_channel_rows(ConvVariant::Packed4, 0x7a71_0045);
 }

@@ -17,6 +17,8 @@
 // The same slot as a texture holding the source in its own order, a vec4 per texel (copied
 // there, not packed), for pack_source_quads_texture.
 @group(0) @binding(1) var src_texture: texture_storage_2d<rgba32float, read>;
+// The same slot read a vec4 at a time, for the 3x3 weight packers.
+@group(0) @binding(1) var<storage, read> src_vec4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
 // The same slot as a texture, for the *_texture entry points (each entry point binds one).
 @group(0) @binding(2) var dst_texture: texture_storage_2d<rgba32float, write>;
@@ -331,6 +333,171 @@ fn pack_weight_texture(
             store_texel(u.packed_w_base + run.x + s, packed_weight(at));
             at = next_weight(at);
         }
+    }
+}
+
+// Where the 3x3 packers' weight view starts in memory: at tap 0, which a reversed view
+// (w_tap_w wrapped to -1) reaches 8 steps back from its first tap.
+fn origin_3x3() -> u32 {
+    return select(u.w_base, u.w_base - 8u, u.w_tap_w != 1u);
+}
+
+// The packed index of memory tap 0 of a 3x3 block whose packed tap 0 is at `first`, and the
+// step from one memory tap to the next (one packed tap = reduce4 * m_pad vec4s, backwards for a
+// reversed view; u32 arithmetic wraps).
+fn taps_3x3(first: u32) -> vec2<u32> {
+    let tap = u.reduce4 * u.m_pad;
+    if (u.w_tap_w != 1u) {
+        return vec2<u32>(first + 8u * tap, 0u - tap);
+    }
+    return vec2<u32>(first, tap);
+}
+
+// pack_weight_texture for 3x3 weights that lie as OIHW does (the forward's view: reduction
+// channels are input channels), their taps in order or reversed (a flipped window), with
+// reduction channels in whole vec4s on vec4 boundaries: the 36 floats of four reduction
+// channels' nine taps are consecutive, so one invocation per (g, r4, m) loads them as nine
+// vec4s and writes the nine texels, a load per texel where pack_weight_texture makes four
+// (each one lane by lane on lavapipe).
+@compute @workgroup_size(64)
+fn pack_weight_3x3_texture(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i < u.invocations) {
+        let m = i % u.m_pad;
+        let rest = i / u.m_pad;
+        let r4 = rest % u.reduce4;
+        let g = rest / u.reduce4;
+        let live = m < u.channels_per_group;
+        let at = (origin_3x3() + g * u.w_stride_g + min(m, u.channels_per_group - 1u) * u.w_stride_m) / 4u + 9u * r4;
+        // Float k of the 36 is channel 4 r4 + k / 9 at tap k % 9.
+        let f0 = src_vec4[at];
+        let f1 = src_vec4[at + 1u];
+        let f2 = src_vec4[at + 2u];
+        let f3 = src_vec4[at + 3u];
+        let f4 = src_vec4[at + 4u];
+        let f5 = src_vec4[at + 5u];
+        let f6 = src_vec4[at + 6u];
+        let f7 = src_vec4[at + 7u];
+        let f8 = src_vec4[at + 8u];
+        let zero = vec4<f32>(0.0);
+        let taps = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + m);
+        store_texel(taps.x, select(zero, vec4<f32>(f0.x, f2.y, f4.z, f6.w), live));
+        store_texel(taps.x + taps.y, select(zero, vec4<f32>(f0.y, f2.z, f4.w, f7.x), live));
+        store_texel(taps.x + 2u * taps.y, select(zero, vec4<f32>(f0.z, f2.w, f5.x, f7.y), live));
+        store_texel(taps.x + 3u * taps.y, select(zero, vec4<f32>(f0.w, f3.x, f5.y, f7.z), live));
+        store_texel(taps.x + 4u * taps.y, select(zero, vec4<f32>(f1.x, f3.y, f5.z, f7.w), live));
+        store_texel(taps.x + 5u * taps.y, select(zero, vec4<f32>(f1.y, f3.z, f5.w, f8.x), live));
+        store_texel(taps.x + 6u * taps.y, select(zero, vec4<f32>(f1.z, f3.w, f6.x, f8.y), live));
+        store_texel(taps.x + 7u * taps.y, select(zero, vec4<f32>(f1.w, f4.x, f6.y, f8.z), live));
+        store_texel(taps.x + 8u * taps.y, select(zero, vec4<f32>(f2.x, f4.y, f6.z, f8.w), live));
+    }
+}
+
+// The same for the input gradient's view of OIHW weights, whose channels m are the input
+// channels and reduction channels r the output channels: four channels' nine taps are 36
+// consecutive floats for each r, so one invocation per (g, r4, m4) loads nine vec4s for each
+// of its four r and writes the 36 texels of its four m (36 loads where pack_weight_texture
+// makes 144). Needs channels per group in whole vec4s too: an m4 is all live or all padding.
+@compute @workgroup_size(64)
+fn pack_weight_3x3_transposed_texture(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i < u.invocations) {
+        let m4s = u.m_pad / 4u;
+        let m4 = i % m4s;
+        let rest = i / m4s;
+        let r4 = rest % u.reduce4;
+        let g = rest / u.reduce4;
+        let live = 4u * m4 < u.channels_per_group;
+        let m4_read = select(0u, m4, live);
+        let at = (origin_3x3() + g * u.w_stride_g + 4u * r4 * u.w_stride_r) / 4u + 9u * m4_read;
+        let r_step = u.w_stride_r / 4u;
+        // a{j}_{n}: vec4 n of reduction channel 4 r4 + j, whose float k is channel 4 m4 + k / 9
+        // at tap k % 9.
+        let a0_0 = src_vec4[at];
+        let a0_1 = src_vec4[at + 1u];
+        let a0_2 = src_vec4[at + 2u];
+        let a0_3 = src_vec4[at + 3u];
+        let a0_4 = src_vec4[at + 4u];
+        let a0_5 = src_vec4[at + 5u];
+        let a0_6 = src_vec4[at + 6u];
+        let a0_7 = src_vec4[at + 7u];
+        let a0_8 = src_vec4[at + 8u];
+        let a1_0 = src_vec4[at + r_step];
+        let a1_1 = src_vec4[at + r_step + 1u];
+        let a1_2 = src_vec4[at + r_step + 2u];
+        let a1_3 = src_vec4[at + r_step + 3u];
+        let a1_4 = src_vec4[at + r_step + 4u];
+        let a1_5 = src_vec4[at + r_step + 5u];
+        let a1_6 = src_vec4[at + r_step + 6u];
+        let a1_7 = src_vec4[at + r_step + 7u];
+        let a1_8 = src_vec4[at + r_step + 8u];
+        let a2_0 = src_vec4[at + 2u * r_step];
+        let a2_1 = src_vec4[at + 2u * r_step + 1u];
+        let a2_2 = src_vec4[at + 2u * r_step + 2u];
+        let a2_3 = src_vec4[at + 2u * r_step + 3u];
+        let a2_4 = src_vec4[at + 2u * r_step + 4u];
+        let a2_5 = src_vec4[at + 2u * r_step + 5u];
+        let a2_6 = src_vec4[at + 2u * r_step + 6u];
+        let a2_7 = src_vec4[at + 2u * r_step + 7u];
+        let a2_8 = src_vec4[at + 2u * r_step + 8u];
+        let a3_0 = src_vec4[at + 3u * r_step];
+        let a3_1 = src_vec4[at + 3u * r_step + 1u];
+        let a3_2 = src_vec4[at + 3u * r_step + 2u];
+        let a3_3 = src_vec4[at + 3u * r_step + 3u];
+        let a3_4 = src_vec4[at + 3u * r_step + 4u];
+        let a3_5 = src_vec4[at + 3u * r_step + 5u];
+        let a3_6 = src_vec4[at + 3u * r_step + 6u];
+        let a3_7 = src_vec4[at + 3u * r_step + 7u];
+        let a3_8 = src_vec4[at + 3u * r_step + 8u];
+        let zero = vec4<f32>(0.0);
+        let taps0 = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 0u);
+        let taps1 = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 1u);
+        let taps2 = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 2u);
+        let taps3 = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 3u);
+        store_texel(taps0.x, select(zero, vec4<f32>(a0_0.x, a1_0.x, a2_0.x, a3_0.x), live));
+        store_texel(taps0.x + taps0.y, select(zero, vec4<f32>(a0_0.y, a1_0.y, a2_0.y, a3_0.y), live));
+        store_texel(taps0.x + 2u * taps0.y, select(zero, vec4<f32>(a0_0.z, a1_0.z, a2_0.z, a3_0.z), live));
+        store_texel(taps0.x + 3u * taps0.y, select(zero, vec4<f32>(a0_0.w, a1_0.w, a2_0.w, a3_0.w), live));
+        store_texel(taps0.x + 4u * taps0.y, select(zero, vec4<f32>(a0_1.x, a1_1.x, a2_1.x, a3_1.x), live));
+        store_texel(taps0.x + 5u * taps0.y, select(zero, vec4<f32>(a0_1.y, a1_1.y, a2_1.y, a3_1.y), live));
+        store_texel(taps0.x + 6u * taps0.y, select(zero, vec4<f32>(a0_1.z, a1_1.z, a2_1.z, a3_1.z), live));
+        store_texel(taps0.x + 7u * taps0.y, select(zero, vec4<f32>(a0_1.w, a1_1.w, a2_1.w, a3_1.w), live));
+        store_texel(taps0.x + 8u * taps0.y, select(zero, vec4<f32>(a0_2.x, a1_2.x, a2_2.x, a3_2.x), live));
+        store_texel(taps1.x, select(zero, vec4<f32>(a0_2.y, a1_2.y, a2_2.y, a3_2.y), live));
+        store_texel(taps1.x + taps1.y, select(zero, vec4<f32>(a0_2.z, a1_2.z, a2_2.z, a3_2.z), live));
+        store_texel(taps1.x + 2u * taps1.y, select(zero, vec4<f32>(a0_2.w, a1_2.w, a2_2.w, a3_2.w), live));
+        store_texel(taps1.x + 3u * taps1.y, select(zero, vec4<f32>(a0_3.x, a1_3.x, a2_3.x, a3_3.x), live));
+        store_texel(taps1.x + 4u * taps1.y, select(zero, vec4<f32>(a0_3.y, a1_3.y, a2_3.y, a3_3.y), live));
+        store_texel(taps1.x + 5u * taps1.y, select(zero, vec4<f32>(a0_3.z, a1_3.z, a2_3.z, a3_3.z), live));
+        store_texel(taps1.x + 6u * taps1.y, select(zero, vec4<f32>(a0_3.w, a1_3.w, a2_3.w, a3_3.w), live));
+        store_texel(taps1.x + 7u * taps1.y, select(zero, vec4<f32>(a0_4.x, a1_4.x, a2_4.x, a3_4.x), live));
+        store_texel(taps1.x + 8u * taps1.y, select(zero, vec4<f32>(a0_4.y, a1_4.y, a2_4.y, a3_4.y), live));
+        store_texel(taps2.x, select(zero, vec4<f32>(a0_4.z, a1_4.z, a2_4.z, a3_4.z), live));
+        store_texel(taps2.x + taps2.y, select(zero, vec4<f32>(a0_4.w, a1_4.w, a2_4.w, a3_4.w), live));
+        store_texel(taps2.x + 2u * taps2.y, select(zero, vec4<f32>(a0_5.x, a1_5.x, a2_5.x, a3_5.x), live));
+        store_texel(taps2.x + 3u * taps2.y, select(zero, vec4<f32>(a0_5.y, a1_5.y, a2_5.y, a3_5.y), live));
+        store_texel(taps2.x + 4u * taps2.y, select(zero, vec4<f32>(a0_5.z, a1_5.z, a2_5.z, a3_5.z), live));
+        store_texel(taps2.x + 5u * taps2.y, select(zero, vec4<f32>(a0_5.w, a1_5.w, a2_5.w, a3_5.w), live));
+        store_texel(taps2.x + 6u * taps2.y, select(zero, vec4<f32>(a0_6.x, a1_6.x, a2_6.x, a3_6.x), live));
+        store_texel(taps2.x + 7u * taps2.y, select(zero, vec4<f32>(a0_6.y, a1_6.y, a2_6.y, a3_6.y), live));
+        store_texel(taps2.x + 8u * taps2.y, select(zero, vec4<f32>(a0_6.z, a1_6.z, a2_6.z, a3_6.z), live));
+        store_texel(taps3.x, select(zero, vec4<f32>(a0_6.w, a1_6.w, a2_6.w, a3_6.w), live));
+        store_texel(taps3.x + taps3.y, select(zero, vec4<f32>(a0_7.x, a1_7.x, a2_7.x, a3_7.x), live));
+        store_texel(taps3.x + 2u * taps3.y, select(zero, vec4<f32>(a0_7.y, a1_7.y, a2_7.y, a3_7.y), live));
+        store_texel(taps3.x + 3u * taps3.y, select(zero, vec4<f32>(a0_7.z, a1_7.z, a2_7.z, a3_7.z), live));
+        store_texel(taps3.x + 4u * taps3.y, select(zero, vec4<f32>(a0_7.w, a1_7.w, a2_7.w, a3_7.w), live));
+        store_texel(taps3.x + 5u * taps3.y, select(zero, vec4<f32>(a0_8.x, a1_8.x, a2_8.x, a3_8.x), live));
+        store_texel(taps3.x + 6u * taps3.y, select(zero, vec4<f32>(a0_8.y, a1_8.y, a2_8.y, a3_8.y), live));
+        store_texel(taps3.x + 7u * taps3.y, select(zero, vec4<f32>(a0_8.z, a1_8.z, a2_8.z, a3_8.z), live));
+        store_texel(taps3.x + 8u * taps3.y, select(zero, vec4<f32>(a0_8.w, a1_8.w, a2_8.w, a3_8.w), live));
     }
 }
 

@@ -271,6 +271,10 @@ kernels! {
     PackSourceQuadsTexture = CONV2D_PACK, "pack_source_quads_texture", PACK_TEXTURE_INTO_TEXTURE, 64;
     /// `PackWeightVec4` into a texture.
     PackWeightTexture = CONV2D_PACK, "pack_weight_texture", PACK_INTO_TEXTURE, 64;
+    /// `PackWeightTexture` for 3x3 weights as OIHW lays them out, a vec4 load per texel.
+    PackWeight3x3Texture = CONV2D_PACK, "pack_weight_3x3_texture", PACK_INTO_TEXTURE, 64;
+    /// The same for the input gradient's view of them.
+    PackWeight3x3TransposedTexture = CONV2D_PACK, "pack_weight_3x3_transposed_texture", PACK_INTO_TEXTURE, 64;
     /// `PackRowsVec4` into a texture.
     PackRowsTexture = CONV2D_PACK, "pack_rows_texture", PACK_INTO_TEXTURE, 64;
     /// The packed gather at 4 lanes: 8 pixels x 8 channels per subgroup.

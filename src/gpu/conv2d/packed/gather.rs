@@ -194,7 +194,19 @@ fn pack_weights(
         if vec4s == 0 {
             continue;
         }
-        let grid = pack_grid(op, tiling, vec4s, max_per_dimension)?;
+        let (kernel, grid) =
+            match weights_3x3_oihw(u).filter(|_| kernel == Kernel::PackWeightTexture) {
+                // One invocation per nine texels, or per 36.
+                Some(Weights3x3::Forward) => (
+                    Kernel::PackWeight3x3Texture,
+                    grid(op, vec4s / 9, max_per_dimension)?,
+                ),
+                Some(Weights3x3::Transposed) => (
+                    Kernel::PackWeight3x3TransposedTexture,
+                    grid(op, vec4s / 36, max_per_dimension)?,
+                ),
+                None => (kernel, pack_grid(op, tiling, vec4s, max_per_dimension)?),
+            };
         plan.steps.push(Step::new(
             kernel,
             &GemmConvUniforms {
@@ -206,6 +218,46 @@ fn pack_weights(
         ));
     }
     Ok(packed)
+}
+
+/// How a GEMM views 3x3 weights that lie as OIHW lays them out, where the 3x3 weight packers
+/// can read them a vec4 at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Weights3x3 {
+    /// Reduction channels are the input channels (the forward pass): for each of its channels,
+    /// four reduction channels' nine taps are nine vec4s.
+    Forward,
+    /// Channels are the input channels (the input gradient): for each reduction channel, four
+    /// channels' nine taps are nine vec4s.
+    Transposed,
+}
+
+/// Which of the 3x3 weight packers can read the weights gather `u` views: nine taps in
+/// memory order or reversed (a flipped window, or the input gradient's), vec4-aligned runs of
+/// four channels on the side that lies contiguous, and whole vec4s of channels on both sides
+/// for the transposed view (whose invocations each write four channels).
+fn weights_3x3_oihw(u: &GemmConvUniforms) -> Option<Weights3x3> {
+    let taps_in_order = u.w_tap_w == 1 && u.w_tap_h == 3;
+    let taps_reversed = u.w_tap_w == 1u32.wrapping_neg() && u.w_tap_h == 3u32.wrapping_neg();
+    let aligned = |strides: &[u32]| {
+        u.reduce_per_group.is_multiple_of(4)
+            && [u.w_base]
+                .iter()
+                .chain(strides)
+                .all(|v| v.is_multiple_of(4))
+    };
+    if u.taps_h != 3 || u.taps_w != 3 || !(taps_in_order || taps_reversed) {
+        None
+    } else if u.w_stride_r == 9 && aligned(&[u.w_stride_m, u.w_stride_g]) {
+        Some(Weights3x3::Forward)
+    } else if u.w_stride_m == 9
+        && u.channels_per_group.is_multiple_of(4)
+        && aligned(&[u.w_stride_r, u.w_stride_g])
+    {
+        Some(Weights3x3::Transposed)
+    } else {
+        None
+    }
 }
 
 /// How the gathers of a plan read their source.
@@ -744,6 +796,61 @@ mod tests {
                 "{layout:?} {input:?} groups {groups} stride {stride}: {kernels:?}"
             );
         }
+    }
+
+    /// 3x3 OIHW weights with whole vec4s of reduction channels (and, for the input gradient,
+    /// of channels) are packed a vec4 load per texel, flipped windows and groups included;
+    /// other weights by the general packer.
+    #[test]
+    fn packed_gathers_read_3x3_oihw_weights_a_vec4_at_a_time() {
+        use crate::{Conv2dParams, Layout, Padding};
+        let packer = |p: Conv2dParams, input: [usize; 4], weight: [usize; 4], dx: bool| {
+            let (_, kernels) = gather_plan_of(Tiling::Subgroup(8), p, input, weight, dx);
+            let packers: Vec<_> = kernels
+                .into_iter()
+                .filter(|k| k.entry_point().starts_with("pack_weight"))
+                .collect();
+            packers
+        };
+        let same = Conv2dParams::default().with_padding(Padding::uniform(1));
+        let forward = Kernel::PackWeight3x3Texture;
+        let transposed = Kernel::PackWeight3x3TransposedTexture;
+        let general = Kernel::PackWeightTexture;
+        for p in [same, same.with_flip(true), same.with_dilation(2)] {
+            assert_eq!(
+                packer(p, [2, 8, 6, 6], [20, 8, 3, 3], false),
+                [forward],
+                "{p:?}"
+            );
+            assert_eq!(
+                packer(p, [2, 8, 6, 6], [20, 8, 3, 3], true),
+                [transposed],
+                "{p:?}"
+            );
+        }
+        let grouped = same.with_groups(2);
+        assert_eq!(
+            packer(grouped, [1, 16, 5, 5], [24, 8, 3, 3], false),
+            [forward]
+        );
+        assert_eq!(
+            packer(grouped, [1, 16, 5, 5], [24, 8, 3, 3], true),
+            [transposed]
+        );
+        // Input channels off the vec4s; output channels off them (the input gradient's
+        // reduction); NHWC's HWIO weights; a 3x1 window; a stride-2 input gradient, whose phases
+        // have fewer taps.
+        assert_eq!(packer(same, [1, 6, 5, 5], [8, 6, 3, 3], false), [general]);
+        assert_eq!(packer(same, [1, 6, 5, 5], [8, 6, 3, 3], true), [general]);
+        assert_eq!(packer(same, [1, 8, 5, 5], [10, 8, 3, 3], false), [forward]);
+        assert_eq!(packer(same, [1, 8, 5, 5], [10, 8, 3, 3], true), [general]);
+        let nhwc = same.with_layout(Layout::Nhwc);
+        assert_eq!(packer(nhwc, [1, 8, 5, 5], [8, 8, 3, 3], false), [general]);
+        assert_eq!(packer(same, [1, 8, 5, 5], [8, 8, 3, 1], false), [general]);
+        assert_eq!(
+            packer(same.with_stride(2), [1, 8, 6, 6], [8, 8, 3, 3], true),
+            [general; 4]
+        );
     }
 
     /// 1x1 layers inside an NHWC source of one group of whole vec4s of channels copy it into a
