@@ -424,6 +424,58 @@ fn weights_3x3(variant: ConvVariant, seed: u64) {
 }
 
 #[test]
+fn packed4_variant_reads_1x1_stride_2_layers_from_a_copy() {
+    stride2_from_copy(ConvVariant::Packed4, 0x7a71_004e);
+}
+
+#[test]
+fn packed8_variant_reads_1x1_stride_2_layers_from_a_copy() {
+    stride2_from_copy(ConvVariant::Packed8, 0x7a71_004f);
+}
+
+#[test]
+fn packed16_variant_reads_1x1_stride_2_layers_from_a_copy() {
+    stride2_from_copy(ConvVariant::Packed16, 0x7a71_0050);
+}
+
+/// Wide gathers of a 1x1 window at stride 2 reading every other value of an NCHW source's
+/// copy: more channels than a narrow tile holds at every width, tiles whose last columns run
+/// past the last pixel, groups, several images, bias and an activation; a NaN at an odd column
+/// or row (skipped by the stride) must reach nothing, an infinity at an even one only its own
+/// pixel.
+fn stride2_from_copy(variant: ConvVariant, seed: u64) {
+    let Some(gpu) = gpu_forcing(variant) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let s2 = Conv2dParams::default().with_stride(2);
+    let cases = [
+        ([2, 8, 8, 8], [40, 8, 1, 1], s2, Activation::None),
+        (
+            [1, 16, 12, 16],
+            [80, 8, 1, 1],
+            s2.with_groups(2),
+            Activation::Relu,
+        ),
+        ([3, 12, 8, 24], [36, 12, 1, 1], s2, Activation::None),
+    ];
+    for (i, (input, weight, p, activation)) in cases.into_iter().enumerate() {
+        let g = p.geometry("t", input, weight, None).unwrap();
+        let mut x = rng.array4(input);
+        x[[0, 1, 2, 3]] = f32::NAN;
+        x[[input[0] - 1, 0, 3, 4]] = f32::NAN;
+        x[[input[0] - 1, input[1] - 1, 2, 6]] = f32::INFINITY;
+        let w = rng.array4(weight);
+        let b = rng.array1(g.out_channels);
+        let dy = rng.array4(g.output_shape());
+        let what = |pass: &str| format!("{pass} {p:?} input {input:?} weight {weight:?} case {i}");
+        common::assert_forward_matches_reference(&gpu, &x, &w, &b, &p, activation, &what);
+        let x = rng.array4(input);
+        common::assert_backward_matches_reference(&gpu, &x, &w, &dy, &p, &what);
+    }
+}
+
+#[test]
 fn packed4_variant_slides_few_channel_gathers_along_rows() {
     few_channel_rows(ConvVariant::Packed4, 0x7a71_0045);
 }

@@ -620,6 +620,76 @@ fn conv2d_gemm_packed_wide_from_nchw_pixel_quads(
     wide_store_lane_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m, bias4(t.g, t.m));
 }
 
+// gather_wide_from_nchw for a 1x1 window at stride 2 both ways over all of an NCHW source
+// whose rows are twice the output's (the host checks: output rows of a multiple of 4 pixels,
+// so source rows of a multiple of 8, planes and channels per group in fours, no padding):
+// ResNet's downsampling shortcut, into NCHW planes. A lane's four neighbouring output pixels read every other
+// value of two neighbouring texels of the copy, eight fetches per step instead of four, which
+// costs less than the packing pass that would otherwise subsample the source (one lane-by-lane
+// texel store per four values).
+@diagnostic(off, subgroup_uniformity)
+fn gather_wide_from_nchw_stride2(sg: u32, lane: u32) -> WideGather {
+    let at_tile = gather_tile(sg);
+    let g = at_tile.g;
+    let m = at_tile.tile * WIDE_CHANNELS + 4u * lane;
+    let base = at_tile.block * WIDE_COLUMNS;
+    // Lanes past the last pixel take the last quad, keep broadcasting, and store nothing.
+    let first = min(base + 4u * lane, u.pixels - 4u);
+    let plane = u.grid_h * u.grid_w;
+    let p = first % plane;
+    let source = 2u * (p / u.grid_w) * u.src_w + 2u * (p % u.grid_w);
+    let channel = u.src_stride_c / 4u;
+    var at = ((first / plane) * u.src_stride_n + g * u.reduce_per_group * u.src_stride_c + source) / 4u;
+    var wk = u.packed_w_base + g * u.reduce4 * u.m_pad + m;
+
+    var acc = WideTile();
+    for (var k = 0u; k < u.reduce4; k++) {
+        let a0 = load_a(at);
+        let a1 = load_a(at + 1u);
+        let b0 = load_a(at + channel);
+        let b1 = load_a(at + channel + 1u);
+        let c0 = load_a(at + 2u * channel);
+        let c1 = load_a(at + 2u * channel + 1u);
+        let d0 = load_a(at + 3u * channel);
+        let d1 = load_a(at + 3u * channel + 1u);
+        wide_step(
+            &acc,
+            vec4<f32>(a0.x, b0.x, c0.x, d0.x),
+            vec4<f32>(a0.z, b0.z, c0.z, d0.z),
+            vec4<f32>(a1.x, b1.x, c1.x, d1.x),
+            vec4<f32>(a1.z, b1.z, c1.z, d1.z),
+            load_b(wk), load_b(wk + 1u), load_b(wk + 2u), load_b(wk + 3u),
+        );
+        wk += u.m_pad;
+        at += 4u * channel;
+    }
+    let pixels = vec4<u32>(
+        destination_offset(first),
+        destination_offset(first + 1u),
+        destination_offset(first + 2u),
+        destination_offset(first + 3u),
+    );
+    return WideGather(acc, base, g, m, pixels);
+}
+
+// Stores vec4s of four neighbouring pixels per channel, as
+// conv2d_gemm_packed_wide_from_nchw_pixel_quads does (the host checks the destination allows).
+@compute @workgroup_size(64)
+@diagnostic(off, subgroup_uniformity)
+fn conv2d_gemm_packed_wide_from_nchw_stride2(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let sg = subgroup_index(wg, groups, local);
+    if (sg * LANES >= u.invocations) {
+        return;
+    }
+    let t = gather_wide_from_nchw_stride2(sg, lane);
+    wide_store_lane_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m, bias4(t.g, t.m));
+}
+
 // conv2d_gemm_packed_wide into a destination whose channels are innermost in whole vec4s
 // (the host checks: channel stride 1, channels per group and every other stride multiples of
 // 4; NHWC with channels in fours, any steps): each lane's accumulator of a column is already

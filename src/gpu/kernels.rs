@@ -289,6 +289,8 @@ kernels! {
     Conv2dGemmPacked4WideFromNchw = CONV2D_PACKED4, "conv2d_gemm_packed_wide_from_nchw", PACKED, 64;
     /// `Conv2dGemmPacked4WideFromNchw` writing vec4s of four neighbouring pixels per channel.
     Conv2dGemmPacked4WideFromNchwPixelQuads = CONV2D_PACKED4, "conv2d_gemm_packed_wide_from_nchw_pixel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked4WideFromNchwPixelQuads` for a 1x1 window at stride 2.
+    Conv2dGemmPacked4WideFromNchwStride2 = CONV2D_PACKED4, "conv2d_gemm_packed_wide_from_nchw_stride2", PACKED, 64;
     /// `Conv2dGemmPacked4` with 32 pixels x 4 channels, for at most 4 channels.
     Conv2dGemmPacked4Few = CONV2D_PACKED4, "conv2d_gemm_packed_few", PACKED, 64;
     /// `Conv2dGemmPacked4Few` with each lane's pixels neighbours along a row.
@@ -320,6 +322,8 @@ kernels! {
     Conv2dGemmPacked8WideFromNchw = CONV2D_PACKED8, "conv2d_gemm_packed_wide_from_nchw", PACKED, 64;
     /// `Conv2dGemmPacked8WideFromNchw` writing vec4s of four neighbouring pixels per channel.
     Conv2dGemmPacked8WideFromNchwPixelQuads = CONV2D_PACKED8, "conv2d_gemm_packed_wide_from_nchw_pixel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked8WideFromNchwPixelQuads` for a 1x1 window at stride 2.
+    Conv2dGemmPacked8WideFromNchwStride2 = CONV2D_PACKED8, "conv2d_gemm_packed_wide_from_nchw_stride2", PACKED, 64;
     /// `Conv2dGemmPacked8` with 64 pixels x 4 channels per subgroup, for gathers into at most
     /// 4 channels.
     Conv2dGemmPacked8Few = CONV2D_PACKED8, "conv2d_gemm_packed_few", PACKED, 64;
@@ -351,6 +355,8 @@ kernels! {
     Conv2dGemmPacked16WideFromNchw = CONV2D_PACKED16, "conv2d_gemm_packed_wide_from_nchw", PACKED, 64;
     /// `Conv2dGemmPacked16WideFromNchw` writing vec4s of four neighbouring pixels per channel.
     Conv2dGemmPacked16WideFromNchwPixelQuads = CONV2D_PACKED16, "conv2d_gemm_packed_wide_from_nchw_pixel_quads", PACKED, 64;
+    /// `Conv2dGemmPacked16WideFromNchwPixelQuads` for a 1x1 window at stride 2.
+    Conv2dGemmPacked16WideFromNchwStride2 = CONV2D_PACKED16, "conv2d_gemm_packed_wide_from_nchw_stride2", PACKED, 64;
     /// `Conv2dGemmPacked16` with 128 pixels x 4 channels, for at most 4 channels.
     Conv2dGemmPacked16Few = CONV2D_PACKED16, "conv2d_gemm_packed_few", PACKED, 64;
     /// `Conv2dGemmPacked16Few` with each lane's pixels neighbours along a row, whose taps slide

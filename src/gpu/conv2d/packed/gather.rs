@@ -278,6 +278,9 @@ enum SourceRead {
     /// (`conv2d_gemm_packed_wide_from_nchw`): one tap per dispatch at unit steps over all of an
     /// NCHW source whose planes and channels per group come in fours (see [`whole_nchw`]).
     Copied,
+    /// Copied the same way and read at stride 2 by `conv2d_gemm_packed_wide_from_nchw_stride2`:
+    /// a 1x1 window at stride 2 (see [`whole_nchw_stride2`]).
+    CopiedStride2,
 }
 
 /// How the gathers `gemms` of `tiling` read their source. Packing pays for zero padding and for
@@ -321,6 +324,9 @@ fn source_read(tiling: Tiling, gemms: &[GemmConvUniforms]) -> SourceRead {
         Tiling::Workgroup(_) if packed_already => SourceRead::AsPacked,
         Tiling::Workgroup(_) => SourceRead::InPlace,
         Tiling::SubgroupWide(_) if gemms.iter().all(whole_nchw) => SourceRead::Copied,
+        Tiling::SubgroupWide(_) if gemms.iter().all(whole_nchw_stride2) => {
+            SourceRead::CopiedStride2
+        }
         _ if packed_already => SourceRead::CopiedAsPacked,
         _ => SourceRead::Packed,
     }
@@ -347,6 +353,28 @@ fn whole_nchw(u: &GemmConvUniforms) -> bool {
             && plane.is_multiple_of(4)
             && u.src_stride_n.is_multiple_of(4)
             && u.reduce_per_group.is_multiple_of(4))
+}
+
+/// Whether gather `u` is a 1x1 window at stride 2 both ways over all of an NCHW source whose
+/// planes are twice the destination's each way, with rows of the destination in fours and
+/// channels per group in fours, into a destination of pixel quads: what
+/// `conv2d_gemm_packed_wide_from_nchw_stride2` reads from the source's copy, two texels per four
+/// pixels of a channel, and writes.
+fn whole_nchw_stride2(u: &GemmConvUniforms) -> bool {
+    pixel_quads_destination(u)
+        && u.taps_h * u.taps_w == 1
+        && u.src_step_h == 2
+        && u.src_step_w == 2
+        && u.src_off_h == 0
+        && u.src_off_w == 0
+        && u.src_h == 2 * u.grid_h
+        && u.src_w == 2 * u.grid_w
+        && u.grid_w.is_multiple_of(4)
+        && u.src_stride_w == 1
+        && u.src_stride_h == u.src_w
+        && u.src_stride_c == u.src_h * u.src_w
+        && u.src_stride_n.is_multiple_of(4)
+        && u.reduce_per_group.is_multiple_of(4)
 }
 
 /// Sets the pack fields of `gemms` for a source bound as its own packed form
@@ -451,15 +479,7 @@ fn few_rows(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
 ///   are innermost and come in fours (NHWC with channels per group and pixel strides of
 ///   multiples of 4, at any steps).
 fn vec4_stores(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
-    let pixel_quads = u.dst_step_h == 1
-        && u.dst_step_w == 1
-        && u.dst_off_h == 0
-        && u.dst_off_w == 0
-        && u.dst_stride_w == 1
-        && u.dst_stride_h == u.grid_w
-        && (u.grid_h * u.grid_w).is_multiple_of(4)
-        && u.dst_stride_c.is_multiple_of(4)
-        && u.dst_stride_n.is_multiple_of(4);
+    let pixel_quads = pixel_quads_destination(u);
     let channel_quads = u.dst_stride_c == 1
         && u.channels_per_group.is_multiple_of(4)
         && u.dst_stride_w.is_multiple_of(4)
@@ -477,6 +497,20 @@ fn vec4_stores(kernel: Kernel, u: &GemmConvUniforms) -> Kernel {
         }
         _ => kernel,
     }
+}
+
+/// Whether every four destination pixels of `u` from a multiple of 4 are neighbouring,
+/// vec4-aligned values of each channel (see [`vec4_stores`]).
+fn pixel_quads_destination(u: &GemmConvUniforms) -> bool {
+    u.dst_step_h == 1
+        && u.dst_step_w == 1
+        && u.dst_off_h == 0
+        && u.dst_off_w == 0
+        && u.dst_stride_w == 1
+        && u.dst_stride_h == u.grid_w
+        && (u.grid_h * u.grid_w).is_multiple_of(4)
+        && u.dst_stride_c.is_multiple_of(4)
+        && u.dst_stride_n.is_multiple_of(4)
 }
 
 /// The forward pass: pack the input and the weights, then one GEMM dispatch.
@@ -564,11 +598,13 @@ fn gather_plan(
             let copy = plan.add_texture_copy(source, source_vec4s(batch, &uniforms[0]));
             (copy, tiling.kernels().0)
         }
-        SourceRead::Copied => {
-            let kernel = tiling
-                .kernels()
-                .0
-                .sibling("conv2d_gemm_packed_wide_from_nchw");
+        SourceRead::Copied | SourceRead::CopiedStride2 => {
+            let entry_point = if read == SourceRead::Copied {
+                "conv2d_gemm_packed_wide_from_nchw"
+            } else {
+                "conv2d_gemm_packed_wide_from_nchw_stride2"
+            };
+            let kernel = tiling.kernels().0.sibling(entry_point);
             let copy = plan.add_texture_copy(source, source_vec4s(batch, &uniforms[0]));
             (copy, kernel)
         }
@@ -664,12 +700,25 @@ mod tests {
             }]
         );
         assert_eq!(kernels[0], Kernel::PackSourceQuadsTexture);
-        // Rows of 7, NHWC, a strided 1x1 layer read subsampled, or a buffer operand: packed
-        // by the kernel that loads from the source buffer.
+        // A 1x1 layer at stride 2 whose output rows come in fours: read from the copy at
+        // stride 2, no packing pass.
+        let (copies, kernels) = plan_of(packed, crate::Layout::Nchw, [2, 8, 6, 8], 1, 2);
+        assert_eq!(copies.len(), 1);
+        assert_eq!(
+            kernels,
+            [
+                Kernel::PackWeightTexture,
+                Kernel::Conv2dGemmPacked16WideFromNchwStride2
+            ]
+        );
+        // Rows of 7, NHWC, a strided 1x1 layer whose output rows are not in fours (read
+        // subsampled), one with padding, or a buffer operand: packed by the kernel that loads
+        // from the source buffer.
         for (tiling, layout, input, k, stride) in [
             (packed, crate::Layout::Nchw, [2, 5, 6, 7], 3, 1),
             (packed, crate::Layout::Nhwc, [2, 8, 6, 8], 3, 1),
-            (packed, crate::Layout::Nchw, [2, 8, 6, 8], 1, 2),
+            (packed, crate::Layout::Nchw, [2, 8, 6, 12], 1, 2),
+            (packed, crate::Layout::Nchw, [2, 8, 6, 9], 1, 2),
             (
                 Tiling::Workgroup(TILED_CHANNELS),
                 crate::Layout::Nchw,
