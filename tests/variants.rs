@@ -406,6 +406,11 @@ fn weights_3x3(variant: ConvVariant, seed: u64) {
         ),
         ([2, 8, 5, 5], [10, 8, 3, 3], same),
         ([2, 12, 5, 6], [8, 12, 3, 3], same),
+        (
+            [1, 16, 5, 5],
+            [16, 8, 3, 3],
+            same.with_flip(true).with_groups(2),
+        ),
         ([1, 36, 4, 4], [4, 36, 3, 3], Conv2dParams::default()),
     ];
     for (i, (input, weight, p)) in cases.into_iter().enumerate() {
@@ -440,7 +445,7 @@ fn packed16_variant_reads_1x1_stride_2_layers_from_a_copy() {
 
 /// Wide gathers of a 1x1 window at stride 2 reading every other value of an NCHW source's
 /// copy: more channels than a narrow tile holds at every width, tiles whose last columns run
-/// past the last pixel, groups, several images, bias and an activation; a NaN at an odd column
+/// past the last pixel at every width (12 and 120 pixels), groups, several images, bias and an activation; a NaN at an odd column
 /// or row (skipped by the stride) must reach nothing, an infinity at an even one only its own
 /// pixel.
 fn stride2_from_copy(variant: ConvVariant, seed: u64) {
@@ -458,6 +463,8 @@ fn stride2_from_copy(variant: ConvVariant, seed: u64) {
             Activation::Relu,
         ),
         ([3, 12, 8, 24], [36, 12, 1, 1], s2, Activation::None),
+        ([1, 8, 6, 8], [40, 8, 1, 1], s2, Activation::None),
+        ([2, 8, 10, 24], [40, 8, 1, 1], s2, Activation::Tanh),
     ];
     for (i, (input, weight, p, activation)) in cases.into_iter().enumerate() {
         let g = p.geometry("t", input, weight, None).unwrap();

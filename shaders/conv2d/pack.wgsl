@@ -384,7 +384,7 @@ fn pack_weight_3x3_texture(
         let f7 = src_vec4[at + 7u];
         let f8 = src_vec4[at + 8u];
         let zero = vec4<f32>(0.0);
-        let taps = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + m);
+        let taps = taps_3x3(u.packed_w_base + (g * 9u * u.reduce4 + r4) * u.m_pad + m);
         store_texel(taps.x, select(zero, vec4<f32>(f0.x, f2.y, f4.z, f6.w), live));
         store_texel(taps.x + taps.y, select(zero, vec4<f32>(f0.y, f2.z, f4.w, f7.x), live));
         store_texel(taps.x + 2u * taps.y, select(zero, vec4<f32>(f0.z, f2.w, f5.x, f7.y), live));
@@ -458,10 +458,10 @@ fn pack_weight_3x3_transposed_texture(
         let a3_7 = src_vec4[at + 3u * r_step + 7u];
         let a3_8 = src_vec4[at + 3u * r_step + 8u];
         let zero = vec4<f32>(0.0);
-        let taps0 = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 0u);
-        let taps1 = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 1u);
-        let taps2 = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 2u);
-        let taps3 = taps_3x3((g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 3u);
+        let taps0 = taps_3x3(u.packed_w_base + (g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 0u);
+        let taps1 = taps_3x3(u.packed_w_base + (g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 1u);
+        let taps2 = taps_3x3(u.packed_w_base + (g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 2u);
+        let taps3 = taps_3x3(u.packed_w_base + (g * 9u * u.reduce4 + r4) * u.m_pad + 4u * m4 + 3u);
         store_texel(taps0.x, select(zero, vec4<f32>(a0_0.x, a1_0.x, a2_0.x, a3_0.x), live));
         store_texel(taps0.x + taps0.y, select(zero, vec4<f32>(a0_0.y, a1_0.y, a2_0.y, a3_0.y), live));
         store_texel(taps0.x + 2u * taps0.y, select(zero, vec4<f32>(a0_0.z, a1_0.z, a2_0.z, a3_0.z), live));

@@ -233,7 +233,7 @@ enum Weights3x3 {
 }
 
 /// Which of the 3x3 weight packers can read the weights gather `u` views: nine taps in
-/// memory order or reversed (a flipped window, or the input gradient's), vec4-aligned runs of
+/// memory order or reversed (a flipped window's view, in either pass), vec4-aligned runs of
 /// four channels on the side that lies contiguous, and whole vec4s of channels on both sides
 /// for the transposed view (whose invocations each write four channels).
 fn weights_3x3_oihw(u: &GemmConvUniforms) -> Option<Weights3x3> {
@@ -711,14 +711,15 @@ mod tests {
                 Kernel::Conv2dGemmPacked16WideFromNchwStride2
             ]
         );
-        // Rows of 7, NHWC, a strided 1x1 layer whose output rows are not in fours (read
-        // subsampled), one with padding, or a buffer operand: packed by the kernel that loads
-        // from the source buffer.
+        // Rows of 7, NHWC, a strided 1x1 layer whose output rows are not in fours or whose
+        // input is not twice its output (read subsampled), or a buffer operand: packed by the
+        // kernel that loads from the source buffer.
         for (tiling, layout, input, k, stride) in [
             (packed, crate::Layout::Nchw, [2, 5, 6, 7], 3, 1),
             (packed, crate::Layout::Nhwc, [2, 8, 6, 8], 3, 1),
             (packed, crate::Layout::Nchw, [2, 8, 6, 12], 1, 2),
             (packed, crate::Layout::Nchw, [2, 8, 6, 9], 1, 2),
+            (packed, crate::Layout::Nchw, [2, 8, 7, 8], 1, 2),
             (
                 Tiling::Workgroup(TILED_CHANNELS),
                 crate::Layout::Nchw,
@@ -731,6 +732,23 @@ mod tests {
             let what = format!("{tiling:?} {layout:?} {input:?} {k}x{k} stride {stride}");
             assert!(copies.is_empty(), "{what}");
             assert_ne!(kernels[0], Kernel::PackSourceQuadsTexture, "{what}");
+        }
+        // A 1x1 layer at stride 2 with padding, and one at stride 2 down but 1 across: packed
+        // first, not read at stride 2 from the copy.
+        let s2 = crate::Conv2dParams::default().with_stride(2);
+        for params in [
+            s2.with_padding(crate::Padding::uniform(1)),
+            s2.with_stride_hw(2, 1),
+        ] {
+            let (_, kernels) = gather_plan_of(packed, params, [2, 8, 6, 8], [8, 8, 1, 1], false);
+            assert!(
+                !kernels.contains(&Kernel::Conv2dGemmPacked16WideFromNchwStride2),
+                "{params:?}: {kernels:?}"
+            );
+            assert!(
+                kernels[0].entry_point().starts_with("pack_source"),
+                "{params:?}"
+            );
         }
     }
 
