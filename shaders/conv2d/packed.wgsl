@@ -534,6 +534,17 @@ fn conv2d_gemm_packed_wide_pixel_quads(
     wide_store_pixel_quads(t.acc, t.base, t.pixels, t.g, t.m, bias4(t.g, t.m));
 }
 
+// Where the four neighbouring destination pixels from `first` lie, for the gathers whose
+// lanes own pixel quads.
+fn quad_destinations(first: u32) -> vec4<u32> {
+    return vec4<u32>(
+        destination_offset(first),
+        destination_offset(first + 1u),
+        destination_offset(first + 2u),
+        destination_offset(first + 3u),
+    );
+}
+
 // Gather convolution like conv2d_gemm_packed_wide, for one tap at unit steps that reads all
 // of an NCHW source with planes of a multiple of 4 pixels and channels per group in fours
 // (the host checks; 1x1 layers at stride 1, and the phases with a tap of the input gradient
@@ -577,13 +588,7 @@ fn gather_wide_from_nchw(sg: u32, lane: u32) -> WideGather {
         wk += u.m_pad;
         at += 4u * channel;
     }
-    let pixels = vec4<u32>(
-        destination_offset(first),
-        destination_offset(first + 1u),
-        destination_offset(first + 2u),
-        destination_offset(first + 3u),
-    );
-    return WideGather(acc, base, g, m, pixels);
+    return WideGather(acc, base, g, m, quad_destinations(first));
 }
 
 @compute @workgroup_size(64)
@@ -663,13 +668,7 @@ fn gather_wide_from_nchw_stride2(sg: u32, lane: u32) -> WideGather {
         wk += u.m_pad;
         at += 4u * channel;
     }
-    let pixels = vec4<u32>(
-        destination_offset(first),
-        destination_offset(first + 1u),
-        destination_offset(first + 2u),
-        destination_offset(first + 3u),
-    );
-    return WideGather(acc, base, g, m, pixels);
+    return WideGather(acc, base, g, m, quad_destinations(first));
 }
 
 // Stores vec4s of four neighbouring pixels per channel, as
