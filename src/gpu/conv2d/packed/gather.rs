@@ -339,20 +339,27 @@ fn source_read(tiling: Tiling, gemms: &[GemmConvUniforms]) -> SourceRead {
 /// of k x k layers at stride k, whose phases have a tap each or none). A dispatch with no tap
 /// reads nothing and passes too; [`without_taps`] gives it the plain wide tiles.
 fn whole_nchw(u: &GemmConvUniforms) -> bool {
-    let plane = u.src_h * u.src_w;
     u.taps_h * u.taps_w == 0
         || (u.src_step_h == 1
             && u.src_step_w == 1
-            && u.src_off_h == 0
-            && u.src_off_w == 0
             && u.grid_h == u.src_h
             && u.grid_w == u.src_w
-            && u.src_stride_w == 1
-            && u.src_stride_h == u.src_w
-            && u.src_stride_c == plane
-            && plane.is_multiple_of(4)
-            && u.src_stride_n.is_multiple_of(4)
-            && u.reduce_per_group.is_multiple_of(4))
+            && nchw_copy_in_fours(u))
+}
+
+/// What both readers of an NCHW source's copy need: no offset into the source, NCHW strides
+/// over whole planes of a multiple of 4 pixels, images starting on a texel, and channels per
+/// group in fours (a texel holds four pixels of one channel).
+fn nchw_copy_in_fours(u: &GemmConvUniforms) -> bool {
+    let plane = u.src_h * u.src_w;
+    u.src_off_h == 0
+        && u.src_off_w == 0
+        && u.src_stride_w == 1
+        && u.src_stride_h == u.src_w
+        && u.src_stride_c == plane
+        && plane.is_multiple_of(4)
+        && u.src_stride_n.is_multiple_of(4)
+        && u.reduce_per_group.is_multiple_of(4)
 }
 
 /// Whether gather `u` is a 1x1 window at stride 2 both ways over all of an NCHW source whose
@@ -365,16 +372,10 @@ fn whole_nchw_stride2(u: &GemmConvUniforms) -> bool {
         && u.taps_h * u.taps_w == 1
         && u.src_step_h == 2
         && u.src_step_w == 2
-        && u.src_off_h == 0
-        && u.src_off_w == 0
         && u.src_h == 2 * u.grid_h
         && u.src_w == 2 * u.grid_w
         && u.grid_w.is_multiple_of(4)
-        && u.src_stride_w == 1
-        && u.src_stride_h == u.src_w
-        && u.src_stride_c == u.src_h * u.src_w
-        && u.src_stride_n.is_multiple_of(4)
-        && u.reduce_per_group.is_multiple_of(4)
+        && nchw_copy_in_fours(u)
 }
 
 /// Sets the pack fields of `gemms` for a source bound as its own packed form
