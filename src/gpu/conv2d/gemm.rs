@@ -51,8 +51,11 @@ pub struct SubgroupTile {
 }
 
 impl SubgroupTile {
-    /// The packed8 kernels' tile: 8 lanes, two channels each.
-    pub const PACKED8: Self = Self {
+    /// The tile the packed plans first lay out their GEMM views with, at any width: the
+    /// packed planners (`packed/gather.rs`, `packed/weight_grad.rs`) then set every field that
+    /// depends on the tile (channel tiles, column blocks, the grid) from the `Tiling` each
+    /// dispatch runs.
+    pub const PACKED_PROVISIONAL: Self = Self {
         columns: 8,
         channels: 16,
     };

@@ -526,7 +526,7 @@ pub fn forward(
     let gemms = [gemm::forward(
         op,
         g,
-        SubgroupTile::PACKED8,
+        SubgroupTile::PACKED_PROVISIONAL,
         has_bias,
         activation,
         max_per_dimension,
@@ -550,7 +550,13 @@ pub fn input_grad(
     has_bias: bool,
     max_per_dimension: u32,
 ) -> Result<Plan> {
-    let gemms = gemm::input_grad(op, g, SubgroupTile::PACKED8, has_bias, max_per_dimension)?;
+    let gemms = gemm::input_grad(
+        op,
+        g,
+        SubgroupTile::PACKED_PROVISIONAL,
+        has_bias,
+        max_per_dimension,
+    )?;
     gather_plan(
         op,
         tiling,

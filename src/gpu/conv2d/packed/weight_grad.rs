@@ -143,7 +143,7 @@ pub fn weight_grad_packing(
     g: &Conv2dGeometry,
     max_per_dimension: u32,
 ) -> Result<(Plan, [Operand; 2])> {
-    let view = gemm::forward_view(g, SubgroupTile::PACKED8);
+    let view = gemm::forward_view(g, SubgroupTile::PACKED_PROVISIONAL);
     let ow4 = row_vec4s(g);
     let mut plan = Plan::default();
     let base = GemmConvUniforms {
@@ -255,7 +255,7 @@ pub fn weight_grad_partial(
         g,
         gemm::weight_grad_partial(
             g,
-            SubgroupTile::PACKED8,
+            SubgroupTile::PACKED_PROVISIONAL,
             rows_per_block,
             blocks,
             invocations,
@@ -302,7 +302,7 @@ mod tests {
         {
             let g = geometry(1, stride, pad);
             assert_eq!(padded_rows(&g), rows, "stride {stride} pad {pad}");
-            let u = subsample_rows(&g, gemm::forward_view(&g, SubgroupTile::PACKED8));
+            let u = subsample_rows(&g, gemm::forward_view(&g, SubgroupTile::PACKED_PROVISIONAL));
             assert_eq!(
                 (u.src_h, u.src_stride_h, u.src_step_h, u.src_off_h as i32),
                 (src_h, 12 * stride as u32, 1, src_off),
@@ -318,7 +318,7 @@ mod tests {
                 every,
                 "{k} rows, stride {stride} pad {pad}"
             );
-            let u = gemm::forward_view(&g, SubgroupTile::PACKED8);
+            let u = gemm::forward_view(&g, SubgroupTile::PACKED_PROVISIONAL);
             assert_eq!(subsample_rows(&g, u), u);
         }
     }
