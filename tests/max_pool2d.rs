@@ -633,6 +633,62 @@ fn bad_pooling_parameters_are_rejected_with_numbers() {
     );
 }
 
+/// A window wholly in the padding returns its first tap's index, which dilation and padding
+/// can put far past the plane on a small input: H 3, kernel 2x1, dilation 2^k, padding
+/// 2^(k-1) rows puts output row o's taps at rows o - 2^(k-1) and o + 2^(k-1), and the first at
+/// or after 0 is row 2^(k-1) + o, so index (2^(k-1) + o) * W + column (PyTorch's rule). The
+/// GPU's u32 indices hold these up to 2^32 - 1, computed without wrapping, and refuse a
+/// geometry past that before dispatching, where the CPU path returns the i64.
+#[test]
+fn a_window_wholly_in_the_padding_may_index_past_the_plane_up_to_u32() {
+    let rows = |w: usize| Array4::from_shape_fn((1, 1, 3, w), |(_, _, h, x)| (h * w + x) as f32);
+    let tall = |k: u32| {
+        Pool2dParams::new(2, 1)
+            .with_stride(1)
+            .with_dilation(1 << k)
+            .with_padding_hw(1 << (k - 1), 0)
+    };
+    // 2^27 dilation, W 63: the largest index is (2^26 + 2) * 63 + 62 = 4227858620, inside u32
+    // and past i32.
+    let (y, i) = pool_everywhere(&rows(63), &tall(27));
+    assert!(y.iter().all(|&v| v == f32::NEG_INFINITY), "{y:?}");
+    for ((_, _, o, x), &index) in i.indexed_iter() {
+        assert_eq!(
+            index,
+            (((1i64 << 26) + o as i64) * 63 + x as i64),
+            "({o}, {x})"
+        );
+    }
+    assert_eq!(i[[0, 0, 2, 62]], 4_227_858_620);
+    // 2^30 dilation, W 16: indices from (2^29) * 16 = 2^33 on.
+    let x = rows(16);
+    let p = tall(30);
+    let (_, i) = cpu::max_pool2d_with_indices(x.view(), &p).unwrap();
+    assert_eq!(i[[0, 0, 0, 0]], 1i64 << 33);
+    assert_eq!(i[[0, 0, 2, 15]], ((1i64 << 29) + 2) * 16 + 15);
+    if let Some(gpu) = common::gpu() {
+        let xt = GpuTensor::upload(gpu, x.view()).unwrap();
+        let e = max_pool2d_with_indices(&xt, &p).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
+        let message = e.to_string();
+        for needle in [
+            "max_pool2d",
+            "output (2, 15)",
+            "wholly in the padding",
+            "8589934639",
+            "4294967295",
+        ] {
+            assert!(
+                message.contains(needle),
+                "{needle:?} missing from {message:?}"
+            );
+        }
+        // Without indices nothing is refused.
+        let values = max_pool2d(&xt, &p).unwrap().read().unwrap();
+        assert!(values.iter().all(|&v| v == f32::NEG_INFINITY));
+    }
+}
+
 /// With dilation a window can lie wholly in the padding: H 1, kernel 2, dilation 2, padding 1
 /// puts the taps at rows -1 and 1. PyTorch returns -inf and the index of the first taps at or
 /// after 0 (row 1, past the data); the backward routes nothing, the output depending on no input.

@@ -349,6 +349,48 @@ impl Pool2dGeometry {
     pub(crate) fn first_tap_index(&self, c: usize, oh: usize, ow: usize) -> usize {
         self.flat_index(c, first_tap(&self.h, oh), first_tap(&self.w, ow))
     }
+
+    /// The largest index a window with no tap inside the input returns (its
+    /// [`first_tap_index`](Self::first_tap_index), past the plane's data, in the last channel),
+    /// with that window's output row and column; `None` when every window has a tap. Windows
+    /// with a tap return indices inside the input, which validation keeps below 2^32 elements;
+    /// these can lie anywhere up to the padded extents, so this is computed in `u128`.
+    pub(crate) fn largest_tapless_index(&self) -> Option<(u128, usize, usize)> {
+        // Per axis, the output position with the largest first tap, and the one with the
+        // largest first tap past the input (a window with no tap there).
+        let largest = |axis: &AxisGeometry| {
+            let mut all = (0usize, 0usize);
+            let mut tapless = None;
+            for o in 0..axis.output {
+                let tap = first_tap(axis, o);
+                if tap > all.0 {
+                    all = (tap, o);
+                }
+                if tap >= axis.input && tapless.is_none_or(|(t, _)| tap > t) {
+                    tapless = Some((tap, o));
+                }
+            }
+            (all, tapless)
+        };
+        let (all_h, tapless_h) = largest(&self.h);
+        let (all_w, tapless_w) = largest(&self.w);
+        let index = |(ih, oh): (usize, usize), (iw, ow): (usize, usize)| {
+            let position = ih as u128 * self.w.input as u128 + iw as u128;
+            let index = match self.index_style {
+                IndexStyle::PyTorch => position,
+                IndexStyle::TensorFlow => {
+                    position * self.channels as u128 + self.channels as u128 - 1
+                }
+            };
+            (index, oh, ow)
+        };
+        let by_rows = tapless_h.map(|h| index(h, all_w));
+        let by_columns = tapless_w.map(|w| index(all_h, w));
+        by_rows
+            .into_iter()
+            .chain(by_columns)
+            .max_by_key(|&(i, _, _)| i)
+    }
 }
 
 #[cfg(test)]
@@ -397,6 +439,43 @@ mod tests {
             .geometry("t", [1, 1, 2, 2])
             .unwrap();
         assert_eq!((g.h.output, g.w.output), (1, 1));
+    }
+
+    #[test]
+    fn largest_tapless_index_follows_the_first_tap_rule() {
+        // Every window has a tap: none.
+        let g = Pool2dParams::new(3, 3)
+            .with_stride(2)
+            .with_padding(1)
+            .geometry("t", [1, 1, 8, 8])
+            .unwrap();
+        assert_eq!(g.largest_tapless_index(), None);
+        // H 1, kernel 2, dilation 2, padding 1: the one window's taps are rows -1 and 1 (and
+        // columns likewise); the first at or after 0 is (1, 1), index 1 * 1 + 1.
+        let g = Pool2dParams::new(2, 2)
+            .with_dilation(2)
+            .with_padding(1)
+            .geometry("t", [1, 1, 1, 1])
+            .unwrap();
+        assert_eq!(g.largest_tapless_index(), Some((2, 0, 0)));
+        // Rows 2^29 + o for output rows 0..3 of an input 3 high, columns 0..16: the largest is
+        // output (2, 15); TensorFlow's style adds the last of 2 channels.
+        let tall = Pool2dParams::new(2, 1)
+            .with_stride(1)
+            .with_dilation(1 << 30)
+            .with_padding_hw(1 << 29, 0);
+        let g = tall.geometry("t", [1, 1, 3, 16]).unwrap();
+        let rows = (1u128 << 29) + 2;
+        assert_eq!(g.largest_tapless_index(), Some((rows * 16 + 15, 2, 15)));
+        let g = tall
+            .with_layout(Layout::Nhwc)
+            .with_index_style(IndexStyle::TensorFlow)
+            .geometry("t", [1, 3, 16, 2])
+            .unwrap();
+        assert_eq!(
+            g.largest_tapless_index(),
+            Some(((rows * 16 + 15) * 2 + 1, 2, 15))
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Host side of the max-pooling kernels: validation, index provenance checks, variant choice, dispatch.
 
-use crate::error::{invalid, Result};
+use crate::error::{invalid, too_large, Result};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::memory::{self, MemoryEstimate};
 use crate::gpu::pool2d::split::{self, PoolPass, Split};
@@ -11,7 +11,7 @@ use crate::gpu::runtime::launch::{
 use crate::gpu::runtime::tensor::{Contents, IndexOrigin};
 use crate::gpu::runtime::uniforms::uniform_struct;
 use crate::gpu::{Gpu, GpuTensor};
-use crate::params::{IndexStyle, Layout, Pool2dGeometry, Pool2dParams};
+use crate::params::{AxisGeometry, IndexStyle, Layout, Pool2dGeometry, Pool2dParams};
 
 uniform_struct! {
     /// Mirrors `Pool2dUniforms` in `shaders/pool2d/max_pool2d.wgsl`.
@@ -267,6 +267,9 @@ fn forward(
     let gpu = input.gpu();
     let layout = params.layout;
     let g = params.geometry(OP, dims4(OP, "input", input, layout)?)?;
+    if with_indices {
+        check_indices_fit(OP, &g)?;
+    }
     let origin = IndexOrigin::Pooled {
         input_shape: g.input_shape(),
         params: *params,
@@ -280,6 +283,38 @@ fn forward(
         return split::forward(input, split, origin);
     }
     forward_whole(OP, input, &g, with_indices, 0, origin)
+}
+
+/// The GPU stores indices as `u32`. A window with no tap inside the input returns its first
+/// tap's index (PyTorch's rule), which dilation and padding can put past `u32::MAX` on a small
+/// input: refused here rather than wrapped.
+fn check_indices_fit(op: &'static str, g: &Pool2dGeometry) -> Result<()> {
+    // A first tap lies at most at the last window's start, or less than a dilation past 0 for
+    // windows that start in the padding: where even that bound fits, skip the exact walk over
+    // every output row and column.
+    let first_tap_bound = |a: &AxisGeometry| {
+        (((a.output - 1) * a.stride).saturating_sub(a.pad_before)).max(a.dilation - 1) as u128
+    };
+    let position_bound = first_tap_bound(&g.h) * g.w.input as u128 + first_tap_bound(&g.w);
+    if position_bound * g.channels as u128 + g.channels as u128 <= u128::from(u32::MAX) {
+        return Ok(());
+    }
+    match g.largest_tapless_index() {
+        Some((index, oh, ow)) if index > u128::from(u32::MAX) => Err(too_large(
+            op,
+            format!(
+                "the window of output ({oh}, {ow}) lies wholly in the padding (padding {:?}, \
+                 dilation {:?}, input {}x{}), so its index is its first tap's, {index}, past the \
+                 GPU's u32 indices (at most {}); the CPU path returns it",
+                [g.h.pad_before, g.w.pad_before],
+                [g.h.dilation, g.w.dilation],
+                g.h.input,
+                g.w.input,
+                u32::MAX
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// One forward dispatch over all of `g`, whose indices start at `index_base` (a band's first
