@@ -289,13 +289,45 @@ fn to_bytes<T: ndarray_npy::WritableElement + Clone>(array: ArrayViewD<T>) -> Ve
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
 /// failure never leaves a partial file behind.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("npy.tmp{}", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(invalid(OP, format!("cannot write {}: {e}", path.display())));
+    write_all_atomically(&[(path.to_path_buf(), bytes.to_vec())])
+}
+
+/// Writes several files as one: each goes to a temporary file beside its destination first,
+/// and only once every one is written are they renamed into place, so that a failure to write
+/// (a missing folder, a full disk) leaves none of them and no destination half replaced. (A
+/// rename within a folder failing after the writes succeeded leaves those renamed before it.)
+pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let tmp = |path: &Path| path.with_extension(format!("npy.tmp{}", std::process::id()));
+    let mut written: Vec<PathBuf> = Vec::new();
+    let mut failure = None;
+    for (path, bytes) in files {
+        match std::fs::write(tmp(path), bytes) {
+            Ok(()) => written.push(tmp(path)),
+            Err(e) => {
+                let _ = std::fs::remove_file(tmp(path));
+                failure = Some((path, e));
+                break;
+            }
+        }
     }
-    Ok(())
+    if failure.is_none() {
+        for (path, _) in files {
+            if let Err(e) = std::fs::rename(tmp(path), path) {
+                failure = Some((path, e));
+                break;
+            }
+            written.retain(|t| *t != tmp(path));
+        }
+    }
+    match failure {
+        Some((path, e)) => {
+            for t in written {
+                let _ = std::fs::remove_file(t);
+            }
+            Err(invalid(OP, format!("cannot write {}: {e}", path.display())))
+        }
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

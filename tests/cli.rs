@@ -503,6 +503,194 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_no_output() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// An op's outputs are written together or not at all: a later output that cannot be written
+/// (its folder missing) leaves no earlier one behind, and an existing file at an earlier
+/// output's path is left as it was; two outputs at one path, and flags the op does not read,
+/// are refused before any work.
+#[test]
+fn outputs_are_written_all_or_none_and_flags_must_apply() {
+    let dir = scratch("all-or-none");
+    let x = save(&dir.join("x.npy"), &Array4::<f32>::ones((1, 1, 4, 4)));
+    let w = save(&dir.join("w.npy"), &Array4::<f32>::ones((2, 1, 3, 3)));
+    let dy = save(&dir.join("dy.npy"), &Array4::<f32>::ones((1, 2, 2, 2)));
+    let values = dir.join("values.npy");
+    let earlier = save(&values, &Array4::<f32>::from_elem((1, 1, 1, 1), 7.0));
+    let missing = dir.join("no-such-folder").join("i.npy");
+    let gi = dir.join("gi.npy");
+    let same = dir.join("same.npy");
+    let same_spelled_otherwise = dir.join(".").join("same.npy");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "run",
+                "max-pool2d",
+                "--input",
+                &x,
+                "--kernel",
+                "2",
+                "--output",
+                &earlier,
+                "--indices",
+                missing.to_str().unwrap(),
+            ],
+            "cannot write",
+        ),
+        (
+            vec![
+                "run",
+                "conv2d-backward",
+                "--input",
+                &x,
+                "--weight",
+                &w,
+                "--grad-output",
+                &dy,
+                "--grad-input",
+                gi.to_str().unwrap(),
+                "--grad-weight",
+                missing.to_str().unwrap(),
+            ],
+            "cannot write",
+        ),
+        (
+            vec![
+                "run",
+                "max-pool2d",
+                "--input",
+                &x,
+                "--kernel",
+                "2",
+                "--output",
+                same.to_str().unwrap(),
+                "--indices",
+                same_spelled_otherwise.to_str().unwrap(),
+            ],
+            "--output and --indices both name",
+        ),
+        (
+            vec![
+                "run",
+                "conv2d-backward",
+                "--input",
+                &x,
+                "--weight",
+                &w,
+                "--grad-output",
+                &dy,
+                "--grad-input",
+                same.to_str().unwrap(),
+                "--grad-bias",
+                same.to_str().unwrap(),
+            ],
+            "--grad-input and --grad-bias both name",
+        ),
+        (
+            vec![
+                "run",
+                "conv2d",
+                "--input",
+                &x,
+                "--weight",
+                &w,
+                "--kernel",
+                "9",
+                "--output",
+                same.to_str().unwrap(),
+            ],
+            "--kernel does not apply to conv2d",
+        ),
+        (
+            vec![
+                "run",
+                "conv2d",
+                "--input",
+                &x,
+                "--weight",
+                &w,
+                "--indices",
+                gi.to_str().unwrap(),
+                "--output",
+                same.to_str().unwrap(),
+            ],
+            "--indices does not apply to conv2d",
+        ),
+        (
+            vec![
+                "run",
+                "max-pool2d",
+                "--input",
+                &x,
+                "--kernel",
+                "2",
+                "--groups",
+                "5",
+                "--output",
+                same.to_str().unwrap(),
+            ],
+            "--groups does not apply to max-pool2d",
+        ),
+        (
+            vec![
+                "run",
+                "conv2d-backward",
+                "--input",
+                &x,
+                "--weight",
+                &w,
+                "--grad-output",
+                &dy,
+                "--bias",
+                &x,
+                "--grad-input",
+                same.to_str().unwrap(),
+            ],
+            "--bias does not apply to conv2d-backward",
+        ),
+        (
+            vec!["compare", &x, &x, "--op", "max-pool2d", "--output", &x],
+            "--output does not apply to max-pool2d",
+        ),
+    ];
+    for device in devices() {
+        for (args, needle) in &cases {
+            let mut args = args.clone();
+            args.insert(2, device);
+            if args[0] == "compare" {
+                args.remove(2);
+            }
+            let result = wgconv(&args);
+            let err = stderr(&result);
+            assert_eq!(result.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(needle), "{args:?}: {err}");
+            assert!(!gi.exists(), "{args:?} left {gi:?}");
+            assert!(!same.exists(), "{args:?} left {same:?}");
+            assert_eq!(
+                load_f32(&values).into_raw_vec_and_offset().0,
+                vec![7.0],
+                "{args:?} replaced an existing output"
+            );
+            let leftovers: Vec<_> = std::fs::read_dir(&*dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n.to_string_lossy().contains(".tmp"))
+                .collect();
+            assert!(leftovers.is_empty(), "{args:?}: {leftovers:?}");
+        }
+    }
+    // Max pooling's results compared from the files alone must still be pooling results.
+    let flat = dir.join("flat.npy");
+    npy::write_atomically(
+        &flat,
+        &npy::to_bytes_f32(ArrayD::from_elem(IxDyn(&[1, 2, 0, 5]), 1.0f32).view()),
+    )
+    .unwrap();
+    let flat = flat.to_str().unwrap();
+    let result = wgconv(&["compare", flat, flat, "--op", "max-pool2d"]);
+    let err = stderr(&result);
+    assert_eq!(result.status.code(), Some(2), "{err}");
+    assert!(err.contains("[1, 2, 0, 5]") && err.contains("4-D"), "{err}");
+}
+
 /// A `.npz` as numpy's `savez` (stored, Zip64 entries) or `savez_compressed` (deflated) writes it.
 fn save_npz(path: &Path, arrays: &[(&str, &Array4<f32>)], compressed: bool) {
     use std::io::Write;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use ndarray::IxDyn;
 
-use crate::run::{read_f32, report_outcome, Gradient, Judge, Op, OpFlags};
+use crate::run::{check_compare_flags, read_f32, report_outcome, Gradient, Judge, Op, OpFlags};
 use crate::Outcome;
 
 #[derive(Args)]
@@ -26,6 +26,7 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: &CompareArgs) -> wgconv::Result<Outcome> {
+    check_compare_flags(args.op, &args.f)?;
     let layout = wgconv::flags::layout(&args.f.layout)?;
     let judge = Judge::of(args.op, &args.f, layout, args.gradient)?;
     let got = read_f32::<IxDyn>(&args.got, "result")?;

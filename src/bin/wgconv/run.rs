@@ -149,7 +149,8 @@ enum Out {
 }
 
 /// Outputs are .npy files only: a `.npz` name is refused before any work, rather than given
-/// a file that is not the archive its name promises.
+/// a file that is not the archive its name promises; two outputs at one path are refused too,
+/// rather than the second silently replacing the first.
 fn check_outputs(args: &RunArgs) -> wgconv::Result<()> {
     let mut outputs = vec![
         ("output", &args.f.output),
@@ -160,10 +161,20 @@ fn check_outputs(args: &RunArgs) -> wgconv::Result<()> {
     if matches!(args.op, Op::MaxPool2d) {
         outputs.push(("indices", &args.f.indices));
     }
-    for (flag, path) in outputs {
-        if let Some(path) = path.as_deref().filter(|p| npy::is_npz_source(p)) {
+    let outputs: Vec<(&str, &Path)> = outputs
+        .into_iter()
+        .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
+        .collect();
+    for (i, &(flag, path)) in outputs.iter().enumerate() {
+        if npy::is_npz_source(path) {
             return Err(usage(format!(
                 "--{flag} {}: outputs are written as .npy files (.npz archives are only read)",
+                path.display()
+            )));
+        }
+        if let Some((other, _)) = outputs[..i].iter().find(|(_, p)| same_file_name(p, path)) {
+            return Err(usage(format!(
+                "--{other} and --{flag} both name {}: each output needs a file of its own",
                 path.display()
             )));
         }
@@ -171,7 +182,164 @@ fn check_outputs(args: &RunArgs) -> wgconv::Result<()> {
     Ok(())
 }
 
+/// Whether two output paths name one file, as far as their spelling tells ("./a.npy" and
+/// "a.npy" do; links are not followed, since the files need not exist yet).
+fn same_file_name(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| std::path::absolute(p).map(|p| p.components().collect::<PathBuf>());
+    match (absolute(a), absolute(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The flags an op reads (`layout` applies to every op); any other flag given is refused,
+/// not ignored, so that a misplaced `--kernel` or `--indices` cannot pass for a used one.
+fn check_flags_apply(op: Op, f: &OpFlags, reads: &[&str]) -> wgconv::Result<()> {
+    let given = [
+        ("input", f.input.is_some()),
+        ("weight", f.weight.is_some()),
+        ("bias", f.bias.is_some()),
+        ("output", f.output.is_some()),
+        ("grad-output", f.grad_output.is_some()),
+        ("grad-input", f.grad_input.is_some()),
+        ("grad-weight", f.grad_weight.is_some()),
+        ("grad-bias", f.grad_bias.is_some()),
+        ("indices", f.indices.is_some()),
+        ("stride", f.stride.is_some()),
+        ("padding", f.padding.is_some()),
+        ("dilation", f.dilation.is_some()),
+        ("groups", f.groups != 1),
+        ("flip", f.flip),
+        ("output-padding", f.output_padding.is_some()),
+        ("kernel", f.kernel.is_some()),
+        ("ceil-mode", f.ceil_mode),
+        ("input-shape", f.input_shape.is_some()),
+    ];
+    match given
+        .iter()
+        .find(|(flag, set)| *set && !reads.contains(flag))
+    {
+        Some((flag, _)) => Err(usage(format!(
+            "--{flag} does not apply to {} (it reads --{})",
+            op.name(),
+            reads.join(", --")
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl Op {
+    /// The op as the command line names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Conv2d => "conv2d",
+            Op::Conv2dBackward => "conv2d-backward",
+            Op::ConvTranspose2d => "conv-transpose2d",
+            Op::MaxPool2d => "max-pool2d",
+            Op::MaxPool2dBackward => "max-pool2d-backward",
+        }
+    }
+
+    /// The flags `wgconv run` reads for this op.
+    fn run_flags(self) -> &'static [&'static str] {
+        const CONV: [&str; 5] = ["stride", "padding", "dilation", "groups", "flip"];
+        const POOL: [&str; 5] = ["kernel", "stride", "padding", "dilation", "ceil-mode"];
+        match self {
+            Op::Conv2d => &[
+                "input", "weight", "bias", "output", CONV[0], CONV[1], CONV[2], CONV[3], CONV[4],
+            ],
+            Op::Conv2dBackward => &[
+                "input",
+                "weight",
+                "grad-output",
+                "grad-input",
+                "grad-weight",
+                "grad-bias",
+                CONV[0],
+                CONV[1],
+                CONV[2],
+                CONV[3],
+                CONV[4],
+            ],
+            Op::ConvTranspose2d => &[
+                "input",
+                "weight",
+                "bias",
+                "output",
+                "output-padding",
+                CONV[0],
+                CONV[1],
+                CONV[2],
+                CONV[3],
+                CONV[4],
+            ],
+            Op::MaxPool2d => &[
+                "input", "output", "indices", POOL[0], POOL[1], POOL[2], POOL[3], POOL[4],
+            ],
+            Op::MaxPool2dBackward => &[
+                "grad-output",
+                "indices",
+                "input-shape",
+                "output",
+                POOL[0],
+                POOL[1],
+                POOL[2],
+                POOL[3],
+                POOL[4],
+            ],
+        }
+    }
+
+    /// The flags `wgconv compare` reads for this op: the inputs and parameters its error bound
+    /// depends on (max pooling is judged exactly, from the files alone).
+    pub fn compare_flags(self) -> &'static [&'static str] {
+        match self {
+            Op::Conv2d => &[
+                "input", "weight", "bias", "stride", "padding", "dilation", "groups", "flip",
+            ],
+            Op::Conv2dBackward => &[
+                "input",
+                "weight",
+                "grad-output",
+                "stride",
+                "padding",
+                "dilation",
+                "groups",
+                "flip",
+            ],
+            Op::ConvTranspose2d => &[
+                "input",
+                "weight",
+                "bias",
+                "output-padding",
+                "stride",
+                "padding",
+                "dilation",
+                "groups",
+                "flip",
+            ],
+            Op::MaxPool2d => &[],
+            Op::MaxPool2dBackward => &[
+                "grad-output",
+                "indices",
+                "input-shape",
+                "kernel",
+                "stride",
+                "padding",
+                "dilation",
+                "ceil-mode",
+            ],
+        }
+    }
+}
+
+/// [`check_flags_apply`] for `wgconv compare`.
+pub fn check_compare_flags(op: Op, f: &OpFlags) -> wgconv::Result<()> {
+    check_flags_apply(op, f, op.compare_flags())
+}
+
 pub fn run(args: &RunArgs) -> wgconv::Result<Outcome> {
+    check_flags_apply(args.op, &args.f, args.op.run_flags())?;
     check_outputs(args)?;
     let layout = flags::layout(&args.f.layout)?;
     let gpu = if args.cpu {
@@ -202,12 +370,14 @@ pub fn run(args: &RunArgs) -> wgconv::Result<Outcome> {
         }
         None => None,
     };
-    for out in outputs {
-        match out {
-            Out::F32(path, a) => npy::write_atomically(&path, &npy::to_bytes_f32(a.view()))?,
-            Out::I64(path, a) => npy::write_atomically(&path, &npy::to_bytes_i64(a.view()))?,
-        }
-    }
+    let files: Vec<(PathBuf, Vec<u8>)> = outputs
+        .into_iter()
+        .map(|out| match out {
+            Out::F32(path, a) => (path, npy::to_bytes_f32(a.view())),
+            Out::I64(path, a) => (path, npy::to_bytes_i64(a.view())),
+        })
+        .collect();
+    npy::write_all_atomically(&files)?;
     Ok(match judged {
         Some(report) => report_outcome("result", &report),
         None => Outcome::Ok,
@@ -339,6 +509,15 @@ impl Judge {
                 got.shape(),
                 expected.shape()
             )));
+        }
+        if let Judge::Exact = self {
+            if got.ndim() != 4 || got.is_empty() {
+                return Err(usage(format!(
+                    "the files have shape {:?}, but max pooling's results are 4-D with no \
+                     dimension 0",
+                    got.shape()
+                )));
+            }
         }
         if let Judge::Bound(bound) = self {
             if bound.magnitude.shape() != got.shape() {
