@@ -482,6 +482,18 @@ fn bad_inputs_are_one_line_errors_with_exit_code_2_and_no_output() {
             "--bogus-flag",
         ),
         (vec!["run", "not-an-op"], "not-an-op"),
+        // The parser's own errors keep what they name on their one line.
+        (vec!["run"], "not provided: <OP>"),
+        (
+            vec!["bench", "--suite", "foo"],
+            "[possible values: resnet50, vgg, mobilenet, pool, smoke]",
+        ),
+        (
+            vec!["run", "conv2d", "--strde", "2"],
+            "a similar argument exists: '--stride'",
+        ),
+        (vec!["bench", "--repeat", "0"], "must be at least 1"),
+        (vec!["check", "--cases", "0"], "must be at least 1"),
     ];
     for (args, needle) in cases {
         let result = wgconv(&args);
@@ -689,6 +701,53 @@ fn outputs_are_written_all_or_none_and_flags_must_apply() {
     let err = stderr(&result);
     assert_eq!(result.status.code(), Some(2), "{err}");
     assert!(err.contains("[1, 2, 0, 5]") && err.contains("4-D"), "{err}");
+}
+
+/// A variant name in the environment that names no variant is an error, not ignored.
+#[test]
+fn unknown_variant_names_in_the_environment_are_errors() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("variant-env");
+    let x = save(&dir.join("x.npy"), &Array4::<f32>::ones((1, 1, 4, 4)));
+    let w = save(&dir.join("w.npy"), &Array4::<f32>::ones((1, 1, 3, 3)));
+    let y = dir.join("y.npy");
+    let y = y.to_str().unwrap();
+    let cases: [(&str, Vec<&str>, &str); 2] = [
+        (
+            "WGCONV_CONV_VARIANT",
+            vec![
+                "run", "conv2d", "--input", &x, "--weight", &w, "--output", y,
+            ],
+            "WGCONV_CONV_VARIANT=\"packed\" names no conv2d kernel variant",
+        ),
+        (
+            "WGCONV_POOL_VARIANT",
+            vec![
+                "run",
+                "max-pool2d",
+                "--input",
+                &x,
+                "--kernel",
+                "2",
+                "--output",
+                y,
+            ],
+            "WGCONV_POOL_VARIANT=\"packed\" names no max-pooling kernel variant",
+        ),
+    ];
+    for (variable, args, needle) in cases {
+        let result = Command::new(env!("CARGO_BIN_EXE_wgconv"))
+            .args(&args)
+            .env(variable, "packed")
+            .output()
+            .unwrap();
+        let err = stderr(&result);
+        assert_eq!(result.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!Path::new(y).exists());
+    }
 }
 
 /// A `.npz` as numpy's `savez` (stored, Zip64 entries) or `savez_compressed` (deflated) writes it.

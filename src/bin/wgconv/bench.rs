@@ -33,10 +33,10 @@ pub enum Suite {
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "resnet50")]
     suite: Suite,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::at_least_one)]
     batch: usize,
     /// Timed repetitions; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::at_least_one)]
     repeat: usize,
     /// Write the rows as JSON.
     #[arg(long)]

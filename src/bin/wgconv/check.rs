@@ -49,7 +49,7 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value = "all")]
     op: CheckOp,
     /// Random parameter sets per op.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::at_least_one)]
     cases: usize,
     /// Seed of the sweep; a failure names the seed and case that reproduce it.
     #[arg(long, default_value_t = 1)]

@@ -51,6 +51,16 @@ pub enum Outcome {
     Mismatch,
 }
 
+/// clap's parser for counts that must be at least 1 (a batch, repetitions, cases): 0 would
+/// time or check nothing and still print a table.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -65,10 +75,17 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // One line: clap's first line without its "error: " prefix.
+            // One line: clap's message without its "error: " prefix, usage and pointer to
+            // --help, its own lines (the missing arguments, the possible values, a tip) joined.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("wgconv: {}", first.trim_start_matches("error: "));
+            let lines: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let message = lines.join(" ").replace(" tip: ", "; tip: ");
+            eprintln!("wgconv: {}", message.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
     };

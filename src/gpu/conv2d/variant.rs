@@ -181,6 +181,7 @@ pub const SUBGROUP_MIN_CHANNELS: usize = 8;
 /// else the forced variant if one is set (an `Err` if the device cannot run it), else the
 /// tuner's choice if tuning is on, else the planner's pick.
 pub fn choose(gpu: &Gpu, op: &'static str, pass: ConvPass, g: &Conv2dGeometry) -> Result<Choice> {
+    check_variant_env(gpu, op)?;
     if let Some(variant) = tuning::variant_being_timed() {
         return Ok(Choice {
             pass,
@@ -221,6 +222,7 @@ pub(crate) fn candidates(
     pass: ConvPass,
     g: &Conv2dGeometry,
 ) -> Result<Vec<ConvVariant>> {
+    check_variant_env(gpu, op)?;
     if tuning::variant_being_timed().is_some() || gpu.forced_conv_variant().is_some() {
         return Ok(vec![choose(gpu, op, pass, g)?.variant]);
     }
@@ -370,6 +372,9 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
 struct ConvSettings {
     /// A variant every call must use, overriding the planner (tests, `--variant`).
     forced: Mutex<Option<ConvVariant>>,
+    /// `WGCONV_CONV_VARIANT` when it names no variant: every call is then an `Err` saying so,
+    /// rather than the planner running as if the variable were not set.
+    unknown_env: Option<String>,
     /// Set by [`Gpu::enable_tuning`]: the planner then times variants on first use of a shape.
     tuner: Mutex<Option<Arc<tuning::Tuner>>>,
 }
@@ -377,14 +382,31 @@ struct ConvSettings {
 impl Default for ConvSettings {
     /// Read when a `Gpu` first plans a conv2d-family call: `WGCONV_CONV_VARIANT` forces a variant.
     fn default() -> Self {
+        let env = std::env::var(VARIANT_ENV).ok();
+        let forced = env.as_deref().and_then(ConvVariant::from_name);
         Self {
-            forced: Mutex::new(
-                std::env::var(VARIANT_ENV)
-                    .ok()
-                    .and_then(|name| ConvVariant::from_name(&name)),
-            ),
+            forced: Mutex::new(forced),
+            unknown_env: env.filter(|_| forced.is_none()),
             tuner: Mutex::new(None),
         }
+    }
+}
+
+/// `Err` when `WGCONV_CONV_VARIANT` names no variant.
+fn check_variant_env(gpu: &Gpu, op: &'static str) -> Result<()> {
+    match &gpu.conv_settings().unknown_env {
+        Some(name) => Err(invalid(
+            op,
+            format!(
+                "{VARIANT_ENV}={name:?} names no conv2d kernel variant (the variants: {})",
+                ConvVariant::ALL
+                    .iter()
+                    .map(|v| v.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -266,6 +266,7 @@ fn forward(
     const OP: &str = "max_pool2d";
     let gpu = input.gpu();
     let layout = params.layout;
+    check_pool_variant_env(gpu, OP)?;
     let g = params.geometry(OP, dims4(OP, "input", input, layout)?)?;
     if with_indices {
         check_indices_fit(OP, &g)?;
@@ -400,6 +401,7 @@ pub fn max_pool2d_backward(
     const OP: &str = "max_pool2d_backward";
     let gpu = grad_output.gpu();
     check_same_gpu(gpu, OP, &[indices])?;
+    check_pool_variant_env(gpu, OP)?;
     let g = params.geometry(OP, input_shape)?;
     let index_shape = indices.dims4().ok_or_else(|| {
         invalid(
@@ -508,18 +510,35 @@ pub(crate) fn backward_whole(
 struct PoolSettings {
     /// A variant every call must use (tests, `--pool-variant`).
     forced: std::sync::Mutex<Option<PoolVariant>>,
+    /// `WGCONV_POOL_VARIANT` when it names no variant: every call is then an `Err` saying so.
+    unknown_env: Option<String>,
 }
 
 impl Default for PoolSettings {
     /// Read when a `Gpu` first plans a pooling call: `WGCONV_POOL_VARIANT` forces a variant.
     fn default() -> Self {
+        let env = std::env::var(POOL_VARIANT_ENV).ok();
+        let forced = env.as_deref().and_then(PoolVariant::from_name);
         Self {
-            forced: std::sync::Mutex::new(
-                std::env::var(POOL_VARIANT_ENV)
-                    .ok()
-                    .and_then(|name| PoolVariant::from_name(&name)),
-            ),
+            forced: std::sync::Mutex::new(forced),
+            unknown_env: env.filter(|_| forced.is_none()),
         }
+    }
+}
+
+/// `Err` when `WGCONV_POOL_VARIANT` names no variant.
+fn check_pool_variant_env(gpu: &Gpu, op: &'static str) -> Result<()> {
+    match &gpu.pool_settings().unknown_env {
+        Some(name) => Err(invalid(
+            op,
+            format!(
+                "{POOL_VARIANT_ENV}={name:?} names no max-pooling kernel variant (the variants: \
+                 {}, {})",
+                PoolVariant::PerElement.name(),
+                PoolVariant::Blocked.name()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
