@@ -690,17 +690,50 @@ fn outputs_are_written_all_or_none_and_flags_must_apply() {
         }
     }
     // Max pooling's results compared from the files alone must still be pooling results.
-    let flat = dir.join("flat.npy");
-    npy::write_atomically(
-        &flat,
-        &npy::to_bytes_f32(ArrayD::from_elem(IxDyn(&[1, 2, 0, 5]), 1.0f32).view()),
-    )
-    .unwrap();
-    let flat = flat.to_str().unwrap();
-    let result = wgconv(&["compare", flat, flat, "--op", "max-pool2d"]);
-    let err = stderr(&result);
-    assert_eq!(result.status.code(), Some(2), "{err}");
-    assert!(err.contains("[1, 2, 0, 5]") && err.contains("4-D"), "{err}");
+    for (shape, needle) in [
+        (&[1, 2, 0, 5][..], "shape [1, 2, 0, 5], with a dimension 0"),
+        (
+            &[2, 3, 5][..],
+            "shape [2, 3, 5], but max pooling's results are 4-D",
+        ),
+    ] {
+        let file = dir.join("not-pooled.npy");
+        npy::write_atomically(
+            &file,
+            &npy::to_bytes_f32(ArrayD::from_elem(IxDyn(shape), 1.0f32).view()),
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let result = wgconv(&["compare", file, file, "--op", "max-pool2d"]);
+        let err = stderr(&result);
+        assert_eq!(result.status.code(), Some(2), "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+    // Given the input and the window, they must be the pooling of that input.
+    let pooled = save(&dir.join("pooled.npy"), &Array4::<f32>::ones((1, 1, 2, 2)));
+    for (kernel, ok) in [("2", true), ("1", false)] {
+        let result = wgconv(&[
+            "compare",
+            &pooled,
+            &pooled,
+            "--op",
+            "max-pool2d",
+            "--input",
+            &x,
+            "--kernel",
+            kernel,
+        ]);
+        let err = stderr(&result);
+        if ok {
+            assert_eq!(result.status.code(), Some(0), "{err}");
+        } else {
+            assert_eq!(result.status.code(), Some(2), "{err}");
+            assert!(
+                err.contains("wgconv compare: the files have shape [1, 1, 2, 2], but max pooling this input gives [1, 1, 4, 4]"),
+                "{err}"
+            );
+        }
+    }
 }
 
 /// A variant name in the environment that names no variant is an error, not ignored.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ndarray::IxDyn;
+use wgconv::Error;
 
 use crate::run::{check_compare_flags, read_f32, report_outcome, Gradient, Judge, Op, OpFlags};
 use crate::Outcome;
@@ -26,6 +27,20 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: &CompareArgs) -> wgconv::Result<Outcome> {
+    judge(args).map_err(|e| match e {
+        // The reading and judging are `wgconv run`'s, whose errors name it.
+        Error::InvalidArgument {
+            op: "wgconv run",
+            what,
+        } => Error::InvalidArgument {
+            op: "wgconv compare",
+            what,
+        },
+        e => e,
+    })
+}
+
+fn judge(args: &CompareArgs) -> wgconv::Result<Outcome> {
     check_compare_flags(args.op, &args.f)?;
     let layout = wgconv::flags::layout(&args.f.layout)?;
     let judge = Judge::of(args.op, &args.f, layout, args.gradient)?;

@@ -113,13 +113,21 @@ pub fn read_f32<D: ndarray::Dimension>(
     what: &str,
 ) -> wgconv::Result<ndarray::Array<f32, D>> {
     match npy::read(path)? {
-        NpyArray::F32(a) => a.into_dimensionality::<D>().map_err(|_| {
-            usage(format!(
-                "{}: {what} must have {} dimensions",
-                path.display(),
-                D::NDIM.unwrap_or(0)
-            ))
-        }),
+        NpyArray::F32(a) if a.is_empty() => Err(usage(format!(
+            "{}: {what} has shape {:?}, with a dimension 0 (no op takes an empty tensor)",
+            path.display(),
+            a.shape()
+        ))),
+        NpyArray::F32(a) => {
+            let shape = a.shape().to_vec();
+            a.into_dimensionality::<D>().map_err(|_| {
+                usage(format!(
+                    "{}: {what} must have {} dimensions, found shape {shape:?}",
+                    path.display(),
+                    D::NDIM.unwrap_or(0)
+                ))
+            })
+        }
         NpyArray::I64(_) => Err(usage(format!(
             "{}: {what} must be float32, found int64",
             path.display()
@@ -129,12 +137,15 @@ pub fn read_f32<D: ndarray::Dimension>(
 
 fn read_indices(path: &Path) -> wgconv::Result<Array4<i64>> {
     match npy::read(path)? {
-        NpyArray::I64(a) => a.into_dimensionality::<Ix4>().map_err(|_| {
-            usage(format!(
-                "{}: indices must have 4 dimensions",
-                path.display()
-            ))
-        }),
+        NpyArray::I64(a) => {
+            let shape = a.shape().to_vec();
+            a.into_dimensionality::<Ix4>().map_err(|_| {
+                usage(format!(
+                    "{}: indices must have 4 dimensions, found shape {shape:?}",
+                    path.display()
+                ))
+            })
+        }
         NpyArray::F32(_) => Err(usage(format!(
             "{}: indices must be int64 (PyTorch's dtype), found float32",
             path.display()
@@ -291,7 +302,8 @@ impl Op {
     }
 
     /// The flags `wgconv compare` reads for this op: the inputs and parameters its error bound
-    /// depends on (max pooling is judged exactly, from the files alone).
+    /// depends on (max pooling is judged exactly; its input and window, if given, fix the
+    /// shape the files must have).
     pub fn compare_flags(self) -> &'static [&'static str] {
         match self {
             Op::Conv2d => &[
@@ -318,7 +330,14 @@ impl Op {
                 "groups",
                 "flip",
             ],
-            Op::MaxPool2d => &[],
+            Op::MaxPool2d => &[
+                "input",
+                "kernel",
+                "stride",
+                "padding",
+                "dilation",
+                "ceil-mode",
+            ],
             Op::MaxPool2dBackward => &[
                 "grad-output",
                 "indices",
@@ -418,10 +437,11 @@ fn requested_gradient(f: &OpFlags) -> wgconv::Result<Gradient> {
     }
 }
 
-/// How a result of the op is judged against a reference: exactly (max pooling), or each element
-/// within the error bound its summation allows (`wgconv::ErrorBound`, as `wgconv check` uses).
+/// How a result of the op is judged against a reference: exactly (max pooling, whose output
+/// shape is known when its input is given), or each element within the error bound its
+/// summation allows (`wgconv::ErrorBound`, as `wgconv check` uses).
 pub enum Judge {
-    Exact,
+    Exact(Option<[usize; 4]>),
     Bound(ErrorBound<IxDyn>),
 }
 
@@ -443,7 +463,14 @@ impl Judge {
                 .transpose()
         };
         Ok(match op {
-            Op::MaxPool2d => Judge::Exact,
+            Op::MaxPool2d => match &f.input {
+                Some(path) => {
+                    let x = read_f32::<Ix4>(path, "input")?;
+                    let g = pool_params(f, layout)?.geometry("max_pool2d", x.dim().into())?;
+                    Judge::Exact(Some(g.output_shape()))
+                }
+                None => Judge::Exact(None),
+            },
             Op::Conv2d => {
                 let (x, w, b) = (
                     read4(&f.input, "input")?,
@@ -510,11 +537,17 @@ impl Judge {
                 expected.shape()
             )));
         }
-        if let Judge::Exact = self {
+        if let Judge::Exact(shape) = self {
             if got.ndim() != 4 || got.is_empty() {
                 return Err(usage(format!(
                     "the files have shape {:?}, but max pooling's results are 4-D with no \
                      dimension 0",
+                    got.shape()
+                )));
+            }
+            if let Some(shape) = shape.filter(|s| s[..] != *got.shape()) {
+                return Err(usage(format!(
+                    "the files have shape {:?}, but max pooling this input gives {shape:?}",
                     got.shape()
                 )));
             }
@@ -534,7 +567,7 @@ impl Judge {
     /// `got` against `expected`, element by element; a shape mismatch fails every element.
     pub fn report(&self, got: ArrayViewD<f32>, expected: ArrayViewD<f32>) -> Comparison {
         match self {
-            Judge::Exact => compare(got, expected, Tolerance::exact()),
+            Judge::Exact(_) => compare(got, expected, Tolerance::exact()),
             Judge::Bound(bound) => compare(got, expected, bound),
         }
     }

@@ -71,6 +71,7 @@ pub(super) fn draw_case(op: CheckOp, rng: &mut Rng, id: &str) -> wgconv::Result<
             let x = rng.array4(shape);
             let (values, indices) = cpu::max_pool2d_with_indices(x.view(), &params)?;
             let describe = format!("{id} input {shape:?} {params:?}");
+            let output_shape: [usize; 4] = values.dim().into();
             if op == CheckOp::MaxPool2d {
                 return Ok(Some(Case {
                     work: Work::Pool { x, layout, params },
@@ -78,7 +79,7 @@ pub(super) fn draw_case(op: CheckOp, rng: &mut Rng, id: &str) -> wgconv::Result<
                         values: values.into_dyn(),
                         indices: Some(indices.into_dyn()),
                     },
-                    judge: Judge::Exact,
+                    judge: Judge::Exact(Some(output_shape)),
                     describe,
                 }));
             }
