@@ -4,13 +4,10 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No GPU adapter could be found (or none matched `WGCONV_ADAPTER`).
-    #[error(
-        "no GPU adapter: {reason}. wgconv needs a Vulkan, Metal, DX12 or GL driver; on a machine \
-         without a GPU install Mesa's software Vulkan driver (Debian/Ubuntu: \
-         `apt-get install mesa-vulkan-drivers`)"
-    )]
+    #[error("no GPU adapter: {reason}")]
     NoAdapter {
-        /// What the search found, or why nothing matched.
+        /// What the search found, or why nothing matched; where wgpu found no adapter at all,
+        /// also which driver to install.
         reason: String,
     },
 

@@ -736,9 +736,9 @@ fn outputs_are_written_all_or_none_and_flags_must_apply() {
     }
 }
 
-/// A variant name in the environment that names no variant is an error, not ignored.
+/// A variant or backend name in the environment that names none is an error saying so.
 #[test]
-fn unknown_variant_names_in_the_environment_are_errors() {
+fn unknown_names_in_the_environment_are_errors() {
     if common::gpu().is_none() {
         return;
     }
@@ -770,6 +770,13 @@ fn unknown_variant_names_in_the_environment_are_errors() {
             "WGCONV_POOL_VARIANT=\"packed\" names no max-pooling kernel variant",
         ),
     ];
+    let cases = cases.into_iter().chain([(
+        "WGPU_BACKEND",
+        vec![
+            "run", "conv2d", "--input", &x, "--weight", &w, "--output", y,
+        ],
+        "no GPU adapter: WGPU_BACKEND=\"packed\" names no backend",
+    )]);
     for (variable, args, needle) in cases {
         let result = Command::new(env!("CARGO_BIN_EXE_wgconv"))
             .args(&args)

@@ -258,7 +258,8 @@ fn adapter_override_that_matches_nothing() {
         assert!(matches!(e, Error::NoAdapter { .. }), "{e:?}");
         let msg = e.to_string();
         assert!(
-            msg.contains("no-such-adapter-xyz") && msg.contains("mesa-vulkan-drivers"),
+            // The adapters it found are listed; installing a driver is beside the point.
+            msg.contains("no-such-adapter-xyz") && !msg.contains("mesa-vulkan-drivers"),
             "{msg}"
         );
         return;

@@ -171,13 +171,21 @@ fn backend_named(word: &str) -> Option<wgpu::Backend> {
 }
 
 fn no_adapter_found() -> Error {
-    Error::NoAdapter {
-        reason: format!(
-            "wgpu found no adapter for backends {:?} (WGPU_BACKEND={:?})",
-            wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
-            std::env::var("WGPU_BACKEND").unwrap_or_default()
-        ),
-    }
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let variable = std::env::var("WGPU_BACKEND").unwrap_or_default();
+    let reason = if backends.is_empty() {
+        format!(
+            "WGPU_BACKEND={variable:?} names no backend (vulkan, metal, dx12, gl, webgpu), so wgpu \
+             searched none"
+        )
+    } else {
+        format!(
+            "wgpu found no adapter for backends {backends:?} (WGPU_BACKEND={variable:?}). wgconv \
+             needs a Vulkan, Metal, DX12 or GL driver; on a machine without a GPU install Mesa's \
+             software Vulkan driver (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`)"
+        )
+    };
+    Error::NoAdapter { reason }
 }
 
 fn describe(info: &wgpu::AdapterInfo) -> String {
