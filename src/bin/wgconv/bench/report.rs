@@ -36,6 +36,22 @@ pub fn print_rows(rows: &[Row]) {
             format!("{}/{}", r.allocations.0, r.allocations.1),
         );
     }
+    // The suite's total, as the README quotes it (the CPU's backward is split between the dx
+    // and dw rows, so it counts once).
+    let sum = |f: &dyn Fn(&Row) -> Option<Duration>| -> Option<f64> {
+        rows.iter()
+            .map(|r| f(r).map(|t| t.as_secs_f64() * 1e3))
+            .sum()
+    };
+    let show = |v: Option<f64>| v.map_or_else(na, |v| format!("{v:.3}"));
+    println!(
+        "{:<26} {:<8} {:>11} {:>11} {:>11}",
+        "total",
+        "",
+        show(sum(&|r| r.kernel)),
+        show(sum(&|r| Some(r.wall))),
+        show(sum(&|r| r.cpu)),
+    );
     let mut layer = "";
     for r in rows {
         if !r.layer.is_empty() {
