@@ -289,6 +289,28 @@ fn run_backward_transpose_and_pooling_match_the_library() {
             &bound_db
         )
         .passed());
+        // The bias gradient is judged from grad_output alone: against the CPU's, and against
+        // a reference off by 1 in one element.
+        let db_cpu = dir.join("db_cpu.npy");
+        let db_off = dir.join("db_off.npy");
+        let mut off = want.bias.clone().unwrap();
+        npy::write_atomically(&db_cpu, &npy::to_bytes_f32(off.view().into_dyn())).unwrap();
+        off[0] += 1.0;
+        npy::write_atomically(&db_off, &npy::to_bytes_f32(off.view().into_dyn())).unwrap();
+        for (reference, code) in [(&db_cpu, 0), (&db_off, 1)] {
+            let o = wgconv(&[
+                "compare",
+                db.to_str().unwrap(),
+                reference.to_str().unwrap(),
+                "--op",
+                "conv2d-backward",
+                "--gradient",
+                "bias",
+                "--grad-output",
+                &dyp,
+            ]);
+            assert_eq!(o.status.code(), Some(code), "{device}: {}", stderr(&o));
+        }
 
         // conv-transpose2d of dy with the same weights is the input gradient (plus no bias).
         let t = dir.join("t.npy");

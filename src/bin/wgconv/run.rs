@@ -506,8 +506,13 @@ impl Judge {
                     Gradient::Weight => GradSelection::WEIGHT,
                     Gradient::Bias => GradSelection::BIAS,
                 };
-                let (x, w) = (read4(&f.input, "input")?, read4(&f.weight, "weight")?);
                 let dy = read4(&f.grad_output, "grad-output")?;
+                // The bias gradient sums grad_output alone: it needs no input or weight.
+                if matches!(gradient, Gradient::Bias) {
+                    let bound = ErrorBound::conv2d_backward_bias(dy.view(), layout)?;
+                    return Ok(Judge::Bound(bound.into_dyn()));
+                }
+                let (x, w) = (read4(&f.input, "input")?, read4(&f.weight, "weight")?);
                 let p = conv_params(f, layout)?;
                 let b = ErrorBound::conv2d_backward(x.view(), w.view(), dy.view(), &p, which)?;
                 let bound = match gradient {
