@@ -553,131 +553,64 @@ fn outputs_are_written_all_or_none_and_flags_must_apply() {
     let gi = dir.join("gi.npy");
     let same = dir.join("same.npy");
     let same_spelled_otherwise = dir.join(".").join("same.npy");
+    let (gi, same) = (gi.to_str().unwrap(), same.to_str().unwrap());
+    let max_pool = ["run", "max-pool2d", "--input", &x, "--kernel", "2"];
+    let backward = [
+        "run",
+        "conv2d-backward",
+        "--input",
+        &x,
+        "--weight",
+        &w,
+        "--grad-output",
+        &dy,
+    ];
+    let conv = ["run", "conv2d", "--input", &x, "--weight", &w];
+    let missing = missing.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec![
-                "run",
-                "max-pool2d",
-                "--input",
-                &x,
-                "--kernel",
-                "2",
-                "--output",
-                &earlier,
-                "--indices",
-                missing.to_str().unwrap(),
-            ],
+            [&max_pool[..], &["--output", &earlier, "--indices", missing]].concat(),
             "cannot write",
         ),
         (
-            vec![
-                "run",
-                "conv2d-backward",
-                "--input",
-                &x,
-                "--weight",
-                &w,
-                "--grad-output",
-                &dy,
-                "--grad-input",
-                gi.to_str().unwrap(),
-                "--grad-weight",
-                missing.to_str().unwrap(),
-            ],
+            [
+                &backward[..],
+                &["--grad-input", gi, "--grad-weight", missing],
+            ]
+            .concat(),
             "cannot write",
         ),
         (
-            vec![
-                "run",
-                "max-pool2d",
-                "--input",
-                &x,
-                "--kernel",
-                "2",
-                "--output",
-                same.to_str().unwrap(),
-                "--indices",
-                same_spelled_otherwise.to_str().unwrap(),
-            ],
+            [
+                &max_pool[..],
+                &[
+                    "--output",
+                    same,
+                    "--indices",
+                    same_spelled_otherwise.to_str().unwrap(),
+                ],
+            ]
+            .concat(),
             "--output and --indices both name",
         ),
         (
-            vec![
-                "run",
-                "conv2d-backward",
-                "--input",
-                &x,
-                "--weight",
-                &w,
-                "--grad-output",
-                &dy,
-                "--grad-input",
-                same.to_str().unwrap(),
-                "--grad-bias",
-                same.to_str().unwrap(),
-            ],
+            [&backward[..], &["--grad-input", same, "--grad-bias", same]].concat(),
             "--grad-input and --grad-bias both name",
         ),
         (
-            vec![
-                "run",
-                "conv2d",
-                "--input",
-                &x,
-                "--weight",
-                &w,
-                "--kernel",
-                "9",
-                "--output",
-                same.to_str().unwrap(),
-            ],
+            [&conv[..], &["--kernel", "9", "--output", same]].concat(),
             "--kernel does not apply to conv2d",
         ),
         (
-            vec![
-                "run",
-                "conv2d",
-                "--input",
-                &x,
-                "--weight",
-                &w,
-                "--indices",
-                gi.to_str().unwrap(),
-                "--output",
-                same.to_str().unwrap(),
-            ],
+            [&conv[..], &["--indices", gi, "--output", same]].concat(),
             "--indices does not apply to conv2d",
         ),
         (
-            vec![
-                "run",
-                "max-pool2d",
-                "--input",
-                &x,
-                "--kernel",
-                "2",
-                "--groups",
-                "5",
-                "--output",
-                same.to_str().unwrap(),
-            ],
+            [&max_pool[..], &["--groups", "5", "--output", same]].concat(),
             "--groups does not apply to max-pool2d",
         ),
         (
-            vec![
-                "run",
-                "conv2d-backward",
-                "--input",
-                &x,
-                "--weight",
-                &w,
-                "--grad-output",
-                &dy,
-                "--bias",
-                &x,
-                "--grad-input",
-                same.to_str().unwrap(),
-            ],
+            [&backward[..], &["--bias", &x, "--grad-input", same]].concat(),
             "--bias does not apply to conv2d-backward",
         ),
         (
@@ -696,8 +629,8 @@ fn outputs_are_written_all_or_none_and_flags_must_apply() {
             let err = stderr(&result);
             assert_eq!(result.status.code(), Some(2), "{args:?}: {err}");
             assert!(err.contains(needle), "{args:?}: {err}");
-            assert!(!gi.exists(), "{args:?} left {gi:?}");
-            assert!(!same.exists(), "{args:?} left {same:?}");
+            assert!(!Path::new(gi).exists(), "{args:?} left {gi:?}");
+            assert!(!Path::new(same).exists(), "{args:?} left {same:?}");
             assert_eq!(
                 load_f32(&values).into_raw_vec_and_offset().0,
                 vec![7.0],
