@@ -1,8 +1,10 @@
-// Parameter updates for training: accumulating a gradient, and one step of SGD with momentum in
-// PyTorch's form (torch.optim.SGD, dampening 0, not Nesterov):
-//   g = grad + weight_decay * w;  v = momentum * v + g;  w = w - lr * v
-// The host's reference is `nn::sgd_momentum_step_cpu`, in the same f32 operation order, so both
-// backends take the same steps.
+// Parameter updates for training: accumulating a gradient, and one step of SGD in PyTorch's form
+// (torch.optim.SGD, dampening 0, not Nesterov):
+//   g = grad + weight_decay * w (only where weight_decay is not 0);
+//   with momentum: v = momentum * v + g, w = w - lr * v; without: w = w - lr * g.
+// PyTorch skips the terms whose factor is 0, and so must we: 0 * w is NaN for an infinite w.
+// The host's reference is the CPU branch of `nn::tensor`'s steps, in the same f32 operation
+// order, so both backends take the same steps.
 //
 // One invocation per element; the host folds the range into a 3-D grid of 64-wide workgroups.
 
@@ -33,6 +35,27 @@ fn accumulate_gradient(
     weight[i] = weight[i] + grad[i];
 }
 
+// The gradient with weight decay added, where there is any.
+fn decayed(g: f32, w: f32) -> f32 {
+    let weight_decay = bitcast<f32>(u.weight_decay);
+    return select(g, g + weight_decay * w, weight_decay != 0.0);
+}
+
+// SGD without momentum: PyTorch keeps no momentum buffer then, so no velocity is bound.
+@compute @workgroup_size(64)
+fn sgd_step(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let i = invocation_index(wg, groups, local);
+    if (i >= u.invocations) {
+        return;
+    }
+    let w = weight[i];
+    weight[i] = w - bitcast<f32>(u.learning_rate) * decayed(grad[i], w);
+}
+
 @compute @workgroup_size(64)
 fn sgd_momentum_step(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -44,7 +67,7 @@ fn sgd_momentum_step(
         return;
     }
     let w = weight[i];
-    let g = grad[i] + bitcast<f32>(u.weight_decay) * w;
+    let g = decayed(grad[i], w);
     let v = bitcast<f32>(u.momentum) * velocity[i] + g;
     velocity[i] = v;
     weight[i] = w - bitcast<f32>(u.learning_rate) * v;

@@ -53,6 +53,58 @@ fn sgd_with_momentum_and_weight_decay_takes_pytorchs_steps() {
     }
 }
 
+/// PyTorch's SGD drops a term whose factor is 0 and keeps no momentum buffer without momentum
+/// (`torch.optim.SGD`'s documented step), so that with lr 0.1 and gradient 1:
+/// - infinite weights with neither decay nor momentum stay infinite: [inf, -inf, 1] ->
+///   [inf, -inf, 0.9] (adding 0 * w or carrying 0 * v would make NaNs);
+/// - an infinite gradient, then finite ones, without momentum: w = 1 - 0.1 * inf = -inf, then
+///   -inf - 0.1 = -inf (a carried 0 * inf would be NaN);
+/// - momentum 0, then 0.9: the first momentum step starts the buffer at g, so w = 1 - 0.1 =
+///   0.9, then 0.9 - 0.1 * 1 = 0.8 (a buffer kept while momentum was 0 would give 0.71).
+#[test]
+fn sgd_drops_terms_whose_factor_is_zero_as_pytorch_does() {
+    let sgd = |momentum: f32| Sgd {
+        learning_rate: 0.1,
+        momentum,
+        weight_decay: 0.0,
+    };
+    for backend in backends() {
+        let name = backend.name();
+        let grad = |v: &[f32]| Some(backend.upload_1d(Array1::from(v.to_vec()).view()).unwrap());
+        let mut p = Param::new(
+            backend
+                .upload_1d(array![f32::INFINITY, f32::NEG_INFINITY, 1.0].view())
+                .unwrap(),
+        );
+        p.grad = grad(&[1.0, 1.0, 1.0]);
+        sgd(0.0).step(&backend, [&mut p]).unwrap();
+        assert_eq!(
+            values(&p.value),
+            vec![f32::INFINITY, f32::NEG_INFINITY, 0.9],
+            "{name}"
+        );
+
+        let mut p = Param::new(backend.upload_1d(array![1.0f32].view()).unwrap());
+        for g in [f32::INFINITY, 1.0, 1.0] {
+            p.grad = grad(&[g]);
+            sgd(0.0).step(&backend, [&mut p]).unwrap();
+            assert_eq!(values(&p.value), vec![f32::NEG_INFINITY], "{name}");
+        }
+
+        let mut p = Param::new(backend.upload_1d(array![1.0f32].view()).unwrap());
+        for (momentum, expected) in [(0.0, 0.9f32), (0.9, 0.8)] {
+            p.grad = grad(&[1.0]);
+            sgd(momentum).step(&backend, [&mut p]).unwrap();
+            assert_abs_diff_eq!(values(&p.value)[0], expected, epsilon = 1e-6);
+        }
+
+        // PyTorch refuses negative factors.
+        p.grad = grad(&[1.0]);
+        let e = sgd(-0.5).step(&backend, [&mut p]).unwrap_err();
+        assert!(e.to_string().contains("momentum -0.5 is negative"), "{e}");
+    }
+}
+
 /// Two rows: zeros with label 2 (loss ln 4, softmax 1/4 each) and ln(1, 2, 3, 4) with label 3
 /// (softmax (1, 2, 3, 4) / 10, loss -ln 0.4). The gradient is (softmax - one_hot) / 2.
 #[test]

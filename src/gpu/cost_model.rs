@@ -608,6 +608,7 @@ const REAL_GPU_STREAMING: &[Kernel] = &[
     Kernel::MaxPool2dBackward,
     Kernel::ActivationBackward,
     Kernel::AccumulateGradient,
+    Kernel::SgdStep,
     Kernel::SgdMomentumStep,
     Kernel::CopyVec4,
 ];

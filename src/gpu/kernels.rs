@@ -177,7 +177,7 @@ const POOL: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite];
 /// Activation backward: uniforms, grad_output, the saved tensor, grad_input.
 const ACTIVATION_BINDINGS: &[Binding] = &[Uniform, ReadOnly, ReadOnly, ReadWrite];
 const COPY: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
-/// Gradient accumulation: uniforms, the gradient, the accumulated gradient.
+/// Gradient accumulation and SGD without momentum: uniforms, the gradient, the tensor updated.
 const ACCUMULATE: &[Binding] = &[Uniform, ReadOnly, ReadWrite];
 /// SGD: uniforms, the gradient, the weight, the velocity.
 const SGD: &[Binding] = &[Uniform, ReadOnly, ReadWrite, ReadWrite];
@@ -402,6 +402,8 @@ kernels! {
     ActivationBackward = ACTIVATION, "activation_backward", ACTIVATION_BINDINGS, 64;
     /// `accumulated += gradient`, in place (training).
     AccumulateGradient = OPTIMIZER, "accumulate_gradient", ACCUMULATE, 64;
+    /// One SGD step without momentum, in place on the weight (training).
+    SgdStep = OPTIMIZER, "sgd_step", ACCUMULATE, 64;
     /// One SGD-with-momentum step, in place on the weight and its velocity (training).
     SgdMomentumStep = OPTIMIZER, "sgd_momentum_step", SGD, 64;
     /// A plain copy of vec4s (the bench's reference for memory-bound kernels).

@@ -54,9 +54,29 @@ pub(crate) fn accumulate_gradient(into: &GpuTensor, grad: &GpuTensor) -> Result<
     )
 }
 
-/// One SGD-with-momentum step, in place: `g = grad + weight_decay * w`, `v = momentum * v + g`,
-/// `w -= learning_rate * v`. `velocity` starts at zero, as PyTorch's momentum buffer does in
-/// effect (its first step sets `v = g`).
+/// One SGD step without momentum, in place: `w -= learning_rate * g`, `g = grad + weight_decay
+/// * w` where `weight_decay` is not 0 (PyTorch skips the term, which is NaN for an infinite w).
+pub(crate) fn sgd_step(weight: &GpuTensor, grad: &GpuTensor, step: SgdStep) -> Result<()> {
+    const OP: &str = "sgd_step";
+    check_operands(OP, &[("weight", weight), ("gradient", grad)])?;
+    weight.contents_changed();
+    let uniforms = OptimizerUniforms {
+        learning_rate: step.learning_rate.to_bits(),
+        weight_decay: step.weight_decay.to_bits(),
+        ..Default::default()
+    };
+    dispatch(
+        OP,
+        Kernel::SgdStep,
+        weight,
+        uniforms,
+        Resource::buffers([grad.first_buffer(), weight.first_buffer()]),
+    )
+}
+
+/// One SGD-with-momentum step, in place: `g` as in [`sgd_step`], `v = momentum * v + g`,
+/// `w -= learning_rate * v`. PyTorch's first momentum step sets `v = g`: the caller passes a
+/// zero `velocity` with `momentum` 0 for it.
 pub(crate) fn sgd_momentum_step(
     weight: &GpuTensor,
     velocity: &GpuTensor,

@@ -15,7 +15,7 @@ pub struct Param {
     pub value: Tensor,
     /// The gradient summed over the backward passes since the last optimizer step.
     pub grad: Option<Tensor>,
-    /// SGD's momentum buffer, created (zero) by the first step.
+    /// SGD's momentum buffer, created by the first step with momentum (as `v = g`).
     pub(crate) velocity: Option<Tensor>,
 }
 

@@ -310,6 +310,33 @@ pub(crate) fn accumulate(into: &mut Tensor, grad: &Tensor) -> Result<()> {
     }
 }
 
+/// The gradient with weight decay, where there is any: PyTorch adds the term only for a
+/// weight decay that is not 0, which matters for an infinite weight (0 * inf is NaN).
+fn decayed(g: f32, w: f32, step: SgdStep) -> f32 {
+    if step.weight_decay != 0.0 {
+        g + step.weight_decay * w
+    } else {
+        g
+    }
+}
+
+/// One SGD step without momentum in place; on the CPU in the same f32 operations, in the same
+/// order, as `shaders/optimizer.wgsl`.
+pub(crate) fn sgd_step(weight: &mut Tensor, grad: &Tensor, step: SgdStep) -> Result<()> {
+    const OP: &str = "nn::Sgd::step";
+    match (weight, grad) {
+        (Tensor::Gpu(w), Tensor::Gpu(g)) => optimizer::sgd_step(w, g, step),
+        (Tensor::Cpu(w), Tensor::Cpu(g)) => {
+            check_same_shape(OP, &[("weight", w), ("gradient", g)])?;
+            ndarray::Zip::from(w).and(g).for_each(|w, &g| {
+                *w -= step.learning_rate * decayed(g, *w, step);
+            });
+            Ok(())
+        }
+        _ => Err(mixed(OP)),
+    }
+}
+
 /// One SGD-with-momentum step in place; on the CPU in the same f32 operations, in the same
 /// order, as `shaders/optimizer.wgsl`.
 pub(crate) fn sgd_momentum_step(
@@ -326,7 +353,7 @@ pub(crate) fn sgd_momentum_step(
         (Tensor::Cpu(w), Tensor::Cpu(v), Tensor::Cpu(g)) => {
             check_same_shape(OP, &[("weight", w), ("velocity", v), ("gradient", g)])?;
             ndarray::Zip::from(w).and(v).and(g).for_each(|w, v, &g| {
-                let g = g + step.weight_decay * *w;
+                let g = decayed(g, *w, step);
                 *v = step.momentum * *v + g;
                 *w -= step.learning_rate * *v;
             });
