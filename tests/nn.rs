@@ -105,6 +105,137 @@ fn sgd_drops_terms_whose_factor_is_zero_as_pytorch_does() {
     }
 }
 
+/// A clone of a parameter or a layer holds its own values on both backends, as a copied
+/// PyTorch module does: an update in place (an SGD step, a gradient accumulated) reaches only
+/// the tensor it is made on, and a gradient that shares the weight's storage (`p.grad =
+/// p.value.clone()`) is read as it was. w = [1, 2], lr 0.5.
+#[test]
+fn clones_keep_their_values_through_updates_in_place() {
+    let sgd = Sgd {
+        learning_rate: 0.5,
+        momentum: 0.0,
+        weight_decay: 0.0,
+    };
+    for backend in backends() {
+        let name = backend.name();
+        let upload = |v: &[f32]| backend.upload_1d(Array1::from(v.to_vec()).view()).unwrap();
+        let mut p = Param::new(upload(&[1.0, 2.0]));
+        let copy = p.clone();
+        p.grad = Some(upload(&[1.0, 1.0]));
+        sgd.step(&backend, [&mut p]).unwrap();
+        assert_eq!(values(&p.value), vec![0.5, 1.5], "{name}");
+        assert_eq!(
+            values(&copy.value),
+            vec![1.0, 2.0],
+            "{name}: the clone moved"
+        );
+
+        // The gradient is the weight itself: w - 0.5 * w.
+        p.grad = Some(p.value.clone());
+        sgd.step(&backend, [&mut p]).unwrap();
+        assert_eq!(values(&p.value), vec![0.25, 0.75], "{name}");
+
+        // Accumulating into a gradient that is the caller's tensor leaves the caller's alone;
+        // accumulating a gradient into itself doubles it.
+        let mine = upload(&[1.0, 1.0]);
+        p.accumulate(mine.clone()).unwrap();
+        p.accumulate(upload(&[10.0, 10.0])).unwrap();
+        assert_eq!(values(p.grad.as_ref().unwrap()), vec![11.0, 11.0], "{name}");
+        assert_eq!(
+            values(&mine),
+            vec![1.0, 1.0],
+            "{name}: the caller's gradient moved"
+        );
+        let again = p.grad.clone().unwrap();
+        p.accumulate(again).unwrap();
+        assert_eq!(values(p.grad.as_ref().unwrap()), vec![22.0, 22.0], "{name}");
+    }
+}
+
+/// The backward pass differentiates the function the forward pass computed: y = w * x with
+/// w = 2, x = 3; an SGD step between them (gradient 1, lr 1) takes w to 1, but dx is still
+/// 2 * dy and dw x * dy = 3 (PyTorch refuses this order; here the layer keeps the weights its
+/// forward pass used).
+#[test]
+fn a_step_between_forward_and_backward_leaves_the_backward_its_weights() {
+    let sgd = Sgd {
+        learning_rate: 1.0,
+        momentum: 0.0,
+        weight_decay: 0.0,
+    };
+    for backend in backends() {
+        let name = backend.name();
+        let mut dense = Conv2d::dense(
+            &backend,
+            Array4::from_elem((1, 1, 1, 1), 2.0f32).view(),
+            array![0.0f32].view(),
+            Activation::None,
+            Layout::Nchw,
+        )
+        .unwrap();
+        let x = backend
+            .upload(Array4::from_elem((1, 1, 1, 1), 3.0f32).view(), Layout::Nchw)
+            .unwrap();
+        let y = dense.forward(&x, true).unwrap();
+        assert_eq!(values(&y), vec![6.0], "{name}");
+        dense.weight.grad = Some(
+            backend
+                .upload(Array4::from_elem((1, 1, 1, 1), 1.0f32).view(), Layout::Nchw)
+                .unwrap(),
+        );
+        sgd.step(&backend, dense.params()).unwrap();
+        assert_eq!(values(&dense.weight.value), vec![1.0], "{name}");
+        let dy = backend
+            .upload(Array4::from_elem((1, 1, 1, 1), 1.0f32).view(), Layout::Nchw)
+            .unwrap();
+        let dx = dense.backward(&dy, true).unwrap().unwrap();
+        assert_eq!(values(&dx), vec![2.0], "{name}");
+        assert_eq!(
+            values(dense.weight.grad.as_ref().unwrap()),
+            vec![3.0],
+            "{name}"
+        );
+    }
+}
+
+/// Leaky ReLU with a slope of 0 or less does not keep the sign of its input, so the layer
+/// saves the pre-activation for the backward pass (PyTorch trains with such slopes). y = w * x
+/// with w = 1, x = -2: z = -2, y = slope * z; dz = slope * dy, dx = slope, dw = -2 * slope.
+#[test]
+fn leaky_relu_with_a_slope_of_zero_or_less_trains() {
+    for backend in backends() {
+        for slope in [0.0f32, -0.5] {
+            let name = format!("{} slope {slope}", backend.name());
+            let mut dense = Conv2d::dense(
+                &backend,
+                Array4::from_elem((1, 1, 1, 1), 1.0f32).view(),
+                array![0.0f32].view(),
+                Activation::LeakyRelu { slope },
+                Layout::Nchw,
+            )
+            .unwrap();
+            let x = backend
+                .upload(
+                    Array4::from_elem((1, 1, 1, 1), -2.0f32).view(),
+                    Layout::Nchw,
+                )
+                .unwrap();
+            let y = dense.forward(&x, true).unwrap();
+            assert_eq!(values(&y), vec![-2.0 * slope], "{name}");
+            let dy = backend
+                .upload(Array4::from_elem((1, 1, 1, 1), 1.0f32).view(), Layout::Nchw)
+                .unwrap();
+            let dx = dense.backward(&dy, true).unwrap().unwrap();
+            assert_eq!(values(&dx), vec![slope], "{name}");
+            assert_eq!(
+                values(dense.weight.grad.as_ref().unwrap()),
+                vec![-2.0 * slope],
+                "{name}"
+            );
+        }
+    }
+}
+
 /// Two rows: zeros with label 2 (loss ln 4, softmax 1/4 each) and ln(1, 2, 3, 4) with label 3
 /// (softmax (1, 2, 3, 4) / 10, loss -ln 0.4). The gradient is (softmax - one_hot) / 2.
 #[test]

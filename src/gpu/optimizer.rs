@@ -1,11 +1,12 @@
 //! Host side of the parameter-update kernels (`shaders/optimizer.wgsl`): gradient accumulation
-//! and SGD with momentum, in place on the parameter's own buffers.
+//! and SGD, in place on the parameter's own buffers (copied first where a clone shares them).
 
 use crate::error::Result;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::launch::{check_same_gpu, check_whole, submit, Dispatch, Resource};
 use crate::gpu::runtime::uniforms::uniform_struct;
+use crate::gpu::split::copy::copy_flat;
 use crate::gpu::GpuTensor;
 use crate::params::check_same_shape;
 
@@ -40,10 +41,28 @@ fn check_operands(op: &'static str, named: &[(&str, &GpuTensor)]) -> Result<()> 
     check_whole(op, named)
 }
 
-/// `into += grad`, elementwise, in `into`'s own buffer (every clone of `into` sees it).
-pub(crate) fn accumulate_gradient(into: &GpuTensor, grad: &GpuTensor) -> Result<()> {
+/// Gives `tensor` buffers of its own, copying its values, when a clone shares them: the updates
+/// in place below then reach no other handle (a clone keeps the values it had, as on the CPU
+/// backend, where a clone is a copy), and no operand they read can be the buffer they write
+/// (wgpu refuses a buffer bound both read-only and read-write).
+fn make_unique(op: &'static str, tensor: &mut GpuTensor) -> Result<()> {
+    if !tensor.is_shared() {
+        return Ok(());
+    }
+    let gpu = tensor.gpu().clone();
+    let copy = gpu.capture(op, || {
+        GpuTensor::uninit(&gpu, op, tensor.shape(), tensor.layout())
+    })??;
+    copy_flat(&gpu, op, tensor, 0, &copy, 0, tensor.len())?;
+    *tensor = copy;
+    Ok(())
+}
+
+/// `into += grad`, elementwise, in place (in a copy first if a clone shares `into`'s buffers).
+pub(crate) fn accumulate_gradient(into: &mut GpuTensor, grad: &GpuTensor) -> Result<()> {
     const OP: &str = "accumulate_gradient";
     check_operands(OP, &[("accumulated gradient", into), ("gradient", grad)])?;
+    make_unique(OP, into)?;
     into.contents_changed();
     dispatch(
         OP,
@@ -56,9 +75,10 @@ pub(crate) fn accumulate_gradient(into: &GpuTensor, grad: &GpuTensor) -> Result<
 
 /// One SGD step without momentum, in place: `w -= learning_rate * g`, `g = grad + weight_decay
 /// * w` where `weight_decay` is not 0 (PyTorch skips the term, which is NaN for an infinite w).
-pub(crate) fn sgd_step(weight: &GpuTensor, grad: &GpuTensor, step: SgdStep) -> Result<()> {
+pub(crate) fn sgd_step(weight: &mut GpuTensor, grad: &GpuTensor, step: SgdStep) -> Result<()> {
     const OP: &str = "sgd_step";
     check_operands(OP, &[("weight", weight), ("gradient", grad)])?;
+    make_unique(OP, weight)?;
     weight.contents_changed();
     let uniforms = OptimizerUniforms {
         learning_rate: step.learning_rate.to_bits(),
@@ -78,8 +98,8 @@ pub(crate) fn sgd_step(weight: &GpuTensor, grad: &GpuTensor, step: SgdStep) -> R
 /// `w -= learning_rate * v`. PyTorch's first momentum step sets `v = g`: the caller passes a
 /// zero `velocity` with `momentum` 0 for it.
 pub(crate) fn sgd_momentum_step(
-    weight: &GpuTensor,
-    velocity: &GpuTensor,
+    weight: &mut GpuTensor,
+    velocity: &mut GpuTensor,
     grad: &GpuTensor,
     step: SgdStep,
 ) -> Result<()> {
@@ -92,6 +112,8 @@ pub(crate) fn sgd_momentum_step(
             ("gradient", grad),
         ],
     )?;
+    make_unique(OP, weight)?;
+    make_unique(OP, velocity)?;
     // Before the dispatch, so that nothing derived from the old values outlives an error.
     weight.contents_changed();
     velocity.contents_changed();

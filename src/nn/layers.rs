@@ -3,7 +3,7 @@
 use ndarray::{ArrayView1, ArrayView4};
 
 use super::tensor::{self, Backend, Indices, Tensor};
-use crate::activation::Activation;
+use crate::activation::{Activation, SavedTensor};
 use crate::error::{invalid, Result};
 use crate::grads::GradSelection;
 use crate::params::{Conv2dParams, Layout, Pool2dParams};
@@ -74,8 +74,21 @@ pub struct Conv2d {
     pub bias: Param,
     params: Conv2dParams,
     activation: Activation,
-    /// The input and the output of the last training forward pass.
-    saved: Option<(Tensor, Tensor)>,
+    /// What the last training forward pass used and made, for the backward pass.
+    saved: Option<SavedForward>,
+}
+
+/// A training forward pass of [`Conv2d`], as its backward pass needs it.
+#[derive(Clone, Debug)]
+struct SavedForward {
+    input: Tensor,
+    /// The weights the pass used: an optimizer step before the backward pass updates the
+    /// layer's own (in a copy, since this clone shares them), and the backward pass still
+    /// differentiates the function the forward pass computed.
+    weight: Tensor,
+    /// The output, or the pre-activation where the output does not give the activation's
+    /// derivative (leaky ReLU with a slope of 0 or less).
+    activation_input: (Tensor, SavedTensor),
 }
 
 impl Conv2d {
@@ -114,26 +127,48 @@ impl Conv2d {
 
 impl Layer for Conv2d {
     fn forward(&mut self, input: &Tensor, training: bool) -> Result<Tensor> {
-        let output = tensor::conv2d(
-            input,
-            &self.weight.value,
-            &self.bias.value,
-            &self.params,
-            self.activation,
-        )?;
-        self.saved = training.then(|| (input.clone(), output.clone()));
+        let conv = |activation| {
+            tensor::conv2d(
+                input,
+                &self.weight.value,
+                &self.bias.value,
+                &self.params,
+                activation,
+            )
+        };
+        let output = conv(self.activation)?;
+        self.saved = None;
+        if training {
+            let from_output = self
+                .activation
+                .check_saved("nn::Conv2d::forward", SavedTensor::Output)
+                .is_ok();
+            // The pre-activation costs a second convolution, only where the output will not do.
+            let activation_input = if from_output {
+                (output.clone(), SavedTensor::Output)
+            } else {
+                (conv(Activation::None)?, SavedTensor::PreActivation)
+            };
+            self.saved = Some(SavedForward {
+                input: input.clone(),
+                weight: self.weight.value.clone(),
+                activation_input,
+            });
+        }
         Ok(output)
     }
 
     fn backward(&mut self, grad_output: &Tensor, input_grad: bool) -> Result<Option<Tensor>> {
-        let (input, output) = take_saved(&mut self.saved, "nn::Conv2d::backward")?;
-        let dz = tensor::activation_backward(grad_output, &output, self.activation)?;
+        let saved = take_saved(&mut self.saved, "nn::Conv2d::backward")?;
+        let (activation_input, kind) = &saved.activation_input;
+        let dz =
+            tensor::activation_backward(grad_output, activation_input, self.activation, *kind)?;
         let which = GradSelection {
             input: input_grad,
             weight: true,
             bias: true,
         };
-        let grads = tensor::conv2d_backward(&input, &self.weight.value, &dz, &self.params, which)?;
+        let grads = tensor::conv2d_backward(&saved.input, &saved.weight, &dz, &self.params, which)?;
         self.weight.accumulate(grads.weight.expect("requested"))?;
         self.bias.accumulate(grads.bias.expect("requested"))?;
         Ok(grads.input)

@@ -176,26 +176,24 @@ pub(crate) fn conv2d(
 /// `grad_output * f'(z)` from the saved activation output.
 pub(crate) fn activation_backward(
     grad_output: &Tensor,
-    output: &Tensor,
+    saved: &Tensor,
     activation: Activation,
+    kind: SavedTensor,
 ) -> Result<Tensor> {
     const OP: &str = "nn::Conv2d::backward";
     if activation == Activation::None {
         return Ok(grad_output.clone());
     }
-    Ok(match (grad_output, output) {
-        (Tensor::Gpu(dy), Tensor::Gpu(y)) => Tensor::Gpu(crate::activation_backward(
-            dy,
-            y,
-            activation,
-            SavedTensor::Output,
-        )?),
-        (Tensor::Cpu(dy), Tensor::Cpu(y)) => Tensor::Cpu(
+    Ok(match (grad_output, saved) {
+        (Tensor::Gpu(dy), Tensor::Gpu(v)) => {
+            Tensor::Gpu(crate::activation_backward(dy, v, activation, kind)?)
+        }
+        (Tensor::Cpu(dy), Tensor::Cpu(v)) => Tensor::Cpu(
             cpu::activation_backward(
                 view4(OP, "grad_output", dy)?,
-                view4(OP, "output", y)?,
+                view4(OP, "saved", v)?,
                 activation,
-                SavedTensor::Output,
+                kind,
             )?
             .into_dyn(),
         ),

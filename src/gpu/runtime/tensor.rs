@@ -295,6 +295,11 @@ impl GpuTensor {
         )
     }
 
+    /// Whether a clone shares these buffers (a write into them would reach it too).
+    pub(crate) fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.buffers) > 1
+    }
+
     /// The version cell, to tell later whether any clone of this tensor is still alive.
     pub(crate) fn contents_liveness(&self) -> std::sync::Weak<AtomicU64> {
         Arc::downgrade(&self.version)
