@@ -25,7 +25,7 @@ pub enum Activation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SavedTensor {
     /// The activation's output `y = f(z)`: enough for ReLU, sigmoid, tanh, and leaky ReLU with
-    /// a positive slope (PyTorch's `self_is_result`).
+    /// a slope of 0 or more (PyTorch's `self_is_result`).
     Output,
     /// The pre-activation `z` (the conv output before the activation): works for every
     /// activation.
@@ -103,7 +103,8 @@ impl Activation {
     /// `Err` when the derivative cannot be recovered from the saved tensor.
     pub(crate) fn check_saved(self, op: &'static str, saved: SavedTensor) -> Result<()> {
         if let (Activation::LeakyRelu { slope }, SavedTensor::Output) = (self, saved) {
-            if slope.is_nan() || slope <= 0.0 {
+            // A slope of 0 is ReLU: the output is positive exactly where the input is.
+            if slope.is_nan() || slope < 0.0 {
                 return Err(invalid(
                     op,
                     format!(

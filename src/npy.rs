@@ -289,45 +289,49 @@ fn to_bytes<T: ndarray_npy::WritableElement + Clone>(array: ArrayViewD<T>) -> Ve
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
 /// failure never leaves a partial file behind.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_all_atomically(&[(path.to_path_buf(), bytes.to_vec())])
+    write_all_atomically(&[(path, bytes)])
 }
 
 /// Writes several files as one: each goes to a temporary file beside its destination first,
-/// and only once every one is written are they renamed into place, so that a failure to write
-/// (a missing folder, a full disk) leaves none of them and no destination half replaced. (A
-/// rename within a folder failing after the writes succeeded leaves those renamed before it.)
-pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
-    let tmp = |path: &Path| path.with_extension(format!("npy.tmp{}", std::process::id()));
-    let mut written: Vec<PathBuf> = Vec::new();
-    let mut failure = None;
-    for (path, bytes) in files {
-        match std::fs::write(tmp(path), bytes) {
-            Ok(()) => written.push(tmp(path)),
-            Err(e) => {
-                let _ = std::fs::remove_file(tmp(path));
-                failure = Some((path, e));
-                break;
-            }
+/// and only once every one is written, and no destination is a folder, are they renamed into
+/// place, so that a failure to write (a missing folder, a full disk) leaves none of them and no
+/// destination half replaced. (A rename within a folder failing after all that leaves those
+/// renamed before it.)
+pub fn write_all_atomically(files: &[(&Path, &[u8])]) -> Result<()> {
+    // The whole file name plus a suffix, numbered per file: replacing the extension would give
+    // `y.npy` and `y.idx` one temporary file.
+    let tmp = |i: usize, path: &Path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".tmp{}.{i}", std::process::id()));
+        PathBuf::from(name)
+    };
+    let fail = |path: &Path, e: &dyn std::fmt::Display| {
+        invalid(OP, format!("cannot write {}: {e}", path.display()))
+    };
+    let remove = |n: usize| {
+        for (i, (path, _)) in files.iter().enumerate().take(n) {
+            let _ = std::fs::remove_file(tmp(i, path));
+        }
+    };
+    for (i, (path, bytes)) in files.iter().enumerate() {
+        if let Err(e) = std::fs::write(tmp(i, path), bytes) {
+            remove(i + 1);
+            return Err(fail(path, &e));
         }
     }
-    if failure.is_none() {
-        for (path, _) in files {
-            if let Err(e) = std::fs::rename(tmp(path), path) {
-                failure = Some((path, e));
-                break;
+    if let Some((path, _)) = files.iter().find(|(path, _)| path.is_dir()) {
+        remove(files.len());
+        return Err(fail(path, &"it is a folder"));
+    }
+    for (i, (path, _)) in files.iter().enumerate() {
+        if let Err(e) = std::fs::rename(tmp(i, path), path) {
+            for (j, (later, _)) in files.iter().enumerate().skip(i) {
+                let _ = std::fs::remove_file(tmp(j, later));
             }
-            written.retain(|t| *t != tmp(path));
+            return Err(fail(path, &e));
         }
     }
-    match failure {
-        Some((path, e)) => {
-            for t in written {
-                let _ = std::fs::remove_file(t);
-            }
-            Err(invalid(OP, format!("cannot write {}: {e}", path.display())))
-        }
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -198,9 +198,10 @@ fn a_step_between_forward_and_backward_leaves_the_backward_its_weights() {
     }
 }
 
-/// Leaky ReLU with a slope of 0 or less does not keep the sign of its input, so the layer
-/// saves the pre-activation for the backward pass (PyTorch trains with such slopes). y = w * x
-/// with w = 1, x = -2: z = -2, y = slope * z; dz = slope * dy, dx = slope, dw = -2 * slope.
+/// Leaky ReLU with a negative slope does not keep the sign of its input, so the layer saves
+/// the pre-activation for the backward pass (PyTorch trains with such slopes); a slope of 0 is
+/// ReLU, whose output will do. y = w * x with w = 1, x = -2: z = -2, y = slope * z; dz =
+/// slope * dy, dx = slope, dw = -2 * slope.
 #[test]
 fn leaky_relu_with_a_slope_of_zero_or_less_trains() {
     for backend in backends() {

@@ -87,7 +87,7 @@ struct SavedForward {
     /// differentiates the function the forward pass computed.
     weight: Tensor,
     /// The output, or the pre-activation where the output does not give the activation's
-    /// derivative (leaky ReLU with a slope of 0 or less).
+    /// derivative (leaky ReLU with a negative slope).
     activation_input: (Tensor, SavedTensor),
 }
 

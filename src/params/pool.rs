@@ -476,6 +476,17 @@ mod tests {
             g.largest_tapless_index(),
             Some(((rows * 16 + 15) * 2 + 1, 2, 15))
         );
+        // The same along columns: every window of a 16 x 3 input has no column inside it, the
+        // first at or after 0 being 2^29 + o; the largest row is 15.
+        let wide = Pool2dParams::new(1, 2)
+            .with_stride(1)
+            .with_dilation(1 << 30)
+            .with_padding_hw(0, 1 << 29);
+        let g = wide.geometry("t", [1, 1, 16, 3]).unwrap();
+        assert_eq!(
+            g.largest_tapless_index(),
+            Some((15 * 3 + (1u128 << 29) + 2, 15, 2))
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub fn run(args: &CompareArgs) -> wgconv::Result<Outcome> {
 }
 
 fn judge(args: &CompareArgs) -> wgconv::Result<Outcome> {
-    check_compare_flags(args.op, &args.f)?;
+    check_compare_flags(args.op, &args.f, args.gradient)?;
     let layout = wgconv::flags::layout(&args.f.layout)?;
     let judge = Judge::of(args.op, &args.f, layout, args.gradient)?;
     let got = read_f32::<IxDyn>(&args.got, "result")?;

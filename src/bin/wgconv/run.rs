@@ -230,6 +230,11 @@ fn check_flags_apply(op: Op, f: &OpFlags, reads: &[&str]) -> wgconv::Result<()> 
         .iter()
         .find(|(flag, set)| *set && !reads.contains(flag))
     {
+        Some((flag, _)) if reads.is_empty() => Err(usage(format!(
+            "--{flag} does not apply to {} without --input (its results are then judged from \
+             the files alone)",
+            op.name()
+        ))),
         Some((flag, _)) => Err(usage(format!(
             "--{flag} does not apply to {} (it reads --{})",
             op.name(),
@@ -241,14 +246,9 @@ fn check_flags_apply(op: Op, f: &OpFlags, reads: &[&str]) -> wgconv::Result<()> 
 
 impl Op {
     /// The op as the command line names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Conv2d => "conv2d",
-            Op::Conv2dBackward => "conv2d-backward",
-            Op::ConvTranspose2d => "conv-transpose2d",
-            Op::MaxPool2d => "max-pool2d",
-            Op::MaxPool2dBackward => "max-pool2d-backward",
-        }
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
     }
 
     /// The flags `wgconv run` reads for this op.
@@ -301,60 +301,38 @@ impl Op {
         }
     }
 
-    /// The flags `wgconv compare` reads for this op: the inputs and parameters its error bound
-    /// depends on (max pooling is judged exactly; its input and window, if given, fix the
-    /// shape the files must have).
-    pub fn compare_flags(self) -> &'static [&'static str] {
+    /// The files this op writes under `wgconv run`.
+    fn output_flags(self) -> &'static [&'static str] {
         match self {
-            Op::Conv2d => &[
-                "input", "weight", "bias", "stride", "padding", "dilation", "groups", "flip",
-            ],
-            Op::Conv2dBackward => &[
-                "input",
-                "weight",
-                "grad-output",
-                "stride",
-                "padding",
-                "dilation",
-                "groups",
-                "flip",
-            ],
-            Op::ConvTranspose2d => &[
-                "input",
-                "weight",
-                "bias",
-                "output-padding",
-                "stride",
-                "padding",
-                "dilation",
-                "groups",
-                "flip",
-            ],
-            Op::MaxPool2d => &[
-                "input",
-                "kernel",
-                "stride",
-                "padding",
-                "dilation",
-                "ceil-mode",
-            ],
-            Op::MaxPool2dBackward => &[
-                "grad-output",
-                "indices",
-                "input-shape",
-                "kernel",
-                "stride",
-                "padding",
-                "dilation",
-                "ceil-mode",
-            ],
+            Op::Conv2dBackward => &["grad-input", "grad-weight", "grad-bias"],
+            Op::MaxPool2d => &["output", "indices"],
+            _ => &["output"],
         }
     }
 }
 
-/// [`check_flags_apply`] for `wgconv compare`.
-pub fn check_compare_flags(op: Op, f: &OpFlags) -> wgconv::Result<()> {
-    check_flags_apply(op, f, op.compare_flags())
+/// [`check_flags_apply`] for `wgconv compare`: the flags `run` reads but its outputs, which
+/// are the inputs and parameters the judgement depends on; for the bias gradient, grad_output
+/// alone. Max pooling is judged exactly, from the files, unless `--input` is given: then its
+/// window flags fix the shape the files must have, and without it they are refused.
+pub fn check_compare_flags(op: Op, f: &OpFlags, gradient: Option<Gradient>) -> wgconv::Result<()> {
+    if gradient.is_some() && !matches!(op, Op::Conv2dBackward) {
+        return Err(usage(format!(
+            "--gradient applies to conv2d-backward, not to {}",
+            op.name()
+        )));
+    }
+    let reads: Vec<&str> = match (op, gradient) {
+        (Op::Conv2dBackward, Some(Gradient::Bias)) => vec!["grad-output"],
+        (Op::MaxPool2d, _) if f.input.is_none() => Vec::new(),
+        _ => op
+            .run_flags()
+            .iter()
+            .copied()
+            .filter(|flag| !op.output_flags().contains(flag))
+            .collect(),
+    };
+    check_flags_apply(op, f, &reads)
 }
 
 pub fn run(args: &RunArgs) -> wgconv::Result<Outcome> {
@@ -396,6 +374,7 @@ pub fn run(args: &RunArgs) -> wgconv::Result<Outcome> {
             Out::I64(path, a) => (path, npy::to_bytes_i64(a.view())),
         })
         .collect();
+    let files: Vec<(&Path, &[u8])> = files.iter().map(|(p, b)| (p.as_path(), &b[..])).collect();
     npy::write_all_atomically(&files)?;
     Ok(match judged {
         Some(report) => report_outcome("result", &report),
@@ -543,10 +522,9 @@ impl Judge {
             )));
         }
         if let Judge::Exact(shape) = self {
-            if got.ndim() != 4 || got.is_empty() {
+            if got.ndim() != 4 {
                 return Err(usage(format!(
-                    "the files have shape {:?}, but max pooling's results are 4-D with no \
-                     dimension 0",
+                    "the files have shape {:?}, but max pooling's results are 4-D",
                     got.shape()
                 )));
             }

@@ -382,7 +382,7 @@ struct ConvSettings {
 impl Default for ConvSettings {
     /// Read when a `Gpu` first plans a conv2d-family call: `WGCONV_CONV_VARIANT` forces a variant.
     fn default() -> Self {
-        let env = std::env::var(VARIANT_ENV).ok();
+        let env = std::env::var(VARIANT_ENV).ok().filter(|v| !v.is_empty());
         let forced = env.as_deref().and_then(ConvVariant::from_name);
         Self {
             forced: Mutex::new(forced),
@@ -392,10 +392,11 @@ impl Default for ConvSettings {
     }
 }
 
-/// `Err` when `WGCONV_CONV_VARIANT` names no variant.
+/// `Err` when `WGCONV_CONV_VARIANT` names no variant and no variant is forced in code (which
+/// wins over the variable).
 fn check_variant_env(gpu: &Gpu, op: &'static str) -> Result<()> {
     match &gpu.conv_settings().unknown_env {
-        Some(name) => Err(invalid(
+        Some(name) if gpu.forced_conv_variant().is_none() => Err(invalid(
             op,
             format!(
                 "{VARIANT_ENV}={name:?} names no conv2d kernel variant (the variants: {})",
@@ -406,7 +407,7 @@ fn check_variant_env(gpu: &Gpu, op: &'static str) -> Result<()> {
                     .join(", ")
             ),
         )),
-        None => Ok(()),
+        _ => Ok(()),
     }
 }
 

@@ -517,7 +517,9 @@ struct PoolSettings {
 impl Default for PoolSettings {
     /// Read when a `Gpu` first plans a pooling call: `WGCONV_POOL_VARIANT` forces a variant.
     fn default() -> Self {
-        let env = std::env::var(POOL_VARIANT_ENV).ok();
+        let env = std::env::var(POOL_VARIANT_ENV)
+            .ok()
+            .filter(|v| !v.is_empty());
         let forced = env.as_deref().and_then(PoolVariant::from_name);
         Self {
             forced: std::sync::Mutex::new(forced),
@@ -526,10 +528,10 @@ impl Default for PoolSettings {
     }
 }
 
-/// `Err` when `WGCONV_POOL_VARIANT` names no variant.
+/// `Err` when `WGCONV_POOL_VARIANT` names no variant and no variant is forced in code.
 fn check_pool_variant_env(gpu: &Gpu, op: &'static str) -> Result<()> {
     match &gpu.pool_settings().unknown_env {
-        Some(name) => Err(invalid(
+        Some(name) if gpu.forced_pool_variant().is_none() => Err(invalid(
             op,
             format!(
                 "{POOL_VARIANT_ENV}={name:?} names no max-pooling kernel variant (the variants: \
@@ -538,7 +540,7 @@ fn check_pool_variant_env(gpu: &Gpu, op: &'static str) -> Result<()> {
                 PoolVariant::Blocked.name()
             ),
         )),
-        None => Ok(()),
+        _ => Ok(()),
     }
 }
 
