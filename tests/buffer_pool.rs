@@ -359,22 +359,27 @@ fn packed_weights_kept(variant: ConvVariant) {
     };
     let p = Conv2dParams::default().with_padding(Padding::uniform(1));
     let x = data([2, 8, 9, 9], 1);
-    let (xt, wt) = (up(&gpu, &x), up(&gpu, &data([16, 8, 3, 3], 2)));
-    let check = |what: &str| {
+    let xt = up(&gpu, &x);
+    // The parameter owns the weights alone: an update in place on a tensor a clone shares
+    // copies it first, and the clone's packing would rightly stay valid.
+    let mut param = Param::new(Tensor::Gpu(up(&gpu, &data([16, 8, 3, 3], 2))));
+    let check = |what: &str, param: &Param| {
+        let Tensor::Gpu(wt) = &param.value else {
+            unreachable!("uploaded to the GPU")
+        };
         let w = wt.read().unwrap();
-        let got = wgconv::conv2d(&xt, &wt, None, &p).unwrap().read().unwrap();
+        let got = wgconv::conv2d(&xt, wt, None, &p).unwrap().read().unwrap();
         let want = cpu::conv2d(x.view(), w.view(), None, &p).unwrap();
         let bound = ErrorBound::conv2d(x.view(), w.view(), None, &p).unwrap();
         assert_close(what, &got, &want, &bound);
         let s = gpu.pool_stats();
         (s.kept_misses, s.kept_hits, s.kept_buffers)
     };
-    assert_eq!(check("first call"), (1, 0, 1));
+    assert_eq!(check("first call", &param), (1, 0, 1));
     let in_use = gpu.memory_in_use();
     assert!(gpu.pool_stats().kept_bytes > 0 && in_use >= gpu.pool_stats().kept_bytes);
-    assert_eq!(check("same weights"), (1, 1, 1));
+    assert_eq!(check("same weights", &param), (1, 1, 1));
 
-    let mut param = Param::new(Tensor::Gpu(wt.clone()));
     param.grad = Some(Tensor::Gpu(up(&gpu, &data([16, 8, 3, 3], 3))));
     let sgd = Sgd {
         learning_rate: 0.5,
@@ -384,8 +389,8 @@ fn packed_weights_kept(variant: ConvVariant) {
     sgd.step(&Backend::Gpu(gpu.clone()), [&mut param]).unwrap();
     // The old packing is found no more, and the new one takes its place.
     let allocations = gpu.buffer_allocations();
-    assert_eq!(check("after an SGD step in place"), (2, 1, 1));
-    assert_eq!(check("after an SGD step, again"), (2, 2, 1));
+    assert_eq!(check("after an SGD step in place", &param), (2, 1, 1));
+    assert_eq!(check("after an SGD step, again", &param), (2, 2, 1));
     assert_eq!(
         gpu.buffer_allocations(),
         allocations,
@@ -399,5 +404,5 @@ fn packed_weights_kept(variant: ConvVariant) {
     assert_eq!((s.kept_buffers, s.kept_bytes), (0, 0));
     assert_eq!(gpu.memory_in_use(), before - kept);
     // Under a budget nothing is kept, and the answer is still right.
-    assert_eq!(check("under a budget"), (2, 2, 0));
+    assert_eq!(check("under a budget", &param), (2, 2, 0));
 }
