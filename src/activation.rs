@@ -100,11 +100,20 @@ impl Activation {
         }
     }
 
+    /// Whether the output gives the derivative: not for leaky ReLU with a negative (or NaN)
+    /// slope, which does not keep the sign. A slope of 0 is ReLU: the output is positive
+    /// exactly where the input is.
+    pub(crate) fn derivative_from_output(self) -> bool {
+        match self {
+            Activation::LeakyRelu { slope } => slope >= 0.0,
+            _ => true,
+        }
+    }
+
     /// `Err` when the derivative cannot be recovered from the saved tensor.
     pub(crate) fn check_saved(self, op: &'static str, saved: SavedTensor) -> Result<()> {
         if let (Activation::LeakyRelu { slope }, SavedTensor::Output) = (self, saved) {
-            // A slope of 0 is ReLU: the output is positive exactly where the input is.
-            if slope.is_nan() || slope < 0.0 {
+            if !self.derivative_from_output() {
                 return Err(invalid(
                     op,
                     format!(

@@ -139,12 +139,8 @@ impl Layer for Conv2d {
         let output = conv(self.activation)?;
         self.saved = None;
         if training {
-            let from_output = self
-                .activation
-                .check_saved("nn::Conv2d::forward", SavedTensor::Output)
-                .is_ok();
             // The pre-activation costs a second convolution, only where the output will not do.
-            let activation_input = if from_output {
+            let activation_input = if self.activation.derivative_from_output() {
                 (output.clone(), SavedTensor::Output)
             } else {
                 (conv(Activation::None)?, SavedTensor::PreActivation)

@@ -216,6 +216,16 @@ pub(super) fn first_tap(axis: &AxisGeometry, o: usize) -> usize {
     }
 }
 
+/// An upper bound on [`first_tap`] over every window of this axis, without walking them: a
+/// window starting inside the input has its first tap at its start, at most the last window's;
+/// one starting in the padding steps by the dilation to its first tap at or after 0, less than
+/// a dilation past 0.
+pub(super) fn first_tap_bound(axis: &AxisGeometry) -> usize {
+    ((axis.output - 1) * axis.stride)
+        .saturating_sub(axis.pad_before)
+        .max(axis.dilation - 1)
+}
+
 /// True when `i` is a tap of window `o` on this axis.
 pub(super) fn axis_tap(axis: &AxisGeometry, o: usize, i: usize) -> bool {
     let offset = (i + axis.pad_before).checked_sub(o * axis.stride);

@@ -1,6 +1,8 @@
 //! Parameters of 2-D max pooling, the resolved geometry of a call and the rules its indices obey.
 
-use super::axis::{axis_tap, effective_kernel, first_tap, AxisGeometry, MAX_PADDED_EXTENT};
+use super::axis::{
+    axis_tap, effective_kernel, first_tap, first_tap_bound, AxisGeometry, MAX_PADDED_EXTENT,
+};
 use super::checks::{check_element_count, check_no_zero_dim, check_positive_pair};
 use super::layout::Layout;
 use crate::error::{invalid, too_large, Result};
@@ -348,6 +350,14 @@ impl Pool2dGeometry {
     /// the input (then past its data).
     pub(crate) fn first_tap_index(&self, c: usize, oh: usize, ow: usize) -> usize {
         self.flat_index(c, first_tap(&self.h, oh), first_tap(&self.w, ow))
+    }
+
+    /// An upper bound on every index a window returns, in either index style, found without
+    /// walking the windows ([`Self::largest_tapless_index`] walks them for the exact value).
+    pub(crate) fn index_bound(&self) -> u128 {
+        let position = first_tap_bound(&self.h) as u128 * self.w.input as u128
+            + first_tap_bound(&self.w) as u128;
+        position * self.channels as u128 + self.channels as u128
     }
 
     /// The largest index a window with no tap inside the input returns (its

@@ -163,19 +163,18 @@ enum Out {
 /// a file that is not the archive its name promises; two outputs at one path are refused too,
 /// rather than the second silently replacing the first.
 fn check_outputs(args: &RunArgs) -> wgconv::Result<()> {
-    let mut outputs = vec![
-        ("output", &args.f.output),
-        ("grad-input", &args.f.grad_input),
-        ("grad-weight", &args.f.grad_weight),
-        ("grad-bias", &args.f.grad_bias),
-    ];
-    if matches!(args.op, Op::MaxPool2d) {
-        outputs.push(("indices", &args.f.indices));
-    }
-    let outputs: Vec<(&str, &Path)> = outputs
-        .into_iter()
-        .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
-        .collect();
+    let f = &args.f;
+    let outputs: Vec<(&str, &Path)> = [
+        ("output", &f.output),
+        ("grad-input", &f.grad_input),
+        ("grad-weight", &f.grad_weight),
+        ("grad-bias", &f.grad_bias),
+        ("indices", &f.indices),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| args.op.output_flags().contains(flag))
+    .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
+    .collect();
     for (i, &(flag, path)) in outputs.iter().enumerate() {
         if npy::is_npz_source(path) {
             return Err(usage(format!(

@@ -7,6 +7,7 @@ use crate::error::{invalid, Result};
 use crate::gpu::conv2d::packed::Tiling;
 use crate::gpu::conv2d::subgroup::SubgroupWidth;
 use crate::gpu::conv2d::{depthwise as conv2d_depthwise, packed as conv2d_packed, tune as tuning};
+use crate::gpu::plan::variant_env::{variant_from_env, UnknownVariant};
 use crate::gpu::Gpu;
 use crate::params::Conv2dGeometry;
 
@@ -372,9 +373,8 @@ pub fn plan(gpu: &Gpu, pass: ConvPass, g: &Conv2dGeometry) -> Choice {
 struct ConvSettings {
     /// A variant every call must use, overriding the planner (tests, `--variant`).
     forced: Mutex<Option<ConvVariant>>,
-    /// `WGCONV_CONV_VARIANT` when it names no variant: every call is then an `Err` saying so,
-    /// rather than the planner running as if the variable were not set.
-    unknown_env: Option<String>,
+    /// `WGCONV_CONV_VARIANT` when it names no variant.
+    unknown_env: Option<UnknownVariant>,
     /// Set by [`Gpu::enable_tuning`]: the planner then times variants on first use of a shape.
     tuner: Mutex<Option<Arc<tuning::Tuner>>>,
 }
@@ -382,11 +382,10 @@ struct ConvSettings {
 impl Default for ConvSettings {
     /// Read when a `Gpu` first plans a conv2d-family call: `WGCONV_CONV_VARIANT` forces a variant.
     fn default() -> Self {
-        let env = std::env::var(VARIANT_ENV).ok().filter(|v| !v.is_empty());
-        let forced = env.as_deref().and_then(ConvVariant::from_name);
+        let (forced, unknown_env) = variant_from_env(VARIANT_ENV, ConvVariant::from_name);
         Self {
             forced: Mutex::new(forced),
-            unknown_env: env.filter(|_| forced.is_none()),
+            unknown_env,
             tuner: Mutex::new(None),
         }
     }
@@ -396,16 +395,10 @@ impl Default for ConvSettings {
 /// wins over the variable).
 fn check_variant_env(gpu: &Gpu, op: &'static str) -> Result<()> {
     match &gpu.conv_settings().unknown_env {
-        Some(name) if gpu.forced_conv_variant().is_none() => Err(invalid(
+        Some(unknown) if gpu.forced_conv_variant().is_none() => Err(unknown.error(
             op,
-            format!(
-                "{VARIANT_ENV}={name:?} names no conv2d kernel variant (the variants: {})",
-                ConvVariant::ALL
-                    .iter()
-                    .map(|v| v.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            "conv2d kernel variant",
+            ConvVariant::ALL.iter().map(|v| v.name()),
         )),
         _ => Ok(()),
     }

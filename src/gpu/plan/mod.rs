@@ -3,5 +3,6 @@
 
 pub(crate) mod memory;
 mod steps;
+pub(crate) mod variant_env;
 
 pub(crate) use steps::*;

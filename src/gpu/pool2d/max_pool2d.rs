@@ -3,6 +3,7 @@
 use crate::error::{invalid, too_large, Result};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::memory::{self, MemoryEstimate};
+use crate::gpu::plan::variant_env::{variant_from_env, UnknownVariant};
 use crate::gpu::pool2d::split::{self, PoolPass, Split};
 use crate::gpu::runtime::dispatch::DispatchGrid;
 use crate::gpu::runtime::launch::{
@@ -11,7 +12,7 @@ use crate::gpu::runtime::launch::{
 use crate::gpu::runtime::tensor::{Contents, IndexOrigin};
 use crate::gpu::runtime::uniforms::uniform_struct;
 use crate::gpu::{Gpu, GpuTensor};
-use crate::params::{AxisGeometry, IndexStyle, Layout, Pool2dGeometry, Pool2dParams};
+use crate::params::{IndexStyle, Layout, Pool2dGeometry, Pool2dParams};
 
 uniform_struct! {
     /// Mirrors `Pool2dUniforms` in `shaders/pool2d/max_pool2d.wgsl`.
@@ -92,6 +93,9 @@ pub enum PoolVariant {
 }
 
 impl PoolVariant {
+    /// Every variant.
+    pub const ALL: [PoolVariant; 2] = [PoolVariant::PerElement, PoolVariant::Blocked];
+
     /// The name `--pool-variant` and `WGCONV_POOL_VARIANT` take.
     pub fn name(self) -> &'static str {
         match self {
@@ -102,9 +106,7 @@ impl PoolVariant {
 
     /// The variant called `name`, if any.
     pub fn from_name(name: &str) -> Option<Self> {
-        [PoolVariant::PerElement, PoolVariant::Blocked]
-            .into_iter()
-            .find(|v| v.name() == name)
+        Self::ALL.into_iter().find(|v| v.name() == name)
     }
 
     /// The forced variant, else `Blocked` on CPU adapters and `PerElement` elsewhere; for the
@@ -290,14 +292,8 @@ fn forward(
 /// tap's index (PyTorch's rule), which dilation and padding can put past `u32::MAX` on a small
 /// input: refused here rather than wrapped.
 fn check_indices_fit(op: &'static str, g: &Pool2dGeometry) -> Result<()> {
-    // A first tap lies at most at the last window's start, or less than a dilation past 0 for
-    // windows that start in the padding: where even that bound fits, skip the exact walk over
-    // every output row and column.
-    let first_tap_bound = |a: &AxisGeometry| {
-        (((a.output - 1) * a.stride).saturating_sub(a.pad_before)).max(a.dilation - 1) as u128
-    };
-    let position_bound = first_tap_bound(&g.h) * g.w.input as u128 + first_tap_bound(&g.w);
-    if position_bound * g.channels as u128 + g.channels as u128 <= u128::from(u32::MAX) {
+    // Where even the bound fits, skip the exact walk over every output row and column.
+    if g.index_bound() <= u128::from(u32::MAX) {
         return Ok(());
     }
     match g.largest_tapless_index() {
@@ -510,20 +506,17 @@ pub(crate) fn backward_whole(
 struct PoolSettings {
     /// A variant every call must use (tests, `--pool-variant`).
     forced: std::sync::Mutex<Option<PoolVariant>>,
-    /// `WGCONV_POOL_VARIANT` when it names no variant: every call is then an `Err` saying so.
-    unknown_env: Option<String>,
+    /// `WGCONV_POOL_VARIANT` when it names no variant.
+    unknown_env: Option<UnknownVariant>,
 }
 
 impl Default for PoolSettings {
     /// Read when a `Gpu` first plans a pooling call: `WGCONV_POOL_VARIANT` forces a variant.
     fn default() -> Self {
-        let env = std::env::var(POOL_VARIANT_ENV)
-            .ok()
-            .filter(|v| !v.is_empty());
-        let forced = env.as_deref().and_then(PoolVariant::from_name);
+        let (forced, unknown_env) = variant_from_env(POOL_VARIANT_ENV, PoolVariant::from_name);
         Self {
             forced: std::sync::Mutex::new(forced),
-            unknown_env: env.filter(|_| forced.is_none()),
+            unknown_env,
         }
     }
 }
@@ -531,14 +524,10 @@ impl Default for PoolSettings {
 /// `Err` when `WGCONV_POOL_VARIANT` names no variant and no variant is forced in code.
 fn check_pool_variant_env(gpu: &Gpu, op: &'static str) -> Result<()> {
     match &gpu.pool_settings().unknown_env {
-        Some(name) if gpu.forced_pool_variant().is_none() => Err(invalid(
+        Some(unknown) if gpu.forced_pool_variant().is_none() => Err(unknown.error(
             op,
-            format!(
-                "{POOL_VARIANT_ENV}={name:?} names no max-pooling kernel variant (the variants: \
-                 {}, {})",
-                PoolVariant::PerElement.name(),
-                PoolVariant::Blocked.name()
-            ),
+            "max-pooling kernel variant",
+            PoolVariant::ALL.map(PoolVariant::name),
         )),
         _ => Ok(()),
     }
